@@ -1,0 +1,306 @@
+"""Field values, strings and tables: the AMQP 0-9-1 codec below the method level.
+
+Method arguments and content-header properties are encoded by the generated classes in
+``spec.py``; they call the functions here for strings and tables.
+
+Field-table value types follow RabbitMQ (see the errata: the 0-9-1 spec text and RabbitMQ
+disagree, and every client follows RabbitMQ)::
+
+    t bool          b int8     B uint8     s int16     u uint16
+    I int32         i uint32   l int64     f float32   d float64
+    D decimal       S longstr  x byte array (longstr)  A array     T timestamp
+    F table         V void
+
+Python values map as: ``bool`` -> t, ``int`` -> I (or l when it does not fit 32 bits),
+``float`` -> d, ``Decimal`` -> D, ``str`` -> S, ``bytes`` -> x, ``datetime`` -> T,
+``dict`` -> F, ``list``/``tuple`` -> A, ``None`` -> V. Decoding gives back the same Python
+types (all integer codes decode to ``int``, f and d to ``float``). An ``S`` value that is
+not valid UTF-8 decodes to ``bytes`` rather than failing: RabbitMQ treats it as binary.
+
+Decoders take ``(buf, offset)`` and return ``(value, new_offset)``. They raise
+``ValueError`` (or ``struct.error`` / ``IndexError``) on malformed input; the frame layer
+turns those into a 502 SYNTAX_ERROR.
+"""
+
+from __future__ import annotations
+
+import calendar
+import struct
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+FieldValue: TypeAlias = Any
+"""A value that can stand in a field table or array (see the module docstring)."""
+FieldTable: TypeAlias = Mapping[str, FieldValue]
+"""A field table: string keys (short strings) to field values."""
+
+_S_B = struct.Struct(">B")
+_S_b = struct.Struct(">b")
+_S_H = struct.Struct(">H")
+_S_h = struct.Struct(">h")
+_S_I = struct.Struct(">I")
+_S_i = struct.Struct(">i")
+_S_Q = struct.Struct(">Q")
+_S_q = struct.Struct(">q")
+_S_f = struct.Struct(">f")
+_S_d = struct.Struct(">d")
+_S_Bi = struct.Struct(">Bi")
+
+_pack_I = _S_I.pack
+_pack_q = _S_q.pack
+_pack_i = _S_i.pack
+_pack_d = _S_d.pack
+_pack_Q = _S_Q.pack
+
+_EMPTY_TABLE = b"\x00\x00\x00\x00"
+
+
+# -- strings -----------------------------------------------------------------------------
+
+
+def encode_shortstr(value: str) -> bytes:
+    """A short string: one length octet, then at most 255 bytes of UTF-8."""
+    data = value.encode()
+    n = len(data)
+    if n > 255:
+        raise ValueError(f"short string too long ({n} bytes, at most 255)")
+    return bytes((n,)) + data
+
+
+def decode_shortstr(buf: bytes, offset: int) -> tuple[str, int]:
+    n = buf[offset]
+    end = offset + 1 + n
+    if end > len(buf):
+        raise ValueError("truncated short string")
+    return buf[offset + 1 : end].decode(), end
+
+
+def encode_longstr(value: bytes) -> bytes:
+    """A long string: a 32-bit length, then the bytes."""
+    return _pack_I(len(value)) + value
+
+
+def decode_longstr(buf: bytes, offset: int) -> tuple[bytes, int]:
+    (n,) = _S_I.unpack_from(buf, offset)
+    start = offset + 4
+    end = start + n
+    if end > len(buf):
+        raise ValueError("truncated long string")
+    return bytes(buf[start:end]), end
+
+
+# -- field values ------------------------------------------------------------------------
+
+
+def _enc_bool(v: bool) -> bytes:
+    return b"t\x01" if v else b"t\x00"
+
+
+def _enc_int(v: int) -> bytes:
+    if -0x80000000 <= v <= 0x7FFFFFFF:
+        return b"I" + _pack_i(v)
+    if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+        return b"l" + _pack_q(v)
+    raise ValueError(f"integer {v} does not fit a 64-bit signed field")
+
+
+def _enc_float(v: float) -> bytes:
+    return b"d" + _pack_d(v)
+
+
+def _enc_str(v: str) -> bytes:
+    data = v.encode()
+    return b"S" + _pack_I(len(data)) + data
+
+
+def _enc_bytes(v: bytes | bytearray | memoryview) -> bytes:
+    data = bytes(v)
+    return b"x" + _pack_I(len(data)) + data
+
+
+def _enc_decimal(v: Decimal) -> bytes:
+    sign, digits, exponent = v.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"decimal {v} is not finite")
+    value = int("".join(map(str, digits)) or "0")
+    if sign:
+        value = -value
+    scale = -exponent
+    if scale < 0:
+        value *= 10**-scale
+        scale = 0
+    if scale > 255 or not -0x80000000 <= value <= 0x7FFFFFFF:
+        raise ValueError(f"decimal {v} does not fit an AMQP decimal (scale octet, int32)")
+    return b"D" + _S_Bi.pack(scale, value)
+
+
+def _enc_datetime(v: datetime) -> bytes:
+    if v.tzinfo is None:
+        seconds = calendar.timegm(v.timetuple())
+    else:
+        seconds = int(v.timestamp())
+    return b"T" + _pack_Q(seconds)
+
+
+def _enc_table(v: FieldTable) -> bytes:
+    return b"F" + encode_table(v)
+
+
+def _enc_array(v: list[Any] | tuple[Any, ...]) -> bytes:
+    return b"A" + encode_array(v)
+
+
+def _enc_none(v: None) -> bytes:
+    return b"V"
+
+
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    bool: _enc_bool,
+    int: _enc_int,
+    float: _enc_float,
+    str: _enc_str,
+    bytes: _enc_bytes,
+    bytearray: _enc_bytes,
+    memoryview: _enc_bytes,
+    Decimal: _enc_decimal,
+    datetime: _enc_datetime,
+    dict: _enc_table,
+    list: _enc_array,
+    tuple: _enc_array,
+    type(None): _enc_none,
+}
+
+
+def encode_field_value(value: FieldValue) -> bytes:
+    """Type code plus encoded value."""
+    enc = _ENCODERS.get(type(value))
+    if enc is None:
+        # subclasses (IntEnum, OrderedDict, ...) take their base's encoding
+        for base, candidate in _ENCODERS.items():
+            if isinstance(value, base) and base is not type(None):
+                enc = candidate
+                break
+        else:
+            if isinstance(value, Mapping):
+                enc = _enc_table
+            else:
+                raise TypeError(f"cannot encode {type(value).__name__} in a field table")
+    return enc(value)
+
+
+def encode_table(table: FieldTable | None) -> bytes:
+    """A field table with its 32-bit length prefix. ``None`` encodes as an empty table."""
+    if not table:
+        return _EMPTY_TABLE
+    parts = [b""]
+    for key, value in table.items():
+        parts.append(encode_shortstr(key))
+        parts.append(encode_field_value(value))
+    payload = b"".join(parts)
+    return _pack_I(len(payload)) + payload
+
+
+def encode_array(values: list[Any] | tuple[Any, ...]) -> bytes:
+    """A field array with its 32-bit length prefix."""
+    payload = b"".join([encode_field_value(v) for v in values])
+    return _pack_I(len(payload)) + payload
+
+
+def _fixed(s: struct.Struct) -> Callable[[bytes, int], tuple[Any, int]]:
+    size = s.size
+    unpack_from = s.unpack_from
+
+    def dec(buf: bytes, offset: int) -> tuple[Any, int]:
+        return unpack_from(buf, offset)[0], offset + size
+
+    return dec
+
+
+def _dec_bool(buf: bytes, offset: int) -> tuple[bool, int]:
+    return buf[offset] != 0, offset + 1
+
+
+def _dec_decimal(buf: bytes, offset: int) -> tuple[Decimal, int]:
+    scale, value = _S_Bi.unpack_from(buf, offset)
+    return Decimal(value).scaleb(-scale), offset + 5
+
+
+def _dec_longstr_text(buf: bytes, offset: int) -> tuple[str | bytes, int]:
+    data, offset = decode_longstr(buf, offset)
+    try:
+        return data.decode(), offset
+    except UnicodeDecodeError:
+        return data, offset
+
+
+def _dec_timestamp(buf: bytes, offset: int) -> tuple[datetime, int]:
+    (seconds,) = _S_Q.unpack_from(buf, offset)
+    return datetime.fromtimestamp(seconds, UTC), offset + 8
+
+
+def _dec_void(buf: bytes, offset: int) -> tuple[None, int]:
+    return None, offset
+
+
+_DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
+    ord("t"): _dec_bool,
+    ord("b"): _fixed(_S_b),
+    ord("B"): _fixed(_S_B),
+    ord("s"): _fixed(_S_h),
+    ord("u"): _fixed(_S_H),
+    ord("I"): _fixed(_S_i),
+    ord("i"): _fixed(_S_I),
+    ord("l"): _fixed(_S_q),
+    ord("f"): _fixed(_S_f),
+    ord("d"): _fixed(_S_d),
+    ord("D"): _dec_decimal,
+    ord("S"): _dec_longstr_text,
+    ord("x"): decode_longstr,
+    ord("T"): _dec_timestamp,
+    ord("V"): _dec_void,
+}
+
+
+def decode_field_value(buf: bytes, offset: int) -> tuple[FieldValue, int]:
+    code = buf[offset]
+    dec = _DECODERS.get(code)
+    if dec is not None:
+        return dec(buf, offset + 1)
+    if code == 70:  # F
+        return decode_table(buf, offset + 1)
+    if code == 65:  # A
+        return decode_array(buf, offset + 1)
+    raise ValueError(f"unknown field value type {chr(code)!r}")
+
+
+def decode_table(buf: bytes, offset: int) -> tuple[dict[str, FieldValue], int]:
+    (n,) = _S_I.unpack_from(buf, offset)
+    offset += 4
+    end = offset + n
+    if end > len(buf):
+        raise ValueError("truncated field table")
+    table: dict[str, FieldValue] = {}
+    while offset < end:
+        klen = buf[offset]
+        key = buf[offset + 1 : offset + 1 + klen].decode()
+        table[key], offset = decode_field_value(buf, offset + 1 + klen)
+    if offset != end:
+        raise ValueError("field table length does not match its contents")
+    return table, end
+
+
+def decode_array(buf: bytes, offset: int) -> tuple[list[FieldValue], int]:
+    (n,) = _S_I.unpack_from(buf, offset)
+    offset += 4
+    end = offset + n
+    if end > len(buf):
+        raise ValueError("truncated field array")
+    values: list[FieldValue] = []
+    while offset < end:
+        value, offset = decode_field_value(buf, offset)
+        values.append(value)
+    if offset != end:
+        raise ValueError("field array length does not match its contents")
+    return values, end

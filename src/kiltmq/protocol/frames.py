@@ -1,0 +1,189 @@
+"""Frames: the incremental reader and the frame writers.
+
+A frame on the wire is ``type:octet channel:short size:long payload:size frame-end:0xCE``.
+:class:`FrameReader` accepts data split at any byte and returns whole frames as
+``(frame_type, channel, payload)`` tuples; tuples rather than objects because this is the
+broker's hot path. It enforces the negotiated ``frame_max`` (checked as soon as a frame's
+header is seen, so a peer cannot make us buffer a giant frame) and the frame-end octet.
+Violations raise :class:`~kiltmq.protocol.errors.FrameError` (501).
+
+Before any frame a client sends an 8-byte protocol header. :class:`FrameReader` in server
+mode reads it first and reports it through :attr:`FrameReader.protocol_header`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kiltmq.protocol.errors import FrameError
+from kiltmq.protocol.spec import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    BasicProperties,
+    Method,
+)
+
+__all__ = [
+    "FRAME_BODY",
+    "FRAME_HEADER",
+    "FRAME_HEARTBEAT",
+    "FRAME_METHOD",
+    "HEARTBEAT_FRAME",
+    "INITIAL_FRAME_MAX",
+    "FrameReader",
+    "content_frames",
+    "content_header_payload",
+    "encode_frame",
+    "method_frame",
+]
+
+_S_FRAME = struct.Struct(">BHI")
+_S_HEADER = struct.Struct(">HHQ")
+_pack_frame = _S_FRAME.pack
+_unpack_frame = _S_FRAME.unpack_from
+_END = b"\xce"
+
+HEARTBEAT_FRAME = _pack_frame(FRAME_HEARTBEAT, 0, 0) + _END
+"""A heartbeat frame, ready to write."""
+
+INITIAL_FRAME_MAX = 131072
+"""Largest frame accepted before tune settles frame_max (RabbitMQ's default)."""
+
+#: Protocol headers a server accepts: AMQP 0-9-1, and the 0-9 and 0-8 headers that
+#: RabbitMQ also accepts (their framing is the same for what clients use).
+ACCEPTED_PROTOCOL_HEADERS = frozenset(
+    {b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09", b"AMQP\x01\x01\x08\x00"}
+)
+_VALID_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT})
+
+
+class FrameReader:
+    """Incremental frame parser.
+
+    ``feed(data)`` returns the frames completed by ``data`` (possibly none). Once it has
+    raised, the reader is broken: the connection must be closed.
+    """
+
+    __slots__ = ("_buf", "_chunks", "_have", "_max_payload", "_need", "protocol_header")
+
+    def __init__(self, frame_max: int = INITIAL_FRAME_MAX, *, server: bool = False) -> None:
+        self._buf = b""
+        # Large incomplete frames collect here without re-joining on every read.
+        self._chunks: list[bytes] = []
+        self._need = 0
+        self._have = 0
+        self._max_payload = 0
+        self.frame_max = frame_max
+        #: Server mode: the 8-byte protocol header once received (None until then).
+        self.protocol_header: bytes | None = None if server else b""
+
+    @property
+    def frame_max(self) -> int:
+        return self._max_payload + 8
+
+    @frame_max.setter
+    def frame_max(self, value: int) -> None:
+        # frame_max 0 means "no limit" in tune; the frame size field is 32 bits.
+        self._max_payload = (value or 0xFFFFFFFF + 8) - 8
+
+    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            buf = b"".join(self._chunks)
+            self._chunks = []
+        elif self._buf:
+            buf = self._buf + data
+        else:
+            buf = bytes(data)
+        pos = 0
+        if self.protocol_header is None:
+            if len(buf) < 8:
+                self._buf = buf
+                return []
+            self.protocol_header = buf[:8]
+            pos = 8
+        frames: list[tuple[int, int, bytes]] = []
+        append = frames.append
+        n = len(buf)
+        max_payload = self._max_payload
+        while n - pos >= 7:
+            ftype, channel, size = _unpack_frame(buf, pos)
+            if size > max_payload:
+                raise FrameError(
+                    f"frame size {size + 8} exceeds the negotiated frame_max {self.frame_max}"
+                )
+            if ftype not in _VALID_TYPES:
+                raise FrameError(f"unknown frame type {ftype}")
+            end = pos + 7 + size
+            if end >= n:
+                if size > 65536:
+                    self._chunks = [buf[pos:]]
+                    self._have = n - pos
+                    self._need = end + 1 - pos
+                    self._buf = b""
+                    return frames
+                break
+            if buf[end] != FRAME_END:
+                raise FrameError(f"frame end octet is {buf[end]:#04x}, expected 0xce")
+            append((ftype, channel, buf[pos + 7 : end]))
+            pos = end + 1
+        self._buf = buf[pos:] if pos < n else b""
+        return frames
+
+
+def encode_frame(frame_type: int, channel: int, payload: bytes) -> bytes:
+    return _pack_frame(frame_type, channel, len(payload)) + payload + _END
+
+
+def method_frame(channel: int, method: Method) -> bytes:
+    payload = method.encode()
+    return _pack_frame(FRAME_METHOD, channel, len(payload)) + payload + _END
+
+
+def content_header_payload(
+    class_id: int, body_size: int, properties: BasicProperties | bytes | None
+) -> bytes:
+    """Content-header payload. ``properties`` may be already-encoded property bytes (flags
+    and values), as the broker keeps them, so they are sent on without decoding."""
+    if properties is None:
+        raw = b"\x00\x00"
+    elif isinstance(properties, BasicProperties):
+        raw = properties.encode()
+    else:
+        raw = properties
+    return _S_HEADER.pack(class_id, 0, body_size) + raw
+
+
+def content_frames(
+    channel: int, method_payload: bytes, header_payload: bytes, body: bytes, frame_max: int
+) -> bytes:
+    """Method, content-header and body frames for one message, as one bytes object.
+
+    ``method_payload`` and ``header_payload`` are encoded payloads (``method.encode()``,
+    :func:`content_header_payload`); bodies longer than ``frame_max - 8`` are split.
+    """
+    parts = [
+        _pack_frame(FRAME_METHOD, channel, len(method_payload)),
+        method_payload,
+        _END,
+        _pack_frame(FRAME_HEADER, channel, len(header_payload)),
+        header_payload,
+        _END,
+    ]
+    size = len(body)
+    limit = (frame_max or 0xFFFFFFFF + 8) - 8
+    if size <= limit:
+        if size:
+            parts += (_pack_frame(FRAME_BODY, channel, size), body, _END)
+    else:
+        view = memoryview(body)
+        for start in range(0, size, limit):
+            chunk = view[start : start + limit]
+            parts += (_pack_frame(FRAME_BODY, channel, len(chunk)), chunk, _END)
+    return b"".join(parts)
