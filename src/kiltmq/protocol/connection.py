@@ -404,7 +404,7 @@ class Connection:
         events: list[Event] = []
         try:
             frames = self._reader.feed(data)
-            if self.state is ConnectionState.HEADER:
+            if self.state is ConnectionState.HEADER and self.role is Role.SERVER:
                 header = self._reader.protocol_header
                 if header is None:
                     return events
