@@ -1,0 +1,56 @@
+# Developer tasks. Everything runs from the project's own virtualenv in .venv.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install test lint bench demo rabbitmq clean
+
+help:
+	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
+	@echo "make demo      run the demo"
+	@echo "make test      lint, then run the test suite"
+	@echo "make lint      ruff check and mypy --strict"
+	@echo "make bench     run the benchmarks"
+	@echo "make rabbitmq  install (if needed) and start a local RabbitMQ (root, Debian)"
+	@echo "make clean     remove $(VENV) and caches"
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# Install on first use, and again when the project's dependencies change.
+$(STAMP): pyproject.toml
+	$(MAKE) install
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# Runs `kiltmq demo` once that subcommand exists; until then shows the CLI's help.
+demo: $(STAMP)
+	@if $(BIN)/kiltmq demo --help >/dev/null 2>&1; then \
+		$(BIN)/kiltmq demo; \
+	else \
+		$(BIN)/kiltmq --help; \
+	fi
+
+rabbitmq:
+	bash scripts/rabbitmq.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The ``kiltmq`` command line."""

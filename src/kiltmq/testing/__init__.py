@@ -1,0 +1,1 @@
+"""Testing helpers for users of kiltmq (an embedded broker fixture, a fake clock)."""
