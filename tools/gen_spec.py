@@ -270,7 +270,7 @@ def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
     if len(parts) == 1:
         w(f"return {parts[0]}", 2)
     else:
-        w("return b\"\".join((", 2)
+        w('return b"".join((', 2)
         for p in parts:
             w(f"{p},", 3)
         w("))", 2)
@@ -342,14 +342,14 @@ def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> No
     w("def encode(self) -> bytes:", 1)
     w('"""Property flags word(s) followed by the present properties."""', 2)
     w("flags = 0", 2)
-    w("parts: list[bytes] = [b\"\"]", 2)
+    w('parts: list[bytes] = [b""]', 2)
     for i, p in enumerate(props):
         bit = 1 << (15 - i)
         w(f"if self.{p.py} is not None:", 2)
         w(f"flags |= 0x{bit:04X}", 3)
         w(f"parts.append({_prop_encoder(p, structs)})", 3)
     w("parts[0] = _S_H.pack(flags)", 2)
-    w("return b\"\".join(parts)", 2)
+    w('return b"".join(parts)', 2)
     w()
     w("@classmethod", 1)
     w("def decode(cls, buf: bytes, offset: int = 0) -> BasicProperties:", 1)
@@ -389,10 +389,10 @@ def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> No
     w("__hash__ = None  # type: ignore[assignment]", 1)
     w()
     w("def __repr__(self) -> str:", 1)
-    w("args = \", \".join(", 2)
-    w("f\"{n}={getattr(self, n)!r}\" for n in self.FIELDS if getattr(self, n) is not None", 3)
+    w('args = ", ".join(', 2)
+    w('f"{n}={getattr(self, n)!r}" for n in self.FIELDS if getattr(self, n) is not None', 3)
     w(")", 2)
-    w("return f\"BasicProperties({args})\"", 2)
+    w('return f"BasicProperties({args})"', 2)
 
 
 def _prop_encoder(p: Field, structs: dict[str, str]) -> str:
@@ -495,14 +495,15 @@ def generate(xml_path: Path) -> str:
     w("def decode(cls, buf: bytes, offset: int = 4) -> Method:", 1)
     w("raise NotImplementedError", 2)
     w()
-    w("def arguments(self) -> dict[str, Any]:", 1)
+    w("def as_dict(self) -> dict[str, Any]:", 1)
     w('"""The public (non-reserved) arguments as a dict."""', 2)
     w("return {name: getattr(self, name) for name in self.FIELDS}", 2)
     w()
     w("def __eq__(self, other: object) -> bool:", 1)
     w("if type(other) is not type(self):", 2)
     w("return NotImplemented", 3)
-    w("return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)", 2)
+    w("slots: tuple[str, ...] = self.__slots__", 2)
+    w("return all(getattr(self, n) == getattr(other, n) for n in slots)", 2)
     w()
     w("__hash__ = None  # type: ignore[assignment]", 1)
     w()

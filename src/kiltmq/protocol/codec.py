@@ -137,10 +137,7 @@ def _enc_decimal(v: Decimal) -> bytes:
 
 
 def _enc_datetime(v: datetime) -> bytes:
-    if v.tzinfo is None:
-        seconds = calendar.timegm(v.timetuple())
-    else:
-        seconds = int(v.timestamp())
+    seconds = calendar.timegm(v.timetuple()) if v.tzinfo is None else int(v.timestamp())
     return b"T" + _pack_Q(seconds)
 
 

@@ -443,8 +443,9 @@ class Connection:
                     index >> 16,
                     index & 0xFFFF,
                 )
+            peer = "server" if self.role is Role.CLIENT else "client"
             raise CommandInvalid(
-                f"{other.NAME} may not be sent by a {'server' if self.role is Role.CLIENT else 'client'}",
+                f"{other.NAME} may not be sent by a {peer}",
                 other.CLASS_ID,
                 other.METHOD_ID,
             )
@@ -457,9 +458,7 @@ class Connection:
             ) from None
         if channel == 0:
             if cls.CLASS_ID != 10:
-                raise CommandInvalid(
-                    f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID
-                )
+                raise CommandInvalid(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
             self._connection_method_received(method, events)
             return
         if cls.CLASS_ID == 10:
@@ -500,9 +499,7 @@ class Connection:
         name = method.NAME
         if name == "channel.open":
             if state is not None:
-                raise ChannelError(
-                    f"second 'channel.open' seen on channel {channel}", 20, 10
-                )
+                raise ChannelError(f"second 'channel.open' seen on channel {channel}", 20, 10)
             if self.channel_max and channel > self.channel_max:
                 raise NotAllowed(
                     f"channel {channel} exceeds the negotiated channel_max {self.channel_max}",

@@ -168,7 +168,7 @@ def content_frames(
     ``method_payload`` and ``header_payload`` are encoded payloads (``method.encode()``,
     :func:`content_header_payload`); bodies longer than ``frame_max - 8`` are split.
     """
-    parts = [
+    parts: list[bytes | memoryview] = [
         _pack_frame(FRAME_METHOD, channel, len(method_payload)),
         method_payload,
         _END,

@@ -107,14 +107,15 @@ class Method:
     def decode(cls, buf: bytes, offset: int = 4) -> Method:
         raise NotImplementedError
 
-    def arguments(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The public (non-reserved) arguments as a dict."""
         return {name: getattr(self, name) for name in self.FIELDS}
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        slots: tuple[str, ...] = self.__slots__
+        return all(getattr(self, n) == getattr(other, n) for n in slots)
 
     __hash__ = None  # type: ignore[assignment]
 
