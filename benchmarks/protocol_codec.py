@@ -1,0 +1,239 @@
+"""Protocol codec: encode and decode one message's frames, kiltmq's protocol core vs pamqp.
+
+Two scenarios, each a method frame + content header frame + one body frame of 100 bytes:
+
+* ``publish``: basic.publish as a client writes it and a broker reads it;
+* ``deliver``: basic.deliver as a broker writes it and a client reads it.
+
+For each, four measurements (operations per second, one operation = one whole message):
+
+* encode, kiltmq: ``method.encode()`` + :func:`content_header_payload` (properties encoded
+  from a :class:`BasicProperties` each time) + :func:`content_frames` -> wire bytes;
+* encode, pamqp: ``pamqp.frame.marshal`` of the method, ``ContentHeader`` and ``ContentBody``;
+* decode, kiltmq: ``Connection.receive_data`` (frame reader, state machine, content assembly)
+  -> one ``ContentReceived`` event, then ``event.properties()`` so the properties are
+  decoded as pamqp decodes them (also reported without that step: the broker's real path
+  keeps them encoded);
+* decode, pamqp: ``pamqp.frame.unmarshal`` three times (method, header with properties, body).
+
+Both sides encode the same message and both decoders read the same bytes. Run with
+``python -m benchmarks protocol_codec`` (about 20 s); ``KILTMQ_BENCH_SECONDS`` sets the
+time per measurement (default 1.5).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from pamqp import base as pamqp_base
+from pamqp import body as pamqp_body
+from pamqp import commands as pamqp_commands
+from pamqp import frame as pamqp_frame
+from pamqp import header as pamqp_header
+
+from kiltmq.protocol import spec
+from kiltmq.protocol.connection import Connection, ContentReceived, Role
+from kiltmq.protocol.frames import content_frames, content_header_payload
+
+CHANNEL = 1
+FRAME_MAX = 131072
+BODY = bytes(range(100))
+EXCHANGE = "bench.exchange"
+ROUTING_KEY = "bench.routing.key"
+CONSUMER_TAG = "ctag-1.bench"
+CONTENT_TYPE = "application/json"
+HEADERS: dict[str, str | int] = {"x-source": "bench", "x-attempt": 1}
+
+
+def measure(fn: Callable[[], object], seconds: float) -> float:
+    """Operations per second of ``fn``: calibrate a batch size, then time whole batches."""
+    batch = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.05:
+            break
+        batch *= 4
+    total_ops = 0
+    total_time = 0.0
+    while total_time < seconds:
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        total_time += time.perf_counter() - start
+        total_ops += batch
+    return total_ops / total_time
+
+
+# -- kiltmq --------------------------------------------------------------------------------
+
+
+def _opened(role: Role) -> Connection:
+    """A connection of ``role`` through the handshake with channel 1 open, driven by a peer
+    connection in memory."""
+    client = Connection(Role.CLIENT)
+    server = Connection(Role.SERVER)
+
+    def pump(src: Connection, dst: Connection) -> None:
+        for event in dst.receive_data(src.data_to_send()):
+            assert type(event).__name__ != "ProtocolError", event
+
+    client.send_protocol_header()
+    pump(client, server)
+    server.send_method(0, spec.ConnectionStart(0, 9, {}, b"PLAIN", b"en_US"))
+    pump(server, client)
+    client.send_method(0, spec.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest", "en_US"))
+    pump(client, server)
+    server.send_method(0, spec.ConnectionTune(2047, FRAME_MAX, 60))
+    pump(server, client)
+    client.send_method(0, spec.ConnectionTuneOk(2047, FRAME_MAX, 60))
+    client.send_method(0, spec.ConnectionOpen("/"))
+    pump(client, server)
+    server.send_method(0, spec.ConnectionOpenOk())
+    pump(server, client)
+    client.send_method(CHANNEL, spec.ChannelOpen())
+    pump(client, server)
+    server.send_method(CHANNEL, spec.ChannelOpenOk())
+    pump(server, client)
+    return client if role is Role.CLIENT else server
+
+
+def ours_encoder(method: spec.Method) -> Callable[[], bytes]:
+    def encode() -> bytes:
+        props = spec.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, headers=HEADERS)
+        return content_frames(
+            CHANNEL,
+            method.encode(),
+            content_header_payload(60, len(BODY), props),
+            BODY,
+            FRAME_MAX,
+        )
+
+    return encode
+
+
+def ours_decoder(data: bytes, role: Role, properties: bool) -> Callable[[], object]:
+    conn = _opened(role)
+    receive = conn.receive_data
+
+    def decode() -> object:
+        (event,) = receive(data)
+        assert isinstance(event, ContentReceived)
+        return event.properties() if properties else event
+
+    def decode_raw() -> object:
+        (event,) = receive(data)
+        return event
+
+    return decode if properties else decode_raw
+
+
+# -- pamqp ---------------------------------------------------------------------------------
+
+
+def pamqp_encoder(method: pamqp_base.Frame) -> Callable[[], bytes]:
+    marshal = pamqp_frame.marshal
+
+    def encode() -> bytes:
+        props = pamqp_commands.Basic.Properties(
+            content_type=CONTENT_TYPE, delivery_mode=2, headers=dict(HEADERS)
+        )
+        return b"".join(
+            (
+                marshal(method, CHANNEL),
+                marshal(pamqp_header.ContentHeader(0, len(BODY), props), CHANNEL),
+                marshal(pamqp_body.ContentBody(BODY), CHANNEL),
+            )
+        )
+
+    return encode
+
+
+def pamqp_decoder(data: bytes) -> Callable[[], object]:
+    unmarshal = pamqp_frame.unmarshal
+
+    def decode() -> object:
+        offset = 0
+        frames = []
+        for _ in range(3):
+            consumed, _channel, frame = unmarshal(data[offset:])
+            offset += consumed
+            frames.append(frame)
+        return frames
+
+    return decode
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def check_same_wire(ours: bytes, theirs: bytes) -> None:
+    """Both encoders must produce equivalent frames (same bytes, up to the integer type code
+    pamqp picks in the headers table)."""
+    _, _, method = pamqp_frame.unmarshal(ours)
+    _, _, method2 = pamqp_frame.unmarshal(theirs)
+    assert isinstance(method, pamqp_base.Frame) and isinstance(method2, pamqp_base.Frame)
+    assert list(method) == list(method2), (list(method), list(method2))
+    assert len(ours) == len(theirs) + 3, (len(ours), len(theirs))  # 'I' int32 vs 'b' int8
+
+
+def scenario(
+    name: str, ours_method: spec.Method, their_method: pamqp_base.Frame, role: Role, seconds: float
+) -> list[tuple[str, float, float]]:
+    encode_ours = ours_encoder(ours_method)
+    encode_theirs = pamqp_encoder(their_method)
+    wire = encode_ours()
+    check_same_wire(wire, encode_theirs())
+    rows: list[tuple[str, float, float]] = []
+    enc_ours = measure(encode_ours, seconds)
+    enc_theirs = measure(encode_theirs, seconds)
+    rows.append((f"{name}: encode", enc_ours, enc_theirs))
+
+    dec_theirs = measure(pamqp_decoder(wire), seconds)
+    dec_ours = measure(ours_decoder(wire, role, properties=True), seconds)
+    rows.append((f"{name}: decode", dec_ours, dec_theirs))
+    dec_raw = measure(ours_decoder(wire, role, properties=False), seconds)
+    rows.append((f"{name}: decode, properties kept encoded", dec_raw, dec_theirs))
+    return rows
+
+
+def main() -> int:
+    seconds = float(os.environ.get("KILTMQ_BENCH_SECONDS", "1.5"))
+    rows = scenario(
+        "basic.publish + header + 100 B body",
+        spec.BasicPublish(EXCHANGE, ROUTING_KEY),
+        pamqp_commands.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY),
+        Role.SERVER,
+        seconds,
+    )
+    rows += scenario(
+        "basic.deliver + header + 100 B body",
+        spec.BasicDeliver(CONSUMER_TAG, 123456, False, EXCHANGE, ROUTING_KEY),
+        pamqp_commands.Basic.Deliver(
+            consumer_tag=CONSUMER_TAG,
+            delivery_tag=123456,
+            redelivered=False,
+            exchange=EXCHANGE,
+            routing_key=ROUTING_KEY,
+        ),
+        Role.CLIENT,
+        seconds,
+    )
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {seconds:.1f} s per cell")
+    header = f"| {'operation':<50} | {'kiltmq ops/s':>12} | {'pamqp ops/s':>12} | {'ratio':>6} |"
+    print(header)
+    print("|" + "-" * 52 + "|" + "-" * 14 + ":|" + "-" * 13 + ":|" + "-" * 7 + ":|")
+    for op, ours, theirs in rows:
+        print(f"| {op:<50} | {ours:>12,.0f} | {theirs:>12,.0f} | {ours / theirs:>5.1f}x |")
+    worst = min(ours / theirs for op, ours, theirs in rows if "kept encoded" not in op)
+    print(f"lowest ratio (properties decoded on both sides): {worst:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
