@@ -27,7 +27,9 @@ from kiltmq import __version__
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 #: Subcommand name -> module implementing :class:`Subcommand`.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "bench": "kiltmq.cli.bench",
+}
 
 
 class Subcommand(Protocol):

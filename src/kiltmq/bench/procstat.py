@@ -1,0 +1,84 @@
+"""CPU time of processes from /proc (Linux), and finding a broker's process.
+
+A process's CPU time is ``utime + stime`` from ``/proc/<pid>/stat`` (all its threads),
+in clock ticks (usually 10 ms), converted to seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+__all__ = ["cpu_seconds", "find_listener_pid", "find_rabbitmq_pid", "process_name"]
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds used so far by ``pid`` (all threads)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # The command name (field 2) is in parentheses and may contain spaces.
+    fields = data[data.rindex(b")") + 2 :].split()
+    # Fields 14 and 15 of the whole line: utime and stime; here offset by the two removed.
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], parts[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes
+
+
+def find_listener_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` (needs permission to read its /proc fds)."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not wanted:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fd_dir = f"/proc/{name}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") in wanted:
+                    return int(name)
+            except OSError:
+                continue
+    return None
+
+
+def find_rabbitmq_pid(port: int) -> int | None:
+    """RabbitMQ's Erlang VM: the listener on ``port`` if visible, else ``pgrep beam.smp``."""
+    pid = find_listener_pid(port)
+    if pid is not None:
+        return pid
+    try:
+        out = subprocess.run(
+            ["pgrep", "-f", "beam.smp"], capture_output=True, text=True, timeout=5
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return int(out[0]) if len(out) == 1 else None
