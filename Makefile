@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Options of the broker benchmark (`kiltmq bench --help`), e.g. BENCH_ARGS=--quick
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -37,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	KILTMQ_BENCH_ARGS='$(BENCH_ARGS)' $(BIN)/python -m benchmarks
 
 # Runs `kiltmq demo` once that subcommand exists; until then shows the CLI's help.
 demo: $(STAMP)

@@ -18,8 +18,9 @@ limits the measured broker.
   much CPU per delivery (a tuple, a slice, a method object and an event per frame), which
   on a two-core machine would make the generator compete with the broker it measures.
 * Manual acknowledgements are sent as ``basic.ack(multiple=True)`` for the newest
-  delivery tag, at the end of every socket read and at least every ``ack_every``
-  deliveries, as real clients that batch acks do. One consuming channel per connection.
+  delivery tag every ``ack_every`` deliveries (100 by default), and for the rest once no
+  delivery has arrived for :data:`ACK_DELAY` seconds, as real clients that batch acks
+  do. One consuming channel per connection.
 
 Heartbeats are disabled (tune heartbeat 0): benchmark connections live a few seconds.
 """
@@ -59,6 +60,8 @@ _CONTENT_INDEXES = frozenset(i for i, m in METHODS.items() if m.HAS_CONTENT)
 _monotonic_ns = time.monotonic_ns
 
 FRAME_MAX = 131072
+#: Deliveries not yet acknowledged are acknowledged after this many seconds without more.
+ACK_DELAY = 0.002
 CHANNEL_MAX = 2047
 
 
@@ -134,9 +137,10 @@ class BenchClient(asyncio.Protocol):
         # Consumer state, read and written in data_received.
         self.delivered = 0
         self.ack_channel = 0  # 0: no acks (no-ack consumer)
-        self.ack_every = 250
+        self.ack_every = 100
         self._unacked = 0
         self._tag = 0
+        self._flush: asyncio.TimerHandle | None = None
         #: When not None, ``now - sent`` (ns) is appended for every delivery; ``sent`` is
         #: the first 8 bytes of the body, a big-endian ``time.monotonic_ns()``.
         self.latencies: list[int] | None = None
@@ -228,14 +232,20 @@ class BenchClient(asyncio.Protocol):
         self._rest = buf[pos:] if pos < n else b""
         self._left = left
         self._tag = tag
-        if unacked and ack_channel:
-            write(_S_ACK.pack(1, ack_channel, 13, 60, 80, tag, 1, 0xCE))
-            unacked = 0
         self._unacked = unacked
+        if unacked and self._flush is None:
+            # Acknowledge the rest if nothing more arrives soon.
+            self._flush = asyncio.get_running_loop().call_later(ACK_DELAY, self._flush_acks)
         if delivered != before:
             self.delivered = delivered
             if self.on_delivered is not None:
                 self.on_delivered(delivered)
+
+    def _flush_acks(self) -> None:
+        self._flush = None
+        if self._unacked and self.ack_channel and self.transport is not None:
+            self.transport.write(_S_ACK.pack(1, self.ack_channel, 13, 60, 80, self._tag, 1, 0xCE))
+            self._unacked = 0
 
     # -- methods other than deliveries ----------------------------------------------------------
 
@@ -397,7 +407,7 @@ class BenchClient(asyncio.Protocol):
         """Start a consumer; deliveries are counted in :attr:`delivered`."""
         if prefetch:
             await self.call(channel, spec.BasicQos(prefetch_count=prefetch), spec.BasicQosOk)
-        self.ack_every = 0 if no_ack else (ack_every or max(1, prefetch // 4))
+        self.ack_every = 0 if no_ack else (ack_every or min(100, max(1, prefetch // 4)))
         self.ack_channel = 0 if no_ack else channel
         await self.call(
             channel,

@@ -94,7 +94,7 @@ def details(report: Report, markdown: bool = False) -> str:
         "broker cores",
         "broker µs/msg",
         "generator µs/msg",
-        "busiest generator",
+        "producer/consumer cores",
         "published",
         "accounted",
     ]
@@ -108,7 +108,10 @@ def details(report: Report, markdown: bool = False) -> str:
                 _num(r.broker_cores, 2),
                 _num(r.broker_us_per_msg, 1),
                 _num(r.generator_us_per_msg, 1),
-                f"{r.generator_busiest:.0%}",
+                " / ".join(
+                    f"{r.generator_parts.get(p, 0.0) / r.window:.2f}" if r.window else "n/a"
+                    for p in ("producer", "consumer")
+                ),
                 f"{r.published:,}",
                 f"{r.accounted:,}" + ("" if r.accounted_ok else " (!)"),
             ]

@@ -104,6 +104,7 @@ class Result:
     broker_cpu: float | None = None  # CPU seconds in the window
     generator_cpu: float = 0.0
     generator_busiest: float = 0.0  # largest share of one core used by a generator process
+    generator_parts: dict[str, float] = field(default_factory=dict)  # CPU s by process
     published: int = 0  # in the whole run
     expected: int = 0  # deliveries (or queued messages) the published ones should give
     accounted: int = 0  # deliveries (or queued messages) seen at the end
@@ -283,9 +284,11 @@ class _Run:
             max_in_flight=self.options.max_in_flight,
         )
 
-    def _start(self, target: Any) -> BaseProcess:
+    def _start(self, name: str, target: Any) -> BaseProcess:
         receiver, sender = self.ctx.Pipe(duplex=False)
-        process = self.ctx.Process(target=target, args=(self._plan(), self.shared, sender))
+        process = self.ctx.Process(
+            target=target, name=name, args=(self._plan(), self.shared, sender)
+        )
         process.daemon = True
         process.start()
         sender.close()
@@ -379,13 +382,13 @@ class _Run:
         scenario, shared, result, options = self.scenario, self.shared, self.result, self.options
         n = len(self.queues)
         if scenario.consumers:
-            self._start(consumer_main)
+            self._start("consumer", consumer_main)
             await self._wait(
                 "waiting for consumers",
                 lambda: all(shared[Slot.CONSUMER_READY + i] for i in range(n)),
                 30,
             )
-        self._start(producer_main)
+        self._start("producer", producer_main)
         await self._wait("waiting for the producer", lambda: shared[Slot.PRODUCER_READY], 30)
         shared[Slot.GO] = 1
         await asyncio.sleep(options.warmup)
@@ -400,9 +403,14 @@ class _Run:
         result.published_in_window = last.published - first.published
         if first.broker_cpu is not None and last.broker_cpu is not None:
             result.broker_cpu = last.broker_cpu - first.broker_cpu
-        spent = [cpu - first.generator_cpu.get(pid, 0.0) for pid, cpu in last.generator_cpu.items()]
-        result.generator_cpu = sum(spent)
-        result.generator_busiest = max(spent, default=0.0) / result.window
+        spent = {
+            process.name: last.generator_cpu.get(process.pid or 0, 0.0)
+            - first.generator_cpu.get(process.pid or 0, 0.0)
+            for process, _ in self.processes
+        }
+        result.generator_parts = spent
+        result.generator_cpu = sum(spent.values())
+        result.generator_busiest = max(spent.values(), default=0.0) / result.window
         # Everything published must arrive: n deliveries each, or sit in the queue.
         producer = self.processes[-1][0]
         await self._wait("waiting for the producer to finish", lambda: not producer.is_alive(), 30)
