@@ -26,9 +26,9 @@ import contextlib
 import multiprocessing
 import os
 import platform
-import select
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -171,32 +171,33 @@ def _kiltmq_process(options: Options) -> Iterator[Target]:
     cmd = [sys.executable, "-m", "kiltmq.bench._broker_proc", "--port", "0"]
     if options.uvloop:
         cmd.append("--uvloop")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    target = Target("kiltmq", "", proc.pid)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 15
-        while not target.url:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, remaining))
-            line = proc.stdout.readline() if ready else ""
-            if line.startswith("amqp"):
-                target.url = line.strip()
-            elif not line:
-                proc.kill()
-                err = proc.stderr.read() if proc.stderr else ""
-                last = err.strip().splitlines()[-1:] or ["no URL printed within 15 s"]
-                target.error = f"kiltmq broker did not start: {last[0]}"
-                break
-        yield target
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    # Output goes to a file: a pipe nobody reads would block a chatty broker.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        target = Target("kiltmq", "", proc.pid)
+        try:
+            deadline = time.monotonic() + 15
+            while not target.url:
+                log.seek(0)
+                lines = log.read().splitlines()
+                urls = [line.strip() for line in lines if line.startswith("amqp://")]
+                if urls:
+                    target.url = urls[0]
+                elif proc.poll() is not None or time.monotonic() > deadline:
+                    last = lines[-1:] or ["no URL printed within 15 s"]
+                    target.error = f"kiltmq broker did not start: {last[0]}"
+                    break
+                else:
+                    time.sleep(0.02)
+            yield target
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def _local(url: str) -> bool:
