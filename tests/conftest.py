@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,3 +38,37 @@ def rabbitmq_url() -> str:
             pytest.fail(f"CI requires RabbitMQ: {reason}", pytrace=False)
         pytest.skip(reason)
     return url
+
+
+# -- brokers for the client and CLI tests --------------------------------------------------
+
+#: Every client and CLI test runs against each of these (``broker_kind`` fixture).
+BROKER_KINDS = ("rabbitmq", "kiltmq")
+
+
+@pytest.fixture(scope="session")
+def embedded_broker_url() -> Iterator[str]:
+    """URL of an embedded kiltmq broker (``Broker(port=0)`` in a thread) for the session.
+
+    Skipped, with the reason, only while ``kiltmq.broker.Broker`` cannot be imported.
+    """
+    try:
+        from kiltmq.broker import Broker
+    except ImportError as exc:
+        pytest.skip(f"the embedded kiltmq broker is not available yet: {exc}")
+    with Broker(port=0) as broker:
+        yield str(broker.url)
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Which broker a test runs against: "rabbitmq" or "kiltmq" (the embedded one)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def amqp_url(request: pytest.FixtureRequest, broker_kind: str) -> str:
+    """The URL of the broker chosen by ``broker_kind``."""
+    if broker_kind == "rabbitmq":
+        return str(request.getfixturevalue("rabbitmq_url"))
+    return str(request.getfixturevalue("embedded_broker_url"))
