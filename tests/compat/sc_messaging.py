@@ -1,0 +1,501 @@
+"""Scenarios: routing, publishing, acknowledgements, consumers, confirms and transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiltmq.protocol import BasicProperties, ContentReceived, spec
+
+from .rawclient import Context, RawChannel
+from .registry import E, scenario
+
+QueueDeclare = spec.QueueDeclare
+
+
+async def queues_bound(
+    ch: RawChannel, ctx: Context, exchange: str, bindings: dict[str, list[Any]]
+) -> dict[str, str]:
+    """Declare one exclusive queue per binding key list entry name; return name -> queue."""
+    names = {}
+    for label, keys in bindings.items():
+        q = ctx.q(label)
+        names[label] = q
+        await ch.call(QueueDeclare(queue=q, exclusive=True))
+        for key in keys:
+            if isinstance(key, dict):
+                await ch.call(spec.QueueBind(queue=q, exchange=exchange, arguments=key))
+            else:
+                await ch.call(spec.QueueBind(queue=q, exchange=exchange, routing_key=key))
+    return names
+
+
+@scenario(
+    E("drained", queue="a", bodies=["k1", "k2"]), E("drained", queue="b", bodies=["k2", "empty"])
+)
+async def routing_direct(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x = ctx.x("direct")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="direct"))
+    queues = await queues_bound(ch, ctx, x, {"a": ["k1", "k2", "k2"], "b": ["k2", ""]})
+    for key in ("k1", "k2", "k3", "", "K1"):
+        ch.publish(x, key, key or "empty")
+    for q in queues.values():
+        await ch.drain(q)
+    await ch.call(spec.QueueUnbind(queue=queues["a"], exchange=x, routing_key="k2"))
+    ch.publish(x, "k2", "after unbind")
+    for q in queues.values():
+        await ch.drain(q)
+
+
+TOPIC_BINDINGS = {
+    "star-orange-star": ["*.orange.*"],
+    "star-star-rabbit": ["*.*.rabbit"],
+    "lazy-hash": ["lazy.#"],
+    "hash": ["#"],
+    "a-hash-b": ["a.#.b"],
+    "a-star": ["a.*"],
+    "star": ["*"],
+    "exact": ["a.b.c"],
+    "hash-hash": ["#.#"],
+    "empty-words": ["a..b"],
+    "hash-star": ["#.*"],
+    "star-hash-star": ["*.#.*"],
+    "empty": [""],
+}
+TOPIC_KEYS = [
+    "quick.orange.rabbit",
+    "lazy.orange.elephant",
+    "quick.orange.fox",
+    "lazy.brown.fox",
+    "lazy.pink.rabbit",
+    "quick.brown.fox",
+    "orange",
+    "quick.orange.male.rabbit",
+    "lazy.orange.male.rabbit",
+    "lazy",
+    "a.b",
+    "a.x.b",
+    "a.x.y.b",
+    "a..b",
+    "a.b.c",
+    "a",
+    "",
+    ".",
+    "a.",
+    ".a",
+]
+
+
+@scenario(E("drained", queue="a-hash-b", bodies=["a.b", "a.x.b", "a.x.y.b", "a..b"]))
+async def routing_topic(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x = ctx.x("topic")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="topic"))
+    queues = await queues_bound(ch, ctx, x, TOPIC_BINDINGS)
+    for key in TOPIC_KEYS:
+        ch.publish(x, key, key)
+    for q in queues.values():
+        await ch.drain(q)
+
+
+@scenario(E("drained", bodies=["one", "two"]))
+async def routing_fanout(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x = ctx.x("fanout")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="fanout"))
+    queues = await queues_bound(ch, ctx, x, {"a": ["ignored"], "b": [""], "c": ["x", "y"]})
+    ch.publish(x, "one", "one")
+    ch.publish(x, "", "two")
+    for q in queues.values():
+        await ch.drain(q)
+
+
+HEADER_BINDINGS: dict[str, list[Any]] = {
+    "all": [{"x-match": "all", "format": "pdf", "type": "report"}],
+    "any": [{"x-match": "any", "format": "pdf", "type": "log"}],
+    "default-all": [{"format": "pdf", "type": "report"}],
+    "x-ignored": [{"x-match": "all", "format": "pdf", "x-extra": "anything"}],
+    "int-value": [{"x-match": "all", "size": 3}],
+    "empty-all": [{"x-match": "all"}],
+    "empty-any": [{"x-match": "any"}],
+    "void": [{"x-match": "all", "flag": None}],
+}
+HEADER_MESSAGES: list[dict[str, Any]] = [
+    {"format": "pdf", "type": "report"},
+    {"format": "pdf", "type": "log"},
+    {"format": "zip", "type": "log"},
+    {"format": "zip", "type": "report"},
+    {"format": "pdf"},
+    {"format": "pdf", "type": "report", "x-extra": "anything"},
+    {"size": 3},
+    {"size": "3"},
+    {"flag": None},
+    {"flag": "on"},
+    {},
+]
+
+
+@scenario(
+    E("drained", queue="all", bodies=["m0", "m5"]),
+    E("drained", queue="x-ignored", bodies=["m0", "m1", "m4", "m5"]),
+)
+async def routing_headers(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x = ctx.x("headers")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="headers"))
+    queues = await queues_bound(ch, ctx, x, HEADER_BINDINGS)
+    for i, headers in enumerate(HEADER_MESSAGES):
+        ch.publish(x, "ignored", f"m{i}", properties=BasicProperties(headers=headers))
+    ch.publish(x, "", "no headers")
+    for q in queues.values():
+        await ch.drain(q)
+
+
+@scenario(E("channel.close", reply_code=404, class_id=60, method_id=40))
+async def publish_missing_exchange(ctx: Context) -> None:
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    ch.publish(ctx.x("missing"), "k", "lost")
+    await ch.receive()
+    ch = await conn.channel()
+    await ch.call(spec.ExchangeDeclare(exchange="amq.direct", passive=True))
+
+
+@scenario(E("basic.return", reply_code=312, reply_text="NO_ROUTE"))
+async def mandatory_unroutable(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x = ctx.x("x")
+    q = ctx.q("q")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="direct"))
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.QueueBind(queue=q, exchange=x, routing_key="yes"))
+    ch.publish(x, "no", "dropped silently")
+    ch.publish(x, "no", "returned", mandatory=True, headers={"h": 1})
+    ch.publish(x, "yes", "routed", mandatory=True)
+    ch.publish("", ctx.q("absent"), "returned by default exchange", mandatory=True)
+    await ch.receive_n(2)
+    await ch.drain(q)
+
+
+@scenario(E("basic.deliver", delivery_tag=1), E("basic.cancel-ok", consumer_tag="c1"))
+async def consume_and_cancel(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.ConfirmSelect())
+    ch.publish("", q, "before")
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="c1", no_ack=True))
+    ch.publish("amq.direct", "nothing", "unroutable")
+    ch.publish("", q, "during")
+    await ch.receive_n(2)
+    await ch.call(spec.BasicCancel(consumer_tag="c1"))
+    ch.publish("", q, "after")
+    await ch.settle()
+    await ch.call(QueueDeclare(queue=q, passive=True))
+    # Cancelling an unknown tag is not an error.
+    await ch.call(spec.BasicCancel(consumer_tag="unknown"))
+    # A server-generated tag.
+    await ch.call(spec.BasicConsume(queue=q, no_ack=True))
+    await ch.receive()
+
+
+@scenario(E("basic.get-ok", body="props", delivery_tag=1))
+async def properties_round_trip(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    props = BasicProperties(
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"s": "text", "i": -5, "l": 2**40, "b": True, "f": 1.5, "n": {"t": [1, "x"]}},
+        delivery_mode=2,
+        priority=3,
+        correlation_id="corr",
+        reply_to="reply",
+        expiration="60000",
+        message_id="mid",
+        timestamp=1700000000,
+        type="kind",
+        user_id="guest",
+        app_id="app",
+    )
+    ch.publish("", q, "props", properties=props)
+    big = bytes(range(256)) * 1200  # larger than one frame
+    ch.publish("", q, big)
+    ch.publish("", q, b"")
+    reply = await ch.get(q, no_ack=True)
+    assert isinstance(reply, ContentReceived)
+    got = reply.properties()
+    ctx.t.add("check", "properties", {n: getattr(got, n) for n in BasicProperties.FIELDS})
+    reply = await ch.call(spec.BasicGet(queue=q, no_ack=True))
+    ctx.check(isinstance(reply, ContentReceived) and reply.body == big, "big body intact")
+    await ch.get(q, no_ack=True)
+    # user_id must match the connection's user.
+    ch.publish("", q, "forged", properties=BasicProperties(user_id="somebody-else"))
+    await ch.receive()
+
+
+@scenario(E("channel.close", reply_code=406, class_id=60, method_id=80))
+async def ack_unknown_tag(ctx: Context) -> None:
+    ch = await ctx.channel()
+    ch.send(spec.BasicAck(delivery_tag=7))
+    await ch.receive()
+
+
+@scenario(E("channel.close", reply_code=406, class_id=60, method_id=80))
+async def ack_twice(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    ch.publish("", q, "m")
+    await ch.get(q)
+    ch.send(spec.BasicAck(delivery_tag=1))
+    ch.send(spec.BasicAck(delivery_tag=1))
+    await ch.receive()
+
+
+@scenario(E("channel.close", reply_code=406, class_id=60, method_id=80))
+async def ack_multiple(ctx: Context) -> None:
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    for i in range(4):
+        ch.publish("", q, f"m{i}")
+    for _ in range(4):
+        await ch.get(q)
+    ch.send(spec.BasicAck(delivery_tag=2, multiple=True))
+    # Tag 0 with multiple acknowledges everything outstanding.
+    ch.send(spec.BasicAck(delivery_tag=0, multiple=True))
+    await ch.call(spec.BasicRecover(requeue=True))
+    await ch.call(QueueDeclare(queue=q, passive=True))
+    ch.send(spec.BasicAck(delivery_tag=3))
+    await ch.receive()
+
+
+@scenario(
+    E("basic.get-ok", body="m1", redelivered=True, delivery_tag=4),
+    E("channel.close", reply_code=406, class_id=60, method_id=120),
+)
+async def nack_requeue_order(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    for i in range(1, 5):
+        ch.publish("", q, f"m{i}")
+    for _ in range(3):
+        await ch.get(q)
+    # Requeue m1 alone: it goes back to its place at the head.
+    ch.send(spec.BasicNack(delivery_tag=1, requeue=True))
+    await ch.get(q)
+    # Requeue m2 and m3 (tags 2, 3) and drop m1 again (tag 4) ... in one go.
+    ch.send(spec.BasicNack(delivery_tag=3, multiple=True, requeue=True))
+    await ch.get(q)
+    ch.send(spec.BasicNack(delivery_tag=5, requeue=False))
+    await ch.drain(q)
+    ch.send(spec.BasicNack(delivery_tag=99, requeue=True))
+    await ch.receive()
+
+
+@scenario(
+    E("basic.get-ok", body="a", redelivered=True),
+    E("channel.close", reply_code=406, class_id=60, method_id=90),
+)
+async def reject(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    ch.publish("", q, "a")
+    ch.publish("", q, "b")
+    await ch.get(q)
+    ch.send(spec.BasicReject(delivery_tag=1, requeue=True))
+    await ch.get(q)
+    ch.send(spec.BasicReject(delivery_tag=2, requeue=False))
+    await ch.call(QueueDeclare(queue=q, passive=True))
+    ch.send(spec.BasicReject(delivery_tag=2, requeue=False))
+    await ch.receive()
+
+
+@scenario(
+    E("basic.recover-ok"),
+    E("basic.deliver", body="m0", redelivered=True),
+    E("connection.close", reply_code=540),
+)
+async def recover(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    ch.publish("", q, "m0")
+    ch.publish("", q, "m1")
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="c"))
+    await ch.receive_n(2)
+    ch.send(spec.BasicAck(delivery_tag=2))
+    await ch.call(spec.BasicRecover(requeue=True))
+    await ch.receive()
+    await ch.call(spec.BasicRecover(requeue=False))
+    await ch.conn.wait_eof()
+
+
+@scenario(
+    E("queue.declare-ok", message_count=2, consumer_count=2),
+    E("basic.deliver", consumer_tag="second", body="m1"),
+)
+async def qos_prefetch_one_two_consumers(ctx: Context) -> None:
+    conn = await ctx.connect()
+    pub = await conn.channel()
+    q = ctx.q("q")
+    await pub.call(QueueDeclare(queue=q, exclusive=True))
+    await pub.call(spec.ConfirmSelect())
+    chans = []
+    for tag in ("first", "second"):
+        ch = await conn.channel()
+        await ch.call(spec.BasicQos(prefetch_count=1))
+        await ch.call(spec.BasicConsume(queue=q, consumer_tag=tag))
+        chans.append(ch)
+    for i in range(4):
+        pub.publish("", q, f"m{i}")
+    await pub.settle()
+    await pub.call(QueueDeclare(queue=q, passive=True))
+    first, second = chans
+    await first.receive()
+    await second.receive()
+    first.send(spec.BasicAck(delivery_tag=1))
+    await first.receive()
+    await pub.call(QueueDeclare(queue=q, passive=True))
+    second.send(spec.BasicAck(delivery_tag=1))
+    await second.receive()
+    await pub.call(QueueDeclare(queue=q, passive=True))
+
+
+@scenario(E("connection.close", reply_code=530, class_id=60, method_id=20))
+async def consume_duplicate_tag(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="dup"))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="dup"))
+    await ch.conn.wait_eof()
+
+
+@scenario(E("channel.close", reply_code=403, class_id=60, method_id=20))
+async def consume_exclusive_conflicts(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    ch = await conn.channel()
+    await ch.call(QueueDeclare(queue=q))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="plain"))
+    ch2 = await conn.channel()
+    await ch2.call(spec.BasicConsume(queue=q, consumer_tag="excl", exclusive=True))
+    await ch.call(spec.BasicCancel(consumer_tag="plain"))
+    ch2 = await conn.channel()
+    await ch2.call(spec.BasicConsume(queue=q, consumer_tag="excl", exclusive=True))
+    ch3 = await conn.channel()
+    await ch3.call(spec.BasicConsume(queue=q, consumer_tag="late"))
+    # basic.get is not a consumer: allowed beside an exclusive consumer.
+    ch4 = await conn.channel()
+    await ch4.get(q)
+    await ch2.call(spec.QueueDelete(queue=q))
+
+
+@scenario(E("basic.cancel", consumer_tag="watch", no_wait=True))
+async def queue_deleted_under_consumer(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    watcher = await conn.channel()
+    await watcher.call(QueueDeclare(queue=q))
+    await watcher.call(spec.BasicConsume(queue=q, consumer_tag="watch"))
+    admin = await (await ctx.connect("admin")).channel()
+    await admin.call(spec.QueueDelete(queue=q))
+    await watcher.receive()
+    # The channel stays open and the tag is free again.
+    await watcher.call(QueueDeclare(queue=q, exclusive=True))
+    await watcher.call(spec.BasicConsume(queue=q, consumer_tag="watch"))
+
+
+@scenario(E("confirms", acked=[1, 2, 3, 4], nacked=[]), E("basic.return", reply_code=312))
+async def confirms(ctx: Context) -> None:
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.ConfirmSelect())
+    await ch.call(spec.ConfirmSelect())  # again: fine
+    ch.publish("", q, "a")
+    ch.publish("", q, "b")
+    ch.publish("amq.direct", "nowhere", "unroutable")
+    ch.publish("", q, "c")
+    await ch.confirms(4)
+    # Unroutable mandatory: the return comes before the ack.
+    ch.publish("amq.direct", "nowhere", "returned", mandatory=True)
+    await ch.receive()
+    await ch.confirms(5)
+    await ch.call(QueueDeclare(queue=q, passive=True))
+
+
+@scenario(
+    E("queue.declare-ok", queue="q", message_count=0),
+    E("queue.declare-ok", queue="q", message_count=2),
+)
+async def tx_publish_commit_rollback(ctx: Context) -> None:
+    conn = await ctx.connect()
+    tx = await conn.channel()
+    q = ctx.q("q")
+    await tx.call(QueueDeclare(queue=q, exclusive=True))
+    await tx.call(spec.TxSelect())
+    tx.publish("", q, "t1")
+    tx.publish("", q, "t2")
+    await tx.call(QueueDeclare(queue=q, passive=True))
+    await tx.call(spec.TxCommit())
+    await tx.call(QueueDeclare(queue=q, passive=True))
+    tx.publish("", q, "t3")
+    await tx.call(spec.TxRollback())
+    await tx.call(spec.TxCommit())
+    await tx.drain(q)
+    # Commit with nothing to commit, twice.
+    await tx.call(spec.TxCommit())
+    await tx.call(spec.TxCommit())
+
+
+@scenario(E("queue.declare-ok", queue="q", message_count=1))
+async def tx_acks(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    setup = await conn.channel()
+    await setup.call(QueueDeclare(queue=q, exclusive=True))
+    setup.publish("", q, "a")
+    setup.publish("", q, "b")
+    tx = await conn.channel()
+    await tx.call(spec.TxSelect())
+    await tx.get(q)
+    await tx.get(q)
+    tx.send(spec.BasicAck(delivery_tag=1))
+    tx.send(spec.BasicReject(delivery_tag=2, requeue=True))
+    await tx.call(spec.TxRollback())
+    # Nothing happened: both still unacknowledged, none ready.
+    await setup.call(QueueDeclare(queue=q, passive=True))
+    tx.send(spec.BasicAck(delivery_tag=1))
+    tx.send(spec.BasicReject(delivery_tag=2, requeue=True))
+    await setup.call(QueueDeclare(queue=q, passive=True))
+    await tx.call(spec.TxCommit())
+    await setup.call(QueueDeclare(queue=q, passive=True))
+    await tx.close()
+    await setup.call(QueueDeclare(queue=q, passive=True))
+
+
+@scenario(E("channel.close", reply_code=406, class_id=90, method_id=10))
+async def tx_on_confirm_channel(ctx: Context) -> None:
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    await ch.call(spec.ConfirmSelect())
+    await ch.call(spec.TxSelect())
+    ch = await conn.channel()
+    await ch.call(spec.TxCommit())
+    ch = await conn.channel()
+    await ch.call(spec.TxRollback())
+
+
+@scenario(E("channel.close", reply_code=406, class_id=85, method_id=10))
+async def confirm_on_tx_channel(ctx: Context) -> None:
+    ch = await ctx.channel()
+    await ch.call(spec.TxSelect())
+    await ch.call(spec.TxSelect())
+    await ch.call(spec.ConfirmSelect())
