@@ -1,0 +1,142 @@
+"""``python -m kiltstore SERVICE`` (or ``kiltstore SERVICE``): run one service, or the demo.
+
+Every option also reads an environment variable (see :mod:`kiltstore.config`), so a
+service on another machine needs little more than ``AMQP_URL``::
+
+    AMQP_URL=amqp://user:pw@rabbit.example/ python -m kiltstore billing \\
+        --payment-url http://payments.example:8086
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, Settings
+from kiltstore.demo import DEFAULT_AMQP_PORT, run_demo
+from kiltstore.services.base import SERVICES, service_class
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the demo (shared with ``kiltmq demo``)."""
+    parser.add_argument(
+        "--amqp-url",
+        default=None,
+        help="use this broker (e.g. RabbitMQ) instead of the embedded one",
+    )
+    parser.add_argument(
+        "--amqp-port",
+        type=int,
+        default=DEFAULT_AMQP_PORT,
+        help=f"port of the embedded broker (default {DEFAULT_AMQP_PORT}; "
+        "any free port if taken)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("data/kiltstore"))
+    parser.add_argument("--prefix", default="kiltstore", help="exchange and queue name prefix")
+    parser.add_argument("--host", default="127.0.0.1", help="address the pages listen on")
+    parser.add_argument(
+        "--any-ports",
+        action="store_true",
+        help="use any free ports instead of 8080-8086 and 8025",
+    )
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    """Run the demo from parsed :func:`add_demo_arguments` options."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(
+        run_demo(
+            data_dir=args.data_dir,
+            amqp_url=args.amqp_url,
+            prefix=args.prefix,
+            host=args.host,
+            fixed_ports=not args.any_ports,
+            amqp_port=args.amqp_port,
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiltstore", description="MacGrudder's kilt store: run a service, or the demo."
+    )
+    sub = parser.add_subparsers(dest="service", metavar="SERVICE", required=True)
+    demo = sub.add_parser("demo", help="every service and an embedded broker in one process")
+    add_demo_arguments(demo)
+    for name in SERVICES:
+        service = sub.add_parser(name, help=f"run the {name} service")
+        service.add_argument("--amqp-url", help="broker URL (env AMQP_URL)")
+        service.add_argument("--prefix", help="exchange and queue name prefix (KILTSTORE_PREFIX)")
+        service.add_argument("--data-dir", type=Path, help="database folder (KILTSTORE_DATA_DIR)")
+        service.add_argument("--host", help="address to listen on (KILTSTORE_HOST)")
+        service.add_argument(
+            "--port",
+            type=int,
+            help=f"port to listen on (KILTSTORE_PORT; default {DEFAULT_PORTS.get(name, 0)})",
+        )
+        service.add_argument("--crm-url", help="CRM XML-RPC URL (KILTSTORE_CRM_URL)")
+        service.add_argument("--payment-url", help="payment gateway URL (KILTSTORE_PAYMENT_URL)")
+        service.add_argument("--smtp-host", help="SMTP host (KILTSTORE_SMTP_HOST)")
+        service.add_argument(
+            "--smtp-port", type=int, help=f"SMTP port (default {DEFAULT_SMTP_PORT})"
+        )
+        service.add_argument("--webstore-url", help="web store URL for e-mail links")
+        service.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if settings.port == 0 and args.port is None:
+        settings = replace(settings, port=DEFAULT_PORTS.get(args.service, 0))
+    overrides = {
+        "amqp_url": args.amqp_url,
+        "prefix": args.prefix,
+        "data_dir": args.data_dir,
+        "host": args.host,
+        "port": args.port,
+        "crm_url": args.crm_url,
+        "payment_url": args.payment_url,
+        "smtp_host": args.smtp_host,
+        "smtp_port": args.smtp_port,
+        "webstore_url": args.webstore_url,
+    }
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+async def run_service(name: str, settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    service = service_class(name)(settings)
+    try:
+        await service.start()
+        urls = "".join(f"\n  {label}: {url}" for label, url in service.urls.items())
+        print(f"kiltstore {name} running on {settings.amqp_url}{urls}", flush=True)
+        await stop.wait()
+    finally:
+        await service.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.service == "demo":
+        return demo_main(args)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format=f"%(asctime)s {args.service} %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(run_service(args.service, settings_from(args)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

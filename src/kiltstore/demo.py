@@ -1,0 +1,250 @@
+"""The whole store in one process: every service, an SMTP mailbox, and (unless an
+``AMQP_URL`` is given) kiltmq's embedded broker.
+
+:class:`Store` is what the demo and the end-to-end tests run::
+
+    async with Store(data_dir=path, amqp_url=None) as store:   # None: embedded broker
+        store.urls["web store"], store.service("workshop"), ...
+
+Services that other services call directly (payment gateway, CRM, mailbox) start
+first, so their real addresses can be handed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, Settings
+from kiltstore.services.base import SERVICES, Service, service_class
+from kiltstore.topology import DEFAULT_PREFIX
+
+log = logging.getLogger("kiltstore.demo")
+
+DEFAULT_AMQP_PORT = 5673
+
+#: Customers already in the sales rep's CRM when the demo starts on an empty one.
+SEED_CUSTOMERS: tuple[dict[str, str], ...] = (
+    {
+        "first_name": "Jamie",
+        "last_name": "Fraser",
+        "email": "jamie@lallybroch.example",
+        "telephone": "+44 1463 555 0101",
+        "address": "Lallybroch House\nBroch Tuarach\nIV63 6XX\nScotland",
+    },
+    {
+        "first_name": "Flora",
+        "last_name": "MacDonald",
+        "email": "flora@skye.example",
+        "telephone": "+44 1470 555 0199",
+        "address": "Kingsburgh\nIsle of Skye\nIV51 9UT\nUnited Kingdom",
+    },
+)
+
+
+def free_port(host: str, wanted: int) -> int:
+    """``wanted`` if it can be bound on ``host``, else 0 (any free port)."""
+    if wanted == 0:
+        return 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, wanted))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return 0
+            raise
+    return wanted
+
+
+class Store:
+    """Every service of the store, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        amqp_url: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        host: str = "127.0.0.1",
+        fixed_ports: bool = False,
+        amqp_port: int = 0,
+        exclude: frozenset[str] = frozenset(),
+        seed: bool = False,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.data_dir = data_dir
+        self.amqp_url = amqp_url
+        self.prefix = prefix
+        self.host = host
+        self.fixed_ports = fixed_ports
+        self.amqp_port = amqp_port
+        self.exclude = exclude
+        self.seed = seed
+        self.poll_interval = poll_interval
+        self.broker: Any = None
+        self.services: dict[str, Service] = {}
+        self.urls: dict[str, str] = {}
+        self.settings = Settings()
+
+    def _port(self, name: str) -> int:
+        return free_port(self.host, DEFAULT_PORTS[name]) if self.fixed_ports else 0
+
+    def service(self, name: str) -> Any:
+        return self.services[name]
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.amqp_url is None:
+            from kiltmq.broker import Broker
+
+            port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
+            self.broker = Broker(host=self.host, port=port)
+            await self.broker.start()
+            self.amqp_url = str(self.broker.url)
+        self.urls["AMQP broker"] = self.amqp_url
+        smtp_port = free_port(self.host, DEFAULT_SMTP_PORT) if self.fixed_ports else 0
+        settings = Settings(
+            amqp_url=self.amqp_url,
+            prefix=self.prefix,
+            data_dir=self.data_dir,
+            host=self.host,
+            smtp_host=self.host,
+            smtp_port=smtp_port,
+            poll_interval=self.poll_interval,
+        )
+        # Providers first: their addresses go into the others' settings.
+        for name in ("payment-gateway", "crm", "mailbox"):
+            if name in self.exclude:
+                continue
+            await self._start_service(name, replace(settings, port=self._port(name)))
+        if "payment-gateway" in self.services:
+            settings = replace(
+                settings, payment_url=self.services["payment-gateway"].urls["payment gateway"]
+            )
+        if "crm" in self.services:
+            settings = replace(settings, crm_url=self.services["crm"].urls["CRM XML-RPC"])
+            if self.seed:
+                crm: Any = self.services["crm"]
+                if not crm.list_customers():
+                    for customer in SEED_CUSTOMERS:
+                        crm.add_customer(customer)
+        if "mailbox" in self.services:
+            mailbox: Any = self.services["mailbox"]
+            settings = replace(settings, smtp_port=mailbox.smtp_port)
+        webstore_port = self._port("webstore")
+        if webstore_port == 0:
+            # Know the web store's address before the mailer starts (links in e-mails).
+            with socket.socket() as sock:
+                sock.bind((self.host, 0))
+                webstore_port = sock.getsockname()[1]
+        settings = replace(settings, webstore_url=f"http://{self.host}:{webstore_port}")
+        for name in SERVICES:
+            if name in self.services or name in self.exclude:
+                continue
+            port = webstore_port if name == "webstore" else (
+                self._port(name) if name in DEFAULT_PORTS else 0
+            )
+            await self._start_service(name, replace(settings, port=port))
+        self.settings = settings
+
+    async def _start_service(self, name: str, settings: Settings) -> None:
+        service = service_class(name)(settings)
+        self.services[name] = service
+        await service.start()
+        self.urls.update(service.urls)
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.services)):
+            try:
+                await asyncio.wait_for(self.services[name].stop(), 10)
+            except Exception as exc:
+                log.warning("stopping %s: %r", name, exc)
+        self.services.clear()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), 10)
+            self.broker = None
+
+    async def __aenter__(self) -> Store:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+#: The pages a person opens, in the order the demo prints them.
+PAGES = ("web store", "workshop", "CRM", "phone orders", "mailbox", "order board",
+         "payment gateway")
+
+
+def print_urls(store: Store, out: TextIO) -> None:
+    width = max(len(label) for label in store.urls)
+    out.write("\nMacGrudder's kilt store is open.\n\n")
+    for label in (*PAGES, *sorted(set(store.urls) - set(PAGES))):
+        if label in store.urls:
+            out.write(f"  {label:<{width}}  {store.urls[label]}\n")
+    out.write(
+        "\nBuy a kilt in the web store, enter one in the CRM or take one by phone;"
+        "\nfollow it on the order board, finish it in the workshop, read the mail"
+        "\nin the mailbox. Press Ctrl-C to stop.\n\n"
+    )
+    out.flush()
+
+
+async def run_demo(
+    *,
+    data_dir: Path,
+    amqp_url: str | None,
+    prefix: str,
+    host: str,
+    fixed_ports: bool,
+    amqp_port: int,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the store until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Store(
+            data_dir=data_dir,
+            amqp_url=amqp_url,
+            prefix=prefix,
+            host=host,
+            fixed_ports=fixed_ports,
+            amqp_port=amqp_port,
+            seed=True,
+        ) as store:
+            print_urls(store, out)
+            await stop.wait()
+            out.write("Stopping the kilt store...\n")
+            out.flush()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    out.write("Stopped.\n")
+    return 0

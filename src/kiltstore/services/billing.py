@@ -1,0 +1,97 @@
+"""Billing: valid orders are charged through the payment gateway.
+
+An Idempotent Receiver on the ``billing`` queue (``order.valid.*``). For each order it
+asks the gateway to charge the total, with the order id as the idempotency key, then
+stores the answer, the ``order.approved`` or ``order.declined`` event (outbox) and the
+message id in one transaction, and only then acks.
+
+If billing dies after the gateway charged but before the transaction, the message is
+redelivered and the gateway, seeing the same idempotency key, answers with the first
+charge instead of charging again: the customer pays once. A gateway that can't be
+reached is a transient failure: the message is requeued and tried again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import aiohttp
+
+from kiltstore.bus import Apply, Incoming
+from kiltstore.domain import OrderEvent, State
+from kiltstore.services.base import Service, publish_event
+from kiltstore.services.validator import parse_event
+from kiltstore.storage import Transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS charges (
+    order_id     TEXT PRIMARY KEY,
+    charge_id    TEXT NOT NULL,
+    amount_pence INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
+"""
+HTTP_TIMEOUT = 30.0
+
+
+class GatewayError(Exception):
+    """The payment gateway gave no usable answer (try again later)."""
+
+
+class Billing(Service):
+    name: ClassVar[str] = "billing"
+    schema: ClassVar[str] = SCHEMA
+
+    async def setup(self) -> None:
+        self.session = aiohttp.ClientSession()
+        # One order at a time: a crash leaves at most one charge in doubt.
+        self.the_bus.consume("billing", self.db, self.handle, prefetch=1)
+
+    async def charge(self, event: OrderEvent) -> dict[str, Any]:
+        order = event.order
+        payload = {
+            "idempotency_key": order.order_id,
+            "amount_pence": order.total_pence,
+            "card_number": order.payment.card_number,
+            "description": f"MacGrudder's Kilts order {order.order_id}",
+        }
+        try:
+            async with self.session.post(
+                self.settings.payment_url.rstrip("/") + "/charges",
+                json=payload,
+                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
+            ) as response:
+                if response.status != 200:
+                    raise GatewayError(f"gateway answered HTTP {response.status}")
+                answer: dict[str, Any] = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GatewayError(f"gateway unreachable: {exc!r}") from exc
+        if answer.get("status") not in ("approved", "declined"):
+            raise GatewayError(f"gateway gave an unknown answer: {answer!r}")
+        return answer
+
+    async def handle(self, incoming: Incoming) -> Apply:
+        event = parse_event(incoming)
+        answer = await self.charge(event)
+        if answer["status"] == "approved":
+            outcome = event.then(State.APPROVED, detail={"charge_id": answer["charge_id"]})
+        else:
+            outcome = event.then(
+                State.DECLINED,
+                reasons=(f"payment declined: {answer['reason']}",),
+                detail={"charge_id": answer["charge_id"]},
+            )
+
+        def apply(tx: Transaction) -> None:
+            tx.execute(
+                "INSERT INTO charges VALUES (?, ?, ?, ?, ?)",
+                (event.order_id, answer["charge_id"], event.order.total_pence,
+                 answer["status"], answer.get("reason", "")),
+            )
+            publish_event(tx, outcome)
+
+        return apply
+
+    async def stopped(self) -> None:
+        await self.session.close()

@@ -1,0 +1,188 @@
+"""The order board: every order's journey through the store, as it happens.
+
+A Wire Tap on the ``orders`` exchange (``order.#``) and the invalid-message channel,
+keeping each event in its own database (a Message Store) and pushing it live to the
+board page. ``GET /orders.json`` gives the journeys as data.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from kiltstore.bus import Apply, Incoming
+from kiltstore.domain import OrderEvent, State, format_pence
+from kiltstore.services.base import Service
+from kiltstore.storage import Transaction
+from kiltstore.topology import INVALID
+from kiltstore.web import EventHub, render, render_string
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    message_id TEXT PRIMARY KEY,
+    order_id   TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    customer   TEXT NOT NULL,
+    total      TEXT NOT NULL,
+    note       TEXT NOT NULL,
+    seq        REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS untranslatable (
+    message_id TEXT PRIMARY KEY,
+    source     TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    seq        REAL NOT NULL
+);
+"""
+
+#: Columns of the board: the stages an order passes, and the states that end each.
+STAGES: tuple[tuple[str, tuple[State, ...]], ...] = (
+    ("Received", (State.RECEIVED,)),
+    ("Validated", (State.VALID, State.INVALID)),
+    ("Paid", (State.APPROVED, State.DECLINED)),
+    ("Made", (State.FINISHED,)),
+    ("Shipped", (State.SHIPPED,)),
+)
+
+
+def _note(event: OrderEvent) -> str:
+    if event.reasons:
+        return "; ".join(event.reasons)
+    if "tracking" in event.detail:
+        return f"{event.detail.get('carrier', '')} {event.detail['tracking']}".strip()
+    if "charge_id" in event.detail and event.state is State.APPROVED:
+        return f"charge {event.detail['charge_id']}"
+    return ""
+
+
+class Board(Service):
+    name: ClassVar[str] = "board"
+    schema: ClassVar[str] = SCHEMA
+    site_label: ClassVar[str] = "order board"
+
+    async def setup(self) -> None:
+        self.hub = EventHub()
+        self.the_bus.consume("board", self.db, self.handle, prefetch=self.settings.prefetch)
+        self.the_bus.on_handled.append(lambda _queue, _msg: self.hub.publish("board", {}))
+        assert self.app is not None
+        self.app.router.add_get("/", self.page)
+        self.app.router.add_get("/journeys", self.fragment)
+        self.app.router.add_get("/orders.json", self.orders_json)
+        self.app.router.add_get("/events", self.hub.stream)
+
+    async def handle(self, incoming: Incoming) -> Apply:
+        seq = time.time()
+        if incoming.exchange == self.topology.exchange(INVALID):
+
+            def untranslatable(tx: Transaction) -> None:
+                tx.execute(
+                    "INSERT OR IGNORE INTO untranslatable VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        incoming.message_id,
+                        str(incoming.headers.get("x-source", "?")),
+                        incoming.type,
+                        str(incoming.headers.get("x-invalid-reason", "?")),
+                        incoming.body[:2000].decode("utf-8", "replace"),
+                        seq,
+                    ),
+                )
+
+            return untranslatable
+        try:
+            event = OrderEvent.from_json(incoming.body)
+        except ValueError as exc:
+            reason = f"unreadable order event: {exc}"
+
+            def unreadable(tx: Transaction) -> None:
+                tx.execute(
+                    "INSERT OR IGNORE INTO untranslatable VALUES (?, ?, ?, ?, ?, ?)",
+                    (incoming.message_id, incoming.routing_key, incoming.type, reason,
+                     incoming.body[:2000].decode("utf-8", "replace"), seq),
+                )
+
+            return unreadable
+
+        def record(tx: Transaction) -> None:
+            tx.execute(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incoming.message_id,
+                    event.order_id,
+                    str(event.order.source),
+                    str(event.state),
+                    event.at,
+                    event.order.customer.name,
+                    format_pence(event.order.total_pence),
+                    _note(event),
+                    seq,
+                ),
+            )
+
+        return record
+
+    def journeys(self) -> list[dict[str, Any]]:
+        """One entry per order, newest first: its events by state, and its latest state."""
+        orders: dict[str, dict[str, Any]] = {}
+        for row in self.db.query("SELECT * FROM events ORDER BY seq"):
+            journey = orders.setdefault(
+                row["order_id"],
+                {
+                    "order_id": row["order_id"],
+                    "source": row["source"],
+                    "customer": row["customer"],
+                    "total": row["total"],
+                    "events": {},
+                    "first_seq": row["seq"],
+                },
+            )
+            journey["events"][row["state"]] = {"at": row["at"], "note": row["note"]}
+            journey["latest"] = row["state"]
+        result = sorted(orders.values(), key=lambda j: j["first_seq"], reverse=True)
+        for journey in result:
+            journey["stages"] = [
+                next(
+                    (
+                        {"state": str(state), **journey["events"][str(state)]}
+                        for state in states
+                        if str(state) in journey["events"]
+                    ),
+                    None,
+                )
+                for _label, states in STAGES
+            ]
+        return result
+
+    def untranslatable(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query("SELECT * FROM untranslatable ORDER BY seq DESC")]
+
+    def _context(self) -> dict[str, Any]:
+        return {
+            "journeys": self.journeys(),
+            "untranslatable": self.untranslatable(),
+            "stages": [label for label, _ in STAGES],
+        }
+
+    async def page(self, request: web.Request) -> web.Response:
+        return render("board.html", **self._context())
+
+    async def fragment(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=render_string("board_journeys.html", **self._context()), content_type="text/html"
+        )
+
+    async def orders_json(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "orders": [
+                    {key: j[key] for key in ("order_id", "source", "customer", "events", "latest")}
+                    for j in self.journeys()
+                ],
+                "untranslatable": self.untranslatable(),
+            }
+        )

@@ -1,0 +1,105 @@
+"""The demo's mailbox: an SMTP server (aiosmtpd) and a page showing what it received.
+
+It stands in for the customers' mail providers. Mail is kept in its database, once
+per ``Message-ID`` (a resent duplicate is dropped, as mail systems do), and the page
+updates live as mail arrives. ``GET /mails.json?to=ADDRESS`` lists mail for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import time
+from typing import Any, ClassVar
+
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from kiltstore.services.base import Service
+from kiltstore.web import EventHub, bind_socket, render, render_string
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mails (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id  TEXT UNIQUE,
+    mail_from   TEXT NOT NULL,
+    rcpt        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+
+
+class Mailbox(Service):
+    name: ClassVar[str] = "mailbox"
+    schema: ClassVar[str] = SCHEMA
+    uses_bus: ClassVar[bool] = False
+    site_label: ClassVar[str] = "mailbox"
+
+    async def setup(self) -> None:
+        self.hub = EventHub()
+        assert self.app is not None
+        self.app.router.add_get("/", self.page)
+        self.app.router.add_get("/mails", self.mails_fragment)
+        self.app.router.add_get("/mails.json", self.mails_json)
+        self.app.router.add_get("/events", self.hub.stream)
+        loop = asyncio.get_running_loop()
+        sock = bind_socket(self.settings.smtp_host, self.settings.smtp_port)
+        self.smtp_port = sock.getsockname()[1]
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="mailbox.kiltstore", loop=loop), sock=sock
+        )
+
+    async def started(self) -> None:
+        self.urls["SMTP"] = f"smtp://{self.settings.smtp_host}:{self.smtp_port}"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """aiosmtpd's hook: one message received."""
+        raw = envelope.original_content or envelope.content or b""
+        data = raw if isinstance(raw, bytes) else raw.encode()
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT OR IGNORE INTO mails (message_id, mail_from, rcpt, subject, body,"
+                " order_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(message.get("Message-ID", "")) or None,
+                    str(envelope.mail_from or ""),
+                    ", ".join(envelope.rcpt_tos),
+                    str(message.get("Subject", "")),
+                    text,
+                    str(message.get("X-Kiltstore-Order", "")),
+                    time.time(),
+                ),
+            )
+        self.hub.publish("mail", {"to": envelope.rcpt_tos})
+        return "250 Message accepted for delivery"
+
+    def mails(self, to: str = "") -> list[dict[str, Any]]:
+        if to:
+            rows = self.db.query(
+                "SELECT * FROM mails WHERE rcpt LIKE ? ORDER BY id DESC", (f"%{to}%",)
+            )
+        else:
+            rows = self.db.query("SELECT * FROM mails ORDER BY id DESC LIMIT 200")
+        return [dict(row) for row in rows]
+
+    async def page(self, request: web.Request) -> web.Response:
+        return render("mailbox.html", mails=self.mails())
+
+    async def mails_fragment(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=render_string("mailbox_mails.html", mails=self.mails()), content_type="text/html"
+        )
+
+    async def mails_json(self, request: web.Request) -> web.Response:
+        return web.json_response({"mails": self.mails(request.query.get("to", ""))})
+
+    async def stopped(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()

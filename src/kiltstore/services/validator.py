@@ -1,0 +1,43 @@
+"""Validation as a Content-Based Router: ``order.received`` in, ``order.valid`` or
+``order.invalid`` (with the reasons, for the customer) out."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from kiltstore.bus import Apply, Incoming, PoisonMessage
+from kiltstore.domain import OrderEvent, State
+from kiltstore.services.base import Service, publish_event
+from kiltstore.storage import Transaction
+from kiltstore.validation import validate
+
+
+def parse_event(incoming: Incoming) -> OrderEvent:
+    """The order event in ``incoming``; a body that isn't one is a poison message."""
+    try:
+        return OrderEvent.from_json(incoming.body)
+    except ValueError as exc:
+        raise PoisonMessage(str(exc)) from exc
+
+
+def route(event: OrderEvent) -> OrderEvent:
+    """The next event: valid, or invalid with every problem found."""
+    problems = validate(event.order)
+    if problems:
+        return event.then(State.INVALID, reasons=tuple(problems))
+    return event.then(State.VALID)
+
+
+class Validator(Service):
+    name: ClassVar[str] = "validator"
+
+    async def setup(self) -> None:
+        self.the_bus.consume("validator", self.db, self.handle, prefetch=self.settings.prefetch)
+
+    async def handle(self, incoming: Incoming) -> Apply:
+        routed = route(parse_event(incoming))
+
+        def apply(tx: Transaction) -> None:
+            publish_event(tx, routed)
+
+        return apply

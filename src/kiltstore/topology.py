@@ -1,0 +1,251 @@
+"""Every exchange, queue and binding of the kilt store, in one place.
+
+Names carry a prefix (``KILTSTORE_PREFIX``, default ``kiltstore``) so that several
+stores, or test runs, can share one broker without seeing each other's messages.
+
+Order events travel on the ``orders`` topic exchange with routing key
+``order.<state>.<source>`` (see :class:`kiltstore.domain.OrderEvent`), so a service
+subscribes to a state (``order.approved.*``), a source (``order.*.web``) or all
+(``order.#``). Raw orders from the three sources enter on the ``intake`` direct
+exchange with the source as routing key.
+
+Every work queue is durable and dead-letters to ``dead-letters``: a message a
+consumer rejects for good (a poison message) is kept there, not lost.
+
+:func:`declare` declares it all through kiltmq's client; :func:`mermaid` draws it
+(docs/kiltstore.md embeds its output, and a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import kiltmq
+
+DEFAULT_PREFIX = "kiltstore"
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    key: str  # short name, without the prefix
+    type: str
+    pattern: str  # the Enterprise Integration Pattern this channel plays
+    description: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    key: str
+    bindings: tuple[tuple[str, str], ...]  # (exchange key, routing key)
+    consumer: str  # the service that reads it ("" if kept for people to inspect)
+    pattern: str
+    description: str
+    dead_letter: bool = True  # dead-letter rejected messages to ``dead-letters``
+
+
+@dataclass(frozen=True)
+class PublisherSpec:
+    service: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+    pattern: str
+
+
+INTAKE = "intake"
+ORDERS = "orders"
+INVALID = "invalid-messages"
+DEAD_LETTERS = "dead-letters"
+
+EXCHANGES: tuple[ExchangeSpec, ...] = (
+    ExchangeSpec(
+        INTAKE,
+        "direct",
+        "Datatype Channel (one routing key per source format)",
+        "raw orders from the three sources, each in its own format",
+    ),
+    ExchangeSpec(
+        ORDERS,
+        "topic",
+        "Publish-Subscribe Channel of the Canonical Data Model",
+        "order events order.<state>.<source>, carrying the canonical order",
+    ),
+    ExchangeSpec(
+        INVALID,
+        "fanout",
+        "Invalid Message Channel",
+        "raw messages no translator can read, with the reason in a header",
+    ),
+    ExchangeSpec(
+        DEAD_LETTERS,
+        "fanout",
+        "Dead Letter Channel",
+        "messages a consumer rejected for good (poison messages)",
+    ),
+)
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec(
+        "normalizer",
+        ((INTAKE, "web"), (INTAKE, "crm"), (INTAKE, "phone")),
+        "normalizer",
+        "Normalizer (one Message Translator per source)",
+        "translates each source's format to the canonical order",
+    ),
+    QueueSpec(
+        "validator",
+        ((ORDERS, "order.received.*"),),
+        "validator",
+        "Content-Based Router (validation)",
+        "routes each order to order.valid or order.invalid",
+    ),
+    QueueSpec(
+        "billing",
+        ((ORDERS, "order.valid.*"),),
+        "billing",
+        "Idempotent Receiver + Channel Adapter to the payment gateway",
+        "charges valid orders; approved or declined",
+    ),
+    QueueSpec(
+        "workshop",
+        ((ORDERS, "order.approved.*"),),
+        "workshop",
+        "Point-to-Point Channel to a Message Endpoint (the workshop page)",
+        "approved orders for MacGrudder to make",
+    ),
+    QueueSpec(
+        "shipping",
+        ((ORDERS, "order.finished.*"),),
+        "shipping",
+        "Publish-Subscribe subscriber, Idempotent Receiver",
+        "records a shipment and a label per finished kilt",
+    ),
+    QueueSpec(
+        "mailer",
+        (
+            (ORDERS, "order.invalid.*"),
+            (ORDERS, "order.declined.*"),
+            (ORDERS, "order.approved.*"),
+            (ORDERS, "order.finished.*"),
+            (ORDERS, "order.shipped.*"),
+        ),
+        "mailer",
+        "Publish-Subscribe subscriber, Channel Adapter to SMTP",
+        "e-mails the customer at each change they care about",
+    ),
+    QueueSpec(
+        "webstore-status",
+        ((ORDERS, "order.*.web"),),
+        "webstore",
+        "Publish-Subscribe subscriber (Selective Consumer by source)",
+        "status of web orders, pushed live to the order status page",
+    ),
+    QueueSpec(
+        "board",
+        ((ORDERS, "order.#"), (INVALID, "")),
+        "board",
+        "Wire Tap / Message Store",
+        "every event of every order, for the order board",
+        dead_letter=False,
+    ),
+    QueueSpec(
+        "invalid-messages",
+        ((INVALID, ""),),
+        "",
+        "Invalid Message Channel (kept for people to inspect)",
+        "untranslatable raw messages",
+        dead_letter=False,
+    ),
+    QueueSpec(
+        "dead-letters",
+        ((DEAD_LETTERS, ""),),
+        "",
+        "Dead Letter Channel (kept for people to inspect)",
+        "poison messages",
+        dead_letter=False,
+    ),
+)
+
+PUBLISHERS: tuple[PublisherSpec, ...] = (
+    PublisherSpec("webstore", INTAKE, ("web",), "Message Endpoint"),
+    PublisherSpec("crm-adapter", INTAKE, ("crm",), "Channel Adapter (polls the CRM over XML-RPC)"),
+    PublisherSpec("phone", INTAKE, ("phone",), "Message Endpoint"),
+    PublisherSpec("normalizer", ORDERS, ("order.received.*",), "Normalizer"),
+    PublisherSpec("normalizer", INVALID, ("",), "Invalid Message Channel"),
+    PublisherSpec(
+        "validator", ORDERS, ("order.valid.*", "order.invalid.*"), "Content-Based Router"
+    ),
+    PublisherSpec("billing", ORDERS, ("order.approved.*", "order.declined.*"), "Message Endpoint"),
+    PublisherSpec("workshop", ORDERS, ("order.finished.*",), "Message Endpoint (the button)"),
+    PublisherSpec("shipping", ORDERS, ("order.shipped.*",), "Message Endpoint"),
+)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The store's names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+    exchanges: tuple[ExchangeSpec, ...] = field(default=EXCHANGES)
+    queues: tuple[QueueSpec, ...] = field(default=QUEUES)
+
+    def exchange(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+    def queue(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+    def queue_arguments(self, spec: QueueSpec) -> dict[str, Any]:
+        if spec.dead_letter:
+            return {"x-dead-letter-exchange": self.exchange(DEAD_LETTERS)}
+        return {}
+
+    async def declare(self, channel: kiltmq.Channel) -> None:
+        """Declare every exchange, queue and binding (idempotent: safe to repeat)."""
+        for exchange in self.exchanges:
+            await channel.exchange_declare(
+                self.exchange(exchange.key), exchange.type, durable=True
+            )
+        for queue in self.queues:
+            await channel.queue_declare(
+                self.queue(queue.key), durable=True, arguments=self.queue_arguments(queue)
+            )
+            for exchange_key, routing_key in queue.bindings:
+                await channel.queue_bind(
+                    self.queue(queue.key), self.exchange(exchange_key), routing_key
+                )
+
+
+def _node(name: str) -> str:
+    return name.replace("-", "_").replace(".", "_")
+
+
+def mermaid() -> str:
+    """The topology as a Mermaid flowchart (without the prefix)."""
+    out = ["flowchart LR"]
+    services = sorted(
+        {p.service for p in PUBLISHERS} | {q.consumer for q in QUEUES if q.consumer}
+    )
+    for service in services:
+        out.append(f'    svc_{_node(service)}(["{service}"])')
+    for ex in EXCHANGES:
+        label = f"{ex.key}<br/>{ex.type}<br/><i>{ex.pattern}</i>"
+        out.append(f'    ex_{_node(ex.key)}{{{{"{label}"}}}}')
+    for q in QUEUES:
+        out.append(f'    q_{_node(q.key)}[["{q.key}<br/><i>{q.pattern}</i>"]]')
+    for p in PUBLISHERS:
+        keys = ", ".join(k or "(fanout)" for k in p.routing_keys)
+        out.append(f'    svc_{_node(p.service)} -- "{keys}" --> ex_{_node(p.exchange)}')
+    for q in QUEUES:
+        for exchange_key, routing_key in q.bindings:
+            label = routing_key or "(all)"
+            out.append(f'    ex_{_node(exchange_key)} -- "{label}" --> q_{_node(q.key)}')
+        if q.consumer:
+            out.append(f"    q_{_node(q.key)} --> svc_{_node(q.consumer)}")
+        if q.dead_letter:
+            out.append(f"    q_{_node(q.key)} -. rejected .-> ex_{_node(DEAD_LETTERS)}")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(mermaid(), end="")

@@ -1,0 +1,123 @@
+"""Helpers for the store's aiohttp pages: templates, live updates, starting a site.
+
+Live updates use Server-Sent Events: a page opens ``EventSource(url)`` and the
+service calls :meth:`EventHub.publish` whenever something the page shows changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, TARTANS, format_pence
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("kiltstore", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+_env.filters["pence"] = format_pence
+_env.globals.update(TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES)
+
+SSE_PING = 15.0
+
+
+def render(template: str, *, http_status: int = 200, **context: Any) -> web.Response:
+    html = _env.get_template(template).render(**context)
+    return web.Response(text=html, status=http_status, content_type="text/html")
+
+
+def render_string(template: str, **context: Any) -> str:
+    return _env.get_template(template).render(**context)
+
+
+class EventHub:
+    """Fan-out of live events to every open Server-Sent Events stream."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[tuple[str, str]]] = set()
+
+    def publish(self, event: str, data: Any) -> None:
+        payload = json.dumps(data)
+        for queue in self._queues:
+            queue.put_nowait((event, payload))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[tuple[str, str]]]:
+        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """An aiohttp handler: the SSE stream of this hub."""
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 1000\n\n")
+        async with self.subscribe() as queue:
+            while True:
+                try:
+                    event, payload = await asyncio.wait_for(queue.get(), SSE_PING)
+                except TimeoutError:
+                    await response.write(b": ping\n\n")
+                    continue
+                await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+
+
+def static_routes(app: web.Application) -> None:
+    from importlib.resources import files
+
+    app.router.add_static("/static", str(files("kiltstore") / "static"))
+
+
+class Site:
+    """A running aiohttp application on host:port (0 = any free port)."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        static_routes(self.app)
+        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        sock = bind_socket(self.host, self.port)
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        self.port = sock.getsockname()[1]
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
