@@ -28,6 +28,7 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 #: Subcommand name -> module implementing :class:`Subcommand`.
 SUBCOMMANDS: dict[str, str] = {
+    "broker": "kiltmq.cli.broker",
     "bench": "kiltmq.cli.bench",
 }
 

@@ -1,0 +1,125 @@
+"""Users, password hashes and per-vhost permissions.
+
+Password hashes use RabbitMQ's ``rabbit_password_hashing_sha256`` scheme, so hashes from a
+RabbitMQ definitions export work here and the other way round: a random 4-byte salt, then
+``base64(salt + sha256(salt + utf8(password)))``.
+
+Permissions follow RabbitMQ: per user and vhost, three regular expressions (configure,
+write, read) matched (unanchored, ``re.search``) against the resource name. The empty
+string means "nothing" (RabbitMQ treats it as ``^$``). The default exchange is checked
+under the name ``amq.default``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AuthDB",
+    "Permission",
+    "User",
+    "check_password",
+    "hash_password",
+]
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ-compatible salted SHA-256 hash of ``password`` (base64 text)."""
+    if salt is None:
+        salt = os.urandom(4)
+    digest = hashlib.sha256(salt + password.encode()).digest()
+    return base64.b64encode(salt + digest).decode("ascii")
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    """Whether ``password`` matches a hash made by :func:`hash_password`."""
+    try:
+        raw = base64.b64decode(password_hash.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return False
+    if len(raw) != 4 + 32:
+        return False
+    salt, digest = raw[:4], raw[4:]
+    return hmac.compare_digest(hashlib.sha256(salt + password.encode()).digest(), digest)
+
+
+@dataclass(slots=True)
+class User:
+    """A user account. ``password_hash`` None means the user cannot log in with a password."""
+
+    name: str
+    password_hash: str | None
+    tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def with_password(cls, name: str, password: str, tags: Iterable[str] = ()) -> User:
+        return cls(name, hash_password(password), frozenset(tags))
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern if pattern else "^$")
+
+
+@dataclass(slots=True)
+class Permission:
+    """The configure, write and read regexes of one user in one vhost."""
+
+    configure: str = ".*"
+    write: str = ".*"
+    read: str = ".*"
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+
+    def allows(self, action: str, name: str) -> bool:
+        """Whether ``action`` ("configure", "write" or "read") is allowed on ``name``."""
+        key = (action, name)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        pattern = self._compiled.get(action)
+        if pattern is None:
+            pattern = self._compiled[action] = _compile(getattr(self, action))
+        result = pattern.search(name) is not None
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+
+class AuthDB:
+    """Users, their permissions per vhost, and who may connect only from loopback."""
+
+    def __init__(self, loopback_users: Iterable[str] = ("guest",)) -> None:
+        self.users: dict[str, User] = {}
+        self.permissions: dict[tuple[str, str], Permission] = {}
+        self.loopback_users: set[str] = set(loopback_users)
+
+    def add_user(self, user: User) -> None:
+        self.users[user.name] = user
+
+    def set_permission(
+        self, user: str, vhost: str, configure: str = ".*", write: str = ".*", read: str = ".*"
+    ) -> None:
+        # Compile now so a bad regex fails at configuration time, not at first use.
+        for pattern in (configure, write, read):
+            _compile(pattern)
+        self.permissions[(user, vhost)] = Permission(configure, write, read)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user if ``password`` is right, else None."""
+        user = self.users.get(username)
+        if user is None or user.password_hash is None:
+            return None
+        return user if check_password(password, user.password_hash) else None
+
+    def permission(self, user: str, vhost: str) -> Permission | None:
+        return self.permissions.get((user, vhost))
+
+    def loopback_only(self, user: str) -> bool:
+        return user in self.loopback_users

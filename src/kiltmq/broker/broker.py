@@ -1,0 +1,359 @@
+"""The embeddable broker: configuration, virtual hosts, users, listeners and lifecycle.
+
+::
+
+    async with Broker(port=0) as broker:        # port 0 picks a free port
+        connect_somehow(broker.url)              # amqp://guest:guest@127.0.0.1:<port>/
+
+    with Broker(port=0) as broker:               # from synchronous code: runs its own
+        pika.BlockingConnection(pika.URLParameters(broker.url))   # loop in a thread
+
+Everything runs on one asyncio event loop; the broker's objects must only be touched
+from it (``start_in_thread`` runs that loop in a daemon thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.server import ServerConnection
+from kiltmq.broker.store import MemoryStore, Store
+from kiltmq.broker.vhost import VirtualHost
+
+__all__ = ["Broker", "Listener"]
+
+log = logging.getLogger("kiltmq.broker")
+
+Listener = tuple[str, int]
+UsersArg = Mapping[str, str] | Iterable[User] | None
+PermissionsArg = Mapping[str, Mapping[str, "tuple[str, str, str] | Permission"]] | None
+
+
+class Broker:
+    """An AMQP 0-9-1 broker with RabbitMQ's semantics.
+
+    ``users``: a mapping of user name to password, or :class:`~kiltmq.broker.auth.User`
+    objects (default: ``guest``/``guest``). ``vhosts``: names of the virtual hosts
+    (default ``["/"]``). ``permissions``: user -> vhost -> (configure, write, read)
+    regexes; by default every user may do everything in every vhost. Users listed in
+    ``loopback_users`` (default ``guest``) may connect only from a loopback address.
+
+    ``heartbeat``, ``frame_max`` and ``channel_max`` are proposed in connection.tune.
+    ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
+    ``memory_limit``: bytes of ready message bodies above which publishers are blocked
+    (connection.blocked), None for no limit. ``store``: where durable definitions and
+    persistent messages go (default: :class:`~kiltmq.broker.store.MemoryStore`, nothing).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5672,
+        *,
+        users: UsersArg = None,
+        vhosts: Iterable[str] | None = None,
+        permissions: PermissionsArg = None,
+        heartbeat: int = 60,
+        frame_max: int = 131072,
+        channel_max: int = 2047,
+        loopback_users: Iterable[str] = ("guest",),
+        listeners: Iterable[Listener] = (),
+        handshake_timeout: float = 10.0,
+        memory_limit: int | None = None,
+        store: Store | None = None,
+        cluster_name: str = "kiltmq",
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.heartbeat = heartbeat
+        self.frame_max = frame_max
+        self.channel_max = channel_max
+        self.handshake_timeout = handshake_timeout
+        self.memory_limit = memory_limit
+        self.cluster_name = cluster_name
+        self.store: Store = store if store is not None else MemoryStore()
+        self.listeners: list[Listener] = [(host, port), *listeners]
+        self.auth = AuthDB(loopback_users)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._passwords: dict[str, str] = {}
+        if users is None:
+            users = {"guest": "guest"}
+        if isinstance(users, Mapping):
+            for name, password in users.items():
+                self.auth.add_user(User.with_password(name, password))
+                self._passwords[name] = password
+        else:
+            for user in users:
+                self.auth.add_user(user)
+        self.vhosts: dict[str, VirtualHost] = {}
+        for name in vhosts if vhosts is not None else ["/"]:
+            self.add_vhost(name)
+        if permissions is None:
+            for user_name in self.auth.users:
+                for vhost_name in self.vhosts:
+                    self.auth.set_permission(user_name, vhost_name)
+        else:
+            for user_name, per_vhost in permissions.items():
+                for vhost_name, perm in per_vhost.items():
+                    if isinstance(perm, Permission):
+                        perm = (perm.configure, perm.write, perm.read)
+                    self.auth.set_permission(user_name, vhost_name, *perm)
+        self.connections: set[ServerConnection] = set()
+        self._servers: list[asyncio.Server] = []
+        self._ports: list[int] = []
+        self._alarm_timer: asyncio.TimerHandle | None = None
+        self._alarm = False
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- configuration --------------------------------------------------------------------
+
+    def add_vhost(self, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VirtualHost(name, self.store)
+            if self._loop is not None:
+                vhost.loop = self._loop
+        return vhost
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port of the first listener (the real one once started with port 0)."""
+        return self._ports[0] if self._ports else self._port
+
+    @property
+    def ports(self) -> list[int]:
+        return list(self._ports)
+
+    @property
+    def url(self) -> str:
+        """An amqp:// URL for the first listener with the default user's credentials."""
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        credentials = ""
+        name = "guest" if "guest" in self._passwords else next(iter(self._passwords), None)
+        if name is not None:
+            credentials = f"{quote(name, safe='')}:{quote(self._passwords[name], safe='')}@"
+        return f"amqp://{credentials}{host}:{self.port}/"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (raises OSError if an address is unavailable)."""
+        if self._servers:
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stopped = asyncio.Event()
+        for vhost in self.vhosts.values():
+            vhost.loop = loop
+        self.store.open()
+        self._recover()
+        try:
+            for host, port in self.listeners:
+                server = await loop.create_server(
+                    lambda: ServerConnection(self),
+                    host=host or None,
+                    port=port,
+                    reuse_address=True,
+                )
+                self._servers.append(server)
+                self._ports.append(server.sockets[0].getsockname()[1])
+                for sock in server.sockets:
+                    log.info("listening on %s", sock.getsockname()[:2])
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
+            self._ports.clear()
+            raise
+        if self.memory_limit is not None:
+            self._alarm_timer = loop.call_later(1.0, self._check_memory)
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
+        for them to go."""
+        if not self._servers:
+            return
+        for server in self._servers:
+            server.close()
+        if self._alarm_timer is not None:
+            self._alarm_timer.cancel()
+            self._alarm_timer = None
+        from kiltmq.protocol.errors import ConnectionForced
+
+        for conn in list(self.connections):
+            conn.session.connection_error(
+                ConnectionForced(
+                    "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+                )
+            )
+        for _ in range(50):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self._ports.clear()
+        self.store.close()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and run until :meth:`stop` is called."""
+        await self.start()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- running in a thread --------------------------------------------------------------
+
+    def start_in_thread(self) -> None:
+        """Run the broker on its own event loop in a daemon thread; returns once it listens
+        (raising what :meth:`start` raised)."""
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._thread_loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        thread = threading.Thread(target=run, name="kiltmq-broker", daemon=True)
+        self._thread = thread
+        thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            self._thread_loop = None
+            raise failure[0]
+
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        """Stop a broker started with :meth:`start_in_thread`."""
+        thread, loop = self._thread, self._thread_loop
+        if thread is None or loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            self._thread = None
+            self._thread_loop = None
+
+    def call_in_loop(self, function: Any, *args: Any, timeout: float = 10.0) -> Any:
+        """Run ``function(*args)`` on the broker's thread and return its result (for code
+        outside the loop, e.g. tests inspecting queues)."""
+        loop = self._thread_loop
+        if loop is None:
+            raise RuntimeError("the broker is not running in a thread")
+
+        async def call() -> Any:
+            return function(*args)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
+    def __enter__(self) -> Broker:
+        self.start_in_thread()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_thread()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connection_made(self, conn: ServerConnection) -> None:
+        self.connections.add(conn)
+        if self._alarm:
+            conn.session.set_alarm(True, "low on memory")
+
+    def connection_lost(self, conn: ServerConnection) -> None:
+        self.connections.discard(conn)
+
+    # -- resource alarm -------------------------------------------------------------------
+
+    def memory_used(self) -> int:
+        """Bytes of message bodies waiting in queues."""
+        return sum(q.ready_bytes for v in self.vhosts.values() for q in v.queues.values())
+
+    def set_alarm(self, active: bool, reason: str = "low on memory") -> None:
+        """Block or unblock publishers on every connection (connection.blocked)."""
+        if active == self._alarm:
+            return
+        self._alarm = active
+        log.warning("memory alarm %s", "set" if active else "cleared")
+        for conn in list(self.connections):
+            conn.session.set_alarm(active, reason)
+
+    def _check_memory(self) -> None:
+        limit = self.memory_limit
+        if limit is None or self._loop is None:
+            return
+        used = self.memory_used()
+        if used > limit:
+            self.set_alarm(True)
+        elif used < limit * 0.8:
+            self.set_alarm(False)
+        self._alarm_timer = self._loop.call_later(1.0, self._check_memory)
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        recovered = self.store.recover()
+        for name in recovered.vhosts:
+            self.add_vhost(name)
+        for vhost_name, kind, definition in recovered.definitions:
+            self.add_vhost(vhost_name).restore(kind, definition)
+        for stored in recovered.messages:
+            vhost = self.vhosts.get(stored.vhost)
+            if vhost is not None:
+                vhost.restore_message(stored.queue, stored.message, stored.redelivered)

@@ -1,0 +1,137 @@
+"""Broker configuration files (JSON or TOML) turned into :class:`~kiltmq.broker.Broker`
+keyword arguments.
+
+The format (TOML shown; JSON has the same keys)::
+
+    heartbeat = 60            # seconds proposed in connection.tune (0: off)
+    frame_max = 131072
+    channel_max = 2047
+    memory_limit = 1073741824 # bytes of queued bodies before publishers are blocked
+    vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
+    loopback_users = ["guest"]
+
+    [[listeners]]             # default: one listener on 127.0.0.1:5672
+    host = "0.0.0.0"          # all IPv4 addresses ("::" for all IPv6 addresses)
+    port = 5672
+
+    [[users]]
+    name = "shop"
+    password = "secret"       # or password_hash = "..." (RabbitMQ's salted SHA-256)
+    tags = ["administrator"]
+
+    [[permissions]]           # without any, every user may do everything everywhere
+    user = "shop"
+    vhost = "shop"
+    configure = ".*"
+    write = ".*"
+    read = ".*"
+
+Errors raise :class:`ConfigError` with a message fit for the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from kiltmq.broker.auth import User, hash_password
+
+__all__ = ["ConfigError", "load_config", "parse_config"]
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be used."""
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a JSON (``.json``) or TOML (anything else) file; return Broker kwargs plus
+    ``listeners`` as a list of (host, port)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        is_json = path.suffix.lower() == ".json"
+        data = json.loads(text) if is_json else tomllib.loads(text.decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a table/object")
+    return parse_config(data)
+
+
+def _int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"'{key}' must be a non-negative integer")
+    return value
+
+
+def parse_config(data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a loaded configuration; return Broker keyword arguments."""
+    kwargs: dict[str, Any] = {}
+    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit"):
+        value = _int(data, key)
+        if value is not None:
+            kwargs[key] = value
+    listeners: list[tuple[str, int]] = []
+    for item in data.get("listeners", []):
+        if not isinstance(item, dict):
+            raise ConfigError("each listener must be a table with host and port")
+        host = item.get("host", "127.0.0.1")
+        port = item.get("port", 5672)
+        if not isinstance(host, str) or not isinstance(port, int) or not 0 <= port < 65536:
+            raise ConfigError(f"invalid listener {item!r}")
+        listeners.append((host, port))
+    kwargs["listeners"] = listeners
+    vhosts: list[str] = []
+    for item in data.get("vhosts", []):
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str):
+            raise ConfigError(f"invalid vhost {item!r}")
+        vhosts.append(name)
+    if vhosts:
+        kwargs["vhosts"] = vhosts
+    users: list[User] = []
+    for item in data.get("users", []):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"invalid user {item!r}: a table with a name is needed")
+        name = item["name"]
+        tags = item.get("tags", [])
+        if isinstance(tags, str):  # RabbitMQ exports tags as one comma-separated string
+            tags = [t for t in tags.split(",") if t]
+        if "password" in item:
+            if not isinstance(item["password"], str):
+                raise ConfigError(f"user {name!r}: password must be a string")
+            users.append(User(name, hash_password(item["password"]), frozenset(tags)))
+        elif isinstance(item.get("password_hash"), str):
+            algorithm = item.get("hashing_algorithm", "rabbit_password_hashing_sha256")
+            if algorithm != "rabbit_password_hashing_sha256":
+                raise ConfigError(f"user {name!r}: unsupported hashing algorithm {algorithm}")
+            users.append(User(name, item["password_hash"], frozenset(tags)))
+        else:
+            raise ConfigError(f"user {name!r} needs a password or a password_hash")
+    if users:
+        kwargs["users"] = users
+    permissions: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for item in data.get("permissions", []):
+        if not isinstance(item, dict) or not isinstance(item.get("user"), str):
+            raise ConfigError(f"invalid permission {item!r}")
+        configure, write, read = (item.get(k, ".*") for k in ("configure", "write", "read"))
+        if not all(isinstance(r, str) for r in (configure, write, read)):
+            raise ConfigError(f"invalid permission {item!r}: regexes must be strings")
+        regexes = (str(configure), str(write), str(read))
+        permissions.setdefault(item["user"], {})[item.get("vhost", "/")] = regexes
+    if permissions:
+        kwargs["permissions"] = permissions
+    loopback = data.get("loopback_users")
+    if loopback is not None:
+        if not isinstance(loopback, list) or not all(isinstance(u, str) for u in loopback):
+            raise ConfigError("'loopback_users' must be a list of user names")
+        kwargs["loopback_users"] = loopback
+    return kwargs

@@ -1,0 +1,262 @@
+"""The network side: listeners, one :class:`ServerConnection` (an ``asyncio.Protocol``) per
+client, output batching, flow control, heartbeats and the close handshake.
+
+Output batching
+---------------
+Everything sent to a client (method replies, deliveries from any publisher's
+connection, confirms) is appended to the protocol core's output buffer; the buffer goes
+out in one ``transport.write`` at the end of ``data_received`` or, when another
+connection caused it, from a ``loop.call_soon`` callback scheduled by the first write of
+the loop iteration. Deliveries stop (``can_send`` False) once a batch reaches
+:data:`OUTPUT_BATCH` bytes or the transport reports its buffer full (``pause_writing``);
+they resume after the flush or ``resume_writing``, and a connection whose transport is
+full is not read from either, so a client that does not read cannot make the broker
+buffer without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from kiltmq.broker.session import Session
+from kiltmq.protocol import spec
+from kiltmq.protocol.connection import Connection, Role
+
+if TYPE_CHECKING:
+    from kiltmq.broker.broker import Broker
+
+__all__ = ["OUTPUT_BATCH", "ServerConnection"]
+
+log = logging.getLogger("kiltmq.broker")
+
+#: Delivery bytes buffered before the connection stops taking deliveries until a flush.
+OUTPUT_BATCH = 256 * 1024
+#: Transport write buffer high-water mark (pause_writing above it).
+WRITE_BUFFER_HIGH = 1024 * 1024
+#: How long to wait for connection.close-ok after sending connection.close.
+CLOSE_TIMEOUT = 3.0
+
+
+class ServerConnection(asyncio.Protocol):
+    """One client connection: bytes in, events to the session, batched bytes out."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.core = Connection(Role.SERVER)
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.session: Session = None  # type: ignore[assignment]  # set in connection_made
+        #: False while deliveries must wait (batch full or transport paused).
+        self.can_send = True
+        #: Set when a consumer was refused because of ``can_send``; cleared on resume.
+        self.starved = False
+        self.pending = 0
+        self._paused_writing = False
+        self._read_pauses: set[str] = set()
+        self._flush_scheduled = False
+        self._closed = False
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        peer = transport.get_extra_info("peername")
+        self.session = Session(self.broker, self, peer)
+        self.broker.connection_made(self)
+        timeout = self.broker.handshake_timeout
+        if timeout:
+            self._handshake_timer = self.loop.call_later(timeout, self._handshake_expired)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        core = self.core
+        core.heartbeat.last_received = self.loop.time()
+        try:
+            events = core.receive_data(data)
+            if events:
+                self.session.handle(events)
+        except Exception:
+            log.exception("%s: internal error", self.session.peer_name)
+            self.session.internal_error()
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.can_send = False
+        for timer in (self._heartbeat_timer, self._close_timer, self._handshake_timer):
+            if timer is not None:
+                timer.cancel()
+        try:
+            self.session.cleanup()
+        except Exception:
+            log.exception("%s: error while cleaning up", self.session.peer_name)
+        self.broker.connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+        self.can_send = False
+        self.pause_reading("writing")
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        self.resume_reading("writing")
+        self.can_send = True
+        self.starved = False
+        self._resume_consumers()
+
+    # -- output -----------------------------------------------------------------------
+
+    def send_method(self, channel: int, method: spec.Method) -> None:
+        self.core.send_method(channel, method)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def send_raw(self, data: bytes) -> None:
+        self.core.send_raw(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def send_delivery(self, data: bytes) -> None:
+        """Queue an encoded delivery; stop taking more once the batch is full."""
+        self.core.send_raw(data)
+        self.pending += len(data)
+        if self.pending >= OUTPUT_BATCH:
+            self.can_send = False
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def want_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything queued in one ``transport.write``."""
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        session = self.session
+        if session._confirm_channels:
+            session.flush_confirms()
+        data = self.core.data_to_send()
+        if data:
+            assert self.transport is not None
+            self.transport.write(data)
+            self.core.heartbeat.last_sent = self.loop.time()
+        self.pending = 0
+        if not self._paused_writing:
+            self.can_send = True
+            if self.starved:
+                self.starved = False
+                self._resume_consumers()
+
+    def _resume_consumers(self) -> None:
+        try:
+            self.session.resume_consumers()
+        except Exception:
+            log.exception("%s: internal error", self.session.peer_name)
+            self.session.internal_error()
+
+    def send_unsupported_header(self) -> None:
+        """Answer an unsupported protocol header with ours, then close (as the spec says)."""
+        self.core.send_raw(spec.PROTOCOL_HEADER)
+        self.close_after_flush()
+
+    # -- reading ----------------------------------------------------------------------
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._read_pauses and self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+        self._read_pauses.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason not in self._read_pauses:
+            return
+        self._read_pauses.discard(reason)
+        if not self._read_pauses and self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
+    # -- heartbeats and timeouts ----------------------------------------------------------
+
+    def opened(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if not self.session.opened and not self._closed:
+            log.info("%s: handshake timed out", self.session.peer_name)
+            self.abort()
+
+    def start_heartbeat(self, interval: int) -> None:
+        if interval <= 0 or self._closed:
+            return
+        now = self.loop.time()
+        self.core.heartbeat.start(interval, now)
+        self._schedule_heartbeat(now)
+
+    def _schedule_heartbeat(self, now: float) -> None:
+        deadline = self.core.heartbeat.next_deadline(now)
+        if deadline is not None:
+            self._heartbeat_timer = self.loop.call_at(max(deadline, now + 0.01), self._on_heartbeat)
+
+    def _on_heartbeat(self) -> None:
+        self._heartbeat_timer = None
+        if self._closed:
+            return
+        heartbeat = self.core.heartbeat
+        now = self.loop.time()
+        if heartbeat.peer_dead(now):
+            log.warning(
+                "%s: missed heartbeats from client, timeout: %ss",
+                self.session.peer_name,
+                heartbeat.interval,
+            )
+            self.abort()
+            return
+        if heartbeat.send_due(now):
+            self.core.send_heartbeat()
+            self.flush()
+        self._schedule_heartbeat(now)
+
+    # -- closing ----------------------------------------------------------------------
+
+    def close_after_flush(self) -> None:
+        """Flush what is queued, then close the socket."""
+        self.flush()
+        self._closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def await_close_ok(self, *, core_failed: bool = False) -> None:
+        """connection.close was queued: flush it and give the client a moment to answer
+        with close-ok (which closes the socket) before giving up on it."""
+        self.flush()
+        if self._close_timer is None and not self._closed:
+            self._close_timer = self.loop.call_later(
+                1.0 if core_failed else CLOSE_TIMEOUT, self.abort
+            )
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self._closed = True
+            self.transport.abort()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

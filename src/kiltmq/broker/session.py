@@ -1,0 +1,443 @@
+"""One client connection as the broker sees it: the handshake (start, authentication,
+tune, open), the channels, and the dispatch of every received event.
+
+The protocol core (:class:`kiltmq.protocol.Connection`) has already checked framing and
+the state machines; what reaches :meth:`Session.handle` is legal at the protocol level.
+Handlers raise :class:`~kiltmq.protocol.errors.AMQPError`: a soft one closes its channel
+(channel.close with the reply code), a hard one the connection (connection.close), as
+RabbitMQ does. Reply texts carry RabbitMQ's "NAME - text" form.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import struct
+import sys
+from typing import TYPE_CHECKING, Any
+
+from kiltmq import __version__
+from kiltmq.broker.channel import Channel
+from kiltmq.broker.queue import Queue
+from kiltmq.protocol import spec
+from kiltmq.protocol.codec import decode_table
+from kiltmq.protocol.connection import (
+    ContentReceived,
+    Event,
+    HeartbeatReceived,
+    MethodReceived,
+    ProtocolError,
+    ProtocolHeaderReceived,
+)
+from kiltmq.protocol.errors import (
+    AccessRefused,
+    AMQPError,
+    CommandInvalid,
+    InternalError,
+    NotAllowed,
+)
+
+if TYPE_CHECKING:
+    from kiltmq.broker.auth import Permission
+    from kiltmq.broker.broker import Broker
+    from kiltmq.broker.server import ServerConnection
+    from kiltmq.broker.vhost import VirtualHost
+
+__all__ = ["Session", "server_properties"]
+
+log = logging.getLogger("kiltmq.broker")
+
+FRAME_MIN_SIZE = 4096
+MECHANISMS = b"PLAIN AMQPLAIN"
+
+CAPABILITIES: dict[str, Any] = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+}
+
+
+def server_properties(cluster_name: str = "kiltmq") -> dict[str, Any]:
+    """What connection.start tells clients about this broker."""
+    return {
+        "product": "kiltmq",
+        "version": __version__,
+        "platform": f"Python {sys.version.split()[0]}",
+        "copyright": "Copyright (c) the kiltmq authors",
+        "information": "kiltmq, an AMQP 0-9-1 broker in Python. Licensed under the MIT licence.",
+        "capabilities": dict(CAPABILITIES),
+        "cluster_name": cluster_name,
+    }
+
+
+def short(text: str) -> str:
+    """Cut ``text`` to the 255 bytes a short string can hold."""
+    data = text.encode()
+    if len(data) <= 255:
+        return text
+    return data[:255].decode(errors="ignore")
+
+
+def _is_loopback(peer: Any) -> bool:
+    if isinstance(peer, tuple) and peer:
+        try:
+            address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return address.ipv4_mapped.is_loopback
+        return address.is_loopback
+    # Unix sockets and other local transports count as loopback.
+    return True
+
+
+class Session:
+    """Handshake, channels and dispatch for one connection."""
+
+    def __init__(self, broker: Broker, conn: ServerConnection, peer: Any) -> None:
+        self.broker = broker
+        self.conn = conn
+        self.core = conn.core
+        self.peer = peer
+        self.channels: dict[int, Channel] = {}
+        self.vhost: VirtualHost = None  # type: ignore[assignment]  # set at connection.open
+        self.permission: Permission | None = None
+        self.username = ""
+        self.user_tags: frozenset[str] = frozenset()
+        self.client_properties: dict[str, Any] = {}
+        self.cancel_notify = False
+        self.auth_failure_close = False
+        self.blocked_capable = False
+        self.opened = False
+        self.closing = False
+        self.closed = False
+        self.blocked_by_alarm = False
+        self._alarm_reason = ""
+        self._exclusive: dict[Queue, None] = {}
+        self._confirm_channels: list[Channel] = []
+
+    def __repr__(self) -> str:
+        return f"Session({self.peer!r}, user={self.username!r})"
+
+    # -- event dispatch ---------------------------------------------------------------
+
+    def handle(self, events: list[Event]) -> None:
+        channels = self.channels
+        for event in events:
+            kind = type(event)
+            if kind is ContentReceived:
+                assert isinstance(event, ContentReceived)
+                channel = channels.get(event.channel)
+                if channel is None or channel.closed:
+                    continue
+                try:
+                    channel.publish(event.method, event.raw_properties, event.body)  # type: ignore[arg-type]
+                except AMQPError as error:
+                    self._error(channel, event.method, error)
+            elif kind is MethodReceived:
+                assert isinstance(event, MethodReceived)
+                number = event.channel
+                method = event.method
+                if number == 0:
+                    try:
+                        self._connection_method(method)
+                    except AMQPError as error:
+                        self._fill_ids(error, method)
+                        self.connection_error(error)
+                    continue
+                channel = channels.get(number)
+                try:
+                    if method.CLASS_ID == 20:
+                        self._channel_method(number, channel, method)
+                    elif channel is not None and not channel.closed:
+                        channel.handle(method)
+                except AMQPError as error:
+                    self._error(channel, method, error)
+            elif kind is HeartbeatReceived:
+                continue
+            elif kind is ProtocolError:
+                assert isinstance(event, ProtocolError)
+                log.info("%s: protocol error: %s", self.peer_name, event.error)
+                self.connection_error(event.error, core_failed=True)
+                return
+            elif kind is ProtocolHeaderReceived:
+                assert isinstance(event, ProtocolHeaderReceived)
+                self._protocol_header(event)
+            if self.closed:
+                return
+
+    @staticmethod
+    def _fill_ids(error: AMQPError, method: spec.Method) -> None:
+        if not error.class_id and not error.method_id:
+            error.class_id = method.CLASS_ID
+            error.method_id = method.METHOD_ID
+
+    def _error(self, channel: Channel | None, method: spec.Method, error: AMQPError) -> None:
+        self._fill_ids(error, method)
+        if error.hard or channel is None:
+            self.connection_error(error)
+        else:
+            self.channel_error(channel, error)
+
+    @property
+    def peer_name(self) -> str:
+        peer = self.peer
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return str(peer)
+
+    # -- channels ---------------------------------------------------------------------
+
+    def _channel_method(self, number: int, channel: Channel | None, method: spec.Method) -> None:
+        if isinstance(method, spec.ChannelOpen):
+            self.channels[number] = Channel(self, number)
+            self.conn.send_method(number, spec.ChannelOpenOk())
+        elif isinstance(method, spec.ChannelClose):
+            if channel is not None:
+                channel.close()
+                self._forget_channel(channel)
+            self.conn.send_method(number, spec.ChannelCloseOk())
+        elif isinstance(method, spec.ChannelCloseOk):
+            if channel is not None:
+                self._forget_channel(channel)
+        elif channel is not None and not channel.closed:
+            channel.handle(method)
+
+    def _forget_channel(self, channel: Channel) -> None:
+        if self.channels.get(channel.number) is channel:
+            del self.channels[channel.number]
+
+    def channel_error(self, channel: Channel, error: AMQPError) -> None:
+        """Close ``channel`` with a soft error; the channel stays known until close-ok."""
+        if channel.closed:
+            return
+        log.debug("%s: channel %d error: %s", self.peer_name, channel.number, error)
+        channel.close()
+        self.conn.send_method(
+            channel.number,
+            spec.ChannelClose(
+                error.reply_code, short(error.reply_text), error.class_id, error.method_id
+            ),
+        )
+
+    def confirms_pending(self, channel: Channel) -> None:
+        self._confirm_channels.append(channel)
+        self.conn.want_flush()
+
+    def flush_confirms(self) -> None:
+        channels = self._confirm_channels
+        self._confirm_channels = []
+        for channel in channels:
+            channel.flush_confirms()
+
+    def resume_consumers(self) -> None:
+        """The connection can take output again: let its consumers' queues deliver."""
+        queues: dict[Queue, None] = {}
+        for channel in self.channels.values():
+            for consumer in channel.consumers.values():
+                queues[consumer.queue] = None
+        for queue in queues:
+            queue.drain()
+
+    def own_queue(self, queue: Queue) -> None:
+        """Remember an exclusive queue of this connection (deleted when it closes)."""
+        self._exclusive[queue] = None
+        queue.on_delete.append(self._exclusive_deleted)
+
+    def _exclusive_deleted(self, queue: Queue) -> None:
+        self._exclusive.pop(queue, None)
+
+    # -- the connection -----------------------------------------------------------------
+
+    def _protocol_header(self, event: ProtocolHeaderReceived) -> None:
+        if not event.supported:
+            log.info("%s: unsupported protocol header %r", self.peer_name, event.header)
+            self.conn.send_unsupported_header()
+            return
+        self.conn.send_method(
+            0,
+            spec.ConnectionStart(
+                0, 9, server_properties(self.broker.cluster_name), MECHANISMS, b"en_US"
+            ),
+        )
+
+    def _connection_method(self, method: spec.Method) -> None:
+        if isinstance(method, spec.ConnectionStartOk):
+            self._start_ok(method)
+        elif isinstance(method, spec.ConnectionTuneOk):
+            self._tune_ok(method)
+        elif isinstance(method, spec.ConnectionOpen):
+            self._open(method)
+        elif isinstance(method, spec.ConnectionClose):
+            self.cleanup()
+            self.conn.send_method(0, spec.ConnectionCloseOk())
+            self.conn.close_after_flush()
+        elif isinstance(method, spec.ConnectionCloseOk):
+            self.conn.close_after_flush()
+        elif isinstance(method, spec.ConnectionUpdateSecret):
+            self.conn.send_method(0, spec.ConnectionUpdateSecretOk())
+        elif isinstance(method, spec.ConnectionSecureOk):
+            raise CommandInvalid("COMMAND_INVALID - unexpected connection.secure-ok")
+        # connection.blocked / unblocked from a client carry no meaning for a broker
+
+    def _start_ok(self, m: spec.ConnectionStartOk) -> None:
+        props = dict(m.client_properties or {})
+        self.client_properties = props
+        capabilities = props.get("capabilities")
+        if isinstance(capabilities, dict):
+            self.cancel_notify = capabilities.get("consumer_cancel_notify") is True
+            self.auth_failure_close = capabilities.get("authentication_failure_close") is True
+            self.blocked_capable = capabilities.get("connection.blocked") is True
+        mechanism = m.mechanism
+        if mechanism == "PLAIN":
+            parts = m.response.split(b"\x00")
+            if len(parts) != 3:
+                return self._auth_failed(mechanism, "malformed PLAIN response")
+            username, password = parts[1], parts[2]
+        elif mechanism == "AMQPLAIN":
+            try:
+                table, _ = decode_table(struct.pack(">I", len(m.response)) + m.response, 0)
+            except (ValueError, struct.error, IndexError):
+                return self._auth_failed(mechanism, "malformed AMQPLAIN response")
+            login, secret = table.get("LOGIN"), table.get("PASSWORD")
+            if isinstance(login, str):
+                login = login.encode()
+            if isinstance(secret, str):
+                secret = secret.encode()
+            if not isinstance(login, bytes) or not isinstance(secret, bytes):
+                return self._auth_failed(mechanism, "AMQPLAIN response without LOGIN/PASSWORD")
+            username, password = login, secret
+        else:
+            raise CommandInvalid(
+                f"COMMAND_INVALID - unknown authentication mechanism '{mechanism}'"
+            )
+        try:
+            name, secret_text = username.decode(), password.decode()
+        except UnicodeDecodeError:
+            return self._auth_failed(mechanism, "credentials are not UTF-8")
+        auth = self.broker.auth
+        user = auth.authenticate(name, secret_text)
+        if user is None:
+            return self._auth_failed(mechanism, f"invalid credentials for user '{name}'")
+        if auth.loopback_only(name) and not _is_loopback(self.peer):
+            return self._auth_failed(
+                mechanism, f"user '{name}' can only connect via localhost"
+            )
+        self.username = user.name
+        self.user_tags = user.tags
+        broker = self.broker
+        self.conn.send_method(
+            0, spec.ConnectionTune(broker.channel_max, broker.frame_max, broker.heartbeat)
+        )
+
+    def _auth_failed(self, mechanism: str, reason: str) -> None:
+        log.warning("%s: login refused: %s", self.peer_name, reason)
+        error = AccessRefused(
+            f"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. "
+            "For details see the broker logfile.",
+            10,
+            11,
+            hard=True,
+        )
+        if self.auth_failure_close:
+            self.connection_error(error)
+        else:
+            # RabbitMQ closes the socket without a word for clients that did not ask
+            self.closing = True
+            self.conn.close_after_flush()
+
+    def _tune_ok(self, m: spec.ConnectionTuneOk) -> None:
+        broker = self.broker
+        for name, value, ours, minimum in (
+            ("channel_max", m.channel_max, broker.channel_max, 0),
+            ("frame_max", m.frame_max, broker.frame_max, FRAME_MIN_SIZE),
+        ):
+            if ours and (value == 0 or value > ours):
+                raise NotAllowed(f"NOT_ALLOWED - {name}={value} > {ours} max size", 10, 31)
+            if value and value < minimum:
+                raise NotAllowed(f"NOT_ALLOWED - {name}={value} < {minimum} min size", 10, 31)
+        self.conn.start_heartbeat(m.heartbeat)
+
+    def _open(self, m: spec.ConnectionOpen) -> None:
+        name = m.virtual_host
+        vhost = self.broker.vhosts.get(name)
+        if vhost is None:
+            raise NotAllowed(f"NOT_ALLOWED - vhost {name} not found", 10, 40)
+        permission = self.broker.auth.permission(self.username, name)
+        if permission is None:
+            raise NotAllowed(
+                f"NOT_ALLOWED - access to vhost '{name}' refused for user '{self.username}'",
+                10,
+                40,
+            )
+        self.vhost = vhost
+        self.permission = permission
+        self.opened = True
+        self.conn.opened()
+        self.conn.send_method(0, spec.ConnectionOpenOk())
+        log.info("%s: connection open (user %r, vhost %r)", self.peer_name, self.username, name)
+        if self.blocked_by_alarm and self.blocked_capable:
+            self.conn.send_method(0, spec.ConnectionBlocked(self._alarm_reason))
+
+    def connection_error(self, error: AMQPError, *, core_failed: bool = False) -> None:
+        """Close the connection with ``error``'s reply code (connection.close)."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("%s: closing connection: %s", self.peer_name, error)
+        self.cleanup()
+        self.conn.send_method(
+            0,
+            spec.ConnectionClose(
+                error.reply_code, short(error.reply_text), error.class_id, error.method_id
+            ),
+        )
+        self.conn.await_close_ok(core_failed=core_failed)
+
+    def internal_error(self) -> None:
+        """An unexpected exception while handling this connection: 541, as RabbitMQ."""
+        if self.closing:
+            self.conn.abort()
+            return
+        self.connection_error(InternalError("INTERNAL_ERROR"))
+
+    def cleanup(self) -> None:
+        """Close every channel and delete the connection's exclusive queues (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        channels = list(self.channels.values())
+        self.channels.clear()
+        for channel in channels:
+            channel.close()
+        for queue in list(self._exclusive):
+            if not queue.deleted:
+                queue.vhost.delete_queue(queue)
+        self._exclusive.clear()
+
+    # -- memory alarm ---------------------------------------------------------------------
+
+    def set_alarm(self, active: bool, reason: str = "") -> None:
+        """Block (or unblock) publishing on this connection, as RabbitMQ's resource alarms:
+        connection.blocked is sent to clients that support it, and reading from the
+        connection pauses once it publishes."""
+        if active == self.blocked_by_alarm:
+            return
+        self.blocked_by_alarm = active
+        self._alarm_reason = reason
+        if not self.opened or self.closing:
+            return
+        if active:
+            if self.blocked_capable:
+                self.conn.send_method(0, spec.ConnectionBlocked(reason))
+        else:
+            self.conn.resume_reading("alarm")
+            if self.blocked_capable:
+                self.conn.send_method(0, spec.ConnectionUnblocked())
+
+    def publishing_while_blocked(self) -> None:
+        self.conn.pause_reading("alarm")

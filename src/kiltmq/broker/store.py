@@ -1,0 +1,105 @@
+"""The store interface: what the broker tells durable storage, and when.
+
+The broker keeps everything in memory and tells a :class:`Store` about the parts that must
+survive a restart; a store never drives routing or delivery. The calls:
+
+* :meth:`Store.definition_added` / :meth:`Store.definition_removed`: a durable exchange,
+  a durable queue, or a binding between durable ends was declared or deleted
+  (definitions are plain dicts shaped like RabbitMQ's definitions export).
+* :meth:`Store.message_enqueued`: a persistent message (delivery-mode 2) entered a durable
+  queue; :meth:`Store.message_removed`: it left that queue for good (acked, dropped,
+  expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
+* :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
+  the callback runs once everything enqueued so far is safely written. A store that
+  batches writes (group commit) calls it after the batch commits.
+* :meth:`Store.recover`: at start, the definitions and messages to rebuild.
+
+:class:`MemoryStore` implements it with no storage at all: nothing is written, nothing is
+recovered, and ``after_commit`` callbacks run at once (``defers_confirms`` is False, so the
+broker does not even ask).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiltmq.broker.message import Message
+
+__all__ = ["Definition", "MemoryStore", "Recovered", "Store", "StoredMessage"]
+
+Definition = dict[str, Any]
+"""A definition: for ``kind == "exchange"`` keys name, type, durable, auto_delete,
+internal, arguments; for ``"queue"`` name, durable, auto_delete, arguments; for
+``"binding"`` source, destination, destination_type ("queue" or "exchange"),
+routing_key, arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A persistent message waiting in a durable queue, as recovered at start."""
+
+    vhost: str
+    queue: str
+    message: Message
+    redelivered: bool = False
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a store hands back at start: definitions in dependency order (exchanges and
+    queues before the bindings between them) and the messages of durable queues in
+    queue order."""
+
+    vhosts: list[str] = field(default_factory=list)
+    definitions: list[tuple[str, str, Definition]] = field(default_factory=list)
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+class Store:
+    """Base class and interface of broker storage. Every method is a no-op here."""
+
+    #: True when confirms of persistent messages must wait for :meth:`after_commit`.
+    defers_confirms: bool = False
+
+    def open(self) -> None:
+        """Prepare the storage (create files, tables)."""
+
+    def close(self) -> None:
+        """Flush and release the storage."""
+
+    def recover(self) -> Recovered:
+        """Definitions and messages to rebuild at start."""
+        return Recovered()
+
+    def vhost_added(self, vhost: str) -> None:
+        """A virtual host was created."""
+
+    def definition_added(self, vhost: str, kind: str, definition: Definition) -> None:
+        """A durable exchange or queue, or a binding between durable ends, was created."""
+
+    def definition_removed(self, vhost: str, kind: str, definition: Definition) -> None:
+        """A durable definition was deleted (deleting a queue or exchange also reports its
+        bindings)."""
+
+    def message_enqueued(self, vhost: str, queue: str, message: Message) -> None:
+        """A persistent message entered a durable queue."""
+
+    def message_removed(self, vhost: str, queue: str, message: Message) -> None:
+        """A persistent message left a durable queue for good."""
+
+    def queue_purged(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        """Many messages left a durable queue at once (purge, delete)."""
+        for message in messages:
+            self.message_removed(vhost, queue, message)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything reported so far is durable."""
+        callback()
+
+
+class MemoryStore(Store):
+    """No persistence: the broker's in-memory state is all there is."""
+
+    defers_confirms = False

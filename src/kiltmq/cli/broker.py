@@ -1,0 +1,113 @@
+"""``kiltmq broker``: run the broker in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+from typing import Any
+
+from kiltmq.cli.main import SubParsers
+
+DESCRIPTION = """\
+Run an AMQP 0-9-1 broker with RabbitMQ's semantics in the foreground.
+
+By default it listens on 127.0.0.1:5672 only; use --host 0.0.0.0 (all IPv4 addresses)
+or --host :: (all IPv6 addresses, and IPv4 too where the system maps them) to accept
+connections from other machines. The default user guest/guest may only connect from
+loopback. Stop it with Ctrl-C or SIGTERM; clients get connection.close 320.
+"""
+
+
+def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "broker",
+        help="run an AMQP 0-9-1 broker",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all addresses)",
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default 5672; 0: any free)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory for persistent data (accepted; the broker is memory-only for now)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging level on stderr (default info)",
+    )
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"kiltmq broker: {message}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from kiltmq.broker import Broker
+    from kiltmq.broker.config import ConfigError, load_config
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    kwargs: dict[str, Any] = {}
+    if args.config:
+        try:
+            kwargs = load_config(args.config)
+        except ConfigError as exc:
+            return _fail(str(exc))
+    listeners: list[tuple[str, int]] = kwargs.pop("listeners", [])
+    if args.host is not None or args.port is not None or not listeners:
+        host = args.host if args.host is not None else "127.0.0.1"
+        port = args.port if args.port is not None else 5672
+        listeners = [(host, port)]
+    if args.data_dir:
+        print(
+            f"kiltmq broker: --data-dir {args.data_dir} accepted, but persistence is not "
+            "implemented yet: running memory-only (nothing survives a restart)",
+            file=sys.stderr,
+        )
+    if args.port is not None and not 0 <= args.port < 65536:
+        return _fail(f"invalid port {args.port}")
+    try:
+        broker = Broker(listeners[0][0], listeners[0][1], listeners=listeners[1:], **kwargs)
+    except (re.error, ValueError, TypeError) as exc:
+        return _fail(f"invalid configuration: {exc}")
+    return asyncio.run(_serve(broker))
+
+
+async def _serve(broker: Any) -> int:
+    loop = asyncio.get_running_loop()
+    try:
+        await broker.start()
+    except OSError as exc:
+        where = ", ".join(f"{h}:{p}" for h, p in broker.listeners)
+        return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    hosts = [host for host, _ in broker.listeners]
+    addresses = ", ".join(f"{h}:{p}" for h, p in zip(hosts, broker.ports, strict=True))
+    logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
+    await stop.wait()
+    logging.getLogger("kiltmq.broker").info("shutting down")
+    await broker.stop()
+    return 0
