@@ -421,8 +421,8 @@ class Connection:
                 elif frame_type == 2:
                     self._header_frame(channel, payload, events)
                 else:  # heartbeat (the reader rejects unknown types)
-                    if channel != 0:
-                        raise FrameError(f"heartbeat frame on channel {channel}")
+                    if channel != 0:  # 505, as RabbitMQ says
+                        raise UnexpectedFrame(f"heartbeat frame on channel {channel}")
                     events.append(_HEARTBEAT_EVENT)
         except AMQPError as error:
             self._failed = True
@@ -457,8 +457,8 @@ class Connection:
                 f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
             ) from None
         if channel == 0:
-            if cls.CLASS_ID != 10:
-                raise CommandInvalid(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
+            if cls.CLASS_ID != 10:  # 504, as RabbitMQ says
+                raise ChannelError(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
             self._connection_method_received(method, events)
             return
         if cls.CLASS_ID == 10:
@@ -500,11 +500,12 @@ class Connection:
         if name == "channel.open":
             if state is not None:
                 raise ChannelError(f"second 'channel.open' seen on channel {channel}", 20, 10)
-            if self.channel_max and channel > self.channel_max:
+            # RabbitMQ's rule: channel_max bounds how many channels are open at once,
+            # whatever their numbers (the spec text bounds the numbers).
+            if self.channel_max and len(self.channels) >= self.channel_max:
                 raise NotAllowed(
-                    f"channel {channel} exceeds the negotiated channel_max {self.channel_max}",
-                    20,
-                    10,
+                    f"number of channels opened ({len(self.channels)}) has reached the "
+                    f"negotiated channel_max ({self.channel_max})"
                 )
             self.channels[channel] = Channel(channel, ChannelState.OPEN)
         elif state is None:
