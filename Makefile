@@ -14,7 +14,7 @@ BENCH_ARGS ?=
 
 help:
 	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
-	@echo "make demo      run the demo"
+	@echo "make demo      run the kilt store demo on the embedded broker"
 	@echo "make test      lint, then run the test suite"
 	@echo "make lint      ruff check and mypy --strict"
 	@echo "make bench     run the benchmarks"
@@ -41,13 +41,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	KILTMQ_BENCH_ARGS='$(BENCH_ARGS)' $(BIN)/python -m benchmarks
 
-# Runs `kiltmq demo` once that subcommand exists; until then shows the CLI's help.
+# The kilt store on the embedded broker; Ctrl-C stops it. DEMO_ARGS: see `kiltmq demo --help`.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	@if $(BIN)/kiltmq demo --help >/dev/null 2>&1; then \
-		$(BIN)/kiltmq demo; \
-	else \
-		$(BIN)/kiltmq --help; \
-	fi
+	$(BIN)/kiltmq demo $(DEMO_ARGS)
 
 rabbitmq:
 	bash scripts/rabbitmq.sh

@@ -18,9 +18,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, Settings
-from kiltstore.demo import DEFAULT_AMQP_PORT, run_demo
-from kiltstore.services.base import SERVICES, service_class
+from kiltstore.config import (
+    DEFAULT_AMQP_PORT,
+    DEFAULT_PORTS,
+    DEFAULT_SMTP_PORT,
+    SERVICES,
+    Settings,
+)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +53,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_main(args: argparse.Namespace) -> int:
     """Run the demo from parsed :func:`add_demo_arguments` options."""
+    from kiltstore.demo import run_demo
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return asyncio.run(
         run_demo(
@@ -111,6 +116,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def run_service(name: str, settings: Settings) -> int:
+    from kiltstore.services.base import service_class
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,25 @@ DEFAULT_PORTS: dict[str, int] = {
     "payment-gateway": 8086,
 }
 DEFAULT_SMTP_PORT = 8025
+#: Port of the demo's embedded broker (any free port if taken).
+DEFAULT_AMQP_PORT = 5673
+
+#: Service name -> "module:Class". Listed in the order the demo starts them.
+SERVICES: dict[str, str] = {
+    "payment-gateway": "kiltstore.services.payment_gateway:PaymentGateway",
+    "crm": "kiltstore.services.crm:CRM",
+    "mailbox": "kiltstore.services.mailbox:Mailbox",
+    "board": "kiltstore.services.board:Board",
+    "normalizer": "kiltstore.services.normalizer:Normalizer",
+    "validator": "kiltstore.services.validator:Validator",
+    "billing": "kiltstore.services.billing:Billing",
+    "workshop": "kiltstore.services.workshop:Workshop",
+    "shipping": "kiltstore.services.shipping:Shipping",
+    "mailer": "kiltstore.services.mailer:Mailer",
+    "webstore": "kiltstore.services.webstore:WebStore",
+    "phone": "kiltstore.services.phone:PhoneOrders",
+    "crm-adapter": "kiltstore.services.crm_adapter:CRMAdapter",
+}
 
 
 def _env(name: str, default: str) -> str:

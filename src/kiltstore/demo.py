@@ -24,13 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, Settings
-from kiltstore.services.base import SERVICES, Service, service_class
+from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, SERVICES, Settings
+from kiltstore.services.base import Service, service_class
 from kiltstore.topology import DEFAULT_PREFIX
 
 log = logging.getLogger("kiltstore.demo")
-
-DEFAULT_AMQP_PORT = 5673
 
 #: Customers already in the sales rep's CRM when the demo starts on an empty one.
 SEED_CUSTOMERS: tuple[dict[str, str], ...] = (

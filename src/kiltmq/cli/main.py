@@ -30,6 +30,7 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 SUBCOMMANDS: dict[str, str] = {
     "broker": "kiltmq.cli.broker",
     "bench": "kiltmq.cli.bench",
+    "demo": "kiltmq.cli.demo",
 }
 
 

@@ -10,31 +10,13 @@ from typing import ClassVar
 from aiohttp import web
 
 from kiltstore.bus import Bus
-from kiltstore.config import Settings
+from kiltstore.config import SERVICES, Settings
 from kiltstore.domain import EVENT_CONTENT_TYPE, EVENT_TYPE, OrderEvent
 from kiltstore.storage import Database, Transaction
 from kiltstore.topology import ORDERS, Topology
 from kiltstore.web import Site
 
 log = logging.getLogger("kiltstore")
-
-#: Service name -> "module:Class". Listed in the order the demo starts them.
-SERVICES: dict[str, str] = {
-    "payment-gateway": "kiltstore.services.payment_gateway:PaymentGateway",
-    "crm": "kiltstore.services.crm:CRM",
-    "mailbox": "kiltstore.services.mailbox:Mailbox",
-    "board": "kiltstore.services.board:Board",
-    "normalizer": "kiltstore.services.normalizer:Normalizer",
-    "validator": "kiltstore.services.validator:Validator",
-    "billing": "kiltstore.services.billing:Billing",
-    "workshop": "kiltstore.services.workshop:Workshop",
-    "shipping": "kiltstore.services.shipping:Shipping",
-    "mailer": "kiltstore.services.mailer:Mailer",
-    "webstore": "kiltstore.services.webstore:WebStore",
-    "phone": "kiltstore.services.phone:PhoneOrders",
-    "crm-adapter": "kiltstore.services.crm_adapter:CRMAdapter",
-}
-
 
 def service_class(name: str) -> type[Service]:
     module_name, _, class_name = SERVICES[name].partition(":")

@@ -33,6 +33,17 @@ CREATE TABLE IF NOT EXISTS mails (
 """
 
 
+class _Handler:
+    """aiosmtpd's handler: hands each message to the mailbox."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.mailbox.receive(envelope)
+        return "250 Message accepted for delivery"
+
+
 class Mailbox(Service):
     name: ClassVar[str] = "mailbox"
     schema: ClassVar[str] = SCHEMA
@@ -50,19 +61,19 @@ class Mailbox(Service):
         sock = bind_socket(self.settings.smtp_host, self.settings.smtp_port)
         self.smtp_port = sock.getsockname()[1]
         self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="mailbox.kiltstore", loop=loop), sock=sock
+            lambda: SMTP(_Handler(self), hostname="mailbox.kiltstore", loop=loop), sock=sock
         )
 
     async def started(self) -> None:
         self.urls["SMTP"] = f"smtp://{self.settings.smtp_host}:{self.smtp_port}"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        """aiosmtpd's hook: one message received."""
+    def receive(self, envelope: Envelope) -> None:
+        """Keep one received message."""
         raw = envelope.original_content or envelope.content or b""
         data = raw if isinstance(raw, bytes) else raw.encode()
         message = email.message_from_bytes(data, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
-        text = body.get_content() if body is not None else ""
+        text = body.get_content().replace("\r\n", "\n") if body is not None else ""
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT OR IGNORE INTO mails (message_id, mail_from, rcpt, subject, body,"
@@ -78,7 +89,6 @@ class Mailbox(Service):
                 ),
             )
         self.hub.publish("mail", {"to": envelope.rcpt_tos})
-        return "250 Message accepted for delivery"
 
     def mails(self, to: str = "") -> list[dict[str, Any]]:
         if to:
