@@ -274,6 +274,7 @@ class _Run:
         self.ctx = ctx
         self.shared = cast(Shared, ctx.RawArray("q", Slot.size()))
         self.processes: list[tuple[BaseProcess, Any]] = []
+        self.reports: dict[str, dict[str, Any]] = {}
 
     def _plan(self) -> Plan:
         return Plan(
@@ -325,8 +326,11 @@ class _Run:
         while not condition():
             for process, receiver in self.processes:
                 if not process.is_alive():
-                    report = receiver.recv() if receiver.poll() else {}
-                    raise RuntimeError(report.get("error") or f"a worker exited while {what}")
+                    report = self._report(process, receiver)
+                    if report.get("error"):
+                        raise RuntimeError(report["error"])
+                    if process.name != "producer" or not self.shared[Slot.STOP_PRODUCER]:
+                        raise RuntimeError(f"the {process.name} exited while {what}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f} s {what}")
             await asyncio.sleep(0.005)
@@ -433,12 +437,17 @@ class _Run:
                 await asyncio.sleep(0.05)
                 result.accounted = await self._depth(ctl)
 
+    def _report(self, process: BaseProcess, receiver: Any, timeout: float = 0) -> dict[str, Any]:
+        """A worker's final report (cached: it can be received only once)."""
+        name = process.name
+        if name not in self.reports and receiver.poll(timeout):
+            with contextlib.suppress(EOFError):
+                self.reports[name] = receiver.recv()
+        return self.reports.get(name, {})
+
     def _collect(self) -> None:
         for process, receiver in self.processes:
-            report: dict[str, Any] = {}
-            if receiver.poll(15):
-                with contextlib.suppress(EOFError):
-                    report = receiver.recv()
+            report = self._report(process, receiver, 15)
             process.join(5)
             if process.is_alive():
                 process.kill()
