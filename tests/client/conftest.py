@@ -3,8 +3,10 @@ parametrized ``amqp_url`` (tests/conftest.py), and unique names for test entitie
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -31,3 +33,94 @@ async def conn(amqp_url: str) -> AsyncIterator[Connection]:
 @pytest.fixture
 async def ch(conn: Connection) -> Channel:
     return await conn.channel()
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of a broker, to cut or freeze the network under a
+    client: ``drop_all()`` aborts every proxied connection (a network failure),
+    ``freeze()`` stops forwarding bytes while keeping the sockets open (a silent peer)."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self.target_url = target_url
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5672)
+        self.frozen = False
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        parts = urlsplit(self.target_url)
+        netloc = f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        link = (writer, up_writer)
+        self._links.add(link)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.get_running_loop().create_task(self._pump(source, sink, link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        link: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if not self.frozen:
+                    sink.write(data)
+                    await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for writer in link:
+                writer.transport.abort()
+            self._links.discard(link)
+
+    def freeze(self) -> None:
+        self.frozen = True
+
+    def thaw(self) -> None:
+        self.frozen = False
+
+    def drop_all(self) -> None:
+        for link in list(self._links):
+            for writer in link:
+                writer.transport.abort()
+        self._links.clear()
+
+    async def close(self) -> None:
+        self.drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
+    """A :class:`TcpProxy` in front of the broker under test."""
+    tcp_proxy = await TcpProxy(amqp_url).start()
+    try:
+        yield tcp_proxy
+    finally:
+        await tcp_proxy.close()

@@ -180,13 +180,17 @@ class Channel:
 
     async def _rpc(
         self,
-        method: Method,
+        method: Method | Callable[[], Method],
         responses: tuple[type[M], ...],
         timeout: float | None = None,
         *,
         recovering: bool = False,
     ) -> M:
-        """Send a synchronous method and wait for its reply."""
+        """Send a synchronous method and wait for its reply.
+
+        ``method`` may be a function making the method, called once the channel is open:
+        queue names are translated then, after any connection recovery.
+        """
         if timeout is None:
             timeout = self.connection.rpc_timeout
         if not recovering:
@@ -204,13 +208,16 @@ class Channel:
                             raise self._closed_error()
                         return await self._send_rpc(method, responses)
         except TimeoutError:
+            name = responses[0].NAME.replace("-ok", "").replace("-empty", "")
             raise TimeoutError(
-                f"{method.NAME} on channel {self.number}: no reply within {timeout} s"
+                f"{name} on channel {self.number}: no reply within {timeout} s"
             ) from None
 
     def _send_rpc(
-        self, method: Method, responses: tuple[type[M], ...]
+        self, method: Method | Callable[[], Method], responses: tuple[type[M], ...]
     ) -> asyncio.Future[M]:
+        if not isinstance(method, Method):
+            method = method()
         future: asyncio.Future[M] = self.loop.create_future()
         self._waiters.append((responses, future))
         self.connection._send_method(self.number, method)
@@ -377,7 +384,8 @@ class Channel:
     async def _resubscribe(self, consumer: Consumer) -> None:
         try:
             await self.connection._redeclare_queue(self, consumer.queue)
-            await self._rpc(self._consume_method(consumer), (spec.BasicConsumeOk,))
+            await self._rpc(lambda: self._consume_method(consumer), (spec.BasicConsumeOk,))
+            consumer.resubscriptions += 1
         except (AMQPError, ClientError, TimeoutError) as exc:
             self.connection.logger.warning(
                 "consumer %s could not resubscribe to %r: %s", consumer.consumer_tag,
@@ -604,9 +612,11 @@ class Channel:
     ) -> QueueDeclareOk:
         """queue.declare. ``queue=""`` asks the broker to name it (see the result's
         ``queue``)."""
-        name = self.connection.current_name(queue)
+        current = self.connection.current_name
         ok = await self._rpc(
-            spec.QueueDeclare(name, passive, durable, exclusive, auto_delete, False, arguments),
+            lambda: spec.QueueDeclare(
+                current(queue), passive, durable, exclusive, auto_delete, False, arguments
+            ),
             (spec.QueueDeclareOk,),
             timeout,
         )
@@ -627,7 +637,7 @@ class Channel:
     ) -> None:
         """queue.bind."""
         await self._rpc(
-            spec.QueueBind(
+            lambda: spec.QueueBind(
                 self.connection.current_name(queue), exchange, routing_key, False, arguments
             ),
             (spec.QueueBindOk,),
@@ -646,7 +656,9 @@ class Channel:
     ) -> None:
         """queue.unbind."""
         await self._rpc(
-            spec.QueueUnbind(self.connection.current_name(queue), exchange, routing_key, arguments),
+            lambda: spec.QueueUnbind(
+                self.connection.current_name(queue), exchange, routing_key, arguments
+            ),
             (spec.QueueUnbindOk,),
             timeout,
         )
@@ -655,7 +667,7 @@ class Channel:
     async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
         """queue.purge; returns the number of messages removed."""
         ok = await self._rpc(
-            spec.QueuePurge(self.connection.current_name(queue), False),
+            lambda: spec.QueuePurge(self.connection.current_name(queue), False),
             (spec.QueuePurgeOk,),
             timeout,
         )
@@ -671,7 +683,9 @@ class Channel:
     ) -> int:
         """queue.delete; returns the number of messages deleted with it."""
         ok = await self._rpc(
-            spec.QueueDelete(self.connection.current_name(queue), if_unused, if_empty, False),
+            lambda: spec.QueueDelete(
+                self.connection.current_name(queue), if_unused, if_empty, False
+            ),
             (spec.QueueDeleteOk,),
             timeout,
         )
@@ -777,7 +791,9 @@ class Channel:
         # Registered before consume-ok: deliveries may follow it in the same read.
         self._consumers[tag] = consumer
         try:
-            await self._rpc(self._consume_method(consumer), (spec.BasicConsumeOk,), timeout)
+            await self._rpc(
+                lambda: self._consume_method(consumer), (spec.BasicConsumeOk,), timeout
+            )
         except BaseException:
             if self._consumers.get(tag) is consumer:
                 del self._consumers[tag]
@@ -804,7 +820,7 @@ class Channel:
     ) -> Message | None:
         """basic.get: one message from ``queue``, or None if it is empty."""
         reply = await self._rpc(
-            spec.BasicGet(self.connection.current_name(queue), no_ack),
+            lambda: spec.BasicGet(self.connection.current_name(queue), no_ack),
             (spec.BasicGetOk, spec.BasicGetEmpty),
             timeout,
         )

@@ -860,7 +860,8 @@ class Connection:
         return channel
 
     async def _redeclare_queue(self, channel: Channel, queue: str) -> None:
-        """Declare a recorded queue and its bindings again (consumer resubscription)."""
+        """Declare a recorded queue, its bindings and their source exchanges again
+        (consumer resubscription after the broker's basic.cancel)."""
         record = self._queues.get(queue)
         if record is None:
             return
@@ -873,6 +874,15 @@ class Connection:
         await self._declare_recorded_queue(record, attempt)
         for binding in list(self._bindings.values()):
             if binding.kind == "queue" and binding.destination == queue:
+                exchange = self._exchanges.get(binding.source)
+                if exchange is not None:  # an auto-delete exchange may have gone with it
+                    await channel._rpc(
+                        spec.ExchangeDeclare(
+                            exchange.name, exchange.type, False, exchange.durable,
+                            exchange.auto_delete, exchange.internal, False, exchange.arguments,
+                        ),
+                        (spec.ExchangeDeclareOk,),
+                    )
                 await channel._rpc(
                     spec.QueueBind(
                         self.current_name(queue), binding.source, binding.routing_key, False,

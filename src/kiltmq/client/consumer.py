@@ -179,13 +179,13 @@ class Message:
         return self.body.decode(encoding)
 
     def _settle(self, kind: int, multiple: bool, requeue: bool) -> _Done:
-        if self._settled and not multiple:
-            return _DONE  # settling twice is a no-op, not a channel error
         channel = self._channel
         if channel is None:
             raise ChannelClosed("this message was not delivered on a channel: nothing to settle")
         if self.no_ack:
             raise ValueError("the message was delivered with no_ack=True: nothing to settle")
+        if self._settled and not multiple:
+            return _DONE  # settling twice is a no-op, not a channel error
         channel._settle(self, kind, multiple, requeue)
         self._settled = True
         return _DONE
@@ -253,6 +253,8 @@ class Consumer:
         self.state = ConsumerState.NEW
         #: Why iteration ended with an error (None: it ended cleanly or goes on).
         self.error: BaseException | None = None
+        #: Times the consumer subscribed again after the broker cancelled it.
+        self.resubscriptions = 0
         self._loop = channel.connection.loop
         self._buffer: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
