@@ -1,0 +1,86 @@
+"""Fixtures for the interop suite: third-party clients against kiltmq and RabbitMQ.
+
+Every test runs against both brokers (``broker_url`` is parametrized); RabbitMQ is the
+control that shows the test itself is right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+
+
+def _broker_class() -> tuple[Any, str]:
+    try:
+        from kiltmq.broker import Broker
+    except ImportError as exc:
+        return None, f"kiltmq.broker is not importable yet ({exc})"
+    return Broker, ""
+
+
+@pytest.fixture(scope="session")
+def kiltmq_url() -> Iterator[str]:
+    """An embedded kiltmq broker on a free port, in a thread, for the whole session."""
+    broker_cls, why = _broker_class()
+    if broker_cls is None:
+        pytest.skip(why)
+    broker = broker_cls(port=0)
+    broker.start_in_thread()
+    try:
+        yield str(broker.url)
+    finally:
+        broker.stop_thread()
+
+
+@pytest.fixture(
+    params=[pytest.param("rabbitmq", marks=pytest.mark.rabbitmq), pytest.param("kiltmq")]
+)
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the broker under test: RabbitMQ (the control) or kiltmq."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+class Names:
+    """Unique queue and exchange names for one test, deleted afterwards."""
+
+    def __init__(self) -> None:
+        self.prefix = f"interop-{uuid.uuid4().hex[:10]}."
+        self.queues: list[str] = []
+        self.exchanges: list[str] = []
+
+    def q(self, name: str) -> str:
+        full = self.prefix + name
+        self.queues.append(full)
+        return full
+
+    def x(self, name: str) -> str:
+        full = self.prefix + name
+        self.exchanges.append(full)
+        return full
+
+
+@pytest.fixture
+def names(broker_url: str) -> Iterator[Names]:
+    n = Names()
+    yield n
+    if not (n.queues or n.exchanges):
+        return
+    params = pika.URLParameters(broker_url)
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 5
+    params.stack_timeout = 10
+    with contextlib.suppress(Exception):
+        conn = pika.BlockingConnection(params)
+        try:
+            for q in n.queues:
+                conn.channel().queue_delete(q)
+            for x in n.exchanges:
+                conn.channel().exchange_delete(x)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
