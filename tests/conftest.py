@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,8 +48,8 @@ BROKER_KINDS = ("rabbitmq", "kiltmq")
 
 
 @pytest.fixture(scope="session")
-def embedded_broker_url() -> Iterator[str]:
-    """URL of an embedded kiltmq broker (``Broker(port=0)`` in a thread) for the session.
+def embedded_broker() -> Iterator[Any]:
+    """An embedded kiltmq broker (``Broker(port=0)`` in a thread) for the session.
 
     Skipped, with the reason, only while ``kiltmq.broker.Broker`` cannot be imported.
     """
@@ -57,7 +58,13 @@ def embedded_broker_url() -> Iterator[str]:
     except ImportError as exc:
         pytest.skip(f"the embedded kiltmq broker is not available yet: {exc}")
     with Broker(port=0) as broker:
-        yield str(broker.url)
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def embedded_broker_url(embedded_broker: Any) -> str:
+    """URL of the session's embedded kiltmq broker."""
+    return str(embedded_broker.url)
 
 
 @pytest.fixture(params=BROKER_KINDS)
