@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pika
 import pytest
@@ -17,6 +17,13 @@ Connect = Callable[..., pika.BlockingConnection]
 def broker() -> Iterator[Broker]:
     """A broker on a free port, running in a daemon thread for the test."""
     with Broker(port=0) as running:
+        yield running
+
+
+@pytest.fixture
+async def abroker() -> AsyncIterator[Broker]:
+    """A broker on a free port, running on the test's own event loop."""
+    async with Broker(port=0) as running:
         yield running
 
 

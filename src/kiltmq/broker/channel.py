@@ -226,7 +226,8 @@ class Channel:
         vhost = self.vhost
         session = self.session
         if m.passive:
-            queue = vhost.get_queue(self._queue_name(m.queue), session)
+            # no "last declared queue" shortcut here, as in RabbitMQ
+            queue = vhost.get_queue(m.queue, session)
         else:
             if m.queue:
                 name = m.queue

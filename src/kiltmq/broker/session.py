@@ -32,6 +32,7 @@ from kiltmq.protocol.connection import (
 from kiltmq.protocol.errors import (
     AccessRefused,
     AMQPError,
+    AMQPNotImplemented,
     CommandInvalid,
     InternalError,
     NotAllowed,
@@ -72,6 +73,15 @@ def server_properties(cluster_name: str = "kiltmq") -> dict[str, Any]:
         "capabilities": dict(CAPABILITIES),
         "cluster_name": cluster_name,
     }
+
+
+def reply_text(error: AMQPError) -> str:
+    """``error``'s text as RabbitMQ sends it: "NAME - text", cut to a short string."""
+    text = error.reply_text
+    name = error.reply_name
+    if not text.startswith(name + " -"):
+        text = f"{name} - {text}"
+    return short(text)
 
 
 def short(text: str) -> str:
@@ -147,7 +157,9 @@ class Session:
                         self._connection_method(method)
                     except AMQPError as error:
                         self._fill_ids(error, method)
-                        self.connection_error(error)
+                        self.connection_error(
+                            error, handshake_reply=isinstance(method, spec.ConnectionOpen)
+                        )
                     continue
                 channel = channels.get(number)
                 try:
@@ -219,9 +231,7 @@ class Session:
         channel.close()
         self.conn.send_method(
             channel.number,
-            spec.ChannelClose(
-                error.reply_code, short(error.reply_text), error.class_id, error.method_id
-            ),
+            spec.ChannelClose(error.reply_code, reply_text(error), error.class_id, error.method_id),
         )
 
     def confirms_pending(self, channel: Channel) -> None:
@@ -339,12 +349,10 @@ class Session:
         error = AccessRefused(
             f"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. "
             "For details see the broker logfile.",
-            10,
-            11,
             hard=True,
         )
         if self.auth_failure_close:
-            self.connection_error(error)
+            self.connection_error(error, handshake_reply=True)
         else:
             # RabbitMQ closes the socket without a word for clients that did not ask
             self.closing = True
@@ -352,14 +360,24 @@ class Session:
 
     def _tune_ok(self, m: spec.ConnectionTuneOk) -> None:
         broker = self.broker
-        for name, value, ours, minimum in (
-            ("channel_max", m.channel_max, broker.channel_max, 0),
-            ("frame_max", m.frame_max, broker.frame_max, FRAME_MIN_SIZE),
-        ):
-            if ours and (value == 0 or value > ours):
-                raise NotAllowed(f"NOT_ALLOWED - {name}={value} > {ours} max size", 10, 31)
-            if value and value < minimum:
-                raise NotAllowed(f"NOT_ALLOWED - {name}={value} < {minimum} min size", 10, 31)
+        # RabbitMQ: frame_max must lie within [4096, ours]; channel_max may not exceed
+        # ours (0, "no limit", gets ours).
+        if broker.frame_max and (m.frame_max == 0 or m.frame_max > broker.frame_max):
+            raise NotAllowed(
+                f"NOT_ALLOWED - frame_max={m.frame_max} > {broker.frame_max} max size", 10, 31
+            )
+        if m.frame_max and m.frame_max < FRAME_MIN_SIZE:
+            raise NotAllowed(
+                f"NOT_ALLOWED - frame_max={m.frame_max} < {FRAME_MIN_SIZE} min size", 10, 31
+            )
+        if broker.channel_max and m.channel_max > broker.channel_max:
+            raise NotAllowed(
+                f"NOT_ALLOWED - channel_max={m.channel_max} > {broker.channel_max} max size",
+                10,
+                31,
+            )
+        if not m.channel_max:
+            self.core.channel_max = broker.channel_max
         self.conn.start_heartbeat(m.heartbeat)
 
     def _open(self, m: spec.ConnectionOpen) -> None:
@@ -383,17 +401,31 @@ class Session:
         if self.blocked_by_alarm and self.blocked_capable:
             self.conn.send_method(0, spec.ConnectionBlocked(self._alarm_reason))
 
-    def connection_error(self, error: AMQPError, *, core_failed: bool = False) -> None:
-        """Close the connection with ``error``'s reply code (connection.close)."""
+    def connection_error(
+        self, error: AMQPError, *, core_failed: bool = False, handshake_reply: bool = False
+    ) -> None:
+        """Close the connection with ``error``'s reply code (connection.close).
+
+        Before connection.open succeeded RabbitMQ answers only a refused login or vhost
+        with connection.close; other handshake errors just close the socket
+        (``handshake_reply`` says which). So do unknown methods: RabbitMQ's parser drops the
+        connection.
+        """
         if self.closing:
             return
         self.closing = True
         log.info("%s: closing connection: %s", self.peer_name, error)
         self.cleanup()
+        silent = (not self.opened and not handshake_reply) or (
+            isinstance(error, AMQPNotImplemented) and error.reply_text.startswith("unknown method")
+        )
+        if silent:
+            self.conn.close_after_flush()
+            return
         self.conn.send_method(
             0,
             spec.ConnectionClose(
-                error.reply_code, short(error.reply_text), error.class_id, error.method_id
+                error.reply_code, reply_text(error), error.class_id, error.method_id
             ),
         )
         self.conn.await_close_ok(core_failed=core_failed)
@@ -403,7 +435,9 @@ class Session:
         if self.closing:
             self.conn.abort()
             return
-        self.connection_error(InternalError("INTERNAL_ERROR"))
+        self.connection_error(
+            InternalError("INTERNAL_ERROR - unexpected error, see the broker log")
+        )
 
     def cleanup(self) -> None:
         """Close every channel and delete the connection's exclusive queues (idempotent)."""

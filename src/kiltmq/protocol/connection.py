@@ -426,6 +426,15 @@ class Connection:
                     events.append(_HEARTBEAT_EVENT)
         except AMQPError as error:
             self._failed = True
+            header = self._reader.protocol_header
+            if self.state is ConnectionState.HEADER and header:
+                # bytes after the header broke framing before the header was reported:
+                # report the header first (an unsupported one is all that matters then)
+                supported = header in ACCEPTED_PROTOCOL_HEADERS
+                self.state = ConnectionState.START if supported else ConnectionState.CLOSED
+                events.append(ProtocolHeaderReceived(header, supported))
+                if not supported:
+                    return events
             events.append(ProtocolError(error))
         return events
 
@@ -476,11 +485,12 @@ class Connection:
         state = self.channels.get(channel)
         if state is not None and state.state is ChannelState.OPEN:
             if state.content_method is not None:
+                # RabbitMQ reports the method whose content was interrupted
                 raise UnexpectedFrame(
                     f"expected content header/body for {state.content_method.NAME} on "
                     f"channel {channel}, got method {cls.NAME}",
-                    cls.CLASS_ID,
-                    cls.METHOD_ID,
+                    state.content_method.CLASS_ID,
+                    state.content_method.METHOD_ID,
                 )
             if cls.HAS_CONTENT:
                 state.content_method = method
