@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, str] = {
     "broker": "kiltmq.cli.broker",
     "bench": "kiltmq.cli.bench",
     "demo": "kiltmq.cli.demo",
+    "publish": "kiltmq.cli.publish",
+    "consume": "kiltmq.cli.consume",
 }
 
 
