@@ -65,7 +65,7 @@ class Workshop(Service):
         todo: list[dict[str, Any]] = []
         done: list[dict[str, Any]] = []
         for row in self.db.query("SELECT * FROM jobs ORDER BY approved_at, order_id"):
-            job = {"event": OrderEvent.from_json(row["event"].encode()), **dict(row)}
+            job = {**dict(row), "event": OrderEvent.from_json(row["event"].encode())}
             (done if row["finished_at"] else todo).append(job)
         done.sort(key=lambda job: job["finished_at"], reverse=True)
         return todo, done[:20]

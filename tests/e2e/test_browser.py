@@ -1,0 +1,166 @@
+"""The kilt store in a real browser (Playwright driving Debian's chromium).
+
+A customer checks out in the web store and keeps the order's status page open;
+MacGrudder presses "kilt finished" in the workshop; the customer's page changes to
+"shipped" by itself (Server-Sent Events, no reload). Screenshots of each page go to
+docs/screenshots/ for the README.
+
+Needs /usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Without
+it the test is skipped, or fails under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import xmlrpc.client
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kiltstore import samples
+from kiltstore.demo import Store
+
+from .conftest import eventually, get_json, post_form, run_in_thread
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+BROWSER_TIMEOUT_MS = 20_000
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires the browser tests to run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed: {exc}")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=BROWSER_TIMEOUT_MS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def new_page(browser: Any) -> Any:
+    page = await browser.new_page(viewport={"width": 1200, "height": 860})
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    return page
+
+
+async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+
+
+def crm_order(rpc_url: str) -> None:
+    with xmlrpc.client.ServerProxy(rpc_url, allow_none=True) as crm:
+        customer = dict(samples.CRM_CUSTOMER, first_name="Flora", last_name="MacDonald",
+                        email="flora@skye.example",
+                        address="Kingsburgh\nIsle of Skye\nIV51 9UT\nScotland")
+        customer_id = crm.crm.add_customer(customer)
+        item = dict(samples.CRM_ITEM, pattern="Isle of Skye", price="430.00", kilt_size="M",
+                    waist_in=31, hips_in=36)
+        crm.crm.add_order(customer_id, [item], samples.APPROVED_CARD, "")
+
+
+# The browser test runs on the embedded broker only: the flow is the same on RabbitMQ
+# (see test_flow.py), and one browser run keeps the suite quick.
+@pytest.mark.parametrize("broker_kind", ["kiltmq"])
+async def test_checkout_finish_and_live_status_in_a_browser(
+    store: Store, browser: Any, http: aiohttp.ClientSession
+) -> None:
+    shop = await new_page(browser)
+    await shop.goto(store.urls["web store"])
+    await screenshot(shop, "webstore.png", full_page=True)
+
+    # The customer checks out.
+    await shop.select_option("select[name=tartan]", "Royal Stewart")
+    await shop.fill("input[name=full_name]", "Jamie Fraser")
+    await shop.fill("input[name=email]", "jamie@lallybroch.example")
+    await shop.fill("input[name=line1]", "1 High Street")
+    await shop.fill("input[name=town]", "Inverness")
+    await shop.fill("input[name=postcode]", "IV1 1AA")
+    await shop.fill("input[name=card_number]", samples.APPROVED_CARD)
+    await shop.fill("input[name=notes]", "For the Gathering, please")
+    await shop.click("#place-order")
+    await shop.wait_for_url("**/orders/1")
+    await shop.wait_for_selector("#state:text('approved')")
+    assert "MacGrudder is making your kilt" in await shop.inner_text("#status-text")
+    await screenshot(shop, "order-approved.png")
+    # Marks this page load: still there later means the page was never reloaded.
+    await shop.evaluate("window.kiltMarker = 'same page'")
+
+    # MacGrudder finishes the kilt.
+    workshop = await new_page(browser)
+    await workshop.goto(store.urls["workshop"])
+    button = workshop.locator("#finish-web-1")
+    await button.wait_for()
+    assert "Royal Stewart" in await workshop.inner_text("#todo")
+    await screenshot(workshop, "workshop.png")
+    await button.click()
+    await workshop.wait_for_selector("#no-jobs")
+    assert "web-1" in await workshop.inner_text("#done")
+
+    # The customer's page changes by itself.
+    await shop.wait_for_selector("#state:text('shipped')")
+    assert await shop.evaluate("window.kiltMarker") == "same page"
+    tracking = await shop.inner_text("#tracking")
+    assert tracking.startswith("HP")
+    assert "finished" in await shop.inner_text("ol.timeline")
+    await screenshot(shop, "order-shipped.png", full_page=True)
+
+    # More orders for the board and the mailbox: CRM, phone (invalid), web (declined).
+    await run_in_thread(crm_order, store.urls["CRM XML-RPC"])
+    await post_form(http, store.urls["phone orders"] + "/slips",
+                    dict(samples.PHONE_FORM, name="Angus Og", email="angus@example.org",
+                         country="Narnia", tartan="Dress Gordon"))
+    await post_form(http, store.urls["web store"] + "/checkout",
+                    dict(samples.WEB_FORM, full_name="Morag Bain", email="morag@example.org",
+                         tartan="MacLeod of Lewis", card_number=samples.DECLINED_CARD))
+
+    async def board_settled() -> Any:
+        orders = (await get_json(http, store.urls["order board"] + "/orders.json"))["orders"]
+        latest = {o["order_id"]: o["latest"] for o in orders}
+        return latest == {"web-1": "shipped", "crm-1": "approved", "phone-1": "invalid",
+                          "web-2": "declined"}
+
+    await eventually(board_settled, "four orders in their final states on the board")
+    board = await new_page(browser)
+    await board.goto(store.urls["order board"])
+    await board.wait_for_selector("tr[data-order='web-2'][data-latest='declined']")
+    await screenshot(board, "board.png")
+
+    mailbox = await new_page(browser)
+    await mailbox.goto(store.urls["mailbox"])
+    await mailbox.wait_for_selector(f"text=tracking {tracking}")
+    await screenshot(mailbox, "mailbox.png")
+
+    crm = await new_page(browser)
+    await crm.goto(store.urls["CRM"])
+    await screenshot(crm, "crm.png")
+    phone = await new_page(browser)
+    await phone.goto(store.urls["phone orders"])
+    await screenshot(phone, "phone.png")
