@@ -394,9 +394,12 @@ class Connection:
                         server_hostname=params.tls_server_hostname(),
                     )
                 except OSError as exc:
-                    raise ConnectError(
-                        f"cannot connect to {params.display}: {exc.strerror or exc}"
-                    ) from exc
+                    reason = (
+                        "connection refused"
+                        if isinstance(exc, ConnectionRefusedError)
+                        else exc.strerror or str(exc)
+                    )
+                    raise ConnectError(f"cannot connect to {params.display}: {reason}") from exc
                 self._transport = transport_proto.transport
                 self._proto.send_protocol_header()
                 self._flush()
