@@ -50,14 +50,14 @@ def _check(report: Report, target: str) -> None:
 
 @pytest.mark.skipif(not _has_broker(), reason="the kiltmq broker is not there yet")
 def test_quick_run_against_kiltmq() -> None:
-    report = run(Options(seconds=0.3, warmup=0.1, drain_timeout=20, rabbitmq=False))
+    report = run(Options(seconds=0.5, warmup=0.2, drain_timeout=20, rabbitmq=False))
     _check(report, "kiltmq")
 
 
 @pytest.mark.rabbitmq
 def test_quick_run_against_rabbitmq(rabbitmq_url: str) -> None:
     report = run(
-        Options(seconds=0.3, warmup=0.1, drain_timeout=20, kiltmq=False, rabbitmq_url=rabbitmq_url)
+        Options(seconds=0.5, warmup=0.2, drain_timeout=20, kiltmq=False, rabbitmq_url=rabbitmq_url)
     )
     _check(report, "RabbitMQ")
 
