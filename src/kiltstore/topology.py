@@ -220,30 +220,46 @@ def _node(name: str) -> str:
     return name.replace("-", "_").replace(".", "_")
 
 
+#: Links that are not messages: (from, to, how). Drawn dotted.
+DIRECT_LINKS: tuple[tuple[str, str, str], ...] = (
+    ("crm-adapter", "crm", "polls over XML-RPC"),
+    ("billing", "payment-gateway", "charges over HTTP"),
+    ("mailer", "mailbox", "sends over SMTP"),
+)
+
+
 def mermaid() -> str:
-    """The topology as a Mermaid flowchart (without the prefix)."""
+    """The topology as a Mermaid flowchart (names without the prefix)."""
     out = ["flowchart LR"]
     services = sorted(
         {p.service for p in PUBLISHERS} | {q.consumer for q in QUEUES if q.consumer}
     )
     for service in services:
         out.append(f'    svc_{_node(service)}(["{service}"])')
+    for outside in sorted({to for _, to, _ in DIRECT_LINKS}):
+        out.append(f'    ext_{_node(outside)}[("{outside}")]')
     for ex in EXCHANGES:
         label = f"{ex.key}<br/>{ex.type}<br/><i>{ex.pattern}</i>"
         out.append(f'    ex_{_node(ex.key)}{{{{"{label}"}}}}')
     for q in QUEUES:
         out.append(f'    q_{_node(q.key)}[["{q.key}<br/><i>{q.pattern}</i>"]]')
     for p in PUBLISHERS:
-        keys = ", ".join(k or "(fanout)" for k in p.routing_keys)
-        out.append(f'    svc_{_node(p.service)} -- "{keys}" --> ex_{_node(p.exchange)}')
+        keys = "<br/>".join(k or "(fanout)" for k in p.routing_keys)
+        out.append(f'    svc_{_node(p.service)} -->|"{keys}"| ex_{_node(p.exchange)}')
     for q in QUEUES:
+        by_exchange: dict[str, list[str]] = {}
         for exchange_key, routing_key in q.bindings:
-            label = routing_key or "(all)"
-            out.append(f'    ex_{_node(exchange_key)} -- "{label}" --> q_{_node(q.key)}')
+            by_exchange.setdefault(exchange_key, []).append(routing_key or "(all)")
+        for exchange_key, bound in by_exchange.items():
+            label = "<br/>".join(bound)
+            out.append(f'    ex_{_node(exchange_key)} -->|"{label}"| q_{_node(q.key)}')
         if q.consumer:
             out.append(f"    q_{_node(q.key)} --> svc_{_node(q.consumer)}")
-        if q.dead_letter:
-            out.append(f"    q_{_node(q.key)} -. rejected .-> ex_{_node(DEAD_LETTERS)}")
+    work = [q.key for q in QUEUES if q.dead_letter]
+    out.append(f'    work_queues[/"rejected from {", ".join(work)}"/]')
+    out.append(f'    work_queues -.->|"x-dead-letter-exchange"| ex_{_node(DEAD_LETTERS)}')
+    for source, target, how in DIRECT_LINKS:
+        out.append(f'    svc_{_node(source)} -.->|"{how}"| ext_{_node(target)}')
     return "\n".join(out) + "\n"
 
 
