@@ -30,7 +30,9 @@ async def connect(broker_url: str) -> AsyncIterator[Connect]:
     made: list[aio_pika.abc.AbstractConnection] = []
 
     async def make() -> aio_pika.abc.AbstractConnection:
-        conn = await bounded(aio_pika.connect(broker_url, timeout=TIMEOUT))
+        conn: aio_pika.abc.AbstractConnection = await bounded(
+            aio_pika.connect(broker_url, timeout=TIMEOUT)
+        )
         made.append(conn)
         return conn
 
