@@ -4,6 +4,7 @@ parametrized ``amqp_url`` (tests/conftest.py), and unique names for test entitie
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -38,11 +39,13 @@ async def ch(conn: Connection) -> Channel:
 class TcpProxy:
     """A TCP proxy on 127.0.0.1 in front of a broker, to cut or freeze the network under a
     client: ``drop_all()`` aborts every proxied connection (a network failure),
-    ``freeze()`` stops forwarding bytes while keeping the sockets open (a silent peer)."""
+    ``freeze()`` stops forwarding bytes while keeping the sockets open (a silent peer).
+    With ``ssl_context`` it terminates TLS (an amqps:// front for a plain broker)."""
 
-    def __init__(self, target_url: str) -> None:
+    def __init__(self, target_url: str, ssl_context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(target_url)
         self.target_url = target_url
+        self.ssl_context = ssl_context
         self.target = (parts.hostname or "127.0.0.1", parts.port or 5672)
         self.frozen = False
         self.port = 0
@@ -55,10 +58,13 @@ class TcpProxy:
     def url(self) -> str:
         parts = urlsplit(self.target_url)
         netloc = f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        scheme = "amqps" if self.ssl_context is not None else parts.scheme
+        return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
 
     async def start(self) -> TcpProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", 0, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -13,10 +13,10 @@ A :class:`Consumer` is one basic.consume subscription. It is an async iterator::
             ...
             await message.ack()
 
-or, without the ``async with``, ``async for message in ch.consume("jobs")`` (the
-subscription starts with the iteration and is cancelled when the loop is left by
-``break`` or an exception, once the iterator is garbage collected or ``cancel()`` is
-awaited). Iteration ends cleanly (``StopAsyncIteration``) when the consumer is
+or, without the ``async with``, ``async for message in ch.consume("jobs")``: the
+subscription starts with the iteration, but leaving the loop (``break``, an exception)
+does not end it; ``await consumer.cancel()`` or closing the channel does. Iteration
+ends cleanly (``StopAsyncIteration``) when the consumer is
 cancelled, by :meth:`Consumer.cancel` or by the broker's basic.cancel notification (the
 queue was deleted), or when the application closes the channel or connection. It raises
 :class:`~kiltmq.client.errors.ChannelClosed` or the channel error when the channel is
