@@ -96,7 +96,12 @@ class Bus:
     async def start(self, *, retry_for: float = 60.0) -> None:
         """Connect (retrying while the broker isn't up yet), open the publishing
         channel with confirms, and declare the topology."""
-        deadline = time.monotonic() + retry_for
+        self._retry_for = retry_for
+        self._connect_lock = asyncio.Lock()
+        await self._connect()
+
+    async def _connect(self) -> None:
+        deadline = time.monotonic() + self._retry_for
         while True:
             try:
                 self._conn = await asyncio.wait_for(kiltmq.connect(self.url), CONNECT_TIMEOUT)
@@ -109,6 +114,16 @@ class Bus:
         self._pub = await self._conn.channel()
         await self._pub.confirm_select()
         await self.topology.declare(self._pub)
+
+    async def _ensure_connected(self) -> None:
+        """Open a new connection if the client gave up recovering the old one."""
+        async with self._connect_lock:
+            if self._conn is None or self._conn.is_closed:
+                log.warning("%s: connection closed for good; connecting again", self.app_id)
+                await self._connect()
+            elif self._pub.is_closed:
+                self._pub = await self._conn.channel()
+                await self._pub.confirm_select()
 
     async def close(self) -> None:
         self._closing = True
@@ -158,6 +173,9 @@ class Bus:
     async def flush_outbox(self, db: Database) -> int:
         """Publish the outbox's unsent messages in order; return how many were sent."""
         sent = 0
+        if db.query_one("SELECT 1 FROM outbox WHERE sent_at IS NULL") is None:
+            return 0
+        await self._ensure_connected()
         async with self._publish_lock:
             while True:
                 batch = db.unsent()
@@ -208,6 +226,7 @@ class Bus:
         queue = self.topology.queue(queue_key)
         while not self._closing:
             try:
+                await self._ensure_connected()
                 channel = await self._conn.channel()
                 await channel.basic_qos(prefetch_count=prefetch)
                 async for message in channel.consume(queue):

@@ -94,4 +94,6 @@ class Billing(Service):
         return apply
 
     async def stopped(self) -> None:
-        await self.session.close()
+        session: aiohttp.ClientSession | None = getattr(self, "session", None)
+        if session is not None:
+            await session.close()

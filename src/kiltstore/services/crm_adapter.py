@@ -111,8 +111,12 @@ class CRMAdapter(Service):
             await asyncio.sleep(self.settings.poll_interval)
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self.session.close()
+        task: asyncio.Task[None] | None = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session: aiohttp.ClientSession | None = getattr(self, "session", None)
+        if session is not None:
+            await session.close()
         await super().stop()

@@ -111,5 +111,7 @@ class Mailbox(Service):
         return web.json_response({"mails": self.mails(request.query.get("to", ""))})
 
     async def stopped(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
+        server: asyncio.Server | None = getattr(self, "_server", None)
+        if server is not None:
+            server.close()
+            await server.wait_closed()

@@ -153,4 +153,6 @@ class PaymentGateway(Service):
         return render("gateway.html", charges=self.charges(), held=not self._released.is_set())
 
     async def stopped(self) -> None:
-        self._released.set()
+        released: asyncio.Event | None = getattr(self, "_released", None)
+        if released is not None:
+            released.set()

@@ -1,0 +1,167 @@
+"""The store's non-messaging parts over their real protocols: the payment gateway
+(HTTP), the CRM (XML-RPC), the mailer and the mailbox (SMTP), the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import xmlrpc.client
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kiltstore import samples
+from kiltstore.cli import build_parser, settings_from
+from kiltstore.config import SERVICES, Settings
+from kiltstore.domain import OrderEvent, State
+from kiltstore.services.crm import CRM
+from kiltstore.services.crm_adapter import record_body
+from kiltstore.services.mailbox import Mailbox
+from kiltstore.services.mailer import compose, send_mail
+from kiltstore.services.payment_gateway import PaymentGateway, decide
+from kiltstore.translators import translate_crm
+
+TIMEOUT = 20.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, port=0, smtp_port=0)
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
+    service = PaymentGateway(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def crm(settings: Settings) -> AsyncIterator[CRM]:
+    service = CRM(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def mailbox(settings: Settings) -> AsyncIterator[Mailbox]:
+    service = Mailbox(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize(
+    ("card", "amount", "answer"),
+    [
+        ("4242424242424242", 42_000, ("approved", "")),
+        ("4000000000000002", 42_000, ("declined", "card declined by the issuer")),
+        ("4000000000009995", 42_000, ("declined", "insufficient funds")),
+        ("4000000000000069", 42_000, ("declined", "expired card")),
+        ("4242424242424241", 42_000, ("declined", "invalid card number")),
+        ("4242424242424242", 1_000_001, ("declined", "amount over the card's limit")),
+    ],
+)
+def test_gateway_decides_by_card(card: str, amount: int, answer: tuple[str, str]) -> None:
+    assert decide(card, amount) == answer
+
+
+async def test_gateway_charges_once_per_idempotency_key(gateway: PaymentGateway) -> None:
+    url = gateway.urls["payment gateway"]
+    charge = {"idempotency_key": "web-1", "amount_pence": 42_000,
+              "card_number": "4242424242424242", "description": "a kilt"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
+        answers = []
+        for _ in range(2):
+            async with http.post(url + "/charges", json=charge) as response:
+                assert response.status == 200
+                answers.append(await response.json())
+        async with http.post(url + "/charges", json={"amount_pence": 1}) as response:
+            assert response.status == 400
+        async with http.get(url + "/charges") as response:
+            listed = await response.json()
+        async with http.get(url + "/") as response:
+            assert "web-1" in await response.text()
+    assert answers[0]["status"] == "approved"
+    assert answers[1]["charge_id"] == answers[0]["charge_id"]
+    assert (answers[0]["replayed"], answers[1]["replayed"]) == (False, True)
+    assert [(c["idempotency_key"], c["requests"]) for c in listed["charges"]] == [("web-1", 2)]
+
+
+def _crm_session(url: str) -> tuple[list[dict[str, Any]], str]:
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        customer_id = proxy.crm.add_customer(samples.CRM_CUSTOMER)
+        proxy.crm.add_order(customer_id, [samples.CRM_ITEM], samples.APPROVED_CARD, "rush")
+        try:
+            proxy.crm.add_order(999, [samples.CRM_ITEM], samples.APPROVED_CARD, "")
+        except xmlrpc.client.Fault as fault:
+            error = f"{fault.faultCode} {fault.faultString}"
+        else:
+            error = "no fault"
+        orders: Any = proxy.crm.orders_since(0, 10)
+        assert proxy.crm.orders_since(orders[-1]["id"], 10) == []
+        methods: Any = proxy.system.listMethods()
+        assert "crm.orders_since" in methods
+        return orders, error
+
+
+async def test_crm_xmlrpc_api_and_adapter_format(crm: CRM) -> None:
+    orders, error = await asyncio.wait_for(
+        asyncio.to_thread(_crm_session, crm.urls["CRM XML-RPC"]), TIMEOUT
+    )
+    assert error == "404 no customer 999"
+    assert len(orders) == 1
+    # What the channel adapter publishes for the record translates to the sample order.
+    order = translate_crm(record_body(orders[0]))
+    expected = translate_crm(samples.crm_body(order_id=orders[0]["id"]))
+    assert replace(order, placed_at="", notes="") == replace(expected, placed_at="", notes="")
+    assert order.notes == "rush"
+
+
+async def test_mailer_sends_and_mailbox_keeps_one_copy(mailbox: Mailbox) -> None:
+    event = OrderEvent(state=State.RECEIVED, order=translate_crm(samples.crm_body(4)))
+    assert compose(event, sender="shop@example.org", store_url="http://shop") is None
+    shipped = event.then(State.SHIPPED, detail={"tracking": "HP123", "carrier": "Highland"})
+    mail = compose(shipped, sender="shop@example.org", store_url="http://shop")
+    assert mail is not None
+    assert mail["Message-ID"] == "<crm-4.shipped@kiltstore>"
+    assert "HP123" in str(mail["Subject"])
+    for _ in range(2):  # sent twice, as after a crash between sending and recording
+        await asyncio.wait_for(
+            asyncio.to_thread(send_mail, "127.0.0.1", mailbox.smtp_port, mail), TIMEOUT
+        )
+    mails = mailbox.mails("jamie@lallybroch.example")
+    assert len(mails) == 1
+    assert mails[0]["order_id"] == "crm-4"
+    assert "tracking number HP123" in mails[0]["body"]
+    invalid = event.then(State.INVALID, reasons=("we don't ship to 'ZZ'",))
+    invalid_mail = compose(invalid, sender="s@example.org", store_url="http://shop")
+    assert invalid_mail is not None
+    assert "we don't ship to 'ZZ'" in invalid_mail.get_content()
+
+
+def test_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    parser = build_parser()
+    monkeypatch.setenv("AMQP_URL", "amqp://u:p@rabbit.example/")
+    monkeypatch.setenv("KILTSTORE_PREFIX", "shop2")
+    args = parser.parse_args(["billing", "--payment-url", "http://pay:1", "--data-dir",
+                              str(tmp_path)])
+    settings = settings_from(args)
+    assert (settings.amqp_url, settings.prefix, settings.payment_url, settings.data_dir) == (
+        "amqp://u:p@rabbit.example/", "shop2", "http://pay:1", tmp_path,
+    )
+    assert settings_from(parser.parse_args(["webstore"])).port == 8080
+    for name in SERVICES:
+        assert parser.parse_args([name]).service == name
+    assert parser.parse_args(["demo", "--any-ports"]).any_ports
