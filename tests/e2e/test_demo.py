@@ -1,0 +1,51 @@
+"""``kiltmq demo`` (what ``make demo`` runs): starts the whole store on the embedded
+broker, prints the pages' addresses, serves them, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from .conftest import WAIT
+
+
+async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kiltmq", "demo", "--any-ports", "--amqp-port", "0",
+        "--data-dir", str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        while not lines or "Press Ctrl-C to stop" not in lines[-1]:
+            line = await asyncio.wait_for(process.stdout.readline(), WAIT)
+            assert line, "the demo exited early:\n" + "".join(lines)
+            lines.append(line.decode())
+        output = "".join(lines)
+        urls = dict(re.findall(r"^  (\S.*?)\s{2,}(\S+)$", output, re.MULTILINE))
+        for page in ("web store", "workshop", "CRM", "mailbox", "order board"):
+            assert urls[page].startswith("http://127.0.0.1:"), output
+        assert urls["AMQP broker"].startswith("amqp://")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
+            for page in ("web store", "workshop", "CRM", "mailbox", "order board"):
+                async with http.get(urls[page]) as response:
+                    assert response.status == 200
+            async with http.get(urls["CRM"]) as response:
+                assert "Jamie" in await response.text()  # the demo's seeded customers
+
+        process.send_signal(signal.SIGINT)
+        rest = (await asyncio.wait_for(process.stdout.read(), WAIT)).decode()
+        assert await asyncio.wait_for(process.wait(), WAIT) == 0
+        assert rest.rstrip().endswith("Stopped."), rest
+        assert "Traceback" not in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
