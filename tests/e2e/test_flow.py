@@ -18,7 +18,7 @@ from kiltstore import samples
 from kiltstore.demo import Store
 from kiltstore.domain import CanonicalOrder, OrderEvent, Source, State
 from kiltstore.topology import INTAKE
-from kiltstore.translators import PHONE_TYPE
+from kiltstore.translators import PHONE_TYPE, translate_web
 
 from .conftest import Observer, eventually, get_json, post_form, run_in_thread
 
@@ -235,3 +235,32 @@ async def test_duplicate_deliveries_change_nothing(
     ]
     mails = await mails_about(http, store, "web-1")
     assert len(mails) == 1
+
+
+async def test_a_poison_message_is_dead_lettered_not_lost(
+    store: Store, http: aiohttp.ClientSession, amqp_url: str
+) -> None:
+    """An order event of a schema version billing doesn't know is rejected without
+    requeue, and the broker moves it to the dead-letter queue."""
+    order = translate_web(samples.web_body(1))
+    event = json.loads(OrderEvent(state=State.VALID, order=order).to_json())
+    event["version"] = 99
+    bus = store.service("webstore").the_bus
+    await bus.publish("orders", "order.valid.web", json.dumps(event).encode(),
+                      message_id="from-the-future", content_type="application/json",
+                      type="kiltstore.order-event.v99")
+    dead_letters = store.service("board").topology.queue("dead-letters")
+    async with kiltmq.connect(amqp_url) as conn:
+        ch = await conn.channel()
+
+        async def dead_lettered() -> Any:
+            return await ch.basic_get(dead_letters)
+
+        message = await eventually(dead_lettered, "the poison message in dead-letters")
+        assert message.properties.message_id == "from-the-future"
+        deaths = message.headers["x-death"]
+        assert isinstance(deaths, list)
+        assert deaths[0]["reason"] == "rejected"
+        await message.ack()
+    charges = (await get_json(http, store.urls["payment gateway"] + "/charges"))["charges"]
+    assert charges == []
