@@ -32,7 +32,7 @@ import hashlib
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -140,13 +140,25 @@ class Transcript:
             props = item.properties()
             extra: dict[str, Any] = {"body": _body(item.body)}
             if props.headers:
-                extra["headers"] = dict(props.headers)
+                extra["headers"] = _stable_headers(props.headers)
             self.add_method(who, item.method, extra)
         else:
             self.add_method(who, item.method)
 
     def text(self) -> str:
         return "\n".join(f"{who:8} {what} {fields}" for who, what, fields in self.entries)
+
+
+def _stable_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Headers without the volatile ``time`` of dead-lettering records (``x-death``)."""
+    out = dict(headers)
+    deaths = out.get("x-death")
+    if isinstance(deaths, list):
+        out["x-death"] = [
+            {k: v for k, v in d.items() if k != "time"} if isinstance(d, dict) else d
+            for d in deaths
+        ]
+    return out
 
 
 def _body(body: bytes) -> str:
