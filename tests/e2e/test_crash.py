@@ -34,6 +34,8 @@ class BillingProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -46,6 +48,13 @@ class BillingProcess:
         # It prints one line once it is connected and consuming.
         line = await asyncio.wait_for(self.process.stdout.readline(), WAIT)
         assert b"kiltstore billing running" in line, line
+        self._reader = asyncio.get_running_loop().create_task(self._read(self.process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        """Keep reading the child's output (so a full pipe never blocks it)."""
+        assert process.stdout is not None
+        async for line in process.stdout:
+            self.output.append(line.decode(errors="replace"))
 
     async def kill(self) -> None:
         assert self.process is not None
@@ -56,18 +65,16 @@ class BillingProcess:
     async def stop(self) -> None:
         """SIGTERM, and print what the process said (shown when a test fails)."""
         process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.stdout is not None
-            output = await asyncio.wait_for(process.stdout.read(), WAIT)
-            await asyncio.wait_for(process.wait(), WAIT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            output = b"(did not stop on SIGTERM)"
-        print("billing process output:", output.decode(errors="replace"))
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), WAIT)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, WAIT)
+        print("billing process output:", "".join(self.output))
 
 
 @pytest.fixture
