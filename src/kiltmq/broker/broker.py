@@ -48,7 +48,8 @@ class Broker:
     ``heartbeat``, ``frame_max`` and ``channel_max`` are proposed in connection.tune.
     ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
     ``memory_limit``: bytes of ready message bodies above which publishers are blocked
-    (connection.blocked), None for no limit. ``store``: where durable definitions and
+    (connection.blocked) until it falls below 80% of the limit, None for no limit; checked
+    every ``memory_check_interval`` seconds. ``store``: where durable definitions and
     persistent messages go (default: :class:`~kiltmq.broker.store.MemoryStore`, nothing).
     """
 
@@ -67,6 +68,7 @@ class Broker:
         listeners: Iterable[Listener] = (),
         handshake_timeout: float = 10.0,
         memory_limit: int | None = None,
+        memory_check_interval: float = 1.0,
         store: Store | None = None,
         cluster_name: str = "kiltmq",
     ) -> None:
@@ -77,6 +79,7 @@ class Broker:
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
         self.memory_limit = memory_limit
+        self.memory_check_interval = memory_check_interval
         self.cluster_name = cluster_name
         self.store: Store = store if store is not None else MemoryStore()
         self.listeners: list[Listener] = [(host, port), *listeners]
@@ -183,7 +186,7 @@ class Broker:
             self._ports.clear()
             raise
         if self.memory_limit is not None:
-            self._alarm_timer = loop.call_later(1.0, self._check_memory)
+            self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
 
     async def stop(self) -> None:
         """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
@@ -343,7 +346,7 @@ class Broker:
             self.set_alarm(True)
         elif used < limit * 0.8:
             self.set_alarm(False)
-        self._alarm_timer = self._loop.call_later(1.0, self._check_memory)
+        self._alarm_timer = self._loop.call_later(self.memory_check_interval, self._check_memory)
 
     # -- recovery -------------------------------------------------------------------------
 

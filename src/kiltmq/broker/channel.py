@@ -45,6 +45,8 @@ __all__ = ["Channel"]
 
 _S_QB = struct.Struct(">QB")
 _pack_QB = _S_QB.pack
+_pack_frame = struct.Struct(">BHI").pack
+_join = b"".join
 _DELIVER_IDS = struct.pack(">HH", 60, 60)
 _GET_OK_IDS = struct.pack(">HH", 60, 71)
 
@@ -91,9 +93,13 @@ class Channel:
         self._acks: list[int] = []
         self._nacks: list[int] = []
         self._unconfirmed: set[int] = set()
-        # publish cache: last exchange name -> exchange, its permission already checked
+        # publish cache: last exchange name -> exchange, its permission already checked,
+        # and the encoded basic.deliver tails of its recent routing keys
         self._pub_name: str | None = None
         self._pub_exchange: Exchange | None = None
+        self._tails: dict[str, bytes] = {}
+        #: Largest body that fits one body frame (frame_max is fixed once tuned).
+        self.body_max = (session.core.frame_max or 0xFFFFFFFF + 8) - 8
         self._handlers: dict[type[spec.Method], Callable[[Any], None]] = {
             spec.ExchangeDeclare: self.exchange_declare,
             spec.ExchangeDelete: self.exchange_delete,
@@ -321,9 +327,16 @@ class Channel:
                 )
             self._pub_name = name
             self._pub_exchange = exchange
+            self._tails = {}
         if m.immediate:
             raise AMQPNotImplemented("NOT_IMPLEMENTED - immediate=true", 60, 40)
-        message = Message(name, m.routing_key, raw_properties, body)
+        routing_key = m.routing_key
+        tail = self._tails.get(routing_key)
+        if tail is None:
+            if len(self._tails) > 256:
+                self._tails = {}
+            tail = self._tails[routing_key] = encode_shortstr(name) + encode_shortstr(routing_key)
+        message = Message(name, routing_key, raw_properties, body, tail)
         if message.flags & FLAG_USER_ID:
             user_id = message.user_id()
             if user_id != self.user and "impersonator" not in self.session.user_tags:
@@ -435,15 +448,31 @@ class Channel:
     def deliver(self, consumer: Consumer, entry: Entry) -> None:
         self.delivery_tag = tag = self.delivery_tag + 1
         message = entry.message
-        self.out.send_delivery(
-            content_frames(
-                self.number,
-                consumer.deliver_prefix + _pack_QB(tag, entry.redelivered) + message.deliver_tail,
-                message.header_payload,
-                message.body,
-                self.out.core.frame_max,
+        payload = consumer.deliver_prefix + _pack_QB(tag, entry.redelivered) + message.deliver_tail
+        body = message.body
+        size = len(body)
+        if 0 < size <= self.body_max:
+            # method, header and body frames in one join (the common case)
+            number = self.number
+            header = message.header_payload
+            data = _join(
+                (
+                    _pack_frame(1, number, len(payload)),
+                    payload,
+                    b"\xce",
+                    _pack_frame(2, number, len(header)),
+                    header,
+                    b"\xce",
+                    _pack_frame(3, number, size),
+                    body,
+                    b"\xce",
+                )
             )
-        )
+        else:
+            data = content_frames(
+                self.number, payload, message.header_payload, body, self.out.core.frame_max
+            )
+        self.out.send_delivery(data)
         if consumer.no_ack:
             consumer.queue.ack(entry)
         else:

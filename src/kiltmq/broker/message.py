@@ -71,11 +71,18 @@ class Message:
         "flags",
         "persistent",
         "size",
-        "_deliver_tail",
+        "deliver_tail",
         "_properties",
     )
 
-    def __init__(self, exchange: str, routing_key: str, raw_properties: bytes, body: bytes) -> None:
+    def __init__(
+        self,
+        exchange: str,
+        routing_key: str,
+        raw_properties: bytes,
+        body: bytes,
+        deliver_tail: bytes | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.exchange = exchange
         self.routing_key = routing_key
@@ -86,7 +93,12 @@ class Message:
         self.flags = flags
         self.persistent = bool(flags & FLAG_DELIVERY_MODE) and delivery_mode(raw_properties) == 2
         self.size = len(body)
-        self._deliver_tail: bytes | None = None
+        #: Exchange and routing key encoded as the tail of basic.deliver / basic.get-ok.
+        self.deliver_tail = (
+            deliver_tail
+            if deliver_tail is not None
+            else encode_shortstr(exchange) + encode_shortstr(routing_key)
+        )
         self._properties: BasicProperties | None = None
 
     @classmethod
@@ -102,16 +114,6 @@ class Message:
         message = cls(exchange, routing_key, raw, body)
         message._properties = properties
         return message
-
-    @property
-    def deliver_tail(self) -> bytes:
-        """Exchange and routing key encoded as the tail of basic.deliver / basic.get-ok."""
-        tail = self._deliver_tail
-        if tail is None:
-            tail = self._deliver_tail = encode_shortstr(self.exchange) + encode_shortstr(
-                self.routing_key
-            )
-        return tail
 
     @property
     def properties(self) -> BasicProperties:

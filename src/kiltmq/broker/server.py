@@ -240,6 +240,7 @@ class ServerConnection(asyncio.Protocol):
         """Flush what is queued, then close the socket."""
         self.flush()
         self._closed = True
+        self.can_send = False
         if self.transport is not None:
             self.transport.close()
 
@@ -255,6 +256,7 @@ class ServerConnection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self._closed = True
+            self.can_send = False
             self.transport.abort()
 
     @property

@@ -17,17 +17,50 @@ survive a restart; a store never drives routing or delivery. The calls:
 :class:`MemoryStore` implements it with no storage at all: nothing is written, nothing is
 recovered, and ``after_commit`` callbacks run at once (``defers_confirms`` is False, so the
 broker does not even ask).
+
+:class:`SQLiteStore` keeps everything in one SQLite database in a data directory (see
+docs/durability.md). It also pages message bodies out of memory: a durable queue holding
+more than :attr:`Store.page_messages` ready messages (or :attr:`Store.page_bytes` bytes)
+swaps the bodies of further persistent messages for :class:`PagedMessage` stand-ins
+(:meth:`Store.page_out`) and reads them back in batches before delivery
+(:meth:`Store.load`). Users, permissions and vhosts are reported too
+(:meth:`Store.user_added`, :meth:`Store.permission_set`, :meth:`Store.vhost_added`), and
+at a clean shutdown the broker reports which waiting messages had been delivered before
+(:meth:`Store.mark_redelivered`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import fcntl
+import json
+import logging
+import os
+import queue as queue_module
+import sqlite3
+import threading
+from asyncio import AbstractEventLoop, get_running_loop
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
+from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message
+from kiltmq.protocol.codec import decode_table, encode_table
 
-__all__ = ["Definition", "MemoryStore", "Recovered", "Store", "StoredMessage"]
+__all__ = [
+    "Definition",
+    "MemoryStore",
+    "PagedMessage",
+    "Recovered",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "default_data_dir",
+]
+
+log = logging.getLogger("kiltmq.broker.store")
 
 Definition = dict[str, Any]
 """A definition: for ``kind == "exchange"`` keys name, type, durable, auto_delete,
@@ -55,6 +88,10 @@ class Recovered:
     vhosts: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str, Definition]] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
+    #: Users as stored (the broker's configured users take precedence).
+    users: list[User] = field(default_factory=list)
+    #: (user, vhost, configure, write, read) as stored.
+    permissions: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
 
 class Store:
@@ -62,6 +99,11 @@ class Store:
 
     #: True when confirms of persistent messages must wait for :meth:`after_commit`.
     defers_confirms: bool = False
+    #: A durable queue pages out the bodies of persistent messages that arrive while it
+    #: holds more than this many ready messages (None: never).
+    page_messages: int | None = None
+    #: ... or more than this many bytes of ready message bodies (None: never).
+    page_bytes: int | None = None
 
     def open(self) -> None:
         """Prepare the storage (create files, tables)."""
@@ -97,6 +139,37 @@ class Store:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything reported so far is durable."""
         callback()
+
+    def vhost_removed(self, vhost: str) -> None:
+        """A virtual host and everything in it was deleted."""
+
+    def user_added(self, user: User) -> None:
+        """A user was created or changed."""
+
+    def user_removed(self, name: str) -> None:
+        """A user was deleted."""
+
+    def permission_set(
+        self, user: str, vhost: str, configure: str, write: str, read: str
+    ) -> None:
+        """A user's permissions in a vhost were set."""
+
+    def permission_removed(self, user: str, vhost: str) -> None:
+        """A user's permissions in a vhost were cleared."""
+
+    def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        """At a clean shutdown: these persistent messages waiting in a durable queue had
+        been delivered before (they come back with redelivered=true)."""
+
+    def page_out(self, vhost: str, queue: str, message: Message) -> Message:
+        """A stand-in without the body for ``message`` (already reported with
+        :meth:`message_enqueued`), or ``message`` itself when the store keeps no bodies."""
+        return message
+
+    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+        """The full messages for ``messages``, in order (stand-ins are read back from the
+        store; other messages are returned as they are)."""
+        return list(messages)
 
 
 class MemoryStore(Store):
