@@ -4,6 +4,8 @@ auto-delete)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kiltmq.protocol import BasicProperties, spec
 
 from .rawclient import Context
@@ -167,16 +169,15 @@ async def alternate_exchange(ctx: Context) -> None:
 @scenario(E("channel.close", reply_code=406, class_id=50, method_id=10))
 async def invalid_queue_arguments(ctx: Context) -> None:
     conn = await ctx.connect()
-    for i, arguments in enumerate(
-        (
-            {"x-max-length": -1},
-            {"x-message-ttl": "ten"},
-            {"x-overflow": "explode"},
-            {"x-max-priority": 300},
-            {"x-expires": 0},
-            {"x-dead-letter-routing-key": "k"},
-        )
-    ):
+    invalid: list[dict[str, Any]] = [
+        {"x-max-length": -1},
+        {"x-message-ttl": "ten"},
+        {"x-overflow": "explode"},
+        {"x-max-priority": 300},
+        {"x-expires": 0},
+        {"x-dead-letter-routing-key": "k"},
+    ]
+    for i, arguments in enumerate(invalid):
         ch = await conn.channel()
         await ch.call(QueueDeclare(queue=ctx.q(f"bad{i}"), exclusive=True, arguments=arguments))
     # Unknown x- arguments are accepted and kept for equivalence checks.

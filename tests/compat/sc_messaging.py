@@ -499,3 +499,126 @@ async def confirm_on_tx_channel(ctx: Context) -> None:
     await ch.call(spec.TxSelect())
     await ch.call(spec.TxSelect())
     await ch.call(spec.ConfirmSelect())
+
+
+@scenario(
+    E("basic.get-ok", body="m0", redelivered=True, message_count=1),
+    E("basic.get-ok", body="m2", redelivered=False, message_count=0),
+)
+async def requeue_on_channel_close(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    setup = await conn.channel()
+    await setup.call(QueueDeclare(queue=q, exclusive=True))
+    await setup.call(spec.ConfirmSelect())
+    for i in range(3):
+        setup.publish("", q, f"m{i}")
+    await setup.settle()
+    ch = await conn.channel()
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="c"))
+    await ch.receive_n(3)
+    ch.send(spec.BasicAck(delivery_tag=2))
+    await ch.close()
+    # m0 and m2 come back in their original order, marked redelivered (m1 was acked).
+    await setup.get(q)
+    await setup.get(q)
+    setup.publish("", q, "m2")
+    await setup.settle()
+    await setup.get(q)
+
+
+@scenario(E("queue.declare-ok", queue="q", message_count=1))
+async def ack_after_cancel(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    ch = await conn.channel()
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.ConfirmSelect())
+    ch.publish("", q, "a")
+    ch.publish("", q, "b")
+    await ch.settle()
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="c"))
+    await ch.receive_n(2)
+    await ch.call(spec.BasicCancel(consumer_tag="c"))
+    # Deliveries of a cancelled consumer can still be acknowledged.
+    ch.send(spec.BasicAck(delivery_tag=1))
+    await ch.call(QueueDeclare(queue=q, passive=True))
+    await ch.close()
+    other = await conn.channel()
+    await other.call(QueueDeclare(queue=q, passive=True))
+
+
+@scenario(E("basic.deliver", consumer_tag="second", delivery_tag=2))
+async def delivery_tags_per_channel(ctx: Context) -> None:
+    ch = await ctx.channel()
+    qa, qb = ctx.q("a"), ctx.q("b")
+    await ch.call(QueueDeclare(queue=qa, exclusive=True))
+    await ch.call(QueueDeclare(queue=qb, exclusive=True))
+    await ch.call(spec.BasicConsume(queue=qa, consumer_tag="first"))
+    await ch.call(spec.BasicConsume(queue=qb, consumer_tag="second"))
+    ch.publish("", qa, "to a")
+    await ch.receive()
+    ch.publish("", qb, "to b")
+    await ch.receive()
+    ch.publish("", qa, "to a again")
+    await ch.receive()
+    # One tag sequence per channel: acknowledging 2 (multiple) covers both consumers.
+    ch.send(spec.BasicAck(delivery_tag=2, multiple=True))
+    ch.send(spec.BasicAck(delivery_tag=3))
+    await ch.get(qa)
+    ch.send(spec.BasicAck(delivery_tag=1))
+    await ch.receive()
+
+
+@scenario(E("connection.close", reply_code=540, class_id=60, method_id=40))
+async def publish_immediate(ctx: Context) -> None:
+    ch = await ctx.channel()
+    ch.conn.proto.send_content(
+        ch.number,
+        spec.BasicPublish(exchange="", routing_key="x", immediate=True),
+        BasicProperties(),
+        b"now",
+    )
+    ch.conn.flush()
+    await ch.conn.wait_eof()
+
+
+@scenario(E("basic.get-ok", body="<20000 bytes, sha1 7f21d0bec0ec41ae>"))
+async def small_frame_max(ctx: Context) -> None:
+    conn = await ctx.socket()
+    await conn.handshake(
+        username=ctx.username, password=ctx.password, vhost=ctx.vhost, frame_max=4096
+    )
+    ch = await conn.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    body = bytes(i % 251 for i in range(20000))
+    ch.publish("", q, body)  # split into body frames of at most 4088 bytes
+    await ch.get(q, no_ack=True)
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="c", no_ack=True))
+    ch.publish("", q, body)
+    await ch.receive()
+
+
+@scenario(E("queue.declare-ok", queue="q", message_count=0, consumer_count=1))
+async def nowait_methods(ctx: Context) -> None:
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    x, q = ctx.x("x"), ctx.q("q")
+    ch.send(spec.ExchangeDeclare(exchange=x, type="direct", no_wait=True))
+    ch.send(QueueDeclare(queue=q, exclusive=True, no_wait=True))
+    ch.send(spec.QueueBind(queue=q, exchange=x, routing_key="k", no_wait=True))
+    ch.send(spec.BasicConsume(queue=q, consumer_tag="c", no_ack=True, no_wait=True))
+    ch.publish(x, "k", "via nowait topology")
+    await ch.receive()
+    await ch.call(QueueDeclare(queue=q, passive=True))
+    ch.send(spec.BasicCancel(consumer_tag="c", no_wait=True))
+    ch.send(spec.QueuePurge(queue=q, no_wait=True))
+    ch.send(spec.ConfirmSelect(nowait=True))
+    ch.confirming = True  # no confirm.select-ok with nowait
+    ch.publish(x, "k", "confirmed")
+    await ch.confirms(1)
+    # Errors still close the channel with nowait.
+    ch.send(spec.QueueDelete(queue=ctx.q("missing-or-not"), no_wait=True))
+    ch.send(spec.ExchangeDeclare(exchange=ctx.x("missing"), passive=True, no_wait=True))
+    await ch.receive()

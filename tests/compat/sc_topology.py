@@ -351,3 +351,21 @@ async def basic_get(ctx: Context) -> None:
     await ch.get(q)
     ch.send(spec.BasicAck(delivery_tag=1))
     await ch.get(ctx.q("missing"))
+
+
+@scenario(E("channel.close", reply_code=404, class_id=40, method_id=10))
+async def exchange_auto_delete(ctx: Context) -> None:
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    x, q = ctx.x("auto"), ctx.q("q")
+    await ch.call(ExchangeDeclare(exchange=x, type="fanout", auto_delete=True))
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    # Never bound: stays.
+    await ch.call(ExchangeDeclare(exchange=x, passive=True))
+    await ch.call(spec.QueueBind(queue=q, exchange=x, routing_key="a"))
+    await ch.call(spec.QueueBind(queue=q, exchange=x, routing_key="b"))
+    await ch.call(spec.QueueUnbind(queue=q, exchange=x, routing_key="a"))
+    await ch.call(ExchangeDeclare(exchange=x, passive=True))
+    # Its last binding gone, the exchange goes too.
+    await ch.call(spec.QueueUnbind(queue=q, exchange=x, routing_key="b"))
+    await ch.call(ExchangeDeclare(exchange=x, passive=True))
