@@ -84,6 +84,7 @@ class Bus:
         self._pub: Any = None
         self._publish_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
         self._closing = False
         #: Called after each message is handled and acked (for live pages and tests).
         self.on_handled: list[Callable[[str, Incoming], None]] = []
@@ -127,9 +128,9 @@ class Bus:
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._flushes]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._flushes]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
@@ -193,6 +194,20 @@ class Bus:
                     )
                     db.mark_sent(message.id)
                     sent += 1
+
+    def flush_soon(self, db: Database) -> None:
+        """Publish ``db``'s outbox in the background, without waiting (for web requests:
+        the page answers at once even while the broker is away; the relay catches up)."""
+
+        async def flush() -> None:
+            try:
+                await self.flush_outbox(db)
+            except Exception as exc:
+                log.warning("%s: outbox flush failed (%r); the relay retries", self.app_id, exc)
+
+        task = asyncio.get_running_loop().create_task(flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     def relay_outbox(self, db: Database, interval: float = 2.0) -> None:
         """Keep flushing ``db``'s outbox in the background (catches up after an outage

@@ -10,7 +10,6 @@ Receiver) and pushes each change to the order's status page with Server-Sent Eve
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any, ClassVar
 
@@ -172,9 +171,7 @@ class WebStore(Service):
             number = self.place_order(form)
         except FormError as exc:
             return render("shop.html", form=form, error=str(exc), http_status=400)
-        # saved; the outbox relay publishes it when the broker is back
-        with contextlib.suppress(Exception):
-            await self.the_bus.flush_outbox(self.db)
+        self.the_bus.flush_soon(self.db)  # saved; published now or when the broker is back
         raise web.HTTPSeeOther(f"/orders/{number}")
 
     # -- status -------------------------------------------------------------------------
