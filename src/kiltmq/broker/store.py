@@ -31,6 +31,7 @@ at a clean shutdown the broker reports which waiting messages had been delivered
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -176,3 +177,736 @@ class MemoryStore(Store):
     """No persistence: the broker's in-memory state is all there is."""
 
     defers_confirms = False
+
+
+# -- SQLite ------------------------------------------------------------------------------
+#
+# Theory of operation
+# -------------------
+# One database file, ``kiltmq.db``, in the data directory, in WAL mode with
+# ``synchronous=FULL``: every commit appends to the write-ahead log and fsyncs it, so a
+# committed transaction survives a power cut or a kill -9, and a torn write can only lose
+# an uncommitted one.
+#
+# The broker reports changes on the event loop; they collect in a :class:`_Batch`. The
+# first change of a batch schedules a flush for the next loop iteration; the flush hands
+# the batch to a writer thread (one transaction: inserts, deletes, definitions, then
+# fsync) and starts a new batch. While a batch is being written the next one fills up, so
+# the batch size follows the disk's fsync time (group commit). When the transaction has
+# committed, the writer schedules :meth:`SQLiteStore._committed` on the loop, which runs
+# the batch's ``after_commit`` callbacks (publisher confirms, tx.commit-ok) and sends the
+# next batch. At most one batch is in flight.
+#
+# A message enqueued and removed before its batch was handed to the writer (a consumer
+# that keeps up) is never written at all; its confirm still waits for the batch.
+#
+# Messages: one row per (queue, message) in ``messages``; ``pos`` (the rowid) is a
+# counter, so a queue's rows in pos order are the queue's order. The first row of a message
+# has ``pos == key``, where ``key`` is the message's store key, which the store writes into
+# ``message.id`` (keys start at KEY_BASE, above the ids the process counter hands out, so
+# ids stay unique). A message routed to several durable queues gets one row per queue (as
+# RabbitMQ embeds small messages in each queue's index); rows after the first are found
+# through ``_extra``. Rows of a deleted queue that were not removed one by one (deliveries
+# still unacknowledged when it went) are orphans, deleted at the next start.
+#
+# Redelivered flags: after a clean shutdown the broker reported (mark_redelivered) which
+# waiting messages had been delivered before; exactly those come back redelivered. After
+# a crash the store cannot know which messages a consumer saw in the last moments, so
+# every recovered message comes back redelivered=true (a message is never redelivered
+# without the flag).
+
+SCHEMA_VERSION = 1
+DB_NAME = "kiltmq.db"
+LOCK_NAME = "kiltmq.lock"
+#: Store keys of messages start here, above any id ``Message`` hands out in a process.
+KEY_BASE = 1 << 48
+DEFAULT_PAGE_MESSAGES = 10_000
+DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
+_IN_CHUNK = 500  # parameters per "IN (...)" query when reading bodies back
+
+_SCHEMA = """
+BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE vhosts (name TEXT PRIMARY KEY);
+CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL);
+CREATE TABLE permissions (
+    user TEXT NOT NULL, vhost TEXT NOT NULL,
+    configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
+    PRIMARY KEY (user, vhost));
+CREATE TABLE definitions (
+    vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (vhost, kind, key));
+CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE messages (
+    pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
+    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
+INSERT INTO meta VALUES ('clean_shutdown', 1);
+PRAGMA user_version = 1;
+COMMIT;
+"""
+_INSERT = (
+    "INSERT INTO messages (pos, queue_id, key, exchange, routing_key, properties, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DELETE = "DELETE FROM messages WHERE pos = ?"
+_MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
+_SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+_KIND_ORDER = {"exchange": 0, "queue": 1, "binding": 2}
+
+
+class StoreError(Exception):
+    """The store cannot be used: locked by another broker, written by a newer version,
+    damaged, or unreadable. The message is one line fit for the command line."""
+
+
+class PagedMessage(Message):
+    """Stand-in for a persistent message whose body is in the store only.
+
+    Only ``id`` (the store key), ``size``, ``flags`` and ``persistent`` are set; reading
+    anything else raises AttributeError. :meth:`Store.load` turns it back into a message.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"PagedMessage(id={self.id}, size={self.size})"
+
+
+def _stub(key: int, size: int, flags: int) -> PagedMessage:
+    stub = PagedMessage.__new__(PagedMessage)
+    stub.id = key
+    stub.size = size
+    stub.flags = flags
+    stub.persistent = True
+    return stub
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for kiltmq: ``$XDG_DATA_HOME/kiltmq``, else
+    ``~/.local/share/kiltmq``."""
+    base = os.environ.get("XDG_DATA_HOME")
+    root = Path(base) if base else Path.home() / ".local" / "share"
+    return root / "kiltmq"
+
+
+def _binding_key(definition: Definition) -> bytes:
+    arguments = definition.get("arguments") or {}
+    return encode_table(
+        {
+            "s": definition["source"],
+            "t": definition.get("destination_type", "queue"),
+            "d": definition["destination"],
+            "k": definition["routing_key"],
+            "a": dict(sorted(arguments.items())),
+        }
+    )
+
+
+def _definition_key(kind: str, definition: Definition) -> bytes:
+    if kind == "binding":
+        return _binding_key(definition)
+    return str(definition["name"]).encode()
+
+
+class _Batch:
+    """Changes collected on the loop for one transaction."""
+
+    __slots__ = ("inserts", "deletes", "ops", "delivered", "callbacks")
+
+    def __init__(self) -> None:
+        #: pos -> (queue id, message): rows to insert
+        self.inserts: dict[int, tuple[int, Message]] = {}
+        #: pos of rows to delete (written in an earlier batch)
+        self.deletes: list[int] = []
+        #: other statements, in order (definitions, users, queue ids...)
+        self.ops: list[tuple[str, tuple[Any, ...]]] = []
+        #: pos of rows to mark delivered (after the inserts)
+        self.delivered: list[int] = []
+        self.callbacks: list[Callable[[], None]] = []
+
+    def empty(self) -> bool:
+        return not (self.inserts or self.deletes or self.ops or self.delivered or self.callbacks)
+
+
+class SQLiteStore(Store):
+    """Definitions and persistent messages in one SQLite database in ``data_dir``.
+
+    ``page_messages`` / ``page_bytes``: a durable queue keeps at most about this many
+    ready persistent messages (or bytes of their bodies) in memory; the bodies of further
+    ones stay in the store until consumers get near them (None: no limit).
+    ``threaded``: commit in a writer thread (default) rather than on the event loop.
+
+    Opening takes an exclusive lock on the directory (a second broker on it fails with
+    :class:`StoreError`), and refuses a database written by a newer kiltmq or a damaged
+    one, leaving the files as they are.
+    """
+
+    defers_confirms = True
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        page_messages: int | None = DEFAULT_PAGE_MESSAGES,
+        page_bytes: int | None = DEFAULT_PAGE_BYTES,
+        threaded: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        self.page_messages = page_messages
+        self.page_bytes = page_bytes
+        self.threaded = threaded
+        self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._lock_file: IO[str] | None = None
+        self._loop: AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._jobs: queue_module.SimpleQueue[_Batch | None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._batch = _Batch()
+        self._inflight: _Batch | None = None
+        self._scheduled = False
+        self._qids: dict[tuple[str, str], int] = {}
+        self._extra: dict[tuple[int, int], int] = {}
+        self._next_pos = KEY_BASE
+        self._next_qid = 1
+        self._was_clean = True
+        self._failures = 0
+        #: batches written (committed transactions) since open, for statistics
+        self.commits = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.data_dir)!r})"
+
+    # -- open and close -------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._db is not None:
+            return
+        self._reset()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create data directory {self.data_dir}: {exc.strerror or exc}"
+            ) from None
+        self._lock()
+        try:
+            self._db = self._connect()
+            self._reader = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            self._close_connections()
+            self._unlock()
+            raise
+        try:
+            self._loop = get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        if self.threaded and self._loop is not None:
+            self._jobs = queue_module.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._writer,
+                args=(self._db, self._jobs, self._loop),
+                name="kiltmq-store",
+                daemon=True,
+            )
+            self._thread.start()
+        log.info("store %s opened", self.path)
+
+    def _lock(self) -> None:
+        path = self.data_dir / LOCK_NAME
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held while open)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StoreError(
+                f"data directory {self.data_dir} is in use by another broker{who}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _unlock(self) -> None:
+        handle, self._lock_file = self._lock_file, None
+        if handle is not None:
+            handle.close()  # closing the descriptor releases the flock
+
+    def _damaged(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"the store {self.path} cannot be read ({exc}); kiltmq will not start on it "
+            "and has not changed it: move the data directory away to start empty, or "
+            "restore a backup"
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.path} has format {version}, written by a newer "
+                    f"kiltmq (this one reads format {SCHEMA_VERSION} at most): refusing "
+                    "to open it"
+                )
+            if version == 0:
+                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise StoreError(
+                        f"{self.path} is an SQLite database but not a kiltmq store: "
+                        "refusing to touch it"
+                    )
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA journal_size_limit = 67108864")
+            if version == 0:
+                db.executescript(_SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
+            self._was_clean = bool(row and row[0])
+            # From now on an unclean stop is detectable: the marker is set again by close().
+            db.execute(_SET_META, ("clean_shutdown", 0))
+        except StoreError:
+            db.close()
+            raise
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._damaged(exc) from None
+        return db
+
+    def _close_connections(self) -> None:
+        for attr in ("_reader", "_db"):
+            conn = getattr(self, attr)
+            setattr(self, attr, None)
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        """Write what is pending, mark the shutdown clean, release the directory."""
+        db = self._db
+        if db is None:
+            return
+        final = self._batch
+        self._batch = _Batch()
+        final.ops.append((_SET_META, ("clean_shutdown", 1)))
+        pending = [b for b in (self._inflight,) if b is not None and self._thread is None]
+        jobs, thread = self._jobs, self._thread
+        self._jobs = None
+        self._thread = None
+        try:
+            if jobs is not None and thread is not None:
+                if self._inflight is not None and self._failures:
+                    jobs.put(self._inflight)  # a failed batch waiting for its retry
+                jobs.put(final)
+                jobs.put(None)
+                thread.join()
+            else:
+                for batch in [*pending, final]:
+                    self._apply(db, batch)
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.error("store %s: the last writes failed at close: %s", self.path, exc)
+        finally:
+            self._inflight = None
+            self._close_connections()
+            self._unlock()
+        # Run the last callbacks here (the writer's own report, if the loop still runs it,
+        # then finds an empty list).
+        callbacks, final.callbacks = final.callbacks, []
+        for callback in callbacks:
+            callback()
+        log.info("store %s closed", self.path)
+
+    # -- the writer -----------------------------------------------------------------------
+
+    def _apply(self, db: sqlite3.Connection, batch: _Batch) -> None:
+        """Write one batch in one transaction (any thread)."""
+        db.execute("BEGIN")
+        try:
+            for sql, params in batch.ops:
+                db.execute(sql, params)
+            if batch.inserts:
+                db.executemany(
+                    _INSERT,
+                    [
+                        (pos, qid, m.id, m.exchange, m.routing_key, m.raw_properties, m.body)
+                        for pos, (qid, m) in batch.inserts.items()
+                    ],
+                )
+            if batch.deletes:
+                db.executemany(_DELETE, [(pos,) for pos in batch.deletes])
+            if batch.delivered:
+                db.executemany(_MARK_DELIVERED, [(pos,) for pos in batch.delivered])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+
+    def _writer(
+        self,
+        db: sqlite3.Connection,
+        jobs: queue_module.SimpleQueue[_Batch | None],
+        loop: AbstractEventLoop,
+    ) -> None:
+        while True:
+            batch = jobs.get()
+            if batch is None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            try:
+                self._apply(db, batch)
+            except Exception as exc:  # reported on the loop
+                done: Callable[..., None] = self._write_failed
+                args: tuple[Any, ...] = (batch, exc)
+            else:
+                done = self._committed
+                args = (batch,)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(done, *args)
+
+    def _committed(self, batch: _Batch) -> None:
+        if self._inflight is batch:
+            self._inflight = None
+        if self._failures:
+            log.warning("store %s: writing again after %d failures", self.path, self._failures)
+            self._failures = 0
+        for callback in batch.callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
+        if self._db is not None and self._inflight is None and not self._batch.empty():
+            if self._jobs is not None:
+                self._flush()
+            else:
+                self._schedule()
+
+    def _write_failed(self, batch: _Batch, exc: BaseException) -> None:
+        """A transaction failed (disk full, I/O error): it was rolled back; try the same
+        batch again in a second. Confirms wait meanwhile."""
+        self._failures += 1
+        if self._failures == 1 or self._failures % 60 == 0:
+            log.error(
+                "store %s: cannot write (%s); confirms of persistent messages wait, "
+                "retrying every second",
+                self.path,
+                exc,
+            )
+        if self._loop is not None:
+            self._loop.call_later(1.0, self._retry, batch)
+
+    def _retry(self, batch: _Batch) -> None:
+        if self._db is None or self._inflight is not batch:
+            return
+        self._send(batch)
+
+    def _schedule(self) -> None:
+        if self._scheduled:
+            return
+        loop = self._loop
+        if loop is None:
+            self._flush()  # no event loop: write at once
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._inflight is not None or self._db is None:
+            return  # the next batch goes when the one in flight has committed
+        batch = self._batch
+        if batch.empty():
+            return
+        self._batch = _Batch()
+        self._send(batch)
+
+    def _send(self, batch: _Batch) -> None:
+        self._inflight = batch
+        if self._jobs is not None:
+            self._jobs.put(batch)
+            return
+        assert self._db is not None
+        try:
+            self._apply(self._db, batch)
+        except sqlite3.Error as exc:
+            self._write_failed(batch, exc)
+            return
+        self._committed(batch)
+
+    # -- reports from the broker ------------------------------------------------------------
+
+    def _op(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self._db is None:
+            return
+        self._batch.ops.append((sql, params))
+        if not self._scheduled:
+            self._schedule()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._db is None:
+            callback()
+            return
+        batch = self._batch
+        if not batch.empty():
+            batch.callbacks.append(callback)
+        elif self._inflight is not None:
+            self._inflight.callbacks.append(callback)
+        else:
+            callback()
+
+    def vhost_added(self, vhost: str) -> None:
+        self._op("INSERT OR IGNORE INTO vhosts (name) VALUES (?)", (vhost,))
+
+    def vhost_removed(self, vhost: str) -> None:
+        for (v, name), _qid in list(self._qids.items()):
+            if v == vhost:
+                del self._qids[(v, name)]
+        for sql in (
+            "DELETE FROM vhosts WHERE name = ?",
+            "DELETE FROM definitions WHERE vhost = ?",
+            "DELETE FROM queues WHERE vhost = ?",
+            "DELETE FROM permissions WHERE vhost = ?",
+        ):
+            self._op(sql, (vhost,))
+
+    def user_added(self, user: User) -> None:
+        self._op(
+            "INSERT OR REPLACE INTO users (name, password_hash, tags) VALUES (?, ?, ?)",
+            (user.name, user.password_hash, json.dumps(sorted(user.tags))),
+        )
+
+    def user_removed(self, name: str) -> None:
+        self._op("DELETE FROM users WHERE name = ?", (name,))
+        self._op("DELETE FROM permissions WHERE user = ?", (name,))
+
+    def permission_set(
+        self, user: str, vhost: str, configure: str, write: str, read: str
+    ) -> None:
+        self._op(
+            "INSERT OR REPLACE INTO permissions (user, vhost, configure, write, read)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (user, vhost, configure, write, read),
+        )
+
+    def permission_removed(self, user: str, vhost: str) -> None:
+        self._op("DELETE FROM permissions WHERE user = ? AND vhost = ?", (user, vhost))
+
+    def definition_added(self, vhost: str, kind: str, definition: Definition) -> None:
+        if self._db is None:
+            return
+        if kind == "queue":
+            self._new_queue_id(vhost, str(definition["name"]))
+        self._op(
+            "INSERT OR REPLACE INTO definitions (vhost, kind, key, data) VALUES (?, ?, ?, ?)",
+            (vhost, kind, _definition_key(kind, definition), encode_table(definition)),
+        )
+
+    def definition_removed(self, vhost: str, kind: str, definition: Definition) -> None:
+        if self._db is None:
+            return
+        if kind == "queue":
+            qid = self._qids.pop((vhost, str(definition["name"])), None)
+            if qid is not None:
+                self._op("DELETE FROM queues WHERE id = ?", (qid,))
+        self._op(
+            "DELETE FROM definitions WHERE vhost = ? AND kind = ? AND key = ?",
+            (vhost, kind, _definition_key(kind, definition)),
+        )
+
+    def _new_queue_id(self, vhost: str, name: str) -> int:
+        qid = self._next_qid
+        self._next_qid = qid + 1
+        self._qids[(vhost, name)] = qid
+        self._op("INSERT INTO queues (id, vhost, name) VALUES (?, ?, ?)", (qid, vhost, name))
+        return qid
+
+    def message_enqueued(self, vhost: str, queue: str, message: Message) -> None:
+        if self._db is None:
+            return
+        qid = self._qids.get((vhost, queue))
+        if qid is None:
+            qid = self._new_queue_id(vhost, queue)
+        pos = self._next_pos
+        self._next_pos = pos + 1
+        key = message.id
+        if key < KEY_BASE:
+            message.id = pos  # the message's store key from now on
+        else:
+            self._extra[(qid, key)] = pos  # a further queue of the same message
+        self._batch.inserts[pos] = (qid, message)
+        if not self._scheduled:
+            self._schedule()
+
+    def _pos_of(self, qid: int, key: int) -> int:
+        if self._extra:
+            return self._extra.get((qid, key), key)
+        return key
+
+    def message_removed(self, vhost: str, queue: str, message: Message) -> None:
+        key = message.id
+        if key < KEY_BASE or self._db is None:
+            return
+        qid = self._qids.get((vhost, queue))
+        if qid is None:
+            return
+        pos = self._extra.pop((qid, key), key) if self._extra else key
+        if self._batch.inserts.pop(pos, None) is None:
+            self._batch.deletes.append(pos)
+            if not self._scheduled:
+                self._schedule()
+
+    def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        if self._db is None:
+            return
+        qid = self._qids.get((vhost, queue))
+        if qid is None:
+            return
+        marks = [self._pos_of(qid, m.id) for m in messages if m.id >= KEY_BASE]
+        if marks:
+            self._batch.delivered.extend(marks)
+            if not self._scheduled:
+                self._schedule()
+
+    # -- paging -----------------------------------------------------------------------------
+
+    def page_out(self, vhost: str, queue: str, message: Message) -> Message:
+        if self._db is None or message.id < KEY_BASE or type(message) is PagedMessage:
+            return message
+        return _stub(message.id, message.size, message.flags)
+
+    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+        out = list(messages)
+        qid = self._qids.get((vhost, queue))
+        wanted: dict[int, int] = {}  # pos -> index in out
+        current = self._batch.inserts
+        inflight = self._inflight.inserts if self._inflight is not None else {}
+        for i, message in enumerate(out):
+            if type(message) is not PagedMessage:
+                continue
+            pos = self._pos_of(qid, message.id) if qid is not None else message.id
+            pending = current.get(pos) or inflight.get(pos)
+            if pending is not None:
+                out[i] = pending[1]
+            else:
+                wanted[pos] = i
+        if not wanted:
+            return out
+        reader = self._reader
+        if reader is None:
+            raise StoreError(f"the store {self.path} is closed")
+        positions = list(wanted)
+        for start in range(0, len(positions), _IN_CHUNK):
+            chunk = positions[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = reader.execute(
+                    "SELECT pos, exchange, routing_key, properties, body FROM messages"
+                    f" WHERE pos IN ({marks})",
+                    chunk,
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._damaged(exc) from None
+            for pos, exchange, routing_key, properties, body in rows:
+                i = wanted.pop(pos)
+                message = Message(exchange, routing_key, properties, body)
+                message.id = out[i].id
+                out[i] = message
+        if wanted:
+            raise StoreError(
+                f"the store {self.path} lost {len(wanted)} message(s) of queue '{queue}'"
+            )
+        return out
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def recover(self) -> Recovered:
+        db = self._db
+        if db is None:
+            return Recovered()
+        try:
+            return self._recover(db)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+
+    def _recover(self, db: sqlite3.Connection) -> Recovered:
+        recovered = Recovered()
+        recovered.vhosts = [r[0] for r in db.execute("SELECT name FROM vhosts ORDER BY rowid")]
+        for name, password_hash, tags in db.execute(
+            "SELECT name, password_hash, tags FROM users ORDER BY rowid"
+        ):
+            recovered.users.append(User(name, password_hash, frozenset(json.loads(tags))))
+        recovered.permissions = [
+            (u, v, c, w, r)
+            for u, v, c, w, r in db.execute(
+                "SELECT user, vhost, configure, write, read FROM permissions ORDER BY rowid"
+            )
+        ]
+        definitions = []
+        for rowid, vhost, kind, data in db.execute(
+            "SELECT rowid, vhost, kind, data FROM definitions"
+        ):
+            definitions.append((_KIND_ORDER.get(kind, 3), rowid, vhost, kind, data))
+        definitions.sort()
+        for _order, _rowid, vhost, kind, data in definitions:
+            recovered.definitions.append((vhost, kind, decode_table(data, 0)[0]))
+        names: dict[int, tuple[str, str]] = {}
+        for qid, vhost, name in db.execute("SELECT id, vhost, name FROM queues"):
+            names[qid] = (vhost, name)
+            self._qids[(vhost, name)] = qid
+            self._next_qid = max(self._next_qid, qid + 1)
+        top = db.execute("SELECT max(pos) FROM messages").fetchone()[0]
+        self._next_pos = max(KEY_BASE, (top or 0) + 1)
+        crashed = not self._was_clean
+        if crashed:
+            log.warning(
+                "store %s: the broker did not stop cleanly; recovered messages are marked "
+                "redelivered",
+                self.path,
+            )
+        orphans = 0
+        extra = self._extra
+        append = recovered.messages.append
+        for pos, qid, key, delivered, size, head in db.execute(
+            "SELECT pos, queue_id, key, delivered, length(body), substr(properties, 1, 2)"
+            " FROM messages ORDER BY pos"
+        ):
+            where = names.get(qid)
+            if where is None:
+                orphans += 1
+                continue
+            if pos != key:
+                extra[(qid, key)] = pos
+            flags = (head[0] << 8) | head[1] if len(head) >= 2 else 0
+            append(
+                StoredMessage(
+                    where[0], where[1], _stub(key, size, flags), crashed or bool(delivered)
+                )
+            )
+        if orphans:
+            db.execute("DELETE FROM messages WHERE queue_id NOT IN (SELECT id FROM queues)")
+            log.info("store %s: dropped %d messages of deleted queues", self.path, orphans)
+        if recovered.messages:
+            log.info("store %s: recovered %d messages", self.path, len(recovered.messages))
+        return recovered
