@@ -14,16 +14,10 @@ from .registry import E, scenario
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
 
 
-async def raw_reply(conn: RawConnection, data: bytes) -> None:
-    """Write ``data`` on a connection whose core has not started, wait for the server to
-    close, and record the beginning of what it sent (protocol header or method frame)."""
-    conn.send_raw(data)
-    while True:
-        item = await conn.read_item(0)
-        if isinstance(item, Closed):
-            break
-        if not isinstance(item, ProtocolError):
-            conn.record(conn.label, item)
+def record_first_bytes(conn: RawConnection) -> None:
+    """Record the beginning of what the server sent before any frame could be parsed by
+    a 0-9-1 client: a protocol header, or a method frame with its class, method and (for
+    connection.start) version octets."""
     raw = bytes(conn.raw_input)
     if raw.startswith(b"AMQP"):
         conn.t.add(conn.label, "protocol-header", {"bytes": list(raw[:8]), "rest": len(raw) - 8})
@@ -42,6 +36,19 @@ async def raw_reply(conn: RawConnection, data: bytes) -> None:
         )
     else:
         conn.t.add(conn.label, "raw", {"bytes": list(raw)})
+
+
+async def raw_reply(conn: RawConnection, data: bytes) -> None:
+    """Write ``data`` on a connection whose core has not started, wait for the server to
+    close, and record the beginning of what it sent."""
+    conn.send_raw(data)
+    while True:
+        item = await conn.read_item(0)
+        if isinstance(item, Closed):
+            break
+        if not isinstance(item, ProtocolError):
+            conn.record(conn.label, item)
+    record_first_bytes(conn)
     conn.t.add(conn.label, "EOF")
 
 
@@ -53,30 +60,15 @@ async def bad_protocol_header(ctx: Context) -> None:
 
 @scenario(E("frame", type=1, channel=0, method=(10, 10), version=(0, 9)))
 async def protocol_header_0_9(ctx: Context) -> None:
-    # The pre-0-9-1 header of AMQP 0-9: answered with a 0-9-1 connection.start.
+    # The header of AMQP 0-9 (before 0-9-1): answered with a 0-9-1 connection.start. The
+    # client's core, which sent no header itself, reports that start as a protocol error:
+    # only the raw bytes count here.
     conn = await ctx.socket()
     conn.send_raw(b"AMQP\x01\x01\x00\x09")
-    await asyncio.sleep(0)
-    conn.send_raw(b"")  # nothing more: the server times the handshake out much later
-    try:
-        item = await conn.read_item(0)
-    finally:
-        conn.abort()
-    raw = bytes(conn.raw_input)
-    ctx.check(isinstance(item, ProtocolError | Closed) or bool(raw), "got a reply")
-    if len(raw) >= 11:
-        frame_type, channel, _size = struct.unpack_from(">BHI", raw)
-        class_id, method_id, major, minor = struct.unpack_from(">HHBB", raw, 7)
-        ctx.t.add(
-            conn.label,
-            "frame",
-            {
-                "type": frame_type,
-                "channel": channel,
-                "method": (class_id, method_id),
-                "version": (major, minor),
-            },
-        )
+    item = await conn.read_item(0)
+    ctx.check(isinstance(item, ProtocolError), "a frame came back")
+    conn.abort()
+    record_first_bytes(conn)
 
 
 @scenario(
