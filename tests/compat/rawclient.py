@@ -32,7 +32,7 @@ import hashlib
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,7 +46,6 @@ from kiltmq.protocol import (
     MethodReceived,
     ProtocolError,
     Role,
-    encode_table,
     method_frame,
     spec,
 )
@@ -256,7 +255,8 @@ class RawConnection:
             pass
         finally:
             self.closed = True
-            for q in [*list(self.inboxes.values()), self.inbox(0)]:
+            self.inbox(0)
+            for q in self.inboxes.values():
                 q.put_nowait(self.eof)
 
     def _dispatch(self, event: Event) -> None:
@@ -264,7 +264,8 @@ class RawConnection:
             self.heartbeats += 1
             return
         if isinstance(event, ProtocolError):
-            for q in [*list(self.inboxes.values()), self.inbox(0)]:
+            self.inbox(0)
+            for q in self.inboxes.values():
                 q.put_nowait(event)
             return
         assert isinstance(event, MethodReceived | ContentReceived)
@@ -474,14 +475,10 @@ class RawChannel:
             and isinstance(item.method, spec.BasicAck | spec.BasicNack)
         )
 
-    async def call(
-        self, method: Method, *, raw: bool = False, record_request: bool = False
-    ) -> Item:
+    async def call(self, method: Method, *, raw: bool = False) -> Item:
         """Send ``method`` and wait for its reply, channel.close or connection.close.
         Asynchronous items arriving meanwhile are kept for :meth:`receive` (publisher
         confirms for :meth:`confirms`)."""
-        if record_request:
-            self.t.add_method(self.who + " >", method)
         if raw:
             self.conn.send_raw_method(self.number, method)
         else:
@@ -729,11 +726,3 @@ class Context:
             await conn.close()
         finally:
             conn.abort()
-
-
-Scenario = Callable[[Context], Any]
-
-
-def table_bytes(table: dict[str, Any]) -> bytes:
-    """Encoded field table (for raw frames)."""
-    return encode_table(table)
