@@ -333,6 +333,32 @@ def _table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+ASYNC_SCENARIOS: dict[tuple[str, str], Callable[[int], Awaitable[Result]]] = {
+    ("publish", "kiltmq"): kiltmq_publish,
+    ("confirm", "kiltmq"): kiltmq_confirm,
+    ("consume", "kiltmq"): kiltmq_consume,
+    ("publish", "aio-pika"): aio_pika_publish,
+    ("confirm", "aio-pika"): aio_pika_confirm,
+    ("consume", "aio-pika"): aio_pika_consume,
+}
+SYNC_SCENARIOS: dict[tuple[str, str], Callable[[int], Result]] = {
+    ("publish", "pika"): pika_publish,
+    ("confirm", "pika"): pika_confirm,
+    ("consume", "pika"): pika_consume,
+}
+
+
+def _run(scenario: str, client: str, count: int) -> Result:
+    sync = SYNC_SCENARIOS.get((scenario, client))
+    if sync is not None:
+        return sync(count)
+    return asyncio.run(_await(ASYNC_SCENARIOS[scenario, client](count)))
+
+
+async def _await(result: Awaitable[Result]) -> Result:
+    return await result
+
+
 def main() -> int:
     try:
         asyncio.run(_delete())
@@ -340,27 +366,23 @@ def main() -> int:
         print(f"client_throughput: RabbitMQ not reachable at {URL}: {exc}", file=sys.stderr)
         return 1
     results: list[Result] = []
+    failures = 0
     for scenario, count in (
         ("publish", PUBLISH_COUNT),
         ("confirm", CONFIRM_COUNT),
         ("consume", CONSUME_COUNT),
     ):
-        ours = {"publish": kiltmq_publish, "confirm": kiltmq_confirm, "consume": kiltmq_consume}
-        theirs = {
-            "publish": aio_pika_publish,
-            "confirm": aio_pika_confirm,
-            "consume": aio_pika_consume,
-        }
-        blocking = {"publish": pika_publish, "confirm": pika_confirm, "consume": pika_consume}
-        results.append(asyncio.run(ours[scenario](count)))
-        print(_table(results[-1:]).splitlines()[-1], flush=True)
-        results.append(asyncio.run(theirs[scenario](count)))
-        print(_table(results[-1:]).splitlines()[-1], flush=True)
-        results.append(blocking[scenario](count))
-        print(_table(results[-1:]).splitlines()[-1], flush=True)
+        for client in ("kiltmq", "aio-pika", "pika"):
+            try:
+                results.append(_run(scenario, client, count))
+            except Exception as exc:
+                failures += 1
+                print(f"{scenario:<9} {client:<9} failed: {exc!r}", flush=True)
+                continue
+            print(_table(results[-1:]).splitlines()[-1], flush=True)
     print()
     print(_table(results))
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
