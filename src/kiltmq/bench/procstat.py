@@ -9,7 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 
-__all__ = ["cpu_seconds", "find_listener_pid", "find_rabbitmq_pid", "process_name"]
+__all__ = [
+    "cpu_seconds",
+    "find_listener_pid",
+    "find_rabbitmq_pid",
+    "machine_busy_seconds",
+    "process_name",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -82,3 +88,12 @@ def find_rabbitmq_pid(port: int) -> int | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return int(out[0]) if len(out) == 1 else None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent busy so far (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    # cpu user nice system idle iowait irq softirq steal ...
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK

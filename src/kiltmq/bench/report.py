@@ -95,6 +95,7 @@ def details(report: Report, markdown: bool = False) -> str:
         "broker µs/msg",
         "generator µs/msg",
         "producer/consumer cores",
+        "other cores",
         "published",
         "accounted",
     ]
@@ -112,6 +113,7 @@ def details(report: Report, markdown: bool = False) -> str:
                     f"{r.generator_parts.get(p, 0.0) / r.window:.2f}" if r.window else "n/a"
                     for p in ("producer", "consumer")
                 ),
+                _num(r.other_cores, 2),
                 f"{r.published:,}",
                 f"{r.accounted:,}" + ("" if r.accounted_ok else " (!)"),
             ]

@@ -105,6 +105,7 @@ class Result:
     generator_cpu: float = 0.0
     generator_busiest: float = 0.0  # largest share of one core used by a generator process
     generator_parts: dict[str, float] = field(default_factory=dict)  # CPU s by process
+    machine_busy: float = 0.0  # CPU seconds the whole machine was busy in the window
     published: int = 0  # in the whole run
     expected: int = 0  # deliveries (or queued messages) the published ones should give
     accounted: int = 0  # deliveries (or queued messages) seen at the end
@@ -130,6 +131,14 @@ class Result:
         if self.broker_cpu is None or not self.window:
             return None
         return self.broker_cpu / self.window
+
+    @property
+    def other_cores(self) -> float | None:
+        """Cores used by everything but the broker and the generator during the window."""
+        if self.broker_cpu is None or not self.window:
+            return None
+        rest = self.machine_busy - self.broker_cpu - self.generator_cpu
+        return max(0.0, rest) / self.window
 
     @property
     def generator_us_per_msg(self) -> float | None:
@@ -245,6 +254,7 @@ async def _server_version(url: str) -> str:
 class _Snapshot:
     at: float
     broker_cpu: float | None
+    machine_busy: float
     generator_cpu: dict[int, float]
     consumed: int
     published: int
@@ -314,6 +324,7 @@ class _Run:
         return _Snapshot(
             at=time.monotonic(),
             broker_cpu=_read_cpu(self.target.pid),
+            machine_busy=procstat.machine_busy_seconds(),
             generator_cpu={
                 p.pid: _read_cpu(p.pid) or 0.0 for p, _ in self.processes if p.pid is not None
             },
@@ -408,6 +419,7 @@ class _Run:
         result.published_in_window = last.published - first.published
         if first.broker_cpu is not None and last.broker_cpu is not None:
             result.broker_cpu = last.broker_cpu - first.broker_cpu
+        result.machine_busy = last.machine_busy - first.machine_busy
         spent = {
             process.name: last.generator_cpu.get(process.pid or 0, 0.0)
             - first.generator_cpu.get(process.pid or 0, 0.0)
