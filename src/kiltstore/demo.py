@@ -79,6 +79,7 @@ class Store:
         exclude: frozenset[str] = frozenset(),
         seed: bool = False,
         poll_interval: float = 0.5,
+        persistent_broker: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.amqp_url = amqp_url
@@ -89,6 +90,9 @@ class Store:
         self.exclude = exclude
         self.seed = seed
         self.poll_interval = poll_interval
+        #: Keep the embedded broker's durable queues and persistent messages on disk
+        #: (``<data_dir>/broker``), so a restarted demo carries on where it stopped.
+        self.persistent_broker = persistent_broker
         self.broker: Any = None
         self.services: dict[str, Service] = {}
         self.urls: dict[str, str] = {}
@@ -113,7 +117,12 @@ class Store:
             from kiltmq.broker import Broker
 
             port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
-            self.broker = Broker(host=self.host, port=port)
+            broker_store = None
+            if self.persistent_broker:
+                from kiltmq.broker.store import SQLiteStore
+
+                broker_store = SQLiteStore(self.data_dir / "broker")
+            self.broker = Broker(host=self.host, port=port, store=broker_store)
             await self.broker.start()
             self.amqp_url = str(self.broker.url)
         self.urls["AMQP broker"] = self.amqp_url
