@@ -445,3 +445,33 @@ def test_expired_messages_are_dead_lettered(connect: Connect) -> None:
     assert props.expiration is None
     assert props.headers["x-death"][0]["reason"] == "expired"
     assert props.headers["x-death"][0]["original-expiration"] == "20"
+
+
+def test_priority_queue(connect: Connect) -> None:
+    ch = connect().channel()
+    ch.queue_declare("prio", arguments={"x-max-priority": 5})
+    for body, priority in (("low", None), ("p5a", 5), ("p9", 9), ("p1", 1), ("p5b", 5)):
+        ch.basic_publish("", "prio", body.encode(), BasicProperties(priority=priority))
+    method, _props, _body = ch.basic_get("prio")  # p5a, then requeued to its place
+    assert method is not None
+    ch.basic_nack(method.delivery_tag, requeue=True)
+    assert _bodies(ch, "prio") == [b"p5a", b"p9", b"p5b", b"p1", b"low"]
+    assert _refused(ch, ch.queue_declare, "prio2", arguments={"x-max-priority": 300}) == (
+        406,
+        "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'prio2' in vhost '/': "
+        "{max_value_exceeded,300}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("expiration", "reason"),
+    [("soon", "no_integer"), ("10s", '{leftover_string,"s"}'), ("-1", "{value_negative,-1}")],
+)
+def test_invalid_expiration_is_refused_at_publish(
+    connect: Connect, expiration: str, reason: str
+) -> None:
+    ch = connect().channel()
+    ch.basic_publish("amq.direct", "x", b"x", BasicProperties(expiration=expiration))
+    assert _refused(ch, ch.queue_declare, "", exclusive=True) == (
+        406, f"PRECONDITION_FAILED - invalid expiration '{expiration}': {reason}"
+    )

@@ -17,11 +17,12 @@ Publisher confirms are collected and sent at flush time, coalesced into one
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.exchange import Exchange
-from kiltmq.broker.message import FLAG_USER_ID, Message
+from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
 from kiltmq.broker.queue import Consumer, Entry, Queue
 from kiltmq.broker.vhost import generate_name
 from kiltmq.protocol import spec
@@ -47,6 +48,7 @@ _S_QB = struct.Struct(">QB")
 _pack_QB = _S_QB.pack
 _pack_frame = struct.Struct(">BHI").pack
 _join = b"".join
+_INTEGER_PREFIX = re.compile(r"[+-]?[0-9]+")
 _DELIVER_IDS = struct.pack(">HH", 60, 60)
 _GET_OK_IDS = struct.pack(">HH", 60, 71)
 
@@ -337,6 +339,8 @@ class Channel:
                 self._tails = {}
             tail = self._tails[routing_key] = encode_shortstr(name) + encode_shortstr(routing_key)
         message = Message(name, routing_key, raw_properties, body, tail)
+        if message.flags & FLAG_EXPIRATION:
+            self._check_expiration(message)
         if message.flags & FLAG_USER_ID:
             user_id = message.user_id()
             if user_id != self.user and "impersonator" not in self.session.user_tags:
@@ -351,6 +355,21 @@ class Channel:
             self.tx.publishes.append((queues, message, m.mandatory))
             return
         self._enqueue(queues, message, m.mandatory)
+
+    @staticmethod
+    def _check_expiration(message: Message) -> None:
+        """RabbitMQ refuses a publish whose expiration is not a non-negative integer."""
+        text = message.properties.expiration or ""
+        number = _INTEGER_PREFIX.match(text)
+        if number is None:
+            reason = "no_integer"
+        elif number.end() < len(text):
+            reason = f'{{leftover_string,"{text[number.end():]}"}}'
+        elif int(text) < 0:
+            reason = f"{{value_negative,{int(text)}}}"
+        else:
+            return
+        raise PreconditionFailed(f"PRECONDITION_FAILED - invalid expiration '{text}': {reason}")
 
     def _enqueue(self, queues: tuple[Queue, ...], message: Message, mandatory: bool) -> None:
         if not self.confirm:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker.message import FLAG_EXPIRATION, Message
@@ -42,18 +42,100 @@ __all__ = ["Consumer", "ConsumerChannel", "Entry", "Queue"]
 class Entry:
     """A message's place in one queue."""
 
-    __slots__ = ("message", "seq", "redelivered", "expires")
+    __slots__ = ("message", "seq", "redelivered", "expires", "priority")
 
     def __init__(
-        self, message: Message, seq: int, redelivered: bool = False, expires: float | None = None
+        self,
+        message: Message,
+        seq: int,
+        redelivered: bool = False,
+        expires: float | None = None,
+        priority: int = 0,
     ) -> None:
         self.message = message
         self.seq = seq
         self.redelivered = redelivered
         self.expires = expires
+        self.priority = priority
 
     def __repr__(self) -> str:
         return f"Entry({self.message!r}, seq={self.seq}, redelivered={self.redelivered})"
+
+
+class Ready(Protocol):
+    """The ready entries of a queue in delivery order (a deque, or :class:`PriorityReady`)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Entry]: ...
+
+    def __getitem__(self, index: int) -> Entry: ...
+
+    def append(self, entry: Entry) -> None: ...
+
+    def popleft(self) -> Entry: ...
+
+    def clear(self) -> None: ...
+
+
+def _put_back(ready: deque[Entry], back: list[Entry]) -> None:
+    """Merge ``back`` (sorted by seq) into ``ready`` by sequence number."""
+    if not ready or back[-1].seq < ready[0].seq:
+        ready.extendleft(reversed(back))
+    else:
+        merged = sorted([*back, *ready], key=_seq_of)
+        ready.clear()
+        ready.extend(merged)
+
+
+class PriorityReady:
+    """Ready entries of a priority queue (x-max-priority): one deque per priority level,
+    served highest first, FIFO within a level."""
+
+    __slots__ = ("levels", "count")
+
+    def __init__(self, max_priority: int) -> None:
+        self.levels: list[deque[Entry]] = [deque() for _ in range(max_priority + 1)]
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Entry]:
+        for level in reversed(self.levels):
+            yield from level
+
+    def __getitem__(self, index: int) -> Entry:
+        if index != 0:
+            raise IndexError("only the head can be looked at")
+        for level in reversed(self.levels):
+            if level:
+                return level[0]
+        raise IndexError("empty")
+
+    def append(self, entry: Entry) -> None:
+        self.levels[entry.priority].append(entry)
+        self.count += 1
+
+    def popleft(self) -> Entry:
+        for level in reversed(self.levels):
+            if level:
+                self.count -= 1
+                return level.popleft()
+        raise IndexError("empty")
+
+    def clear(self) -> None:
+        for level in self.levels:
+            level.clear()
+        self.count = 0
+
+    def put_back(self, back: list[Entry]) -> None:
+        by_level: dict[int, list[Entry]] = {}
+        for entry in back:
+            by_level.setdefault(entry.priority, []).append(entry)
+        for priority, entries in by_level.items():
+            _put_back(self.levels[priority], entries)
+        self.count += len(back)
 
 
 class ConsumerChannel(Protocol):
@@ -129,7 +211,8 @@ class Queue:
         #: The session an exclusive queue belongs to (None: not exclusive).
         self.owner = owner
         self.arguments: dict[str, Any] = dict(arguments or {})
-        self.ready: deque[Entry] = deque()
+        self.max_priority: int | None = arguments.get("x-max-priority") if arguments else None
+        self.ready: Ready = PriorityReady(self.max_priority) if self.max_priority else deque()
         self.ready_bytes = 0
         self.consumers: list[Consumer] = []
         self.had_consumer = False
@@ -197,6 +280,8 @@ class Queue:
         if self._limited and self.overflow != "drop-head" and self._full(message.size):
             return False
         entry = Entry(message, self._seq, False, expires)
+        if self.max_priority:
+            entry.priority = self._priority_of(message)
         if self._persist and message.persistent:
             self._store.message_enqueued(self.vhost.name, self.name, message)
         if not self.ready and self.consumers and self._deliver_now(entry):
@@ -217,8 +302,18 @@ class Queue:
         """Append a recovered entry (at start, from the store)."""
         self._seq += 1
         entry.seq = self._seq
+        if self.max_priority:
+            entry.priority = self._priority_of(entry.message)
         self.ready.append(entry)
         self.ready_bytes += entry.message.size
+
+    def _priority_of(self, message: Message) -> int:
+        try:
+            priority = message.properties.priority
+        except (ValueError, IndexError):
+            return 0
+        assert self.max_priority is not None
+        return min(priority or 0, self.max_priority)
 
     def _ttl_of(self, message: Message) -> int | None:
         ttl = self.message_ttl
@@ -327,12 +422,11 @@ class Queue:
         for entry in back:
             entry.redelivered = True
             self.ready_bytes += entry.message.size
-        if not ready or back[-1].seq < ready[0].seq:
-            ready.extendleft(reversed(back))
+        if isinstance(ready, PriorityReady):
+            ready.put_back(back)
         else:
-            merged = sorted([*back, *ready], key=_seq_of)
-            ready.clear()
-            ready.extend(merged)
+            assert isinstance(ready, deque)
+            _put_back(ready, back)
         if self._limited:
             self._enforce_limits()
         head = ready[0] if ready else None

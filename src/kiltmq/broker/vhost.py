@@ -335,7 +335,10 @@ class VirtualHost:
             raise invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
         overflow = args.get("x-overflow")
         if overflow is not None and overflow not in _OVERFLOW:
-            raise invalid("x-overflow", f'"{overflow} is not a valid overflow behaviour"')
+            raise invalid("x-overflow", "invalid_overflow")
+        priority = args.get("x-max-priority")
+        if priority is not None and priority > 255:
+            raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
 
     def _check_args(
         self,
