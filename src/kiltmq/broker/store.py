@@ -263,8 +263,10 @@ class StoreError(Exception):
 class PagedMessage(Message):
     """Stand-in for a persistent message whose body is in the store only.
 
-    Only ``id`` (the store key), ``size``, ``flags`` and ``persistent`` are set; reading
-    anything else raises AttributeError. :meth:`Store.load` turns it back into a message.
+    Only ``id`` (the store key), ``size``, ``flags``, ``persistent`` and the encoded
+    properties are kept (so ``properties``, ``headers`` and ``expiration_ms()`` work);
+    reading the body, exchange or routing key raises AttributeError. :meth:`Store.load`
+    turns it back into a full message.
     """
 
     __slots__ = ()
@@ -273,12 +275,16 @@ class PagedMessage(Message):
         return f"PagedMessage(id={self.id}, size={self.size})"
 
 
-def _stub(key: int, size: int, flags: int) -> PagedMessage:
+def _stub(key: int, size: int, raw_properties: bytes) -> PagedMessage:
     stub = PagedMessage.__new__(PagedMessage)
     stub.id = key
     stub.size = size
-    stub.flags = flags
+    stub.raw_properties = raw_properties
+    stub.flags = (
+        (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
+    )
     stub.persistent = True
+    stub._properties = None
     return stub
 
 
@@ -794,7 +800,7 @@ class SQLiteStore(Store):
     def page_out(self, vhost: str, queue: str, message: Message) -> Message:
         if self._db is None or message.id < KEY_BASE or type(message) is PagedMessage:
             return message
-        return _stub(message.id, message.size, message.flags)
+        return _stub(message.id, message.size, message.raw_properties)
 
     def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
         out = list(messages)
@@ -888,8 +894,8 @@ class SQLiteStore(Store):
         orphans = 0
         extra = self._extra
         append = recovered.messages.append
-        for pos, qid, key, delivered, size, head in db.execute(
-            "SELECT pos, queue_id, key, delivered, length(body), substr(properties, 1, 2)"
+        for pos, qid, key, delivered, size, properties in db.execute(
+            "SELECT pos, queue_id, key, delivered, length(body), properties"
             " FROM messages ORDER BY pos"
         ):
             where = names.get(qid)
@@ -898,10 +904,12 @@ class SQLiteStore(Store):
                 continue
             if pos != key:
                 extra[(qid, key)] = pos
-            flags = (head[0] << 8) | head[1] if len(head) >= 2 else 0
             append(
                 StoredMessage(
-                    where[0], where[1], _stub(key, size, flags), crashed or bool(delivered)
+                    where[0],
+                    where[1],
+                    _stub(key, size, properties),
+                    crashed or bool(delivered),
                 )
             )
         if orphans:

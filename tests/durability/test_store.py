@@ -1,0 +1,373 @@
+"""SQLiteStore on its own: what it writes, what it gives back, and what it refuses.
+
+The store runs on the test's event loop as in the broker; the file is read back with a
+second store (or plain sqlite3) to see what really reached the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiltmq.broker.auth import User, hash_password
+from kiltmq.broker.message import Message
+from kiltmq.broker.store import (
+    DB_NAME,
+    KEY_BASE,
+    PagedMessage,
+    Recovered,
+    SQLiteStore,
+    StoreError,
+)
+from kiltmq.protocol.spec import BasicProperties
+
+pytestmark = pytest.mark.timeout(60)
+
+QUEUE = {"name": "q", "durable": True, "auto_delete": False, "arguments": {}}
+
+
+def persistent(body: bytes, routing_key: str = "q", **props: Any) -> Message:
+    return Message.build("", routing_key, body, BasicProperties(delivery_mode=2, **props))
+
+
+async def committed(store: SQLiteStore) -> None:
+    """Wait until everything reported so far is on disk."""
+    done = asyncio.Event()
+    store.after_commit(done.set)
+    await asyncio.wait_for(done.wait(), 10)
+
+
+def reopen(path: Path) -> tuple[SQLiteStore, Recovered]:
+    store = SQLiteStore(path)
+    store.open()
+    return store, store.recover()
+
+
+def rows(path: Path) -> list[tuple[int, bytes]]:
+    with sqlite3.connect(path / DB_NAME) as db:
+        return list(db.execute("SELECT queue_id, body FROM messages ORDER BY pos"))
+
+
+@pytest.fixture(params=[True, False], ids=["writer-thread", "on-loop"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path, threaded=request.param)
+    opened.open()
+    yield opened
+    opened.close()
+
+
+# -- definitions ------------------------------------------------------------------------
+
+
+async def test_definitions_vhosts_users_permissions_survive(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    arguments = {
+        "x-message-ttl": 60000,
+        "x-dead-letter-exchange": "dlx",
+        "flag": True,
+        "big": 2**40,
+        "ratio": 0.5,
+        "raw": b"\x00\xff",
+        "nested": {"a": [1, "two", None]},
+        "price": Decimal("12.50"),
+        "at": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    }
+    store.vhost_added("/")
+    store.vhost_added("shop")
+    user = User("shop", hash_password("kilts"), frozenset({"administrator"}))
+    store.user_added(user)
+    store.permission_set("shop", "shop", "^orders", ".*", "")
+    store.definition_added(
+        "shop",
+        "exchange",
+        {"name": "orders", "type": "topic", "durable": True, "auto_delete": False,
+         "internal": False, "arguments": {"alternate-exchange": "unrouted"}},
+    )
+    store.definition_added(
+        "shop",
+        "exchange",
+        {"name": "audit", "type": "fanout", "durable": True, "auto_delete": True,
+         "internal": True, "arguments": {}},
+    )
+    store.definition_added(
+        "shop", "queue", {"name": "new", "durable": True, "auto_delete": False,
+                          "arguments": arguments},
+    )
+    binding = {"source": "orders", "destination": "new", "destination_type": "queue",
+               "routing_key": "order.*", "arguments": {"b": 1, "a": "x"}}
+    store.definition_added("shop", "binding", binding)
+    store.definition_added(
+        "shop", "binding", {"source": "orders", "destination": "audit",
+                            "destination_type": "exchange", "routing_key": "#",
+                            "arguments": {}},
+    )
+    await committed(store)
+    store.close()
+
+    again, recovered = reopen(tmp_path)
+    try:
+        assert recovered.vhosts == ["/", "shop"]
+        assert recovered.users == [user]
+        assert recovered.permissions == [("shop", "shop", "^orders", ".*", "")]
+        kinds = [kind for _v, kind, _d in recovered.definitions]
+        assert kinds == ["exchange", "exchange", "queue", "binding", "binding"]
+        queue = recovered.definitions[2][2]
+        assert queue["name"] == "new"
+        assert queue["arguments"] == arguments
+        assert recovered.definitions[3][2] == binding
+        assert recovered.definitions[0][2]["arguments"] == {"alternate-exchange": "unrouted"}
+        # the same binding with its arguments in another order is the same definition
+        again.definition_removed("shop", "binding", {**binding, "arguments": {"a": "x", "b": 1}})
+        again.definition_removed("shop", "exchange", {"name": "audit"})
+        again.user_removed("shop")
+        await committed(again)
+    finally:
+        again.close()
+    third, recovered = reopen(tmp_path)
+    third.close()
+    assert [d["name"] if k != "binding" else d["destination"]
+            for _v, k, d in recovered.definitions] == ["orders", "new", "audit"]
+    assert recovered.users == []
+    assert recovered.permissions == []
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+async def test_messages_come_back_in_queue_order_without_the_removed_ones(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    messages = [persistent(b"m%d" % i, headers={"i": i}) for i in range(10)]
+    for message in messages:
+        store.message_enqueued("/", "q", message)
+    await committed(store)
+    for message in messages[:3]:
+        store.message_removed("/", "q", message)
+    store.queue_purged("/", "q", [messages[5], messages[7]])
+    await committed(store)
+    store.close()
+
+    again, recovered = reopen(tmp_path)
+    try:
+        assert [s.queue for s in recovered.messages] == ["q"] * 5
+        assert all(type(s.message) is PagedMessage for s in recovered.messages)
+        assert not any(s.redelivered for s in recovered.messages)
+        loaded = again.load("/", "q", [s.message for s in recovered.messages])
+        assert [m.body for m in loaded] == [b"m3", b"m4", b"m6", b"m8", b"m9"]
+        assert [m.properties.headers for m in loaded] == [{"i": i} for i in (3, 4, 6, 8, 9)]
+        assert all(m.persistent and m.routing_key == "q" for m in loaded)
+        # a stand-in still knows its properties (priority queues need them at recovery)
+        assert recovered.messages[0].message.properties.headers == {"i": 3}
+        # and the recovered messages can be removed in turn
+        again.message_removed("/", "q", loaded[0])
+        await committed(again)
+    finally:
+        again.close()
+    assert [body for _q, body in rows(tmp_path)] == [b"m4", b"m6", b"m8", b"m9"]
+
+
+async def test_a_message_in_two_durable_queues_is_kept_per_queue(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    store.definition_added("/", "queue", {**QUEUE, "name": "r"})
+    first, shared, last = persistent(b"first"), persistent(b"shared"), persistent(b"last")
+    store.message_enqueued("/", "q", first)
+    store.message_enqueued("/", "q", shared)
+    store.message_enqueued("/", "r", shared)
+    store.message_enqueued("/", "r", last)
+    await committed(store)
+    store.message_removed("/", "q", shared)
+    await committed(store)
+    store.close()
+
+    again, recovered = reopen(tmp_path)
+    try:
+        by_queue: dict[str, list[bytes]] = {}
+        for stored in recovered.messages:
+            (loaded,) = again.load(stored.vhost, stored.queue, [stored.message])
+            by_queue.setdefault(stored.queue, []).append(loaded.body)
+        assert by_queue == {"q": [b"first"], "r": [b"shared", b"last"]}
+        # removing the shared message from its second queue finds the right row
+        r_shared = next(s.message for s in recovered.messages if s.queue == "r")
+        again.message_removed("/", "r", r_shared)
+        await committed(again)
+    finally:
+        again.close()
+    assert [body for _q, body in rows(tmp_path)] == [b"first", b"last"]
+
+
+async def test_message_removed_before_its_batch_is_written_never_reaches_the_disk(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    gone, kept = persistent(b"gone"), persistent(b"kept")
+    store.message_enqueued("/", "q", gone)
+    store.message_enqueued("/", "q", kept)
+    store.message_removed("/", "q", gone)
+    confirmed: list[str] = []
+    store.after_commit(lambda: confirmed.append("both"))
+    assert confirmed == []  # the confirm waits for the commit
+    await committed(store)
+    assert confirmed == ["both"]
+    assert [body for _q, body in rows(tmp_path)] == [b"kept"]
+
+
+async def test_after_commit_with_nothing_pending_runs_at_once(store: SQLiteStore) -> None:
+    ran: list[int] = []
+    store.after_commit(lambda: ran.append(1))
+    assert ran == [1]
+
+
+async def test_deleted_queue_rows_are_dropped_at_the_next_start(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    store.definition_added("/", "queue", {**QUEUE, "name": "keep"})
+    for i in range(3):
+        store.message_enqueued("/", "q", persistent(b"q%d" % i))
+    store.message_enqueued("/", "keep", persistent(b"keep"))
+    await committed(store)
+    store.definition_removed("/", "queue", QUEUE)
+    store.definition_added("/", "queue", QUEUE)  # a new queue of the same name
+    store.message_enqueued("/", "q", persistent(b"new"))
+    await committed(store)
+    store.close()
+    again, recovered = reopen(tmp_path)
+    try:
+        got = {
+            s.queue: again.load(s.vhost, s.queue, [s.message])[0].body
+            for s in recovered.messages
+        }
+    finally:
+        again.close()
+    assert got == {"keep": b"keep", "q": b"new"}
+    assert sorted(body for _q, body in rows(tmp_path)) == [b"keep", b"new"]
+
+
+async def test_paged_message_is_read_back_before_and_after_its_commit(
+    store: SQLiteStore,
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    message = persistent(b"x" * 1000, content_type="text/plain")
+    store.message_enqueued("/", "q", message)
+    stub = store.page_out("/", "q", message)
+    assert type(stub) is PagedMessage and stub.id == message.id >= KEY_BASE
+    assert stub.size == 1000 and stub.persistent
+    with pytest.raises(AttributeError):
+        _ = stub.body
+    (pending,) = store.load("/", "q", [stub])
+    assert pending.body == message.body
+    await committed(store)
+    del message, pending
+    (loaded,) = store.load("/", "q", [stub])
+    assert loaded.body == b"x" * 1000
+    assert loaded.properties.content_type == "text/plain"
+    assert loaded.id == stub.id
+
+
+async def test_clean_shutdown_keeps_exactly_the_delivered_flags(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path)
+    store.open()
+    store.definition_added("/", "queue", QUEUE)
+    messages = [persistent(b"%d" % i) for i in range(4)]
+    for message in messages:
+        store.message_enqueued("/", "q", message)
+    store.mark_redelivered("/", "q", messages[:2])
+    store.close()
+    again, recovered = reopen(tmp_path)
+    again.close()
+    assert [s.redelivered for s in recovered.messages] == [True, True, False, False]
+
+
+def test_after_a_crash_every_recovered_message_is_redelivered(tmp_path: Path) -> None:
+    """A process that dies without closing the store (os._exit, as kill -9 would)."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os
+        from kiltmq.broker.message import Message
+        from kiltmq.broker.store import SQLiteStore
+        from kiltmq.protocol.spec import BasicProperties
+
+        async def main():
+            store = SQLiteStore({str(tmp_path)!r})
+            store.open()
+            store.definition_added("/", "queue", {QUEUE!r})
+            for i in range(3):
+                store.message_enqueued("/", "q", Message.build(
+                    "", "q", b"%d" % i, BasicProperties(delivery_mode=2)))
+            done = asyncio.Event()
+            store.after_commit(done.set)
+            await done.wait()
+            os._exit(0)
+
+        asyncio.run(main())
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+    store, recovered = reopen(tmp_path)  # the dead process's lock is gone with it
+    try:
+        assert [s.redelivered for s in recovered.messages] == [True, True, True]
+        bodies = [store.load("/", "q", [s.message])[0].body for s in recovered.messages]
+        assert bodies == [b"0", b"1", b"2"]
+    finally:
+        store.close()
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+async def test_a_second_store_on_the_same_directory_is_refused(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match=r"in use by another broker \(pid \d+\)"):
+        SQLiteStore(tmp_path).open()
+
+
+def test_a_store_written_by_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path)
+    store.open()
+    store.close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("PRAGMA user_version = 99")
+    before = (tmp_path / DB_NAME).read_bytes()
+    with pytest.raises(StoreError, match="format 99, written by a newer kiltmq"):
+        SQLiteStore(tmp_path).open()
+    assert (tmp_path / DB_NAME).read_bytes() == before
+
+
+def test_a_damaged_store_is_refused_untouched(tmp_path: Path) -> None:
+    garbage = b"this is not a database, it is a kilt pattern" * 100
+    (tmp_path / DB_NAME).write_bytes(garbage)
+    with pytest.raises(StoreError, match=r"cannot be read .* has not changed it"):
+        SQLiteStore(tmp_path).open()
+    assert (tmp_path / DB_NAME).read_bytes() == garbage
+
+
+def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("CREATE TABLE orders (id INTEGER)")
+    with pytest.raises(StoreError, match="not a kiltmq store"):
+        SQLiteStore(tmp_path).open()
+
+
+def test_refusal_releases_the_directory(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"garbage" * 1000)
+    with pytest.raises(StoreError):
+        SQLiteStore(tmp_path).open()
+    (tmp_path / DB_NAME).unlink()
+    store = SQLiteStore(tmp_path)
+    store.open()  # not "in use": the failed open let go of the lock
+    store.close()
