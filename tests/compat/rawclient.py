@@ -436,7 +436,9 @@ class RawConnection:
     async def wait_eof(self, timeout: float = REPLY_TIMEOUT) -> None:
         """Read channel 0 until the server closes: a connection.close (after which the
         socket's fate is not recorded: RabbitMQ leaves closing it to the client) or the
-        socket's EOF without a close method."""
+        socket's EOF without a close method (returns at once if that was already read)."""
+        if any(seen is self.eof for seen in self._recorded):
+            return
         while True:
             item = await self.expect(timeout)
             if isinstance(item, Closed) or (

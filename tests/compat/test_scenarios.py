@@ -83,6 +83,8 @@ def kiltmq_transcripts(kiltmq_url: str, request: pytest.FixtureRequest) -> dict[
 
 
 def check_expectations(sc: Scenario, broker: str, transcript: Transcript) -> None:
+    aborted = [e for e in transcript.entries if e[1] in ("ABORTED", "TIMEOUT")]
+    assert not aborted, f"{broker}: scenario {sc.name} did not finish:\n{transcript.text()}"
     missing = unmet_expectations(transcript.entries, sc.expect)
     assert not missing, (
         f"{broker}: scenario {sc.name} lacks the expected entries {missing}; "
