@@ -17,6 +17,8 @@ TEXT_RULES: list[tuple[str, str]] = [
         r"|NOT_IMPLEMENTED) - .*$",
         r"\1 - ...",
     ),
+    # Erlang binaries quoted in texts (<<"most">>) compare as plain quoted strings.
+    (r'<<"(.*?)">>', r"'\1'"),
 ]
 
 

@@ -183,3 +183,53 @@ async def invalid_queue_arguments(ctx: Context) -> None:
     # Unknown x- arguments are accepted and kept for equivalence checks.
     ch = await conn.channel()
     await ch.call(QueueDeclare(queue=ctx.q("ok"), exclusive=True, arguments={"x-kilt": 1}))
+
+
+@scenario(
+    E("basic.deliver", consumer_tag="first", body="m0"),
+    E("basic.deliver", consumer_tag="second", body="m2"),
+)
+async def single_active_consumer(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("sac")
+    pub = await conn.channel()
+    await pub.call(
+        QueueDeclare(queue=q, exclusive=True, arguments={"x-single-active-consumer": True})
+    )
+    first, second = await conn.channel(), await conn.channel()
+    await first.call(spec.BasicConsume(queue=q, consumer_tag="first", no_ack=True))
+    await second.call(spec.BasicConsume(queue=q, consumer_tag="second", no_ack=True))
+    await pub.call(spec.ConfirmSelect())
+    pub.publish("", q, "m0")
+    pub.publish("", q, "m1")
+    await pub.settle()
+    await first.receive_n(2)
+    await first.call(spec.BasicCancel(consumer_tag="first"))
+    pub.publish("", q, "m2")
+    await pub.settle()
+    await second.receive()
+
+
+@scenario(
+    E("basic.get-ok", body="m1", exchange="dlx", routing_key="head"),
+    E("drained", queue="head", bodies=["m2", "m3"]),
+)
+async def max_length_dead_letters_head(ctx: Context) -> None:
+    ch = await ctx.channel()
+    dlx, dlq, head = ctx.x("dlx"), ctx.q("dlq"), ctx.q("head")
+    await ch.call(spec.ExchangeDeclare(exchange=dlx, type="fanout"))
+    await ch.call(QueueDeclare(queue=dlq, exclusive=True))
+    await ch.call(spec.QueueBind(queue=dlq, exchange=dlx))
+    await ch.call(
+        QueueDeclare(
+            queue=head,
+            exclusive=True,
+            arguments={"x-max-length": 2, "x-dead-letter-exchange": dlx},
+        )
+    )
+    await ch.call(spec.ConfirmSelect())
+    for i in range(1, 4):
+        ch.publish("", head, f"m{i}")
+    await ch.settle()
+    await ch.get(dlq, no_ack=True)
+    await ch.drain(head)

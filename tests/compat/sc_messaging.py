@@ -119,6 +119,9 @@ HEADER_BINDINGS: dict[str, list[Any]] = {
     "empty-all": [{"x-match": "all"}],
     "empty-any": [{"x-match": "any"}],
     "void": [{"x-match": "all", "flag": None}],
+    # RabbitMQ 3.10: the -with-x forms also match x- headers.
+    "all-with-x": [{"x-match": "all-with-x", "format": "pdf", "x-extra": "anything"}],
+    "any-with-x": [{"x-match": "any-with-x", "x-extra": "anything", "size": 3}],
 }
 HEADER_MESSAGES: list[dict[str, Any]] = [
     {"format": "pdf", "type": "report"},
@@ -622,3 +625,47 @@ async def nowait_methods(ctx: Context) -> None:
     ch.send(spec.QueueDelete(queue=ctx.q("missing-or-not"), no_wait=True))
     ch.send(spec.ExchangeDeclare(exchange=ctx.x("missing"), passive=True, no_wait=True))
     await ch.receive()
+
+
+@scenario(E("basic.get-ok", body="m0", redelivered=True, message_count=1))
+async def requeue_on_connection_close(ctx: Context) -> None:
+    q = ctx.q("q")
+    owner = await ctx.channel("owner")
+    await owner.call(QueueDeclare(queue=q, auto_delete=False))
+    await owner.call(spec.ConfirmSelect())
+    owner.publish("", q, "m0")
+    owner.publish("", q, "m1")
+    await owner.settle()
+    worker = await ctx.connect("worker")
+    wch = await worker.channel()
+    await wch.get(q)
+    await wch.get(q)
+    await worker.close()
+    await owner.get(q)
+    await owner.get(q)
+    await owner.call(spec.QueueDelete(queue=q))
+
+
+@scenario(E("drained", queue="q", bodies=["once"]))
+async def exchange_binding_cycle(ctx: Context) -> None:
+    ch = await ctx.channel()
+    a, b, q = ctx.x("a"), ctx.x("b"), ctx.q("q")
+    await ch.call(spec.ExchangeDeclare(exchange=a, type="fanout"))
+    await ch.call(spec.ExchangeDeclare(exchange=b, type="fanout"))
+    await ch.call(spec.ExchangeBind(destination=b, source=a))
+    await ch.call(spec.ExchangeBind(destination=a, source=b))
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.QueueBind(queue=q, exchange=a))
+    await ch.call(spec.QueueBind(queue=q, exchange=b))
+    # The cycle is followed once; the queue reached twice gets one copy.
+    ch.publish(a, "", "once")
+    await ch.drain(q)
+
+
+@scenario(E("channel.close", reply_code=406, class_id=50, method_id=20))
+async def headers_invalid_x_match(ctx: Context) -> None:
+    ch = await ctx.channel()
+    x, q = ctx.x("h"), ctx.q("q")
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="headers"))
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    await ch.call(spec.QueueBind(queue=q, exchange=x, arguments={"x-match": "most"}))

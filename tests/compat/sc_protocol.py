@@ -87,6 +87,7 @@ async def handshake_and_heartbeat(ctx: Context) -> None:
             break
         await asyncio.sleep(0.05)
     ctx.t.add(conn.label, "heartbeat", {"received": conn.heartbeats > 0})
+    conn.send_raw(encode_frame(FRAME_HEARTBEAT, 0, b""))  # ours are accepted silently
     ch = await conn.channel()
     await ch.call(spec.QueueDeclare(queue="", exclusive=True))
     await conn.close()

@@ -13,8 +13,10 @@ server-generated names (``amq.gen-*``, ``amq.ctag-*``) are numbered in order of
 appearance; publisher confirms are compared as the set of settled tags (brokers coalesce
 ``multiple`` acks differently); long bodies by size and digest; the reply text of
 connection errors for broken framing and protocol violations (501-505, 540), which in
-RabbitMQ quotes Erlang internals, by its reply-code name only. Everything else, including
-the reply text of channel errors, must match exactly. Queue counts are read only after
+RabbitMQ quotes Erlang internals, by its reply-code name only; an Erlang binary quoted in
+a text (``<<"most">>``) as a plain quoted string (``'most'``); the ``time`` of ``x-death``
+records is dropped. Everything else, including the reply text of channel errors, must
+match exactly. Queue counts are read only after
 publisher confirms settled, since RabbitMQ's queue.declare-ok may not count messages still
 in flight.
 
