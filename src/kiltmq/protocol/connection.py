@@ -424,6 +424,9 @@ class Connection:
                     if channel != 0:  # 505, as RabbitMQ says
                         raise UnexpectedFrame(f"heartbeat frame on channel {channel}")
                     events.append(_HEARTBEAT_EVENT)
+            if self._reader.failed:
+                # bad framing after the frames above, in the same data: raise it now
+                self._reader.feed(b"")
         except AMQPError as error:
             self._failed = True
             header = self._reader.protocol_header
@@ -531,6 +534,7 @@ class Connection:
                 del self.channels[channel]
             elif name != "channel.close":
                 state.content_method = None
+                state.header_seen = False
                 return  # discarded: we are closing this channel
         elif state.state is ChannelState.OPENING:
             if name == "channel.open-ok":
@@ -574,8 +578,10 @@ class Connection:
     def _header_frame(self, channel: int, payload: bytes, events: list[Event]) -> None:
         state = self.channels.get(channel)
         if state is None or state.content_method is None or state.header_seen:
-            if state is not None and state.state is ChannelState.CLOSING:
-                return
+            if self.state is ConnectionState.CLOSING or (
+                state is not None and state.state is ChannelState.CLOSING
+            ):
+                return  # discarded: we are closing the channel or the connection
             raise UnexpectedFrame(f"unexpected content header frame on channel {channel}")
         try:
             class_id, _weight, body_size = _S_HHQ.unpack_from(payload, 0)
@@ -605,8 +611,10 @@ class Connection:
     def _body_frame(self, channel: int, payload: bytes, events: list[Event]) -> None:
         state = self.channels.get(channel)
         if state is None or not state.header_seen:
-            if state is not None and state.state is ChannelState.CLOSING:
-                return
+            if self.state is ConnectionState.CLOSING or (
+                state is not None and state.state is ChannelState.CLOSING
+            ):
+                return  # discarded: we are closing the channel or the connection
             raise UnexpectedFrame(f"unexpected content body frame on channel {channel}")
         received = state.received + len(payload)
         if received < state.body_size:

@@ -63,11 +63,22 @@ _VALID_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEA
 class FrameReader:
     """Incremental frame parser.
 
-    ``feed(data)`` returns the frames completed by ``data`` (possibly none). Once it has
-    raised, the reader is broken: the connection must be closed.
+    ``feed(data)`` returns the frames completed by ``data`` (possibly none). Bad framing
+    raises :class:`~kiltmq.protocol.errors.FrameError`; frames completed before the bad
+    one in the same ``data`` are returned first and the error is raised by the next call
+    (``feed(b"")`` will do). Once it has raised, the reader is broken: every later call
+    raises again, and the connection must be closed.
     """
 
-    __slots__ = ("_buf", "_chunks", "_have", "_max_payload", "_need", "protocol_header")
+    __slots__ = (
+        "_buf",
+        "_chunks",
+        "_error",
+        "_have",
+        "_max_payload",
+        "_need",
+        "protocol_header",
+    )
 
     def __init__(self, frame_max: int = INITIAL_FRAME_MAX, *, server: bool = False) -> None:
         self._buf = b""
@@ -76,6 +87,7 @@ class FrameReader:
         self._need = 0
         self._have = 0
         self._max_payload = 0
+        self._error: FrameError | None = None
         self.frame_max = frame_max
         #: Server mode: the 8-byte protocol header once received (None until then).
         self.protocol_header: bytes | None = None if server else b""
@@ -89,7 +101,14 @@ class FrameReader:
         # frame_max 0 means "no limit" in tune; the frame size field is 32 bits.
         self._max_payload = (value or 0xFFFFFFFF + 8) - 8
 
+    @property
+    def failed(self) -> bool:
+        """True once bad framing was seen (raised, or to be raised by the next feed)."""
+        return self._error is not None
+
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        if self._error is not None:
+            raise self._error
         if self._chunks:
             self._chunks.append(data)
             self._have += len(data)
@@ -115,11 +134,12 @@ class FrameReader:
         while n - pos >= 7:
             ftype, channel, size = _unpack_frame(buf, pos)
             if size > max_payload:
-                raise FrameError(
-                    f"frame size {size + 8} exceeds the negotiated frame_max {self.frame_max}"
+                return self._fail(
+                    frames,
+                    f"frame size {size + 8} exceeds the negotiated frame_max {self.frame_max}",
                 )
             if ftype not in _VALID_TYPES:
-                raise FrameError(f"unknown frame type {ftype}")
+                return self._fail(frames, f"unknown frame type {ftype}")
             end = pos + 7 + size
             if end >= n:
                 if size > 65536:
@@ -130,11 +150,21 @@ class FrameReader:
                     return frames
                 break
             if buf[end] != FRAME_END:
-                raise FrameError(f"frame end octet is {buf[end]:#04x}, expected 0xce")
+                return self._fail(frames, f"frame end octet is {buf[end]:#04x}, expected 0xce")
             append((ftype, channel, buf[pos + 7 : end]))
             pos = end + 1
         self._buf = buf[pos:] if pos < n else b""
         return frames
+
+    def _fail(
+        self, frames: list[tuple[int, int, bytes]], text: str
+    ) -> list[tuple[int, int, bytes]]:
+        self._error = FrameError(text)
+        self._buf = b""
+        self._chunks = []
+        if frames:
+            return frames
+        raise self._error
 
 
 def encode_frame(frame_type: int, channel: int, payload: bytes) -> bytes:
