@@ -3,7 +3,14 @@ Python process (``Broker``) or run standalone (``kiltmq broker``)."""
 
 from kiltmq.broker.auth import AuthDB, Permission, User, check_password, hash_password
 from kiltmq.broker.broker import Broker
-from kiltmq.broker.store import MemoryStore, Recovered, Store, StoredMessage
+from kiltmq.broker.store import (
+    MemoryStore,
+    Recovered,
+    SQLiteStore,
+    Store,
+    StoredMessage,
+    StoreError,
+)
 
 __all__ = [
     "AuthDB",
@@ -11,7 +18,9 @@ __all__ = [
     "MemoryStore",
     "Permission",
     "Recovered",
+    "SQLiteStore",
     "Store",
+    "StoreError",
     "StoredMessage",
     "User",
     "check_password",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -24,7 +25,7 @@ from urllib.parse import quote
 
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.server import ServerConnection
-from kiltmq.broker.store import MemoryStore, Store
+from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 
 __all__ = ["Broker", "Listener"]
@@ -49,8 +50,12 @@ class Broker:
     ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
     ``memory_limit``: bytes of ready message bodies above which publishers are blocked
     (connection.blocked) until it falls below 80% of the limit, None for no limit; checked
-    every ``memory_check_interval`` seconds. ``store``: where durable definitions and
-    persistent messages go (default: :class:`~kiltmq.broker.store.MemoryStore`, nothing).
+    every ``memory_check_interval`` seconds.
+
+    ``data_dir``: a directory for durable definitions, users, permissions and persistent
+    messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
+    runs). ``store``: another :class:`~kiltmq.broker.store.Store`. With neither the broker
+    is memory-only: nothing survives a restart.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Broker:
         memory_limit: int | None = None,
         memory_check_interval: float = 1.0,
         store: Store | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
     ) -> None:
         self.host = host
@@ -81,7 +87,11 @@ class Broker:
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
         self.cluster_name = cluster_name
-        self.store: Store = store if store is not None else MemoryStore()
+        if store is None:
+            store = SQLiteStore(data_dir) if data_dir is not None else MemoryStore()
+        self.store: Store = store
+        self._default_permissions = permissions is None
+        self._recovered = False
         self.listeners: list[Listener] = [(host, port), *listeners]
         self.auth = AuthDB(loopback_users)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,9 +175,11 @@ class Broker:
         self._stopped = asyncio.Event()
         for vhost in self.vhosts.values():
             vhost.loop = loop
-        self.store.open()
-        self._recover()
+        if isinstance(self.store, MemoryStore):
+            log.info("no data directory: memory-only, nothing survives a restart")
+        self.store.open()  # raises StoreError (locked, newer or damaged store)
         try:
+            self._recover()
             for host, port in self.listeners:
                 server = await loop.create_server(
                     lambda: ServerConnection(self),
@@ -184,6 +196,7 @@ class Broker:
                 server.close()
             self._servers.clear()
             self._ports.clear()
+            self.store.close()
             raise
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
@@ -214,8 +227,13 @@ class Broker:
             conn.abort()
         for server in self._servers:
             await server.wait_closed()
+        for _ in range(10):  # let aborted connections release their channels
+            if not self.connections:
+                break
+            await asyncio.sleep(0)
         self._servers.clear()
         self._ports.clear()
+        self._report_redelivered()
         self.store.close()
         if self._stopped is not None:
             self._stopped.set()
@@ -351,12 +369,51 @@ class Broker:
     # -- recovery -------------------------------------------------------------------------
 
     def _recover(self) -> None:
+        """Rebuild what the store kept (first start only: a restarted Broker object still
+        has it all in memory), then store the configured vhosts, users and permissions.
+        Configured users and permissions win over stored ones of the same name."""
         recovered = self.store.recover()
-        for name in recovered.vhosts:
-            self.add_vhost(name)
-        for vhost_name, kind, definition in recovered.definitions:
-            self.add_vhost(vhost_name).restore(kind, definition)
-        for stored in recovered.messages:
-            vhost = self.vhosts.get(stored.vhost)
-            if vhost is not None:
-                vhost.restore_message(stored.queue, stored.message, stored.redelivered)
+        if not self._recovered:
+            self._recovered = True
+            auth = self.auth
+            for name in recovered.vhosts:
+                self.add_vhost(name)
+            for user in recovered.users:
+                if user.name not in auth.users:
+                    auth.add_user(user)
+            for user_name, vhost_name, configure, write, read in recovered.permissions:
+                if (user_name, vhost_name) not in auth.permissions:
+                    auth.set_permission(user_name, vhost_name, configure, write, read)
+            for vhost_name, kind, definition in recovered.definitions:
+                self.add_vhost(vhost_name).restore(kind, definition)
+            for stored in recovered.messages:
+                vhost = self.vhosts.get(stored.vhost)
+                if vhost is not None:
+                    vhost.restore_message(stored.queue, stored.message, stored.redelivered)
+            if self._default_permissions:
+                # no permissions configured: every user may do everything everywhere,
+                # recovered vhosts included
+                for user_name in auth.users:
+                    for vhost_name in self.vhosts:
+                        if (user_name, vhost_name) not in auth.permissions:
+                            auth.set_permission(user_name, vhost_name)
+        store = self.store
+        for name in self.vhosts:
+            store.vhost_added(name)
+        for user in self.auth.users.values():
+            store.user_added(user)
+        for (user_name, vhost_name), perm in self.auth.permissions.items():
+            store.permission_set(user_name, vhost_name, perm.configure, perm.write, perm.read)
+
+    def _report_redelivered(self) -> None:
+        """At a clean stop (connections closed, their unacknowledged deliveries back in
+        their queues): tell the store which persistent messages had been delivered, so
+        that exactly these come back redelivered."""
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                if queue.durable:
+                    delivered = [
+                        e.message for e in queue.ready if e.redelivered and e.message.persistent
+                    ]
+                    if delivered:
+                        self.store.mark_redelivered(vhost.name, queue.name, delivered)

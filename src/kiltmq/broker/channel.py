@@ -713,7 +713,16 @@ class Channel:
             self._enqueue(live, message, mandatory)
         for kind, records in tx.settles:
             self._settle(records, kind)
-        self.send(spec.TxCommitOk())
+        store = self.vhost.store
+        if store.defers_confirms and (tx.publishes or tx.settles):
+            # commit-ok once the transaction's persistent messages and acks are on disk
+            store.after_commit(self._tx_committed)
+        else:
+            self.send(spec.TxCommitOk())
+
+    def _tx_committed(self) -> None:
+        if not self.closed:
+            self.send(spec.TxCommitOk())
 
     def tx_rollback(self, m: spec.TxRollback) -> None:
         tx = self.tx

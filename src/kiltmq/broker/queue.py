@@ -28,15 +28,20 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker.message import FLAG_EXPIRATION, Message
+from kiltmq.broker.store import PagedMessage
 from kiltmq.protocol.codec import FieldTable
 
 if TYPE_CHECKING:
     from kiltmq.broker.vhost import VirtualHost
 
 __all__ = ["Consumer", "ConsumerChannel", "Entry", "Queue"]
+
+#: Paged-out messages read back from the store in one go when delivery reaches them.
+PAGE_IN_BATCH = 256
 
 
 class Entry:
@@ -220,8 +225,12 @@ class Queue:
         self.deleted = False
         self._rr = 0
         self._seq = 0
-        self._store = vhost.store
+        self._store = store = vhost.store
         self._persist = durable
+        # paging: bodies of persistent messages beyond these limits stay in the store only
+        self._page_messages = store.page_messages if durable else None
+        self._page_bytes = store.page_bytes if durable else None
+        self._paging = self._page_messages is not None or self._page_bytes is not None
         # policies from arguments (validated by the vhost before creation)
         args = self.arguments
         self.message_ttl: int | None = args.get("x-message-ttl")
@@ -292,6 +301,8 @@ class Queue:
             return True
         self.ready.append(entry)
         self.ready_bytes += message.size
+        if self._paging and message.persistent and self._over_page_limit():
+            entry.message = self._store.page_out(self.vhost.name, self.name, message)
         if self._limited:
             self._enforce_limits()
         if expires is not None and (self._ttl_timer is None or expires < self._ttl_at):
@@ -306,6 +317,24 @@ class Queue:
             entry.priority = self._priority_of(entry.message)
         self.ready.append(entry)
         self.ready_bytes += entry.message.size
+
+    def _over_page_limit(self) -> bool:
+        limit = self._page_messages
+        if limit is not None and len(self.ready) > limit:
+            return True
+        limit = self._page_bytes
+        return limit is not None and self.ready_bytes > limit
+
+    def _page_in(self, entry: Entry) -> None:
+        """Read back the body of ``entry`` (just taken from ``ready``) and those of the
+        next paged-out entries, with one store read."""
+        batch = [entry]
+        for other in islice(self.ready, PAGE_IN_BATCH):
+            if type(other.message) is PagedMessage:
+                batch.append(other)
+        loaded = self._store.load(self.vhost.name, self.name, [e.message for e in batch])
+        for paged, message in zip(batch, loaded, strict=True):
+            paged.message = message
 
     def _priority_of(self, message: Message) -> int:
         try:
@@ -385,6 +414,8 @@ class Queue:
             if expires is not None and expires <= self.vhost.now():
                 self._dead_letter(entry, "expired")
                 continue
+            if type(entry.message) is PagedMessage:
+                self._page_in(entry)
             consumer.channel.deliver(consumer, entry)
         self._rr = rr
         if ready and self._ttl_timer is None:
@@ -402,6 +433,8 @@ class Queue:
             return None
         entry = ready.popleft()
         self.ready_bytes -= entry.message.size
+        if type(entry.message) is PagedMessage:
+            self._page_in(entry)
         return entry
 
     # -- settlement -------------------------------------------------------------------
@@ -442,6 +475,9 @@ class Queue:
 
     def _dead_letter(self, entry: Entry, reason: str) -> None:
         message = entry.message
+        if self.dead_letter_exchange is not None and type(message) is PagedMessage:
+            (message,) = self._store.load(self.vhost.name, self.name, [message])
+            entry.message = message
         if self._persist and message.persistent and not self.deleted:
             self._store.message_removed(self.vhost.name, self.name, message)
         if self.dead_letter_exchange is not None:
@@ -500,6 +536,10 @@ class Queue:
         """Called by the vhost on deletion: cancel consumers (notifying their channels),
         drop ready messages, stop timers. Returns the number of ready messages dropped."""
         count = len(self.ready)
+        if self._persist:
+            persistent = [e.message for e in self.ready if e.message.persistent]
+            if persistent:  # their rows go now, not at the next start
+                self._store.queue_purged(self.vhost.name, self.name, persistent)
         self.deleted = True
         self.ready.clear()
         self.ready_bytes = 0

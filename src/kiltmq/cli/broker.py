@@ -19,6 +19,10 @@ By default it listens on 127.0.0.1:5672 only; use --host 0.0.0.0 (all IPv4 addre
 or --host :: (all IPv6 addresses, and IPv4 too where the system maps them) to accept
 connections from other machines. The default user guest/guest may only connect from
 loopback. Stop it with Ctrl-C or SIGTERM; clients get connection.close 320.
+
+Durable exchanges, queues and bindings, vhosts, users, permissions and persistent messages
+in durable queues are kept in --data-dir (default $XDG_DATA_HOME/kiltmq, or
+~/.local/share/kiltmq), which the broker locks while it runs. --memory-only keeps nothing.
 """
 
 
@@ -38,7 +42,28 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="directory for persistent data (accepted; the broker is memory-only for now)",
+        help="directory for durable definitions and persistent messages "
+        "(default $XDG_DATA_HOME/kiltmq or ~/.local/share/kiltmq)",
+    )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="keep nothing on disk: nothing survives a restart",
+    )
+    parser.add_argument(
+        "--page-messages",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a durable queue keeps the bodies of at most about N ready persistent messages "
+        "in memory, the rest stay on disk until needed (default 10000)",
+    )
+    parser.add_argument(
+        "--page-bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="... or about this many bytes of them (default 64 MiB)",
     )
     parser.add_argument(
         "--config",
@@ -62,6 +87,7 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from kiltmq.broker import Broker
     from kiltmq.broker.config import ConfigError, load_config
+    from kiltmq.broker.store import SQLiteStore, default_data_dir
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -79,12 +105,18 @@ def run(args: argparse.Namespace) -> int:
         host = args.host if args.host is not None else "127.0.0.1"
         port = args.port if args.port is not None else 5672
         listeners = [(host, port)]
-    if args.data_dir:
-        print(
-            f"kiltmq broker: --data-dir {args.data_dir} accepted, but persistence is not "
-            "implemented yet: running memory-only (nothing survives a restart)",
-            file=sys.stderr,
-        )
+    if args.memory_only:
+        if args.data_dir:
+            return _fail("--memory-only and --data-dir exclude each other")
+    else:
+        store = SQLiteStore(args.data_dir or default_data_dir())
+        for option in ("page_messages", "page_bytes"):
+            value = getattr(args, option)
+            if value is not None:
+                if value < 1:
+                    return _fail(f"--{option.replace('_', '-')} must be at least 1")
+                setattr(store, option, value)
+        kwargs["store"] = store
     if args.port is not None and not 0 <= args.port < 65536:
         return _fail(f"invalid port {args.port}")
     try:
@@ -96,8 +128,12 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(broker: Any) -> int:
     loop = asyncio.get_running_loop()
+    from kiltmq.broker.store import StoreError
+
     try:
         await broker.start()
+    except StoreError as exc:
+        return _fail(str(exc))
     except OSError as exc:
         where = ", ".join(f"{h}:{p}" for h, p in broker.listeners)
         return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
