@@ -381,7 +381,11 @@ class HeadersExchange(Exchange):
             args = binding.arguments
             mode = args.get("x-match", "all")
             with_x = mode in ("all-with-x", "any-with-x")
-            pairs = [(k, v) for k, v in args.items() if with_x or not k.startswith("x-")]
+            pairs = [
+                (k, v)
+                for k, v in args.items()
+                if k != "x-match" and (with_x or not k.startswith("x-"))
+            ]
             rules.append((binding.destination, mode.startswith("all"), pairs))
         self._rules = rules
 
