@@ -152,7 +152,8 @@ def render(report: Report, markdown: bool = False) -> str:
     lines = [
         f"{report.started:%Y-%m-%d %H:%M} UTC; {machine}",
         f"{opts.warmup:g} s warm-up + {opts.seconds:g} s measured per scenario; "
-        f"100-byte transient messages; at most {opts.max_in_flight:,} in flight",
+        f"100-byte transient messages; at most {opts.max_in_flight:,} in flight"
+        + (f"; median of {opts.repeat} runs" if opts.repeat > 1 else ""),
         "",
         summary(report, markdown),
         "",

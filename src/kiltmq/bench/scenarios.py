@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any, Protocol
 
 from kiltmq.bench.client import BenchClient, connect, encode_publish
+from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = [
@@ -137,7 +138,11 @@ async def _produce(plan: Plan, shared: Shared) -> None:
             await _produce_paced(plan, shared, client, frame)
         else:
             await _produce_flat_out(plan, shared, client, frame)
-        await client.drain()
+        # A broker may drop what a channel has not yet routed when the connection closes
+        # (RabbitMQ does); channel.close-ok comes after every publish before it is routed.
+        await asyncio.wait_for(
+            client.call(channel, spec.ChannelClose(reply_code=200), spec.ChannelCloseOk), 60
+        )
     finally:
         await client.close()
 
