@@ -207,6 +207,9 @@ def _messages(args: argparse.Namespace) -> Iterable[bytes]:
     if args.message:
         yield " ".join(args.message).encode()
         return
+    if sys.stdin.isatty():
+        print("reading messages from standard input, one per line (end with Ctrl+D)",
+              file=sys.stderr)
     for line in sys.stdin.buffer:
         yield line.rstrip(b"\r\n")
 
