@@ -226,3 +226,29 @@ async def test_broker_cancel_resubscribes(
     assert message.body == b"again"
     await message.ack()
     await consumer.cancel()
+
+
+async def test_recovery_gives_up_after_its_attempts(proxy: TcpProxy) -> None:
+    conn = await kiltmq.connect(proxy.url, recovery_attempts=2, recovery_initial_delay=0.05)
+    ch = await conn.channel()
+    consumer = await ch.consume((await ch.queue_declare("", exclusive=True)).queue)
+    await proxy.close()  # the broker is gone for good: nothing listens any more
+    reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+    assert isinstance(reason, ConnectionLost) and "2 attempts" in str(reason)
+    with pytest.raises(ConnectionLost):
+        await _next(consumer)
+    with pytest.raises(kiltmq.ChannelClosed):
+        await ch.queue_declare("")
+
+
+async def test_close_while_recovering(proxy: TcpProxy) -> None:
+    conn = await kiltmq.connect(proxy.url, recovery_initial_delay=0.05)
+    ch = await conn.channel()
+    await proxy.close()
+    async with asyncio.timeout(TIMEOUT):
+        while conn.is_open:
+            await asyncio.sleep(0.01)
+    assert conn.state.value == "recovering"
+    await asyncio.wait_for(conn.close(), TIMEOUT)
+    assert conn.is_closed and conn.close_reason is None
+    assert ch.is_closed
