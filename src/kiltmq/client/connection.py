@@ -56,7 +56,6 @@ from kiltmq.client.consumer import Consumer
 from kiltmq.client.errors import (
     AuthenticationError,
     BlockedTimeout,
-    ChannelClosed,
     ClientError,
     ConnectError,
     ConnectionClosed,
@@ -1169,5 +1168,3 @@ class connect:  # used like a function
         if self._connection is not None:
             await self._connection.close()
 
-
-_ = (BlockedTimeout, ChannelClosed)

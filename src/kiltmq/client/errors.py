@@ -33,12 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kiltmq.protocol.errors import (
-    AccessRefused,
-    AMQPError,
-    HardError,
-    NoRoute,
-)
+from kiltmq.protocol.errors import AccessRefused, AMQPError
 
 if TYPE_CHECKING:
     from kiltmq.client.consumer import Message
@@ -136,9 +131,6 @@ class BlockedTimeout(ClientError, TimeoutError):
     """Publishing waited longer than ``blocked_timeout`` for the broker to unblock."""
 
 
-# NoRoute is a reply code class; Unroutable is how a returned publish fails.
-_ = NoRoute
-
 _LOST_CLASSES: dict[type[AMQPError], type[Any]] = {}
 
 
@@ -163,9 +155,3 @@ def connection_lost(error: AMQPError) -> AMQPError:
     lost.reason = error  # type: ignore[attr-defined]
     return lost
 
-
-def is_hard(error: BaseException) -> bool:
-    """True for errors that end the whole connection."""
-    return isinstance(error, (HardError, ConnectionClosed)) or (
-        isinstance(error, AMQPError) and error.hard
-    )
