@@ -475,3 +475,24 @@ def test_invalid_expiration_is_refused_at_publish(
     assert _refused(ch, ch.queue_declare, "", exclusive=True) == (
         406, f"PRECONDITION_FAILED - invalid expiration '{expiration}': {reason}"
     )
+
+
+def test_single_active_consumer(connect: Connect) -> None:
+    ch = connect().channel()
+    ch.queue_declare("sac", arguments={"x-single-active-consumer": True})
+    got: dict[str, list[bytes]] = {"first": [], "second": []}
+    for tag in got:
+        ch.basic_consume(
+            "sac", lambda _c, _m, _p, body, tag=tag: got[tag].append(body), auto_ack=True,
+            consumer_tag=tag,
+        )
+    for i in range(4):
+        ch.basic_publish("", "sac", str(i).encode())
+    _wait_until(lambda: (ch.connection.process_data_events(time_limit=0.05), got["first"])[1])
+    ch.connection.process_data_events(time_limit=0.2)
+    assert got == {"first": [b"0", b"1", b"2", b"3"], "second": []}
+    assert ch.queue_declare("sac", passive=True).method.consumer_count == 2
+    ch.basic_cancel("first")
+    ch.basic_publish("", "sac", b"4")
+    _wait_until(lambda: (ch.connection.process_data_events(time_limit=0.05), got["second"])[1])
+    assert got["second"] == [b"4"]

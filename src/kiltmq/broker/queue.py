@@ -240,6 +240,9 @@ class Queue:
         self.overflow: str = args.get("x-overflow", "drop-head")
         self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
         self.dead_letter_routing_key: str | None = args.get("x-dead-letter-routing-key")
+        #: x-single-active-consumer: only the first registered consumer gets messages;
+        #: the next one takes over when it goes.
+        self.single_active = args.get("x-single-active-consumer") is True
         self._limited = self.max_length is not None or self.max_length_bytes is not None
         self._ttl_timer: asyncio.TimerHandle | None = None
         self._ttl_at = 0.0
@@ -359,6 +362,9 @@ class Queue:
         n = len(consumers)
         if not n:
             return False
+        if self.single_active:
+            n = 1
+            self._rr = 0
         rr = self._rr
         for i in range(n):
             idx = (rr + i) % n
@@ -398,6 +404,9 @@ class Queue:
         if not ready or not consumers:
             return
         n = len(consumers)
+        if self.single_active:
+            n = 1
+            self._rr = 0
         rr = self._rr
         while ready:
             for i in range(n):
@@ -513,11 +522,15 @@ class Queue:
 
     def consumer_gone(self) -> None:
         """After consumers left: delete an auto-delete queue that has none any more."""
-        if not self.consumers and not self.deleted:
+        if self.deleted:
+            return
+        if not self.consumers:
             if self.auto_delete and self.had_consumer:
                 self.vhost.delete_queue(self)
             else:
                 self.touch()
+        elif self.single_active:
+            self.drain()  # the next consumer is the active one now
 
     # -- purge and delete ---------------------------------------------------------------
 
