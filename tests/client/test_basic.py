@@ -274,3 +274,15 @@ async def test_channel_flow_and_close_idempotent(conn: Connection) -> None:
     await ch.close()
     await ch.close()
     assert ch.is_closed
+
+
+async def test_amqplain_authentication(amqp_url: str) -> None:
+    separator = "&" if "?" in amqp_url else "?"
+    async with kiltmq.connect(amqp_url + separator + "auth_mechanism=AMQPLAIN") as conn:
+        assert (await conn.channel()).is_open
+
+
+async def test_connection_name_and_heartbeat_are_negotiated(amqp_url: str) -> None:
+    async with kiltmq.connect(amqp_url, name="kiltmq test", heartbeat=7) as conn:
+        assert conn.heartbeat == 7
+        assert conn.name == "kiltmq test"
