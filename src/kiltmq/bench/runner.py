@@ -286,7 +286,8 @@ class _Run:
             f"kiltmq.bench.{scenario.key}.{tag}.{i}" for i in range(scenario.queues)
         )
         self.result = Result(target.name, scenario.key)
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["kiltmq.bench.scenarios"])
         self.ctx = ctx
         self.shared = cast(Shared, ctx.RawArray("q", Slot.size()))
         self.processes: list[tuple[BaseProcess, Any]] = []
