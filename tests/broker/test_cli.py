@@ -62,7 +62,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
 def test_broker_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "broker.toml"
     config.write_text(CONFIG)
-    proc, port = _start("--config", str(config), "--data-dir", str(tmp_path))
+    proc, port = _start("--config", str(config), "--memory-only")
     try:
         params = pika.URLParameters(f"amqp://shop:kilts@127.0.0.1:{port}/shop")
         conn = pika.BlockingConnection(params)
@@ -82,8 +82,34 @@ def test_broker_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "shutting down" in rest
 
 
-def test_data_dir_is_accepted_with_a_notice(tmp_path: Path) -> None:
-    proc, _port = _start("--port", "0", "--data-dir", str(tmp_path))
+def test_durable_queue_survives_a_restart_with_data_dir(tmp_path: Path) -> None:
+    for round_ in range(2):
+        proc, port = _start("--port", "0", "--data-dir", str(tmp_path))
+        try:
+            url = f"amqp://guest:guest@127.0.0.1:{port}/"
+            conn = pika.BlockingConnection(pika.URLParameters(url))
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.queue_declare("kept", durable=True)
+            if round_ == 0:
+                ch.basic_publish("", "kept", b"on disk", pika.BasicProperties(delivery_mode=2))
+                ch.basic_publish("", "kept", b"in memory only")
+            else:
+                method, _props, body = ch.basic_get("kept", auto_ack=True)
+                assert method is not None and body == b"on disk"
+                assert ch.basic_get("kept")[0] is None
+            conn.close()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            assert proc.stderr is not None
+            proc.stderr.close()
+
+
+def test_memory_only(tmp_path: Path) -> None:
+    proc, _port = _start("--port", "0", "--memory-only")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
     assert proc.stderr is not None
@@ -96,7 +122,7 @@ def test_port_in_use_is_one_line_and_non_zero() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "kiltmq", "broker", "--port", str(port)],
+            [sys.executable, "-m", "kiltmq", "broker", "--port", str(port), "--memory-only"],
             capture_output=True,
             text=True,
             timeout=30,
