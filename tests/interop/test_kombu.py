@@ -82,6 +82,7 @@ def test_consumer_declares_binds_and_consumes(connect: Connect, names: Names) ->
 
 
 def test_message_waits_for_a_consumer(connect: Connect, names: Names) -> None:
+    names.x("work")  # SimpleQueue's exchange is named like its queue
     with connect(transport_options={"confirm_publish": True}) as producer:
         queue = producer.SimpleQueue(names.q("work"), serializer="json")
         queue.put({"job": 1})
@@ -186,6 +187,7 @@ def test_channel_error_leaves_connection_usable(connect: Connect, names: Names) 
     with pytest.raises(amqp.exceptions.NotFound):
         Queue(names.q("missing"))(channel).queue_declare(passive=True)
     assert conn.connected
+    names.x("after")  # SimpleQueue's exchange is named like its queue
     with conn.SimpleQueue(names.q("after")) as queue:
         queue.put("still fine")
         message = queue.get(timeout=TIMEOUT)

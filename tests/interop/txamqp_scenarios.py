@@ -50,8 +50,17 @@ class Env:
         self.spec = txamqp.spec.load(spec_path)
         self.prefix = f"txamqp-{uuid.uuid4().hex[:8]}."
         self.clients: list[Any] = []
+        self.queues: list[str] = []
+        self.exchanges: list[str] = []
 
-    def name(self, short: str) -> str:
+    def q(self, short: str) -> str:
+        """A queue name unique to this run, deleted by :meth:`close_all`."""
+        self.queues.append(self.prefix + short)
+        return self.prefix + short
+
+    def x(self, short: str) -> str:
+        """An exchange name unique to this run, deleted by :meth:`close_all`."""
+        self.exchanges.append(self.prefix + short)
         return self.prefix + short
 
     @defer.inlineCallbacks
@@ -72,9 +81,24 @@ class Env:
 
     @defer.inlineCallbacks
     def close_all(self) -> Gen:
+        """Close the scenario's connections, then delete what it declared."""
         for client in self.clients:
             with contextlib.suppress(Exception):
                 yield client.close(within=2)
+        self.clients = []
+        if not (self.queues or self.exchanges):
+            return
+        with contextlib.suppress(Exception):
+            client = yield self.connect()
+            number = 1
+            for kind, name in [("queue", q) for q in self.queues] + [
+                ("exchange", x) for x in self.exchanges
+            ]:
+                ch = yield self.channel(client, number)
+                number += 1
+                with contextlib.suppress(Closed):
+                    yield getattr(ch, f"{kind}_delete")(**{kind: name})
+            yield client.close(within=2)
         self.clients = []
 
 
@@ -109,7 +133,7 @@ def wait_confirms(client: Any, last_tag: int) -> Gen:
 
 @defer.inlineCallbacks
 def consumer_declares_binds_and_consumes(env: Env) -> Gen:
-    x, q = env.name("logs"), env.name("inbox")
+    x, q = env.x("logs"), env.q("inbox")
     consumer = yield env.connect()
     cch = yield env.channel(consumer)
     yield cch.exchange_declare(exchange=x, type="direct")
@@ -127,7 +151,7 @@ def consumer_declares_binds_and_consumes(env: Env) -> Gen:
 
 @defer.inlineCallbacks
 def message_waits_for_a_consumer(env: Env) -> Gen:
-    q = env.name("work")
+    q = env.q("work")
     producer = yield env.connect()
     pch = yield env.channel(producer)
     yield pch.queue_declare(queue=q, auto_delete=False)
@@ -152,7 +176,7 @@ def message_waits_for_a_consumer(env: Env) -> Gen:
 
 @defer.inlineCallbacks
 def two_consumers_share_round_robin(env: Env) -> Gen:
-    q = env.name("tasks")
+    q = env.q("tasks")
     tags = []
     clients = []
     for i in range(2):
@@ -175,7 +199,7 @@ def two_consumers_share_round_robin(env: Env) -> Gen:
 
 @defer.inlineCallbacks
 def fanout_every_consumer_gets_every_message(env: Env) -> Gen:
-    x = env.name("news")
+    x = env.x("news")
     subscribers = []
     for i in range(3):
         client = yield env.connect()
@@ -262,7 +286,7 @@ def channel_error_leaves_connection_usable(env: Env) -> Gen:
     client = yield env.connect()
     ch = yield env.channel(client, 1)
     try:
-        yield ch.queue_declare(queue=env.name("missing"), passive=True)
+        yield ch.queue_declare(queue=env.q("missing"), passive=True)
     except Closed as exc:
         close = exc.args[0]
         assert close.reply_code == 404, close
