@@ -46,6 +46,7 @@ from kiltmq.protocol import (
     MethodReceived,
     ProtocolError,
     Role,
+    encode_table,
     method_frame,
     spec,
 )
@@ -167,7 +168,11 @@ def _body(body: bytes) -> str:
     return f"<{len(body)} bytes, sha1 {hashlib.sha1(body).hexdigest()[:16]}>"
 
 
-def _auth_plain(username: str, password: str) -> bytes:
+def auth_response(mechanism: str, username: str, password: str) -> bytes:
+    """The start-ok response: PLAIN is NUL-separated, AMQPLAIN a field table without its
+    length prefix (as RabbitMQ and txAMQP encode it)."""
+    if mechanism == "AMQPLAIN":
+        return encode_table({"LOGIN": username, "PASSWORD": password})[4:]
     return b"\x00" + username.encode() + b"\x00" + password.encode()
 
 
@@ -370,7 +375,7 @@ class RawConnection:
             spec.ConnectionStartOk(
                 client_properties=props,
                 mechanism=mechanism,
-                response=_auth_plain(username, password),
+                response=auth_response(mechanism, username, password),
                 locale="en_US",
             ),
         )

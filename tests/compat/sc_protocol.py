@@ -104,6 +104,23 @@ async def auth_failure(ctx: Context) -> None:
     await conn.wait_eof()
 
 
+@scenario(E("AMQPLAIN login", ok=True), E("connection.close", reply_code=403))
+async def auth_amqplain(ctx: Context) -> None:
+    conn = await ctx.socket()
+    ok = await conn.handshake(
+        username=ctx.username, password=ctx.password, vhost=ctx.vhost, mechanism="AMQPLAIN"
+    )
+    ctx.check(ok, "AMQPLAIN login")
+    ch = await conn.channel(record=True)
+    await ch.call(spec.QueueDeclare(queue="", exclusive=True))
+    await conn.close()
+    conn = await ctx.socket()
+    await conn.handshake(
+        username=ctx.username, password="wrong", vhost=ctx.vhost, mechanism="AMQPLAIN"
+    )
+    await conn.wait_eof()
+
+
 @scenario(E("EOF"))
 async def auth_unknown_mechanism(ctx: Context) -> None:
     conn = await ctx.socket()
