@@ -370,7 +370,28 @@ async def test_unexpected_exception_closes_the_connection_with_541() -> None:
         client.publish(1, "", "durable-q", b"persistent", BasicProperties(delivery_mode=2))
         close = await client.method(0)
         assert isinstance(close, spec.ConnectionClose)
-        assert close.reply_code == 541
-        assert close.reply_text.startswith("INTERNAL_ERROR - ")
+        assert (close.reply_code, close.reply_text) == (541, "INTERNAL_ERROR")
         await client.close()
         await _still_works(broker.port)
+
+
+@pytest.mark.parametrize(
+    "raw_properties",
+    [b"\x20\x00\x00\x00\x00\xff", b"\x80\x00\x10ab", b"\x00\x10\x05ab", b"\x00\x40\x00\x01"],
+)
+async def test_undecodable_properties_close_the_connection_with_541(
+    abroker: Broker, raw_properties: bytes
+) -> None:
+    """As RabbitMQ: properties that do not decode are an internal error (541, no method)."""
+    client = await RawClient.connect(abroker.port)
+    await client.open_channel(1)
+    await client.call(1, spec.QueueDeclare("q"))
+    client.send_raw(encode_frame(1, 1, spec.BasicPublish("", "q").encode()))
+    client.send_raw(encode_frame(2, 1, struct.pack(">HHQ", 60, 0, 3) + raw_properties))
+    client.send_raw(encode_frame(3, 1, b"abc"))
+    close = await client.method(0)
+    assert isinstance(close, spec.ConnectionClose)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        541, "INTERNAL_ERROR", 0, 0
+    )
+    await client.close()

@@ -17,6 +17,7 @@ Publisher confirms are collected and sent at flush time, coalesced into one
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from kiltmq.protocol.codec import encode_shortstr
 from kiltmq.protocol.errors import (
     AccessRefused,
     AMQPNotImplemented,
+    InternalError,
     NotAllowed,
     NotFound,
     PreconditionFailed,
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from kiltmq.broker.session import Session
 
 __all__ = ["Channel"]
+
+log = logging.getLogger("kiltmq.broker")
 
 _S_QB = struct.Struct(">QB")
 _pack_QB = _S_QB.pack
@@ -339,18 +343,24 @@ class Channel:
                 self._tails = {}
             tail = self._tails[routing_key] = encode_shortstr(name) + encode_shortstr(routing_key)
         message = Message(name, routing_key, raw_properties, body, tail)
-        if message.flags & FLAG_EXPIRATION:
-            self._check_expiration(message)
-        if message.flags & FLAG_USER_ID:
-            user_id = message.user_id()
-            if user_id != self.user and "impersonator" not in self.session.user_tags:
-                raise PreconditionFailed(
-                    f"PRECONDITION_FAILED - user_id property set to '{user_id}' but "
-                    f"authenticated user was '{self.user}'"
-                )
+        try:
+            message.check()
+            if message.flags & FLAG_EXPIRATION:
+                self._check_expiration(message)
+            if message.flags & FLAG_USER_ID:
+                user_id = message.user_id()
+                if user_id != self.user and "impersonator" not in self.session.user_tags:
+                    raise PreconditionFailed(
+                        f"PRECONDITION_FAILED - user_id property set to '{user_id}' but "
+                        f"authenticated user was '{self.user}'"
+                    )
+            queues = self.vhost.route(exchange, message)
+        except (ValueError, IndexError, struct.error):
+            # properties that do not decode: RabbitMQ closes the connection with 541
+            log.info("%s: undecodable content properties", self.session.peer_name)
+            raise InternalError("INTERNAL_ERROR") from None
         if self.session.blocked_by_alarm:
             self.session.publishing_while_blocked()
-        queues = self.vhost.route(exchange, message)
         if self.tx is not None:
             self.tx.publishes.append((queues, message, m.mandatory))
             return

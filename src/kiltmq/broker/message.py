@@ -33,6 +33,40 @@ FLAG_USER_ID = 0x0010
 
 _ids = itertools.count(1)
 
+# Property layout of class basic after the flags word: (flag bit, size), where size is a
+# fixed width in bytes, 0 for a short string and -1 for a field table.
+_LAYOUT = (
+    (0x8000, 0), (0x4000, 0), (0x2000, -1), (0x1000, 1), (0x0800, 1), (0x0400, 0),
+    (0x0200, 0), (0x0100, 0), (0x0080, 0), (0x0040, 8), (0x0020, 0), (0x0010, 0),
+    (0x0008, 0), (0x0004, 0),
+)
+_STEPS: dict[int, tuple[int, ...]] = {}
+
+
+def _steps(flags: int) -> tuple[int, ...]:
+    steps = _STEPS.get(flags)
+    if steps is None:
+        steps = _STEPS[flags] = tuple(size for bit, size in _LAYOUT if flags & bit)
+    return steps
+
+
+def check_properties(raw: bytes) -> None:
+    """Raise ValueError unless ``raw`` is a well-formed basic property list without a
+    headers table (fields are skipped, not decoded: this is on the publish path)."""
+    n = len(raw)
+    if n < 2:
+        raise ValueError("no property flags")
+    pos = 2
+    for size in _steps((raw[0] << 8) | raw[1]):
+        if size:
+            pos += size
+        elif pos < n:
+            pos += 1 + raw[pos]
+        else:
+            raise ValueError("truncated properties")
+    if pos > n:
+        raise ValueError("truncated properties")
+
 
 def delivery_mode(raw: bytes) -> int:
     """The delivery-mode property read from encoded properties without decoding them
@@ -129,6 +163,18 @@ class Message:
         if not self.flags & FLAG_HEADERS:
             return None
         return self.properties.headers
+
+    def check(self) -> None:
+        """Raise ValueError (or IndexError, struct.error) if the properties do not decode.
+
+        RabbitMQ decodes every published message's properties; this is cheaper for the
+        common case: without a headers table (or continuation flags) the fields are only
+        skipped, otherwise the properties are decoded (and kept).
+        """
+        if self.flags & (FLAG_HEADERS | 0x0003):
+            _ = self.properties
+        else:
+            check_properties(self.raw_properties)
 
     def expiration_ms(self) -> int | None:
         """The per-message TTL from the expiration property, in milliseconds (None when

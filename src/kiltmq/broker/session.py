@@ -79,7 +79,7 @@ def reply_text(error: AMQPError) -> str:
     """``error``'s text as RabbitMQ sends it: "NAME - text", cut to a short string."""
     text = error.reply_text
     name = error.reply_name
-    if not text.startswith(name + " -"):
+    if text != name and not text.startswith(name + " -"):
         text = f"{name} - {text}"
     return short(text)
 
@@ -184,7 +184,8 @@ class Session:
 
     @staticmethod
     def _fill_ids(error: AMQPError, method: spec.Method) -> None:
-        if not error.class_id and not error.method_id:
+        # RabbitMQ reports internal errors without the method
+        if not error.class_id and not error.method_id and error.reply_code != 541:
             error.class_id = method.CLASS_ID
             error.method_id = method.METHOD_ID
 
@@ -436,7 +437,7 @@ class Session:
             self.conn.abort()
             return
         self.connection_error(
-            InternalError("INTERNAL_ERROR - unexpected error, see the broker log")
+            InternalError("INTERNAL_ERROR")
         )
 
     def cleanup(self) -> None:
