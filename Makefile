@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint bench demo rabbitmq clean
+.PHONY: help install test lint bench demo screenshots rabbitmq clean
 
 help:
 	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
@@ -48,6 +48,9 @@ demo: $(STAMP)
 
 rabbitmq:
 	bash scripts/rabbitmq.sh
+
+screenshots: $(STAMP)
+	KILTSTORE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/test_browser.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

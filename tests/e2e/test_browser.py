@@ -2,8 +2,9 @@
 
 A customer checks out in the web store and keeps the order's status page open;
 MacGrudder presses "kilt finished" in the workshop; the customer's page changes to
-"shipped" by itself (Server-Sent Events, no reload). Screenshots of each page go to
-docs/screenshots/ for the README.
+"shipped" by itself (Server-Sent Events, no reload). Screenshots of each page go to a
+temporary folder; with KILTSTORE_SCREENSHOTS=docs/screenshots they refresh the README's
+(``make screenshots``).
 
 Needs /usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Without
 it the test is skipped, or fails under CI.
@@ -12,6 +13,7 @@ it the test is skipped, or fails under CI.
 from __future__ import annotations
 
 import os
+import tempfile
 import xmlrpc.client
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from kiltstore.demo import Store
 from .conftest import eventually, get_json, post_form, run_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS_ENV = "KILTSTORE_SCREENSHOTS"
 BROWSER_TIMEOUT_MS = 20_000
 CHROMIUM_ARGS = [
     "--headless",
@@ -70,9 +72,24 @@ async def new_page(browser: Any) -> Any:
     return page
 
 
+_shots: list[Path] = []
+
+
+def screenshots_folder() -> Path:
+    """docs/screenshots only when asked (KILTSTORE_SCREENSHOTS), so a test run leaves the
+    tracked pictures alone; otherwise one temporary folder per run."""
+    if not _shots:
+        chosen = os.environ.get(SCREENSHOTS_ENV)
+        _shots.append(Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="kilt-shots-")))
+    return _shots[0]
+
+
 async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+    folder = screenshots_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    await page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 0
 
 
 def crm_order(rpc_url: str) -> None:
