@@ -185,6 +185,7 @@ async def test_server_properties_and_tune(abroker: Broker) -> None:
         "connection.blocked": True,
         "authentication_failure_close": True,
         "per_consumer_qos": True,
+        "direct_reply_to": True,
     }
     tune = await client.login("guest", "guest")
     assert isinstance(tune, spec.ConnectionTune)

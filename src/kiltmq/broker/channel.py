@@ -59,6 +59,36 @@ _GET_OK_IDS = struct.pack(">HH", 60, 71)
 # An unacked delivery: the queue, the entry, and the consumer (None for basic.get).
 Unacked = tuple[Queue, Entry, "Consumer | None"]
 
+#: Direct reply-to: the pseudo-queue a requester consumes its replies from, and the
+#: prefix of the routing keys replies are published with.
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_PREFIX = "amq.rabbitmq.reply-to."
+_FLAG_REPLY_TO = 0x0200
+
+
+class ReplyTarget:
+    """Where replies for one channel's direct reply-to consumer go. Routing treats it
+    like a queue: :meth:`publish` delivers straight to the consumer, bypassing queues
+    (as RabbitMQ does)."""
+
+    __slots__ = ("channel",)
+    durable = False
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    @property
+    def deleted(self) -> bool:
+        return self.channel.closed or self.channel.reply_tag is None
+
+    def publish(self, message: Message) -> bool:
+        if not self.deleted:
+            self.channel.deliver_reply(message)
+        return True
+
+
+Target = Queue | ReplyTarget
+
 
 class _Tx:
     """Work buffered in a transaction until tx.commit."""
@@ -66,7 +96,7 @@ class _Tx:
     __slots__ = ("publishes", "settles")
 
     def __init__(self) -> None:
-        self.publishes: list[tuple[tuple[Queue, ...], Message, bool]] = []
+        self.publishes: list[tuple[tuple[Target, ...], Message, bool]] = []
         # ("ack" | "requeue" | "discard", records)
         self.settles: list[tuple[str, list[tuple[int, Unacked]]]] = []
 
@@ -95,6 +125,11 @@ class Channel:
         self.tx: _Tx | None = None
         self.closed = False
         self.last_queue = ""
+        # direct reply-to: the consumer tag, its basic.deliver prefix, and the routing key
+        # that reaches it
+        self.reply_tag: str | None = None
+        self.reply_prefix = b""
+        self.reply_key = ""
         # confirms waiting for the flush: sequence numbers acked / nacked
         self._acks: list[int] = []
         self._nacks: list[int] = []
@@ -237,6 +272,9 @@ class Channel:
     def queue_declare(self, m: spec.QueueDeclare) -> None:
         vhost = self.vhost
         session = self.session
+        if m.passive and m.queue.startswith(REPLY_TO):
+            self._declare_reply_queue(m)
+            return
         if m.passive:
             # no "last declared queue" shortcut here, as in RabbitMQ
             queue = vhost.get_queue(m.queue, session)
@@ -264,6 +302,13 @@ class Channel:
         self.last_queue = queue.name
         if not m.no_wait:
             self.send(spec.QueueDeclareOk(queue.name, len(queue.ready), len(queue.consumers)))
+
+    def _declare_reply_queue(self, m: spec.QueueDeclare) -> None:
+        """Passive declare of the direct reply-to pseudo-queue, or of a reply key."""
+        if m.queue != REPLY_TO and m.queue not in self.vhost.reply_targets:
+            raise self.vhost.not_found("queue", m.queue)
+        if not m.no_wait:
+            self.send(spec.QueueDeclareOk(m.queue, 0, 1))  # RabbitMQ says 1 consumer
 
     def queue_bind(self, m: spec.QueueBind) -> None:
         vhost = self.vhost
@@ -345,6 +390,8 @@ class Channel:
         message = Message(name, routing_key, raw_properties, body, tail)
         try:
             message.check()
+            if message.flags & _FLAG_REPLY_TO and message.properties.reply_to == REPLY_TO:
+                message = self._with_reply_key(message)
             if message.flags & FLAG_EXPIRATION:
                 self._check_expiration(message)
             if message.flags & FLAG_USER_ID:
@@ -354,7 +401,11 @@ class Channel:
                         f"PRECONDITION_FAILED - user_id property set to '{user_id}' but "
                         f"authenticated user was '{self.user}'"
                     )
-            queues = self.vhost.route(exchange, message)
+            if not name and routing_key.startswith(REPLY_PREFIX):
+                target = self.vhost.reply_targets.get(routing_key)
+                queues: tuple[Target, ...] = (target,) if target is not None else ()
+            else:
+                queues = self.vhost.route(exchange, message)
         except (ValueError, IndexError, struct.error):
             # properties that do not decode: RabbitMQ closes the connection with 541
             log.info("%s: undecodable content properties", self.session.peer_name)
@@ -365,6 +416,22 @@ class Channel:
             self.tx.publishes.append((queues, message, m.mandatory))
             return
         self._enqueue(queues, message, m.mandatory)
+
+    def _with_reply_key(self, message: Message) -> Message:
+        """Direct reply-to: the request goes out with the routing key of this channel's
+        reply consumer in its reply-to property."""
+        if self.reply_tag is None:
+            raise PreconditionFailed("PRECONDITION_FAILED - fast reply consumer does not exist")
+        props = message.properties
+        changed = spec.BasicProperties(**{f: getattr(props, f) for f in props.FIELDS})
+        changed.reply_to = self.reply_key
+        return Message(
+            message.exchange,
+            message.routing_key,
+            changed.encode(),
+            message.body,
+            message.deliver_tail,
+        )
 
     @staticmethod
     def _check_expiration(message: Message) -> None:
@@ -381,7 +448,7 @@ class Channel:
             return
         raise PreconditionFailed(f"PRECONDITION_FAILED - invalid expiration '{text}': {reason}")
 
-    def _enqueue(self, queues: tuple[Queue, ...], message: Message, mandatory: bool) -> None:
+    def _enqueue(self, queues: tuple[Target, ...], message: Message, mandatory: bool) -> None:
         if not self.confirm:
             if queues:
                 for queue in queues:
@@ -509,6 +576,19 @@ class Channel:
             consumer.unacked += 1
             self.consumer_unacked += 1
 
+    def deliver_reply(self, message: Message) -> None:
+        """A direct reply-to reply: straight to this channel's reply consumer (no-ack)."""
+        self.delivery_tag = tag = self.delivery_tag + 1
+        self.out.send_delivery(
+            content_frames(
+                self.number,
+                self.reply_prefix + _pack_QB(tag, False) + message.deliver_tail,
+                message.header_payload,
+                message.body,
+                self.out.core.frame_max,
+            )
+        )
+
     def consumer_cancelled(self, consumer: Consumer) -> None:
         """The queue went away under ``consumer``: tell the client if it asked to know."""
         if self.consumers.get(consumer.tag) is consumer:
@@ -534,6 +614,9 @@ class Channel:
             queue.drain()
 
     def basic_consume(self, m: spec.BasicConsume) -> None:
+        if m.queue == REPLY_TO:
+            self._consume_replies(m)
+            return
         name = self._queue_name(m.queue)
         self._check("read", "queue", name)
         queue = self.vhost.get_queue(name, self.session)
@@ -559,7 +642,29 @@ class Channel:
             self.send(spec.BasicConsumeOk(tag))
         queue.add_consumer(consumer)
 
+    def _consume_replies(self, m: spec.BasicConsume) -> None:
+        if not m.no_ack:
+            raise PreconditionFailed("PRECONDITION_FAILED - reply consumer cannot acknowledge")
+        if self.reply_tag is not None:
+            raise PreconditionFailed("PRECONDITION_FAILED - reply consumer already set")
+        tag = m.consumer_tag or generate_name("amq.ctag-")
+        if tag in self.consumers:
+            raise NotAllowed(f"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'", 60, 20)
+        self.reply_tag = tag
+        self.reply_prefix = _DELIVER_IDS + encode_shortstr(tag)
+        self.reply_key = generate_name(REPLY_PREFIX)
+        self.vhost.reply_targets[self.reply_key] = ReplyTarget(self)
+        if not m.no_wait:
+            self.send(spec.BasicConsumeOk(tag))
+
+    def _stop_replies(self) -> None:
+        if self.reply_tag is not None:
+            self.reply_tag = None
+            self.vhost.reply_targets.pop(self.reply_key, None)
+
     def basic_cancel(self, m: spec.BasicCancel) -> None:
+        if m.consumer_tag == self.reply_tag:
+            self._stop_replies()
         consumer = self.consumers.pop(m.consumer_tag, None)
         if not m.no_wait:
             self.send(spec.BasicCancelOk(m.consumer_tag))
@@ -758,6 +863,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True
+        self._stop_replies()
         self.tx = None
         self._acks = []
         self._nacks = []

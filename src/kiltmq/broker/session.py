@@ -59,6 +59,7 @@ CAPABILITIES: dict[str, Any] = {
     "connection.blocked": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
+    "direct_reply_to": True,
 }
 
 

@@ -17,7 +17,7 @@ import base64
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.exchange import (
     EXCHANGE_TYPES,
@@ -40,6 +40,9 @@ from kiltmq.protocol.errors import (
     ResourceLocked,
 )
 from kiltmq.protocol.spec import BasicProperties
+
+if TYPE_CHECKING:
+    from kiltmq.broker.channel import ReplyTarget
 
 __all__ = ["VirtualHost", "generate_name"]
 
@@ -111,6 +114,8 @@ class VirtualHost:
         #: Bindings by destination (queue or exchange), for deletion.
         self.incoming: dict[Destination, dict[tuple[Exchange, Any], Binding]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: Direct reply-to: reply routing keys -> the requesting channel's reply target.
+        self.reply_targets: dict[str, ReplyTarget] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
 
