@@ -275,14 +275,22 @@ class PagedMessage(Message):
         return f"PagedMessage(id={self.id}, size={self.size})"
 
 
+# Most messages carry one of a few small property sets (often just delivery-mode 2):
+# stand-ins share one bytes object and one flags int per set instead of one each.
+_SHARED_PROPERTIES: dict[bytes, tuple[bytes, int]] = {}
+
+
 def _stub(key: int, size: int, raw_properties: bytes) -> PagedMessage:
+    shared = _SHARED_PROPERTIES.get(raw_properties)
+    if shared is None:
+        flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
+        shared = (raw_properties, flags)
+        if len(raw_properties) <= 64 and len(_SHARED_PROPERTIES) < 4096:
+            _SHARED_PROPERTIES[raw_properties] = shared
     stub = PagedMessage.__new__(PagedMessage)
     stub.id = key
     stub.size = size
-    stub.raw_properties = raw_properties
-    stub.flags = (
-        (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
-    )
+    stub.raw_properties, stub.flags = shared
     stub.persistent = True
     stub._properties = None
     return stub
@@ -381,8 +389,11 @@ class SQLiteStore(Store):
         self._next_qid = 1
         self._was_clean = True
         self._failures = 0
-        #: batches written (committed transactions) since open, for statistics
+        #: since open: transactions committed, message rows written, message rows never
+        #: written because the message left before its batch was (statistics)
         self.commits = 0
+        self.rows_written = 0
+        self.rows_skipped = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.data_dir)!r})"
@@ -568,6 +579,7 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
             raise
         self.commits += 1
+        self.rows_written += len(batch.inserts)
 
     def _writer(
         self,
@@ -782,6 +794,8 @@ class SQLiteStore(Store):
             self._batch.deletes.append(pos)
             if not self._scheduled:
                 self._schedule()
+        else:
+            self.rows_skipped += 1
 
     def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
         if self._db is None:

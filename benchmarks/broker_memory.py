@@ -1,0 +1,215 @@
+"""Memory of a kiltmq broker per queued message.
+
+For each case a fresh ``python -m kiltmq broker`` process is started, a queue is declared
+and warmed up (a few thousand messages published and consumed), then N messages with
+100-byte bodies are published with confirms (at most 1,000 unconfirmed) while nobody
+consumes, until the queue holds all of them; the
+broker's resident memory (VmRSS in ``/proc/<pid>/status``) before and after, divided by N,
+is the memory per queued message.
+
+Cases: transient messages in a transient queue; persistent messages in a durable queue
+with the default paging (bodies beyond 10,000 ready messages stay on disk); the same with
+paging off (``--page-messages`` above N: every body in memory); and 1,000,000 persistent
+messages with the default paging (the total).
+
+``python -m benchmarks.broker_memory [--count 200000] [--million]``; under
+``python -m benchmarks`` options come from ``KILTMQ_MEMORY_BENCH_ARGS`` (default: no
+million-message case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.broker_persistent import WINDOW, _connect_confirming
+from kiltmq.bench.client import BenchClient, connect, encode_publish
+from kiltmq.protocol import spec
+from kiltmq.protocol.spec import BasicProperties
+
+BODY = bytes(100)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+@dataclass
+class Case:
+    title: str
+    durable: bool
+    delivery_mode: int
+    count: int
+    broker_args: tuple[str, ...] = ()
+
+
+async def _depth(client: BenchClient, queue: str, durable: bool) -> int:
+    ok = await client.call(
+        1, spec.QueueDeclare(queue=queue, durable=durable, passive=True), spec.QueueDeclareOk
+    )
+    return int(ok.message_count)
+
+
+async def _fill(url: str, queue: str, case: Case, count: int) -> None:
+    """Publish ``count`` messages with confirms, at most 1,000 unconfirmed (as a careful
+    publisher does), and wait until the queue holds them."""
+    client = await _connect_confirming(url)
+    try:
+        await client.open_channel(1)
+        await client.call(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+        frame = encode_publish(
+            "", queue, BODY, BasicProperties(delivery_mode=case.delivery_mode), 1,
+            client.frame_max,
+        )
+        target = await _depth(client, queue, case.durable) + count
+        sent = 0
+        while sent < count:
+            room = WINDOW - (sent - client.confirmed)
+            if room <= 0:
+                await client.wait_confirm()
+                continue
+            if client.paused:
+                await client.wait_writable()
+            n = min(room, 200, count - sent)
+            client.write(frame * n)
+            sent += n
+            await asyncio.sleep(0)
+        while client.confirmed < sent:
+            await client.wait_confirm()
+        deadline = time.monotonic() + 600
+        while await _depth(client, queue, case.durable) < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the queue did not fill up")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+
+
+async def _drain(url: str, queue: str, durable: bool) -> None:
+    client = await connect(url)
+    try:
+        await client.open_channel(1)
+        await client.consume(1, queue, no_ack=True, prefetch=0)
+        while await _depth(client, queue, durable):
+            await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+
+
+async def _declare(url: str, queue: str, durable: bool) -> None:
+    client = await connect(url)
+    try:
+        await client.open_channel(1)
+        await client.call(1, spec.QueueDeclare(queue=queue, durable=durable), spec.QueueDeclareOk)
+    finally:
+        await client.close()
+
+
+def measure(case: Case) -> tuple[int, int, float]:
+    """(RSS before, RSS after, seconds to fill) for one case in a fresh broker."""
+    with tempfile.TemporaryDirectory(prefix="kiltmq-mem-") as data_dir:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--data-dir", data_dir,
+             "--log-level", "warning", *case.broker_args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            # --log-level warning hides "ready on": find the port from /proc instead
+            from kiltmq.bench import procstat
+
+            port = 0
+            deadline = time.monotonic() + 30
+            while not port and time.monotonic() < deadline:
+                time.sleep(0.1)
+                port = _listening_port(proc.pid, procstat)
+            if not port:
+                raise RuntimeError("the broker did not start")
+            url = f"amqp://guest:guest@127.0.0.1:{port}/"
+            queue = "memory"
+            asyncio.run(_declare(url, queue, case.durable))
+            asyncio.run(_fill(url, queue, case, 5000))  # warm up: allocations, code paths
+            asyncio.run(_drain(url, queue, case.durable))
+            time.sleep(0.5)
+            before = rss_bytes(proc.pid)
+            start = time.monotonic()
+            asyncio.run(_fill(url, queue, case, case.count))
+            filled = time.monotonic() - start
+            time.sleep(1.0)  # let the last batches commit
+            after = rss_bytes(proc.pid)
+            return before, after, filled
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _listening_port(pid: int, procstat: object) -> int:
+    """The TCP port ``pid`` listens on (0 if none yet)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            found = re.fullmatch(r"socket:\[(\d+)\]", link)
+            if found:
+                inodes.add(found.group(1))
+    except OSError:
+        return 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if parts[3] == "0A" and parts[9] in inodes:
+                return int(parts[1].rsplit(":", 1)[1], 16)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.broker_memory")
+    parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 persistent")
+    if argv is None:
+        argv = shlex.split(os.environ.get("KILTMQ_MEMORY_BENCH_ARGS", ""))
+    args = parser.parse_args(argv)
+    n = args.count
+    cases = [
+        Case("transient, transient queue", False, 1, n),
+        Case("persistent, durable queue, paging (default)", True, 2, n),
+        Case("persistent, durable queue, no paging", True, 2, n,
+             ("--page-messages", str(n * 2), "--page-bytes", str(2**40))),
+    ]
+    if args.million:
+        cases.append(Case("persistent, durable queue, paging (default)", True, 2, 1_000_000))
+        cases.append(Case("transient, transient queue", False, 1, 1_000_000))
+    print("| messages | case | RSS before | RSS after | bytes per message | fill time |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for case in cases:
+        before, after, filled = measure(case)
+        per = (after - before) / case.count
+        print(
+            f"| {case.count:,} | {case.title} | {before / 2**20:.0f} MiB | "
+            f"{after / 2**20:.0f} MiB | {per:.0f} | {filled:.1f} s |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
