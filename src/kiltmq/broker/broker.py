@@ -342,9 +342,18 @@ class Broker:
 
     # -- resource alarm -------------------------------------------------------------------
 
+    #: Estimated memory per queued message besides its body (message and entry objects).
+    MESSAGE_OVERHEAD = 400
+
     def memory_used(self) -> int:
-        """Bytes of message bodies waiting in queues."""
-        return sum(q.ready_bytes for v in self.vhosts.values() for q in v.queues.values())
+        """Estimated bytes taken by messages waiting in queues (bodies plus a fixed
+        overhead per message)."""
+        overhead = self.MESSAGE_OVERHEAD
+        return sum(
+            q.ready_bytes + overhead * len(q.ready)
+            for v in self.vhosts.values()
+            for q in v.queues.values()
+        )
 
     def set_alarm(self, active: bool, reason: str = "low on memory") -> None:
         """Block or unblock publishers on every connection (connection.blocked)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -66,6 +67,14 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         help="... or about this many bytes of them (default 64 MiB)",
     )
     parser.add_argument(
+        "--memory-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="block publishers (connection.blocked) while queued messages take more than "
+        "this (default: 40%% of the machine's memory, as RabbitMQ; 0: never)",
+    )
+    parser.add_argument(
         "--config",
         default=None,
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
@@ -77,6 +86,15 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         help="logging level on stderr (default info)",
     )
     return parser
+
+
+def _default_memory_limit() -> int | None:
+    """40% of the physical memory (RabbitMQ's default high watermark), if known."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(total * 0.4) if total > 0 else None
 
 
 def _fail(message: str) -> int:
@@ -119,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
         kwargs["store"] = store
     if args.port is not None and not 0 <= args.port < 65536:
         return _fail(f"invalid port {args.port}")
+    if args.memory_limit is not None:
+        if args.memory_limit < 0:
+            return _fail("--memory-limit must not be negative")
+        kwargs["memory_limit"] = args.memory_limit or None
+    elif "memory_limit" not in kwargs:
+        kwargs["memory_limit"] = _default_memory_limit()
     try:
         broker = Broker(listeners[0][0], listeners[0][1], listeners=listeners[1:], **kwargs)
     except (re.error, ValueError, TypeError) as exc:
