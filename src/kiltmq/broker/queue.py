@@ -436,7 +436,7 @@ class Queue:
         """Take the head entry for basic.get (None when empty)."""
         self.touch()
         ready = self.ready
-        if self._ttl_timer is not None:
+        if ready and ready[0].expires is not None:
             self._expire_head()
         if not ready:
             return None
