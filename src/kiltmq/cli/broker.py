@@ -97,6 +97,10 @@ def _default_memory_limit() -> int | None:
     return int(total * 0.4) if total > 0 else None
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _fail(message: str) -> int:
     print(f"kiltmq broker: {message}", file=sys.stderr)
     return 1
@@ -159,13 +163,13 @@ async def _serve(broker: Any) -> int:
     except StoreError as exc:
         return _fail(str(exc))
     except OSError as exc:
-        where = ", ".join(f"{h}:{p}" for h, p in broker.listeners)
+        where = ", ".join(_address(h, p) for h, p in broker.listeners)
         return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     hosts = [host for host, _ in broker.listeners]
-    addresses = ", ".join(f"{h}:{p}" for h, p in zip(hosts, broker.ports, strict=True))
+    addresses = ", ".join(_address(h, p) for h, p in zip(hosts, broker.ports, strict=True))
     logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
     await stop.wait()
     logging.getLogger("kiltmq.broker").info("shutting down")
