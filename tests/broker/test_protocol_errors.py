@@ -396,3 +396,28 @@ async def test_undecodable_properties_close_the_connection_with_541(
         541, "INTERNAL_ERROR", 0, 0
     )
     await client.close()
+
+
+@pytest.mark.parametrize("notify", [True, False])
+async def test_consumer_cancel_notification_needs_the_capability(
+    abroker: Broker, notify: bool
+) -> None:
+    caps = {"consumer_cancel_notify": True} if notify else {}
+    client = await RawClient.connect(abroker.port, capabilities=caps)
+    await client.open_channel(1)
+    await client.call(1, spec.QueueDeclare("short-lived"))
+    await client.call(1, spec.BasicConsume("short-lived", "watcher"))
+    other = await RawClient.connect(abroker.port)
+    await other.open_channel(1)
+    await other.call(1, spec.QueueDelete("short-lived"))
+    await other.close()
+    if notify:
+        cancel = await client.method(1)
+        assert isinstance(cancel, spec.BasicCancel)
+        assert (cancel.consumer_tag, cancel.no_wait) == ("watcher", True)
+    # either way the tag is free again on this channel
+    ok = await client.call(1, spec.QueueDeclare("short-lived"))
+    assert isinstance(ok, spec.QueueDeclareOk)
+    ok2 = await client.call(1, spec.BasicConsume("short-lived", "watcher"))
+    assert isinstance(ok2, spec.BasicConsumeOk)
+    await client.close()
