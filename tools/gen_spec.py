@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import keyword
+import struct
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,44 +240,71 @@ def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
         w("def __init__(self) -> None:", 1)
         w("pass", 2)
     w()
-    # encode
+    gen_method_encode(w, m, struct_name)
+    gen_method_decode(w, m, struct_name)
+
+
+def gen_method_encode(w: Writer, m: Method, struct_name: Callable[[str], str]) -> None:
+    """``encode()``: one ``b"".join`` of struct-packed fixed runs (the first one together
+    with the class and method ids), short strings inline (length octet from ``OCTETS``),
+    tables and long strings through the codec. Short strings are encoded to UTF-8 first; a
+    length past 255 makes ``OCTETS`` raise ``IndexError``, turned into ``ValueError``."""
     w("def encode(self) -> bytes:", 1)
     w('"""The method frame payload: class id, method id and arguments."""', 2)
+    if not m.fields:
+        ids = "".join(f"\\x{b:02x}" for b in struct.pack(">HH", m.cls_id, m.id))
+        w(f'return b"{ids}"  # class {m.cls_id}, method {m.id}', 2)
+        w()
+        return
+    shortstrs = [f for f in m.fields if f.type == "shortstr"]
+    for f in shortstrs:
+        w(f"_{f.py} = self.{f.py}.encode()", 2)
     parts: list[str] = []
     head_fmt = "HH"
     groups = group_fields(m.fields)
-    first_fixed: list[Field] | None = None
-    if groups and (groups[0][0].type in FIXED or groups[0][0].type == "bit"):
-        first_fixed = groups.pop(0)
-    if first_fixed:
-        fmt, items = fixed_format(first_fixed)
+    args = [str(m.cls_id), str(m.id)]
+    if groups[0][0].type in FIXED or groups[0][0].type == "bit":
+        fmt, items = fixed_format(groups.pop(0))
         head_fmt += fmt
-        args = [str(m.cls_id), str(m.id), *[_encode_item(it) for it in items]]
-    else:
-        args = [str(m.cls_id), str(m.id)]
+        args += [_encode_item(it) for it in items]
     parts.append(f"{struct_name('>' + head_fmt)}.pack({', '.join(args)})")
     for g in groups:
         f = g[0]
         if f.type == "shortstr":
-            parts.append(f"encode_shortstr(self.{f.py})")
+            parts += [f"OCTETS[len(_{f.py})]", f"_{f.py}"]
         elif f.type == "longstr":
             parts.append(f"encode_longstr(self.{f.py})")
         elif f.type == "table":
             parts.append(f"encode_table(self.{f.py})")
         else:
             fmt, items = fixed_format(g)
-            parts.append(
-                f"{struct_name('>' + fmt)}.pack({', '.join(_encode_item(it) for it in items)})"
-            )
+            if fmt == "B" and isinstance(items[0], list):  # one octet of bits
+                parts.append(f"OCTETS[{_encode_item(items[0])}]")
+            else:
+                packed = ", ".join(_encode_item(it) for it in items)
+                parts.append(f"{struct_name('>' + fmt)}.pack({packed})")
+    indent = 2
+    if shortstrs:
+        w("try:", 2)
+        indent = 3
     if len(parts) == 1:
-        w(f"return {parts[0]}", 2)
+        w(f"return {parts[0]}", indent)
     else:
-        w('return b"".join((', 2)
-        for p in parts:
-            w(f"{p},", 3)
-        w("))", 2)
+        w('return b"".join((', indent)
+        for part in parts:
+            w(f"{part},", indent + 1)
+        w("))", indent)
+    if shortstrs:
+        w("except IndexError:", 2)
+        fields = ", ".join(f"{f.py}=_{f.py}" for f in shortstrs)
+        w(f'raise shortstr_too_long("{m.dotted}", {fields}) from None', 3)
     w()
-    # decode
+
+
+def gen_method_decode(w: Writer, m: Method, struct_name: Callable[[str], str]) -> None:
+    """``decode()``: fixed runs with one ``unpack_from`` (a lone octet by indexing), short
+    strings inline. A truncated payload raises ``IndexError`` or ``struct.error`` on the
+    way, or fails the final length check (a short string sliced short)."""
     w("@classmethod", 1)
     w(f"def decode(cls, buf: bytes, offset: int = 4) -> {m.py}:", 1)
     w('"""Decode arguments from a method frame payload (after the two ids)."""', 2)
@@ -283,25 +312,29 @@ def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
     for g in group_fields(m.fields):
         f = g[0]
         if f.type == "shortstr":
-            w(f"self.{f.py}, offset = decode_shortstr(buf, offset)", 2)
+            w("_n = buf[offset]", 2)
+            w("offset += 1", 2)
+            w(f"self.{f.py} = buf[offset : offset + _n].decode()", 2)
+            w("offset += _n", 2)
         elif f.type == "longstr":
             w(f"self.{f.py}, offset = decode_longstr(buf, offset)", 2)
         elif f.type == "table":
             w(f"self.{f.py}, offset = decode_table(buf, offset)", 2)
         else:
             fmt, items = fixed_format(g)
-            names = []
-            for i, it in enumerate(items):
-                names.append(f"_b{i}" if isinstance(it, list) else f"self.{it.py}")
-            s = struct_name(">" + fmt)
-            target = ", ".join(names) + ("," if len(names) == 1 else "")
-            target = f"({target})" if len(names) == 1 else target
-            w(f"{target} = {s}.unpack_from(buf, offset)", 2)
-            w(f"offset += {s}.size", 2)
+            names = [
+                f"_b{i}" if isinstance(it, list) else f"self.{it.py}" for i, it in enumerate(items)
+            ]
+            if fmt == "B":
+                w(f"{names[0]} = buf[offset]", 2)
+            else:
+                target = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+                w(f"{target} = {struct_name('>' + fmt)}.unpack_from(buf, offset)", 2)
+            w(f"offset += {struct.calcsize('>' + fmt)}", 2)
             for i, it in enumerate(items):
                 if isinstance(it, list):
                     for bit, bf in enumerate(it):
-                        w(f"self.{bf.py} = bool(_b{i} & {1 << bit})", 2)
+                        w(f"self.{bf.py} = (_b{i} & {1 << bit}) != 0", 2)
     w("if offset > len(buf):", 2)
     w(f'raise ValueError("truncated {m.dotted}")', 3)
     w("return self", 2)
@@ -309,9 +342,6 @@ def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
 
 def _encode_item(it: list[Field] | Field) -> str:
     if isinstance(it, list):
-        terms = [f"self.{f.py}" if i == 0 else f"(self.{f.py} << {i})" for i, f in enumerate(it)]
-        if len(terms) == 1:
-            return f"bool({terms[0]})"
         # bool << n is int; bools add up as bits
         return " | ".join(
             f"bool(self.{f.py})" if i == 0 else f"(bool(self.{f.py}) << {i})"
@@ -339,48 +369,8 @@ def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> No
     for p in props:
         w(f"self.{p.py} = {p.py}", 2)
     w()
-    w("def encode(self) -> bytes:", 1)
-    w('"""Property flags word(s) followed by the present properties."""', 2)
-    w("flags = 0", 2)
-    w('parts: list[bytes] = [b""]', 2)
-    for i, p in enumerate(props):
-        bit = 1 << (15 - i)
-        w(f"if self.{p.py} is not None:", 2)
-        w(f"flags |= 0x{bit:04X}", 3)
-        w(f"parts.append({_prop_encoder(p, structs)})", 3)
-    w("parts[0] = _S_H.pack(flags)", 2)
-    w('return b"".join(parts)', 2)
-    w()
-    w("@classmethod", 1)
-    w("def decode(cls, buf: bytes, offset: int = 0) -> BasicProperties:", 1)
-    w('"""Decode properties that start at ``offset`` with the flags word."""', 2)
-    w("self = cls.__new__(cls)", 2)
-    w("(flags,) = _S_H.unpack_from(buf, offset)", 2)
-    w("offset += 2", 2)
-    w("more = flags", 2)
-    w("while more & 1:  # continuation: further flag words (unused by basic)", 2)
-    w("(more,) = _S_H.unpack_from(buf, offset)", 3)
-    w("offset += 2", 3)
-    for i, p in enumerate(props):
-        bit = 1 << (15 - i)
-        w(f"if flags & 0x{bit:04X}:", 2)
-        if p.type == "shortstr":
-            w(f"self.{p.py}, offset = decode_shortstr(buf, offset)", 3)
-        elif p.type == "longstr":
-            w(f"self.{p.py}, offset = decode_longstr(buf, offset)", 3)
-        elif p.type == "table":
-            w(f"self.{p.py}, offset = decode_table(buf, offset)", 3)
-        else:
-            s = f"_S_{FIXED[p.type]}"
-            structs[">" + FIXED[p.type]] = s
-            w(f"(self.{p.py},) = {s}.unpack_from(buf, offset)", 3)
-            w(f"offset += {s}.size", 3)
-        w("else:", 2)
-        w(f"self.{p.py} = None", 3)
-    w("if offset > len(buf):", 2)
-    w('raise ValueError("truncated content header properties")', 3)
-    w("return self", 2)
-    w()
+    gen_properties_encode(w, props, structs)
+    gen_properties_decode(w, props, structs)
     w("def __eq__(self, other: object) -> bool:", 1)
     w("if not isinstance(other, BasicProperties):", 2)
     w("return NotImplemented", 3)
@@ -395,16 +385,94 @@ def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> No
     w('return f"BasicProperties({args})"', 2)
 
 
-def _prop_encoder(p: Field, structs: dict[str, str]) -> str:
-    if p.type == "shortstr":
-        return f"encode_shortstr(self.{p.py})"
-    if p.type == "longstr":
-        return f"encode_longstr(self.{p.py})"
-    if p.type == "table":
-        return f"encode_table(self.{p.py})"
-    s = f"_S_{FIXED[p.type]}"
-    structs[">" + FIXED[p.type]] = s
-    return f"{s}.pack(self.{p.py})"
+# Properties decoded one by one; when none of the rest is present (the common case) they
+# are all set to None at once.
+COMMON_PROPERTIES = 5  # content-type, content-encoding, headers, delivery-mode, priority
+
+
+def gen_properties_encode(w: Writer, props: list[Field], structs: dict[str, str]) -> None:
+    w("def encode(self) -> bytes:", 1)
+    w('"""Property flags word(s) followed by the present properties."""', 2)
+    w("flags = 0", 2)
+    w('parts: list[bytes] = [b""]', 2)
+    w("try:", 2)
+    for i, p in enumerate(props):
+        bit = 1 << (15 - i)
+        w(f"_{p.py} = self.{p.py}", 3)
+        w(f"if _{p.py} is not None:", 3)
+        w(f"flags |= 0x{bit:04X}", 4)
+        if p.type == "shortstr":
+            w(f"_d = _{p.py}.encode()", 4)
+            w("parts += (OCTETS[len(_d)], _d)", 4)
+        elif p.type == "longstr":
+            w(f"parts.append(encode_longstr(_{p.py}))", 4)
+        elif p.type == "table":
+            w(f"parts.append(encode_table(_{p.py}))", 4)
+        else:
+            s = f"_S_{FIXED[p.type]}"
+            structs[">" + FIXED[p.type]] = s
+            w(f"parts.append({s}.pack(_{p.py}))", 4)
+    w("except IndexError:", 2)
+    names = tuple_literal([p.py for p in props if p.type == "shortstr"])
+    w("too_long = {", 3)
+    w(f"n: str(getattr(self, n)).encode() for n in {names} if getattr(self, n) is not None", 4)
+    w("}", 3)
+    w('raise shortstr_too_long("content header properties", **too_long) from None', 3)
+    w("parts[0] = _S_H.pack(flags)", 2)
+    w('return b"".join(parts)', 2)
+    w()
+
+
+def gen_properties_decode(w: Writer, props: list[Field], structs: dict[str, str]) -> None:
+    w("@classmethod", 1)
+    w("def decode(cls, buf: bytes, offset: int = 0) -> BasicProperties:", 1)
+    w('"""Decode properties that start at ``offset`` with the flags word."""', 2)
+    w("self = cls.__new__(cls)", 2)
+    w("flags = (buf[offset] << 8) | buf[offset + 1]", 2)
+    w("offset += 2", 2)
+    w("if flags & 1:  # continuation: further flag words (none are defined for basic)", 2)
+    w("more = flags", 3)
+    w("while more & 1:", 3)
+    w("more = (buf[offset] << 8) | buf[offset + 1]", 4)
+    w("offset += 2", 4)
+
+    def one(i: int, p: Field, indent: int) -> None:
+        w(f"if flags & 0x{1 << (15 - i):04X}:", indent)
+        if p.type == "shortstr":
+            w("_n = buf[offset]", indent + 1)
+            w("offset += 1", indent + 1)
+            w(f"self.{p.py} = buf[offset : offset + _n].decode()", indent + 1)
+            w("offset += _n", indent + 1)
+        elif p.type == "longstr":
+            w(f"self.{p.py}, offset = decode_longstr(buf, offset)", indent + 1)
+        elif p.type == "table":
+            w(f"self.{p.py}, offset = decode_table(buf, offset)", indent + 1)
+        elif p.type == "octet":
+            w(f"self.{p.py} = buf[offset]", indent + 1)
+            w("offset += 1", indent + 1)
+        else:
+            s = f"_S_{FIXED[p.type]}"
+            structs[">" + FIXED[p.type]] = s
+            w(f"(self.{p.py},) = {s}.unpack_from(buf, offset)", indent + 1)
+            w(f"offset += {struct.calcsize('>' + FIXED[p.type])}", indent + 1)
+        w("else:", indent)
+        w(f"self.{p.py} = None", indent + 1)
+
+    for i, p in enumerate(props[:COMMON_PROPERTIES]):
+        one(i, p, 2)
+    rest = props[COMMON_PROPERTIES:]
+    if rest:
+        mask = sum(1 << (15 - i) for i in range(COMMON_PROPERTIES, len(props)))
+        w(f"if flags & 0x{mask:04X}:", 2)
+        for i, p in enumerate(rest, COMMON_PROPERTIES):
+            one(i, p, 3)
+        w("else:", 2)
+        for p in rest:
+            w(f"self.{p.py} = None", 3)
+    w("if offset > len(buf):", 2)
+    w('raise ValueError("truncated content header properties")', 3)
+    w("return self", 2)
+    w()
 
 
 def generate(xml_path: Path) -> str:
@@ -433,13 +501,13 @@ def generate(xml_path: Path) -> str:
     w("from typing import Any, ClassVar")
     w()
     w("from kiltmq.protocol.codec import (")
+    w("OCTETS,", 1)
     w("FieldTable,", 1)
     w("decode_longstr,", 1)
-    w("decode_shortstr,", 1)
     w("decode_table,", 1)
     w("encode_longstr,", 1)
-    w("encode_shortstr,", 1)
     w("encode_table,", 1)
+    w("shortstr_too_long,", 1)
     w(")")
     w()
     root = ET.parse(xml_path).getroot()

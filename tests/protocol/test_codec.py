@@ -365,10 +365,12 @@ def test_short_string_longer_than_255_bytes_is_refused() -> None:
     # 128 two-byte characters: 256 bytes although only 128 characters
     with pytest.raises(ValueError):
         encode_shortstr("é" * 128)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"basic.publish: .*routing_key \(256 bytes\)"):
         spec.BasicPublish(routing_key="r" * 256).encode()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"message_id \(300 bytes\)"):
         spec.BasicProperties(message_id="m" * 300).encode()
+    with pytest.raises(ValueError, match="consumer_tag"):
+        spec.BasicDeliver(consumer_tag="é" * 128).encode()
     with pytest.raises(ValueError):
         encode_table({"k" * 256: 1})
 
@@ -508,6 +510,17 @@ def test_unknown_field_type() -> None:
         decode_table(b"\x00\x00\x00\x03\x01kZ", 0)
     with pytest.raises(ValueError):
         decode_array(b"\x00\x00\x00\x01Z", 0)
+
+
+def test_out_of_range_integers_are_refused() -> None:
+    with pytest.raises(struct.error):
+        spec.BasicProperties(delivery_mode=256).encode()
+    with pytest.raises(struct.error):
+        spec.BasicProperties(priority=-1).encode()
+    with pytest.raises(struct.error):
+        spec.ConnectionTune(channel_max=65536).encode()
+    with pytest.raises(struct.error):
+        spec.BasicAck(delivery_tag=-1).encode()
 
 
 def test_unencodable_python_values() -> None:

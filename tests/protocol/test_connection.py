@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -431,6 +432,20 @@ def test_publish_with_body_split_in_many_frames() -> None:
     event = events[0]
     assert isinstance(event, ContentReceived)
     assert event.properties() == props
+
+
+def test_received_events_are_ordinary_frozen_events() -> None:
+    pair = opened()
+    publish = spec.BasicPublish("", "q")
+    (content,) = pair.send_content(Role.CLIENT, 1, publish, None, b"x")
+    (method_event,) = pair.send(Role.CLIENT, 1, spec.BasicAck(1))
+    assert content == ContentReceived(1, publish, b"\x00\x00", b"x")
+    assert method_event == MethodReceived(1, spec.BasicAck(1))
+    assert repr(method_event) == repr(MethodReceived(1, spec.BasicAck(1)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        content.body = b"y"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        method_event.channel = 2  # type: ignore[misc]
 
 
 def test_zero_length_body() -> None:

@@ -47,14 +47,23 @@ _S_q = struct.Struct(">q")
 _S_f = struct.Struct(">f")
 _S_d = struct.Struct(">d")
 _S_Bi = struct.Struct(">Bi")
+_S_BI = struct.Struct(">BI")
 
 _pack_I = _S_I.pack
 _pack_q = _S_q.pack
 _pack_i = _S_i.pack
 _pack_d = _S_d.pack
 _pack_Q = _S_Q.pack
+_pack_BI = _S_BI.pack
+_pack_Bi = _S_Bi.pack
+_unpack_I = _S_I.unpack_from
+_unpack_i = _S_i.unpack_from
 
 _EMPTY_TABLE = b"\x00\x00\x00\x00"
+
+OCTETS: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
+"""``OCTETS[n]`` is the one-byte ``bytes`` of ``n``: length prefixes and bit octets without a
+struct call. Indexing past 255 raises ``IndexError``."""
 
 
 # -- strings -----------------------------------------------------------------------------
@@ -63,10 +72,16 @@ _EMPTY_TABLE = b"\x00\x00\x00\x00"
 def encode_shortstr(value: str) -> bytes:
     """A short string: one length octet, then at most 255 bytes of UTF-8."""
     data = value.encode()
-    n = len(data)
-    if n > 255:
-        raise ValueError(f"short string too long ({n} bytes, at most 255)")
-    return bytes((n,)) + data
+    try:
+        return OCTETS[len(data)] + data
+    except IndexError:
+        raise ValueError(f"short string too long ({len(data)} bytes, at most 255)") from None
+
+
+def shortstr_too_long(method: str, **fields: bytes) -> ValueError:
+    """The error for a method whose short-string argument encodes to more than 255 bytes."""
+    names = ", ".join(f"{k} ({len(v)} bytes)" for k, v in fields.items() if len(v) > 255)
+    return ValueError(f"{method}: short string too long, at most 255 bytes: {names}")
 
 
 def decode_shortstr(buf: bytes, offset: int) -> tuple[str, int]:
@@ -191,10 +206,26 @@ def encode_table(table: FieldTable | None) -> bytes:
     """A field table with its 32-bit length prefix. ``None`` encodes as an empty table."""
     if not table:
         return _EMPTY_TABLE
-    parts = [b""]
+    parts: list[bytes] = []
+    append = parts.append
     for key, value in table.items():
-        parts.append(encode_shortstr(key))
-        parts.append(encode_field_value(value))
+        k = key.encode()
+        try:
+            append(OCTETS[len(k)] + k)
+        except IndexError:
+            raise ValueError(f"field name too long ({len(k)} bytes, at most 255)") from None
+        # the common types inline; everything else through the dispatch table
+        t = type(value)
+        if t is str:
+            v = value.encode()
+            append(_pack_BI(83, len(v)))  # S
+            append(v)
+        elif t is int and -0x80000000 <= value <= 0x7FFFFFFF:
+            append(_pack_Bi(73, value))  # I
+        elif t is bool:
+            append(b"t\x01" if value else b"t\x00")
+        else:
+            append(encode_field_value(value))
     payload = b"".join(parts)
     return _pack_I(len(payload)) + payload
 
@@ -273,16 +304,33 @@ def decode_field_value(buf: bytes, offset: int) -> tuple[FieldValue, int]:
 
 
 def decode_table(buf: bytes, offset: int) -> tuple[dict[str, FieldValue], int]:
-    (n,) = _S_I.unpack_from(buf, offset)
+    (n,) = _unpack_I(buf, offset)
     offset += 4
     end = offset + n
     if end > len(buf):
         raise ValueError("truncated field table")
     table: dict[str, FieldValue] = {}
     while offset < end:
-        klen = buf[offset]
-        key = buf[offset + 1 : offset + 1 + klen].decode()
-        table[key], offset = decode_field_value(buf, offset + 1 + klen)
+        kend = offset + 1 + buf[offset]
+        key = buf[offset + 1 : kend].decode()
+        code = buf[kend]
+        offset = kend + 1
+        # the common types inline; a value running past ``end`` is caught below
+        if code == 83:  # S
+            start = offset + 4
+            offset = start + _unpack_I(buf, offset)[0]
+            try:
+                table[key] = buf[start:offset].decode()
+            except UnicodeDecodeError:
+                table[key] = bytes(buf[start:offset])
+        elif code == 73:  # I
+            table[key] = _unpack_i(buf, offset)[0]
+            offset += 4
+        elif code == 116:  # t
+            table[key] = buf[offset] != 0
+            offset += 1
+        else:
+            table[key], offset = decode_field_value(buf, offset - 1)
     if offset != end:
         raise ValueError("field table length does not match its contents")
     return table, end

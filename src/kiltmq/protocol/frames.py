@@ -18,7 +18,6 @@ import struct
 from kiltmq.protocol.errors import FrameError
 from kiltmq.protocol.spec import (
     FRAME_BODY,
-    FRAME_END,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
@@ -66,17 +65,17 @@ class FrameReader:
     ``feed(data)`` returns the frames completed by ``data`` (possibly none). Bad framing
     raises :class:`~kiltmq.protocol.errors.FrameError`; frames completed before the bad
     one in the same ``data`` are returned first and the error is raised by the next call
-    (``feed(b"")`` will do). Once it has raised, the reader is broken: every later call
-    raises again, and the connection must be closed.
+    (``feed(b"")`` will do); :attr:`error` tells that one is pending. Once it has raised,
+    the reader is broken: every later call raises again, and the connection must be closed.
     """
 
     __slots__ = (
         "_buf",
         "_chunks",
-        "_error",
         "_have",
         "_max_payload",
         "_need",
+        "error",
         "protocol_header",
     )
 
@@ -87,7 +86,8 @@ class FrameReader:
         self._need = 0
         self._have = 0
         self._max_payload = 0
-        self._error: FrameError | None = None
+        #: The framing error seen, if any (raised by ``feed`` now or at its next call).
+        self.error: FrameError | None = None
         self.frame_max = frame_max
         #: Server mode: the 8-byte protocol header once received (None until then).
         self.protocol_header: bytes | None = None if server else b""
@@ -101,14 +101,9 @@ class FrameReader:
         # frame_max 0 means "no limit" in tune; the frame size field is 32 bits.
         self._max_payload = (value or 0xFFFFFFFF + 8) - 8
 
-    @property
-    def failed(self) -> bool:
-        """True once bad framing was seen (raised, or to be raised by the next feed)."""
-        return self._error is not None
-
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         if self._chunks:
             self._chunks.append(data)
             self._have += len(data)
@@ -118,6 +113,8 @@ class FrameReader:
             self._chunks = []
         elif self._buf:
             buf = self._buf + data
+        elif type(data) is bytes:
+            buf = data
         else:
             buf = bytes(data)
         pos = 0
@@ -149,7 +146,7 @@ class FrameReader:
                     self._buf = b""
                     return frames
                 break
-            if buf[end] != FRAME_END:
+            if buf[end] != 0xCE:  # FRAME_END
                 return self._fail(frames, f"frame end octet is {buf[end]:#04x}, expected 0xce")
             append((ftype, channel, buf[pos + 7 : end]))
             pos = end + 1
@@ -159,12 +156,12 @@ class FrameReader:
     def _fail(
         self, frames: list[tuple[int, int, bytes]], text: str
     ) -> list[tuple[int, int, bytes]]:
-        self._error = FrameError(text)
+        self.error = FrameError(text)
         self._buf = b""
         self._chunks = []
         if frames:
             return frames
-        raise self._error
+        raise self.error
 
 
 def encode_frame(frame_type: int, channel: int, payload: bytes) -> bytes:

@@ -15,13 +15,13 @@ from enum import IntEnum
 from typing import Any, ClassVar
 
 from kiltmq.protocol.codec import (
+    OCTETS,
     FieldTable,
     decode_longstr,
-    decode_shortstr,
     decode_table,
     encode_longstr,
-    encode_shortstr,
     encode_table,
+    shortstr_too_long,
 )
 
 VERSION = (0, 9, 1)
@@ -191,7 +191,7 @@ class ConnectionStart(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.version_major, self.version_minor = _S_BB.unpack_from(buf, offset)
-        offset += _S_BB.size
+        offset += 2
         self.server_properties, offset = decode_table(buf, offset)
         self.mechanisms, offset = decode_longstr(buf, offset)
         self.locales, offset = decode_longstr(buf, offset)
@@ -233,22 +233,35 @@ class ConnectionStartOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(10, 11),
-            encode_table(self.client_properties),
-            encode_shortstr(self.mechanism),
-            encode_longstr(self.response),
-            encode_shortstr(self.locale),
-        ))
+        _mechanism = self.mechanism.encode()
+        _locale = self.locale.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(10, 11),
+                encode_table(self.client_properties),
+                OCTETS[len(_mechanism)],
+                _mechanism,
+                encode_longstr(self.response),
+                OCTETS[len(_locale)],
+                _locale,
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.start-ok", mechanism=_mechanism, locale=_locale) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionStartOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.client_properties, offset = decode_table(buf, offset)
-        self.mechanism, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.mechanism = buf[offset : offset + _n].decode()
+        offset += _n
         self.response, offset = decode_longstr(buf, offset)
-        self.locale, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.locale = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated connection.start-ok")
         return self
@@ -369,7 +382,7 @@ class ConnectionTune(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.channel_max, self.frame_max, self.heartbeat = _S_HIH.unpack_from(buf, offset)
-        offset += _S_HIH.size
+        offset += 8
         if offset > len(buf):
             raise ValueError("truncated connection.tune")
         return self
@@ -412,7 +425,7 @@ class ConnectionTuneOk(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.channel_max, self.frame_max, self.heartbeat = _S_HIH.unpack_from(buf, offset)
-        offset += _S_HIH.size
+        offset += 8
         if offset > len(buf):
             raise ValueError("truncated connection.tune-ok")
         return self
@@ -448,22 +461,35 @@ class ConnectionOpen(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(10, 40),
-            encode_shortstr(self.virtual_host),
-            encode_shortstr(self.reserved_1),
-            _S_B.pack(bool(self.reserved_2)),
-        ))
+        _virtual_host = self.virtual_host.encode()
+        _reserved_1 = self.reserved_1.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(10, 40),
+                OCTETS[len(_virtual_host)],
+                _virtual_host,
+                OCTETS[len(_reserved_1)],
+                _reserved_1,
+                OCTETS[bool(self.reserved_2)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.open", virtual_host=_virtual_host, reserved_1=_reserved_1) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionOpen:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.virtual_host, offset = decode_shortstr(buf, offset)
-        self.reserved_1, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.reserved_2 = bool(_b0 & 1)
+        _n = buf[offset]
+        offset += 1
+        self.virtual_host = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.reserved_1 = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.reserved_2 = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated connection.open")
         return self
@@ -493,16 +519,24 @@ class ConnectionOpenOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(10, 41),
-            encode_shortstr(self.reserved_1),
-        ))
+        _reserved_1 = self.reserved_1.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(10, 41),
+                OCTETS[len(_reserved_1)],
+                _reserved_1,
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.open-ok", reserved_1=_reserved_1) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionOpenOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.reserved_1, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.reserved_1 = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated connection.open-ok")
         return self
@@ -541,21 +575,29 @@ class ConnectionClose(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(10, 50, self.reply_code),
-            encode_shortstr(self.reply_text),
-            _S_HH.pack(self.class_id, self.method_id),
-        ))
+        _reply_text = self.reply_text.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(10, 50, self.reply_code),
+                OCTETS[len(_reply_text)],
+                _reply_text,
+                _S_HH.pack(self.class_id, self.method_id),
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.close", reply_text=_reply_text) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionClose:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reply_code,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.reply_text, offset = decode_shortstr(buf, offset)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.reply_text = buf[offset : offset + _n].decode()
+        offset += _n
         self.class_id, self.method_id = _S_HH.unpack_from(buf, offset)
-        offset += _S_HH.size
+        offset += 4
         if offset > len(buf):
             raise ValueError("truncated connection.close")
         return self
@@ -581,7 +623,7 @@ class ConnectionCloseOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(10, 51)
+        return b"\x00\x0a\x00\x33"  # class 10, method 51
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionCloseOk:
@@ -616,16 +658,24 @@ class ConnectionBlocked(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(10, 60),
-            encode_shortstr(self.reason),
-        ))
+        _reason = self.reason.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(10, 60),
+                OCTETS[len(_reason)],
+                _reason,
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.blocked", reason=_reason) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionBlocked:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.reason, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.reason = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated connection.blocked")
         return self
@@ -651,7 +701,7 @@ class ConnectionUnblocked(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(10, 61)
+        return b"\x00\x0a\x00\x3d"  # class 10, method 61
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionUnblocked:
@@ -689,18 +739,26 @@ class ConnectionUpdateSecret(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(10, 70),
-            encode_longstr(self.new_secret),
-            encode_shortstr(self.reason),
-        ))
+        _reason = self.reason.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(10, 70),
+                encode_longstr(self.new_secret),
+                OCTETS[len(_reason)],
+                _reason,
+            ))
+        except IndexError:
+            raise shortstr_too_long("connection.update-secret", reason=_reason) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionUpdateSecret:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.new_secret, offset = decode_longstr(buf, offset)
-        self.reason, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.reason = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated connection.update-secret")
         return self
@@ -726,7 +784,7 @@ class ConnectionUpdateSecretOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(10, 71)
+        return b"\x00\x0a\x00\x47"  # class 10, method 71
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConnectionUpdateSecretOk:
@@ -761,16 +819,24 @@ class ChannelOpen(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(20, 10),
-            encode_shortstr(self.reserved_1),
-        ))
+        _reserved_1 = self.reserved_1.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(20, 10),
+                OCTETS[len(_reserved_1)],
+                _reserved_1,
+            ))
+        except IndexError:
+            raise shortstr_too_long("channel.open", reserved_1=_reserved_1) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ChannelOpen:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.reserved_1, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.reserved_1 = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated channel.open")
         return self
@@ -845,9 +911,9 @@ class ChannelFlow(Method):
     def decode(cls, buf: bytes, offset: int = 4) -> ChannelFlow:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.active = bool(_b0 & 1)
+        _b0 = buf[offset]
+        offset += 1
+        self.active = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated channel.flow")
         return self
@@ -883,9 +949,9 @@ class ChannelFlowOk(Method):
     def decode(cls, buf: bytes, offset: int = 4) -> ChannelFlowOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.active = bool(_b0 & 1)
+        _b0 = buf[offset]
+        offset += 1
+        self.active = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated channel.flow-ok")
         return self
@@ -924,21 +990,29 @@ class ChannelClose(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(20, 40, self.reply_code),
-            encode_shortstr(self.reply_text),
-            _S_HH.pack(self.class_id, self.method_id),
-        ))
+        _reply_text = self.reply_text.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(20, 40, self.reply_code),
+                OCTETS[len(_reply_text)],
+                _reply_text,
+                _S_HH.pack(self.class_id, self.method_id),
+            ))
+        except IndexError:
+            raise shortstr_too_long("channel.close", reply_text=_reply_text) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ChannelClose:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reply_code,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.reply_text, offset = decode_shortstr(buf, offset)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.reply_text = buf[offset : offset + _n].decode()
+        offset += _n
         self.class_id, self.method_id = _S_HH.unpack_from(buf, offset)
-        offset += _S_HH.size
+        offset += 4
         if offset > len(buf):
             raise ValueError("truncated channel.close")
         return self
@@ -964,7 +1038,7 @@ class ChannelCloseOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(20, 41)
+        return b"\x00\x14\x00\x29"  # class 20, method 41
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ChannelCloseOk:
@@ -1023,29 +1097,42 @@ class ExchangeDeclare(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(40, 10, self.reserved_1),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.type),
-            _S_B.pack(bool(self.passive) | (bool(self.durable) << 1) | (bool(self.auto_delete) << 2) | (bool(self.internal) << 3) | (bool(self.no_wait) << 4)),
-            encode_table(self.arguments),
-        ))
+        _exchange = self.exchange.encode()
+        _type = self.type.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(40, 10, self.reserved_1),
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_type)],
+                _type,
+                OCTETS[bool(self.passive) | (bool(self.durable) << 1) | (bool(self.auto_delete) << 2) | (bool(self.internal) << 3) | (bool(self.no_wait) << 4)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("exchange.declare", exchange=_exchange, type=_type) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeDeclare:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.type, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.passive = bool(_b0 & 1)
-        self.durable = bool(_b0 & 2)
-        self.auto_delete = bool(_b0 & 4)
-        self.internal = bool(_b0 & 8)
-        self.no_wait = bool(_b0 & 16)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.type = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.passive = (_b0 & 1) != 0
+        self.durable = (_b0 & 2) != 0
+        self.auto_delete = (_b0 & 4) != 0
+        self.internal = (_b0 & 8) != 0
+        self.no_wait = (_b0 & 16) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated exchange.declare")
@@ -1072,7 +1159,7 @@ class ExchangeDeclareOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(40, 11)
+        return b"\x00\x28\x00\x0b"  # class 40, method 11
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeDeclareOk:
@@ -1116,23 +1203,31 @@ class ExchangeDelete(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(40, 20, self.reserved_1),
-            encode_shortstr(self.exchange),
-            _S_B.pack(bool(self.if_unused) | (bool(self.no_wait) << 1)),
-        ))
+        _exchange = self.exchange.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(40, 20, self.reserved_1),
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[bool(self.if_unused) | (bool(self.no_wait) << 1)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("exchange.delete", exchange=_exchange) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeDelete:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.exchange, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.if_unused = bool(_b0 & 1)
-        self.no_wait = bool(_b0 & 2)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.if_unused = (_b0 & 1) != 0
+        self.no_wait = (_b0 & 2) != 0
         if offset > len(buf):
             raise ValueError("truncated exchange.delete")
         return self
@@ -1158,7 +1253,7 @@ class ExchangeDeleteOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(40, 21)
+        return b"\x00\x28\x00\x15"  # class 40, method 21
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeDeleteOk:
@@ -1208,27 +1303,45 @@ class ExchangeBind(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(40, 30, self.reserved_1),
-            encode_shortstr(self.destination),
-            encode_shortstr(self.source),
-            encode_shortstr(self.routing_key),
-            _S_B.pack(bool(self.no_wait)),
-            encode_table(self.arguments),
-        ))
+        _destination = self.destination.encode()
+        _source = self.source.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(40, 30, self.reserved_1),
+                OCTETS[len(_destination)],
+                _destination,
+                OCTETS[len(_source)],
+                _source,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                OCTETS[bool(self.no_wait)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("exchange.bind", destination=_destination, source=_source, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeBind:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.destination, offset = decode_shortstr(buf, offset)
-        self.source, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_wait = bool(_b0 & 1)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.destination = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.source = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_wait = (_b0 & 1) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated exchange.bind")
@@ -1255,7 +1368,7 @@ class ExchangeBindOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(40, 31)
+        return b"\x00\x28\x00\x1f"  # class 40, method 31
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeBindOk:
@@ -1305,27 +1418,45 @@ class ExchangeUnbind(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(40, 40, self.reserved_1),
-            encode_shortstr(self.destination),
-            encode_shortstr(self.source),
-            encode_shortstr(self.routing_key),
-            _S_B.pack(bool(self.no_wait)),
-            encode_table(self.arguments),
-        ))
+        _destination = self.destination.encode()
+        _source = self.source.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(40, 40, self.reserved_1),
+                OCTETS[len(_destination)],
+                _destination,
+                OCTETS[len(_source)],
+                _source,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                OCTETS[bool(self.no_wait)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("exchange.unbind", destination=_destination, source=_source, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeUnbind:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.destination, offset = decode_shortstr(buf, offset)
-        self.source, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_wait = bool(_b0 & 1)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.destination = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.source = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_wait = (_b0 & 1) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated exchange.unbind")
@@ -1352,7 +1483,7 @@ class ExchangeUnbindOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(40, 51)
+        return b"\x00\x28\x00\x33"  # class 40, method 51
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ExchangeUnbindOk:
@@ -1408,27 +1539,35 @@ class QueueDeclare(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(50, 10, self.reserved_1),
-            encode_shortstr(self.queue),
-            _S_B.pack(bool(self.passive) | (bool(self.durable) << 1) | (bool(self.exclusive) << 2) | (bool(self.auto_delete) << 3) | (bool(self.no_wait) << 4)),
-            encode_table(self.arguments),
-        ))
+        _queue = self.queue.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(50, 10, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[bool(self.passive) | (bool(self.durable) << 1) | (bool(self.exclusive) << 2) | (bool(self.auto_delete) << 3) | (bool(self.no_wait) << 4)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.declare", queue=_queue) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueDeclare:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.passive = bool(_b0 & 1)
-        self.durable = bool(_b0 & 2)
-        self.exclusive = bool(_b0 & 4)
-        self.auto_delete = bool(_b0 & 8)
-        self.no_wait = bool(_b0 & 16)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.passive = (_b0 & 1) != 0
+        self.durable = (_b0 & 2) != 0
+        self.exclusive = (_b0 & 4) != 0
+        self.auto_delete = (_b0 & 8) != 0
+        self.no_wait = (_b0 & 16) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated queue.declare")
@@ -1465,19 +1604,27 @@ class QueueDeclareOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(50, 11),
-            encode_shortstr(self.queue),
-            _S_II.pack(self.message_count, self.consumer_count),
-        ))
+        _queue = self.queue.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(50, 11),
+                OCTETS[len(_queue)],
+                _queue,
+                _S_II.pack(self.message_count, self.consumer_count),
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.declare-ok", queue=_queue) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueDeclareOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.queue, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
         self.message_count, self.consumer_count = _S_II.unpack_from(buf, offset)
-        offset += _S_II.size
+        offset += 8
         if offset > len(buf):
             raise ValueError("truncated queue.declare-ok")
         return self
@@ -1522,27 +1669,45 @@ class QueueBind(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(50, 20, self.reserved_1),
-            encode_shortstr(self.queue),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-            _S_B.pack(bool(self.no_wait)),
-            encode_table(self.arguments),
-        ))
+        _queue = self.queue.encode()
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(50, 20, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                OCTETS[bool(self.no_wait)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.bind", queue=_queue, exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueBind:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_wait = bool(_b0 & 1)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_wait = (_b0 & 1) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated queue.bind")
@@ -1569,7 +1734,7 @@ class QueueBindOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(50, 21)
+        return b"\x00\x32\x00\x15"  # class 50, method 21
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueBindOk:
@@ -1616,23 +1781,41 @@ class QueueUnbind(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(50, 50, self.reserved_1),
-            encode_shortstr(self.queue),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-            encode_table(self.arguments),
-        ))
+        _queue = self.queue.encode()
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(50, 50, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.unbind", queue=_queue, exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueUnbind:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated queue.unbind")
@@ -1659,7 +1842,7 @@ class QueueUnbindOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(50, 51)
+        return b"\x00\x32\x00\x33"  # class 50, method 51
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueUnbindOk:
@@ -1700,22 +1883,30 @@ class QueuePurge(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(50, 30, self.reserved_1),
-            encode_shortstr(self.queue),
-            _S_B.pack(bool(self.no_wait)),
-        ))
+        _queue = self.queue.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(50, 30, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[bool(self.no_wait)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.purge", queue=_queue) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueuePurge:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_wait = bool(_b0 & 1)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_wait = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated queue.purge")
         return self
@@ -1752,7 +1943,7 @@ class QueuePurgeOk(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.message_count,) = _S_I.unpack_from(buf, offset)
-        offset += _S_I.size
+        offset += 4
         if offset > len(buf):
             raise ValueError("truncated queue.purge-ok")
         return self
@@ -1794,24 +1985,32 @@ class QueueDelete(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(50, 40, self.reserved_1),
-            encode_shortstr(self.queue),
-            _S_B.pack(bool(self.if_unused) | (bool(self.if_empty) << 1) | (bool(self.no_wait) << 2)),
-        ))
+        _queue = self.queue.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(50, 40, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[bool(self.if_unused) | (bool(self.if_empty) << 1) | (bool(self.no_wait) << 2)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("queue.delete", queue=_queue) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> QueueDelete:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.if_unused = bool(_b0 & 1)
-        self.if_empty = bool(_b0 & 2)
-        self.no_wait = bool(_b0 & 4)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.if_unused = (_b0 & 1) != 0
+        self.if_empty = (_b0 & 2) != 0
+        self.no_wait = (_b0 & 4) != 0
         if offset > len(buf):
             raise ValueError("truncated queue.delete")
         return self
@@ -1848,7 +2047,7 @@ class QueueDeleteOk(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.message_count,) = _S_I.unpack_from(buf, offset)
-        offset += _S_I.size
+        offset += 4
         if offset > len(buf):
             raise ValueError("truncated queue.delete-ok")
         return self
@@ -1891,8 +2090,8 @@ class BasicQos(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.prefetch_size, self.prefetch_count, _b2 = _S_IHB.unpack_from(buf, offset)
-        offset += _S_IHB.size
-        self.global_ = bool(_b2 & 1)
+        offset += 7
+        self.global_ = (_b2 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.qos")
         return self
@@ -1918,7 +2117,7 @@ class BasicQosOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(60, 11)
+        return b"\x00\x3c\x00\x0b"  # class 60, method 11
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicQosOk:
@@ -1974,28 +2173,41 @@ class BasicConsume(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(60, 20, self.reserved_1),
-            encode_shortstr(self.queue),
-            encode_shortstr(self.consumer_tag),
-            _S_B.pack(bool(self.no_local) | (bool(self.no_ack) << 1) | (bool(self.exclusive) << 2) | (bool(self.no_wait) << 3)),
-            encode_table(self.arguments),
-        ))
+        _queue = self.queue.encode()
+        _consumer_tag = self.consumer_tag.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(60, 20, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[len(_consumer_tag)],
+                _consumer_tag,
+                OCTETS[bool(self.no_local) | (bool(self.no_ack) << 1) | (bool(self.exclusive) << 2) | (bool(self.no_wait) << 3)],
+                encode_table(self.arguments),
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.consume", queue=_queue, consumer_tag=_consumer_tag) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicConsume:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        self.consumer_tag, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_local = bool(_b0 & 1)
-        self.no_ack = bool(_b0 & 2)
-        self.exclusive = bool(_b0 & 4)
-        self.no_wait = bool(_b0 & 8)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.consumer_tag = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_local = (_b0 & 1) != 0
+        self.no_ack = (_b0 & 2) != 0
+        self.exclusive = (_b0 & 4) != 0
+        self.no_wait = (_b0 & 8) != 0
         self.arguments, offset = decode_table(buf, offset)
         if offset > len(buf):
             raise ValueError("truncated basic.consume")
@@ -2026,16 +2238,24 @@ class BasicConsumeOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(60, 21),
-            encode_shortstr(self.consumer_tag),
-        ))
+        _consumer_tag = self.consumer_tag.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(60, 21),
+                OCTETS[len(_consumer_tag)],
+                _consumer_tag,
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.consume-ok", consumer_tag=_consumer_tag) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicConsumeOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.consumer_tag, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.consumer_tag = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated basic.consume-ok")
         return self
@@ -2068,20 +2288,28 @@ class BasicCancel(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(60, 30),
-            encode_shortstr(self.consumer_tag),
-            _S_B.pack(bool(self.no_wait)),
-        ))
+        _consumer_tag = self.consumer_tag.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(60, 30),
+                OCTETS[len(_consumer_tag)],
+                _consumer_tag,
+                OCTETS[bool(self.no_wait)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.cancel", consumer_tag=_consumer_tag) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicCancel:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.consumer_tag, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_wait = bool(_b0 & 1)
+        _n = buf[offset]
+        offset += 1
+        self.consumer_tag = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_wait = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.cancel")
         return self
@@ -2111,16 +2339,24 @@ class BasicCancelOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(60, 31),
-            encode_shortstr(self.consumer_tag),
-        ))
+        _consumer_tag = self.consumer_tag.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(60, 31),
+                OCTETS[len(_consumer_tag)],
+                _consumer_tag,
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.cancel-ok", consumer_tag=_consumer_tag) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicCancelOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.consumer_tag, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.consumer_tag = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated basic.cancel-ok")
         return self
@@ -2162,25 +2398,38 @@ class BasicPublish(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(60, 40, self.reserved_1),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-            _S_B.pack(bool(self.mandatory) | (bool(self.immediate) << 1)),
-        ))
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(60, 40, self.reserved_1),
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                OCTETS[bool(self.mandatory) | (bool(self.immediate) << 1)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.publish", exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicPublish:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.mandatory = bool(_b0 & 1)
-        self.immediate = bool(_b0 & 2)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.mandatory = (_b0 & 1) != 0
+        self.immediate = (_b0 & 2) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.publish")
         return self
@@ -2219,22 +2468,40 @@ class BasicReturn(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(60, 50, self.reply_code),
-            encode_shortstr(self.reply_text),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-        ))
+        _reply_text = self.reply_text.encode()
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(60, 50, self.reply_code),
+                OCTETS[len(_reply_text)],
+                _reply_text,
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.return", reply_text=_reply_text, exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicReturn:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reply_code,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.reply_text, offset = decode_shortstr(buf, offset)
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.reply_text = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated basic.return")
         return self
@@ -2276,24 +2543,42 @@ class BasicDeliver(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(60, 60),
-            encode_shortstr(self.consumer_tag),
-            _S_QB.pack(self.delivery_tag, bool(self.redelivered)),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-        ))
+        _consumer_tag = self.consumer_tag.encode()
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(60, 60),
+                OCTETS[len(_consumer_tag)],
+                _consumer_tag,
+                _S_QB.pack(self.delivery_tag, bool(self.redelivered)),
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.deliver", consumer_tag=_consumer_tag, exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicDeliver:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.consumer_tag, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.consumer_tag = buf[offset : offset + _n].decode()
+        offset += _n
         self.delivery_tag, _b1 = _S_QB.unpack_from(buf, offset)
-        offset += _S_QB.size
-        self.redelivered = bool(_b1 & 1)
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
+        offset += 9
+        self.redelivered = (_b1 & 1) != 0
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated basic.deliver")
         return self
@@ -2329,22 +2614,30 @@ class BasicGet(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHH.pack(60, 70, self.reserved_1),
-            encode_shortstr(self.queue),
-            _S_B.pack(bool(self.no_ack)),
-        ))
+        _queue = self.queue.encode()
+        try:
+            return b"".join((
+                _S_HHH.pack(60, 70, self.reserved_1),
+                OCTETS[len(_queue)],
+                _queue,
+                OCTETS[bool(self.no_ack)],
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.get", queue=_queue) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicGet:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         (self.reserved_1,) = _S_H.unpack_from(buf, offset)
-        offset += _S_H.size
-        self.queue, offset = decode_shortstr(buf, offset)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.no_ack = bool(_b0 & 1)
+        offset += 2
+        _n = buf[offset]
+        offset += 1
+        self.queue = buf[offset : offset + _n].decode()
+        offset += _n
+        _b0 = buf[offset]
+        offset += 1
+        self.no_ack = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.get")
         return self
@@ -2386,24 +2679,37 @@ class BasicGetOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HHQB.pack(60, 71, self.delivery_tag, bool(self.redelivered)),
-            encode_shortstr(self.exchange),
-            encode_shortstr(self.routing_key),
-            _S_I.pack(self.message_count),
-        ))
+        _exchange = self.exchange.encode()
+        _routing_key = self.routing_key.encode()
+        try:
+            return b"".join((
+                _S_HHQB.pack(60, 71, self.delivery_tag, bool(self.redelivered)),
+                OCTETS[len(_exchange)],
+                _exchange,
+                OCTETS[len(_routing_key)],
+                _routing_key,
+                _S_I.pack(self.message_count),
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.get-ok", exchange=_exchange, routing_key=_routing_key) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicGetOk:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.delivery_tag, _b1 = _S_QB.unpack_from(buf, offset)
-        offset += _S_QB.size
-        self.redelivered = bool(_b1 & 1)
-        self.exchange, offset = decode_shortstr(buf, offset)
-        self.routing_key, offset = decode_shortstr(buf, offset)
+        offset += 9
+        self.redelivered = (_b1 & 1) != 0
+        _n = buf[offset]
+        offset += 1
+        self.exchange = buf[offset : offset + _n].decode()
+        offset += _n
+        _n = buf[offset]
+        offset += 1
+        self.routing_key = buf[offset : offset + _n].decode()
+        offset += _n
         (self.message_count,) = _S_I.unpack_from(buf, offset)
-        offset += _S_I.size
+        offset += 4
         if offset > len(buf):
             raise ValueError("truncated basic.get-ok")
         return self
@@ -2433,16 +2739,24 @@ class BasicGetEmpty(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return b"".join((
-            _S_HH.pack(60, 72),
-            encode_shortstr(self.reserved_1),
-        ))
+        _reserved_1 = self.reserved_1.encode()
+        try:
+            return b"".join((
+                _S_HH.pack(60, 72),
+                OCTETS[len(_reserved_1)],
+                _reserved_1,
+            ))
+        except IndexError:
+            raise shortstr_too_long("basic.get-empty", reserved_1=_reserved_1) from None
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicGetEmpty:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        self.reserved_1, offset = decode_shortstr(buf, offset)
+        _n = buf[offset]
+        offset += 1
+        self.reserved_1 = buf[offset : offset + _n].decode()
+        offset += _n
         if offset > len(buf):
             raise ValueError("truncated basic.get-empty")
         return self
@@ -2482,8 +2796,8 @@ class BasicAck(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.delivery_tag, _b1 = _S_QB.unpack_from(buf, offset)
-        offset += _S_QB.size
-        self.multiple = bool(_b1 & 1)
+        offset += 9
+        self.multiple = (_b1 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.ack")
         return self
@@ -2523,8 +2837,8 @@ class BasicReject(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.delivery_tag, _b1 = _S_QB.unpack_from(buf, offset)
-        offset += _S_QB.size
-        self.requeue = bool(_b1 & 1)
+        offset += 9
+        self.requeue = (_b1 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.reject")
         return self
@@ -2560,9 +2874,9 @@ class BasicRecoverAsync(Method):
     def decode(cls, buf: bytes, offset: int = 4) -> BasicRecoverAsync:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.requeue = bool(_b0 & 1)
+        _b0 = buf[offset]
+        offset += 1
+        self.requeue = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.recover-async")
         return self
@@ -2598,9 +2912,9 @@ class BasicRecover(Method):
     def decode(cls, buf: bytes, offset: int = 4) -> BasicRecover:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.requeue = bool(_b0 & 1)
+        _b0 = buf[offset]
+        offset += 1
+        self.requeue = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.recover")
         return self
@@ -2626,7 +2940,7 @@ class BasicRecoverOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(60, 111)
+        return b"\x00\x3c\x00\x6f"  # class 60, method 111
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> BasicRecoverOk:
@@ -2674,9 +2988,9 @@ class BasicNack(Method):
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
         self.delivery_tag, _b1 = _S_QB.unpack_from(buf, offset)
-        offset += _S_QB.size
-        self.multiple = bool(_b1 & 1)
-        self.requeue = bool(_b1 & 2)
+        offset += 9
+        self.multiple = (_b1 & 1) != 0
+        self.requeue = (_b1 & 2) != 0
         if offset > len(buf):
             raise ValueError("truncated basic.nack")
         return self
@@ -2702,7 +3016,7 @@ class TxSelect(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 10)
+        return b"\x00\x5a\x00\x0a"  # class 90, method 10
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxSelect:
@@ -2733,7 +3047,7 @@ class TxSelectOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 11)
+        return b"\x00\x5a\x00\x0b"  # class 90, method 11
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxSelectOk:
@@ -2764,7 +3078,7 @@ class TxCommit(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 20)
+        return b"\x00\x5a\x00\x14"  # class 90, method 20
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxCommit:
@@ -2795,7 +3109,7 @@ class TxCommitOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 21)
+        return b"\x00\x5a\x00\x15"  # class 90, method 21
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxCommitOk:
@@ -2826,7 +3140,7 @@ class TxRollback(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 30)
+        return b"\x00\x5a\x00\x1e"  # class 90, method 30
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxRollback:
@@ -2857,7 +3171,7 @@ class TxRollbackOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(90, 31)
+        return b"\x00\x5a\x00\x1f"  # class 90, method 31
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> TxRollbackOk:
@@ -2898,9 +3212,9 @@ class ConfirmSelect(Method):
     def decode(cls, buf: bytes, offset: int = 4) -> ConfirmSelect:
         """Decode arguments from a method frame payload (after the two ids)."""
         self = cls.__new__(cls)
-        (_b0,) = _S_B.unpack_from(buf, offset)
-        offset += _S_B.size
-        self.nowait = bool(_b0 & 1)
+        _b0 = buf[offset]
+        offset += 1
+        self.nowait = (_b0 & 1) != 0
         if offset > len(buf):
             raise ValueError("truncated confirm.select")
         return self
@@ -2926,7 +3240,7 @@ class ConfirmSelectOk(Method):
 
     def encode(self) -> bytes:
         """The method frame payload: class id, method id and arguments."""
-        return _S_HH.pack(85, 11)
+        return b"\x00\x55\x00\x0b"  # class 85, method 11
 
     @classmethod
     def decode(cls, buf: bytes, offset: int = 4) -> ConfirmSelectOk:
@@ -2993,48 +3307,78 @@ class BasicProperties:
         """Property flags word(s) followed by the present properties."""
         flags = 0
         parts: list[bytes] = [b""]
-        if self.content_type is not None:
-            flags |= 0x8000
-            parts.append(encode_shortstr(self.content_type))
-        if self.content_encoding is not None:
-            flags |= 0x4000
-            parts.append(encode_shortstr(self.content_encoding))
-        if self.headers is not None:
-            flags |= 0x2000
-            parts.append(encode_table(self.headers))
-        if self.delivery_mode is not None:
-            flags |= 0x1000
-            parts.append(_S_B.pack(self.delivery_mode))
-        if self.priority is not None:
-            flags |= 0x0800
-            parts.append(_S_B.pack(self.priority))
-        if self.correlation_id is not None:
-            flags |= 0x0400
-            parts.append(encode_shortstr(self.correlation_id))
-        if self.reply_to is not None:
-            flags |= 0x0200
-            parts.append(encode_shortstr(self.reply_to))
-        if self.expiration is not None:
-            flags |= 0x0100
-            parts.append(encode_shortstr(self.expiration))
-        if self.message_id is not None:
-            flags |= 0x0080
-            parts.append(encode_shortstr(self.message_id))
-        if self.timestamp is not None:
-            flags |= 0x0040
-            parts.append(_S_Q.pack(self.timestamp))
-        if self.type is not None:
-            flags |= 0x0020
-            parts.append(encode_shortstr(self.type))
-        if self.user_id is not None:
-            flags |= 0x0010
-            parts.append(encode_shortstr(self.user_id))
-        if self.app_id is not None:
-            flags |= 0x0008
-            parts.append(encode_shortstr(self.app_id))
-        if self.cluster_id is not None:
-            flags |= 0x0004
-            parts.append(encode_shortstr(self.cluster_id))
+        try:
+            _content_type = self.content_type
+            if _content_type is not None:
+                flags |= 0x8000
+                _d = _content_type.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _content_encoding = self.content_encoding
+            if _content_encoding is not None:
+                flags |= 0x4000
+                _d = _content_encoding.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _headers = self.headers
+            if _headers is not None:
+                flags |= 0x2000
+                parts.append(encode_table(_headers))
+            _delivery_mode = self.delivery_mode
+            if _delivery_mode is not None:
+                flags |= 0x1000
+                parts.append(_S_B.pack(_delivery_mode))
+            _priority = self.priority
+            if _priority is not None:
+                flags |= 0x0800
+                parts.append(_S_B.pack(_priority))
+            _correlation_id = self.correlation_id
+            if _correlation_id is not None:
+                flags |= 0x0400
+                _d = _correlation_id.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _reply_to = self.reply_to
+            if _reply_to is not None:
+                flags |= 0x0200
+                _d = _reply_to.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _expiration = self.expiration
+            if _expiration is not None:
+                flags |= 0x0100
+                _d = _expiration.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _message_id = self.message_id
+            if _message_id is not None:
+                flags |= 0x0080
+                _d = _message_id.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _timestamp = self.timestamp
+            if _timestamp is not None:
+                flags |= 0x0040
+                parts.append(_S_Q.pack(_timestamp))
+            _type = self.type
+            if _type is not None:
+                flags |= 0x0020
+                _d = _type.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _user_id = self.user_id
+            if _user_id is not None:
+                flags |= 0x0010
+                _d = _user_id.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _app_id = self.app_id
+            if _app_id is not None:
+                flags |= 0x0008
+                _d = _app_id.encode()
+                parts += (OCTETS[len(_d)], _d)
+            _cluster_id = self.cluster_id
+            if _cluster_id is not None:
+                flags |= 0x0004
+                _d = _cluster_id.encode()
+                parts += (OCTETS[len(_d)], _d)
+        except IndexError:
+            too_long = {
+                n: str(getattr(self, n)).encode() for n in ("content_type", "content_encoding", "correlation_id", "reply_to", "expiration", "message_id", "type", "user_id", "app_id", "cluster_id") if getattr(self, n) is not None
+            }
+            raise shortstr_too_long("content header properties", **too_long) from None
         parts[0] = _S_H.pack(flags)
         return b"".join(parts)
 
@@ -3042,18 +3386,25 @@ class BasicProperties:
     def decode(cls, buf: bytes, offset: int = 0) -> BasicProperties:
         """Decode properties that start at ``offset`` with the flags word."""
         self = cls.__new__(cls)
-        (flags,) = _S_H.unpack_from(buf, offset)
+        flags = (buf[offset] << 8) | buf[offset + 1]
         offset += 2
-        more = flags
-        while more & 1:  # continuation: further flag words (unused by basic)
-            (more,) = _S_H.unpack_from(buf, offset)
-            offset += 2
+        if flags & 1:  # continuation: further flag words (none are defined for basic)
+            more = flags
+            while more & 1:
+                more = (buf[offset] << 8) | buf[offset + 1]
+                offset += 2
         if flags & 0x8000:
-            self.content_type, offset = decode_shortstr(buf, offset)
+            _n = buf[offset]
+            offset += 1
+            self.content_type = buf[offset : offset + _n].decode()
+            offset += _n
         else:
             self.content_type = None
         if flags & 0x4000:
-            self.content_encoding, offset = decode_shortstr(buf, offset)
+            _n = buf[offset]
+            offset += 1
+            self.content_encoding = buf[offset : offset + _n].decode()
+            offset += _n
         else:
             self.content_encoding = None
         if flags & 0x2000:
@@ -3061,51 +3412,86 @@ class BasicProperties:
         else:
             self.headers = None
         if flags & 0x1000:
-            (self.delivery_mode,) = _S_B.unpack_from(buf, offset)
-            offset += _S_B.size
+            self.delivery_mode = buf[offset]
+            offset += 1
         else:
             self.delivery_mode = None
         if flags & 0x0800:
-            (self.priority,) = _S_B.unpack_from(buf, offset)
-            offset += _S_B.size
+            self.priority = buf[offset]
+            offset += 1
         else:
             self.priority = None
-        if flags & 0x0400:
-            self.correlation_id, offset = decode_shortstr(buf, offset)
+        if flags & 0x07FC:
+            if flags & 0x0400:
+                _n = buf[offset]
+                offset += 1
+                self.correlation_id = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.correlation_id = None
+            if flags & 0x0200:
+                _n = buf[offset]
+                offset += 1
+                self.reply_to = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.reply_to = None
+            if flags & 0x0100:
+                _n = buf[offset]
+                offset += 1
+                self.expiration = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.expiration = None
+            if flags & 0x0080:
+                _n = buf[offset]
+                offset += 1
+                self.message_id = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.message_id = None
+            if flags & 0x0040:
+                (self.timestamp,) = _S_Q.unpack_from(buf, offset)
+                offset += 8
+            else:
+                self.timestamp = None
+            if flags & 0x0020:
+                _n = buf[offset]
+                offset += 1
+                self.type = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.type = None
+            if flags & 0x0010:
+                _n = buf[offset]
+                offset += 1
+                self.user_id = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.user_id = None
+            if flags & 0x0008:
+                _n = buf[offset]
+                offset += 1
+                self.app_id = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.app_id = None
+            if flags & 0x0004:
+                _n = buf[offset]
+                offset += 1
+                self.cluster_id = buf[offset : offset + _n].decode()
+                offset += _n
+            else:
+                self.cluster_id = None
         else:
             self.correlation_id = None
-        if flags & 0x0200:
-            self.reply_to, offset = decode_shortstr(buf, offset)
-        else:
             self.reply_to = None
-        if flags & 0x0100:
-            self.expiration, offset = decode_shortstr(buf, offset)
-        else:
             self.expiration = None
-        if flags & 0x0080:
-            self.message_id, offset = decode_shortstr(buf, offset)
-        else:
             self.message_id = None
-        if flags & 0x0040:
-            (self.timestamp,) = _S_Q.unpack_from(buf, offset)
-            offset += _S_Q.size
-        else:
             self.timestamp = None
-        if flags & 0x0020:
-            self.type, offset = decode_shortstr(buf, offset)
-        else:
             self.type = None
-        if flags & 0x0010:
-            self.user_id, offset = decode_shortstr(buf, offset)
-        else:
             self.user_id = None
-        if flags & 0x0008:
-            self.app_id, offset = decode_shortstr(buf, offset)
-        else:
             self.app_id = None
-        if flags & 0x0004:
-            self.cluster_id, offset = decode_shortstr(buf, offset)
-        else:
             self.cluster_id = None
         if offset > len(buf):
             raise ValueError("truncated content header properties")
