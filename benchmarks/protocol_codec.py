@@ -48,38 +48,38 @@ CONTENT_TYPE = "application/json"
 HEADERS: dict[str, str | int] = {"x-source": "bench", "x-attempt": 1}
 
 
-ROUNDS = 5
+BATCH_SECONDS = 0.05
 
 
 def _batch_size(fn: Callable[[], object]) -> int:
-    """Calls of ``fn`` that take about 50 ms."""
+    """Calls of ``fn`` that take about ``BATCH_SECONDS``."""
     batch = 1
     while True:
         start = time.perf_counter()
         for _ in range(batch):
             fn()
-        if time.perf_counter() - start > 0.05:
-            return batch
+        elapsed = time.perf_counter() - start
+        if elapsed > BATCH_SECONDS / 4:
+            return max(1, int(batch * BATCH_SECONDS / elapsed))
         batch *= 4
 
 
 def measure(fns: list[Callable[[], object]], seconds: float) -> list[float]:
-    """Operations per second of each of ``fns``, run in alternating rounds (so that load from
-    elsewhere on the machine hits them alike) for about ``seconds`` each in all; each gets
-    the throughput of its best round."""
+    """Operations per second of each of ``fns``.
+
+    The functions take turns, one batch of about 50 ms each, until each has run for about
+    ``seconds``; each is credited with its fastest batch (as ``timeit`` advises: slower
+    batches measure interference from the rest of the machine, not the code), and taking
+    turns exposes them alike to the load of the moment.
+    """
     batches = [_batch_size(fn) for fn in fns]
     best = [0.0] * len(fns)
-    for _ in range(ROUNDS):
+    for _ in range(max(1, round(seconds / BATCH_SECONDS))):
         for i, (fn, batch) in enumerate(zip(fns, batches, strict=True)):
-            ops = 0
-            elapsed = 0.0
-            while elapsed < seconds / ROUNDS:
-                start = time.perf_counter()
-                for _ in range(batch):
-                    fn()
-                elapsed += time.perf_counter() - start
-                ops += batch
-            best[i] = max(best[i], ops / elapsed)
+            start = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            best[i] = max(best[i], batch / (time.perf_counter() - start))
     return best
 
 
@@ -242,7 +242,7 @@ def main() -> int:
     )
     print(
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {seconds:.1f} s per cell"
-        f" in {ROUNDS} alternating rounds (best round counts)"
+        f" in alternating batches of {BATCH_SECONDS * 1000:.0f} ms (the fastest counts)"
     )
     header = f"| {'operation':<50} | {'kiltmq ops/s':>12} | {'pamqp ops/s':>12} | {'ratio':>6} |"
     print(header)
