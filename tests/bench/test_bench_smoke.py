@@ -14,6 +14,7 @@ import pytest
 from kiltmq.bench import SCENARIOS, Options, Report, run
 from kiltmq.bench.procstat import cpu_seconds
 from kiltmq.bench.report import render, warnings
+from kiltmq.cli.main import main as cli_main
 
 
 def _has_broker() -> bool:
@@ -66,3 +67,17 @@ def test_cpu_seconds_of_this_process() -> None:
     before = cpu_seconds(os.getpid())
     sum(i * i for i in range(300_000))
     assert cpu_seconds(os.getpid()) >= before >= 0
+
+
+def test_cli_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["bench", "--only", "a,z"]) == 2
+    assert "unknown scenario(s) z" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not _has_broker(), reason="the kiltmq broker is not there yet")
+def test_cli_markdown_against_kiltmq(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--no-rabbitmq", "--only", "b", "--seconds", "0.3", "--warmup", "0.1"]
+    assert cli_main([*argv, "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| scenario | kiltmq msg/s | kiltmq CPU µs/msg |" in out
+    assert "| (b) kiltmq |" in out
