@@ -169,6 +169,16 @@ def test_unknown_frame_type(frame_type: int) -> None:
     assert str(frame_type) in info.value.reply_text
 
 
+def test_protocol_header_instead_of_frames() -> None:
+    # what a server that does not speak 0-9-1 answers a client (here: AMQP 1.0)
+    with pytest.raises(FrameError) as info:
+        FrameReader().feed(b"AMQP\x00\x01\x00\x00")
+    assert info.value.reply_code == 501
+    assert info.value.reply_text == (
+        "received protocol header b'AMQP\\x00\\x01\\x00\\x00' instead of a frame"
+    )
+
+
 def test_http_request_instead_of_frames() -> None:
     # a client's first bytes are read as a frame header: 'G' is not a frame type
     with pytest.raises(FrameError):

@@ -133,10 +133,11 @@ class FrameReader:
             if size > max_payload:
                 return self._fail(
                     frames,
-                    f"frame size {size + 8} exceeds the negotiated frame_max {self.frame_max}",
+                    _not_a_frame(buf, pos)
+                    or f"frame size {size + 8} exceeds the negotiated frame_max {self.frame_max}",
                 )
             if ftype not in _VALID_TYPES:
-                return self._fail(frames, f"unknown frame type {ftype}")
+                return self._fail(frames, _not_a_frame(buf, pos) or f"unknown frame type {ftype}")
             end = pos + 7 + size
             if end >= n:
                 if size > 65536:
@@ -162,6 +163,14 @@ class FrameReader:
         if frames:
             return frames
         raise self.error
+
+
+def _not_a_frame(buf: bytes, pos: int) -> str:
+    """A clearer report than a frame error for a protocol header where a frame should be:
+    a server that does not speak AMQP 0-9-1 answers a client's header with its own."""
+    if buf.startswith(b"AMQP", pos):
+        return f"received protocol header {bytes(buf[pos : pos + 8])!r} instead of a frame"
+    return ""
 
 
 def encode_frame(frame_type: int, channel: int, payload: bytes) -> bytes:
