@@ -851,3 +851,69 @@ def test_conversation_random_splits(role: Role, data: st.DataObject) -> None:
         return [segment[a:b] for a, b in itertools.pairwise(bounds)]
 
     assert replay(role, log, split) == replay(role, log, whole)
+
+
+# -- fuzzing -------------------------------------------------------------------------------
+
+# Payloads that look like what a peer would send: valid method payloads (some cut short or
+# with a byte flipped), content headers, bodies, and noise.
+_SAMPLE_METHODS = [
+    spec.BasicPublish("ex", "rk", True).encode(),
+    spec.BasicDeliver("c", 1, False, "ex", "rk").encode(),
+    spec.BasicAck(1).encode(),
+    spec.ChannelOpen().encode(),
+    spec.ChannelOpenOk().encode(),
+    spec.ChannelClose(200, "", 0, 0).encode(),
+    spec.ChannelCloseOk().encode(),
+    spec.QueueDeclare("q", arguments={"x": [1, "a"]}).encode(),
+    spec.ConnectionClose(200, "", 0, 0).encode(),
+    spec.ConnectionCloseOk().encode(),
+    spec.ConnectionTuneOk(0, 4096, 0).encode(),
+    spec.BasicGetOk(1, False, "", "q", 0).encode(),
+]
+
+
+@st.composite
+def fuzz_frames(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["method", "header", "body", "heartbeat", "raw"]))
+    channel = draw(st.sampled_from([0, 1, 2, 3, 65535]))
+    if kind == "method":
+        payload = draw(st.sampled_from(_SAMPLE_METHODS))
+        mutation = draw(st.sampled_from(["none", "cut", "flip"]))
+        if mutation == "cut":
+            payload = payload[: draw(st.integers(0, len(payload)))]
+        elif mutation == "flip" and payload:
+            i = draw(st.integers(0, len(payload) - 1))
+            payload = payload[:i] + bytes([draw(st.integers(0, 255))]) + payload[i + 1 :]
+        return encode_frame(1, channel, payload)
+    if kind == "header":
+        size = draw(st.integers(0, 20))
+        class_id = draw(st.sampled_from([60, 60, 50]))
+        props = spec.BasicProperties(content_type=draw(st.none() | st.just("t")))
+        payload = content_header_payload(class_id, size, props)
+        if draw(st.booleans()):
+            payload = payload[: draw(st.integers(0, len(payload)))]
+        return encode_frame(2, channel, payload)
+    if kind == "body":
+        return encode_frame(3, channel, draw(st.binary(max_size=12)))
+    if kind == "heartbeat":
+        return encode_frame(8, channel, b"")
+    return draw(st.binary(max_size=16))
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+@SETTINGS
+@given(data=st.data())
+def test_random_input_never_escapes_as_an_exception(role: Role, data: st.DataObject) -> None:
+    pair = opened(channels=(1,), tune=(2047, 4096, 0))
+    conn = pair.peer(role).conn
+    frames = data.draw(st.lists(fuzz_frames(), min_size=1, max_size=12))
+    events: list[Event] = []
+    for chunk in frames:
+        events += conn.receive_data(chunk)  # must not raise, whatever the input
+    errors = [e for e in events if isinstance(e, ProtocolError)]
+    assert len(errors) <= 1
+    if errors:
+        assert events[-1] is errors[0]  # nothing is reported after the error
+        assert errors[0].error.reply_code in {501, 502, 503, 504, 505, 530, 540}
+        assert conn.receive_data(HEARTBEAT_FRAME) == []
