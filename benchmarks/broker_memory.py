@@ -118,29 +118,64 @@ async def _declare(url: str, queue: str, durable: bool) -> None:
         await client.close()
 
 
+def _start(data_dir: str, args: tuple[str, ...]) -> tuple[subprocess.Popen[str], str, float]:
+    """A broker process on ``data_dir``, its URL, and the seconds it took to listen."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--data-dir", data_dir,
+         "--log-level", "warning", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    port = 0
+    deadline = time.monotonic() + 300
+    while not port and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        port = _listening_port(proc.pid)
+    if not port:
+        proc.kill()
+        raise RuntimeError("the broker did not start")
+    return proc, f"amqp://guest:guest@127.0.0.1:{port}/", time.monotonic() - start
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure_restart(count: int) -> tuple[float, int, int]:
+    """Fill a durable queue with ``count`` persistent messages, stop the broker, start it
+    again: (seconds to start listening, RSS of an empty broker, RSS after recovery)."""
+    case = Case("", True, 2, count)
+    with tempfile.TemporaryDirectory(prefix="kiltmq-mem-") as data_dir:
+        proc, _url, _ = _start(data_dir + "/empty", ())
+        time.sleep(0.5)
+        empty = rss_bytes(proc.pid)
+        _stop(proc)
+        proc, url, _ = _start(data_dir, ())
+        try:
+            asyncio.run(_declare(url, "memory", True))
+            asyncio.run(_fill(url, "memory", case, count))
+        finally:
+            _stop(proc)
+        proc, url, seconds = _start(data_dir, ())
+        try:
+            time.sleep(0.5)
+            return seconds, empty, rss_bytes(proc.pid)
+        finally:
+            _stop(proc)
+
+
 def measure(case: Case) -> tuple[int, int, float]:
     """(RSS before, RSS after, seconds to fill) for one case in a fresh broker."""
     with tempfile.TemporaryDirectory(prefix="kiltmq-mem-") as data_dir:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--data-dir", data_dir,
-             "--log-level", "warning", *case.broker_args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc, url, _ = _start(data_dir, case.broker_args)
         try:
-            assert proc.stderr is not None
-            # --log-level warning hides "ready on": find the port from /proc instead
-            from kiltmq.bench import procstat
-
-            port = 0
-            deadline = time.monotonic() + 30
-            while not port and time.monotonic() < deadline:
-                time.sleep(0.1)
-                port = _listening_port(proc.pid, procstat)
-            if not port:
-                raise RuntimeError("the broker did not start")
-            url = f"amqp://guest:guest@127.0.0.1:{port}/"
             queue = "memory"
             asyncio.run(_declare(url, queue, case.durable))
             asyncio.run(_fill(url, queue, case, 5000))  # warm up: allocations, code paths
@@ -154,15 +189,10 @@ def measure(case: Case) -> tuple[int, int, float]:
             after = rss_bytes(proc.pid)
             return before, after, filled
         finally:
-            proc.terminate()
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
 
 
-def _listening_port(pid: int, procstat: object) -> int:
+def _listening_port(pid: int) -> int:
     """The TCP port ``pid`` listens on (0 if none yet)."""
     inodes = set()
     try:
@@ -207,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {case.count:,} | {case.title} | {before / 2**20:.0f} MiB | "
             f"{after / 2**20:.0f} MiB | {per:.0f} | {filled:.1f} s |",
             flush=True,
+        )
+    if args.million:
+        seconds, empty, after = measure_restart(1_000_000)
+        print(
+            f"\nrestart with 1,000,000 persistent messages waiting: listening after "
+            f"{seconds:.1f} s, RSS {after / 2**20:.0f} MiB (an empty broker: "
+            f"{empty / 2**20:.0f} MiB, so {(after - empty) / 1_000_000:.0f} bytes per message)"
         )
     return 0
 
