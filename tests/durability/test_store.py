@@ -7,6 +7,7 @@ second store (or plain sqlite3) to see what really reached the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def reopen(path: Path) -> tuple[SQLiteStore, Recovered]:
 
 
 def rows(path: Path) -> list[tuple[int, bytes]]:
-    with sqlite3.connect(path / DB_NAME) as db:
+    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db, db:
         return list(db.execute("SELECT queue_id, body FROM messages ORDER BY pos"))
 
 
@@ -340,7 +341,7 @@ def test_a_store_written_by_a_newer_version_is_refused_untouched(tmp_path: Path)
     store = SQLiteStore(tmp_path)
     store.open()
     store.close()
-    with sqlite3.connect(tmp_path / DB_NAME) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
         db.execute("PRAGMA user_version = 99")
     before = (tmp_path / DB_NAME).read_bytes()
     with pytest.raises(StoreError, match="format 99, written by a newer kiltmq"):
@@ -357,7 +358,7 @@ def test_a_damaged_store_is_refused_untouched(tmp_path: Path) -> None:
 
 
 def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / DB_NAME) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
         db.execute("CREATE TABLE orders (id INTEGER)")
     with pytest.raises(StoreError, match="not a kiltmq store"):
         SQLiteStore(tmp_path).open()
@@ -371,3 +372,21 @@ def test_refusal_releases_the_directory(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path)
     store.open()  # not "in use": the failed open let go of the lock
     store.close()
+
+
+async def test_a_store_with_a_damaged_page_is_refused_untouched(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path)
+    store.open()
+    store.definition_added("/", "queue", QUEUE)
+    for i in range(2000):
+        store.message_enqueued("/", "q", persistent(b"%d" % i * 20))
+    store.close()
+    path = tmp_path / DB_NAME
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 10 * page
+    data[5 * page : 5 * page + 16] = b"\xff" * 16  # a b-tree page header overwritten
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="cannot be read"):
+        SQLiteStore(tmp_path).open()
+    assert path.read_bytes() == bytes(data)

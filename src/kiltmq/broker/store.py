@@ -470,13 +470,18 @@ class SQLiteStore(Store):
             "restore a backup"
         )
 
-    def _connect(self) -> sqlite3.Connection:
+    def _check(self) -> int:
+        """The store's format version, read without changing anything (a read-only
+        connection never checkpoints or rolls back): refuse a newer, foreign or damaged
+        database before the read-write connection could touch it."""
+        if not self.path.exists():
+            return 0
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"the store {self.path} has format {version}, written by a newer "
@@ -490,6 +495,21 @@ class SQLiteStore(Store):
                         f"{self.path} is an SQLite database but not a kiltmq store: "
                         "refusing to touch it"
                     )
+            elif db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise self._damaged(sqlite3.DatabaseError("integrity check failed"))
+            return version
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        finally:
+            db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        version = self._check()
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        try:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
