@@ -120,3 +120,27 @@ def test_start_in_thread_reports_a_busy_port() -> None:
         second = Broker(port=first.port)
         with pytest.raises(OSError):
             second.start_in_thread()
+
+
+def test_runs_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    import asyncio
+    import threading
+
+    loop = uvloop.new_event_loop()
+    broker = Broker(port=0)
+    loop.run_until_complete(broker.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        ch = conn.channel()
+        ch.queue_declare("uv")
+        ch.basic_publish("", "uv", b"on uvloop")
+        assert ch.basic_get("uv", auto_ack=True)[2] == b"on uvloop"
+        conn.close()
+    finally:
+        asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -80,6 +80,11 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
     )
     parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop (pip install uvloop, or kiltmq[fast]) instead of asyncio's loop",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -151,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
         broker = Broker(listeners[0][0], listeners[0][1], listeners=listeners[1:], **kwargs)
     except (re.error, ValueError, TypeError) as exc:
         return _fail(f"invalid configuration: {exc}")
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            return _fail("--uvloop needs the uvloop package (pip install uvloop)")
+        return int(uvloop.run(_serve(broker)))
     return asyncio.run(_serve(broker))
 
 
