@@ -1,11 +1,12 @@
 """kill -9 at random moments: nothing a client was promised is lost.
 
-A broker process (``python -m kiltmq broker --data-dir ...``) runs under load from a
-publisher with confirms (a window of outstanding publishes) and a consumer that acks as
-it goes in transactions (``tx.commit`` every few acks: once commit-ok arrives, those acks
-are promised too). It is killed with SIGKILL at a random moment, sometimes while still
-starting (recovering), then started again, many rounds. After every round, and after a
-final drain:
+A broker process (``python -m kiltmq broker --data-dir ... --page-messages 500``, so that
+backlogs are paged out) runs under load from a publisher with confirms (a window of
+outstanding publishes) and a consumer that acks as it goes in transactions (``tx.commit``
+every few acks: once commit-ok arrives, those acks are promised too), sometimes starting
+late so that a backlog builds up. It is killed with SIGKILL at a random moment, sometimes
+while still starting (recovering), then started again, many rounds. After every round, and
+after a final drain:
 
 * every confirmed message was delivered at some point (none lost);
 * no message whose ack was committed is delivered again;
@@ -136,7 +137,8 @@ async def _publisher(url: str, model: Model) -> None:
             await asyncio.wait_for(conn.close(), 2)
 
 
-async def _consumer(url: str, model: Model) -> None:
+async def _consumer(url: str, model: Model, delay: float) -> None:
+    await asyncio.sleep(delay)  # a backlog builds up meanwhile (and gets paged out)
     conn = await aiormq.connect(url)
     try:
         channel = await conn.channel(publisher_confirms=False)
@@ -168,12 +170,14 @@ async def _consumer(url: str, model: Model) -> None:
             await asyncio.wait_for(conn.close(), 2)
 
 
-async def _loaded_round(broker: BrokerProcess, model: Model, seconds: float) -> None:
+async def _loaded_round(
+    broker: BrokerProcess, model: Model, seconds: float, consumer_delay: float
+) -> None:
     broker.start()
     model.new_round()
     tasks = [
         asyncio.create_task(_publisher(broker.url, model)),
-        asyncio.create_task(_consumer(broker.url, model)),
+        asyncio.create_task(_consumer(broker.url, model, consumer_delay)),
     ]
     done, _ = await asyncio.wait(tasks, timeout=seconds)
     broker.kill()
@@ -226,7 +230,8 @@ def test_kill_9_under_load_loses_nothing_promised(tmp_path: Path) -> None:
             if rng.random() < 0.15:
                 _kill_while_starting(data_dir, rng.uniform(0.05, 0.5))
             seconds = rng.uniform(0.05, 0.4) if rng.random() < 0.3 else rng.uniform(0.4, 3.0)
-            asyncio.run(_loaded_round(broker, model, seconds))
+            delay = rng.uniform(0, seconds * 0.5) if rng.random() < 0.5 else 0.0
+            asyncio.run(_loaded_round(broker, model, seconds, delay))
             assert not model.errors, f"seed {seed}: {model.errors[:5]}"
         _drain(broker, model)
     finally:
