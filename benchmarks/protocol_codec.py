@@ -35,11 +35,12 @@ from collections.abc import Callable
 from pamqp import base as pamqp_base
 from pamqp import body as pamqp_body
 from pamqp import commands as pamqp_commands
+from pamqp import common as pamqp_common
 from pamqp import frame as pamqp_frame
 from pamqp import header as pamqp_header
 
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import Connection, ContentReceived, Role
+from kiltmq.protocol.connection import Connection, ContentReceived, ProtocolError, Role
 from kiltmq.protocol.frames import content_frames, content_header_payload
 
 CHANNEL = 1
@@ -50,6 +51,7 @@ ROUTING_KEY = "bench.routing.key"
 CONSUMER_TAG = "ctag-1.bench"
 CONTENT_TYPE = "application/json"
 HEADERS: dict[str, str | int] = {"x-source": "bench", "x-attempt": 1}
+PAMQP_HEADERS: pamqp_common.FieldTable = dict(HEADERS)
 
 
 BATCH_SECONDS = 0.05
@@ -98,7 +100,7 @@ def _opened(role: Role) -> Connection:
 
     def pump(src: Connection, dst: Connection) -> None:
         for event in dst.receive_data(src.data_to_send()):
-            assert type(event).__name__ != "ProtocolError", event
+            assert not isinstance(event, ProtocolError), event
 
     client.send_protocol_header()
     pump(client, server)
@@ -158,7 +160,7 @@ def pamqp_encoder(method: pamqp_base.Frame) -> Callable[[], bytes]:
 
     def encode() -> bytes:
         props = pamqp_commands.Basic.Properties(
-            content_type=CONTENT_TYPE, delivery_mode=2, headers=dict(HEADERS)
+            content_type=CONTENT_TYPE, delivery_mode=2, headers=PAMQP_HEADERS
         )
         return b"".join(
             (
