@@ -471,3 +471,32 @@ def test_consumer_is_told_when_its_queue_is_deleted(connect: Connect) -> None:
     while not cancelled:
         conn.process_data_events(time_limit=0.1)
     assert cancelled == [tag]
+
+
+def test_consumer_priorities(connect: Connect) -> None:
+    ch = connect().channel()
+    ch.queue_declare("cprio")
+    got: list[tuple[str, bytes]] = []
+    ch.basic_qos(prefetch_count=2)
+    for name, args in (("low", {"x-priority": 1}), ("high", {"x-priority": 10}), ("zero", None)):
+        ch.basic_consume(
+            "cprio",
+            lambda _c, _m, _p, body, name=name: got.append((name, body)),
+            arguments=args,
+        )
+    for i in range(6):
+        ch.basic_publish("", "cprio", str(i).encode())
+    while len(got) < 6:
+        ch.connection.process_data_events(time_limit=0.1)
+    # the higher priority consumer is served while it has room, then the next one down
+    assert got == [
+        ("high", b"0"), ("high", b"1"), ("low", b"2"), ("low", b"3"), ("zero", b"4"),
+        ("zero", b"5"),
+    ]
+    with pytest.raises(ChannelClosedByBroker) as info:
+        ch.basic_consume("cprio", lambda *_: None, arguments={"x-priority": "high"})
+    assert info.value.args == (
+        406,
+        "PRECONDITION_FAILED - invalid arg 'x-priority' for queue 'cprio' in vhost '/': "
+        '"expected integer, got longstr"',
+    )

@@ -186,6 +186,7 @@ async def test_server_properties_and_tune(abroker: Broker) -> None:
         "authentication_failure_close": True,
         "per_consumer_qos": True,
         "direct_reply_to": True,
+        "consumer_priorities": True,
     }
     tune = await client.login("guest", "guest")
     assert isinstance(tune, spec.ConnectionTune)

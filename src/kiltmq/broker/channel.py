@@ -627,10 +627,18 @@ class Channel:
             raise AccessRefused(
                 f"ACCESS_REFUSED - {self.vhost.describe('queue', name)} in exclusive use"
             )
+        priority = (m.arguments or {}).get("x-priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            kind = "longstr" if isinstance(priority, str | bytes) else type(priority).__name__
+            raise PreconditionFailed(
+                f"PRECONDITION_FAILED - invalid arg 'x-priority' for "
+                f'{self.vhost.describe("queue", name)}: "expected integer, got {kind}"'
+            )
         consumer = Consumer(
             tag,
             queue,
             self,
+            priority=priority,
             no_ack=m.no_ack,
             exclusive=m.exclusive,
             prefetch=0 if m.no_ack else self.prefetch,

@@ -166,6 +166,7 @@ class Consumer:
         "unacked",
         "arguments",
         "deliver_prefix",
+        "priority",
     )
 
     def __init__(
@@ -179,6 +180,7 @@ class Consumer:
         prefetch: int = 0,
         arguments: FieldTable | None = None,
         deliver_prefix: bytes = b"",
+        priority: int = 0,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -191,6 +193,9 @@ class Consumer:
         self.arguments = arguments
         #: basic.deliver payload up to the delivery tag (method ids and consumer tag).
         self.deliver_prefix = deliver_prefix
+        #: x-priority: consumers of higher priority get messages first (RabbitMQ's
+        #: consumer priorities); equal ones share round-robin.
+        self.priority = priority
 
     def __repr__(self) -> str:
         return f"Consumer({self.tag!r} on {self.queue.name!r})"
@@ -225,6 +230,9 @@ class Queue:
         self.deleted = False
         self._rr = 0
         self._seq = 0
+        #: Whether some consumer ever had an x-priority (then consumers stay sorted).
+        self._prioritized = False
+        self._group_rr: dict[int, int] = {}
         self._store = store = vhost.store
         self._persist = durable
         # paging: bodies of persistent messages beyond these limits stay in the store only
@@ -357,11 +365,39 @@ class Queue:
             ttl = per_message
         return ttl
 
+    def _pick_by_priority(self) -> Consumer | None:
+        """The consumer to serve next when consumers have priorities: the first of the
+        highest priority group that can take a message, round-robin within the group
+        (``consumers`` is kept sorted by priority, highest first)."""
+        consumers = self.consumers
+        n = len(consumers)
+        i = 0
+        while i < n:
+            priority = consumers[i].priority
+            j = i + 1
+            while j < n and consumers[j].priority == priority:
+                j += 1
+            size = j - i
+            start = self._group_rr.get(priority, 0)
+            for k in range(size):
+                consumer = consumers[i + (start + k) % size]
+                if consumer.channel.can_deliver(consumer):
+                    self._group_rr[priority] = (start + k + 1) % size
+                    return consumer
+            i = j
+        return None
+
     def _deliver_now(self, entry: Entry) -> bool:
         consumers = self.consumers
         n = len(consumers)
         if not n:
             return False
+        if self._prioritized and not self.single_active:
+            chosen = self._pick_by_priority()
+            if chosen is None:
+                return False
+            chosen.channel.deliver(chosen, entry)
+            return True
         if self.single_active:
             n = 1
             self._rr = 0
@@ -403,6 +439,9 @@ class Queue:
         consumers = self.consumers
         if not ready or not consumers:
             return
+        if self._prioritized and not self.single_active:
+            self._drain_by_priority()
+            return
         n = len(consumers)
         if self.single_active:
             n = 1
@@ -431,6 +470,22 @@ class Queue:
             head_expires = ready[0].expires
             if head_expires is not None:
                 self._schedule_ttl(head_expires)
+
+    def _drain_by_priority(self) -> None:
+        ready = self.ready
+        while ready:
+            consumer = self._pick_by_priority()
+            if consumer is None:
+                break
+            entry = ready.popleft()
+            self.ready_bytes -= entry.message.size
+            expires = entry.expires
+            if expires is not None and expires <= self.vhost.now():
+                self._dead_letter(entry, "expired")
+                continue
+            if type(entry.message) is PagedMessage:
+                self._page_in(entry)
+            consumer.channel.deliver(consumer, entry)
 
     def get(self) -> Entry | None:
         """Take the head entry for basic.get (None when empty)."""
@@ -495,7 +550,16 @@ class Queue:
     # -- consumers --------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        if consumer.priority or self._prioritized:
+            self._prioritized = True
+            # keep consumers sorted by priority, highest first, in arrival order
+            consumers = self.consumers
+            at = len(consumers)
+            while at and consumers[at - 1].priority < consumer.priority:
+                at -= 1
+            consumers.insert(at, consumer)
+        else:
+            self.consumers.append(consumer)
         self.had_consumer = True
         if consumer.exclusive:
             self.exclusive_consumer = consumer

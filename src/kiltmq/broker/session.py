@@ -60,6 +60,7 @@ CAPABILITIES: dict[str, Any] = {
     "authentication_failure_close": True,
     "per_consumer_qos": True,
     "direct_reply_to": True,
+    "consumer_priorities": True,
 }
 
 
