@@ -496,3 +496,27 @@ def test_single_active_consumer(connect: Connect) -> None:
     ch.basic_publish("", "sac", b"4")
     _wait_until(lambda: (ch.connection.process_data_events(time_limit=0.05), got["second"])[1])
     assert got["second"] == [b"4"]
+
+
+def test_reject_publish_dlx_dead_letters_the_refused_message(connect: Connect) -> None:
+    from pika.exceptions import NackError
+
+    ch = connect().channel()
+    ch.queue_declare("overflowed")
+    ch.queue_declare(
+        "bounded",
+        arguments={
+            "x-max-length": 1,
+            "x-overflow": "reject-publish-dlx",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "overflowed",
+        },
+    )
+    ch.confirm_delivery()
+    ch.basic_publish("", "bounded", b"first")
+    with pytest.raises(NackError):
+        ch.basic_publish("", "bounded", b"second")
+    assert _bodies(ch, "bounded") == [b"first"]
+    method, props, body = ch.basic_get("overflowed", auto_ack=True)
+    assert method is not None and body == b"second"
+    assert props.headers["x-death"][0]["reason"] == "maxlen"

@@ -298,6 +298,8 @@ class Queue:
             if ttl is not None:
                 expires = self.vhost.now() + ttl / 1000.0
         if self._limited and self.overflow != "drop-head" and self._full(message.size):
+            if self.overflow == "reject-publish-dlx" and self.dead_letter_exchange is not None:
+                self.vhost.dead_letter(self, message, "maxlen")
             return False
         entry = Entry(message, self._seq, False, expires)
         if self.max_priority:
