@@ -137,6 +137,32 @@ class Broker:
                 vhost.loop = self._loop
         return vhost
 
+    def delete_vhost(self, name: str) -> bool:
+        """Delete a virtual host at run time, as ``rabbitmqctl delete_vhost``: its clients
+        get connection.close 320 CONNECTION_FORCED, its queues (with their messages) and
+        exchanges go, and so do the permissions for it. False if there was no such vhost.
+
+        Call it on the broker's loop (from another thread: ``call_in_loop``).
+        """
+        vhost = self.vhosts.pop(name, None)
+        if vhost is None:
+            return False
+        from kiltmq.protocol.errors import ConnectionForced
+
+        for conn in list(self.connections):
+            session = conn.session
+            if session is not None and session.vhost is vhost:
+                session.connection_error(
+                    ConnectionForced(f"CONNECTION_FORCED - vhost '{name}' is deleted")
+                )
+        for queue in list(vhost.queues.values()):
+            vhost.delete_queue(queue)
+        for user_name, vhost_name in list(self.auth.permissions):
+            if vhost_name == name:
+                del self.auth.permissions[(user_name, vhost_name)]
+        self.store.vhost_removed(name)
+        return True
+
     # -- addresses ------------------------------------------------------------------------
 
     @property

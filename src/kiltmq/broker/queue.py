@@ -225,6 +225,9 @@ class Queue:
         self.ready: Ready = PriorityReady(self.max_priority) if self.max_priority else deque()
         self.ready_bytes = 0
         self.consumers: list[Consumer] = []
+        #: Messages acknowledged (or delivered to a no-ack consumer) since the queue was
+        #: created: what tests wait for (see :mod:`kiltmq.testing`).
+        self.acked = 0
         self.had_consumer = False
         self.exclusive_consumer: Consumer | None = None
         self.deleted = False
@@ -507,6 +510,7 @@ class Queue:
 
     def ack(self, entry: Entry) -> None:
         """The entry was acknowledged (or delivered with no-ack): it is gone for good."""
+        self.acked += 1
         if self._persist and entry.message.persistent and not self.deleted:
             self._store.message_removed(self.vhost.name, self.name, entry.message)
 
