@@ -1,1 +1,28 @@
-"""Testing helpers for users of kiltmq (an embedded broker fixture, a fake clock)."""
+"""Testing helpers for users of kiltmq: an embedded broker with a backdoor for tests.
+
+The pytest plugin (:mod:`kiltmq.testing.plugin`, loaded automatically once kiltmq is
+installed) provides the fixtures ``amqp_broker`` and ``amqp_url``; outside pytest,
+``with BrokerFixture.start() as amqp_broker:`` gives the same object. See docs/testing.md.
+"""
+
+from kiltmq.testing.fixture import (
+    OWN_VHOST,
+    BindingInfo,
+    BrokerFixture,
+    ConnectionInfo,
+    ConsumerInfo,
+    ExchangeInfo,
+    MessageInfo,
+    QueueInfo,
+)
+
+__all__ = [
+    "OWN_VHOST",
+    "BindingInfo",
+    "BrokerFixture",
+    "ConnectionInfo",
+    "ConsumerInfo",
+    "ExchangeInfo",
+    "MessageInfo",
+    "QueueInfo",
+]

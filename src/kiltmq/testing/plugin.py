@@ -1,4 +1,152 @@
-"""pytest plugin for kiltmq, registered through the ``pytest11`` entry point.
+"""pytest plugin for kiltmq, registered through the ``pytest11`` entry point: test code
+written with pika, aio-pika, kombu or kiltmq without a RabbitMQ.
 
-It will provide fixtures for users' own tests, such as an embedded broker.
+Fixtures
+--------
+``amqp_broker``
+    A :class:`~kiltmq.testing.BrokerFixture`: an embedded, memory-only kiltmq broker
+    (``Broker(port=0)`` running in its own thread) seen from a virtual host of the test's
+    own. By default one broker serves the whole session and every test gets a fresh
+    vhost, deleted after the test (its clients are closed, its queues go). With
+    ``--kiltmq-broker-scope=function`` (or the ini option ``kiltmq_broker_scope``, or the
+    marker ``@pytest.mark.kiltmq_broker(scope="function")``) every test gets a broker
+    of its own, on the vhost ``/``.
+``amqp_url``
+    ``amqp_broker.url``: ``amqp://guest:guest@127.0.0.1:<port>/<vhost>``, the vhost
+    percent-encoded.
+``amqp_broker_per_test``
+    Always a broker of the test's own (vhost ``/``).
+``amqp_broker_session``
+    The session's shared broker on the vhost ``/``, for session- or module-scoped
+    fixtures.
+``amqp_broker_options``
+    Keyword arguments for every ``Broker`` the plugin starts (default none); override it
+    in a conftest.py (session scope).
+
+Marker
+------
+``@pytest.mark.kiltmq_broker(scope="function", **options)``: the test's ``amqp_broker``
+is a broker of its own, started with ``options`` (``Broker`` keyword arguments, e.g.
+``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``.
 """
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from kiltmq.testing.fixture import BrokerFixture
+
+SCOPES = ("session", "function")
+MARKER = "kiltmq_broker"
+#: Longest per-test vhost name (a connection.open path is at most 127 bytes).
+VHOST_MAX = 100
+
+_counter = itertools.count(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kiltmq", "embedded AMQP broker (kiltmq)")
+    group.addoption(
+        "--kiltmq-broker-scope",
+        dest="kiltmq_broker_scope",
+        choices=SCOPES,
+        default=None,
+        help="session (default): one broker, a fresh vhost per test; "
+        "function: a broker per test",
+    )
+    parser.addini(
+        "kiltmq_broker_scope",
+        help="scope of the amqp_broker fixture's broker: session (default) or function",
+        default="session",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(scope='function', **options): give the test an embedded AMQP broker of "
+        "its own, started with Broker(**options)",
+    )
+
+
+def _scope(config: pytest.Config) -> str:
+    scope = config.getoption("kiltmq_broker_scope", None) or config.getini("kiltmq_broker_scope")
+    if scope not in SCOPES:
+        raise pytest.UsageError(f"kiltmq_broker_scope must be one of {SCOPES}, not {scope!r}")
+    return str(scope)
+
+
+def _vhost_name(node_name: str) -> str:
+    """A vhost name for a test: ``pytest/<n>/<test name>`` (the slashes and the
+    percent-encoding they need in URLs are on purpose)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", node_name).strip("-") or "test"
+    return f"pytest/{next(_counter)}/{cleaned}"[:VHOST_MAX]
+
+
+@pytest.fixture(scope="session")
+def amqp_broker_options() -> dict[str, Any]:
+    """``Broker`` keyword arguments for the brokers the plugin starts (override it)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def amqp_broker_session(amqp_broker_options: dict[str, Any]) -> Iterator[BrokerFixture]:
+    """The session's embedded broker, on the vhost ``/``."""
+    from kiltmq.testing.fixture import BrokerFixture
+
+    with BrokerFixture.start(**amqp_broker_options) as fixture:
+        yield fixture
+
+
+@pytest.fixture
+def amqp_broker_per_test(amqp_broker_options: dict[str, Any]) -> Iterator[BrokerFixture]:
+    """An embedded broker of this test's own, on the vhost ``/``."""
+    from kiltmq.testing.fixture import BrokerFixture
+
+    with BrokerFixture.start(**amqp_broker_options) as fixture:
+        yield fixture
+
+
+@pytest.fixture
+def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
+    """An embedded AMQP broker for this test, seen from a vhost of its own (see the
+    module's documentation for the scope options)."""
+    from kiltmq.testing.fixture import BrokerFixture
+
+    scope = _scope(request.config)
+    options: dict[str, Any] = {}
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword arguments only")
+        options = dict(marker.kwargs)
+        scope = options.pop("scope", "function")
+        if scope not in SCOPES:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER}: scope must be one of {SCOPES}")
+        if scope == "session" and options:
+            raise pytest.UsageError(
+                f"@pytest.mark.{MARKER}: broker options need scope='function'"
+            )
+    if scope == "function":
+        base: dict[str, Any] = request.getfixturevalue("amqp_broker_options")
+        with BrokerFixture.start(**{**base, **options}) as fixture:
+            yield fixture
+        return
+    shared: BrokerFixture = request.getfixturevalue("amqp_broker_session")
+    fixture = shared.add_vhost(_vhost_name(request.node.name))
+    try:
+        yield fixture
+    finally:
+        fixture.delete_vhost()
+
+
+@pytest.fixture
+def amqp_url(amqp_broker: BrokerFixture) -> str:
+    """The URL of this test's broker and vhost (``amqp_broker.url``)."""
+    return amqp_broker.url
