@@ -368,8 +368,9 @@ async def test_kiltmq_client_recovers_and_consumption_resumes(
 # -- virtual hosts -------------------------------------------------------------------------
 
 
-def test_each_test_has_a_vhost_of_its_own(amqp_broker: BrokerFixture, amqp_url: str) -> None:
-    # tests/conftest.py has an amqp_url of its own; the plugin's is amqp_broker.url
+def test_each_test_has_a_vhost_of_its_own(amqp_broker: BrokerFixture) -> None:
+    # (this project's tests/conftest.py has an amqp_url fixture of its own, which wins over
+    # the plugin's: the plugin's amqp_url is tested with pytester in test_plugin.py)
     assert amqp_broker.vhost.startswith("pytest/")
     assert amqp_broker.url.endswith("/" + amqp_broker.vhost.replace("/", "%2F"))
     assert pika.URLParameters(amqp_broker.url).virtual_host == amqp_broker.vhost
