@@ -282,6 +282,27 @@ def test_publish_routes_like_a_client_publish(
         amqp_broker.publish("", "errors", b"x", {"expiration": "soon"})
 
 
+def test_publish_answers_a_direct_reply_to_request(
+    amqp_broker: BrokerFixture, pika_conn: pika.BlockingConnection
+) -> None:
+    ch = pika_conn.channel()
+    ch.queue_declare("rpc")
+    replies: list[bytes] = []
+    ch.basic_consume(
+        "amq.rabbitmq.reply-to", lambda c, m, p, body: replies.append(body), auto_ack=True
+    )
+    ch.basic_publish("", "rpc", b"ping", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+    (request,) = amqp_broker.wait_messages("rpc").messages
+    reply_to = request.properties.reply_to
+    assert reply_to is not None and reply_to.startswith("amq.rabbitmq.reply-to.")
+    assert amqp_broker.publish("", reply_to, b"pong") == [reply_to]
+    for _ in range(100):  # at most about TIMEOUT seconds
+        if replies:
+            break
+        pika_conn.process_data_events(TIMEOUT / 100)
+    assert replies == [b"pong"]
+
+
 # -- closing connections -------------------------------------------------------------------
 
 
