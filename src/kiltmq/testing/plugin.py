@@ -115,8 +115,10 @@ def amqp_broker_per_test(amqp_broker_options: dict[str, Any]) -> Iterator[Broker
 
 @pytest.fixture
 def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
-    """An embedded AMQP broker for this test, seen from a vhost of its own (see the
-    module's documentation for the scope options)."""
+    """An embedded AMQP broker for this test (a kiltmq.testing.BrokerFixture): the
+    session's broker seen from a fresh vhost of the test's own, or a broker of the test's
+    own with --kiltmq-broker-scope=function or @pytest.mark.kiltmq_broker(...). Inspect
+    queues, wait for acks, inject messages, close connections: see docs/testing.md."""
     from kiltmq.testing.fixture import BrokerFixture
 
     scope = _scope(request.config)
