@@ -272,6 +272,34 @@ def test_global_prefetch_is_shared_by_the_channel(connect: Connect) -> None:
     assert len(bodies) == 3
 
 
+def test_global_prefetch_credit_freed_on_one_queue_serves_another(connect: Connect) -> None:
+    ch = connect().channel()
+    ch.queue_declare("gq-a")
+    ch.queue_declare("gq-b")
+    ch.basic_publish("", "gq-a", b"a")
+    for i in range(2):
+        ch.basic_publish("", "gq-b", f"b{i}".encode())
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    got: list[tuple[int, bytes]] = []
+
+    def wait_for(count: int) -> None:
+        for _ in range(200):
+            if len(got) >= count:
+                return
+            ch.connection.process_data_events(time_limit=0.05)
+        raise AssertionError(f"{len(got)} deliveries, {count} expected")
+
+    ch.basic_consume("gq-a", lambda _c, m, _p, body: got.append((m.delivery_tag, body)))
+    wait_for(1)  # the channel's one credit goes to queue a
+    ch.basic_consume("gq-b", lambda _c, m, _p, body: got.append((m.delivery_tag, body)))
+    ch.connection.process_data_events(time_limit=0.3)
+    assert [body for _t, body in got] == [b"a"]
+    # acking a's message (a is empty now) frees the shared credit for queue b
+    ch.basic_ack(got[0][0])
+    wait_for(2)
+    assert [body for _t, body in got] == [b"a", b"b0"]
+
+
 def test_requeued_messages_keep_their_position_and_are_redelivered(connect: Connect) -> None:
     ch = connect().channel()
     ch.queue_declare("order")

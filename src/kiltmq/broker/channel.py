@@ -743,11 +743,11 @@ class Channel:
             if consumer is not None:
                 consumer.unacked -= 1
                 self.consumer_unacked -= 1
-                if queue.ready:
-                    if self.prefetch_global:
-                        self._drain_consumers()
-                    else:
-                        queue.drain()
+                if self.prefetch_global:
+                    # the freed credit is the channel's: any of its queues may use it
+                    self._drain_consumers()
+                elif queue.ready:
+                    queue.drain()
             return
         records = self._collect(m.delivery_tag, m.multiple)
         if self.tx is not None:
