@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
@@ -222,6 +224,66 @@ def test_tx_commit_without_select_fails(connect: Connect) -> None:
     with pytest.raises(ChannelClosedByBroker) as info:
         ch.tx_commit()
     assert info.value.args == (406, "PRECONDITION_FAILED - channel is not transactional")
+
+
+async def test_replies_after_a_durable_tx_commit_stay_in_order(tmp_path: Path) -> None:
+    """With a store, tx.commit-ok waits for the disk; methods pipelined behind tx.commit
+    on the channel wait with it, so replies keep the order of the requests."""
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        client = await RawClient.connect(broker.port)
+        try:
+            await client.open_channel(1)
+            declared = await client.call(1, spec.QueueDeclare(queue="txd", durable=True))
+            assert isinstance(declared, spec.QueueDeclareOk)
+            assert isinstance(await client.call(1, spec.TxSelect()), spec.TxSelectOk)
+            client.publish(1, "", "txd", b"kept", spec.BasicProperties(delivery_mode=2))
+            client.core.send_method(1, spec.TxCommit())
+            client.core.send_method(1, spec.QueueDeclare(queue="txd", passive=True))
+            client.core.send_method(1, spec.BasicGet(queue="txd", no_ack=True))
+            client.core.send_method(1, spec.TxCommit())
+            client.flush()
+            replies = [await client.method(1) for _ in range(4)]
+            assert [type(r) for r in replies] == [
+                spec.TxCommitOk,
+                spec.QueueDeclareOk,
+                spec.BasicGetOk,
+                spec.TxCommitOk,
+            ]
+            assert isinstance(replies[1], spec.QueueDeclareOk)
+            assert replies[1].message_count == 1
+        finally:
+            await client.close()
+
+
+async def test_many_methods_pipelined_behind_a_durable_tx_commit(tmp_path: Path) -> None:
+    """More held methods than the broker buffers: reading pauses, then resumes after
+    commit-ok, and nothing is lost or reordered."""
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        client = await RawClient.connect(broker.port)
+        try:
+            await client.open_channel(1)
+            await client.call(1, spec.QueueDeclare(queue="txm", durable=True))
+            await client.call(1, spec.TxSelect())
+            persistent = spec.BasicProperties(delivery_mode=2)
+            client.publish(1, "", "txm", b"first", persistent)
+            client.core.send_method(1, spec.TxCommit())
+            for i in range(1500):
+                client.core.send_content(
+                    1, spec.BasicPublish(routing_key="txm"), persistent, b"%d" % i
+                )
+            client.core.send_method(1, spec.TxCommit())
+            client.core.send_method(1, spec.QueueDeclare(queue="txm", passive=True))
+            client.flush()
+            replies = [await client.method(1) for _ in range(3)]
+            assert [type(r) for r in replies] == [
+                spec.TxCommitOk,
+                spec.TxCommitOk,
+                spec.QueueDeclareOk,
+            ]
+            assert isinstance(replies[2], spec.QueueDeclareOk)
+            assert replies[2].message_count == 1501
+        finally:
+            await client.close()
 
 
 def test_tx_mandatory_return_happens_at_commit(connect: Connect) -> None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.session import Session
+    from kiltmq.protocol.connection import Event
 
 __all__ = ["Channel"]
 
@@ -124,6 +125,9 @@ class Channel:
         self.publish_seq = 0
         self.tx: _Tx | None = None
         self.closed = False
+        #: Events received while a tx.commit waits for the store: replayed after
+        #: commit-ok, so replies on the channel keep the order of the requests.
+        self.held: list[Event] | None = None
         self.last_queue = ""
         # direct reply-to: the consumer tag, its basic.deliver prefix, and the routing key
         # that reaches it
@@ -838,14 +842,20 @@ class Channel:
             self._settle(records, kind)
         store = self.vhost.store
         if store.defers_confirms and (tx.publishes or tx.settles):
-            # commit-ok once the transaction's persistent messages and acks are on disk
+            # commit-ok once the transaction's persistent messages and acks are on disk;
+            # the channel's next methods wait for it (see Session.handle)
+            self.held = []
             store.after_commit(self._tx_committed)
         else:
             self.send(spec.TxCommitOk())
 
     def _tx_committed(self) -> None:
-        if not self.closed:
+        held, self.held = self.held, None
+        if self.closed:
+            held = None  # what the client sent after tx.commit no longer matters
+        else:
             self.send(spec.TxCommitOk())
+        self.session.replay(self, held or [])
 
     def tx_rollback(self, m: spec.TxRollback) -> None:
         tx = self.tx

@@ -49,6 +49,9 @@ __all__ = ["Session", "server_properties"]
 log = logging.getLogger("kiltmq.broker")
 
 FRAME_MIN_SIZE = 4096
+#: Events held on a channel waiting for tx.commit-ok beyond which the connection stops
+#: reading until the commit is on disk.
+HELD_EVENTS_MAX = 1000
 MECHANISMS = b"PLAIN AMQPLAIN"
 
 CAPABILITIES: dict[str, Any] = {
@@ -146,6 +149,9 @@ class Session:
                 channel = channels.get(event.channel)
                 if channel is None or channel.closed:
                     continue
+                if channel.held is not None:
+                    self._hold(channel, event)
+                    continue
                 try:
                     channel.publish(event.method, event.raw_properties, event.body)  # type: ignore[arg-type]
                 except AMQPError as error:
@@ -164,6 +170,9 @@ class Session:
                         )
                     continue
                 channel = channels.get(number)
+                if channel is not None and channel.held is not None:
+                    self._hold(channel, event)
+                    continue
                 try:
                     if method.CLASS_ID == 20:
                         self._channel_method(number, channel, method)
@@ -183,6 +192,25 @@ class Session:
                 self._protocol_header(event)
             if self.closed:
                 return
+
+    def _hold(self, channel: Channel, event: Event) -> None:
+        """Keep ``event`` until ``channel``'s pending tx.commit-ok has gone out."""
+        assert channel.held is not None
+        channel.held.append(event)
+        if len(channel.held) == HELD_EVENTS_MAX:
+            self.conn.pause_reading(f"held:{channel.number}")
+
+    def replay(self, channel: Channel, events: list[Event]) -> None:
+        """Handle the events held while ``channel`` waited for tx.commit-ok (called from
+        the store's commit callback, outside ``data_received``)."""
+        self.conn.resume_reading(f"held:{channel.number}")
+        if not events:
+            return
+        try:
+            self.handle(events)
+        except Exception:
+            log.exception("%s: internal error", self.peer_name)
+            self.internal_error()
 
     @staticmethod
     def _fill_ids(error: AMQPError, method: spec.Method) -> None:
