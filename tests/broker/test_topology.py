@@ -488,8 +488,12 @@ def test_single_active_consumer(connect: Connect) -> None:
         )
     for i in range(4):
         ch.basic_publish("", "sac", str(i).encode())
-    _wait_until(lambda: (ch.connection.process_data_events(time_limit=0.05), got["first"])[1])
-    ch.connection.process_data_events(time_limit=0.2)
+    _wait_until(
+        lambda: (
+            ch.connection.process_data_events(time_limit=0.05),
+            len(got["first"]) + len(got["second"]) == 4,
+        )[1]
+    )
     assert got == {"first": [b"0", b"1", b"2", b"3"], "second": []}
     assert ch.queue_declare("sac", passive=True).method.consumer_count == 2
     ch.basic_cancel("first")

@@ -153,8 +153,9 @@ async def test_calls_wait_for_recovery(proxy: TcpProxy) -> None:
         ch = await conn.channel()
         queue = (await ch.queue_declare("", exclusive=True)).queue
         proxy.drop_all()
-        await asyncio.sleep(0.05)
-        assert not conn.is_open
+        async with asyncio.timeout(TIMEOUT):
+            while conn.is_open:
+                await asyncio.sleep(0.01)
         # Issued while recovering: waits for the new connection, then runs.
         ok = await asyncio.wait_for(ch.queue_declare(queue, passive=True), TIMEOUT)
         assert ok.queue == queue  # the name the application knows
