@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from kiltmq.broker import Broker
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -48,23 +49,23 @@ BROKER_KINDS = ("rabbitmq", "kiltmq")
 
 
 @pytest.fixture(scope="session")
-def embedded_broker() -> Iterator[Any]:
-    """An embedded kiltmq broker (``Broker(port=0)`` in a thread) for the session.
-
-    Skipped, with the reason, only while ``kiltmq.broker.Broker`` cannot be imported.
-    """
-    try:
-        from kiltmq.broker import Broker
-    except ImportError as exc:
-        pytest.skip(f"the embedded kiltmq broker is not available yet: {exc}")
+def embedded_broker() -> Iterator[Broker]:
+    """An embedded kiltmq broker (``Broker(port=0)`` in a thread) for the session."""
     with Broker(port=0) as broker:
         yield broker
 
 
 @pytest.fixture(scope="session")
-def embedded_broker_url(embedded_broker: Any) -> str:
+def embedded_broker_url(embedded_broker: Broker) -> str:
     """URL of the session's embedded kiltmq broker."""
     return str(embedded_broker.url)
+
+
+@pytest.fixture(scope="session")
+def kiltmq_url(embedded_broker_url: str) -> str:
+    """The session's embedded kiltmq broker, under the name the compatibility and interop
+    suites compare against ``rabbitmq_url``."""
+    return embedded_broker_url
 
 
 @pytest.fixture(params=BROKER_KINDS)

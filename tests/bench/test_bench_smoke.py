@@ -6,7 +6,6 @@ it asserts nothing about speed.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import pytest
@@ -15,13 +14,6 @@ from kiltmq.bench import SCENARIOS, Options, Report, run
 from kiltmq.bench.procstat import cpu_seconds
 from kiltmq.bench.report import render, warnings
 from kiltmq.cli.main import main as cli_main
-
-
-def _has_broker() -> bool:
-    try:
-        return hasattr(importlib.import_module("kiltmq.broker"), "Broker")
-    except ImportError:
-        return False
 
 
 def _check(report: Report, target: str) -> None:
@@ -49,7 +41,6 @@ def _check(report: Report, target: str) -> None:
     assert not [w for w in warnings(report) if "failed" in w or "should give" in w]
 
 
-@pytest.mark.skipif(not _has_broker(), reason="the kiltmq broker is not there yet")
 def test_quick_run_against_kiltmq() -> None:
     report = run(Options(seconds=0.5, warmup=0.2, drain_timeout=20, rabbitmq=False))
     _check(report, "kiltmq")
@@ -74,7 +65,6 @@ def test_cli_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> 
     assert "unknown scenario(s) z" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not _has_broker(), reason="the kiltmq broker is not there yet")
 def test_cli_markdown_against_kiltmq(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "--no-rabbitmq", "--only", "b", "--seconds", "0.3", "--warmup", "0.1"]
     assert cli_main([*argv, "--markdown"]) == 0
