@@ -123,9 +123,10 @@ def test_start_in_thread_reports_a_busy_port() -> None:
 
 
 def test_runs_on_uvloop() -> None:
-    uvloop = pytest.importorskip("uvloop")
     import asyncio
     import threading
+
+    import uvloop
 
     loop = uvloop.new_event_loop()
     broker = Broker(port=0)

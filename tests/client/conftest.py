@@ -4,15 +4,25 @@ parametrized ``amqp_url`` (tests/conftest.py), and unique names for test entitie
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import kiltmq
 from kiltmq.client import Channel, Connection
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool the test needs (openssl, rabbitmqctl) is missing or failed: skip the test,
+    or fail it under CI, which is expected to provide everything."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires this test to run: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ import pytest
 import kiltmq
 from kiltmq import BlockedTimeout
 
+from .conftest import unavailable
+
 
 async def _rabbitmqctl(*args: str) -> None:
     process = await asyncio.create_subprocess_exec(
@@ -25,7 +27,7 @@ async def _rabbitmqctl(*args: str) -> None:
     )
     _, err = await asyncio.wait_for(process.communicate(), 60)
     if process.returncode != 0:
-        pytest.skip(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
+        unavailable(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
 
 
 async def _set_alarm(request: pytest.FixtureRequest, broker_kind: str, active: bool) -> None:

@@ -14,7 +14,7 @@ import kiltmq
 from kiltmq import ConnectionLost, Message
 from kiltmq.client import Connection, Consumer
 
-from .conftest import TcpProxy
+from .conftest import TcpProxy, unavailable
 
 TIMEOUT = 20
 
@@ -25,7 +25,7 @@ async def _rabbitmqctl(*args: str) -> str:
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     if process.returncode != 0:
-        pytest.skip(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
+        unavailable(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
     return out.decode()
 
 

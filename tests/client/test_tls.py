@@ -14,13 +14,13 @@ import pytest
 import kiltmq
 from kiltmq import ConnectError
 
-from .conftest import TcpProxy
+from .conftest import TcpProxy, unavailable
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+        unavailable("openssl is needed to make a test certificate")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(

@@ -86,10 +86,13 @@ RESTART_RABBITMQ = "KILTMQ_RABBITMQ_RESTART"
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Restartable]:
     """Each durability check runs against kiltmq and, when ``KILTMQ_RABBITMQ_RESTART=1``,
     against the local RabbitMQ (restarting it disturbs everything else using it, so it is
-    opt-in)."""
+    opt-in; under CI, which owns its RabbitMQ, leaving it out is an error)."""
     if request.param == "rabbitmq":
         if os.environ.get(RESTART_RABBITMQ) != "1":
-            pytest.skip(f"restarts the shared RabbitMQ: set {RESTART_RABBITMQ}=1 to run")
+            reason = f"restarts the shared RabbitMQ: set {RESTART_RABBITMQ}=1 to run"
+            if os.environ.get("CI"):
+                pytest.fail(f"CI requires the RabbitMQ restart checks: {reason}", pytrace=False)
+            pytest.skip(reason)
         url = request.getfixturevalue("rabbitmq_url")
         yield RabbitTarget(url)
         return
