@@ -41,7 +41,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"port of the embedded broker (default {DEFAULT_AMQP_PORT}; "
         "any free port if taken)",
     )
-    parser.add_argument("--data-dir", type=Path, default=Path("data/kiltstore"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data/kiltstore"),
+        help="folder of the services' databases",
+    )
     parser.add_argument("--prefix", default="kiltstore", help="exchange and queue name prefix")
     parser.add_argument("--host", default="127.0.0.1", help="address the pages listen on")
     parser.add_argument(

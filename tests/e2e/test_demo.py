@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,3 +50,17 @@ async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) 
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_kiltmq_demo_without_the_store_extra_says_what_to_install() -> None:
+    # aiohttp made unimportable in a child interpreter, as without kiltmq[store]
+    code = (
+        "import sys; sys.modules['aiohttp'] = None; "
+        "from kiltmq.cli.main import main; raise SystemExit(main(['demo']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "aiohttp is missing" in done.stdout
+    assert "pip install 'kiltmq[store]'" in done.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from kiltmq.cli.main import SubParsers
+from kiltstore.cli import add_demo_arguments, demo_main  # standard library only
 
 DESCRIPTION = """\
 Run MacGrudder's kilt store: every service of the reference application, an SMTP
@@ -25,40 +26,17 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--amqp-url",
-        default=None,
-        help="use this broker (e.g. RabbitMQ) instead of the embedded one",
-    )
-    parser.add_argument(
-        "--amqp-port",
-        type=int,
-        default=5673,
-        help="port of the embedded broker (default 5673; any free port if taken)",
-    )
-    parser.add_argument(
-        "--data-dir", default="data/kiltstore", help="folder of the services' databases"
-    )
-    parser.add_argument("--prefix", default="kiltstore", help="exchange and queue name prefix")
-    parser.add_argument("--host", default="127.0.0.1", help="address the pages listen on")
-    parser.add_argument(
-        "--any-ports",
-        action="store_true",
-        help="use any free ports instead of 8080-8086 and 8025",
-    )
+    add_demo_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from kiltstore.cli import demo_main
+        import kiltstore.demo  # noqa: F401  (needs the store extra)
     except ImportError as exc:
         print(
             f"kiltmq demo needs the kilt store's dependencies ({exc.name} is missing): "
             "pip install 'kiltmq[store]'"
         )
         return 1
-    from pathlib import Path
-
-    args.data_dir = Path(args.data_dir)
     return demo_main(args)
