@@ -80,6 +80,17 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _check_flags(what: str, *flags: tuple[str, bool, bool]) -> None:
+    """A redeclaration must repeat the flags (name, received, current) it was declared
+    with: 406 otherwise, in RabbitMQ's words."""
+    for arg, received, current in flags:
+        if received != current:
+            raise PreconditionFailed(
+                f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: "
+                f"received '{_bool(received)}' but current is '{_bool(current)}'"
+            )
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -200,16 +211,12 @@ class VirtualHost:
                 f"PRECONDITION_FAILED - inequivalent arg 'type' for {what}: "
                 f"received '{type_name}' but current is '{exchange.TYPE}'"
             )
-        for arg, received, current in (
+        _check_flags(
+            what,
             ("durable", durable, exchange.durable),
             ("auto_delete", auto_delete, exchange.auto_delete),
             ("internal", internal, exchange.internal),
-        ):
-            if received != current:
-                raise PreconditionFailed(
-                    f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: "
-                    f"received '{_bool(received)}' but current is '{_bool(current)}'"
-                )
+        )
         self._check_args(what, ("alternate-exchange",), arguments, exchange.arguments)
         return exchange
 
@@ -287,15 +294,11 @@ class VirtualHost:
             if queue.owner is not owner_declared:
                 raise self.locked(name)
             what = self.describe("queue", name)
-            for arg, received, current in (
+            _check_flags(
+                what,
                 ("durable", durable, queue.durable),
                 ("auto_delete", auto_delete, queue.auto_delete),
-            ):
-                if received != current:
-                    raise PreconditionFailed(
-                        f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: "
-                        f"received '{_bool(received)}' but current is '{_bool(current)}'"
-                    )
+            )
             self._check_args(what, _EQUIVALENCE_ARGS, arguments, queue.arguments)
             queue.touch()
             return queue, False
