@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import NoReturn
@@ -23,6 +24,17 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"CI requires this test to run: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+async def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` on the local RabbitMQ; its output."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    if process.returncode != 0:
+        unavailable(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
+    return out.decode()
 
 
 @pytest.fixture

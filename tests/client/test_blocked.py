@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 
 import pytest
 
 import kiltmq
 from kiltmq import BlockedTimeout
 
-from .conftest import unavailable
-
-
-async def _rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    if process.returncode != 0:
-        unavailable(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
+from .conftest import rabbitmqctl
 
 
 async def _set_alarm(request: pytest.FixtureRequest, broker_kind: str, active: bool) -> None:
     if broker_kind == "rabbitmq":
-        await _rabbitmqctl("set_vm_memory_high_watermark", "0.0000001" if active else "0.4")
+        await rabbitmqctl("set_vm_memory_high_watermark", "0.0000001" if active else "0.4")
     else:
         broker = request.getfixturevalue("embedded_broker")
         await asyncio.to_thread(broker.call_in_loop, broker.set_alarm, active)

@@ -5,7 +5,6 @@ broker's basic.cancel ends a consumer or resubscribes it, per its policy."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -14,19 +13,9 @@ import kiltmq
 from kiltmq import ConnectionLost, Message
 from kiltmq.client import Connection, Consumer
 
-from .conftest import TcpProxy, unavailable
+from .conftest import TcpProxy, rabbitmqctl
 
 TIMEOUT = 20
-
-
-async def _rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    if process.returncode != 0:
-        unavailable(f"rabbitmqctl {args[0]} failed: {err.decode().strip()}")
-    return out.decode()
 
 
 async def _close_from_rabbitmq(conn: Connection) -> None:
@@ -35,11 +24,11 @@ async def _close_from_rabbitmq(conn: Connection) -> None:
     address = conn.local_address
     assert address is not None
     prefix = f"{address[0]}:{address[1]} ->"
-    listing = await _rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "name")
+    listing = await rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "name")
     for line in listing.splitlines():
         pid, _, name = line.partition("\t")
         if name.startswith(prefix):
-            await _rabbitmqctl("close_connection", pid, "closed by the recovery test")
+            await rabbitmqctl("close_connection", pid, "closed by the recovery test")
             return
     pytest.fail(f"connection {prefix} not found in rabbitmqctl list_connections")
 
