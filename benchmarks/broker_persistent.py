@@ -187,15 +187,6 @@ async def _control(url: str, method: spec.Method, reply: type[spec.Method]) -> N
         await client.close()
 
 
-def _cpu(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        return procstat.cpu_seconds(pid)
-    except OSError:
-        return None
-
-
 def measure(
     name: str, url: str, pid: int | None, seconds: float, warmup: float, consumer: bool = True
 ) -> Run:
@@ -219,9 +210,11 @@ def measure(
                 time.sleep(0.01)
         shared[GO] = 1
         time.sleep(warmup)
-        t0, c0, f0, cpu0 = time.monotonic(), shared[CONSUMED], shared[CONFIRMED], _cpu(pid)
+        cpu0 = procstat.cpu_seconds_or_none(pid)
+        t0, c0, f0 = time.monotonic(), shared[CONSUMED], shared[CONFIRMED]
         time.sleep(seconds)
-        t1, c1, f1, cpu1 = time.monotonic(), shared[CONSUMED], shared[CONFIRMED], _cpu(pid)
+        t1, c1, f1 = time.monotonic(), shared[CONSUMED], shared[CONFIRMED]
+        cpu1 = procstat.cpu_seconds_or_none(pid)
         shared[STOP] = 1
         deadline = time.monotonic() + 60
         while consumer and shared[CONSUMED] < shared[PUBLISHED] and time.monotonic() < deadline:

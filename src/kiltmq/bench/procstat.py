@@ -11,6 +11,7 @@ import subprocess
 
 __all__ = [
     "cpu_seconds",
+    "cpu_seconds_or_none",
     "find_listener_pid",
     "find_rabbitmq_pid",
     "machine_busy_seconds",
@@ -28,6 +29,16 @@ def cpu_seconds(pid: int) -> float:
     fields = data[data.rindex(b")") + 2 :].split()
     # Fields 14 and 15 of the whole line: utime and stime; here offset by the two removed.
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def cpu_seconds_or_none(pid: int | None) -> float | None:
+    """:func:`cpu_seconds` of ``pid``; None for no pid or a process that cannot be read."""
+    if pid is None:
+        return None
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None
 
 
 def process_name(pid: int) -> str:

@@ -266,15 +266,6 @@ class _Snapshot:
     published: int
 
 
-def _read_cpu(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        return procstat.cpu_seconds(pid)
-    except OSError:
-        return None
-
-
 class _Run:
     def __init__(self, target: Target, scenario: Scenario, options: Options) -> None:
         self.target = target
@@ -330,10 +321,12 @@ class _Run:
         consumed = self._consumed() if self.scenario.consumers else await self._depth(ctl)
         return _Snapshot(
             at=time.monotonic(),
-            broker_cpu=_read_cpu(self.target.pid),
+            broker_cpu=procstat.cpu_seconds_or_none(self.target.pid),
             machine_busy=procstat.machine_busy_seconds(),
             generator_cpu={
-                p.pid: _read_cpu(p.pid) or 0.0 for p, _ in self.processes if p.pid is not None
+                p.pid: procstat.cpu_seconds_or_none(p.pid) or 0.0
+                for p, _ in self.processes
+                if p.pid is not None
             },
             consumed=consumed,
             published=self.shared[Slot.PUBLISHED],
