@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
 
 import kiltmq
 import kiltmq.blocking
-from kiltmq import NotFound
+from kiltmq import BlockedTimeout, NotFound
+from kiltmq.broker import Broker
 
 
 def test_blocking_round_trip(amqp_url: str) -> None:
@@ -99,3 +101,28 @@ def test_blocking_callback_consumer(amqp_url: str) -> None:
 def test_blocking_connect_errors() -> None:
     with pytest.raises(kiltmq.ConnectError):
         kiltmq.blocking.connect("amqp://guest:guest@127.0.0.1:1/?connection_timeout=2000")
+
+
+def test_blocking_calls_wait_as_long_as_the_async_client_does(embedded_broker: Broker) -> None:
+    """The facade's own wait covers the call's timeout and blocked_timeout, however they
+    compare with rpc_timeout, and the call's own errors come through as they are: a
+    publish on a blocked connection ends in BlockedTimeout."""
+    with kiltmq.blocking.connect(
+        embedded_broker.url, rpc_timeout=0.3, blocked_timeout=1.0, recovery=False
+    ) as conn:
+        conn._margin = 0.2  # the facade's extra wait, short enough to matter here
+        ch = conn.channel()
+        queue = ch.queue_declare("", exclusive=True, timeout=5).queue
+        embedded_broker.call_in_loop(embedded_broker.set_alarm, True)
+        try:
+            deadline = time.monotonic() + 10
+            while not conn.blocked:
+                assert time.monotonic() < deadline, "connection.blocked never came"
+                time.sleep(0.02)
+            with pytest.raises(BlockedTimeout):
+                ch.basic_publish(b"never sent", routing_key=queue)
+        finally:
+            embedded_broker.call_in_loop(embedded_broker.set_alarm, False)
+        ch.basic_publish(b"sent", routing_key=queue)
+        message = ch.basic_get(queue, no_ack=True, timeout=5)
+        assert message is not None and message.body == b"sent"

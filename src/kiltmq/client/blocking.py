@@ -23,8 +23,10 @@ order the loop receives them). Messages are the async client's
 :class:`~kiltmq.client.consumer.Message`; ``message.ack()`` works from any thread.
 
 Method names, arguments, results and errors are those of the async client (see
-:mod:`kiltmq.client.channel`); the extra ``timeout`` that bounds each wait defaults to
-the connection's ``rpc_timeout`` plus a margin.
+:mod:`kiltmq.client.channel`), which bounds its own waits (a call's ``timeout``, by
+default the connection's ``rpc_timeout``; ``blocked_timeout`` for publishes while the
+broker blocks the connection). The facade waits for each call a few seconds longer than
+that, so a call that does not return is reported even if the event loop thread is stuck.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ class _LoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except concurrent.futures.TimeoutError:  # the builtin TimeoutError
+            if future.done():
+                raise  # the call's own (BlockedTimeout, a method's timeout)
             future.cancel()
             raise TimeoutError(f"no result within {timeout} s") from None
 
@@ -124,9 +128,11 @@ class BlockingConnection:
         self._margin = 5.0
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop; ``timeout`` is the call's own bound (default
+        ``rpc_timeout``): wait a margin longer for its result or its error."""
         if timeout is None:
-            timeout = self.connection.rpc_timeout + self._margin
-        return self._runner.run(coro, timeout)
+            timeout = self.connection.rpc_timeout
+        return self._runner.run(coro, timeout + self._margin)
 
     @property
     def is_open(self) -> bool:
@@ -146,7 +152,9 @@ class BlockingConnection:
 
     def channel(self, *, timeout: float | None = None) -> BlockingChannel:
         """Open a channel."""
-        return BlockingChannel(self, self._call(self.connection.channel(timeout=timeout)))
+        return BlockingChannel(
+            self, self._call(self.connection.channel(timeout=timeout), timeout)
+        )
 
     def close(self, *, timeout: float | None = None) -> None:
         """Close the connection and stop its event loop thread. Idempotent."""
@@ -154,7 +162,7 @@ class BlockingConnection:
             return
         try:
             if not self.connection.is_closed:
-                self._call(self.connection.close(timeout=timeout))
+                self._call(self.connection.close(timeout=timeout), timeout)
         finally:
             self._runner.stop()
 
@@ -175,6 +183,9 @@ class BlockingChannel:
         self.connection = connection
         self.channel = channel
         self._call = connection._call
+
+    def _call_kw(self, coro: Coroutine[Any, Any, T], kwargs: dict[str, Any]) -> T:
+        return self._call(coro, kwargs.get("timeout"))
 
     @property
     def number(self) -> int:
@@ -201,47 +212,49 @@ class BlockingChannel:
         if not self.connection.connection.is_closed and not self.channel.is_closed:
             self._call(self.channel.close())
 
-    def channel_flow(self, active: bool) -> bool:
-        return self._call(self.channel.channel_flow(active))
+    def channel_flow(self, active: bool, *, timeout: float | None = None) -> bool:
+        return self._call(self.channel.channel_flow(active, timeout=timeout), timeout)
 
     def exchange_declare(self, exchange: str, type: str = "direct", **kwargs: Any) -> None:
-        self._call(self.channel.exchange_declare(exchange, type, **kwargs))
+        self._call_kw(self.channel.exchange_declare(exchange, type, **kwargs), kwargs)
 
     def exchange_delete(self, exchange: str, **kwargs: Any) -> None:
-        self._call(self.channel.exchange_delete(exchange, **kwargs))
+        self._call_kw(self.channel.exchange_delete(exchange, **kwargs), kwargs)
 
     def exchange_bind(
         self, destination: str, source: str, routing_key: str = "", **kwargs: Any
     ) -> None:
-        self._call(self.channel.exchange_bind(destination, source, routing_key, **kwargs))
+        call = self.channel.exchange_bind(destination, source, routing_key, **kwargs)
+        self._call_kw(call, kwargs)
 
     def exchange_unbind(
         self, destination: str, source: str, routing_key: str = "", **kwargs: Any
     ) -> None:
-        self._call(self.channel.exchange_unbind(destination, source, routing_key, **kwargs))
+        call = self.channel.exchange_unbind(destination, source, routing_key, **kwargs)
+        self._call_kw(call, kwargs)
 
     def queue_declare(self, queue: str = "", **kwargs: Any) -> QueueDeclareOk:
-        return self._call(self.channel.queue_declare(queue, **kwargs))
+        return self._call_kw(self.channel.queue_declare(queue, **kwargs), kwargs)
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str = "", **kwargs: Any) -> None:
-        self._call(self.channel.queue_bind(queue, exchange, routing_key, **kwargs))
+        self._call_kw(self.channel.queue_bind(queue, exchange, routing_key, **kwargs), kwargs)
 
     def queue_unbind(
         self, queue: str, exchange: str, routing_key: str = "", **kwargs: Any
     ) -> None:
-        self._call(self.channel.queue_unbind(queue, exchange, routing_key, **kwargs))
+        self._call_kw(self.channel.queue_unbind(queue, exchange, routing_key, **kwargs), kwargs)
 
     def queue_purge(self, queue: str, **kwargs: Any) -> int:
-        return self._call(self.channel.queue_purge(queue, **kwargs))
+        return self._call_kw(self.channel.queue_purge(queue, **kwargs), kwargs)
 
     def queue_delete(self, queue: str, **kwargs: Any) -> int:
-        return self._call(self.channel.queue_delete(queue, **kwargs))
+        return self._call_kw(self.channel.queue_delete(queue, **kwargs), kwargs)
 
     def basic_qos(self, prefetch_count: int = 0, prefetch_size: int = 0, **kwargs: Any) -> None:
-        self._call(self.channel.basic_qos(prefetch_count, prefetch_size, **kwargs))
+        self._call_kw(self.channel.basic_qos(prefetch_count, prefetch_size, **kwargs), kwargs)
 
     def basic_get(self, queue: str, **kwargs: Any) -> Message | None:
-        return self._call(self.channel.basic_get(queue, **kwargs))
+        return self._call_kw(self.channel.basic_get(queue, **kwargs), kwargs)
 
     def basic_publish(
         self,
@@ -252,7 +265,16 @@ class BlockingChannel:
         **kwargs: Any,
     ) -> None:
         """basic.publish; in confirm mode returns once confirmed (or raises)."""
-        self._call(self.channel.basic_publish(body, exchange, routing_key, properties, **kwargs))
+        conn = self.connection.connection
+        blocked = conn.blocked_timeout
+        # the async publish bounds itself: waits for recovery and flow (rpc_timeout each),
+        # for the broker to unblock (blocked_timeout: None is no limit), for the confirm
+        timeout = kwargs.get("timeout") or conn.rpc_timeout
+        coro = self.channel.basic_publish(body, exchange, routing_key, properties, **kwargs)
+        if blocked is None:
+            self.connection._runner.run(coro, None)
+        else:
+            self._call(coro, 2 * conn.rpc_timeout + blocked + timeout)
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self._call(self.channel.basic_ack(delivery_tag, multiple))
@@ -263,18 +285,18 @@ class BlockingChannel:
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         self._call(self.channel.basic_reject(delivery_tag, requeue))
 
-    def basic_recover(self, requeue: bool = True) -> None:
-        self._call(self.channel.basic_recover(requeue))
+    def basic_recover(self, requeue: bool = True, *, timeout: float | None = None) -> None:
+        self._call(self.channel.basic_recover(requeue, timeout=timeout), timeout)
 
-    def basic_cancel(self, consumer_tag: str) -> None:
-        self._call(self.channel.basic_cancel(consumer_tag))
+    def basic_cancel(self, consumer_tag: str, *, timeout: float | None = None) -> None:
+        self._call(self.channel.basic_cancel(consumer_tag, timeout=timeout), timeout)
 
     def basic_consume(
         self, queue: str, callback: Callable[[Message], Any], **kwargs: Any
     ) -> str:
         """basic.consume with a plain callback, called in a worker thread per message
         (one at a time, in order)."""
-        return self._call(self.channel.basic_consume(queue, callback, **kwargs))
+        return self._call_kw(self.channel.basic_consume(queue, callback, **kwargs), kwargs)
 
     def consume(
         self,
@@ -324,20 +346,20 @@ class BlockingChannel:
         await consumer.start()
         return blocking
 
-    def confirm_select(self) -> None:
-        self._call(self.channel.confirm_select())
+    def confirm_select(self, *, timeout: float | None = None) -> None:
+        self._call(self.channel.confirm_select(timeout=timeout), timeout)
 
     def wait_for_confirms(self, timeout: float | None = None) -> None:
-        self._call(self.channel.wait_for_confirms(timeout))
+        self._call(self.channel.wait_for_confirms(timeout), timeout)
 
-    def tx_select(self) -> None:
-        self._call(self.channel.tx_select())
+    def tx_select(self, *, timeout: float | None = None) -> None:
+        self._call(self.channel.tx_select(timeout=timeout), timeout)
 
-    def tx_commit(self) -> None:
-        self._call(self.channel.tx_commit())
+    def tx_commit(self, *, timeout: float | None = None) -> None:
+        self._call(self.channel.tx_commit(timeout=timeout), timeout)
 
-    def tx_rollback(self) -> None:
-        self._call(self.channel.tx_rollback())
+    def tx_rollback(self, *, timeout: float | None = None) -> None:
+        self._call(self.channel.tx_rollback(timeout=timeout), timeout)
 
 
 _END = object()
