@@ -129,14 +129,17 @@ class Channel:
 
     @property
     def is_open(self) -> bool:
+        """Open and usable now (False while it waits for a connection recovery)."""
         return self.state is ChannelState.OPEN
 
     @property
     def is_closed(self) -> bool:
+        """Closed for good; ``close_reason`` says why."""
         return self.state is ChannelState.CLOSED
 
     @property
     def confirm_mode(self) -> bool:
+        """Whether :meth:`confirm_select` put the channel in publisher-confirm mode."""
         return self._confirm
 
     @property

@@ -266,10 +266,12 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
+        """Open and usable now (False while recovering)."""
         return self.state is ConnectionState.OPEN
 
     @property
     def is_closed(self) -> bool:
+        """Closed for good; ``close_reason`` says why (None after :meth:`close`)."""
         return self.state is ConnectionState.CLOSED
 
     @property
@@ -284,10 +286,12 @@ class Connection:
 
     @property
     def frame_max(self) -> int:
+        """The negotiated largest frame size in bytes."""
         return self._frame_max
 
     @property
     def channel_max(self) -> int:
+        """The negotiated channel_max: how many channels the connection may open."""
         return self._channel_max
 
     @property

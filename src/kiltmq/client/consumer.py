@@ -275,6 +275,7 @@ class Consumer:
 
     @property
     def active(self) -> bool:
+        """Subscribed now (basic.consume-ok received, not cancelled)."""
         return self.state is ConsumerState.ACTIVE
 
     async def start(self, timeout: float | None = None) -> Consumer:
