@@ -220,6 +220,35 @@ def test_tx_acks_wait_for_commit_and_rollback_restores_them(connect: Connect) ->
     assert _count(observer, "txacks") == 0
 
 
+@pytest.mark.parametrize("close", ["channel", "connection"])
+def test_uncommitted_tx_settlements_are_rolled_back_on_close(
+    connect: Connect, close: str
+) -> None:
+    observer = connect().channel()
+    observer.queue_declare("txclose")
+    for body in (b"acked", b"rejected"):
+        observer.basic_publish("", "txclose", body)
+    conn = connect()
+    ch = conn.channel()
+    ch.tx_select()
+    acked, _props, _body = ch.basic_get("txclose")
+    rejected, _props, _body = ch.basic_get("txclose")
+    assert acked is not None and rejected is not None
+    ch.basic_ack(acked.delivery_tag)
+    ch.basic_nack(rejected.delivery_tag, requeue=False)
+    if close == "channel":
+        ch.close()
+    else:
+        conn.close()
+    # never committed: both are unacknowledged deliveries, back in the queue
+    got = []
+    for _ in range(2):
+        method, _props, body = observer.basic_get("txclose", auto_ack=True)
+        assert method is not None
+        got.append((body, method.redelivered))
+    assert got == [(b"acked", True), (b"rejected", True)]
+
+
 def test_tx_commit_without_select_fails(connect: Connect) -> None:
     ch = connect().channel()
     with pytest.raises(ChannelClosedByBroker) as info:
@@ -283,6 +312,37 @@ async def test_many_methods_pipelined_behind_a_durable_tx_commit(tmp_path: Path)
             ]
             assert isinstance(replies[2], spec.QueueDeclareOk)
             assert replies[2].message_count == 1501
+        finally:
+            await client.close()
+
+
+async def test_replies_after_a_durable_declaration_stay_in_order(tmp_path: Path) -> None:
+    """With a store, the declare-ok of a durable queue waits for its definition to be on
+    disk; methods pipelined behind it wait with it, so replies keep the request order."""
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        client = await RawClient.connect(broker.port)
+        try:
+            await client.open_channel(1)
+            persistent = spec.BasicProperties(delivery_mode=2)
+            client.core.send_method(1, spec.QueueDeclare(queue="dq", durable=True))
+            client.core.send_content(1, spec.BasicPublish(routing_key="dq"), persistent, b"m")
+            client.core.send_method(1, spec.QueueDeclare(queue="dq", passive=True))
+            client.core.send_method(1, spec.ExchangeDeclare("dx", "fanout", durable=True))
+            client.core.send_method(1, spec.QueueBind(queue="dq", exchange="dx"))
+            client.core.send_method(1, spec.BasicGet(queue="dq", no_ack=True))
+            client.core.send_method(1, spec.QueueDelete(queue="dq"))
+            client.flush()
+            replies = [await client.method(1) for _ in range(6)]
+            assert [type(r) for r in replies] == [
+                spec.QueueDeclareOk,
+                spec.QueueDeclareOk,
+                spec.ExchangeDeclareOk,
+                spec.QueueBindOk,
+                spec.BasicGetOk,
+                spec.QueueDeleteOk,
+            ]
+            assert isinstance(replies[1], spec.QueueDeclareOk)
+            assert replies[1].message_count == 1
         finally:
             await client.close()
 

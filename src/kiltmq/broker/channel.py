@@ -125,8 +125,9 @@ class Channel:
         self.publish_seq = 0
         self.tx: _Tx | None = None
         self.closed = False
-        #: Events received while a tx.commit waits for the store: replayed after
-        #: commit-ok, so replies on the channel keep the order of the requests.
+        #: Events received while a reply waits for the store (tx.commit-ok, the
+        #: declare-ok of a durable queue...): replayed after it, so replies on the channel
+        #: keep the order of the requests.
         self.held: list[Event] | None = None
         self.last_queue = ""
         # direct reply-to: the consumer tag, its basic.deliver prefix, and the routing key
@@ -211,7 +212,7 @@ class Channel:
     def exchange_declare(self, m: spec.ExchangeDeclare) -> None:
         vhost = self.vhost
         if m.passive:
-            vhost.get_exchange(m.exchange)
+            exchange = vhost.get_exchange(m.exchange)
         else:
             vhost.check_exchange_type(m.type)
             if m.exchange == "":
@@ -220,7 +221,7 @@ class Channel:
             alternate = (m.arguments or {}).get("alternate-exchange")
             if isinstance(alternate, str) and m.exchange not in vhost.exchanges:
                 self._check("write", "exchange", alternate)
-            vhost.declare_exchange(
+            exchange = vhost.declare_exchange(
                 m.exchange,
                 m.type,
                 durable=m.durable,
@@ -229,14 +230,15 @@ class Channel:
                 arguments=m.arguments,
             )
         if not m.no_wait:
-            self.send(spec.ExchangeDeclareOk())
+            self._reply_stored(spec.ExchangeDeclareOk(), exchange.durable)
 
     def exchange_delete(self, m: spec.ExchangeDelete) -> None:
         if m.exchange and not m.exchange.startswith("amq."):
             self._check("configure", "exchange", m.exchange)
+        exchange = self.vhost.exchanges.get(m.exchange)
         self.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
         if not m.no_wait:
-            self.send(spec.ExchangeDeleteOk())
+            self._reply_stored(spec.ExchangeDeleteOk(), exchange is not None and exchange.durable)
 
     def _exchange_pair(self, destination: str, source: str) -> tuple[Exchange, Exchange]:
         vhost = self.vhost
@@ -256,7 +258,7 @@ class Channel:
         destination = vhost.get_exchange(m.destination)
         vhost.bind(source, destination, m.routing_key, m.arguments)
         if not m.no_wait:
-            self.send(spec.ExchangeBindOk())
+            self._reply_stored(spec.ExchangeBindOk(), source.durable and destination.durable)
 
     def exchange_unbind(self, m: spec.ExchangeUnbind) -> None:
         vhost = self.vhost
@@ -266,10 +268,12 @@ class Channel:
         self._check("read", "exchange", m.source)
         source = vhost.exchanges.get(m.source)
         destination = vhost.exchanges.get(m.destination)
+        durable = False
         if source is not None and destination is not None:
             vhost.unbind(source, destination, m.routing_key, m.arguments)
+            durable = source.durable and destination.durable
         if not m.no_wait:
-            self.send(spec.ExchangeUnbindOk())
+            self._reply_stored(spec.ExchangeUnbindOk(), durable)
 
     # -- queue class ----------------------------------------------------------------------
 
@@ -305,7 +309,10 @@ class Channel:
                 session.own_queue(queue)
         self.last_queue = queue.name
         if not m.no_wait:
-            self.send(spec.QueueDeclareOk(queue.name, len(queue.ready), len(queue.consumers)))
+            self._reply_stored(
+                spec.QueueDeclareOk(queue.name, len(queue.ready), len(queue.consumers)),
+                queue.durable,
+            )
 
     def _declare_reply_queue(self, m: spec.QueueDeclare) -> None:
         """Passive declare of the direct reply-to pseudo-queue, or of a reply key."""
@@ -328,7 +335,7 @@ class Channel:
         queue = vhost.get_queue(name, self.session)
         vhost.bind(exchange, queue, routing_key, m.arguments)
         if not m.no_wait:
-            self.send(spec.QueueBindOk())
+            self._reply_stored(spec.QueueBindOk(), exchange.durable and queue.durable)
 
     def queue_unbind(self, m: spec.QueueUnbind) -> None:
         vhost = self.vhost
@@ -339,11 +346,13 @@ class Channel:
         self._check("read", "exchange", m.exchange)
         exchange = vhost.exchanges.get(m.exchange)
         queue = vhost.queues.get(name)
+        durable = False
         if exchange is not None and queue is not None:
             if queue.owner is not None and queue.owner is not self.session:
                 raise vhost.locked(name)
             vhost.unbind(exchange, queue, m.routing_key, m.arguments)
-        self.send(spec.QueueUnbindOk())
+            durable = exchange.durable and queue.durable
+        self._reply_stored(spec.QueueUnbindOk(), durable)
 
     def queue_purge(self, m: spec.QueuePurge) -> None:
         name = self._queue_name(m.queue)
@@ -363,7 +372,7 @@ class Channel:
                 raise self.vhost.locked(name)
             count = self.vhost.delete_queue(queue, if_unused=m.if_unused, if_empty=m.if_empty)
         if not m.no_wait:
-            self.send(spec.QueueDeleteOk(count))
+            self._reply_stored(spec.QueueDeleteOk(count), queue is not None and queue.durable)
 
     # -- basic: publishing ----------------------------------------------------------------
 
@@ -842,19 +851,34 @@ class Channel:
             self._settle(records, kind)
         store = self.vhost.store
         if store.defers_confirms and (tx.publishes or tx.settles):
-            # commit-ok once the transaction's persistent messages and acks are on disk;
-            # the channel's next methods wait for it (see Session.handle)
-            self.held = []
-            store.after_commit(self._tx_committed)
+            # commit-ok once the transaction's persistent messages and acks are on disk
+            self._reply_after_commit(spec.TxCommitOk())
         else:
             self.send(spec.TxCommitOk())
 
-    def _tx_committed(self) -> None:
+    def _reply_stored(self, reply: spec.Method, durable: bool) -> None:
+        """Send the reply to a declaration, binding or deletion. For a durable object,
+        once its definition is on disk: a client told that a durable queue exists may
+        rely on it after a crash (memory-only brokers never wait)."""
+        store = self.vhost.store
+        if durable and store.defers_confirms and store.definitions_pending():
+            self._reply_after_commit(reply)
+        else:
+            self.send(reply)
+
+    def _reply_after_commit(self, reply: spec.Method) -> None:
+        """Send ``reply`` once the store has committed what was reported so far; the
+        channel's next methods wait for it (see Session.handle), so replies keep the
+        order of the requests."""
+        self.held = []
+        self.vhost.store.after_commit(lambda: self._committed(reply))
+
+    def _committed(self, reply: spec.Method) -> None:
         held, self.held = self.held, None
         if self.closed:
-            held = None  # what the client sent after tx.commit no longer matters
+            held = None  # what the client sent after the request no longer matters
         else:
-            self.send(spec.TxCommitOk())
+            self.send(reply)
         self.session.replay(self, held or [])
 
     def tx_rollback(self, m: spec.TxRollback) -> None:
@@ -877,12 +901,13 @@ class Channel:
         self.send(spec.ChannelFlowOk(True))
 
     def close(self) -> None:
-        """Release everything: cancel consumers, requeue unacked deliveries."""
+        """Release everything: cancel consumers, requeue unacked deliveries (including
+        those settled in a transaction that was never committed)."""
         if self.closed:
             return
         self.closed = True
         self._stop_replies()
-        self.tx = None
+        tx, self.tx = self.tx, None
         self._acks = []
         self._nacks = []
         consumers = list(self.consumers.values())
@@ -891,6 +916,9 @@ class Channel:
             consumer.queue.detach_consumer(consumer)
         records = list(self.unacked.items())
         self.unacked.clear()
+        if tx is not None:
+            for _kind, settled in tx.settles:
+                records.extend(settled)
         if records:
             to_requeue: dict[Queue, list[Entry]] = {}
             for _tag, (queue, entry, _consumer) in records:

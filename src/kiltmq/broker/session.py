@@ -49,8 +49,9 @@ __all__ = ["Session", "server_properties"]
 log = logging.getLogger("kiltmq.broker")
 
 FRAME_MIN_SIZE = 4096
-#: Events held on a channel waiting for tx.commit-ok beyond which the connection stops
-#: reading until the commit is on disk.
+#: Events held on a channel waiting for a reply that waits for the store (tx.commit-ok,
+#: declare-ok of a durable object) beyond which the connection stops reading until the
+#: commit is on disk.
 HELD_EVENTS_MAX = 1000
 MECHANISMS = b"PLAIN AMQPLAIN"
 
@@ -194,14 +195,14 @@ class Session:
                 return
 
     def _hold(self, channel: Channel, event: Event) -> None:
-        """Keep ``event`` until ``channel``'s pending tx.commit-ok has gone out."""
+        """Keep ``event`` until ``channel``'s reply waiting for the store has gone out."""
         assert channel.held is not None
         channel.held.append(event)
         if len(channel.held) == HELD_EVENTS_MAX:
             self.conn.pause_reading(f"held:{channel.number}")
 
     def replay(self, channel: Channel, events: list[Event]) -> None:
-        """Handle the events held while ``channel`` waited for tx.commit-ok (called from
+        """Handle the events held while ``channel`` waited for the store (called from
         the store's commit callback, outside ``data_received``)."""
         self.conn.resume_reading(f"held:{channel.number}")
         if not events:

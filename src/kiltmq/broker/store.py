@@ -11,7 +11,8 @@ survive a restart; a store never drives routing or delivery. The calls:
   expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
 * :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
   the callback runs once everything enqueued so far is safely written. A store that
-  batches writes (group commit) calls it after the batch commits.
+  batches writes (group commit) calls it after the batch commits. Replies to
+  declarations of durable objects wait for it too while :meth:`Store.definitions_pending`.
 * :meth:`Store.recover`: at start, the definitions and messages to rebuild.
 
 :class:`MemoryStore` implements it with no storage at all: nothing is written, nothing is
@@ -140,6 +141,12 @@ class Store:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything reported so far is durable."""
         callback()
+
+    def definitions_pending(self) -> bool:
+        """True while a reported definition (exchange, queue, binding, vhost, user,
+        permission) is not yet durable: replies to declarations then wait for
+        :meth:`after_commit`."""
+        return False
 
     def vhost_removed(self, vhost: str) -> None:
         """A virtual host and everything in it was deleted."""
@@ -713,6 +720,12 @@ class SQLiteStore(Store):
             self._inflight.callbacks.append(callback)
         else:
             callback()
+
+    def definitions_pending(self) -> bool:
+        if self._batch.ops:
+            return True
+        inflight = self._inflight
+        return inflight is not None and bool(inflight.ops)
 
     def vhost_added(self, vhost: str) -> None:
         self._op("INSERT OR IGNORE INTO vhosts (name) VALUES (?)", (vhost,))
