@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 import subprocess
 import sys
@@ -17,8 +18,8 @@ FRAME_METHOD = 1
 FRAME_END = 0xCE
 
 
-def test_version() -> None:
-    assert kiltmq.__version__ == "0.1.0"
+def test_version_matches_the_installed_distribution() -> None:
+    assert kiltmq.__version__ == importlib.metadata.version("kiltmq")
 
 
 def test_cli_version_subprocess() -> None:
