@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import xmlrpc.client
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from kiltstore import samples
 from kiltstore.cli import build_parser, settings_from
 from kiltstore.config import SERVICES, Settings
 from kiltstore.domain import OrderEvent, State
+from kiltstore.services.base import Service
 from kiltstore.services.crm import CRM
 from kiltstore.services.crm_adapter import record_body
 from kiltstore.services.mailbox import Mailbox
@@ -25,6 +27,7 @@ from kiltstore.services.payment_gateway import PaymentGateway, decide
 from kiltstore.translators import translate_crm
 
 TIMEOUT = 20.0
+S = TypeVar("S", bound=Service)
 
 
 @pytest.fixture
@@ -32,34 +35,31 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, port=0, smtp_port=0)
 
 
-@pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
-    service = PaymentGateway(settings)
+@contextlib.asynccontextmanager
+async def running(service: S) -> AsyncIterator[S]:
     await service.start()
     try:
         yield service
     finally:
         await service.stop()
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[PaymentGateway]:
+    async with running(PaymentGateway(settings)) as service:
+        yield service
 
 
 @pytest.fixture
 async def crm(settings: Settings) -> AsyncIterator[CRM]:
-    service = CRM(settings)
-    await service.start()
-    try:
+    async with running(CRM(settings)) as service:
         yield service
-    finally:
-        await service.stop()
 
 
 @pytest.fixture
 async def mailbox(settings: Settings) -> AsyncIterator[Mailbox]:
-    service = Mailbox(settings)
-    await service.start()
-    try:
+    async with running(Mailbox(settings)) as service:
         yield service
-    finally:
-        await service.stop()
 
 
 @pytest.mark.parametrize(
