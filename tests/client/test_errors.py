@@ -26,6 +26,8 @@ from kiltmq import (
     ResourceLocked,
 )
 from kiltmq.client import Channel, Connection
+from kiltmq.protocol import Connection as ProtocolConnection
+from kiltmq.protocol import Event, MethodReceived, ProtocolHeaderReceived, Role, spec
 
 
 async def test_not_found_closes_only_the_channel(
@@ -223,3 +225,77 @@ async def test_missing_virtual_host(amqp_url: str) -> None:
     with pytest.raises(NotAllowed):
         async with asyncio.timeout(15):
             await kiltmq.connect(_with_credentials(amqp_url, "guest", "guest", "no-such-vhost"))
+
+
+class BrokenServer:
+    """A server made of the protocol core that sends a frame with a bad frame-end octet
+    in reply to the protocol header (``stage`` "start", after connection.start) or to
+    channel.open ("open", with the connection open), and records what the client
+    answers after that."""
+
+    BAD_FRAME = b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x0a\x00"  # end octet 0x00
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.replies: list[Event] = []
+        self.done = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        core = ProtocolConnection(Role.SERVER)
+        broken = False
+        try:
+            while not self.done.is_set():
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for event in core.receive_data(data):
+                    if broken:
+                        self.replies.append(event)
+                    elif isinstance(event, ProtocolHeaderReceived):
+                        core.send_method(
+                            0, spec.ConnectionStart(0, 9, {}, b"PLAIN", b"en_US")
+                        )
+                        broken = self.stage == "start"
+                    elif isinstance(event, MethodReceived):
+                        method = event.method
+                        if isinstance(method, spec.ConnectionStartOk):
+                            core.send_method(0, spec.ConnectionTune(2047, 131072, 0))
+                        elif isinstance(method, spec.ConnectionOpen):
+                            core.send_method(0, spec.ConnectionOpenOk())
+                        elif isinstance(method, spec.ChannelOpen):
+                            broken = True
+                    if broken and not self.replies:
+                        core.send_raw(self.BAD_FRAME)
+                writer.write(core.data_to_send())
+        finally:
+            self.done.set()
+            writer.close()
+
+
+@pytest.mark.parametrize("stage", ["start", "open"])
+async def test_broken_frames_from_the_server(stage: str) -> None:
+    broken = BrokenServer(stage)
+    server = await asyncio.start_server(broken.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"amqp://guest:guest@127.0.0.1:{port}/?connection_timeout=5000"
+    try:
+        async with asyncio.timeout(10):
+            if stage == "start":
+                with pytest.raises(ConnectError, match="protocol error during the handshake"):
+                    await kiltmq.connect(url)
+                return
+            conn = await kiltmq.connect(url, recovery=False)
+            with pytest.raises(ConnectionLost):
+                await conn.channel()
+            assert isinstance(await conn.wait_closed(), ConnectionLost)
+            await broken.done.wait()
+        # the client said why it gave up: connection.close 501 FRAME_ERROR
+        closes = [
+            e.method.reply_code
+            for e in broken.replies
+            if isinstance(e, MethodReceived) and isinstance(e.method, spec.ConnectionClose)
+        ]
+        assert closes == [501], broken.replies
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -77,7 +77,13 @@ from kiltmq.protocol.connection import (
     Role,
     negotiate,
 )
-from kiltmq.protocol.errors import AMQPError, ResourceLocked, SoftError, error_for
+from kiltmq.protocol.errors import (
+    AMQPError,
+    LocalProtocolError,
+    ResourceLocked,
+    SoftError,
+    error_for,
+)
 from kiltmq.protocol.spec import Method
 
 __all__ = ["Connection", "ConnectionState", "connect"]
@@ -352,7 +358,9 @@ class Connection:
         return mechanism, response
 
     async def _next_ch0(self) -> Method:
-        while not self._ch0:
+        # a protocol error wins over methods received before it: the connection is
+        # already closing
+        while self._handshake_error is not None or not self._ch0:
             if self._handshake_error is not None:
                 raise self._handshake_error
             waiter = self._ch0_waiter = self.loop.create_future()
@@ -574,7 +582,9 @@ class Connection:
         self._lost_reason = error
         if self._handshaking:
             self._handshake_failed(ConnectError(f"protocol error during the handshake: {error}"))
-        try:
+        # during the handshake, or with a close already under way, the core refuses
+        # connection.close: the socket just closes
+        with contextlib.suppress(LocalProtocolError):
             self._send_method(
                 0,
                 spec.ConnectionClose(
@@ -582,8 +592,6 @@ class Connection:
                 ),
             )
             self._flush()
-        except Exception:
-            pass
         if self._transport is not None:
             self._transport.close()
 
