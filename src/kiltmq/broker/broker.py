@@ -424,7 +424,9 @@ class Broker:
             for stored in recovered.messages:
                 vhost = self.vhosts.get(stored.vhost)
                 if vhost is not None:
-                    vhost.restore_message(stored.queue, stored.message, stored.redelivered)
+                    vhost.restore_message(
+                        stored.queue, stored.message, stored.redelivered, stored.expires_at
+                    )
             if self._default_permissions:
                 # no permissions configured: every user may do everything everywhere,
                 # recovered vhosts included

@@ -26,6 +26,7 @@ when a queue has something that can expire.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -309,6 +310,10 @@ class Queue:
             entry.priority = self._priority_of(message)
         if self._persist and message.persistent:
             self._store.message_enqueued(self.vhost.name, self.name, message)
+            if ttl is not None:  # the deadline survives a restart
+                self._store.message_expires(
+                    self.vhost.name, self.name, message, time.time() + ttl / 1000.0
+                )
         if not self.ready and self.consumers and self._deliver_now(entry):
             return True
         if ttl == 0:
@@ -325,14 +330,25 @@ class Queue:
             self._schedule_ttl(expires)
         return True
 
-    def restore(self, entry: Entry) -> None:
-        """Append a recovered entry (at start, from the store)."""
+    def restore(self, entry: Entry, expires_at: float | None = None) -> None:
+        """Append a recovered entry (at start, from the store). ``expires_at``: its
+        deadline as stored (seconds since the epoch); without one, a message with a TTL
+        starts its countdown again (a store of an older format)."""
         self._seq += 1
         entry.seq = self._seq
+        message = entry.message
         if self.max_priority:
-            entry.priority = self._priority_of(entry.message)
+            entry.priority = self._priority_of(message)
+        if expires_at is not None:
+            entry.expires = self.vhost.now() + (expires_at - time.time())
+        elif self.message_ttl is not None or message.flags & FLAG_EXPIRATION:
+            ttl = self._ttl_of(message)
+            if ttl is not None:
+                entry.expires = self.vhost.now() + ttl / 1000.0
         self.ready.append(entry)
-        self.ready_bytes += entry.message.size
+        self.ready_bytes += message.size
+        if entry.expires is not None:
+            self._schedule_ttl(entry.expires)
 
     def _over_page_limit(self) -> bool:
         limit = self._page_messages

@@ -9,6 +9,8 @@ survive a restart; a store never drives routing or delivery. The calls:
 * :meth:`Store.message_enqueued`: a persistent message (delivery-mode 2) entered a durable
   queue; :meth:`Store.message_removed`: it left that queue for good (acked, dropped,
   expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
+  :meth:`Store.message_expires` follows ``message_enqueued`` for a message with a TTL in
+  that queue: its deadline, kept across a restart.
 * :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
   the callback runs once everything enqueued so far is safely written. A store that
   batches writes (group commit) calls it after the batch commits. Replies to
@@ -79,6 +81,9 @@ class StoredMessage:
     queue: str
     message: Message
     redelivered: bool = False
+    #: When it expires in this queue (seconds since the epoch; None: no TTL, or a store
+    #: that did not record it).
+    expires_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -129,6 +134,11 @@ class Store:
 
     def message_enqueued(self, vhost: str, queue: str, message: Message) -> None:
         """A persistent message entered a durable queue."""
+
+    def message_expires(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        """The persistent message just reported with :meth:`message_enqueued` expires in
+        that queue at ``at`` (seconds since the epoch: per-message TTL or x-message-ttl),
+        so that it keeps its deadline across a restart."""
 
     def message_removed(self, vhost: str, queue: str, message: Message) -> None:
         """A persistent message left a durable queue for good."""
@@ -216,13 +226,21 @@ class MemoryStore(Store):
 # through ``_extra``. Rows of a deleted queue that were not removed one by one (deliveries
 # still unacknowledged when it went) are orphans, deleted at the next start.
 #
+# Expiry: a message with a TTL in a queue (expiration property or x-message-ttl) has its
+# absolute deadline in its row (``expires``, milliseconds since the epoch), so that it
+# expires at the same moment after a restart, as in RabbitMQ.
+#
+# Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
+# An older store is upgraded in place at open, one step per version, each in one
+# transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused.
+#
 # Redelivered flags: after a clean shutdown the broker reported (mark_redelivered) which
 # waiting messages had been delivered before; exactly those come back redelivered. After
 # a crash the store cannot know which messages a consumer saw in the last moments, so
 # every recovered message comes back redelivered=true (a message is never redelivered
 # without the flag).
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "kiltmq.db"
 LOCK_NAME = "kiltmq.lock"
 #: Store keys of messages start here, above any id ``Message`` hands out in a process.
@@ -247,14 +265,21 @@ CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT 
 CREATE TABLE messages (
     pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
-    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
+    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
+    expires INTEGER);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 COMMIT;
 """
+#: Format version -> the statements that turn it into the next one (run in one
+#: transaction with the new user_version).
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE messages ADD COLUMN expires INTEGER;",
+}
 _INSERT = (
-    "INSERT INTO messages (pos, queue_id, key, exchange, routing_key, properties, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages"
+    " (pos, queue_id, key, exchange, routing_key, properties, body, expires)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _DELETE = "DELETE FROM messages WHERE pos = ?"
 _MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
@@ -333,11 +358,13 @@ def _definition_key(kind: str, definition: Definition) -> bytes:
 class _Batch:
     """Changes collected on the loop for one transaction."""
 
-    __slots__ = ("inserts", "deletes", "ops", "delivered", "callbacks")
+    __slots__ = ("inserts", "expires", "deletes", "ops", "delivered", "callbacks")
 
     def __init__(self) -> None:
         #: pos -> (queue id, message): rows to insert
         self.inserts: dict[int, tuple[int, Message]] = {}
+        #: pos -> deadline (ms since the epoch) of rows to insert that expire
+        self.expires: dict[int, int] = {}
         #: pos of rows to delete (written in an earlier batch)
         self.deletes: list[int] = []
         #: other statements, in order (definitions, users, queue ids...)
@@ -524,6 +551,8 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_size_limit = 67108864")
             if version == 0:
                 db.executescript(_SCHEMA)
+            elif version < SCHEMA_VERSION:
+                self._migrate(db, version)
             row = db.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
             self._was_clean = bool(row and row[0])
             # From now on an unclean stop is detectable: the marker is set again by close().
@@ -535,6 +564,20 @@ class SQLiteStore(Store):
             db.close()
             raise self._damaged(exc) from None
         return db
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        """Upgrade a store of an older format in place, one version at a time, each step
+        in one transaction (a failed step leaves the store as it was)."""
+        for old in range(version, SCHEMA_VERSION):
+            try:
+                db.executescript(
+                    f"BEGIN; {_MIGRATIONS[old]} PRAGMA user_version = {old + 1}; COMMIT;"
+                )
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            log.info("store %s: format %d upgraded to %d", self.path, old, old + 1)
 
     def _close_connections(self) -> None:
         for attr in ("_reader", "_db"):
@@ -589,10 +632,14 @@ class SQLiteStore(Store):
             for sql, params in batch.ops:
                 db.execute(sql, params)
             if batch.inserts:
+                expires = batch.expires.get
                 db.executemany(
                     _INSERT,
                     [
-                        (pos, qid, m.id, m.exchange, m.routing_key, m.raw_properties, m.body)
+                        (
+                            pos, qid, m.id, m.exchange, m.routing_key, m.raw_properties,
+                            m.body, expires(pos),
+                        )
                         for pos, (qid, m) in batch.inserts.items()
                     ],
                 )
@@ -810,6 +857,17 @@ class SQLiteStore(Store):
         if not self._scheduled:
             self._schedule()
 
+    def message_expires(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        qid = self._qids.get((vhost, queue))
+        if qid is None or message.id < KEY_BASE or self._db is None:
+            return
+        pos = self._pos_of(qid, message.id)
+        deadline = int(at * 1000)
+        if pos in self._batch.inserts:
+            self._batch.expires[pos] = deadline
+        else:  # written already (not the usual order of calls)
+            self._op("UPDATE messages SET expires = ? WHERE pos = ?", (deadline, pos))
+
     def _pos_of(self, qid: int, key: int) -> int:
         if self._extra:
             return self._extra.get((qid, key), key)
@@ -823,11 +881,14 @@ class SQLiteStore(Store):
         if qid is None:
             return
         pos = self._extra.pop((qid, key), key) if self._extra else key
-        if self._batch.inserts.pop(pos, None) is None:
-            self._batch.deletes.append(pos)
+        batch = self._batch
+        if batch.inserts.pop(pos, None) is None:
+            batch.deletes.append(pos)
             if not self._scheduled:
                 self._schedule()
         else:
+            if batch.expires:
+                batch.expires.pop(pos, None)
             self.rows_skipped += 1
 
     def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
@@ -941,8 +1002,8 @@ class SQLiteStore(Store):
         orphans = 0
         extra = self._extra
         append = recovered.messages.append
-        for pos, qid, key, delivered, size, properties in db.execute(
-            "SELECT pos, queue_id, key, delivered, length(body), properties"
+        for pos, qid, key, delivered, size, properties, expires in db.execute(
+            "SELECT pos, queue_id, key, delivered, length(body), properties, expires"
             " FROM messages ORDER BY pos"
         ):
             where = names.get(qid)
@@ -957,6 +1018,7 @@ class SQLiteStore(Store):
                     where[1],
                     _stub(key, size, properties),
                     crashed or bool(delivered),
+                    None if expires is None else expires / 1000.0,
                 )
             )
         if orphans:

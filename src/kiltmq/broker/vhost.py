@@ -561,8 +561,14 @@ class VirtualHost:
             if source.add_binding(binding):
                 self.incoming.setdefault(dest, {})[(source, binding.key)] = binding
 
-    def restore_message(self, queue_name: str, message: Message, redelivered: bool) -> None:
+    def restore_message(
+        self,
+        queue_name: str,
+        message: Message,
+        redelivered: bool,
+        expires_at: float | None = None,
+    ) -> None:
         queue = self.queues.get(queue_name)
         if queue is None:
             return
-        queue.restore(Entry(message, 0, redelivered))
+        queue.restore(Entry(message, 0, redelivered), expires_at)
