@@ -172,6 +172,7 @@ class Broker:
 
     @property
     def ports(self) -> list[int]:
+        """The ports of every listener, in order (empty until started)."""
         return list(self._ports)
 
     @property
@@ -359,11 +360,13 @@ class Broker:
     # -- connections ----------------------------------------------------------------------
 
     def connection_made(self, conn: ServerConnection) -> None:
+        """Called by a new :class:`ServerConnection` (not part of the embedding API)."""
         self.connections.add(conn)
         if self._alarm:
             conn.session.set_alarm(True, "low on memory")
 
     def connection_lost(self, conn: ServerConnection) -> None:
+        """Called by a :class:`ServerConnection` whose socket closed."""
         self.connections.discard(conn)
 
     # -- resource alarm -------------------------------------------------------------------
