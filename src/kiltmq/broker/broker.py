@@ -48,9 +48,9 @@ class Broker:
 
     ``heartbeat``, ``frame_max`` and ``channel_max`` are proposed in connection.tune.
     ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
-    ``memory_limit``: bytes of ready message bodies above which publishers are blocked
-    (connection.blocked) until it falls below 80% of the limit, None for no limit; checked
-    every ``memory_check_interval`` seconds.
+    ``memory_limit``: bytes of ready message bodies in memory (not those paged out to the
+    store) above which publishers are blocked (connection.blocked) until it falls below 80%
+    of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -375,11 +375,11 @@ class Broker:
     MESSAGE_OVERHEAD = 400
 
     def memory_used(self) -> int:
-        """Estimated bytes taken by messages waiting in queues (bodies plus a fixed
-        overhead per message)."""
+        """Estimated bytes taken by messages waiting in queues (bodies in memory plus a
+        fixed overhead per message; bodies paged out to the store do not count)."""
         overhead = self.MESSAGE_OVERHEAD
         return sum(
-            q.ready_bytes + overhead * len(q.ready)
+            q.ready_bytes - q.paged_bytes + overhead * len(q.ready)
             for v in self.vhosts.values()
             for q in v.queues.values()
         )

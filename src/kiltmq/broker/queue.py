@@ -225,6 +225,9 @@ class Queue:
         self.max_priority: int | None = arguments.get("x-max-priority") if arguments else None
         self.ready: Ready = PriorityReady(self.max_priority) if self.max_priority else deque()
         self.ready_bytes = 0
+        #: Bytes of ready bodies paged out to the store (counted in ``ready_bytes`` but
+        #: not in memory).
+        self.paged_bytes = 0
         self.consumers: list[Consumer] = []
         #: Messages acknowledged (or delivered to a no-ack consumer) since the queue was
         #: created: what tests wait for (see :mod:`kiltmq.testing`).
@@ -323,7 +326,9 @@ class Queue:
         self.ready.append(entry)
         self.ready_bytes += message.size
         if self._paging and message.persistent and self._over_page_limit():
-            entry.message = self._store.page_out(self.vhost.name, self.name, message)
+            entry.message = paged = self._store.page_out(self.vhost.name, self.name, message)
+            if type(paged) is PagedMessage:
+                self.paged_bytes += paged.size
         if self._limited:
             self._enforce_limits()
         if expires is not None and (self._ttl_timer is None or expires < self._ttl_at):
@@ -347,6 +352,8 @@ class Queue:
                 entry.expires = self.vhost.now() + ttl / 1000.0
         self.ready.append(entry)
         self.ready_bytes += message.size
+        if type(message) is PagedMessage:
+            self.paged_bytes += message.size
         if entry.expires is not None:
             self._schedule_ttl(entry.expires)
 
@@ -366,6 +373,7 @@ class Queue:
                 batch.append(other)
         loaded = self._store.load(self.vhost.name, self.name, [e.message for e in batch])
         for paged, message in zip(batch, loaded, strict=True):
+            self.paged_bytes -= paged.message.size
             paged.message = message
 
     def _priority_of(self, message: Message) -> int:
@@ -561,9 +569,11 @@ class Queue:
 
     def _dead_letter(self, entry: Entry, reason: str) -> None:
         message = entry.message
-        if self.dead_letter_exchange is not None and type(message) is PagedMessage:
-            (message,) = self._store.load(self.vhost.name, self.name, [message])
-            entry.message = message
+        if type(message) is PagedMessage:  # it left ready without being read back
+            self.paged_bytes -= message.size
+            if self.dead_letter_exchange is not None:
+                (message,) = self._store.load(self.vhost.name, self.name, [message])
+                entry.message = message
         if self._persist and message.persistent and not self.deleted:
             self._store.message_removed(self.vhost.name, self.name, message)
         if self.dead_letter_exchange is not None:
@@ -628,6 +638,7 @@ class Queue:
                 self._store.queue_purged(self.vhost.name, self.name, persistent)
         self.ready.clear()
         self.ready_bytes = 0
+        self.paged_bytes = 0
         self._cancel_ttl()
         return count
 
@@ -642,6 +653,7 @@ class Queue:
         self.deleted = True
         self.ready.clear()
         self.ready_bytes = 0
+        self.paged_bytes = 0
         self._cancel_ttl()
         self._cancel_expiry()
         consumers, self.consumers = self.consumers, []
