@@ -370,6 +370,31 @@ async def qos_prefetch_one_two_consumers(ctx: Context) -> None:
     await pub.call(QueueDeclare(queue=q, passive=True))
 
 
+@scenario(
+    E("queue.declare-ok", queue="b", message_count=2, consumer_count=1),
+    E("basic.deliver", consumer_tag="cb", body="b0"),
+)
+async def qos_global_credit_moves_between_queues(ctx: Context) -> None:
+    conn = await ctx.connect()
+    pub = await conn.channel()
+    qa, qb = ctx.q("a"), ctx.q("b")
+    for q in (qa, qb):
+        await pub.call(QueueDeclare(queue=q, exclusive=True))
+    await pub.call(spec.ConfirmSelect())
+    pub.publish("", qa, "a0")
+    pub.publish("", qb, "b0")
+    pub.publish("", qb, "b1")
+    await pub.settle()
+    ch = await conn.channel()
+    await ch.call(spec.BasicQos(prefetch_count=1, global_=True))
+    await ch.call(spec.BasicConsume(queue=qa, consumer_tag="ca"))
+    await ch.receive()  # a0 takes the channel's only credit
+    await ch.call(spec.BasicConsume(queue=qb, consumer_tag="cb"))
+    await pub.call(QueueDeclare(queue=qb, passive=True))  # nothing taken from b yet
+    ch.send(spec.BasicAck(delivery_tag=1))  # a is empty now; b may use the credit
+    await ch.receive()
+
+
 @scenario(E("connection.close", reply_code=530, class_id=60, method_id=20))
 async def consume_duplicate_tag(ctx: Context) -> None:
     ch = await ctx.channel()
@@ -482,6 +507,31 @@ async def tx_acks(ctx: Context) -> None:
     await setup.call(QueueDeclare(queue=q, passive=True))
     await tx.close()
     await setup.call(QueueDeclare(queue=q, passive=True))
+
+
+@scenario(
+    E("basic.get-ok", body="a", redelivered=True, message_count=1),
+    E("basic.get-ok", body="b", redelivered=True, message_count=0),
+)
+async def tx_settlements_rolled_back_on_close(ctx: Context) -> None:
+    conn = await ctx.connect()
+    q = ctx.q("q")
+    setup = await conn.channel()
+    await setup.call(QueueDeclare(queue=q, exclusive=True))
+    await setup.call(spec.ConfirmSelect())
+    setup.publish("", q, "a")
+    setup.publish("", q, "b")
+    await setup.settle()
+    tx = await conn.channel()
+    await tx.call(spec.TxSelect())
+    await tx.get(q)
+    await tx.get(q)
+    tx.send(spec.BasicAck(delivery_tag=1))
+    tx.send(spec.BasicReject(delivery_tag=2, requeue=False))
+    await tx.close()
+    # never committed: both deliveries are back in the queue, redelivered
+    await setup.get(q)
+    await setup.get(q)
 
 
 @scenario(E("channel.close", reply_code=406, class_id=90, method_id=10))
