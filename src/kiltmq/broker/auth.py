@@ -111,6 +111,15 @@ class AuthDB:
             _compile(pattern)
         self.permissions[(user, vhost)] = Permission(configure, write, read)
 
+    def remove_user(self, name: str) -> None:
+        """Forget user ``name`` and their permissions."""
+        self.users.pop(name, None)
+        for key in [k for k in self.permissions if k[0] == name]:
+            del self.permissions[key]
+
+    def clear_permission(self, user: str, vhost: str) -> None:
+        self.permissions.pop((user, vhost), None)
+
     def authenticate(self, username: str, password: str) -> User | None:
         """The user if ``password`` is right, else None."""
         user = self.users.get(username)

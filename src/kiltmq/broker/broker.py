@@ -18,12 +18,15 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.server import ServerConnection
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
@@ -55,7 +58,16 @@ class Broker:
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
     runs). ``store``: another :class:`~kiltmq.broker.store.Store`. With neither the broker
-    is memory-only: nothing survives a restart.
+    is memory-only: nothing survives a restart. On a store that was written before,
+    the defaults (the user guest/guest, the vhost ``/``, "everyone may do everything")
+    are not applied again: as RabbitMQ's default user and vhost they are for a new store
+    only, so that what ``kiltmq ctl`` changed stays changed. Configured users, vhosts and
+    permissions are applied at every start.
+
+    ``ctl_socket``: the path of a control socket for ``kiltmq ctl`` (see
+    :mod:`kiltmq.broker.control`), or True for the default place (``ctl.sock`` in the
+    data directory, else ``kiltmq-<port>.sock`` in the runtime directory; a failure
+    there is logged, not raised). None (default): no control socket.
     """
 
     def __init__(
@@ -77,6 +89,7 @@ class Broker:
         store: Store | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
+        ctl_socket: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -87,6 +100,12 @@ class Broker:
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
         self.cluster_name = cluster_name
+        self.ctl_socket = ctl_socket
+        self._control: ControlServer | None = None
+        self._started_at: float | None = None
+        # what was configured rather than defaulted (see _recover)
+        self._implicit_users = users is None
+        self._implicit_vhosts = vhosts is None
         if store is None:
             store = SQLiteStore(data_dir) if data_dir is not None else MemoryStore()
         self.store: Store = store
@@ -105,6 +124,8 @@ class Broker:
         else:
             for user in users:
                 self.auth.add_user(user)
+        #: Users given to the constructor (the default guest too, on a new store).
+        self._configured_users = set(self.auth.users)
         self.vhosts: dict[str, VirtualHost] = {}
         for name in vhosts if vhosts is not None else ["/"]:
             self.add_vhost(name)
@@ -191,6 +212,11 @@ class Broker:
             credentials = f"{quote(name, safe='')}:{quote(self._passwords[name], safe='')}@"
         return f"amqp://{credentials}{host}:{self.port}/"
 
+    @property
+    def ctl_path(self) -> Path | None:
+        """The path of the control socket while it is open, else None."""
+        return self._control.path if self._control is not None else None
+
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -225,8 +251,30 @@ class Broker:
             self._ports.clear()
             self.store.close()
             raise
+        self._started_at = time.monotonic()
+        await self._open_control()
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
+
+    async def _open_control(self) -> None:
+        option = self.ctl_socket
+        if option is None or option is False:
+            return
+        if option is True:
+            data_dir = self.store.data_dir if isinstance(self.store, SQLiteStore) else None
+            path = default_socket_path(data_dir, self.port)
+        else:
+            path = Path(option)
+        control = ControlServer(self, path)
+        try:
+            await control.start()
+        except ControlError as exc:
+            if option is not True:
+                await self.stop()
+                raise
+            log.warning("%s; kiltmq ctl cannot reach this broker", exc)
+            return
+        self._control = control
 
     async def stop(self) -> None:
         """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
@@ -235,6 +283,9 @@ class Broker:
             return
         for server in self._servers:
             server.close()
+        control, self._control = self._control, None
+        if control is not None:
+            await control.stop()
         if self._alarm_timer is not None:
             self._alarm_timer.cancel()
             self._alarm_timer = None
@@ -384,6 +435,23 @@ class Broker:
             for q in v.queues.values()
         )
 
+    @property
+    def alarm(self) -> bool:
+        """Whether publishers are blocked by the memory limit."""
+        return self._alarm
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since :meth:`start` (0 before)."""
+        return time.monotonic() - self._started_at if self._started_at is not None else 0.0
+
+    def default_grantees(self) -> list[str]:
+        """The users a new vhost is opened to: with no permissions configured, the
+        configured users that still exist (as at start); else nobody."""
+        if not self._default_permissions:
+            return []
+        return sorted(u for u in self._configured_users if u in self.auth.users)
+
     def set_alarm(self, active: bool, reason: str = "low on memory") -> None:
         """Block or unblock publishers on every connection (connection.blocked)."""
         if active == self._alarm:
@@ -414,6 +482,19 @@ class Broker:
         if not self._recovered:
             self._recovered = True
             auth = self.auth
+            if recovered.vhosts or recovered.users:  # a store written before
+                # the defaults were applied at its first start; since then the stored
+                # users, vhosts and permissions are the truth (kiltmq ctl changes them)
+                if self._implicit_users:
+                    self._configured_users.clear()
+                    auth.users.clear()
+                    if self._default_permissions:
+                        auth.permissions.clear()
+                if self._implicit_vhosts:
+                    for name in [n for n in self.vhosts if n not in recovered.vhosts]:
+                        del self.vhosts[name]
+                        for key in [k for k in auth.permissions if k[1] == name]:
+                            del auth.permissions[key]
             for name in recovered.vhosts:
                 self.add_vhost(name)
             for user in recovered.users:
@@ -431,9 +512,9 @@ class Broker:
                         stored.queue, stored.message, stored.redelivered, stored.expires_at
                     )
             if self._default_permissions:
-                # no permissions configured: every user may do everything everywhere,
-                # recovered vhosts included
-                for user_name in auth.users:
+                # no permissions configured: every configured user may do everything
+                # everywhere, recovered vhosts included
+                for user_name in self._configured_users:
                     for vhost_name in self.vhosts:
                         if (user_name, vhost_name) not in auth.permissions:
                             auth.set_permission(user_name, vhost_name)

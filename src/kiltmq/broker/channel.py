@@ -41,6 +41,7 @@ from kiltmq.protocol.frames import content_frames
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kiltmq.broker.auth import Permission
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.session import Session
     from kiltmq.protocol.connection import Event
@@ -188,6 +189,11 @@ class Channel:
         if self._acks or self._nacks:
             self.flush_confirms()
         self.out.send_method(self.number, method)
+
+    def set_permission(self, permission: Permission | None) -> None:
+        """Check ``permission`` from now on (see :meth:`Session.set_permission`)."""
+        self.permission = permission
+        self._pub_name = None  # the publish cache holds an exchange checked already
 
     def _check(self, action: str, kind: str, name: str) -> None:
         permission = self.permission

@@ -485,6 +485,14 @@ class Session:
                 queue.vhost.delete_queue(queue)
         self._exclusive.clear()
 
+    def set_permission(self, permission: Permission | None) -> None:
+        """The user's permissions in this connection's vhost changed (``kiltmq ctl``):
+        every channel checks the new ones from its next operation on (None: nothing is
+        allowed any more)."""
+        self.permission = permission
+        for channel in self.channels.values():
+            channel.set_permission(permission)
+
     # -- memory alarm ---------------------------------------------------------------------
 
     def set_alarm(self, active: bool, reason: str = "") -> None:
