@@ -24,6 +24,10 @@ loopback. Stop it with Ctrl-C or SIGTERM; clients get connection.close 320.
 Durable exchanges, queues and bindings, vhosts, users, permissions and persistent messages
 in durable queues are kept in --data-dir (default $XDG_DATA_HOME/kiltmq, or
 ~/.local/share/kiltmq), which the broker locks while it runs. --memory-only keeps nothing.
+
+`kiltmq ctl` administers the running broker through a control socket only its OS user can
+use: ctl.sock in the data directory, or for --memory-only kiltmq-<port>.sock in
+$XDG_RUNTIME_DIR (else the temporary directory); --ctl-socket puts it elsewhere.
 """
 
 
@@ -78,6 +82,19 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         "--config",
         default=None,
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
+    )
+    ctl = parser.add_mutually_exclusive_group()
+    ctl.add_argument(
+        "--ctl-socket",
+        default=None,
+        metavar="PATH",
+        help="control socket for kiltmq ctl (default: DATA_DIR/ctl.sock, or with "
+        "--memory-only kiltmq-PORT.sock in $XDG_RUNTIME_DIR or the temporary directory)",
+    )
+    ctl.add_argument(
+        "--no-ctl-socket",
+        action="store_true",
+        help="open no control socket (kiltmq ctl cannot reach this broker)",
     )
     parser.add_argument(
         "--uvloop",
@@ -152,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         kwargs["memory_limit"] = args.memory_limit or None
     elif "memory_limit" not in kwargs:
         kwargs["memory_limit"] = _default_memory_limit()
+    if not args.no_ctl_socket:
+        kwargs["ctl_socket"] = args.ctl_socket or True
     try:
         broker = Broker(listeners[0][0], listeners[0][1], listeners=listeners[1:], **kwargs)
     except (re.error, ValueError, TypeError) as exc:
@@ -167,11 +186,12 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(broker: Any) -> int:
     loop = asyncio.get_running_loop()
+    from kiltmq.broker.control import ControlError
     from kiltmq.broker.store import StoreError
 
     try:
         await broker.start()
-    except StoreError as exc:
+    except (StoreError, ControlError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         where = ", ".join(_address(h, p) for h, p in broker.listeners)

@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "kiltmq.cli.demo",
     "publish": "kiltmq.cli.publish",
     "consume": "kiltmq.cli.consume",
+    "ctl": "kiltmq.cli.ctl",
 }
 
 

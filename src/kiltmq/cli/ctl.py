@@ -1,0 +1,447 @@
+"""``kiltmq ctl``: administer a running kiltmq broker, as ``rabbitmqctl`` does RabbitMQ.
+
+It talks to the broker's control socket (:mod:`kiltmq.broker.control`): one JSON request
+line, one JSON response line. Output is an aligned text table (``--json``: the broker's
+answer as JSON); errors are one line on standard error with exit status 1, or 69 when no
+broker answers at the socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kiltmq.cli.main import SubParsers
+
+DESCRIPTION = """\
+Administer a running kiltmq broker through its control socket (a Unix socket only the
+broker's OS user can use): list and change vhosts, users, permissions, queues and
+connections.
+
+The socket is found with --socket PATH, --data-dir DIR (DIR/ctl.sock), --port N (a
+--memory-only broker's kiltmq-N.sock in $XDG_RUNTIME_DIR or the temporary directory), or
+by default in the default data directory, else for a memory-only broker on port 5672.
+
+Exit status: 0 done, 1 the broker refused (no such queue, ...), 2 bad usage, 69 no broker
+answered at the socket.
+"""
+
+#: Exit status when no broker answers (sysexits' EX_UNAVAILABLE, as rabbitmqctl).
+EXIT_UNAVAILABLE = 69
+DEFAULT_TIMEOUT = 30.0
+
+
+class CtlError(Exception):
+    """A failure to report on one line; ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted before and after the command name (after it they must not
+    reset what was given before: their defaults are suppressed there)."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    where = parser.add_argument_group("finding the broker")
+    where.add_argument("--socket", default=default, metavar="PATH",
+                       help="the broker's control socket")
+    where.add_argument("--data-dir", default=default, metavar="DIR",
+                       help="the broker's data directory (its socket is DIR/ctl.sock)")
+    where.add_argument("--port", type=int, default=default, metavar="N",
+                       help="the AMQP port of a memory-only broker (finds kiltmq-N.sock)")
+    where.add_argument("--timeout", type=float,
+                       default=argparse.SUPPRESS if suppress else DEFAULT_TIMEOUT,
+                       metavar="SECONDS",
+                       help=f"how long to wait for the broker (default {DEFAULT_TIMEOUT:g})")
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="print the broker's answer as JSON")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="no table header and no confirmation lines")
+
+
+def _vhost_option(parser: argparse.ArgumentParser, default: str | None = "/") -> None:
+    parser.add_argument("-p", "--vhost", default=default, metavar="VHOST",
+                        help="virtual host" + (f" (default {default})" if default else
+                                               " (default: every vhost)"))
+
+
+#: Command name -> (help, function adding its arguments).
+def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]]:
+    def nothing(p: argparse.ArgumentParser) -> None:
+        pass
+
+    def vhost_only(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+
+    def name(what: str) -> Callable[[argparse.ArgumentParser], None]:
+        def add(p: argparse.ArgumentParser) -> None:
+            p.add_argument("name", metavar=what.upper())
+
+        return add
+
+    def user_password(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("password", metavar="PASSWORD", nargs="?",
+                       help="(default: read from standard input)")
+
+    def set_permissions(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("user", metavar="USER")
+        p.add_argument("configure", metavar="CONF", help="regex of configurable resources")
+        p.add_argument("write", metavar="WRITE", help="regex of writable resources")
+        p.add_argument("read", metavar="READ", help="regex of readable resources")
+
+    def clear_permissions(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("user", metavar="USER")
+
+    def list_connections(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p, None)
+
+    def close_connection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("connection", metavar="NAME_OR_PEER",
+                       help="the client's connection name or its host:port")
+        p.add_argument("reason", metavar="REASON", help="told to the client")
+
+    def queue(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("name", metavar="QUEUE")
+
+    def delete_queue(p: argparse.ArgumentParser) -> None:
+        queue(p)
+        p.add_argument("--if-empty", action="store_true", help="only if it has no messages")
+        p.add_argument("--if-unused", action="store_true", help="only if it has no consumers")
+
+    return {
+        "status": ("the broker: version, uptime, listeners, counts, memory", nothing),
+        "list_vhosts": ("virtual hosts", nothing),
+        "add_vhost": ("create a virtual host", name("vhost")),
+        "delete_vhost": ("delete a virtual host with its queues and exchanges", name("vhost")),
+        "list_users": ("users and their tags", nothing),
+        "add_user": ("create a user (with no permissions)", user_password),
+        "delete_user": ("delete a user (their connections are closed)", name("user")),
+        "change_password": ("set a user's password", user_password),
+        "set_permissions": ("set a user's permissions in a vhost", set_permissions),
+        "clear_permissions": ("remove a user's permissions in a vhost", clear_permissions),
+        "list_permissions": ("permissions in a vhost", vhost_only),
+        "list_exchanges": ("exchanges of a vhost", vhost_only),
+        "list_queues": ("queues of a vhost with their message counts", vhost_only),
+        "list_bindings": ("bindings of a vhost", vhost_only),
+        "list_connections": ("client connections", list_connections),
+        "list_consumers": ("consumers of a vhost's queues", vhost_only),
+        "close_connection": ("close client connections (320 CONNECTION_FORCED)",
+                             close_connection),
+        "purge_queue": ("drop a queue's ready messages", queue),
+        "delete_queue": ("delete a queue", delete_queue),
+    }
+
+
+def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "ctl",
+        help="administer a running kiltmq broker (like rabbitmqctl)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _connection_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="ctl_command", metavar="COMMAND")
+    for command, (help_text, add_arguments) in _commands().items():
+        sub = commands.add_parser(command, help=help_text, description=help_text + ".")
+        add_arguments(sub)
+        _connection_options(sub, suppress=True)
+    return parser
+
+
+# -- talking to the broker -----------------------------------------------------------------
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    """The control socket the options name (see DESCRIPTION)."""
+    from kiltmq.broker.control import CTL_SOCKET_NAME, default_socket_path
+    from kiltmq.broker.store import default_data_dir
+
+    if args.socket:
+        return Path(args.socket)
+    if args.data_dir:
+        return Path(args.data_dir) / CTL_SOCKET_NAME
+    if args.port is not None:
+        return default_socket_path(None, args.port)
+    in_data_dir = default_data_dir() / CTL_SOCKET_NAME
+    memory_only = default_socket_path(None, 5672)
+    if not in_data_dir.exists() and memory_only.exists():
+        return memory_only
+    return in_data_dir
+
+
+def request(path: Path, command: str, arguments: dict[str, Any], timeout: float) -> Any:
+    """Send one request to the broker at ``path``; its result, or CtlError."""
+    unreachable = CtlError(
+        f"no broker is listening at {path} (is it running? --socket/--data-dir)",
+        EXIT_UNAVAILABLE,
+    )
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise unreachable from None
+    if info.st_uid != os.geteuid():
+        # not the broker's user: the socket refuses us anyway, and it might not even be
+        # a broker's (a shared temporary directory)
+        raise CtlError(
+            f"{path} belongs to another user: run kiltmq ctl as the broker's user",
+            EXIT_UNAVAILABLE,
+        )
+    line = json.dumps({"command": command, "args": arguments}).encode() + b"\n"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            raise unreachable from None
+        except PermissionError:
+            raise CtlError(
+                f"permission denied for {path}: run kiltmq ctl as the broker's user",
+                EXIT_UNAVAILABLE,
+            ) from None
+        except OSError as exc:
+            raise CtlError(f"cannot connect to {path}: {exc.strerror or exc}",
+                           EXIT_UNAVAILABLE) from None
+        try:
+            sock.sendall(line)
+            answer = _read_line(sock)
+        except TimeoutError:
+            raise CtlError(f"the broker at {path} did not answer within {timeout:g} s",
+                           EXIT_UNAVAILABLE) from None
+        except OSError as exc:
+            raise CtlError(f"lost the broker at {path}: {exc.strerror or exc}",
+                           EXIT_UNAVAILABLE) from None
+    try:
+        response = json.loads(answer)
+    except ValueError:
+        raise CtlError(f"{path} did not answer as a kiltmq broker does",
+                       EXIT_UNAVAILABLE) from None
+    if not isinstance(response, dict) or "ok" not in response:
+        raise CtlError(f"{path} did not answer as a kiltmq broker does", EXIT_UNAVAILABLE)
+    if not response["ok"]:
+        raise CtlError(str(response.get("error", "the broker refused")))
+    return response.get("result")
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the connection was closed")
+        end = chunk.find(b"\n")
+        if end >= 0:
+            chunks.append(chunk[:end])
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, header: bool = True) -> str:
+    """``rows`` as an aligned text table of ``columns`` (cells separated by two spaces,
+    the last column not padded)."""
+    lines = [[_cell(row.get(c)) for c in columns] for row in rows]
+    if header:
+        lines.insert(0, list(columns))
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    out = []
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
+        cells[-1] = line[-1]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+#: Columns of the text tables of the list commands.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "list_vhosts": ("name",),
+    "list_users": ("user", "tags"),
+    "list_permissions": ("user", "configure", "write", "read"),
+    "list_exchanges": ("name", "type", "durable", "auto_delete", "internal"),
+    "list_queues": (
+        "name", "messages", "messages_ready", "messages_unacknowledged", "consumers",
+        "durable", "auto_delete", "exclusive",
+    ),
+    "list_bindings": (
+        "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
+    ),
+    "list_connections": ("name", "peer", "user", "vhost", "channels"),
+    "list_consumers": (
+        "queue_name", "consumer_tag", "connection", "channel", "ack_required",
+        "prefetch_count", "exclusive",
+    ),
+}
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if days or hours:
+        parts.append(f"{hours} h")
+    if days or hours or minutes:
+        parts.append(f"{minutes} min")
+    parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    limit = status.get("memory_limit")
+    memory = f"{_size(status.get('queued_bytes'))} in queued messages"
+    memory += f" (limit {_size(limit)})" if limit else " (no limit)"
+    memory += f", process {_size(status.get('process_memory'))}"
+    items = [
+        ("version", f"kiltmq {status.get('version')} on Python {status.get('python')}"),
+        ("pid", status.get("pid")),
+        ("uptime", _duration(float(status.get("uptime") or 0))),
+        ("listeners", ", ".join(status.get("listeners") or [])),
+        ("connections", status.get("connections")),
+        ("channels", status.get("channels")),
+        ("vhosts", status.get("vhosts")),
+        ("queues", status.get("queues")),
+        ("messages", status.get("messages")),
+        ("memory", memory),
+        ("memory alarm", "publishers blocked" if status.get("memory_alarm") else "none"),
+        ("data dir", status.get("data_dir") or "none (memory-only)"),
+        ("ctl socket", status.get("ctl_socket")),
+    ]
+    width = max(len(key) for key, _ in items) + 1
+    return "".join(f"{(key + ':').ljust(width)} {value}\n" for key, value in items)
+
+
+def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | None:
+    vhost = getattr(args, "vhost", None)
+    name = getattr(args, "name", None)
+    if command == "add_vhost":
+        return f"vhost '{name}' added" if result.get("created") else f"vhost '{name}' exists"
+    if command == "delete_vhost":
+        return f"vhost '{name}' deleted"
+    if command == "add_user":
+        return f"user '{name}' added"
+    if command == "delete_user":
+        closed = result.get("connections_closed", 0)
+        return f"user '{name}' deleted" + (f", {closed} connection(s) closed" if closed else "")
+    if command == "change_password":
+        return f"password of user '{name}' changed"
+    if command == "set_permissions":
+        return f"permissions of user '{args.user}' in vhost '{vhost}' set"
+    if command == "clear_permissions":
+        return f"permissions of user '{args.user}' in vhost '{vhost}' cleared"
+    if command == "close_connection":
+        return "\n".join(
+            f"closed connection {c['peer']}" + (f" ({c['name']})" if c.get("name") else "")
+            for c in result
+        )
+    if command == "purge_queue":
+        return f"purged {result['messages']} message(s) from queue '{name}' in vhost '{vhost}'"
+    if command == "delete_queue":
+        return (
+            f"deleted queue '{name}' in vhost '{vhost}' with {result['messages']} message(s)"
+        )
+    return None
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise CtlError("no password given (as an argument or on standard input)")
+    return line.rstrip("\r\n")
+
+
+def _arguments(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The request's arguments from the parsed command line."""
+    skip = {"socket", "data_dir", "port", "timeout", "json", "quiet", "command", "ctl_command",
+            "_run"}
+    arguments = {k: v for k, v in vars(args).items() if k not in skip}
+    if command in ("add_user", "change_password") and arguments.get("password") is None:
+        arguments["password"] = _read_password()
+    if command == "list_connections" and arguments.get("vhost") is None:
+        arguments.pop("vhost", None)
+    return arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.ctl_command
+    if command is None:
+        print("kiltmq ctl: a command is needed (kiltmq ctl --help lists them)", file=sys.stderr)
+        return 2
+    try:
+        path = socket_path(args)
+        result = request(path, command, _arguments(command, args), args.timeout)
+    except CtlError as exc:
+        print(f"kiltmq ctl: {exc}", file=sys.stderr)
+        return exc.status
+    with contextlib.suppress(BrokenPipeError):
+        _print(command, args, result)
+    return 0
+
+
+def _print(command: str, args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        json.dump(result, sys.stdout, indent=2 if command == "status" else None)
+        sys.stdout.write("\n")
+        return
+    if command == "status":
+        sys.stdout.write(format_status(result))
+        return
+    columns = COLUMNS.get(command)
+    if columns is not None:
+        sys.stdout.write(table(result, columns, header=not args.quiet))
+        return
+    line = _confirmation(command, args, result)
+    if line and not args.quiet:
+        print(line)
