@@ -446,9 +446,9 @@ class Admin:
     ) -> list[ConnectionInfo]:
         """Close ``connections`` from the server side, as ``rabbitmqctl
         close_connection``: connection.close with ``reply_code`` and ``reply_text``
-        ("CONNECTION_FORCED - " put in front for 320 if missing), their channels closed and
-        unacknowledged messages requeued; a client that does not answer with close-ok
-        within 3 s is disconnected. Returns what was closed."""
+        (given "NAME - " in front if it lacks it, e.g. "CONNECTION_FORCED - "), their
+        channels closed and unacknowledged messages requeued; a client that does not
+        answer with close-ok within 3 s is disconnected. Returns what was closed."""
         closed = []
         for conn in list(connections):
             closed.append(self.connection_info(conn))

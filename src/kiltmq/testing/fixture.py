@@ -39,13 +39,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 from kiltmq.broker import Broker
+from kiltmq.broker.admin import (
+    Admin,
+    BindingInfo,
+    ConnectionInfo,
+    ConsumerInfo,
+    ExchangeInfo,
+)
 from kiltmq.broker.message import Message
 from kiltmq.broker.store import PagedMessage
-from kiltmq.protocol.errors import error_for
 from kiltmq.protocol.spec import BasicProperties
 
 if TYPE_CHECKING:
-    from kiltmq.broker.channel import Channel
     from kiltmq.broker.queue import Consumer, Entry, Queue
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
@@ -113,51 +118,6 @@ class MessageInfo:
 
 
 @dataclass(frozen=True)
-class ConnectionInfo:
-    """A client connection as the broker sees it (open, not closing)."""
-
-    #: The client's ``connection_name`` client property (None when it gave none).
-    name: str | None
-    user: str
-    vhost: str
-    #: The client's address, "host:port".
-    peer: str
-    #: Open channels.
-    channels: int
-    client_properties: dict[str, Any] = field(repr=False)
-
-    @property
-    def product(self) -> str | None:
-        """The client library's ``product`` client property (``"pika"``, ...)."""
-        product = self.client_properties.get("product")
-        if isinstance(product, bytes):
-            product = product.decode(errors="replace")
-        return product if isinstance(product, str) else None
-
-
-@dataclass(frozen=True)
-class ConsumerInfo:
-    """A consumer (basic.consume) of a queue."""
-
-    tag: str
-    queue: str
-    #: The channel number on its connection.
-    channel: int
-    connection: ConnectionInfo
-    no_ack: bool
-    exclusive: bool
-    #: basic.qos prefetch_count of this consumer (global=false; 0: no limit).
-    prefetch: int
-    #: basic.qos prefetch_count shared by the channel's consumers (global=true; 0: none).
-    channel_prefetch: int
-    #: Messages delivered to it and not yet acknowledged.
-    unacked: int
-    #: x-priority.
-    priority: int
-    arguments: dict[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
 class QueueInfo:
     """A queue: its ready messages, unacknowledged deliveries and consumers."""
 
@@ -202,28 +162,6 @@ class QueueInfo:
         return [m.body for m in self.messages]
 
 
-@dataclass(frozen=True)
-class BindingInfo:
-    source: str
-    destination: str
-    #: "queue" or "exchange".
-    destination_type: str
-    routing_key: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ExchangeInfo:
-    name: str
-    type: str
-    durable: bool
-    auto_delete: bool
-    internal: bool
-    arguments: dict[str, Any]
-    #: Bindings with this exchange as their source.
-    bindings: tuple[BindingInfo, ...]
-
-
 # -- the fixture -------------------------------------------------------------------------
 
 
@@ -239,6 +177,7 @@ class BrokerFixture:
         self.broker = broker
         self.vhost = vhost
         self._owned = owned
+        self._admin = Admin(broker)
         self._loop = cast(asyncio.AbstractEventLoop, broker.call_in_loop(asyncio.get_running_loop))
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -278,14 +217,10 @@ class BrokerFixture:
         every user) do everything in it, and return a fixture bound to it."""
 
         def add() -> None:
-            broker = self.broker
-            if name in broker.vhosts:
+            if name in self.broker.vhosts:
                 raise ValueError(f"vhost {name!r} exists")
-            broker.add_vhost(name)
-            broker.store.vhost_added(name)
-            for user in users if users is not None else list(broker.auth.users):
-                broker.auth.set_permission(user, name)
-                broker.store.permission_set(user, name, ".*", ".*", ".*")
+            grant = list(users) if users is not None else list(self.broker.auth.users)
+            self._admin.add_vhost(name, users=grant)
 
         self._call(add)
         return BrokerFixture(self.broker, name)
@@ -379,22 +314,7 @@ class BrokerFixture:
         return vhost.queues.get(name) if vhost is not None else None
 
     def _unacked_entries(self, queue: Queue) -> list[Entry]:
-        entries: list[Entry] = []
-        for conn in list(self.broker.connections):
-            session = conn.session
-            if session is None or session.vhost is not queue.vhost:
-                continue
-            for channel in session.channels.values():
-                for owner, entry, _consumer in channel.unacked.values():
-                    if owner is queue:
-                        entries.append(entry)
-                tx = channel.tx
-                if tx is not None:  # settled inside an open transaction: not yet
-                    for _kind, records in tx.settles:
-                        for _tag, (owner, entry, _consumer) in records:
-                            if owner is queue:
-                                entries.append(entry)
-        return entries
+        return self._admin.unacked_entries(queue)
 
     def _message_info(self, queue: Queue, entry: Entry) -> MessageInfo:
         message = entry.message
@@ -429,57 +349,19 @@ class BrokerFixture:
             acked=queue.acked,
         )
 
-    @staticmethod
-    def _connection_info(conn: ServerConnection) -> ConnectionInfo:
-        session = conn.session
-        props = dict(session.client_properties)
-        name = props.get("connection_name")
-        if isinstance(name, bytes):
-            name = name.decode(errors="replace")
-        return ConnectionInfo(
-            name=name if isinstance(name, str) else None,
-            user=session.username,
-            vhost=session.vhost.name if session.vhost is not None else "",
-            peer=session.peer_name,
-            channels=len(session.channels),
-            client_properties=props,
-        )
+    def _connection_info(self, conn: ServerConnection) -> ConnectionInfo:
+        return self._admin.connection_info(conn)
 
     def _consumer_info(self, consumer: Consumer) -> ConsumerInfo:
-        channel = cast("Channel", consumer.channel)
-        return ConsumerInfo(
-            tag=consumer.tag,
-            queue=consumer.queue.name,
-            channel=channel.number,
-            connection=self._connection_info(channel.session.conn),
-            no_ack=consumer.no_ack,
-            exclusive=consumer.exclusive,
-            prefetch=consumer.prefetch,
-            channel_prefetch=channel.prefetch_global,
-            unacked=consumer.unacked,
-            priority=consumer.priority,
-            arguments=dict(consumer.arguments or {}),
-        )
+        return self._admin.consumer_info(consumer)
 
     def _matching(
         self, name: str | None, user: str | None, vhost: VhostFilter
     ) -> list[ServerConnection]:
         if vhost is OWN_VHOST:
             vhost = self.vhost
-        found = []
-        for conn in self.broker.connections:
-            session = conn.session
-            if session is None or not session.opened or session.closing or conn.closed:
-                continue
-            if vhost is not None and session.vhost.name != vhost:
-                continue
-            if user is not None and session.username != user:
-                continue
-            if name is not None and session.client_properties.get("connection_name") != name:
-                continue
-            found.append(conn)
-        found.sort(key=lambda c: c.session.peer_name)
-        return found
+        assert not isinstance(vhost, _Own)
+        return self._admin.open_connections(name=name, user=user, vhost=vhost)
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -510,25 +392,7 @@ class BrokerFixture:
             exchange = self._vhost().exchanges.get(name)
             if exchange is None:
                 raise LookupError(f"no exchange '{name}' in vhost '{self.vhost}'")
-            bindings = tuple(
-                BindingInfo(
-                    source=b.source.name,
-                    destination=b.destination.name,
-                    destination_type=b.destination_type,
-                    routing_key=b.routing_key,
-                    arguments=dict(b.arguments),
-                )
-                for b in exchange.bindings.values()
-            )
-            return ExchangeInfo(
-                name=exchange.name,
-                type=exchange.TYPE,
-                durable=exchange.durable,
-                auto_delete=exchange.auto_delete,
-                internal=exchange.internal,
-                arguments=dict(exchange.arguments),
-                bindings=bindings,
-            )
+            return self._admin.exchange_info(exchange)
 
         return self._call(snapshot)
 
@@ -746,12 +610,9 @@ class BrokerFixture:
         Returns the connections closed."""
 
         def close() -> list[ConnectionInfo]:
-            closed = []
-            for conn in self._matching(name, user, vhost):
-                closed.append(self._connection_info(conn))
-                error = error_for(reply_code, reply_text, scope="connection")
-                conn.session.connection_error(error)
-            return closed
+            return self._admin.close_connections(
+                self._matching(name, user, vhost), reply_text, reply_code
+            )
 
         return self._call(close)
 
