@@ -215,8 +215,10 @@ def test_vhosts(broker: BrokerProcess, ctl: Ctl) -> None:
     assert ctl("add_vhost", "shop") == "vhost 'shop' added\n"
     assert ctl("add_vhost", "shop") == "vhost 'shop' exists\n"
     assert {"name": "shop"} in ctl.json("list_vhosts")
-    # a broker without configured permissions opens a new vhost to its configured users
-    assert [p["user"] for p in ctl.json("list_permissions", "-p", "shop")] == ["guest"]
+    assert ctl.json("list_permissions", "-p", "shop") == []  # nobody may use it yet
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        connect(broker.port, vhost="shop")
+    ctl("set_permissions", "-p", "shop", "guest", ".*", ".*", ".*")
     conn = connect(broker.port, vhost="shop")
     conn.channel().queue_declare("shop.orders")
     assert [q["name"] for q in ctl.json("list_queues", "-p", "shop")] == ["shop.orders"]

@@ -154,3 +154,19 @@ async def test_the_protocol_is_json_lines(tmp_path: Path) -> None:
         {"ok": False, "error": "argument 'name' must be a string"},
         {"ok": False, "error": "a request is one JSON object per line"},
     ]
+
+
+async def test_new_vhosts_are_open_to_configured_users_when_no_permissions_are(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ctl.sock"
+    add = b'{"command": "add_vhost", "args": {"name": "shop"}}\n'
+    listing = b'{"command": "list_permissions", "args": {"vhost": "shop"}}\n'
+    async with Broker(port=0, users={"app": "pw"}, ctl_socket=path):
+        configured = await _exchange(path, add, listing)
+    async with Broker(port=0, ctl_socket=path):  # the default guest: as RabbitMQ, nobody
+        default = await _exchange(path, add, listing)
+    assert configured[1]["result"] == [
+        {"user": "app", "configure": ".*", "write": ".*", "read": ".*"}
+    ]
+    assert default == [{"ok": True, "result": {"created": True}}, {"ok": True, "result": []}]

@@ -465,9 +465,10 @@ class Admin:
     def add_vhost(self, name: str, *, users: Iterable[str] | None = None) -> bool:
         """Create vhost ``name``; False if it exists (nothing changes then).
 
-        ``users`` (each must exist) may then do everything in it. None: as at the
-        broker's start, that is the configured users on a broker without configured
-        permissions, nobody otherwise (grant with :meth:`set_permissions`)."""
+        ``users`` (each must exist) may then do everything in it. None: nobody (grant
+        with :meth:`set_permissions`), except on a broker given users but no
+        permissions, whose users may do everything everywhere
+        (:meth:`Broker.default_grantees <kiltmq.broker.Broker.default_grantees>`)."""
         broker = self.broker
         if not name:
             raise AdminError("a vhost name cannot be empty")

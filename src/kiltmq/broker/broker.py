@@ -249,8 +249,10 @@ class Broker:
                 server.close()
             self._servers.clear()
             self._ports.clear()
+            self._stop_timers()
             self.store.close()
             raise
+        self._start_timers()
         self._started_at = time.monotonic()
         await self._open_control()
         if self.memory_limit is not None:
@@ -311,6 +313,7 @@ class Broker:
             await asyncio.sleep(0)
         self._servers.clear()
         self._ports.clear()
+        self._stop_timers()
         self._report_redelivered()
         self.store.close()
         if self._stopped is not None:
@@ -446,9 +449,9 @@ class Broker:
         return time.monotonic() - self._started_at if self._started_at is not None else 0.0
 
     def default_grantees(self) -> list[str]:
-        """The users a new vhost is opened to: with no permissions configured, the
-        configured users that still exist (as at start); else nobody."""
-        if not self._default_permissions:
+        """The users a vhost created at run time is opened to: on a broker given users but
+        no permissions, those users (as at each start); else nobody (as RabbitMQ)."""
+        if not self._default_permissions or self._implicit_users:
             return []
         return sorted(u for u in self._configured_users if u in self.auth.users)
 
@@ -525,6 +528,18 @@ class Broker:
             store.user_added(user)
         for (user_name, vhost_name), perm in self.auth.permissions.items():
             store.permission_set(user_name, vhost_name, perm.configure, perm.write, perm.read)
+
+    def _start_timers(self) -> None:
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.start_timers()
+
+    def _stop_timers(self) -> None:
+        """No message or queue expires while the broker is stopped (its store closed); a
+        new start arms the timers again."""
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.stop_timers()
 
     def _report_redelivered(self) -> None:
         """At a clean stop (connections closed, their unacknowledged deliveries back in
