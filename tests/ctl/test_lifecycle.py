@@ -20,6 +20,7 @@ from tests.durability.conftest import BrokerProcess
 
 from kiltmq.broker import Broker
 from kiltmq.broker.control import ControlError
+from kiltmq.cli.ctl import request
 
 from .conftest import Ctl, connect
 
@@ -170,3 +171,18 @@ async def test_new_vhosts_are_open_to_configured_users_when_no_permissions_are(
         {"user": "app", "configure": ".*", "write": ".*", "read": ".*"}
     ]
     assert default == [{"ok": True, "result": {"created": True}}, {"ok": True, "result": []}]
+
+
+def test_cleared_permissions_stay_cleared_unless_configured(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    with Broker(port=0, data_dir=tmp_path / "data", ctl_socket=path):
+        # answered once the store has written it
+        assert request(path, "clear_permissions", {"user": "guest"}, 10) is None
+    # started with the defaults again: they are for a new store only
+    with Broker(port=0, data_dir=tmp_path / "data") as broker, pytest.raises(
+        pika.exceptions.ProbableAccessDeniedError
+    ):
+        connect(broker.port)
+    # configured users with no configured permissions may do everything, at every start
+    with Broker(port=0, data_dir=tmp_path / "data", users={"guest": "guest"}) as broker:
+        connect(broker.port).close()
