@@ -200,3 +200,63 @@ async def test_a_format_1_store_is_upgraded_in_place_and_keeps_its_data(
                 pytest.fail("the recovered message with a TTL did not expire")
             await asyncio.sleep(0.05)
         assert [e.message.id for e in queue.ready] == [KEY_BASE + 1, KEY_BASE + 2]
+
+
+# -- a stopped broker -------------------------------------------------------------------
+
+
+async def test_nothing_expires_while_the_broker_is_stopped(tmp_path: Path) -> None:
+    """A stopped broker (its store closed) lets nothing expire, even if its event loop
+    runs on; started again it does, and the store agrees with what expired. A recovered
+    queue with x-expires starts its countdown at the start."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    async def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = loop.time() + WAIT
+        while not condition():
+            if loop.time() > deadline:
+                pytest.fail(f"timed out after {WAIT} s waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    data = tmp_path / "data"
+    broker = Broker(port=0, data_dir=data)
+    await broker.start()
+    vhost = broker.vhosts["/"]
+    vhost.declare_queue("dead", durable=True)
+    vhost.declare_queue("idle", durable=True, arguments={"x-expires": 300})
+    short, _ = vhost.declare_queue(
+        "short",
+        durable=True,
+        arguments={
+            "x-message-ttl": 300,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "dead",
+        },
+    )
+    short.publish(Message.build("", "short", b"m", BasicProperties(delivery_mode=2)))
+    await broker.stop()
+    await asyncio.sleep(0.5)  # past the TTL and x-expires, stopped
+    assert [len(short.ready), len(vhost.queues["dead"].ready)] == [1, 0]
+    assert "idle" in vhost.queues
+    assert errors == []
+
+    await broker.start()  # the same object again: the timers run again
+    await until(lambda: len(vhost.queues["dead"].ready) == 1, "the message to expire")
+    await until(lambda: "idle" not in vhost.queues, "the idle queue to expire")
+    vhost.declare_queue("idle-late", durable=True, arguments={"x-expires": 300})
+    await broker.stop()
+
+    # what the store kept agrees
+    again = Broker(port=0, data_dir=data)
+    await again.start()
+    try:
+        queues = again.vhosts["/"].queues
+        assert sorted(queues) == ["dead", "idle-late", "short"]
+        assert [len(queues["short"].ready), len(queues["dead"].ready)] == [0, 1]
+        await until(lambda: "idle-late" not in queues, "the recovered idle queue to expire")
+    finally:
+        await again.stop()
+    assert errors == []
+    loop.set_exception_handler(None)

@@ -665,6 +665,23 @@ class Queue:
 
     # -- timers: message TTL and queue expiry -------------------------------------------
 
+    def start_timers(self) -> None:
+        """Arm the TTL timer of the head and the x-expires countdown (the broker starts:
+        after recovery, or again after a stop)."""
+        if self.deleted:
+            return
+        ready = self.ready
+        if ready and ready[0].expires is not None:
+            self._schedule_ttl(ready[0].expires)
+        if not self.consumers:
+            self.touch()
+
+    def stop_timers(self) -> None:
+        """Cancel the timers (the broker stops: nothing expires while its store is
+        closed)."""
+        self._cancel_ttl()
+        self._cancel_expiry()
+
     def _schedule_ttl(self, when: float) -> None:
         if self._ttl_timer is not None:
             if self._ttl_at <= when:
