@@ -45,7 +45,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=Path("data/kiltstore"),
-        help="folder of the services' databases",
+        help="folder of the services' databases and the embedded broker's state",
+    )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="keep nothing of the embedded broker on disk (by default its queues and "
+        "messages are kept in DATA_DIR/broker, so orders in flight survive a restart)",
     )
     parser.add_argument("--prefix", default="kiltstore", help="exchange and queue name prefix")
     parser.add_argument("--host", default="127.0.0.1", help="address the pages listen on")
@@ -68,6 +74,7 @@ def demo_main(args: argparse.Namespace) -> int:
             host=args.host,
             fixed_ports=not args.any_ports,
             amqp_port=args.amqp_port,
+            persistent_broker=not args.memory_only,
         )
     )
 

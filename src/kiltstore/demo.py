@@ -6,6 +6,11 @@
     async with Store(data_dir=path, amqp_url=None) as store:   # None: embedded broker
         store.urls["web store"], store.service("workshop"), ...
 
+The embedded broker keeps its durable queues and persistent messages in
+``<data_dir>/broker``, next to the services' databases, so orders in flight survive a
+restart of the demo (``persistent_broker=False``, ``kiltmq demo --memory-only``: nothing
+is kept).
+
 Services that other services call directly (payment gateway, CRM, mailbox) start
 first, so their real addresses can be handed on.
 """
@@ -79,7 +84,7 @@ class Store:
         exclude: frozenset[str] = frozenset(),
         seed: bool = False,
         poll_interval: float = 0.5,
-        persistent_broker: bool = False,
+        persistent_broker: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.amqp_url = amqp_url
@@ -97,6 +102,11 @@ class Store:
         self.services: dict[str, Service] = {}
         self.urls: dict[str, str] = {}
         self.settings = Settings()
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the embedded broker keeps its state (with ``persistent_broker``)."""
+        return self.data_dir / "broker"
 
     def _port(self, name: str) -> int:
         return free_port(self.host, DEFAULT_PORTS[name]) if self.fixed_ports else 0
@@ -117,12 +127,8 @@ class Store:
             from kiltmq.broker import Broker
 
             port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
-            broker_store = None
-            if self.persistent_broker:
-                from kiltmq.broker.store import SQLiteStore
-
-                broker_store = SQLiteStore(self.data_dir / "broker")
-            self.broker = Broker(host=self.host, port=port, store=broker_store)
+            data_dir = self.broker_dir if self.persistent_broker else None
+            self.broker = Broker(host=self.host, port=port, data_dir=data_dir)
             await self.broker.start()
             self.amqp_url = str(self.broker.url)
         self.urls["AMQP broker"] = self.amqp_url
@@ -213,6 +219,14 @@ def print_urls(store: Store, out: TextIO) -> None:
     for label in (*PAGES, *sorted(set(store.urls) - set(PAGES))):
         if label in store.urls:
             out.write(f"  {label:<{width}}  {store.urls[label]}\n")
+    if store.broker is not None:
+        if store.persistent_broker:
+            out.write(
+                f"\nThe broker keeps orders in flight in {store.broker_dir}: they carry on"
+                "\nafter a restart (--memory-only keeps nothing).\n"
+            )
+        else:
+            out.write("\nThe broker is memory-only: orders in flight are lost when it stops.\n")
     out.write(
         "\nBuy a kilt in the web store, enter one in the CRM or take one by phone;"
         "\nfollow it on the order board, finish it in the workshop, read the mail"
@@ -229,9 +243,12 @@ async def run_demo(
     host: str,
     fixed_ports: bool,
     amqp_port: int,
+    persistent_broker: bool = True,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the store until SIGINT or SIGTERM."""
+    from kiltmq.broker.store import StoreError
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -245,11 +262,15 @@ async def run_demo(
             fixed_ports=fixed_ports,
             amqp_port=amqp_port,
             seed=True,
+            persistent_broker=persistent_broker,
         ) as store:
             print_urls(store, out)
             await stop.wait()
             out.write("Stopping the kilt store...\n")
             out.flush()
+    except StoreError as exc:  # e.g. another demo runs on the same data directory
+        out.write(f"kiltmq demo: {exc}\n")
+        return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

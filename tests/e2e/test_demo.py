@@ -46,6 +46,9 @@ async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) 
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
         assert rest.rstrip().endswith("Stopped."), rest
         assert "Traceback" not in rest
+        # the embedded broker kept its state in the data directory
+        assert "carry on\nafter a restart" in output
+        assert (tmp_path / "data" / "broker" / "kiltmq.db").exists()
     finally:
         if process.returncode is None:
             process.kill()
