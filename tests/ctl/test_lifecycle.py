@@ -186,3 +186,24 @@ def test_cleared_permissions_stay_cleared_unless_configured(tmp_path: Path) -> N
     # configured users with no configured permissions may do everything, at every start
     with Broker(port=0, data_dir=tmp_path / "data", users={"guest": "guest"}) as broker:
         connect(broker.port).close()
+
+
+def test_a_busy_control_socket_stops_a_second_broker_with_one_line(tmp_path: Path) -> None:
+    first = BrokerProcess(tmp_path / "data")
+    try:
+        first.start()
+        socket_path = first.data_dir / "ctl.sock"
+        result = subprocess.run(
+            [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--memory-only",
+             "--ctl-socket", str(socket_path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if " INFO " not in line]
+        assert errors == [
+            f"kiltmq broker: cannot open the control socket {socket_path}: another broker "
+            "is listening there"
+        ]
+        assert Ctl(first).json("status")["pid"] == (first.proc.pid if first.proc else None)
+    finally:
+        first.close()
