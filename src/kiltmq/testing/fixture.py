@@ -214,7 +214,8 @@ class BrokerFixture:
 
     def add_vhost(self, name: str, *, users: Iterable[str] | None = None) -> BrokerFixture:
         """Create virtual host ``name`` (ValueError if it exists), let ``users`` (default:
-        every user) do everything in it, and return a fixture bound to it."""
+        every user; LookupError for one that does not exist) do everything in it, and
+        return a fixture bound to it."""
 
         def add() -> None:
             if name in self.broker.vhosts:
