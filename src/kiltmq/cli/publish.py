@@ -200,6 +200,13 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         action="store_true",
         help="fail if a message cannot be routed to any queue",
     )
+    parser.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up when the broker has not confirmed a batch within SECONDS (default 30)",
+    )
     return parser
 
 
@@ -251,7 +258,15 @@ async def _publish(args: argparse.Namespace) -> int:
                 )
                 for body in batch
             ]
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(*futures, return_exceptions=True), args.confirm_timeout
+                )
+            except TimeoutError:
+                raise CLIError(
+                    f"the broker did not confirm {len(batch)} message(s) within "
+                    f"{args.confirm_timeout:g} s ({count} confirmed before)"
+                ) from None
             for result in results:
                 if isinstance(result, PublishError):
                     raise CLIError(f"message not accepted: {result}")
