@@ -6,13 +6,23 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import kiltmq.blocking
+from kiltmq.protocol import (
+    Connection,
+    ContentReceived,
+    MethodReceived,
+    ProtocolHeaderReceived,
+    Role,
+    spec,
+)
 
 TIMEOUT = 30
 
@@ -123,15 +133,33 @@ def test_broadcast_reaches_every_consumer(amqp_url: str, names: dict[str, str]) 
 def test_routing_keys_with_a_topic_exchange(amqp_url: str, names: dict[str, str]) -> None:
     queue, exchange = names["queue"], names["exchange"]
     consumer = Consumer(
-        "--queue", queue, "--exchange", exchange, "--exchange-type", "topic",
-        "--routing-key", "kilt.*", "--count", "1", "--no-ack",
+        "--queue",
+        queue,
+        "--exchange",
+        exchange,
+        "--exchange-type",
+        "topic",
+        "--routing-key",
+        "kilt.*",
+        "--count",
+        "1",
+        "--no-ack",
         url=amqp_url,
     )
     try:
         for key, body in (("sporran.red", "no"), ("kilt.red", "yes")):
             published = kiltmq_command(
-                "publish", "--exchange", exchange, "--exchange-type", "topic",
-                "--routing-key", key, "--queue", queue, body, url=amqp_url,
+                "publish",
+                "--exchange",
+                exchange,
+                "--exchange-type",
+                "topic",
+                "--routing-key",
+                key,
+                "--queue",
+                queue,
+                body,
+                url=amqp_url,
             )
             assert published.returncode == 0, published.stderr
         assert consumer.output() == ["yes"]
@@ -180,3 +208,65 @@ def test_help_explains_the_modes() -> None:
     )
     assert result.returncode == 0
     assert "--broadcast" in result.stdout and "take turns" in result.stdout
+
+
+class SilentConfirmServer:
+    """A server that speaks AMQP far enough for ``kiltmq publish`` (handshake, channel,
+    declarations, confirm.select) but never confirms a publish: what a wedged broker
+    looks like to the producer."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.published = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(TIMEOUT)
+        sock, _ = self.listener.accept()
+        sock.settimeout(TIMEOUT)
+        conn = Connection(Role.SERVER)
+        replies: dict[type[spec.Method], Callable[[Any], spec.Method]] = {
+            spec.ConnectionStartOk: lambda m: spec.ConnectionTune(2047, 131072, 0),
+            spec.ConnectionOpen: lambda m: spec.ConnectionOpenOk(),
+            spec.ChannelOpen: lambda m: spec.ChannelOpenOk(),
+            spec.ExchangeDeclare: lambda m: spec.ExchangeDeclareOk(),
+            spec.QueueDeclare: lambda m: spec.QueueDeclareOk(m.queue, 0, 0),
+            spec.ConfirmSelect: lambda m: spec.ConfirmSelectOk(),
+            spec.ChannelClose: lambda m: spec.ChannelCloseOk(),
+            spec.ConnectionClose: lambda m: spec.ConnectionCloseOk(),
+        }
+        with sock:
+            while data := sock.recv(65536):
+                for event in conn.receive_data(data):
+                    if isinstance(event, ProtocolHeaderReceived):
+                        capabilities = {"publisher_confirms": True}
+                        conn.send_method(
+                            0,
+                            spec.ConnectionStart(
+                                0, 9, {"capabilities": capabilities}, b"PLAIN", b"en_US"
+                            ),
+                        )
+                    elif isinstance(event, ContentReceived):
+                        self.published += 1  # and never a basic.ack
+                    elif isinstance(event, MethodReceived):
+                        reply = replies.get(type(event.method))
+                        if reply is not None:
+                            conn.send_method(event.channel, reply(event.method))
+                sock.sendall(conn.data_to_send())
+
+
+def test_publish_gives_up_when_the_broker_never_confirms() -> None:
+    server = SilentConfirmServer()
+    result = kiltmq_command(
+        "publish",
+        "--confirm-timeout",
+        "0.5",
+        "hello",
+        url=f"amqp://guest:guest@127.0.0.1:{server.port}/",
+    )
+    assert result.returncode == 1, result.stderr
+    assert "did not confirm 1 message(s) within 0.5 s" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert server.published == 1
