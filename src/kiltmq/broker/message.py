@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from typing import ClassVar
 
 from kiltmq.protocol.codec import FieldTable, encode_shortstr
 from kiltmq.protocol.spec import BasicProperties
@@ -109,6 +110,9 @@ class Message:
         "_properties",
     )
 
+    #: True for a :class:`PagedMessage`, whose body is in the store only.
+    paged: ClassVar[bool] = False
+
     def __init__(
         self,
         exchange: str,
@@ -200,3 +204,41 @@ class Message:
             f" size={self.size})"
         )
 
+
+
+class PagedMessage(Message):
+    """Stand-in for a persistent message whose body is in the store only.
+
+    Only ``id`` (the store key), ``size``, ``flags``, ``persistent`` and the encoded
+    properties are kept (so ``properties``, ``headers`` and ``expiration_ms()`` work);
+    reading the body, exchange or routing key raises AttributeError. The store's ``load``
+    turns it back into a full message.
+    """
+
+    __slots__ = ()
+    paged: ClassVar[bool] = True
+
+    @classmethod
+    def stub(cls, key: int, size: int, raw_properties: bytes) -> PagedMessage:
+        """A stand-in for the message stored under ``key``."""
+        shared = _SHARED_PROPERTIES.get(raw_properties)
+        if shared is None:
+            flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
+            shared = (raw_properties, flags)
+            if len(raw_properties) <= 64 and len(_SHARED_PROPERTIES) < 4096:
+                _SHARED_PROPERTIES[raw_properties] = shared
+        stub = cls.__new__(cls)
+        stub.id = key
+        stub.size = size
+        stub.raw_properties, stub.flags = shared
+        stub.persistent = True
+        stub._properties = None
+        return stub
+
+    def __repr__(self) -> str:
+        return f"PagedMessage(id={self.id}, size={self.size})"
+
+
+# Most messages carry one of a few small property sets (often just delivery-mode 2):
+# stand-ins share one bytes object and one flags int per set instead of one each.
+_SHARED_PROPERTIES: dict[bytes, tuple[bytes, int]] = {}

@@ -33,7 +33,6 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker.message import FLAG_EXPIRATION, Message
-from kiltmq.broker.store import PagedMessage
 from kiltmq.protocol.codec import FieldTable
 
 if TYPE_CHECKING:
@@ -327,7 +326,7 @@ class Queue:
         self.ready_bytes += message.size
         if self._paging and message.persistent and self._over_page_limit():
             entry.message = paged = self._store.page_out(self.vhost.name, self.name, message)
-            if type(paged) is PagedMessage:
+            if paged.paged:
                 self.paged_bytes += paged.size
         if self._limited:
             self._enforce_limits()
@@ -352,7 +351,7 @@ class Queue:
                 entry.expires = self.vhost.now() + ttl / 1000.0
         self.ready.append(entry)
         self.ready_bytes += message.size
-        if type(message) is PagedMessage:
+        if message.paged:
             self.paged_bytes += message.size
         if entry.expires is not None:
             self._schedule_ttl(entry.expires)
@@ -369,7 +368,7 @@ class Queue:
         next paged-out entries, with one store read."""
         batch = [entry]
         for other in islice(self.ready, PAGE_IN_BATCH):
-            if type(other.message) is PagedMessage:
+            if other.message.paged:
                 batch.append(other)
         loaded = self._store.load(self.vhost.name, self.name, [e.message for e in batch])
         for paged, message in zip(batch, loaded, strict=True):
@@ -491,7 +490,7 @@ class Queue:
             if expires is not None and expires <= self.vhost.now():
                 self._dead_letter(entry, "expired")
                 continue
-            if type(entry.message) is PagedMessage:
+            if entry.message.paged:
                 self._page_in(entry)
             consumer.channel.deliver(consumer, entry)
         self._rr = rr
@@ -512,7 +511,7 @@ class Queue:
             if expires is not None and expires <= self.vhost.now():
                 self._dead_letter(entry, "expired")
                 continue
-            if type(entry.message) is PagedMessage:
+            if entry.message.paged:
                 self._page_in(entry)
             consumer.channel.deliver(consumer, entry)
 
@@ -526,7 +525,7 @@ class Queue:
             return None
         entry = ready.popleft()
         self.ready_bytes -= entry.message.size
-        if type(entry.message) is PagedMessage:
+        if entry.message.paged:
             self._page_in(entry)
         return entry
 
@@ -569,7 +568,7 @@ class Queue:
 
     def _dead_letter(self, entry: Entry, reason: str) -> None:
         message = entry.message
-        if type(message) is PagedMessage:  # it left ready without being read back
+        if message.paged:  # it left ready without being read back
             self.paged_bytes -= message.size
             if self.dead_letter_exchange is not None:
                 (message,) = self._store.load(self.vhost.name, self.name, [message])

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kiltmq.broker.auth import User
-from kiltmq.broker.message import Message
+from kiltmq.broker.message import Message, PagedMessage
 from kiltmq.protocol.codec import decode_table, encode_table
 
 __all__ = [
@@ -290,42 +290,6 @@ _KIND_ORDER = {"exchange": 0, "queue": 1, "binding": 2}
 class StoreError(Exception):
     """The store cannot be used: locked by another broker, written by a newer version,
     damaged, or unreadable. The message is one line fit for the command line."""
-
-
-class PagedMessage(Message):
-    """Stand-in for a persistent message whose body is in the store only.
-
-    Only ``id`` (the store key), ``size``, ``flags``, ``persistent`` and the encoded
-    properties are kept (so ``properties``, ``headers`` and ``expiration_ms()`` work);
-    reading the body, exchange or routing key raises AttributeError. :meth:`Store.load`
-    turns it back into a full message.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"PagedMessage(id={self.id}, size={self.size})"
-
-
-# Most messages carry one of a few small property sets (often just delivery-mode 2):
-# stand-ins share one bytes object and one flags int per set instead of one each.
-_SHARED_PROPERTIES: dict[bytes, tuple[bytes, int]] = {}
-
-
-def _stub(key: int, size: int, raw_properties: bytes) -> PagedMessage:
-    shared = _SHARED_PROPERTIES.get(raw_properties)
-    if shared is None:
-        flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
-        shared = (raw_properties, flags)
-        if len(raw_properties) <= 64 and len(_SHARED_PROPERTIES) < 4096:
-            _SHARED_PROPERTIES[raw_properties] = shared
-    stub = PagedMessage.__new__(PagedMessage)
-    stub.id = key
-    stub.size = size
-    stub.raw_properties, stub.flags = shared
-    stub.persistent = True
-    stub._properties = None
-    return stub
 
 
 def default_data_dir() -> Path:
@@ -906,9 +870,9 @@ class SQLiteStore(Store):
     # -- paging -----------------------------------------------------------------------------
 
     def page_out(self, vhost: str, queue: str, message: Message) -> Message:
-        if self._db is None or message.id < KEY_BASE or type(message) is PagedMessage:
+        if self._db is None or message.id < KEY_BASE or message.paged:
             return message
-        return _stub(message.id, message.size, message.raw_properties)
+        return PagedMessage.stub(message.id, message.size, message.raw_properties)
 
     def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
         out = list(messages)
@@ -917,7 +881,7 @@ class SQLiteStore(Store):
         current = self._batch.inserts
         inflight = self._inflight.inserts if self._inflight is not None else {}
         for i, message in enumerate(out):
-            if type(message) is not PagedMessage:
+            if not message.paged:
                 continue
             pos = self._pos_of(qid, message.id) if qid is not None else message.id
             pending = current.get(pos) or inflight.get(pos)
@@ -1016,7 +980,7 @@ class SQLiteStore(Store):
                 StoredMessage(
                     where[0],
                     where[1],
-                    _stub(key, size, properties),
+                    PagedMessage.stub(key, size, properties),
                     crashed or bool(delivered),
                     None if expires is None else expires / 1000.0,
                 )

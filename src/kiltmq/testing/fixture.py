@@ -47,7 +47,6 @@ from kiltmq.broker.admin import (
     ExchangeInfo,
 )
 from kiltmq.broker.message import Message
-from kiltmq.broker.store import PagedMessage
 from kiltmq.protocol.spec import BasicProperties
 
 if TYPE_CHECKING:
@@ -319,7 +318,7 @@ class BrokerFixture:
 
     def _message_info(self, queue: Queue, entry: Entry) -> MessageInfo:
         message = entry.message
-        if isinstance(message, PagedMessage):  # paged out to the store (durable queues)
+        if message.paged:  # paged out to the store (durable queues)
             (message,) = self.broker.store.load(queue.vhost.name, queue.name, [message])
         try:
             properties = message.properties
