@@ -62,4 +62,4 @@ def test_the_package_root_names() -> None:
     assert set(kiltmq.__all__) <= set(dir(kiltmq))
     assert isinstance(kiltmq.__version__, str)
     with pytest.raises(AttributeError, match="no_such_name"):
-        kiltmq.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+        kiltmq.no_such_name  # noqa: B018
