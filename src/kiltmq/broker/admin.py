@@ -22,20 +22,29 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from kiltmq import __version__
-from kiltmq.broker.auth import Permission, User
-from kiltmq.broker.store import MemoryStore, SQLiteStore
+from kiltmq.broker import snapshots
+from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.snapshots import (
+    BindingInfo,
+    ConnectionInfo,
+    ConsumerInfo,
+    ExchangeInfo,
+    PermissionInfo,
+    QueueStats,
+    Status,
+    UserInfo,
+)
+from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.protocol.errors import AMQPError, error_for
+from kiltmq.version import __version__
 
 if TYPE_CHECKING:
-    from kiltmq.broker.broker import Broker
     from kiltmq.broker.channel import Channel
-    from kiltmq.broker.exchange import Exchange
-    from kiltmq.broker.queue import Consumer, Entry, Queue
+    from kiltmq.broker.queue import Entry, Queue
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
 
@@ -46,6 +55,7 @@ __all__ = [
     "ConnectionInfo",
     "ConsumerInfo",
     "ExchangeInfo",
+    "ManagedBroker",
     "NotFound",
     "PermissionInfo",
     "QueueStats",
@@ -54,151 +64,54 @@ __all__ = [
 ]
 
 
+class ManagedBroker(Protocol):
+    """What :class:`Admin` needs of a :class:`~kiltmq.broker.Broker`."""
+
+    @property
+    def vhosts(self) -> Mapping[str, VirtualHost]: ...
+
+    @property
+    def auth(self) -> AuthDB: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def connections(self) -> Collection[ServerConnection]: ...
+
+    @property
+    def listeners(self) -> Sequence[tuple[str, int]]: ...
+
+    @property
+    def ports(self) -> Sequence[int]: ...
+
+    @property
+    def uptime(self) -> float: ...
+
+    @property
+    def memory_limit(self) -> int | None: ...
+
+    @property
+    def alarm(self) -> bool: ...
+
+    @property
+    def ctl_path(self) -> Path | None: ...
+
+    def memory_used(self) -> int: ...
+
+    def default_grantees(self) -> list[str]: ...
+
+    def add_vhost(self, name: str) -> VirtualHost: ...
+
+    def delete_vhost(self, name: str) -> bool: ...
+
+
 class AdminError(Exception):
     """An administrative request cannot be done; the message says why."""
 
 
 class NotFound(AdminError, LookupError):
     """No such vhost, user, queue, exchange or connection."""
-
-
-# -- snapshots ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    """A client connection as the broker sees it (open, not closing)."""
-
-    #: The client's ``connection_name`` client property (None when it gave none).
-    name: str | None
-    user: str
-    vhost: str
-    #: The client's address, "host:port".
-    peer: str
-    #: Open channels.
-    channels: int
-    client_properties: dict[str, Any] = field(repr=False)
-
-    @property
-    def product(self) -> str | None:
-        """The client library's ``product`` client property (``"pika"``, ...)."""
-        product = self.client_properties.get("product")
-        if isinstance(product, bytes):
-            product = product.decode(errors="replace")
-        return product if isinstance(product, str) else None
-
-
-@dataclass(frozen=True)
-class ConsumerInfo:
-    """A consumer (basic.consume) of a queue."""
-
-    tag: str
-    queue: str
-    #: The channel number on its connection.
-    channel: int
-    connection: ConnectionInfo
-    no_ack: bool
-    exclusive: bool
-    #: basic.qos prefetch_count of this consumer (global=false; 0: no limit).
-    prefetch: int
-    #: basic.qos prefetch_count shared by the channel's consumers (global=true; 0: none).
-    channel_prefetch: int
-    #: Messages delivered to it and not yet acknowledged.
-    unacked: int
-    #: x-priority.
-    priority: int
-    arguments: dict[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class BindingInfo:
-    source: str
-    destination: str
-    #: "queue" or "exchange".
-    destination_type: str
-    routing_key: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ExchangeInfo:
-    name: str
-    type: str
-    durable: bool
-    auto_delete: bool
-    internal: bool
-    arguments: dict[str, Any]
-    #: Bindings with this exchange as their source.
-    bindings: tuple[BindingInfo, ...]
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    """A queue's properties and counts (no messages)."""
-
-    name: str
-    vhost: str
-    durable: bool
-    auto_delete: bool
-    exclusive: bool
-    arguments: dict[str, Any]
-    #: Messages waiting to be delivered.
-    ready: int
-    #: Messages delivered (or fetched) and not yet acknowledged.
-    unacked: int
-    consumers: int
-    #: Messages acknowledged since the queue was declared.
-    acked: int
-
-    @property
-    def messages(self) -> int:
-        """Ready plus unacknowledged, as RabbitMQ's ``messages``."""
-        return self.ready + self.unacked
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PermissionInfo:
-    user: str
-    vhost: str
-    configure: str
-    write: str
-    read: str
-
-
-@dataclass(frozen=True)
-class Status:
-    """The broker as a whole."""
-
-    version: str
-    pid: int
-    #: Seconds since the broker started (0 if it is not running).
-    uptime: float
-    #: "host:port" of each listener.
-    listeners: tuple[str, ...]
-    #: Open client connections (the handshake done).
-    connections: int
-    channels: int
-    vhosts: int
-    queues: int
-    #: Ready and unacknowledged messages in every queue.
-    messages: int
-    #: Estimated bytes taken by queued messages (what the memory limit counts).
-    queued_bytes: int
-    #: The memory limit (None: none) and whether publishers are blocked by it.
-    memory_limit: int | None
-    memory_alarm: bool
-    #: Resident memory of the broker's process in bytes, where the system tells.
-    process_memory: int | None
-    #: The store's data directory (None: memory-only or another store).
-    data_dir: str | None
-    ctl_socket: str | None
-    python: str
 
 
 # -- the admin interface -----------------------------------------------------------------
@@ -210,8 +123,13 @@ class Admin:
     #: How long :meth:`committed` waits for the store.
     COMMIT_TIMEOUT = 10.0
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: ManagedBroker) -> None:
         self.broker = broker
+
+    binding_info = staticmethod(snapshots.binding_info)
+    exchange_info = staticmethod(snapshots.exchange_info)
+    connection_info = staticmethod(snapshots.connection_info)
+    consumer_info = staticmethod(snapshots.consumer_info)
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -244,58 +162,39 @@ class Admin:
             channels.extend(session.channels.values())
         return channels
 
-    def unacked_entries(self, queue: Queue) -> list[Entry]:
-        """The entries of ``queue`` delivered and not yet acknowledged (those settled in
-        a transaction not yet committed included), in no particular order."""
-        entries: list[Entry] = []
-        for channel in self._channels(queue.vhost):
+    def _unacked(self, vhost: VirtualHost) -> Iterator[tuple[Queue, Entry]]:
+        """Each delivery in ``vhost`` not yet acknowledged (those settled in a
+        transaction not yet committed included), with the queue it came from."""
+        for channel in self._channels(vhost):
             for owner, entry, _consumer in channel.unacked.values():
-                if owner is queue:
-                    entries.append(entry)
+                yield owner, entry
             tx = channel.tx
             if tx is not None:  # settled inside an open transaction: not yet
                 for _kind, records in tx.settles:
                     for _tag, (owner, entry, _consumer) in records:
-                        if owner is queue:
-                            entries.append(entry)
-        return entries
+                        yield owner, entry
+
+    def unacked_entries(self, queue: Queue) -> list[Entry]:
+        """The entries of ``queue`` delivered and not yet acknowledged (those settled in
+        a transaction not yet committed included), in no particular order."""
+        return [entry for owner, entry in self._unacked(queue.vhost) if owner is queue]
 
     def _unacked_counts(self, vhost: VirtualHost) -> dict[Queue, int]:
         counts: dict[Queue, int] = {}
-        for channel in self._channels(vhost):
-            for owner, _entry, _consumer in channel.unacked.values():
-                counts[owner] = counts.get(owner, 0) + 1
-            tx = channel.tx
-            if tx is not None:
-                for _kind, records in tx.settles:
-                    for _tag, (owner, _entry, _consumer) in records:
-                        counts[owner] = counts.get(owner, 0) + 1
+        for owner, _entry in self._unacked(vhost):
+            counts[owner] = counts.get(owner, 0) + 1
         return counts
-
-    def _queue_stats(self, queue: Queue, unacked: int) -> QueueStats:
-        return QueueStats(
-            name=queue.name,
-            vhost=queue.vhost.name,
-            durable=queue.durable,
-            auto_delete=queue.auto_delete,
-            exclusive=queue.exclusive,
-            arguments=dict(queue.arguments),
-            ready=len(queue.ready),
-            unacked=unacked,
-            consumers=len(queue.consumers),
-            acked=queue.acked,
-        )
 
     def queue_stats(self, vhost: str, name: str) -> QueueStats:
         queue = self.queue(vhost, name)
-        return self._queue_stats(queue, len(self.unacked_entries(queue)))
+        return snapshots.queue_stats(queue, len(self.unacked_entries(queue)))
 
     def queues(self, vhost: str) -> list[QueueStats]:
         """The queues of ``vhost``, sorted by name."""
         host = self.vhost(vhost)
         counts = self._unacked_counts(host)
         return [
-            self._queue_stats(q, counts.get(q, 0))
+            snapshots.queue_stats(q, counts.get(q, 0))
             for _name, q in sorted(host.queues.items())
         ]
 
@@ -317,33 +216,10 @@ class Admin:
 
     # -- exchanges and bindings -----------------------------------------------------------
 
-    @staticmethod
-    def binding_info(binding: Any) -> BindingInfo:
-        return BindingInfo(
-            source=binding.source.name,
-            destination=binding.destination.name,
-            destination_type=binding.destination_type,
-            routing_key=binding.routing_key,
-            arguments=dict(binding.arguments),
-        )
-
-    def exchange_info(self, exchange: Exchange) -> ExchangeInfo:
-        """``exchange`` with the bindings it is the source of (the default exchange's
-        implicit bindings are not listed)."""
-        return ExchangeInfo(
-            name=exchange.name,
-            type=exchange.TYPE,
-            durable=exchange.durable,
-            auto_delete=exchange.auto_delete,
-            internal=exchange.internal,
-            arguments=dict(exchange.arguments),
-            bindings=tuple(self.binding_info(b) for b in exchange.bindings.values()),
-        )
-
     def exchanges(self, vhost: str) -> list[ExchangeInfo]:
         """The exchanges of ``vhost`` (the default exchange ``""`` first), by name."""
         host = self.vhost(vhost)
-        return [self.exchange_info(x) for _name, x in sorted(host.exchanges.items())]
+        return [snapshots.exchange_info(x) for _name, x in sorted(host.exchanges.items())]
 
     def bindings(self, vhost: str) -> list[BindingInfo]:
         """Every binding of ``vhost``: first the default exchange's implicit binding of
@@ -354,7 +230,7 @@ class Admin:
             BindingInfo("", name, "queue", name, {}) for name in sorted(host.queues)
         ]
         explicit = [
-            self.binding_info(b)
+            snapshots.binding_info(b)
             for x in host.exchanges.values()
             if x is not host.default_exchange
             for b in x.bindings.values()
@@ -364,43 +240,11 @@ class Admin:
 
     # -- connections and consumers --------------------------------------------------------
 
-    @staticmethod
-    def connection_info(conn: ServerConnection) -> ConnectionInfo:
-        session = conn.session
-        props = dict(session.client_properties)
-        name = props.get("connection_name")
-        if isinstance(name, bytes):
-            name = name.decode(errors="replace")
-        return ConnectionInfo(
-            name=name if isinstance(name, str) else None,
-            user=session.username,
-            vhost=session.vhost.name if session.vhost is not None else "",
-            peer=session.peer_name,
-            channels=len(session.channels),
-            client_properties=props,
-        )
-
-    def consumer_info(self, consumer: Consumer) -> ConsumerInfo:
-        channel = cast("Channel", consumer.channel)
-        return ConsumerInfo(
-            tag=consumer.tag,
-            queue=consumer.queue.name,
-            channel=channel.number,
-            connection=self.connection_info(channel.session.conn),
-            no_ack=consumer.no_ack,
-            exclusive=consumer.exclusive,
-            prefetch=consumer.prefetch,
-            channel_prefetch=channel.prefetch_global,
-            unacked=consumer.unacked,
-            priority=consumer.priority,
-            arguments=dict(consumer.arguments or {}),
-        )
-
     def consumers(self, vhost: str) -> list[ConsumerInfo]:
         """The consumers of the queues of ``vhost``, by queue name and tag."""
         host = self.vhost(vhost)
         return [
-            self.consumer_info(c)
+            snapshots.consumer_info(c)
             for _name, q in sorted(host.queues.items())
             for c in sorted(q.consumers, key=lambda c: c.tag)
         ]
@@ -436,7 +280,7 @@ class Admin:
         return found
 
     def connections(self, *, vhost: str | None = None) -> list[ConnectionInfo]:
-        return [self.connection_info(c) for c in self.open_connections(vhost=vhost)]
+        return [snapshots.connection_info(c) for c in self.open_connections(vhost=vhost)]
 
     def close_connections(
         self,
@@ -451,7 +295,7 @@ class Admin:
         answer with close-ok within 3 s is disconnected. Returns what was closed."""
         closed = []
         for conn in list(connections):
-            closed.append(self.connection_info(conn))
+            closed.append(snapshots.connection_info(conn))
             conn.session.connection_error(
                 error_for(reply_code, reply_text, scope="connection")
             )
@@ -605,7 +449,7 @@ class Admin:
             queued_bytes=broker.memory_used(),
             memory_limit=broker.memory_limit,
             memory_alarm=broker.alarm,
-            process_memory=_resident_memory(),
+            process_memory=snapshots.resident_memory(),
             data_dir=data_dir,
             ctl_socket=str(ctl) if ctl is not None else None,
             python=sys.version.split()[0],
@@ -627,13 +471,3 @@ class Admin:
 
         self.broker.store.after_commit(report)
         await asyncio.wait_for(done, self.COMMIT_TIMEOUT)
-
-
-def _resident_memory() -> int | None:
-    """The process's resident set size in bytes (Linux), else None."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")

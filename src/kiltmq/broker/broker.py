@@ -17,19 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
+from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import ServerConnection
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
+from kiltmq.protocol.errors import ConnectionForced
 
 __all__ = ["Broker", "Listener"]
 
@@ -144,8 +144,7 @@ class Broker:
         self._ports: list[int] = []
         self._alarm_timer: asyncio.TimerHandle | None = None
         self._alarm = False
-        self._thread: threading.Thread | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread = LoopThread("kiltmq-broker")
         self._stopped: asyncio.Event | None = None
 
     # -- configuration --------------------------------------------------------------------
@@ -168,14 +167,7 @@ class Broker:
         vhost = self.vhosts.pop(name, None)
         if vhost is None:
             return False
-        from kiltmq.protocol.errors import ConnectionForced
-
-        for conn in list(self.connections):
-            session = conn.session
-            if session is not None and session.vhost is vhost:
-                session.connection_error(
-                    ConnectionForced(f"CONNECTION_FORCED - vhost '{name}' is deleted")
-                )
+        self._force_close(f"CONNECTION_FORCED - vhost '{name}' is deleted", vhost)
         for queue in list(vhost.queues.values()):
             vhost.delete_queue(queue)
         for user_name, vhost_name in list(self.auth.permissions):
@@ -291,14 +283,9 @@ class Broker:
         if self._alarm_timer is not None:
             self._alarm_timer.cancel()
             self._alarm_timer = None
-        from kiltmq.protocol.errors import ConnectionForced
-
-        for conn in list(self.connections):
-            conn.session.connection_error(
-                ConnectionForced(
-                    "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
-                )
-            )
+        self._force_close(
+            "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+        )
         for _ in range(50):
             if not self.connections:
                 break
@@ -329,12 +316,7 @@ class Broker:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     # -- running in a thread --------------------------------------------------------------
@@ -342,73 +324,22 @@ class Broker:
     def start_in_thread(self) -> None:
         """Run the broker on its own event loop in a daemon thread; returns once it listens
         (raising what :meth:`start` raised)."""
-        if self._thread is not None:
-            return
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._thread_loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=run, name="kiltmq-broker", daemon=True)
-        self._thread = thread
-        thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            self._thread_loop = None
-            raise failure[0]
+        self._thread.start(self.start)
 
     def stop_thread(self, timeout: float = 10.0) -> None:
         """Stop a broker started with :meth:`start_in_thread`."""
-        thread, loop = self._thread, self._thread_loop
-        if thread is None or loop is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
-            self._thread = None
-            self._thread_loop = None
+        self._thread.stop(self.stop, timeout)
 
     def call_in_loop(self, function: Any, *args: Any, timeout: float = 10.0) -> Any:
         """Run ``function(*args)`` on the broker's thread and return its result (for code
         outside the loop, e.g. tests inspecting queues)."""
-        loop = self._thread_loop
-        if loop is None:
-            raise RuntimeError("the broker is not running in a thread")
-
-        async def call() -> Any:
-            return function(*args)
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+        return self._thread.call(function, *args, timeout=timeout)
 
     def __enter__(self) -> Broker:
         self.start_in_thread()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop_thread()
 
     # -- connections ----------------------------------------------------------------------
@@ -422,6 +353,13 @@ class Broker:
     def connection_lost(self, conn: ServerConnection) -> None:
         """Called by a :class:`ServerConnection` whose socket closed."""
         self.connections.discard(conn)
+
+    def _force_close(self, reply_text: str, vhost: VirtualHost | None = None) -> None:
+        """Close every connection (to ``vhost`` if given) with 320 CONNECTION_FORCED."""
+        for conn in list(self.connections):
+            session = conn.session
+            if vhost is None or (session is not None and session.vhost is vhost):
+                session.connection_error(ConnectionForced(reply_text))
 
     # -- resource alarm -------------------------------------------------------------------
 

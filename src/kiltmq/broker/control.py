@@ -25,15 +25,12 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kiltmq.broker.admin import Admin, AdminError
-
-if TYPE_CHECKING:
-    from kiltmq.broker.broker import Broker
+from kiltmq.broker.admin import Admin, AdminError, ManagedBroker
 
 __all__ = [
     "COMMANDS",
@@ -162,34 +159,16 @@ def _list_permissions(admin: Admin, args: dict[str, Any]) -> Any:
 
 
 def _list_exchanges(admin: Admin, args: dict[str, Any]) -> Any:
-    return [
-        {
-            "name": x.name,
-            "type": x.type,
-            "durable": x.durable,
-            "auto_delete": x.auto_delete,
-            "internal": x.internal,
-            "arguments": _plain(x.arguments),
-        }
-        for x in admin.exchanges(_vhost(args))
-    ]
+    columns = "name type durable auto_delete internal arguments"
+    return _rows(admin.exchanges(_vhost(args)), columns)
 
 
 def _list_queues(admin: Admin, args: dict[str, Any]) -> Any:
-    return [
-        {
-            "name": q.name,
-            "messages": q.messages,
-            "messages_ready": q.ready,
-            "messages_unacknowledged": q.unacked,
-            "consumers": q.consumers,
-            "durable": q.durable,
-            "auto_delete": q.auto_delete,
-            "exclusive": q.exclusive,
-            "arguments": _plain(q.arguments),
-        }
-        for q in admin.queues(_vhost(args))
-    ]
+    columns = (
+        "name messages messages_ready=ready messages_unacknowledged=unacked consumers "
+        "durable auto_delete exclusive arguments"
+    )
+    return _rows(admin.queues(_vhost(args)), columns)
 
 
 def _list_bindings(admin: Admin, args: dict[str, Any]) -> Any:
@@ -211,17 +190,8 @@ def _list_connections(admin: Admin, args: dict[str, Any]) -> Any:
     if vhost is not None:
         vhost = _str(args, "vhost")
         admin.vhost(vhost)
-    return [
-        {
-            "name": c.name,
-            "peer": c.peer,
-            "user": c.user,
-            "vhost": c.vhost,
-            "channels": c.channels,
-            "product": c.product,
-        }
-        for c in admin.connections(vhost=vhost)
-    ]
+    columns = "name peer user vhost channels product"
+    return _rows(admin.connections(vhost=vhost), columns)
 
 
 def _list_consumers(admin: Admin, args: dict[str, Any]) -> Any:
@@ -288,6 +258,14 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
 }
 
 
+def _rows(snapshots: Iterable[Any], columns: str) -> list[dict[str, Any]]:
+    """Each of ``snapshots`` as a JSON object with the space-separated ``columns``: a
+    column ``key`` is the snapshot's attribute of that name, ``key=name`` its attribute
+    ``name`` (field tables made plain)."""
+    pairs = [column.partition("=")[::2] for column in columns.split()]
+    return [{key: _plain(getattr(s, name or key)) for key, name in pairs} for s in snapshots]
+
+
 def _plain(value: Any) -> Any:
     """A field table value as JSON can carry it (bytes as text, other odd types as
     their ``str``)."""
@@ -308,7 +286,7 @@ def _plain(value: Any) -> Any:
 class ControlServer:
     """The control socket of one broker (opened on the broker's loop)."""
 
-    def __init__(self, broker: Broker, path: str | os.PathLike[str]) -> None:
+    def __init__(self, broker: ManagedBroker, path: str | os.PathLike[str]) -> None:
         self.admin = Admin(broker)
         self.path = Path(path)
         self._server: asyncio.Server | None = None

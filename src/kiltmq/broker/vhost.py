@@ -16,9 +16,17 @@ import asyncio
 import base64
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kiltmq.broker.dead_letter import dead_lettered
+from kiltmq.broker.declaration import (
+    EXCHANGE_EQUIVALENCE_ARGS,
+    QUEUE_EQUIVALENCE_ARGS,
+    check_args,
+    check_flags,
+    validate_exchange_args,
+    validate_queue_args,
+)
 from kiltmq.broker.exchange import (
     EXCHANGE_TYPES,
     Binding,
@@ -39,10 +47,6 @@ from kiltmq.protocol.errors import (
     PreconditionFailed,
     ResourceLocked,
 )
-from kiltmq.protocol.spec import BasicProperties
-
-if TYPE_CHECKING:
-    from kiltmq.broker.channel import ReplyTarget
 
 __all__ = ["VirtualHost", "generate_name"]
 
@@ -54,21 +58,6 @@ STANDARD_EXCHANGES = (
     ("amq.match", "headers"),
 )
 
-# Queue arguments RabbitMQ compares when a queue is redeclared.
-_EQUIVALENCE_ARGS = (
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-single-active-consumer",
-)
-_OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
-
 
 def generate_name(prefix: str) -> str:
     """A server-generated name as RabbitMQ makes them: ``amq.gen-`` or ``amq.ctag-`` plus
@@ -76,41 +65,8 @@ def generate_name(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _check_flags(what: str, *flags: tuple[str, bool, bool]) -> None:
-    """A redeclaration must repeat the flags (name, received, current) it was declared
-    with: 406 otherwise, in RabbitMQ's words."""
-    for arg, received, current in flags:
-        if received != current:
-            raise PreconditionFailed(
-                f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: "
-                f"received '{_bool(received)}' but current is '{_bool(current)}'"
-            )
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "signedint" if -(2**31) <= value < 2**31 else "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "longstr"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    return "void" if value is None else type(value).__name__
-
-
-def _describe(value: Any) -> str:
-    return f"the value '{value}' of type '{_type_name(value)}'"
+def _default_exchange_refused() -> AccessRefused:
+    return AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
 
 
 class VirtualHost:
@@ -125,8 +81,10 @@ class VirtualHost:
         #: Bindings by destination (queue or exchange), for deletion.
         self.incoming: dict[Destination, dict[tuple[Exchange, Any], Binding]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
-        #: Direct reply-to: reply routing keys -> the requesting channel's reply target.
-        self.reply_targets: dict[str, ReplyTarget] = {}
+        #: Direct reply-to: reply routing keys -> the requesting channel's reply target
+        #: (a :class:`kiltmq.broker.channel.ReplyTarget`: the channel keeps them here and
+        #: is the one to use them, so the vhost does not need to know their type).
+        self.reply_targets: dict[str, Any] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
 
@@ -164,7 +122,7 @@ class VirtualHost:
         """The exchange ``name`` (404 if missing; 403 for the default exchange, which may
         only be published to)."""
         if name == "":
-            raise AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
+            raise _default_exchange_refused()
         exchange = self.exchanges.get(name)
         if exchange is None:
             raise self.not_found("exchange", name)
@@ -184,19 +142,14 @@ class VirtualHost:
         :meth:`get_exchange` for that."""
         cls = self.check_exchange_type(type_name)
         if name == "":
-            raise AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
+            raise _default_exchange_refused()
         exchange = self.exchanges.get(name)
         if exchange is None:
             if name.startswith("amq."):
                 raise AccessRefused(
                     f"ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'"
                 )
-            alternate = (arguments or {}).get("alternate-exchange")
-            if alternate is not None and not isinstance(alternate, str):
-                raise PreconditionFailed(
-                    f"PRECONDITION_FAILED - invalid arg 'alternate-exchange' for "
-                    f"{self.describe('exchange', name)}: expected a string"
-                )
+            validate_exchange_args(self.describe("exchange", name), arguments)
             exchange = cls(
                 name, durable=durable, auto_delete=auto_delete, internal=internal,
                 arguments=arguments,
@@ -211,18 +164,18 @@ class VirtualHost:
                 f"PRECONDITION_FAILED - inequivalent arg 'type' for {what}: "
                 f"received '{type_name}' but current is '{exchange.TYPE}'"
             )
-        _check_flags(
+        check_flags(
             what,
             ("durable", durable, exchange.durable),
             ("auto_delete", auto_delete, exchange.auto_delete),
             ("internal", internal, exchange.internal),
         )
-        self._check_args(what, ("alternate-exchange",), arguments, exchange.arguments)
+        check_args(what, EXCHANGE_EQUIVALENCE_ARGS, arguments, exchange.arguments)
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == "":
-            raise AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
+            raise _default_exchange_refused()
         if name.startswith("amq."):
             raise AccessRefused(
                 f"ACCESS_REFUSED - deletion of system {self.describe('exchange', name)} not allowed"
@@ -294,16 +247,16 @@ class VirtualHost:
             if queue.owner is not owner_declared:
                 raise self.locked(name)
             what = self.describe("queue", name)
-            _check_flags(
+            check_flags(
                 what,
                 ("durable", durable, queue.durable),
                 ("auto_delete", auto_delete, queue.auto_delete),
             )
-            self._check_args(what, _EQUIVALENCE_ARGS, arguments, queue.arguments)
+            check_args(what, QUEUE_EQUIVALENCE_ARGS, arguments, queue.arguments)
             queue.touch()
             return queue, False
         args = dict(arguments or {})
-        self._validate_queue_args(name, args)
+        validate_queue_args(self.describe("queue", name), args)
         queue = Queue(
             self, name, durable=durable, auto_delete=auto_delete, owner=owner_declared,
             arguments=args,
@@ -313,63 +266,6 @@ class VirtualHost:
             self.store.definition_added(self.name, "queue", queue.definition())
         queue.touch()
         return queue, True
-
-    def _validate_queue_args(self, name: str, args: dict[str, Any]) -> None:
-        what = self.describe("queue", name)
-
-        def invalid(arg: str, reason: str) -> PreconditionFailed:
-            return PreconditionFailed(
-                f"PRECONDITION_FAILED - invalid arg '{arg}' for {what}: {reason}"
-            )
-
-        for arg, minimum in (
-            ("x-message-ttl", 0),
-            ("x-expires", 1),
-            ("x-max-length", 0),
-            ("x-max-length-bytes", 0),
-            ("x-max-priority", 0),
-        ):
-            if arg not in args:
-                continue
-            value = args[arg]
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise invalid(arg, f'"expected integer, got {_type_name(value)}"')
-            if value < minimum:
-                raise invalid(arg, f"{{value_{'zero' if value == 0 else 'negative'},{value}}}")
-        for arg in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
-            if arg in args and not isinstance(args[arg], str):
-                raise invalid(arg, f'"expected string, got {_type_name(args[arg])}"')
-        if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
-            raise invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
-        overflow = args.get("x-overflow")
-        if overflow is not None and overflow not in _OVERFLOW:
-            raise invalid("x-overflow", "invalid_overflow")
-        priority = args.get("x-max-priority")
-        if priority is not None and priority > 255:
-            raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
-
-    def _check_args(
-        self,
-        what: str,
-        names: tuple[str, ...],
-        received_args: FieldTable | None,
-        current_args: FieldTable,
-    ) -> None:
-        received_args = received_args or {}
-        for arg in names:
-            received = received_args.get(arg)
-            current = current_args.get(arg)
-            if received == current and type(received) is type(current):
-                continue
-            if received is None:
-                detail = f"received none but current is {_describe(current)}"
-            elif current is None:
-                detail = f"received {_describe(received)} but current is none"
-            else:
-                detail = f"received '{received}' but current is '{current}'"
-            raise PreconditionFailed(
-                f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: {detail}"
-            )
 
     def delete_queue(
         self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False
@@ -406,10 +302,16 @@ class VirtualHost:
     ) -> None:
         source.validate_binding(routing_key, arguments)
         binding = Binding(source, destination, routing_key, arguments)
-        if source.add_binding(binding):
-            self.incoming.setdefault(destination, {})[(source, binding.key)] = binding
-            if source.durable and destination.durable:
-                self.store.definition_added(self.name, "binding", binding.definition())
+        if self._add_binding(binding) and source.durable and destination.durable:
+            self.store.definition_added(self.name, "binding", binding.definition())
+
+    def _add_binding(self, binding: Binding) -> bool:
+        """Add ``binding`` to its source and to :attr:`incoming`; False if it exists."""
+        if not binding.source.add_binding(binding):
+            return False
+        incoming = self.incoming.setdefault(binding.destination, {})
+        incoming[(binding.source, binding.key)] = binding
+        return True
 
     def unbind(
         self,
@@ -446,7 +348,7 @@ class VirtualHost:
         return self._route_graph(exchange, message)
 
     def _route_graph(self, exchange: Exchange, message: Message) -> tuple[Queue, ...]:
-        queues: dict[Queue, None] = {}
+        queues: dict[Destination, None] = {}
         seen = {exchange}
         pending = [exchange]
         while pending:
@@ -465,7 +367,7 @@ class VirtualHost:
                         pending.append(dest)
                 else:
                     queues[dest] = None
-        return tuple(queues)
+        return tuple(queues)  # type: ignore[arg-type]  # a vhost binds only its own queues
 
     # -- dead-lettering -------------------------------------------------------------------
 
@@ -478,50 +380,15 @@ class VirtualHost:
         exchange = self.exchanges.get(dlx_name)
         if exchange is None:
             return
-        try:
-            props = message.properties
-        except (ValueError, IndexError):
+        dead = dead_lettered(
+            message, queue.name, reason, dlx_name, queue.dead_letter_routing_key
+        )
+        if dead is None:
             return
-        headers: dict[str, Any] = dict(props.headers or {})
-        deaths: list[Any] = list(headers.get("x-death") or [])
-        routing_key = queue.dead_letter_routing_key or message.routing_key
-        previous = None
-        for i, old in enumerate(deaths):
-            if (
-                isinstance(old, dict)
-                and old.get("queue") == queue.name
-                and old.get("reason") == reason
-            ):
-                previous = deaths.pop(i)
-                break
-        death: dict[str, Any] = {
-            "count": (previous.get("count", 1) + 1) if previous else 1,
-            "reason": reason,
-            "queue": queue.name,
-            "time": datetime.now(UTC).replace(microsecond=0),
-            "exchange": message.exchange,
-            "routing-keys": [message.routing_key],
-        }
-        if props.expiration is not None:
-            death["original-expiration"] = props.expiration
-        deaths.insert(0, death)
-        headers["x-death"] = deaths
-        if "x-first-death-reason" not in headers:
-            headers["x-first-death-reason"] = reason
-            headers["x-first-death-queue"] = queue.name
-            headers["x-first-death-exchange"] = message.exchange
-        new_props = BasicProperties(**{f: getattr(props, f) for f in BasicProperties.FIELDS})
-        new_props.headers = headers
-        new_props.expiration = None
-        dead = Message.build(dlx_name, routing_key, message.body, new_props)
-        # RabbitMQ drops a message that would cycle back into a queue it died in
-        # automatically (with no rejection along the way).
-        died_in = {d.get("queue") for d in deaths if isinstance(d, dict)}
-        rejected = any(isinstance(d, dict) and d.get("reason") == "rejected" for d in deaths)
-        for target in self.route(exchange, dead):
-            if target.name in died_in and not rejected:
-                continue
-            target.publish(dead)
+        republished, avoid = dead
+        for target in self.route(exchange, republished):
+            if target.name not in avoid:
+                target.publish(republished)
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -557,9 +424,9 @@ class VirtualHost:
                 dest = self.queues.get(definition["destination"])
             if source is None or dest is None:
                 return
-            binding = Binding(source, dest, definition["routing_key"], definition.get("arguments"))
-            if source.add_binding(binding):
-                self.incoming.setdefault(dest, {})[(source, binding.key)] = binding
+            self._add_binding(
+                Binding(source, dest, definition["routing_key"], definition.get("arguments"))
+            )
 
     def restore_message(
         self,

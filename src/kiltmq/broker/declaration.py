@@ -1,0 +1,147 @@
+"""RabbitMQ's rules for declaring exchanges and queues: a redeclaration must be
+equivalent to the first declaration, and queue arguments must be valid.
+
+Errors are :class:`~kiltmq.protocol.errors.PreconditionFailed` with RabbitMQ's reply
+text; ``what`` names the object as the vhost describes it ("queue 'q' in vhost '/'").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.errors import PreconditionFailed
+
+__all__ = [
+    "EXCHANGE_EQUIVALENCE_ARGS",
+    "QUEUE_EQUIVALENCE_ARGS",
+    "check_args",
+    "check_flags",
+    "validate_exchange_args",
+    "validate_queue_args",
+]
+
+#: Exchange arguments RabbitMQ compares when an exchange is redeclared.
+EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
+#: Queue arguments RabbitMQ compares when a queue is redeclared.
+QUEUE_EQUIVALENCE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+)
+_OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def check_flags(what: str, *flags: tuple[str, bool, bool]) -> None:
+    """A redeclaration must repeat the flags (name, received, current) it was declared
+    with: 406 otherwise, in RabbitMQ's words."""
+    for arg, received, current in flags:
+        if received != current:
+            raise PreconditionFailed(
+                f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: "
+                f"received '{_bool(received)}' but current is '{_bool(current)}'"
+            )
+
+
+def _type_name(value: Any) -> str:
+    """The AMQP field type of ``value`` as RabbitMQ names it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "longstr"
+    if isinstance(value, bytes):
+        return "binary"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    return "void" if value is None else type(value).__name__
+
+
+def _describe(value: Any) -> str:
+    return f"the value '{value}' of type '{_type_name(value)}'"
+
+
+def check_args(
+    what: str,
+    names: tuple[str, ...],
+    received_args: FieldTable | None,
+    current_args: FieldTable,
+) -> None:
+    """A redeclaration must repeat the arguments ``names`` it was declared with (same
+    value, same type): 406 otherwise."""
+    received_args = received_args or {}
+    for arg in names:
+        received = received_args.get(arg)
+        current = current_args.get(arg)
+        if received == current and type(received) is type(current):
+            continue
+        if received is None:
+            detail = f"received none but current is {_describe(current)}"
+        elif current is None:
+            detail = f"received {_describe(received)} but current is none"
+        else:
+            detail = f"received '{received}' but current is '{current}'"
+        raise PreconditionFailed(
+            f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {what}: {detail}"
+        )
+
+
+def validate_queue_args(what: str, args: FieldTable) -> None:
+    """Check the arguments of a new queue (types, ranges, combinations)."""
+
+    def invalid(arg: str, reason: str) -> PreconditionFailed:
+        return PreconditionFailed(
+            f"PRECONDITION_FAILED - invalid arg '{arg}' for {what}: {reason}"
+        )
+
+    for arg, minimum in (
+        ("x-message-ttl", 0),
+        ("x-expires", 1),
+        ("x-max-length", 0),
+        ("x-max-length-bytes", 0),
+        ("x-max-priority", 0),
+    ):
+        if arg not in args:
+            continue
+        value = args[arg]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise invalid(arg, f'"expected integer, got {_type_name(value)}"')
+        if value < minimum:
+            raise invalid(arg, f"{{value_{'zero' if value == 0 else 'negative'},{value}}}")
+    for arg in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
+        if arg in args and not isinstance(args[arg], str):
+            raise invalid(arg, f'"expected string, got {_type_name(args[arg])}"')
+    if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
+        raise invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
+    overflow = args.get("x-overflow")
+    if overflow is not None and overflow not in _OVERFLOW:
+        raise invalid("x-overflow", "invalid_overflow")
+    priority = args.get("x-max-priority")
+    if priority is not None and priority > 255:
+        raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
+
+
+def validate_exchange_args(what: str, args: FieldTable | None) -> None:
+    """Check the arguments of a new exchange."""
+    alternate = (args or {}).get("alternate-exchange")
+    if alternate is not None and not isinstance(alternate, str):
+        raise PreconditionFailed(
+            f"PRECONDITION_FAILED - invalid arg 'alternate-exchange' for {what}: "
+            "expected a string"
+        )
