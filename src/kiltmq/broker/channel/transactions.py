@@ -22,11 +22,16 @@ class Transactions(Publishing, Settlement):
             self.tx = Tx()
         self.send(spec.TxSelectOk())
 
-    def tx_commit(self, m: spec.TxCommit) -> None:
+    def _next_tx(self) -> Tx:
+        """The transaction so far, replaced by a new one; 406 if not in tx mode."""
         tx = self.tx
         if tx is None:
             raise PreconditionFailed("PRECONDITION_FAILED - channel is not transactional")
         self.tx = Tx()
+        return tx
+
+    def tx_commit(self, m: spec.TxCommit) -> None:
+        tx = self._next_tx()
         for queues, message, mandatory in tx.publishes:
             live = tuple(q for q in queues if not q.deleted)
             self._enqueue(live, message, mandatory)
@@ -40,10 +45,7 @@ class Transactions(Publishing, Settlement):
             self.send(spec.TxCommitOk())
 
     def tx_rollback(self, m: spec.TxRollback) -> None:
-        tx = self.tx
-        if tx is None:
-            raise PreconditionFailed("PRECONDITION_FAILED - channel is not transactional")
-        self.tx = Tx()
+        tx = self._next_tx()
         if tx.settles:
             restored = dict(self.unacked)
             for _kind, records in tx.settles:
