@@ -12,8 +12,8 @@ import struct
 import pytest
 
 from kiltmq.broker import Broker, Store
+from kiltmq.broker.handshake import is_loopback
 from kiltmq.broker.message import Message
-from kiltmq.broker.session import _is_loopback
 from kiltmq.protocol import BasicProperties, spec
 from kiltmq.protocol.frames import encode_frame
 
@@ -305,11 +305,11 @@ async def test_channel_max_is_enforced() -> None:
 
 
 def test_loopback_detection() -> None:
-    assert _is_loopback(("127.0.0.1", 5))
-    assert _is_loopback(("::1", 5, 0, 0))
-    assert _is_loopback(("::ffff:127.0.0.1", 5, 0, 0))
-    assert not _is_loopback(("10.1.2.3", 5))
-    assert not _is_loopback(("2001:db8::1", 5, 0, 0))
+    assert is_loopback(("127.0.0.1", 5))
+    assert is_loopback(("::1", 5, 0, 0))
+    assert is_loopback(("::ffff:127.0.0.1", 5, 0, 0))
+    assert not is_loopback(("10.1.2.3", 5))
+    assert not is_loopback(("2001:db8::1", 5, 0, 0))
 
 
 async def test_loopback_users_list_is_configurable() -> None:

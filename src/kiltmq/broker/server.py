@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
-from kiltmq.broker.session import Session
+from kiltmq.broker.session import Session, SessionBroker
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 
-if TYPE_CHECKING:
-    from kiltmq.broker.broker import Broker
-
-__all__ = ["OUTPUT_BATCH", "ServerConnection"]
+__all__ = ["OUTPUT_BATCH", "ServerBroker", "ServerConnection"]
 
 log = logging.getLogger("kiltmq.broker")
 
@@ -39,10 +36,22 @@ WRITE_BUFFER_HIGH = 1024 * 1024
 CLOSE_TIMEOUT = 3.0
 
 
+class ServerBroker(SessionBroker, Protocol):
+    """What a connection needs from the broker: the handshake timeout, and to be told
+    when a connection is made and lost (besides what its session needs)."""
+
+    @property
+    def handshake_timeout(self) -> float: ...
+
+    def connection_made(self, conn: ServerConnection) -> None: ...
+
+    def connection_lost(self, conn: ServerConnection) -> None: ...
+
+
 class ServerConnection(asyncio.Protocol):
     """One client connection: bytes in, events to the session, batched bytes out."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: ServerBroker) -> None:
         self.broker = broker
         self.core = Connection(Role.SERVER)
         self.loop = asyncio.get_running_loop()
@@ -150,7 +159,7 @@ class ServerConnection(asyncio.Protocol):
         if self._closed:
             return
         session = self.session
-        if session._confirm_channels:
+        if session.confirm_flushes:
             session.flush_confirms()
         data = self.core.data_to_send()
         if data:

@@ -10,17 +10,22 @@ RabbitMQ does. Reply texts carry RabbitMQ's "NAME - text" form.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import struct
-import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kiltmq import __version__
-from kiltmq.broker.channel import Channel
+from kiltmq.broker.channel import Channel, ChannelConnection
+from kiltmq.broker.handshake import (
+    MECHANISMS,
+    BadCredentials,
+    check_tune,
+    is_loopback,
+    read_credentials,
+    server_properties,
+)
 from kiltmq.broker.queue import Queue
+from kiltmq.broker.reply_text import reply_text
 from kiltmq.protocol import spec
-from kiltmq.protocol.codec import decode_table
 from kiltmq.protocol.connection import (
     ContentReceived,
     Event,
@@ -39,82 +44,65 @@ from kiltmq.protocol.errors import (
 )
 
 if TYPE_CHECKING:
-    from kiltmq.broker.auth import Permission
-    from kiltmq.broker.broker import Broker
-    from kiltmq.broker.server import ServerConnection
+    from kiltmq.broker.auth import AuthDB, Permission
     from kiltmq.broker.vhost import VirtualHost
 
-__all__ = ["Session", "server_properties"]
+__all__ = ["Session", "SessionBroker", "SessionConnection", "server_properties"]
 
 log = logging.getLogger("kiltmq.broker")
 
-FRAME_MIN_SIZE = 4096
 #: Events held on a channel waiting for a reply that waits for the store (tx.commit-ok,
 #: declare-ok of a durable object) beyond which the connection stops reading until the
 #: commit is on disk.
 HELD_EVENTS_MAX = 1000
-MECHANISMS = b"PLAIN AMQPLAIN"
-
-CAPABILITIES: dict[str, Any] = {
-    "publisher_confirms": True,
-    "exchange_exchange_bindings": True,
-    "basic.nack": True,
-    "consumer_cancel_notify": True,
-    "connection.blocked": True,
-    "authentication_failure_close": True,
-    "per_consumer_qos": True,
-    "direct_reply_to": True,
-    "consumer_priorities": True,
-}
 
 
-def server_properties(cluster_name: str = "kiltmq") -> dict[str, Any]:
-    """What connection.start tells clients about this broker."""
-    return {
-        "product": "kiltmq",
-        "version": __version__,
-        "platform": f"Python {sys.version.split()[0]}",
-        "copyright": "Copyright (c) the kiltmq authors",
-        "information": "kiltmq, an AMQP 0-9-1 broker in Python. Licensed under the MIT licence.",
-        "capabilities": dict(CAPABILITIES),
-        "cluster_name": cluster_name,
-    }
+class SessionConnection(ChannelConnection, Protocol):
+    """What a session needs from its connection: output, reading, timers, closing."""
+
+    def send_unsupported_header(self) -> None: ...
+
+    def pause_reading(self, reason: str) -> None: ...
+
+    def resume_reading(self, reason: str) -> None: ...
+
+    def opened(self) -> None: ...
+
+    def start_heartbeat(self, interval: int) -> None: ...
+
+    def close_after_flush(self) -> None: ...
+
+    def await_close_ok(self, *, core_failed: bool = False) -> None: ...
+
+    def abort(self) -> None: ...
 
 
-def reply_text(error: AMQPError) -> str:
-    """``error``'s text as RabbitMQ sends it: "NAME - text", cut to a short string."""
-    text = error.reply_text
-    name = error.reply_name
-    if text != name and not text.startswith(name + " -"):
-        text = f"{name} - {text}"
-    return short(text)
+class SessionBroker(Protocol):
+    """What a session needs from the broker: its limits, users and virtual hosts."""
 
+    @property
+    def cluster_name(self) -> str: ...
 
-def short(text: str) -> str:
-    """Cut ``text`` to the 255 bytes a short string can hold."""
-    data = text.encode()
-    if len(data) <= 255:
-        return text
-    return data[:255].decode(errors="ignore")
+    @property
+    def channel_max(self) -> int: ...
 
+    @property
+    def frame_max(self) -> int: ...
 
-def _is_loopback(peer: Any) -> bool:
-    if isinstance(peer, tuple) and peer:
-        try:
-            address = ipaddress.ip_address(str(peer[0]).split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            return address.ipv4_mapped.is_loopback
-        return address.is_loopback
-    # Unix sockets and other local transports count as loopback.
-    return True
+    @property
+    def heartbeat(self) -> int: ...
+
+    @property
+    def auth(self) -> AuthDB: ...
+
+    @property
+    def vhosts(self) -> Mapping[str, VirtualHost]: ...
 
 
 class Session:
     """Handshake, channels and dispatch for one connection."""
 
-    def __init__(self, broker: Broker, conn: ServerConnection, peer: Any) -> None:
+    def __init__(self, broker: SessionBroker, conn: SessionConnection, peer: Any) -> None:
         self.broker = broker
         self.conn = conn
         self.core = conn.core
@@ -134,7 +122,8 @@ class Session:
         self.blocked_by_alarm = False
         self._alarm_reason = ""
         self._exclusive: dict[Queue, None] = {}
-        self._confirm_channels: list[Channel] = []
+        #: Flushes of channels with publisher confirms to send when the connection flushes.
+        self.confirm_flushes: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Session({self.peer!r}, user={self.username!r})"
@@ -201,10 +190,10 @@ class Session:
         if len(channel.held) == HELD_EVENTS_MAX:
             self.conn.pause_reading(f"held:{channel.number}")
 
-    def replay(self, channel: Channel, events: list[Event]) -> None:
-        """Handle the events held while ``channel`` waited for the store (called from
-        the store's commit callback, outside ``data_received``)."""
-        self.conn.resume_reading(f"held:{channel.number}")
+    def replay(self, number: int, events: list[Event]) -> None:
+        """Handle the events held while channel ``number`` waited for the store (called
+        from the store's commit callback, outside ``data_received``)."""
+        self.conn.resume_reading(f"held:{number}")
         if not events:
             return
         try:
@@ -266,15 +255,16 @@ class Session:
             spec.ChannelClose(error.reply_code, reply_text(error), error.class_id, error.method_id),
         )
 
-    def confirms_pending(self, channel: Channel) -> None:
-        self._confirm_channels.append(channel)
+    def confirms_pending(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` (a channel's) when the connection next flushes its output."""
+        self.confirm_flushes.append(flush)
         self.conn.want_flush()
 
     def flush_confirms(self) -> None:
-        channels = self._confirm_channels
-        self._confirm_channels = []
-        for channel in channels:
-            channel.flush_confirms()
+        flushes = self.confirm_flushes
+        self.confirm_flushes = []
+        for flush in flushes:
+            flush()
 
     def resume_consumers(self) -> None:
         """The connection can take output again: let its consumers' queues deliver."""
@@ -335,40 +325,16 @@ class Session:
             self.auth_failure_close = capabilities.get("authentication_failure_close") is True
             self.blocked_capable = capabilities.get("connection.blocked") is True
         mechanism = m.mechanism
-        if mechanism == "PLAIN":
-            parts = m.response.split(b"\x00")
-            if len(parts) != 3:
-                return self._auth_failed(mechanism, "malformed PLAIN response")
-            username, password = parts[1], parts[2]
-        elif mechanism == "AMQPLAIN":
-            try:
-                table, _ = decode_table(struct.pack(">I", len(m.response)) + m.response, 0)
-            except (ValueError, struct.error, IndexError):
-                return self._auth_failed(mechanism, "malformed AMQPLAIN response")
-            login, secret = table.get("LOGIN"), table.get("PASSWORD")
-            if isinstance(login, str):
-                login = login.encode()
-            if isinstance(secret, str):
-                secret = secret.encode()
-            if not isinstance(login, bytes) or not isinstance(secret, bytes):
-                return self._auth_failed(mechanism, "AMQPLAIN response without LOGIN/PASSWORD")
-            username, password = login, secret
-        else:
-            raise CommandInvalid(
-                f"COMMAND_INVALID - unknown authentication mechanism '{mechanism}'"
-            )
         try:
-            name, secret_text = username.decode(), password.decode()
-        except UnicodeDecodeError:
-            return self._auth_failed(mechanism, "credentials are not UTF-8")
+            name, password = read_credentials(mechanism, m.response)
+        except BadCredentials as error:
+            return self._auth_failed(mechanism, str(error))
         auth = self.broker.auth
-        user = auth.authenticate(name, secret_text)
+        user = auth.authenticate(name, password)
         if user is None:
             return self._auth_failed(mechanism, f"invalid credentials for user '{name}'")
-        if auth.loopback_only(name) and not _is_loopback(self.peer):
-            return self._auth_failed(
-                mechanism, f"user '{name}' can only connect via localhost"
-            )
+        if auth.loopback_only(name) and not is_loopback(self.peer):
+            return self._auth_failed(mechanism, f"user '{name}' can only connect via localhost")
         self.username = user.name
         self.user_tags = user.tags
         broker = self.broker
@@ -392,22 +358,7 @@ class Session:
 
     def _tune_ok(self, m: spec.ConnectionTuneOk) -> None:
         broker = self.broker
-        # RabbitMQ: frame_max must lie within [4096, ours]; channel_max may not exceed
-        # ours (0, "no limit", gets ours).
-        if broker.frame_max and (m.frame_max == 0 or m.frame_max > broker.frame_max):
-            raise NotAllowed(
-                f"NOT_ALLOWED - frame_max={m.frame_max} > {broker.frame_max} max size", 10, 31
-            )
-        if m.frame_max and m.frame_max < FRAME_MIN_SIZE:
-            raise NotAllowed(
-                f"NOT_ALLOWED - frame_max={m.frame_max} < {FRAME_MIN_SIZE} min size", 10, 31
-            )
-        if broker.channel_max and m.channel_max > broker.channel_max:
-            raise NotAllowed(
-                f"NOT_ALLOWED - channel_max={m.channel_max} > {broker.channel_max} max size",
-                10,
-                31,
-            )
+        check_tune(m, broker.frame_max, broker.channel_max)
         if not m.channel_max:
             self.core.channel_max = broker.channel_max
         self.conn.start_heartbeat(m.heartbeat)
@@ -467,9 +418,7 @@ class Session:
         if self.closing:
             self.conn.abort()
             return
-        self.connection_error(
-            InternalError("INTERNAL_ERROR")
-        )
+        self.connection_error(InternalError("INTERNAL_ERROR"))
 
     def cleanup(self) -> None:
         """Close every channel and delete the connection's exclusive queues (idempotent)."""

@@ -1,0 +1,90 @@
+"""One open channel on the broker side: the parts for each AMQP class put together,
+the dispatch of a method to its handler, channel.flow, and the release of everything on
+close."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kiltmq.broker.channel.declarations import Declarations
+from kiltmq.broker.channel.settlement import requeue
+from kiltmq.broker.channel.transactions import Transactions
+from kiltmq.protocol import spec
+from kiltmq.protocol.errors import AMQPNotImplemented
+
+if TYPE_CHECKING:
+    from kiltmq.broker.channel.owner import ChannelSession
+
+__all__ = ["Channel"]
+
+
+class Channel(Declarations, Transactions):
+    """Broker-side state of one open channel and the handlers of the class 40-90
+    methods (exchange, queue, basic, confirm, tx) and channel.flow."""
+
+    def __init__(self, session: ChannelSession, number: int) -> None:
+        super().__init__(session, number)
+        self._handlers: dict[type[spec.Method], Callable[[Any], None]] = {
+            spec.ExchangeDeclare: self.exchange_declare,
+            spec.ExchangeDelete: self.exchange_delete,
+            spec.ExchangeBind: self.exchange_bind,
+            spec.ExchangeUnbind: self.exchange_unbind,
+            spec.QueueDeclare: self.queue_declare,
+            spec.QueueBind: self.queue_bind,
+            spec.QueueUnbind: self.queue_unbind,
+            spec.QueuePurge: self.queue_purge,
+            spec.QueueDelete: self.queue_delete,
+            spec.BasicQos: self.basic_qos,
+            spec.BasicConsume: self.basic_consume,
+            spec.BasicCancel: self.basic_cancel,
+            spec.BasicGet: self.basic_get,
+            spec.BasicAck: self.basic_ack,
+            spec.BasicReject: self.basic_reject,
+            spec.BasicNack: self.basic_nack,
+            spec.BasicRecoverAsync: self.basic_recover_async,
+            spec.BasicRecover: self.basic_recover,
+            spec.ConfirmSelect: self.confirm_select,
+            spec.TxSelect: self.tx_select,
+            spec.TxCommit: self.tx_commit,
+            spec.TxRollback: self.tx_rollback,
+            spec.ChannelFlow: self.channel_flow,
+        }
+
+    def handle(self, method: spec.Method) -> None:
+        handler = self._handlers.get(type(method))
+        if handler is None:
+            raise AMQPNotImplemented(
+                f"NOT_IMPLEMENTED - {method.NAME} is not handled by this broker",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        handler(method)
+
+    def channel_flow(self, m: spec.ChannelFlow) -> None:
+        if not m.active:
+            raise AMQPNotImplemented("NOT_IMPLEMENTED - active=false", 20, 20)
+        self.send(spec.ChannelFlowOk(True))
+
+    def close(self) -> None:
+        """Release everything: cancel consumers, requeue unacked deliveries (including
+        those settled in a transaction that was never committed)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._stop_replies()
+        tx, self.tx = self.tx, None
+        self._acks = []
+        self._nacks = []
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for consumer in consumers:
+            consumer.queue.detach_consumer(consumer)
+        records = list(self.unacked.items())
+        self.unacked.clear()
+        if tx is not None:
+            for _kind, settled in tx.settles:
+                records.extend(settled)
+        requeue(records)
+        for consumer in consumers:
+            consumer.queue.consumer_gone()

@@ -1,0 +1,126 @@
+"""Settling deliveries: basic.ack, basic.nack, basic.reject and basic.recover. A settled
+consumer delivery frees prefetch credit, so the queues involved drain again. In a
+transaction, settlements wait for tx.commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kiltmq.broker.channel.consuming import Consuming
+from kiltmq.broker.channel.state import Unacked
+from kiltmq.broker.queue import Entry, Queue
+from kiltmq.protocol import spec
+from kiltmq.protocol.errors import AMQPNotImplemented, PreconditionFailed
+
+__all__ = ["Settlement", "requeue"]
+
+
+def requeue(records: Iterable[tuple[int, Unacked]]) -> None:
+    """Put the entries of ``records`` back into their queues, one call per queue."""
+    by_queue: dict[Queue, list[Entry]] = {}
+    for _tag, (queue, entry, _consumer) in records:
+        by_queue.setdefault(queue, []).append(entry)
+    for queue, entries in by_queue.items():
+        queue.requeue(entries)
+
+
+class Settlement(Consuming):
+    """Acknowledgements, rejections and recovery of unacked deliveries."""
+
+    def _collect(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                records = list(unacked.items())
+                unacked.clear()
+                return records
+            if tag not in unacked:
+                raise PreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+            tags = []
+            for t in unacked:
+                if t > tag:
+                    break
+                tags.append(t)
+            return [(t, unacked.pop(t)) for t in tags]
+        record = unacked.pop(tag, None)
+        if record is None:
+            raise PreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+        return [(tag, record)]
+
+    def basic_ack(self, m: spec.BasicAck) -> None:
+        unacked = self.unacked
+        if not m.multiple and self.tx is None:
+            # the common case, kept short
+            record = unacked.pop(m.delivery_tag, None)
+            if record is None:
+                raise PreconditionFailed(
+                    f"PRECONDITION_FAILED - unknown delivery tag {m.delivery_tag}"
+                )
+            queue, entry, consumer = record
+            queue.ack(entry)
+            if consumer is not None:
+                consumer.unacked -= 1
+                self.consumer_unacked -= 1
+                if self.prefetch_global:
+                    # the freed credit is the channel's: any of its queues may use it
+                    self._drain_consumers()
+                elif queue.ready:
+                    queue.drain()
+            return
+        records = self._collect(m.delivery_tag, m.multiple)
+        if self.tx is not None:
+            self.tx.settles.append(("ack", records))
+            return
+        self._settle(records, "ack")
+
+    def basic_nack(self, m: spec.BasicNack) -> None:
+        records = self._collect(m.delivery_tag, m.multiple)
+        self._reject(records, m.requeue)
+
+    def basic_reject(self, m: spec.BasicReject) -> None:
+        records = self._collect(m.delivery_tag, False)
+        self._reject(records, m.requeue)
+
+    def _reject(self, records: list[tuple[int, Unacked]], requeue: bool) -> None:
+        kind = "requeue" if requeue else "discard"
+        if self.tx is not None:
+            self.tx.settles.append((kind, records))
+            return
+        self._settle(records, kind)
+
+    def _settle(self, records: list[tuple[int, Unacked]], kind: str) -> None:
+        """Ack, requeue or discard (dead-letter) settled deliveries."""
+        touched: dict[Queue, None] = {}
+        for _tag, (queue, entry, consumer) in records:
+            if consumer is not None:
+                consumer.unacked -= 1
+                self.consumer_unacked -= 1
+            if kind == "ack":
+                queue.ack(entry)
+            elif kind == "discard":
+                queue.reject(entry, False)
+            touched[queue] = None
+        if kind == "requeue":
+            requeue(records)
+        if self.prefetch_global:
+            self._drain_consumers()
+        else:
+            for queue in touched:
+                queue.drain()
+
+    def basic_recover_async(self, m: spec.BasicRecoverAsync) -> None:
+        if not m.requeue:
+            raise AMQPNotImplemented("NOT_IMPLEMENTED - requeue=false", 60, 100)
+        self._requeue_all()
+
+    def basic_recover(self, m: spec.BasicRecover) -> None:
+        if not m.requeue:
+            raise AMQPNotImplemented("NOT_IMPLEMENTED - requeue=false", 60, 110)
+        self._requeue_all()
+        self.send(spec.BasicRecoverOk())
+
+    def _requeue_all(self) -> None:
+        records = list(self.unacked.items())
+        self.unacked.clear()
+        if records:
+            self._settle(records, "requeue")
