@@ -100,6 +100,12 @@ def tuple_literal(items: list[str]) -> str:
     return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 
+def wire_fields_literal(fields: list[Field]) -> str:
+    """``((spec name, wire type), ...)`` of ``fields``, in wire order."""
+    inner = ", ".join(f'("{f.name}", "{f.type}")' for f in fields)
+    return f"({inner},)" if len(fields) == 1 else f"({inner})"
+
+
 def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
@@ -224,6 +230,7 @@ def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
     responses = tuple_literal([f"{m.cls_name}.{r}" for r in m.responses])
     w(f"RESPONSES: ClassVar[tuple[str, ...]] = {responses}", 1)
     w(f"FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal([f.py for f in public])}", 1)
+    w(f"WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = {wire_fields_literal(m.fields)}", 1)
     for f in ordered:
         w(f"{f.py}: {PY_TYPES[f.type]}", 1)
     w()
@@ -358,6 +365,7 @@ def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> No
     w()
     w(f"__slots__ = {tuple_literal([p.py for p in props])}", 1)
     w(f"FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal([p.py for p in props])}", 1)
+    w(f"WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = {wire_fields_literal(props)}", 1)
     for p in props:
         w(f"{p.py}: {PY_TYPES[p.type].replace(' | None', '')} | None", 1)
     w()
@@ -492,7 +500,9 @@ def generate(xml_path: Path) -> str:
     w("(``CLASS_ID``, ``METHOD_ID``, ``INDEX``, ``NAME``, ``SYNCHRONOUS``, ``HAS_CONTENT``,")
     w("``RESPONSES``), a specialised ``encode()`` giving the method frame payload and a")
     w("``decode()`` classmethod. ``METHODS`` maps ``INDEX`` (class id << 16 | method id) to the")
-    w('class. Reserved fields are kept (named ``reserved_N``) and default to zero/empty."""')
+    w("class. Reserved fields are kept (named ``reserved_N``) and default to zero/empty.")
+    w("``WIRE_FIELDS`` lists every field (reserved ones too) in wire order as (spec name, wire")
+    w('type); ``BasicProperties.WIRE_FIELDS`` the same for the properties."""')
     w()
     w("from __future__ import annotations")
     w()
@@ -555,6 +565,7 @@ def generate(xml_path: Path) -> str:
     w("SENT_BY_SERVER: ClassVar[bool]", 1)
     w("RESPONSES: ClassVar[tuple[str, ...]]", 1)
     w("FIELDS: ClassVar[tuple[str, ...]]", 1)
+    w("WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]]", 1)
     w()
     w("def encode(self) -> bytes:", 1)
     w("raise NotImplementedError", 2)

@@ -2,8 +2,8 @@
 
 The scenarios live in ``txamqp_scenarios.py`` and run in a subprocess with Twisted's
 default reactor (one run per broker, all scenarios), so that no reactor is installed in the
-pytest process. txAMQP loads the AMQP spec at run time: it uses the XML in the shared spec
-directory next to the repository (``../shared/spec`` from the repository root).
+pytest process. txAMQP loads the AMQP spec from an XML file at run time: the tests write
+one from kiltmq's own protocol tables (``txamqp_spec.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from .txamqp_spec import write_spec
+
 SCRIPT = Path(__file__).with_name("txamqp_scenarios.py")
-SPEC = Path(__file__).resolve().parents[2].parent / "shared/spec/amqp0-9-1.stripped.extended.xml"
 SCENARIOS = [
     "consumer_declares_binds_and_consumes",
     "message_waits_for_a_consumer",
@@ -34,15 +35,21 @@ Results = dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
+def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The AMQP spec XML for txAMQP, written from kiltmq.protocol.spec."""
+    return write_spec(tmp_path_factory.mktemp("txamqp") / "amqp0-9-1.xml")
+
+
+@pytest.fixture(scope="module")
 def runs() -> dict[str, Results]:
     """Results of the subprocess, per broker URL (each broker is run once)."""
     return {}
 
 
-def results_for(url: str, runs: dict[str, Results]) -> Results:
+def results_for(url: str, spec: Path, runs: dict[str, Results]) -> Results:
     if url not in runs:
         proc = subprocess.run(
-            [sys.executable, str(SCRIPT), url, str(SPEC)],
+            [sys.executable, str(SCRIPT), url, str(spec)],
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT,
@@ -57,10 +64,8 @@ def results_for(url: str, runs: dict[str, Results]) -> Results:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_txamqp(scenario: str, broker_url: str, runs: dict[str, Results]) -> None:
-    if not SPEC.exists():
-        pytest.skip(f"txAMQP needs the AMQP spec XML, not found at {SPEC}")
-    results = results_for(broker_url, runs)
+def test_txamqp(scenario: str, broker_url: str, spec_path: Path, runs: dict[str, Results]) -> None:
+    results = results_for(broker_url, spec_path, runs)
     assert sorted(results) == sorted(SCENARIOS)
     result = results[scenario]
     assert result["ok"], f"{scenario} failed:\n{result['error']}"

@@ -5,24 +5,21 @@ events; queue methods and read the bytes to send.
 """
 
 from kiltmq.protocol import spec
+from kiltmq.protocol.channel import Channel, ChannelState
 from kiltmq.protocol.codec import FieldTable, FieldValue, decode_table, encode_table
-from kiltmq.protocol.connection import (
-    Channel,
-    ChannelState,
-    Connection,
-    ConnectionState,
+from kiltmq.protocol.connection import Connection
+from kiltmq.protocol.errors import AMQPError, LocalProtocolError, error_for
+from kiltmq.protocol.events import (
     ContentReceived,
     Event,
-    Heartbeat,
     HeartbeatReceived,
     MethodReceived,
     ProtocolError,
     ProtocolHeaderReceived,
-    Role,
-    negotiate,
 )
-from kiltmq.protocol.errors import AMQPError, LocalProtocolError, error_for
 from kiltmq.protocol.frames import FrameReader, content_frames, content_header_payload, method_frame
+from kiltmq.protocol.handshake import ConnectionState, Role, negotiate
+from kiltmq.protocol.heartbeat import Heartbeat
 from kiltmq.protocol.spec import METHODS, BasicProperties, Method, ReplyCode
 
 __all__ = [

@@ -3,25 +3,27 @@
 Theory of operation
 -------------------
 ``Connection(role)`` is fed bytes with :meth:`Connection.receive_data`, which returns
-events; it is told what we send with :meth:`Connection.send_method` and friends, which
-append frames to an outgoing buffer read with :meth:`Connection.data_to_send`. It never
-reads a clock or a socket: time comes in as arguments (see :class:`Heartbeat`).
+events (:mod:`~kiltmq.protocol.events`); it is told what we send with
+:meth:`Connection.send_method` and friends, which append frames to an outgoing buffer read
+with :meth:`Connection.data_to_send`. It never reads a clock or a socket: time comes in as
+arguments (see :class:`~kiltmq.protocol.heartbeat.Heartbeat`).
 
-Everything that decides whether a frame is legal lives here:
+Everything that decides whether a frame is legal is reached from here:
 
-* The connection handshake is a table (``_HANDSHAKE``) from (state, method) to the next
-  state. The same table serves both roles, because the spec says which side sends each
-  method (``SENT_BY_CLIENT`` / ``SENT_BY_SERVER`` in ``spec.py``); a method arriving from
-  the wrong side is 503 COMMAND_INVALID, an unknown method 540 NOT_IMPLEMENTED.
-* Channels: a channel exists from channel.open until channel.close-ok. A method on a
-  channel that is not open is 504 CHANNEL_ERROR; a second channel.open too. After we
-  send channel.close, everything on that channel but close/close-ok is discarded, as the
-  spec requires; the same for the connection after connection.close.
+* The connection handshake (:mod:`~kiltmq.protocol.handshake`) is a table from (state,
+  method) to the next state, for both roles; a method arriving from the wrong side is 503
+  COMMAND_INVALID, an unknown method 540 NOT_IMPLEMENTED.
+* Channels (:mod:`~kiltmq.protocol.channel`): a channel exists from channel.open until
+  channel.close-ok. A method on a channel that is not open is 504 CHANNEL_ERROR. After
+  we send channel.close, everything on that channel but close/close-ok is discarded, as
+  the spec requires; the same for the connection after connection.close.
 * Content: a content-bearing method (basic.publish, basic.deliver, ...) must be followed
   on its channel by one content header and body frames up to the header's body size;
   anything else on that channel meanwhile is 505 UNEXPECTED_FRAME. Frames of other
   channels may interleave. The assembled message is one :class:`ContentReceived` event
-  whose properties stay encoded (``raw_properties``) until someone asks for them.
+  whose properties stay encoded (``raw_properties``) until someone asks for them. The
+  assembly is written out in :meth:`Connection.receive_data` itself, not called: it runs
+  for every content frame the broker and the clients read.
 * Negotiated limits (channel_max, frame_max, heartbeat) take effect when tune-ok passes
   in either direction.
 
@@ -30,16 +32,19 @@ before it followed by a :class:`ProtocolError` event carrying the
 :class:`~kiltmq.protocol.errors.AMQPError` (always a connection error) that the shell
 should report in connection.close. The connection then ignores further input. A misuse
 by our own side raises :class:`~kiltmq.protocol.errors.LocalProtocolError`.
+
+The events, :class:`Heartbeat`, :class:`Role`, the states, :class:`Channel` and
+:func:`negotiate` can be imported from here too, where they were first defined.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 
 from kiltmq.protocol import spec
+from kiltmq.protocol.channel import Channel as Channel
+from kiltmq.protocol.channel import ChannelState as ChannelState
+from kiltmq.protocol.channel import channel_method_received, channel_method_sent
 from kiltmq.protocol.errors import (
     AMQPError,
     AMQPNotImplemented,
@@ -48,9 +53,15 @@ from kiltmq.protocol.errors import (
     CommandInvalid,
     FrameError,
     LocalProtocolError,
-    NotAllowed,
     UnexpectedFrame,
 )
+from kiltmq.protocol.events import HEARTBEAT_EVENT, content_received, method_received
+from kiltmq.protocol.events import ContentReceived as ContentReceived
+from kiltmq.protocol.events import Event as Event
+from kiltmq.protocol.events import HeartbeatReceived as HeartbeatReceived
+from kiltmq.protocol.events import MethodReceived as MethodReceived
+from kiltmq.protocol.events import ProtocolError as ProtocolError
+from kiltmq.protocol.events import ProtocolHeaderReceived as ProtocolHeaderReceived
 from kiltmq.protocol.frames import (
     ACCEPTED_PROTOCOL_HEADERS,
     HEARTBEAT_FRAME,
@@ -60,79 +71,15 @@ from kiltmq.protocol.frames import (
     content_header_payload,
     method_frame,
 )
+from kiltmq.protocol.handshake import ConnectionState as ConnectionState
+from kiltmq.protocol.handshake import Role as Role
+from kiltmq.protocol.handshake import negotiate as negotiate
+from kiltmq.protocol.handshake import next_state
+from kiltmq.protocol.heartbeat import Heartbeat as Heartbeat
 from kiltmq.protocol.spec import METHODS, BasicProperties, Method
 
-__all__ = [
-    "Channel",
-    "ChannelState",
-    "Connection",
-    "ConnectionState",
-    "ContentReceived",
-    "Event",
-    "Heartbeat",
-    "HeartbeatReceived",
-    "MethodReceived",
-    "ProtocolError",
-    "ProtocolHeaderReceived",
-    "Role",
-    "negotiate",
-]
-
-_S_I = struct.Struct(">I")
-_S_HHQ = struct.Struct(">HHQ")
-_unpack_I = _S_I.unpack_from
-_unpack_HHQ = _S_HHQ.unpack_from
-
-
-class Role(Enum):
-    CLIENT = "client"
-    SERVER = "server"
-
-
-class ConnectionState(Enum):
-    """Where the handshake stands; the name says what is expected next."""
-
-    HEADER = "header"  # protocol header not yet exchanged
-    START = "start"  # connection.start expected (from the server)
-    START_OK = "start-ok"  # connection.start-ok expected (from the client)
-    SECURE_OR_TUNE = "secure-or-tune"  # server sends connection.secure or connection.tune
-    SECURE_OK = "secure-ok"  # connection.secure-ok expected (from the client)
-    TUNE_OK = "tune-ok"  # connection.tune-ok expected (from the client)
-    OPEN = "open"  # connection.open expected (from the client)
-    OPEN_OK = "open-ok"  # connection.open-ok expected (from the server)
-    OPENED = "opened"  # channels may be used
-    CLOSING = "closing"  # connection.close sent or received, close-ok expected
-    CLOSED = "closed"
-
-
-S = ConnectionState
-# (state, method name) -> next state, whichever side sends.
-_HANDSHAKE: dict[tuple[ConnectionState, str], ConnectionState] = {
-    (S.START, "connection.start"): S.START_OK,
-    (S.START_OK, "connection.start-ok"): S.SECURE_OR_TUNE,
-    (S.SECURE_OR_TUNE, "connection.secure"): S.SECURE_OK,
-    (S.SECURE_OK, "connection.secure-ok"): S.SECURE_OR_TUNE,
-    (S.SECURE_OR_TUNE, "connection.tune"): S.TUNE_OK,
-    (S.TUNE_OK, "connection.tune-ok"): S.OPEN,
-    (S.OPEN, "connection.open"): S.OPEN_OK,
-    (S.OPEN_OK, "connection.open-ok"): S.OPENED,
-}
-# Connection methods allowed once open, in either direction, that keep the state.
-_OPENED_METHODS = frozenset(
-    {
-        "connection.blocked",
-        "connection.unblocked",
-        "connection.update-secret",
-        "connection.update-secret-ok",
-    }
-)
-
-
-class ChannelState(Enum):
-    OPENING = "opening"  # channel.open sent, open-ok expected
-    OPEN = "open"
-    CLOSING = "closing"  # we sent channel.close; only close/close-ok count now
-
+_unpack_I = struct.Struct(">I").unpack_from  # a method frame's class and method ids
+_unpack_HHQ = struct.Struct(">HHQ").unpack_from  # class id, weight, body size of a header
 
 # Enum members as module constants for the receive path: reading ``ConnectionState.X``
 # costs a class attribute lookup through the enum machinery each time.
@@ -142,183 +89,8 @@ _CLOSING = ConnectionState.CLOSING
 _CLOSED = ConnectionState.CLOSED
 _CHANNEL_OPEN = ChannelState.OPEN
 _CHANNEL_CLOSING = ChannelState.CLOSING
-
-
-# -- events ------------------------------------------------------------------------------
-
-
-class Event:
-    """Base of everything :meth:`Connection.receive_data` returns."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolHeaderReceived(Event):
-    """Server role: the client's protocol header. If not ``supported`` the shell should
-    write :data:`~kiltmq.protocol.spec.PROTOCOL_HEADER` and close the socket, as the spec
-    says."""
-
-    header: bytes
-    supported: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MethodReceived(Event):
-    """A method without content."""
-
-    channel: int
-    method: Method
-
-
-@dataclass(frozen=True, slots=True)
-class ContentReceived(Event):
-    """A content-bearing method with its header and whole body.
-
-    ``raw_properties`` are the encoded property flags and values, kept as received so a
-    broker can pass them on without decoding; :meth:`properties` decodes them.
-    """
-
-    channel: int
-    method: Method
-    raw_properties: bytes
-    body: bytes
-
-    def properties(self) -> BasicProperties:
-        return BasicProperties.decode(self.raw_properties)
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatReceived(Event):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolError(Event):
-    """The peer broke the protocol; report ``error`` in connection.close and stop."""
-
-    error: AMQPError
-
-
-_HEARTBEAT_EVENT = HeartbeatReceived()
-
-# Events are frozen dataclasses; their generated __init__ sets each field through
-# object.__setattr__. On the hot path they are built with the slot descriptors instead,
-# which is about twice as fast and gives the same objects.
-_new_event = object.__new__
-
-
-def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
-    setter: Callable[[object, object], None] = vars(cls)[name].__set__
-    return setter
-
-
-_set_method_channel = _slot_setter(MethodReceived, "channel")
-_set_method_method = _slot_setter(MethodReceived, "method")
-_set_content_channel = _slot_setter(ContentReceived, "channel")
-_set_content_method = _slot_setter(ContentReceived, "method")
-_set_content_raw = _slot_setter(ContentReceived, "raw_properties")
-_set_content_body = _slot_setter(ContentReceived, "body")
-
-
-def _method_received(channel: int, method: Method) -> MethodReceived:
-    event: MethodReceived = _new_event(MethodReceived)
-    _set_method_channel(event, channel)
-    _set_method_method(event, method)
-    return event
-
-
-def _content_received(
-    channel: int, method: Method, raw_properties: bytes, body: bytes
-) -> ContentReceived:
-    event: ContentReceived = _new_event(ContentReceived)
-    _set_content_channel(event, channel)
-    _set_content_method(event, method)
-    _set_content_raw(event, raw_properties)
-    _set_content_body(event, body)
-    return event
-
-
-# -- heartbeats --------------------------------------------------------------------------
-
-
-class Heartbeat:
-    """Heartbeat bookkeeping as data: the shell tells it when bytes moved and asks what to do.
-
-    With a negotiated timeout of ``interval`` seconds we send a heartbeat frame when we have
-    sent nothing for ``interval / 2`` seconds, and count the peer as dead when it has sent
-    nothing for ``miss_limit * interval`` seconds (RabbitMQ's rule: two missed beats).
-    ``interval`` 0 disables both.
-    """
-
-    __slots__ = ("interval", "last_received", "last_sent", "miss_limit")
-
-    def __init__(self, interval: float = 0, miss_limit: int = 2) -> None:
-        self.interval = interval
-        self.miss_limit = miss_limit
-        self.last_received = 0.0
-        self.last_sent = 0.0
-
-    def start(self, interval: float, now: float) -> None:
-        self.interval = interval
-        self.last_received = self.last_sent = now
-
-    def received(self, now: float) -> None:
-        self.last_received = now
-
-    def sent(self, now: float) -> None:
-        self.last_sent = now
-
-    def send_due(self, now: float) -> bool:
-        return bool(self.interval) and now - self.last_sent >= self.interval / 2
-
-    def peer_dead(self, now: float) -> bool:
-        return bool(self.interval) and now - self.last_received > self.interval * self.miss_limit
-
-    def next_deadline(self, now: float) -> float | None:
-        """When :meth:`send_due` or :meth:`peer_dead` may next become true (None: never)."""
-        if not self.interval:
-            return None
-        return min(
-            self.last_sent + self.interval / 2,
-            self.last_received + self.interval * self.miss_limit,
-        )
-
-
-def negotiate(ours: int, theirs: int) -> int:
-    """Tune negotiation for channel_max, frame_max and heartbeat: 0 means "no limit", so
-    the non-zero value wins; otherwise the smaller one."""
-    if not ours or not theirs:
-        return ours or theirs
-    return min(ours, theirs)
-
-
-# -- the connection ----------------------------------------------------------------------
-
-
-class Channel:
-    """Per-channel protocol state: open/closing and content being assembled."""
-
-    __slots__ = (
-        "body_size",
-        "content_method",
-        "header_seen",
-        "number",
-        "parts",
-        "raw_properties",
-        "received",
-        "state",
-    )
-
-    def __init__(self, number: int, state: ChannelState) -> None:
-        self.number = number
-        self.state = state
-        self.content_method: Method | None = None
-        self.header_seen = False
-        self.body_size = 0
-        self.raw_properties = b""
-        self.parts: list[bytes] = []
-        self.received = 0
+# What still counts on a closing connection.
+_CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 
 
 class Connection:
@@ -366,7 +138,11 @@ class Connection:
         if channel == 0:
             self._connection_method_sent(method)
         else:
-            self._channel_method_sent(channel, method)
+            if self.state is not _OPENED:
+                if self.state is _CLOSING:
+                    return  # racing a connection close: harmless, the peer discards it
+                raise LocalProtocolError(f"connection not open (state {self.state.value})")
+            channel_method_sent(self.channels, channel, method)
         self._out.append(method_frame(channel, method))
 
     def send_content(
@@ -400,43 +176,15 @@ class Connection:
 
     def _connection_method_sent(self, method: Method) -> None:
         name = method.NAME
-        if name == "connection.close":
-            self.state = ConnectionState.CLOSING
-            return
-        if name == "connection.close-ok":
-            self.state = ConnectionState.CLOSED
-            return
         mine = method.SENT_BY_CLIENT if self.role is Role.CLIENT else method.SENT_BY_SERVER
         if not mine:
             raise LocalProtocolError(f"a {self.role.value} does not send {name}")
-        if self.state is ConnectionState.OPENED and name in _OPENED_METHODS:
-            return
-        nxt = _HANDSHAKE.get((self.state, name))
+        nxt = next_state(self.state, name)
         if nxt is None:
             raise LocalProtocolError(f"cannot send {name} in state {self.state.value}")
         self.state = nxt
         if isinstance(method, spec.ConnectionTuneOk):
             self._tuned(method)
-
-    def _channel_method_sent(self, channel: int, method: Method) -> None:
-        if self.state is not ConnectionState.OPENED:
-            if self.state is ConnectionState.CLOSING:
-                return  # racing a connection close: harmless, the peer discards it
-            raise LocalProtocolError(f"connection not open (state {self.state.value})")
-        state = self.channels.get(channel)
-        name = method.NAME
-        if name == "channel.open":
-            if state is not None:
-                raise LocalProtocolError(f"channel {channel} is already open")
-            self.channels[channel] = Channel(channel, ChannelState.OPENING)
-        elif state is None:
-            raise LocalProtocolError(f"channel {channel} is not open (sending {name})")
-        elif name == "channel.open-ok":
-            state.state = ChannelState.OPEN
-        elif name == "channel.close":
-            state.state = ChannelState.CLOSING
-        elif name == "channel.close-ok":
-            del self.channels[channel]
 
     def _tuned(self, tune_ok: spec.ConnectionTuneOk) -> None:
         self.channel_max = tune_ok.channel_max
@@ -494,7 +242,7 @@ class Connection:
                     state.header_seen = False
                     if state.state is _CHANNEL_OPEN:
                         events.append(
-                            _content_received(channel, method, state.raw_properties, payload)
+                            content_received(channel, method, state.raw_properties, payload)
                         )
                 elif frame_type == 1:
                     self._method_frame(channel, payload, events)
@@ -525,11 +273,11 @@ class Connection:
                     else:  # no body frames follow
                         state.content_method = None
                         if state.state is _CHANNEL_OPEN:
-                            events.append(_content_received(channel, method, raw, b""))
+                            events.append(content_received(channel, method, raw, b""))
                 else:  # heartbeat (the reader rejects unknown types)
                     if channel != 0:  # 505, as RabbitMQ says
                         raise UnexpectedFrame(f"heartbeat frame on channel {channel}")
-                    events.append(_HEARTBEAT_EVENT)
+                    events.append(HEARTBEAT_EVENT)
             if self._reader.error is not None:
                 # bad framing after the frames above, in the same data: raise it now
                 self._reader.feed(b"")
@@ -605,82 +353,32 @@ class Connection:
                 state.content_method = method
                 state.header_seen = False
                 return
-            if cls.CLASS_ID == 20:
-                self._channel_method_received(channel, state, method, events)
-            else:
-                events.append(_method_received(channel, method))
+            if cls.CLASS_ID != 20 or channel_method_received(
+                self.channels, self.channel_max, channel, state, method
+            ):
+                events.append(method_received(channel, method))
             return
-        self._channel_method_received(channel, state, method, events)
-
-    def _channel_method_received(
-        self, channel: int, state: Channel | None, method: Method, events: list[Event]
-    ) -> None:
-        name = method.NAME
-        if name == "channel.open":
-            if state is not None:
-                raise ChannelError(f"second 'channel.open' seen on channel {channel}", 20, 10)
-            # RabbitMQ's rule: channel_max bounds how many channels are open at once,
-            # whatever their numbers (the spec text bounds the numbers).
-            if self.channel_max and len(self.channels) >= self.channel_max:
-                raise NotAllowed(
-                    f"number of channels opened ({len(self.channels)}) has reached the "
-                    f"negotiated channel_max ({self.channel_max})"
-                )
-            self.channels[channel] = Channel(channel, ChannelState.OPEN)
-        elif state is None:
-            if name == "channel.close-ok":
-                return  # both sides closed at once; nothing left to do
-            raise ChannelError(
-                f"expected 'channel.open' on channel {channel}, got {name}",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        elif state.state is ChannelState.CLOSING:
-            if name == "channel.close-ok":
-                del self.channels[channel]
-            elif name != "channel.close":
-                state.content_method = None
-                state.header_seen = False
-                state.parts = []
-                return  # discarded: we are closing this channel
-        elif state.state is ChannelState.OPENING:
-            if name == "channel.open-ok":
-                state.state = ChannelState.OPEN
-            elif name != "channel.close":
-                raise ChannelError(
-                    f"{name} on channel {channel} before channel.open-ok",
-                    method.CLASS_ID,
-                    method.METHOD_ID,
-                )
-        elif name == "channel.close-ok":
-            raise ChannelError(
-                f"channel.close-ok on channel {channel}, which is not closing", 20, 41
-            )
-        events.append(_method_received(channel, method))
+        if channel_method_received(self.channels, self.channel_max, channel, state, method):
+            events.append(method_received(channel, method))
 
     def _connection_method_received(self, method: Method, events: list[Event]) -> None:
         name = method.NAME
-        if name == "connection.close":
-            self.state = ConnectionState.CLOSING
-        elif name == "connection.close-ok":
-            self.state = ConnectionState.CLOSED
-        elif self.state is ConnectionState.CLOSING:
+        if self.state is _CLOSING and name not in _CLOSE_METHODS:
             return  # discarded while closing
-        elif not (self.state is ConnectionState.OPENED and name in _OPENED_METHODS):
-            nxt = _HANDSHAKE.get((self.state, name))
-            if nxt is None:
-                raise CommandInvalid(
-                    f"{name} not expected in state {self.state.value}",
-                    method.CLASS_ID,
-                    method.METHOD_ID,
-                )
-            self.state = nxt
-            if isinstance(method, spec.ConnectionTuneOk):
-                self._tuned(method)
-                self.peer_tune = method
-            elif isinstance(method, spec.ConnectionTune):
-                self.peer_tune = method
-        events.append(_method_received(0, method))
+        nxt = next_state(self.state, name)
+        if nxt is None:
+            raise CommandInvalid(
+                f"{name} not expected in state {self.state.value}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        self.state = nxt
+        if isinstance(method, spec.ConnectionTuneOk):
+            self._tuned(method)
+            self.peer_tune = method
+        elif isinstance(method, spec.ConnectionTune):
+            self.peer_tune = method
+        events.append(method_received(0, method))
 
     def _header_frame(self, channel: int, state: Channel | None) -> None:
         """A content header frame that no content method announced (see receive_data)."""

@@ -6,7 +6,9 @@ Every method is a class with ``__slots__``, its wire identity as class attribute
 (``CLASS_ID``, ``METHOD_ID``, ``INDEX``, ``NAME``, ``SYNCHRONOUS``, ``HAS_CONTENT``,
 ``RESPONSES``), a specialised ``encode()`` giving the method frame payload and a
 ``decode()`` classmethod. ``METHODS`` maps ``INDEX`` (class id << 16 | method id) to the
-class. Reserved fields are kept (named ``reserved_N``) and default to zero/empty."""
+class. Reserved fields are kept (named ``reserved_N``) and default to zero/empty.
+``WIRE_FIELDS`` lists every field (reserved ones too) in wire order as (spec name, wire
+type); ``BasicProperties.WIRE_FIELDS`` the same for the properties."""
 
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ class Method:
     SENT_BY_SERVER: ClassVar[bool]
     RESPONSES: ClassVar[tuple[str, ...]]
     FIELDS: ClassVar[tuple[str, ...]]
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]]
 
     def encode(self) -> bytes:
         raise NotImplementedError
@@ -157,6 +160,7 @@ class ConnectionStart(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.start-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("version_major", "version_minor", "server_properties", "mechanisms", "locales")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("version-major", "octet"), ("version-minor", "octet"), ("server-properties", "table"), ("mechanisms", "longstr"), ("locales", "longstr"))
     version_major: int
     version_minor: int
     server_properties: FieldTable | None
@@ -214,6 +218,7 @@ class ConnectionStartOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("client_properties", "mechanism", "response", "locale")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("client-properties", "table"), ("mechanism", "shortstr"), ("response", "longstr"), ("locale", "shortstr"))
     client_properties: FieldTable | None
     mechanism: str
     response: bytes
@@ -281,6 +286,7 @@ class ConnectionSecure(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.secure-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("challenge",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("challenge", "longstr"),)
     challenge: bytes
 
     def __init__(
@@ -320,6 +326,7 @@ class ConnectionSecureOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("response",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("response", "longstr"),)
     response: bytes
 
     def __init__(
@@ -359,6 +366,7 @@ class ConnectionTune(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.tune-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("channel_max", "frame_max", "heartbeat")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel-max", "short"), ("frame-max", "long"), ("heartbeat", "short"))
     channel_max: int
     frame_max: int
     heartbeat: int
@@ -402,6 +410,7 @@ class ConnectionTuneOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("channel_max", "frame_max", "heartbeat")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel-max", "short"), ("frame-max", "long"), ("heartbeat", "short"))
     channel_max: int
     frame_max: int
     heartbeat: int
@@ -445,6 +454,7 @@ class ConnectionOpen(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.open-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("virtual_host",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("virtual-host", "shortstr"), ("reserved-1", "shortstr"), ("reserved-2", "bit"))
     virtual_host: str
     reserved_1: str
     reserved_2: bool
@@ -509,6 +519,7 @@ class ConnectionOpenOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "shortstr"),)
     reserved_1: str
 
     def __init__(
@@ -556,6 +567,7 @@ class ConnectionClose(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.close-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("reply_code", "reply_text", "class_id", "method_id")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reply-code", "short"), ("reply-text", "shortstr"), ("class-id", "short"), ("method-id", "short"))
     reply_code: int
     reply_text: str
     class_id: int
@@ -617,6 +629,7 @@ class ConnectionCloseOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -648,6 +661,7 @@ class ConnectionBlocked(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("reason",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reason", "shortstr"),)
     reason: str
 
     def __init__(
@@ -695,6 +709,7 @@ class ConnectionUnblocked(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -726,6 +741,7 @@ class ConnectionUpdateSecret(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.update-secret-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("new_secret", "reason")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("new-secret", "longstr"), ("reason", "shortstr"))
     new_secret: bytes
     reason: str
 
@@ -778,6 +794,7 @@ class ConnectionUpdateSecretOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -809,6 +826,7 @@ class ChannelOpen(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("channel.open-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "shortstr"),)
     reserved_1: str
 
     def __init__(
@@ -856,6 +874,7 @@ class ChannelOpenOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "longstr"),)
     reserved_1: bytes
 
     def __init__(
@@ -895,6 +914,7 @@ class ChannelFlow(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("channel.flow-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("active",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("active", "bit"),)
     active: bool
 
     def __init__(
@@ -933,6 +953,7 @@ class ChannelFlowOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("active",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("active", "bit"),)
     active: bool
 
     def __init__(
@@ -971,6 +992,7 @@ class ChannelClose(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("channel.close-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("reply_code", "reply_text", "class_id", "method_id")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reply-code", "short"), ("reply-text", "shortstr"), ("class-id", "short"), ("method-id", "short"))
     reply_code: int
     reply_text: str
     class_id: int
@@ -1032,6 +1054,7 @@ class ChannelCloseOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1063,6 +1086,7 @@ class ExchangeDeclare(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("exchange.declare-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("exchange", "type", "passive", "durable", "auto_delete", "internal", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("exchange", "shortstr"), ("type", "shortstr"), ("passive", "bit"), ("durable", "bit"), ("auto-delete", "bit"), ("internal", "bit"), ("no-wait", "bit"), ("arguments", "table"))
     exchange: str
     type: str
     passive: bool
@@ -1153,6 +1177,7 @@ class ExchangeDeclareOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1184,6 +1209,7 @@ class ExchangeDelete(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("exchange.delete-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("exchange", "if_unused", "no_wait")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("exchange", "shortstr"), ("if-unused", "bit"), ("no-wait", "bit"))
     exchange: str
     if_unused: bool
     no_wait: bool
@@ -1247,6 +1273,7 @@ class ExchangeDeleteOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1278,6 +1305,7 @@ class ExchangeBind(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("exchange.bind-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("destination", "source", "routing_key", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("destination", "shortstr"), ("source", "shortstr"), ("routing-key", "shortstr"), ("no-wait", "bit"), ("arguments", "table"))
     destination: str
     source: str
     routing_key: str
@@ -1362,6 +1390,7 @@ class ExchangeBindOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1393,6 +1422,7 @@ class ExchangeUnbind(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("exchange.unbind-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("destination", "source", "routing_key", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("destination", "shortstr"), ("source", "shortstr"), ("routing-key", "shortstr"), ("no-wait", "bit"), ("arguments", "table"))
     destination: str
     source: str
     routing_key: str
@@ -1477,6 +1507,7 @@ class ExchangeUnbindOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1508,6 +1539,7 @@ class QueueDeclare(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("queue.declare-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "passive", "durable", "exclusive", "auto_delete", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("passive", "bit"), ("durable", "bit"), ("exclusive", "bit"), ("auto-delete", "bit"), ("no-wait", "bit"), ("arguments", "table"))
     queue: str
     passive: bool
     durable: bool
@@ -1588,6 +1620,7 @@ class QueueDeclareOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "message_count", "consumer_count")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("queue", "shortstr"), ("message-count", "long"), ("consumer-count", "long"))
     queue: str
     message_count: int
     consumer_count: int
@@ -1644,6 +1677,7 @@ class QueueBind(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("queue.bind-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "exchange", "routing_key", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("exchange", "shortstr"), ("routing-key", "shortstr"), ("no-wait", "bit"), ("arguments", "table"))
     queue: str
     exchange: str
     routing_key: str
@@ -1728,6 +1762,7 @@ class QueueBindOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1759,6 +1794,7 @@ class QueueUnbind(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("queue.unbind-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "exchange", "routing_key", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("exchange", "shortstr"), ("routing-key", "shortstr"), ("arguments", "table"))
     queue: str
     exchange: str
     routing_key: str
@@ -1836,6 +1872,7 @@ class QueueUnbindOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -1867,6 +1904,7 @@ class QueuePurge(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("queue.purge-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "no_wait")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("no-wait", "bit"))
     queue: str
     no_wait: bool
     reserved_1: int
@@ -1926,6 +1964,7 @@ class QueuePurgeOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("message_count",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("message-count", "long"),)
     message_count: int
 
     def __init__(
@@ -1963,6 +2002,7 @@ class QueueDelete(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("queue.delete-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "if_unused", "if_empty", "no_wait")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("if-unused", "bit"), ("if-empty", "bit"), ("no-wait", "bit"))
     queue: str
     if_unused: bool
     if_empty: bool
@@ -2030,6 +2070,7 @@ class QueueDeleteOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("message_count",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("message-count", "long"),)
     message_count: int
 
     def __init__(
@@ -2067,6 +2108,7 @@ class BasicQos(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("basic.qos-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("prefetch_size", "prefetch_count", "global_")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("prefetch-size", "long"), ("prefetch-count", "short"), ("global", "bit"))
     prefetch_size: int
     prefetch_count: int
     global_: bool
@@ -2111,6 +2153,7 @@ class BasicQosOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -2142,6 +2185,7 @@ class BasicConsume(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("basic.consume-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "consumer_tag", "no_local", "no_ack", "exclusive", "no_wait", "arguments")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("consumer-tag", "shortstr"), ("no-local", "bit"), ("no-ack", "bit"), ("exclusive", "bit"), ("no-wait", "bit"), ("arguments", "table"))
     queue: str
     consumer_tag: str
     no_local: bool
@@ -2228,6 +2272,7 @@ class BasicConsumeOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("consumer_tag",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("consumer-tag", "shortstr"),)
     consumer_tag: str
 
     def __init__(
@@ -2275,6 +2320,7 @@ class BasicCancel(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ("basic.cancel-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("consumer_tag", "no_wait")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("consumer-tag", "shortstr"), ("no-wait", "bit"))
     consumer_tag: str
     no_wait: bool
 
@@ -2329,6 +2375,7 @@ class BasicCancelOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("consumer_tag",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("consumer-tag", "shortstr"),)
     consumer_tag: str
 
     def __init__(
@@ -2376,6 +2423,7 @@ class BasicPublish(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("exchange", "routing_key", "mandatory", "immediate")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("exchange", "shortstr"), ("routing-key", "shortstr"), ("mandatory", "bit"), ("immediate", "bit"))
     exchange: str
     routing_key: str
     mandatory: bool
@@ -2449,6 +2497,7 @@ class BasicReturn(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("reply_code", "reply_text", "exchange", "routing_key")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reply-code", "short"), ("reply-text", "shortstr"), ("exchange", "shortstr"), ("routing-key", "shortstr"))
     reply_code: int
     reply_text: str
     exchange: str
@@ -2521,6 +2570,7 @@ class BasicDeliver(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("consumer_tag", "delivery_tag", "redelivered", "exchange", "routing_key")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("consumer-tag", "shortstr"), ("delivery-tag", "longlong"), ("redelivered", "bit"), ("exchange", "shortstr"), ("routing-key", "shortstr"))
     consumer_tag: str
     delivery_tag: int
     redelivered: bool
@@ -2598,6 +2648,7 @@ class BasicGet(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("basic.get-ok", "basic.get-empty")
     FIELDS: ClassVar[tuple[str, ...]] = ("queue", "no_ack")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "short"), ("queue", "shortstr"), ("no-ack", "bit"))
     queue: str
     no_ack: bool
     reserved_1: int
@@ -2657,6 +2708,7 @@ class BasicGetOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("delivery_tag", "redelivered", "exchange", "routing_key", "message_count")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("delivery-tag", "longlong"), ("redelivered", "bit"), ("exchange", "shortstr"), ("routing-key", "shortstr"), ("message-count", "long"))
     delivery_tag: int
     redelivered: bool
     exchange: str
@@ -2729,6 +2781,7 @@ class BasicGetEmpty(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("reserved-1", "shortstr"),)
     reserved_1: str
 
     def __init__(
@@ -2776,6 +2829,7 @@ class BasicAck(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("delivery_tag", "multiple")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("delivery-tag", "longlong"), ("multiple", "bit"))
     delivery_tag: int
     multiple: bool
 
@@ -2817,6 +2871,7 @@ class BasicReject(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("delivery_tag", "requeue")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("delivery-tag", "longlong"), ("requeue", "bit"))
     delivery_tag: int
     requeue: bool
 
@@ -2858,6 +2913,7 @@ class BasicRecoverAsync(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("requeue",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("requeue", "bit"),)
     requeue: bool
 
     def __init__(
@@ -2896,6 +2952,7 @@ class BasicRecover(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("requeue",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("requeue", "bit"),)
     requeue: bool
 
     def __init__(
@@ -2934,6 +2991,7 @@ class BasicRecoverOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -2965,6 +3023,7 @@ class BasicNack(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ("delivery_tag", "multiple", "requeue")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("delivery-tag", "longlong"), ("multiple", "bit"), ("requeue", "bit"))
     delivery_tag: int
     multiple: bool
     requeue: bool
@@ -3010,6 +3069,7 @@ class TxSelect(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("tx.select-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3041,6 +3101,7 @@ class TxSelectOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3072,6 +3133,7 @@ class TxCommit(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("tx.commit-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3103,6 +3165,7 @@ class TxCommitOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3134,6 +3197,7 @@ class TxRollback(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("tx.rollback-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3165,6 +3229,7 @@ class TxRollbackOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3196,6 +3261,7 @@ class ConfirmSelect(Method):
     SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("confirm.select-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("nowait",)
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("nowait", "bit"),)
     nowait: bool
 
     def __init__(
@@ -3234,6 +3300,7 @@ class ConfirmSelectOk(Method):
     SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self) -> None:
         pass
@@ -3256,6 +3323,7 @@ class BasicProperties:
 
     __slots__ = ("content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
     FIELDS: ClassVar[tuple[str, ...]] = ("content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("content-type", "shortstr"), ("content-encoding", "shortstr"), ("headers", "table"), ("delivery-mode", "octet"), ("priority", "octet"), ("correlation-id", "shortstr"), ("reply-to", "shortstr"), ("expiration", "shortstr"), ("message-id", "shortstr"), ("timestamp", "timestamp"), ("type", "shortstr"), ("user-id", "shortstr"), ("app-id", "shortstr"), ("cluster-id", "shortstr"))
     content_type: str | None
     content_encoding: str | None
     headers: FieldTable | None

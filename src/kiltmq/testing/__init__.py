@@ -5,16 +5,9 @@ installed) provides the fixtures ``amqp_broker`` and ``amqp_url``; outside pytes
 ``with BrokerFixture.start() as amqp_broker:`` gives the same object. See docs/testing.md.
 """
 
-from kiltmq.testing.fixture import (
-    OWN_VHOST,
-    BindingInfo,
-    BrokerFixture,
-    ConnectionInfo,
-    ConsumerInfo,
-    ExchangeInfo,
-    MessageInfo,
-    QueueInfo,
-)
+from kiltmq.broker.admin import BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo
+from kiltmq.testing.fixture import OWN_VHOST, BrokerFixture
+from kiltmq.testing.snapshots import MessageInfo, QueueInfo
 
 __all__ = [
     "OWN_VHOST",

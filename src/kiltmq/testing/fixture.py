@@ -27,52 +27,28 @@ The pytest plugin (:mod:`kiltmq.testing.plugin`) hands these out as fixtures.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import enum
-import json
 import re
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import quote
 
 from kiltmq.broker import Broker
-from kiltmq.broker.admin import (
-    Admin,
-    BindingInfo,
-    ConnectionInfo,
-    ConsumerInfo,
-    ExchangeInfo,
-)
+from kiltmq.broker.admin import Admin, ConnectionInfo, ExchangeInfo
 from kiltmq.broker.message import Message
 from kiltmq.protocol.spec import BasicProperties
+from kiltmq.testing.broker_loop import BrokerLoop
+from kiltmq.testing.properties import message_properties
+from kiltmq.testing.snapshots import QueueInfo, queue_info
 
 if TYPE_CHECKING:
-    from kiltmq.broker.queue import Consumer, Entry, Queue
+    from kiltmq.broker.queue import Entry, Queue
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
 
-__all__ = [
-    "OWN_VHOST",
-    "BindingInfo",
-    "BrokerFixture",
-    "ConnectionInfo",
-    "ConsumerInfo",
-    "ExchangeInfo",
-    "MessageInfo",
-    "QueueInfo",
-]
+__all__ = ["OWN_VHOST", "BrokerFixture"]
 
-T = TypeVar("T")
-
-#: How often a wait looks at the broker's state (on the broker's loop), in seconds.
-POLL_INTERVAL = 0.005
-#: Extra time a caller waits for the broker's loop to answer beyond a wait's own timeout.
-LOOP_GRACE = 5.0
-#: Timeout of the calls that only look at or change the broker's state.
-CALL_TIMEOUT = 10.0
 #: Routing keys of direct reply-to replies (see kiltmq.broker.channel).
 _REPLY_PREFIX = "amq.rabbitmq.reply-to."
 _DIGITS = re.compile(r"[0-9]+")
@@ -87,81 +63,18 @@ class _Own(enum.Enum):
 OWN_VHOST = _Own.VHOST
 VhostFilter = str | None | _Own
 
-
-# -- snapshots ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MessageInfo:
-    """A message in a queue (ready or delivered and not yet acknowledged)."""
-
-    body: bytes
-    properties: BasicProperties
-    exchange: str
-    routing_key: str
-    redelivered: bool
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        """The headers property (empty when absent)."""
-        return dict(self.properties.headers or {})
-
-    @property
-    def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.body.decode()
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+T = TypeVar("T")
+#: A wait: the check run on the broker's loop until it returns something other than
+#: None, and what to say when it times out.
+_Wait: TypeAlias = tuple[Callable[[], T | None], Callable[[], str]]
 
 
-@dataclass(frozen=True)
-class QueueInfo:
-    """A queue: its ready messages, unacknowledged deliveries and consumers."""
-
-    name: str
-    vhost: str
-    durable: bool
-    exclusive: bool
-    auto_delete: bool
-    arguments: dict[str, Any] = field(repr=False)
-    #: Ready messages, in the order they will be delivered.
-    messages: tuple[MessageInfo, ...] = field(repr=False)
-    #: Messages delivered (or fetched with basic.get) and not yet acknowledged.
-    unacked: tuple[MessageInfo, ...] = field(repr=False)
-    consumers: tuple[ConsumerInfo, ...] = field(repr=False)
-    #: Messages acknowledged since the queue was declared (deliveries to no-ack
-    #: consumers count when delivered).
-    acked: int = 0
-
-    def __repr__(self) -> str:
-        return (
-            f"QueueInfo({self.name!r}, vhost={self.vhost!r}, ready={len(self.messages)}, "
-            f"unacked={len(self.unacked)}, acked={self.acked}, "
-            f"consumers={len(self.consumers)})"
-        )
-
-    @property
-    def message_count(self) -> int:
-        """Ready messages (what queue.declare reports as message_count)."""
-        return len(self.messages)
-
-    @property
-    def unacked_count(self) -> int:
-        return len(self.unacked)
-
-    @property
-    def consumer_count(self) -> int:
-        return len(self.consumers)
-
-    @property
-    def bodies(self) -> list[bytes]:
-        """The bodies of the ready messages."""
-        return [m.body for m in self.messages]
+def _ready(queue: Queue) -> int:
+    return len(queue.ready)
 
 
-# -- the fixture -------------------------------------------------------------------------
+def _consumers(queue: Queue) -> int:
+    return len(queue.consumers)
 
 
 class BrokerFixture:
@@ -177,7 +90,7 @@ class BrokerFixture:
         self.vhost = vhost
         self._owned = owned
         self._admin = Admin(broker)
-        self._loop = cast(asyncio.AbstractEventLoop, broker.call_in_loop(asyncio.get_running_loop))
+        self._loop = BrokerLoop(broker)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -222,13 +135,13 @@ class BrokerFixture:
             grant = list(users) if users is not None else list(self.broker.auth.users)
             self._admin.add_vhost(name, users=grant)
 
-        self._call(add)
+        self._loop.call(add)
         return BrokerFixture(self.broker, name)
 
     def delete_vhost(self) -> bool:
         """Delete this fixture's virtual host (its clients get connection.close 320, its
         queues go); False if it was gone already."""
-        return self._call(self.broker.delete_vhost, self.vhost)
+        return self._loop.call(self.broker.delete_vhost, self.vhost)
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -249,58 +162,6 @@ class BrokerFixture:
     def port(self) -> int:
         return self.broker.port
 
-    # -- running on the broker's loop -----------------------------------------------------
-
-    def _check_thread(self) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if running is self._loop:
-            raise RuntimeError("BrokerFixture methods cannot be called on the broker's own loop")
-
-    def _call(self, function: Callable[..., T], *args: Any) -> T:
-        self._check_thread()
-        return cast(T, self.broker.call_in_loop(function, *args, timeout=CALL_TIMEOUT))
-
-    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def _wait(self, check: Callable[[], T | None], describe: Callable[[], str],
-              timeout: float) -> T:
-        self._check_thread()
-        future = self._submit(self._poll(check, describe, timeout))
-        try:
-            return future.result(timeout + LOOP_GRACE)
-        except concurrent.futures.TimeoutError:
-            if not future.done():
-                future.cancel()
-                raise TimeoutError("the broker's event loop did not answer") from None
-            raise
-
-    async def _wait_async(
-        self, check: Callable[[], T | None], describe: Callable[[], str], timeout: float
-    ) -> T:
-        self._check_thread()
-        future = self._submit(self._poll(check, describe, timeout))
-        return await asyncio.wait_for(asyncio.wrap_future(future), timeout + LOOP_GRACE)
-
-    @staticmethod
-    async def _poll(
-        check: Callable[[], T | None], describe: Callable[[], str], timeout: float
-    ) -> T:
-        """On the broker's loop: call ``check`` until it returns something other than
-        None, for at most ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            if loop.time() >= deadline:
-                raise TimeoutError(f"{describe()} after {timeout:g} s")
-            await asyncio.sleep(POLL_INTERVAL)
-
     # -- inspection (these run on the broker's loop) ------------------------------------
 
     def _vhost(self) -> VirtualHost:
@@ -316,44 +177,11 @@ class BrokerFixture:
     def _unacked_entries(self, queue: Queue) -> list[Entry]:
         return self._admin.unacked_entries(queue)
 
-    def _message_info(self, queue: Queue, entry: Entry) -> MessageInfo:
-        message = entry.message
-        if message.paged:  # paged out to the store (durable queues)
-            (message,) = self.broker.store.load(queue.vhost.name, queue.name, [message])
-        try:
-            properties = message.properties
-        except (ValueError, IndexError):
-            properties = BasicProperties()
-        return MessageInfo(
-            body=message.body,
-            properties=properties,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
-            redelivered=entry.redelivered,
-        )
-
     def _queue_info(self, queue: Queue) -> QueueInfo:
-        return QueueInfo(
-            name=queue.name,
-            vhost=queue.vhost.name,
-            durable=queue.durable,
-            exclusive=queue.exclusive,
-            auto_delete=queue.auto_delete,
-            arguments=dict(queue.arguments),
-            messages=tuple(self._message_info(queue, e) for e in queue.ready),
-            unacked=tuple(
-                self._message_info(queue, e)
-                for e in sorted(self._unacked_entries(queue), key=lambda e: e.seq)
-            ),
-            consumers=tuple(self._consumer_info(c) for c in queue.consumers),
-            acked=queue.acked,
-        )
+        return queue_info(self._admin, queue)
 
     def _connection_info(self, conn: ServerConnection) -> ConnectionInfo:
         return self._admin.connection_info(conn)
-
-    def _consumer_info(self, consumer: Consumer) -> ConsumerInfo:
-        return self._admin.consumer_info(consumer)
 
     def _matching(
         self, name: str | None, user: str | None, vhost: VhostFilter
@@ -375,14 +203,14 @@ class BrokerFixture:
                 raise LookupError(f"no queue '{name}' in vhost '{self.vhost}'")
             return self._queue_info(queue)
 
-        return self._call(snapshot)
+        return self._loop.call(snapshot)
 
     def has_queue(self, name: str) -> bool:
-        return self._call(lambda: self._find_queue(name) is not None)
+        return self._loop.call(lambda: self._find_queue(name) is not None)
 
     def queue_names(self) -> list[str]:
         """The names of the queues in this fixture's vhost, sorted."""
-        return self._call(lambda: sorted(self._vhost().queues))
+        return self._loop.call(lambda: sorted(self._vhost().queues))
 
     def exchange(self, name: str) -> ExchangeInfo:
         """Exchange ``name`` with its bindings (LookupError if there is no such exchange;
@@ -394,12 +222,12 @@ class BrokerFixture:
                 raise LookupError(f"no exchange '{name}' in vhost '{self.vhost}'")
             return self._admin.exchange_info(exchange)
 
-        return self._call(snapshot)
+        return self._loop.call(snapshot)
 
     def exchange_names(self) -> list[str]:
         """The names of the exchanges in this fixture's vhost (``amq.*`` included, the
         default exchange ``""`` too), sorted."""
-        return self._call(lambda: sorted(self._vhost().exchanges))
+        return self._loop.call(lambda: sorted(self._vhost().exchanges))
 
     def connections(
         self, name: str | None = None, *, user: str | None = None,
@@ -407,11 +235,13 @@ class BrokerFixture:
     ) -> list[ConnectionInfo]:
         """Open client connections: by default those of this fixture's vhost; ``name``
         (the client's ``connection_name``), ``user`` and ``vhost`` (None: any) filter."""
-        return self._call(
+        return self._loop.call(
             lambda: [self._connection_info(c) for c in self._matching(name, user, vhost)]
         )
 
     # -- waiting --------------------------------------------------------------------------
+    # Each wait is a check that runs on the broker's loop until it returns something
+    # other than None, and a description of what was found for the timeout's message.
 
     def _describe_queue(self, name: str) -> str:
         queue = self._find_queue(name)
@@ -423,7 +253,7 @@ class BrokerFixture:
             f"acknowledged messages and {len(queue.consumers)} consumers"
         )
 
-    def _acked_check(self, name: str, count: int | None) -> Callable[[], QueueInfo | None]:
+    def _acked(self, name: str, count: int | None) -> _Wait[QueueInfo]:
         def check() -> QueueInfo | None:
             queue = self._find_queue(name)
             if queue is None:
@@ -435,7 +265,32 @@ class BrokerFixture:
                 return None
             return self._queue_info(queue)
 
-        return check
+        return check, lambda: self._describe_queue(name)
+
+    def _counted(self, name: str, what: Callable[[Queue], int], count: int) -> _Wait[QueueInfo]:
+        def check() -> QueueInfo | None:
+            queue = self._find_queue(name)
+            if queue is None or what(queue) < count:
+                return None
+            return self._queue_info(queue)
+
+        return check, lambda: self._describe_queue(name)
+
+    def _connected(
+        self, count: int, name: str | None, user: str | None, vhost: VhostFilter
+    ) -> _Wait[list[ConnectionInfo]]:
+        def check() -> list[ConnectionInfo] | None:
+            found = self._matching(name, user, vhost)
+            if (count == 0 and found) or len(found) < count:
+                return None
+            return [self._connection_info(c) for c in found]
+
+        def describe() -> str:
+            found = len(self._matching(name, user, vhost))
+            wanted = "none" if count == 0 else f"at least {count}"
+            return f"{found} matching connections, wanted {wanted}"
+
+        return check, describe
 
     def wait_acked(
         self, queue: str, count: int | None = None, *, timeout: float = 5.0
@@ -444,86 +299,34 @@ class BrokerFixture:
         (``count`` None), or until at least ``count`` of its messages were acknowledged
         since it was declared. Returns the queue's snapshot; TimeoutError after
         ``timeout`` seconds, saying what the queue holds."""
-        return self._wait(
-            self._acked_check(queue, count), lambda: self._describe_queue(queue), timeout
-        )
+        return self._loop.wait(*self._acked(queue, count), timeout)
 
     async def wait_acked_async(
         self, queue: str, count: int | None = None, *, timeout: float = 5.0
     ) -> QueueInfo:
         """:meth:`wait_acked` for ``async`` tests."""
-        return await self._wait_async(
-            self._acked_check(queue, count), lambda: self._describe_queue(queue), timeout
-        )
-
-    def _count_check(
-        self, name: str, what: Callable[[Queue], int], count: int
-    ) -> Callable[[], QueueInfo | None]:
-        def check() -> QueueInfo | None:
-            queue = self._find_queue(name)
-            if queue is None or what(queue) < count:
-                return None
-            return self._queue_info(queue)
-
-        return check
+        return await self._loop.wait_async(*self._acked(queue, count), timeout)
 
     def wait_messages(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
         """Wait until ``queue`` exists and has at least ``count`` ready messages."""
-        return self._wait(
-            self._count_check(queue, lambda q: len(q.ready), count),
-            lambda: self._describe_queue(queue),
-            timeout,
-        )
+        return self._loop.wait(*self._counted(queue, _ready, count), timeout)
 
     async def wait_messages_async(
         self, queue: str, count: int = 1, *, timeout: float = 5.0
     ) -> QueueInfo:
         """:meth:`wait_messages` for ``async`` tests."""
-        return await self._wait_async(
-            self._count_check(queue, lambda q: len(q.ready), count),
-            lambda: self._describe_queue(queue),
-            timeout,
-        )
+        return await self._loop.wait_async(*self._counted(queue, _ready, count), timeout)
 
     def wait_consumers(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
         """Wait until ``queue`` exists and has at least ``count`` consumers (0: until
         it exists)."""
-        return self._wait(
-            self._count_check(queue, lambda q: len(q.consumers), count),
-            lambda: self._describe_queue(queue),
-            timeout,
-        )
+        return self._loop.wait(*self._counted(queue, _consumers, count), timeout)
 
     async def wait_consumers_async(
         self, queue: str, count: int = 1, *, timeout: float = 5.0
     ) -> QueueInfo:
         """:meth:`wait_consumers` for ``async`` tests."""
-        return await self._wait_async(
-            self._count_check(queue, lambda q: len(q.consumers), count),
-            lambda: self._describe_queue(queue),
-            timeout,
-        )
-
-    def _connections_check(
-        self, count: int, name: str | None, user: str | None, vhost: VhostFilter
-    ) -> Callable[[], list[ConnectionInfo] | None]:
-        def check() -> list[ConnectionInfo] | None:
-            found = self._matching(name, user, vhost)
-            if (count == 0 and found) or len(found) < count:
-                return None
-            return [self._connection_info(c) for c in found]
-
-        return check
-
-    def _describe_connections(
-        self, count: int, name: str | None, user: str | None, vhost: VhostFilter
-    ) -> Callable[[], str]:
-        def describe() -> str:
-            found = len(self._matching(name, user, vhost))
-            wanted = "none" if count == 0 else f"at least {count}"
-            return f"{found} matching connections, wanted {wanted}"
-
-        return describe
+        return await self._loop.wait_async(*self._counted(queue, _consumers, count), timeout)
 
     def wait_connections(
         self, count: int = 1, name: str | None = None, *, user: str | None = None,
@@ -533,22 +336,14 @@ class BrokerFixture:
         :meth:`connections`), or, with ``count=0``, until none does. Connections being
         closed do not count, so after :meth:`close_connections` this waits for clients
         to reconnect."""
-        return self._wait(
-            self._connections_check(count, name, user, vhost),
-            self._describe_connections(count, name, user, vhost),
-            timeout,
-        )
+        return self._loop.wait(*self._connected(count, name, user, vhost), timeout)
 
     async def wait_connections_async(
         self, count: int = 1, name: str | None = None, *, user: str | None = None,
         vhost: VhostFilter = OWN_VHOST, timeout: float = 5.0,
     ) -> list[ConnectionInfo]:
         """:meth:`wait_connections` for ``async`` tests."""
-        return await self._wait_async(
-            self._connections_check(count, name, user, vhost),
-            self._describe_connections(count, name, user, vhost),
-            timeout,
-        )
+        return await self._loop.wait_async(*self._connected(count, name, user, vhost), timeout)
 
     # -- injecting messages -----------------------------------------------------------------
 
@@ -570,7 +365,7 @@ class BrokerFixture:
         be). LookupError if the exchange does not exist; ValueError for an expiration
         RabbitMQ would refuse.
         """
-        props = _properties(properties)
+        props = message_properties(properties)
         data = body.encode() if isinstance(body, str) else bytes(body)
         if props.expiration is not None and _DIGITS.fullmatch(props.expiration) is None:
             raise ValueError(f"invalid expiration {props.expiration!r}")
@@ -589,7 +384,7 @@ class BrokerFixture:
                 return [routing_key]
             return [q.name for q in vhost.route(target, message) if q.publish(message)]
 
-        return self._call(inject)
+        return self._loop.call(inject)
 
     # -- closing connections ----------------------------------------------------------------
 
@@ -614,7 +409,7 @@ class BrokerFixture:
                 self._matching(name, user, vhost), reply_text, reply_code
             )
 
-        return self._call(close)
+        return self._loop.call(close)
 
     def drop_connections(
         self,
@@ -634,22 +429,8 @@ class BrokerFixture:
                 conn.abort()
             return dropped
 
-        return self._call(drop)
+        return self._loop.call(drop)
 
     def __repr__(self) -> str:
         return f"BrokerFixture({self.url!r})"
 
-
-def _properties(value: Any) -> BasicProperties:
-    if value is None:
-        return BasicProperties()
-    if isinstance(value, BasicProperties):
-        return value
-    if isinstance(value, Mapping):
-        return BasicProperties(**value)
-    fields: dict[str, Any] = {}
-    for name in BasicProperties.FIELDS:
-        item = getattr(value, name, None)
-        if item is not None:
-            fields[name] = int(item) if name in ("delivery_mode", "priority") else item
-    return BasicProperties(**fields)
