@@ -20,7 +20,7 @@ result. So heartbeats keep flowing however long the application takes between ca
 and the objects are thread-safe: several threads may publish, consume and ack on one
 connection or even one channel at once (calls on a channel run one at a time, in the
 order the loop receives them). Messages are the async client's
-:class:`~kiltmq.client.consumer.Message`; ``message.ack()`` works from any thread.
+:class:`~kiltmq.client.message.Message`; ``message.ack()`` works from any thread.
 
 Method names, arguments, results and errors are those of the async client (see
 :mod:`kiltmq.client.channel`), which bounds its own waits (a call's ``timeout``, by
@@ -42,8 +42,9 @@ from typing import Any, TypeVar
 from kiltmq.client.channel import Channel, QueueDeclareOk
 from kiltmq.client.connection import Connection
 from kiltmq.client.connection import connect as async_connect
-from kiltmq.client.consumer import Consumer, ConsumerState, Message, OnCancel
+from kiltmq.client.consumer import Consumer, ConsumerState, OnCancel
 from kiltmq.client.errors import ChannelClosed, ConnectionClosed
+from kiltmq.client.message import Message
 from kiltmq.client.url import ConnectionParameters
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.spec import BasicProperties
