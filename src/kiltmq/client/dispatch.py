@@ -52,19 +52,27 @@ class ConsumingChannel(RpcChannel):
                 method.consumer_tag,
             )
             return
-        consumer._deliver(
-            Message(
-                event.body,
-                event.raw_properties,
-                exchange=method.exchange,
-                routing_key=method.routing_key,
-                delivery_tag=method.delivery_tag,
-                redelivered=method.redelivered,
-                consumer_tag=method.consumer_tag,
-                channel=self,
-                epoch=self._epoch,
-                no_ack=consumer.no_ack,
-            )
+        consumer._deliver(self._received(event, method, method.consumer_tag, consumer.no_ack))
+
+    def _received(
+        self,
+        event: ContentReceived,
+        method: spec.BasicDeliver | spec.BasicGetOk,
+        consumer_tag: str,
+        no_ack: bool,
+    ) -> Message:
+        """The message of a basic.deliver or basic.get-ok."""
+        return Message(
+            event.body,
+            event.raw_properties,
+            exchange=method.exchange,
+            routing_key=method.routing_key,
+            delivery_tag=method.delivery_tag,
+            redelivered=method.redelivered,
+            consumer_tag=consumer_tag,
+            channel=self,
+            epoch=self._epoch,
+            no_ack=no_ack,
         )
 
     def _on_server_cancel(self, tag: str) -> None:
@@ -280,17 +288,7 @@ class ConsumingChannel(RpcChannel):
             return None
         method = reply.method
         assert isinstance(method, spec.BasicGetOk)
-        message = Message(
-            reply.body,
-            reply.raw_properties,
-            exchange=method.exchange,
-            routing_key=method.routing_key,
-            delivery_tag=method.delivery_tag,
-            redelivered=method.redelivered,
-            channel=self,
-            epoch=self._epoch,
-            no_ack=no_ack,
-        )
+        message = self._received(reply, method, "", no_ack)
         message.message_count = method.message_count
         return message
 
