@@ -13,14 +13,18 @@
             await message.ack()
             break
 
-See :mod:`kiltmq.client.connection` (connecting, recovery), :mod:`kiltmq.client.channel`
-(the methods), :mod:`kiltmq.client.consumer` (messages and consumers),
-:mod:`kiltmq.client.blocking` (the synchronous facade) and docs/client.md.
+Modules, bottom to top: ``errors``, ``url``, ``state``, ``message``, ``consumer``,
+``topology``, ``rpc``, ``confirms``, ``publisher``, ``dispatch``, ``channel``,
+``transport``, ``heartbeat``, ``handshake``, ``recovery``, ``connection``, ``blocking``.
+See :mod:`kiltmq.client.connection` (connecting), :mod:`kiltmq.client.recovery`,
+:mod:`kiltmq.client.channel` (the methods), :mod:`kiltmq.client.consumer` and
+:mod:`kiltmq.client.message`, :mod:`kiltmq.client.blocking` (the synchronous facade)
+and docs/client.md.
 """
 
 from kiltmq.client.channel import Channel, ChannelState, QueueDeclareOk
 from kiltmq.client.connection import Connection, ConnectionState, connect
-from kiltmq.client.consumer import Consumer, Message
+from kiltmq.client.consumer import Consumer
 from kiltmq.client.errors import (
     AuthenticationError,
     BlockedTimeout,
@@ -34,6 +38,7 @@ from kiltmq.client.errors import (
     PublishNacked,
     Unroutable,
 )
+from kiltmq.client.message import Message
 from kiltmq.client.url import ConnectionParameters, InvalidURL, parse_url
 
 __all__ = [

@@ -20,7 +20,7 @@ result. So heartbeats keep flowing however long the application takes between ca
 and the objects are thread-safe: several threads may publish, consume and ack on one
 connection or even one channel at once (calls on a channel run one at a time, in the
 order the loop receives them). Messages are the async client's
-:class:`~kiltmq.client.consumer.Message`; ``message.ack()`` works from any thread.
+:class:`~kiltmq.client.message.Message`; ``message.ack()`` works from any thread.
 
 Method names, arguments, results and errors are those of the async client (see
 :mod:`kiltmq.client.channel`), which bounds its own waits (a call's ``timeout``, by
@@ -37,13 +37,14 @@ import contextlib
 import queue as queue_module
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kiltmq.client.channel import Channel, QueueDeclareOk
 from kiltmq.client.connection import Connection
 from kiltmq.client.connection import connect as async_connect
-from kiltmq.client.consumer import Consumer, ConsumerState, Message, OnCancel
+from kiltmq.client.consumer import Consumer, ConsumerState, OnCancel
 from kiltmq.client.errors import ChannelClosed, ConnectionClosed
+from kiltmq.client.message import Message
 from kiltmq.client.url import ConnectionParameters
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.spec import BasicProperties
@@ -119,11 +120,33 @@ def connect(url: str | ConnectionParameters | None = None, **options: Any) -> Bl
     return BlockingConnection(connection, runner)
 
 
-class BlockingConnection:
+class _Opened(Protocol):
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+
+class _Facade:
+    """is_open / is_closed of the wrapped async object."""
+
+    _wrapped: _Opened
+
+    @property
+    def is_open(self) -> bool:
+        return self._wrapped.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        return self._wrapped.is_closed
+
+
+class BlockingConnection(_Facade):
     """A connection usable from any thread; see the module docstring."""
 
     def __init__(self, connection: Connection, runner: _LoopThread) -> None:
-        self.connection = connection
+        self.connection = self._wrapped = connection
         self._runner = runner
         self._margin = 5.0
 
@@ -133,14 +156,6 @@ class BlockingConnection:
         if timeout is None:
             timeout = self.connection.rpc_timeout
         return self._runner.run(coro, timeout + self._margin)
-
-    @property
-    def is_open(self) -> bool:
-        return self.connection.is_open
-
-    @property
-    def is_closed(self) -> bool:
-        return self.connection.is_closed
 
     @property
     def blocked(self) -> bool:
@@ -176,12 +191,12 @@ class BlockingConnection:
         return f"<BlockingConnection {self.connection.parameters.display}>"
 
 
-class BlockingChannel:
+class BlockingChannel(_Facade):
     """A channel usable from any thread: the async :class:`Channel`'s methods, blocking."""
 
     def __init__(self, connection: BlockingConnection, channel: Channel) -> None:
         self.connection = connection
-        self.channel = channel
+        self.channel = self._wrapped = channel
         self._call = connection._call
 
     def _call_kw(self, coro: Coroutine[Any, Any, T], kwargs: dict[str, Any]) -> T:
@@ -190,14 +205,6 @@ class BlockingChannel:
     @property
     def number(self) -> int:
         return self.channel.number
-
-    @property
-    def is_open(self) -> bool:
-        return self.channel.is_open
-
-    @property
-    def is_closed(self) -> bool:
-        return self.channel.is_closed
 
     def __enter__(self) -> BlockingChannel:
         return self
@@ -315,36 +322,22 @@ class BlockingChannel:
         Iteration ends when the consumer is cancelled (:meth:`BlockingConsumer.cancel`,
         possibly from another thread, or by the broker), when the channel closes, or
         after ``inactivity_timeout`` seconds without a message."""
-        consumer = self._call(
-            self._start(
-                queue, no_ack, exclusive, no_local, consumer_tag, arguments, on_cancel
+        async def start() -> BlockingConsumer:
+            consumer = self.channel.consume(
+                queue,
+                no_ack=no_ack,
+                exclusive=exclusive,
+                no_local=no_local,
+                consumer_tag=consumer_tag,
+                arguments=arguments,
+                on_cancel=on_cancel,
             )
-        )
-        return consumer.with_timeout(inactivity_timeout)
+            blocking = BlockingConsumer(self, consumer)
+            consumer._sink = blocking._put
+            await consumer.start()
+            return blocking
 
-    async def _start(
-        self,
-        queue: str,
-        no_ack: bool,
-        exclusive: bool,
-        no_local: bool,
-        consumer_tag: str,
-        arguments: FieldTable | None,
-        on_cancel: OnCancel,
-    ) -> BlockingConsumer:
-        consumer = self.channel.consume(
-            queue,
-            no_ack=no_ack,
-            exclusive=exclusive,
-            no_local=no_local,
-            consumer_tag=consumer_tag,
-            arguments=arguments,
-            on_cancel=on_cancel,
-        )
-        blocking = BlockingConsumer(self, consumer)
-        consumer._sink = blocking._put
-        await consumer.start()
-        return blocking
+        return self._call(start()).with_timeout(inactivity_timeout)
 
     def confirm_select(self, *, timeout: float | None = None) -> None:
         self._call(self.channel.confirm_select(timeout=timeout), timeout)

@@ -31,12 +31,10 @@ that is both the reply code's class and :class:`ConnectionLost` (for example
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kiltmq.protocol.errors import AccessRefused, AMQPError
-
-if TYPE_CHECKING:
-    from kiltmq.client.consumer import Message
+from kiltmq.protocol.spec import BasicProperties
 
 __all__ = [
     "AuthenticationError",
@@ -52,6 +50,23 @@ __all__ = [
     "Unroutable",
     "connection_lost",
 ]
+
+
+class ReturnedMessage(Protocol):
+    """The returned message an :class:`Unroutable` carries (a
+    :class:`~kiltmq.client.message.Message`)."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def properties(self) -> BasicProperties: ...
+
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def routing_key(self) -> str: ...
 
 
 class ClientError(Exception):
@@ -117,7 +132,7 @@ class Unroutable(PublishError):
     ``message`` is the returned message; ``reply_code``/``reply_text`` come from the return.
     """
 
-    def __init__(self, message: Message, reply_code: int, reply_text: str) -> None:
+    def __init__(self, message: ReturnedMessage, reply_code: int, reply_text: str) -> None:
         super().__init__(
             f"message returned: {reply_code} {reply_text} "
             f"(exchange {message.exchange!r}, routing key {message.routing_key!r})"
