@@ -31,8 +31,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.broker_persistent import WINDOW, _connect_confirming
-from kiltmq.bench.client import BenchClient, connect, encode_publish
+from benchmarks.broker_persistent import WINDOW
+from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
@@ -56,8 +56,8 @@ class Case:
     broker_args: tuple[str, ...] = ()
 
 
-async def _depth(client: BenchClient, queue: str, durable: bool) -> int:
-    ok = await client.call(
+async def _depth(client: LoadClient, queue: str, durable: bool) -> int:
+    ok = await client.request(
         1, spec.QueueDeclare(queue=queue, durable=durable, passive=True), spec.QueueDeclareOk
     )
     return int(ok.message_count)
@@ -66,10 +66,10 @@ async def _depth(client: BenchClient, queue: str, durable: bool) -> int:
 async def _fill(url: str, queue: str, case: Case, count: int) -> None:
     """Publish ``count`` messages with confirms, at most 1,000 unconfirmed (as a careful
     publisher does), and wait until the queue holds them."""
-    client = await _connect_confirming(url)
+    client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+        await client.select_confirms(1)
         frame = encode_publish(
             "", queue, BODY, BasicProperties(delivery_mode=case.delivery_mode), 1,
             client.frame_max,
@@ -84,7 +84,7 @@ async def _fill(url: str, queue: str, case: Case, count: int) -> None:
             if client.paused:
                 await client.wait_writable()
             n = min(room, 200, count - sent)
-            client.write(frame * n)
+            client.send_raw(frame * n)
             sent += n
             await asyncio.sleep(0)
         while client.confirmed < sent:
@@ -113,7 +113,9 @@ async def _declare(url: str, queue: str, durable: bool) -> None:
     client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.QueueDeclare(queue=queue, durable=durable), spec.QueueDeclareOk)
+        await client.request(
+            1, spec.QueueDeclare(queue=queue, durable=durable), spec.QueueDeclareOk
+        )
     finally:
         await client.close()
 

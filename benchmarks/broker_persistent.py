@@ -40,7 +40,8 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any, cast
 
 from kiltmq.bench import procstat
-from kiltmq.bench.client import URL, BenchClient, connect, encode_publish, parse_url
+from kiltmq.bench.loadclient import connect, encode_publish
+from kiltmq.bench.url import parse_url
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
@@ -52,67 +53,11 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 GO, STOP, PUBLISHED, CONFIRMED, CONSUMED, READY_P, READY_C, NACKED = range(8)
 
 
-class ConfirmingClient(BenchClient):
-    """The benchmark client plus a count of publisher confirms on channel 1."""
-
-    def __init__(self, url: URL) -> None:
-        super().__init__(url)
-        self.upto = 0  # every delivery tag up to this one is confirmed
-        self.singles: set[int] = set()  # confirmed tags above ``upto``
-        self.nacked = 0
-        self.confirm_waiter: asyncio.Future[None] | None = None
-
-    @property
-    def confirmed(self) -> int:
-        return self.upto + len(self.singles)
-
-    def _method(self, channel: int, index: int, payload: bytes) -> None:
-        if index in (spec.BasicAck.INDEX, spec.BasicNack.INDEX):
-            cls = spec.BasicAck if index == spec.BasicAck.INDEX else spec.BasicNack
-            method = cls.decode(payload)
-            tag, multiple = method.delivery_tag, method.multiple
-            if isinstance(method, spec.BasicNack):
-                self.nacked += 1
-            if multiple:
-                if tag > self.upto:
-                    self.upto = tag
-                    self.singles = {t for t in self.singles if t > tag}
-            else:
-                self.singles.add(tag)
-            while self.upto + 1 in self.singles:
-                self.upto += 1
-                self.singles.discard(self.upto)
-            waiter = self.confirm_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            return
-        super()._method(channel, index, payload)
-
-    async def wait_confirm(self) -> None:
-        if self.error is not None:
-            raise self.error
-        self.confirm_waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self.confirm_waiter, 30)
-        finally:
-            self.confirm_waiter = None
-
-
-async def _connect_confirming(url: str) -> ConfirmingClient:
-    parsed = parse_url(url)
-    loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(
-        lambda: ConfirmingClient(parsed), parsed.host, parsed.port
-    )
-    await asyncio.wait_for(asyncio.shield(client._opened), 10)
-    return client
-
-
 async def _produce(url: str, queue: str, shared: Any) -> None:
-    client = await _connect_confirming(url)
+    client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+        await client.select_confirms(1)
         frame = encode_publish(
             "", queue, bytes(BODY_SIZE), BasicProperties(delivery_mode=2), 1, client.frame_max
         )
@@ -130,7 +75,7 @@ async def _produce(url: str, queue: str, shared: Any) -> None:
                 await client.wait_writable()
                 continue
             count = min(room, 128)
-            client.write(frame * count)
+            client.send_raw(frame * count)
             published += count
             shared[PUBLISHED] = published
             shared[CONFIRMED] = client.confirmed
@@ -182,7 +127,7 @@ async def _control(url: str, method: spec.Method, reply: type[spec.Method]) -> N
     client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, method, reply)
+        await client.request(1, method, reply)
     finally:
         await client.close()
 

@@ -37,7 +37,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
 from kiltmq.bench import procstat
-from kiltmq.bench.client import BenchClient, connect, parse_url
+from kiltmq.bench.loadclient import LoadClient, connect
 from kiltmq.bench.scenarios import (
     SCENARIOS,
     Plan,
@@ -47,6 +47,7 @@ from kiltmq.bench.scenarios import (
     consumer_main,
     producer_main,
 )
+from kiltmq.bench.url import parse_url
 from kiltmq.protocol import spec
 
 __all__ = [
@@ -308,16 +309,16 @@ class _Run:
     def _consumed(self) -> int:
         return sum(self.shared[Slot.CONSUMED + i] for i in range(len(self.queues)))
 
-    async def _depth(self, ctl: BenchClient) -> int:
+    async def _depth(self, ctl: LoadClient) -> int:
         total = 0
         for queue in self.queues:
-            ok = await ctl.call(
+            ok = await ctl.request(
                 1, spec.QueueDeclare(queue=queue, passive=True), spec.QueueDeclareOk
             )
             total += ok.message_count
         return total
 
-    async def _snapshot(self, ctl: BenchClient) -> _Snapshot:
+    async def _snapshot(self, ctl: LoadClient) -> _Snapshot:
         consumed = self._consumed() if self.scenario.consumers else await self._depth(ctl)
         return _Snapshot(
             at=time.monotonic(),
@@ -374,27 +375,27 @@ class _Run:
             result.latencies_ns.sort()
         return result
 
-    async def _declare(self, ctl: BenchClient) -> None:
+    async def _declare(self, ctl: LoadClient) -> None:
         if self.exchange:
-            await ctl.call(
+            await ctl.request(
                 1,
                 spec.ExchangeDeclare(exchange=self.exchange, type="fanout"),
                 spec.ExchangeDeclareOk,
             )
         for queue in self.queues:
-            await ctl.call(1, spec.QueueDeclare(queue=queue), spec.QueueDeclareOk)
+            await ctl.request(1, spec.QueueDeclare(queue=queue), spec.QueueDeclareOk)
             if self.exchange:
-                await ctl.call(
+                await ctl.request(
                     1, spec.QueueBind(queue=queue, exchange=self.exchange), spec.QueueBindOk
                 )
 
-    async def _delete(self, ctl: BenchClient) -> None:
+    async def _delete(self, ctl: LoadClient) -> None:
         for queue in self.queues:
-            await ctl.call(1, spec.QueueDelete(queue=queue), spec.QueueDeleteOk)
+            await ctl.request(1, spec.QueueDelete(queue=queue), spec.QueueDeleteOk)
         if self.exchange:
-            await ctl.call(1, spec.ExchangeDelete(exchange=self.exchange), spec.ExchangeDeleteOk)
+            await ctl.request(1, spec.ExchangeDelete(exchange=self.exchange), spec.ExchangeDeleteOk)
 
-    async def _measure(self, ctl: BenchClient) -> None:
+    async def _measure(self, ctl: LoadClient) -> None:
         scenario, shared, result, options = self.scenario, self.shared, self.result, self.options
         n = len(self.queues)
         if scenario.consumers:
