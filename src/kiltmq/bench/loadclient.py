@@ -128,16 +128,6 @@ class LoadClient(RawClient):
         if self.error is not None:
             raise self.error
 
-    async def drain(self) -> None:
-        """Wait until everything written has been handed to the kernel."""
-        transport = self.transport
-        while (
-            transport is not None
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() > 0
-        ):
-            await asyncio.sleep(0.001)
-
     def pause_writing(self) -> None:
         self._paused = True
 

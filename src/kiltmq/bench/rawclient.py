@@ -338,6 +338,22 @@ class RawClient(asyncio.Protocol):
         )
         self.flush()
 
+    async def drain(self) -> None:
+        """Wait until everything written has been handed to the kernel."""
+        transport = self.transport
+        while (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() > 0
+        ):
+            await asyncio.sleep(0.001)
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket: its buffers fill up and the server sees a consumer
+        that does not keep up."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
     async def call(self, channel: int, method: Method, timeout: float = TIMEOUT) -> Method:
         """Send ``method``; return the next method received, on whatever channel."""
         self.send(channel, method)
