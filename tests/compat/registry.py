@@ -16,7 +16,8 @@ from typing import Any
 
 from kiltmq.protocol import ContentReceived, MethodReceived, spec
 
-from .rawclient import Context, Item
+from .context import Context
+from .transcript import Item
 
 ScenarioFn = Callable[[Context], Awaitable[None]]
 Expectation = tuple[str, dict[str, Any]]

@@ -6,14 +6,15 @@ from typing import Any
 
 from kiltmq.protocol import BasicProperties, ContentReceived, spec
 
-from .rawclient import Context, RawChannel
+from .context import Context
+from .recording import RecordingChannel
 from .registry import E, scenario
 
 QueueDeclare = spec.QueueDeclare
 
 
 async def queues_bound(
-    ch: RawChannel, ctx: Context, exchange: str, bindings: dict[str, list[Any]]
+    ch: RecordingChannel, ctx: Context, exchange: str, bindings: dict[str, list[Any]]
 ) -> dict[str, str]:
     """Declare one exclusive queue per binding key list entry name; return name -> queue."""
     names = {}
@@ -626,7 +627,7 @@ async def delivery_tags_per_channel(ctx: Context) -> None:
 @scenario(E("connection.close", reply_code=540, class_id=60, method_id=40))
 async def publish_immediate(ctx: Context) -> None:
     ch = await ctx.channel()
-    ch.conn.proto.send_content(
+    ch.conn.core.send_content(
         ch.number,
         spec.BasicPublish(exchange="", routing_key="x", immediate=True),
         BasicProperties(),
@@ -639,7 +640,7 @@ async def publish_immediate(ctx: Context) -> None:
 @scenario(E("basic.get-ok", body="<20000 bytes, sha1 7f21d0bec0ec41ae>"))
 async def small_frame_max(ctx: Context) -> None:
     conn = await ctx.socket()
-    await conn.handshake(
+    await conn.try_handshake(
         username=ctx.username, password=ctx.password, vhost=ctx.vhost, frame_max=4096
     )
     ch = await conn.channel()
