@@ -15,7 +15,6 @@ __all__ = [
     "find_listener_pid",
     "find_rabbitmq_pid",
     "machine_busy_seconds",
-    "process_name",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -39,14 +38,6 @@ def cpu_seconds_or_none(pid: int | None) -> float | None:
         return cpu_seconds(pid)
     except OSError:
         return None
-
-
-def process_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
 
 
 def _listening_inodes(port: int) -> set[str]:

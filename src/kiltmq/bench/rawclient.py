@@ -424,13 +424,6 @@ class RawClient(asyncio.Protocol):
             raise UnexpectedReply(f"a method on channel {channel}", event)
         return event.method
 
-    async def content(self, timeout: float = TIMEOUT) -> ContentReceived:
-        """The next event, which must be a method with its content."""
-        event = await self.event(timeout)
-        if not isinstance(event, ContentReceived):
-            raise UnexpectedReply("a method with content", event)
-        return event
-
     async def eof(self, timeout: float = TIMEOUT) -> list[Event]:
         """Read until the server closes the socket; return the events seen meanwhile
         (heartbeats included)."""

@@ -478,14 +478,6 @@ def run_scenario(target: Target, scenario: Scenario, options: Options) -> Result
 # -- the whole suite -----------------------------------------------------------------------------
 
 
-def _rabbitmq_ctl_version() -> str | None:
-    try:
-        out = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def _machine(targets: list[Target]) -> dict[str, str]:
     info = {
         "cores": str(os.cpu_count()),
