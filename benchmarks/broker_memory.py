@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -32,19 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.broker_persistent import WINDOW
+from kiltmq.bench import procstat
 from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 BODY = bytes(100)
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 @dataclass
@@ -134,7 +126,7 @@ def _start(data_dir: str, args: tuple[str, ...]) -> tuple[subprocess.Popen[str],
     deadline = time.monotonic() + 300
     while not port and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-        port = _listening_port(proc.pid)
+        port = procstat.listening_port(proc.pid)
     if not port:
         proc.kill()
         raise RuntimeError("the broker did not start")
@@ -157,7 +149,7 @@ def measure_restart(count: int) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory(prefix="kiltmq-mem-") as data_dir:
         proc, _url, _ = _start(data_dir + "/empty", ())
         time.sleep(0.5)
-        empty = rss_bytes(proc.pid)
+        empty = procstat.rss_bytes(proc.pid)
         _stop(proc)
         proc, url, _ = _start(data_dir, ())
         try:
@@ -168,7 +160,7 @@ def measure_restart(count: int) -> tuple[float, int, int]:
         proc, url, seconds = _start(data_dir, ())
         try:
             time.sleep(0.5)
-            return seconds, empty, rss_bytes(proc.pid)
+            return seconds, empty, procstat.rss_bytes(proc.pid)
         finally:
             _stop(proc)
 
@@ -183,34 +175,15 @@ def measure(case: Case) -> tuple[int, int, float]:
             asyncio.run(_fill(url, queue, case, 5000))  # warm up: allocations, code paths
             asyncio.run(_drain(url, queue, case.durable))
             time.sleep(0.5)
-            before = rss_bytes(proc.pid)
+            before = procstat.rss_bytes(proc.pid)
             start = time.monotonic()
             asyncio.run(_fill(url, queue, case, case.count))
             filled = time.monotonic() - start
             time.sleep(1.0)  # let the last batches commit
-            after = rss_bytes(proc.pid)
+            after = procstat.rss_bytes(proc.pid)
             return before, after, filled
         finally:
             _stop(proc)
-
-
-def _listening_port(pid: int) -> int:
-    """The TCP port ``pid`` listens on (0 if none yet)."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            found = re.fullmatch(r"socket:\[(\d+)\]", link)
-            if found:
-                inodes.add(found.group(1))
-    except OSError:
-        return 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if parts[3] == "0A" and parts[9] in inodes:
-                return int(parts[1].rsplit(":", 1)[1], 16)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,9 +12,10 @@ time per message (``/proc/<pid>/stat`` of the broker process, all threads: for k
 that includes the SQLite writer thread). A second scenario ("publish only") has no
 consumer: every message is written, and confirmed msg/s is the rate of the disk path.
 
-kiltmq runs in its own process on a fresh data directory: ``Broker(store=SQLiteStore(dir))``,
-what ``kiltmq broker --data-dir DIR`` runs; ``--on-loop`` also measures the store
-committing on the event loop instead of in its writer thread.
+kiltmq runs in its own process on a fresh data directory: ``Broker(store=SQLiteStore(dir))``
+(``python -m kiltmq.bench._broker_proc --data-dir DIR``), what ``kiltmq broker --data-dir
+DIR`` runs; ``--on-loop`` also measures the store committing on the event loop instead of
+in its writer thread.
 
 ``python -m benchmarks.broker_persistent [--seconds 5] [--repeat 3] [--on-loop]
 [--no-rabbitmq] [--rabbitmq-url URL]``; under ``python -m benchmarks`` options come from
@@ -30,7 +31,6 @@ import multiprocessing
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,13 +41,14 @@ from typing import Any, cast
 
 from kiltmq.bench import procstat
 from kiltmq.bench.loadclient import connect, encode_publish
+from kiltmq.bench.options import DEFAULT_RABBITMQ_URL
+from kiltmq.bench.targets import kiltmq_process
 from kiltmq.bench.url import parse_url
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 WINDOW = 1000
 BODY_SIZE = 100
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 # shared counters
 GO, STOP, PUBLISHED, CONFIRMED, CONSUMED, READY_P, READY_C, NACKED = range(8)
@@ -197,52 +198,16 @@ def measure(
             asyncio.run(_control(url, spec.QueueDelete(queue=queue), spec.QueueDeleteOk))
 
 
-# -- a kiltmq broker process -------------------------------------------------------------
-
-
-def _serve(data_dir: str, on_loop: bool) -> None:
-    """Run a broker with an SQLiteStore on port 0; print its URL; stop on SIGTERM."""
-    import signal
-
-    from kiltmq.broker import Broker, SQLiteStore
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        store = SQLiteStore(data_dir, threaded=not on_loop)
-        async with Broker(port=0, store=store) as broker:
-            print(broker.url, flush=True)
-            await stop.wait()
-        print(
-            f"store: {store.commits} commits, {store.rows_written} message rows written, "
-            f"{store.rows_skipped} never written (acked before their batch)",
-            file=sys.stderr,
-        )
-
-    asyncio.run(main())
-
-
 @contextlib.contextmanager
 def kiltmq_broker(on_loop: bool) -> Iterator[tuple[str, int]]:
+    """A kiltmq broker process with an SQLiteStore on a fresh data directory: its URL and
+    pid. It prints its store's counts when it stops."""
     with tempfile.TemporaryDirectory(prefix="kiltmq-bench-") as data_dir:
-        args = [sys.executable, "-m", "benchmarks.broker_persistent", "--serve", data_dir]
-        if on_loop:
-            args.append("--on-loop")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout is not None
-            url = proc.stdout.readline().strip()
-            if not url.startswith("amqp://"):
-                raise RuntimeError("the kiltmq broker did not start")
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        args = ["--data-dir", data_dir] + (["--on-loop"] if on_loop else [])
+        with kiltmq_process(args, show_stderr=True) as target:
+            if target.error is not None or target.pid is None:
+                raise RuntimeError(target.error or "the kiltmq broker did not start")
+            yield target.url, target.pid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,13 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--on-loop", action="store_true", help="also kiltmq committing on the loop")
     parser.add_argument("--no-rabbitmq", action="store_true")
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
-    parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     if argv is None:
         argv = shlex.split(os.environ.get("KILTMQ_PERSISTENT_BENCH_ARGS", ""))
     args = parser.parse_args(argv)
-    if args.serve:
-        _serve(args.serve, args.on_loop)
-        return 0
     variants = [("kiltmq", False)] + ([("kiltmq on-loop", True)] if args.on_loop else [])
     runs: dict[tuple[str, str], list[Run]] = {}
     failed = False

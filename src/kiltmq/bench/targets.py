@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from kiltmq.bench import procstat
@@ -16,7 +16,7 @@ from kiltmq.bench.loadclient import connect
 from kiltmq.bench.options import Options
 from kiltmq.bench.url import parse_url
 
-__all__ = ["Target", "open_targets"]
+__all__ = ["Target", "kiltmq_process", "open_targets"]
 
 
 @dataclass
@@ -31,15 +31,18 @@ class Target:
 
 
 @contextlib.contextmanager
-def _kiltmq_process(options: Options) -> Iterator[Target]:
-    """Start ``python -m kiltmq.bench._broker_proc`` and yield it as a target."""
-    cmd = [sys.executable, "-m", "kiltmq.bench._broker_proc", "--port", "0"]
-    if options.uvloop:
-        cmd.append("--uvloop")
+def kiltmq_process(
+    args: Sequence[str] = (), *, name: str = "kiltmq", show_stderr: bool = False
+) -> Iterator[Target]:
+    """Start ``python -m kiltmq.bench._broker_proc --port 0 ARGS`` and yield it as a
+    target (its ``error`` says why if it did not start); terminate it afterwards. Its
+    standard error is shown if ``show_stderr``, else kept with its output."""
+    cmd = [sys.executable, "-m", "kiltmq.bench._broker_proc", "--port", "0", *args]
     # Output goes to a file: a pipe nobody reads would block a chatty broker.
     with tempfile.TemporaryFile(mode="w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-        target = Target("kiltmq", "", proc.pid)
+        stderr = None if show_stderr else subprocess.STDOUT
+        proc = subprocess.Popen(cmd, stdout=log, stderr=stderr, text=True)
+        target = Target(name, "", proc.pid)
         try:
             deadline = time.monotonic() + 15
             while not target.url:
@@ -59,7 +62,7 @@ def _kiltmq_process(options: Options) -> Iterator[Target]:
             if proc.poll() is None:
                 proc.terminate()
                 try:
-                    proc.wait(10)
+                    proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
@@ -71,6 +74,8 @@ def _local(url: str) -> bool:
 
 @contextlib.contextmanager
 def open_targets(options: Options) -> Iterator[list[Target]]:
+    """The brokers ``options`` select, each with its version (or why it cannot be
+    reached); a kiltmq broker started for them is stopped afterwards."""
     with contextlib.ExitStack() as stack:
         targets: list[Target] = []
         if options.kiltmq:
@@ -80,7 +85,8 @@ def open_targets(options: Options) -> Iterator[list[Target]]:
                     pid = procstat.find_listener_pid(parse_url(options.kiltmq_url).port)
                 targets.append(Target("kiltmq", options.kiltmq_url, pid))
             else:
-                targets.append(stack.enter_context(_kiltmq_process(options)))
+                args = ["--uvloop"] if options.uvloop else []
+                targets.append(stack.enter_context(kiltmq_process(args)))
         if options.rabbitmq:
             pid = options.rabbitmq_pid
             if pid is None and _local(options.rabbitmq_url):
