@@ -128,34 +128,13 @@ class RawClient(asyncio.Protocol):
 
     @classmethod
     async def connect(
-        cls,
-        port: int,
-        host: str = "127.0.0.1",
-        *,
-        username: str = "guest",
-        password: str = "guest",
-        vhost: str = "/",
-        heartbeat: int | None = 0,
-        frame_max: int | None = None,
-        channel_max: int | None = None,
-        mechanism: str = "PLAIN",
-        capabilities: dict[str, Any] | None = None,
-        timeout: float = TIMEOUT,
+        cls, port: int, host: str = "127.0.0.1", *, timeout: float = TIMEOUT, **options: Any
     ) -> Self:
-        """Connect and run the handshake up to connection.open-ok (see :meth:`handshake`)."""
+        """Connect and run the handshake up to connection.open-ok; ``options`` are those
+        of :meth:`handshake`."""
         client = await cls.open(port, host, timeout=timeout)
         try:
-            await client.handshake(
-                username=username,
-                password=password,
-                vhost=vhost,
-                heartbeat=heartbeat,
-                frame_max=frame_max,
-                channel_max=channel_max,
-                mechanism=mechanism,
-                capabilities=capabilities,
-                timeout=timeout,
-            )
+            await client.handshake(timeout=timeout, **options)
         except BaseException:
             client.abort()
             raise
