@@ -34,6 +34,7 @@ from kiltmq.protocol.frames import (
     FRAME_HEAD,
     FRAME_HEADER,
     FRAME_METHOD,
+    INITIAL_FRAME_MAX,
     SETTLE_FRAME,
     content_frames,
     content_header_payload,
@@ -69,7 +70,7 @@ def encode_publish(
     body: bytes,
     properties: BasicProperties | None = None,
     channel: int = 1,
-    frame_max: int = 131072,
+    frame_max: int = INITIAL_FRAME_MAX,
 ) -> bytes:
     """basic.publish, its content header and body frames, ready to write."""
     return content_frames(
