@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -31,20 +30,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.broker_persistent import WINDOW, _connect_confirming
-from kiltmq.bench.client import BenchClient, connect, encode_publish
+from benchmarks.broker_persistent import WINDOW
+from kiltmq.bench import procstat
+from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 BODY = bytes(100)
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 @dataclass
@@ -56,8 +48,8 @@ class Case:
     broker_args: tuple[str, ...] = ()
 
 
-async def _depth(client: BenchClient, queue: str, durable: bool) -> int:
-    ok = await client.call(
+async def _depth(client: LoadClient, queue: str, durable: bool) -> int:
+    ok = await client.request(
         1, spec.QueueDeclare(queue=queue, durable=durable, passive=True), spec.QueueDeclareOk
     )
     return int(ok.message_count)
@@ -66,10 +58,10 @@ async def _depth(client: BenchClient, queue: str, durable: bool) -> int:
 async def _fill(url: str, queue: str, case: Case, count: int) -> None:
     """Publish ``count`` messages with confirms, at most 1,000 unconfirmed (as a careful
     publisher does), and wait until the queue holds them."""
-    client = await _connect_confirming(url)
+    client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+        await client.select_confirms(1)
         frame = encode_publish(
             "", queue, BODY, BasicProperties(delivery_mode=case.delivery_mode), 1,
             client.frame_max,
@@ -84,7 +76,7 @@ async def _fill(url: str, queue: str, case: Case, count: int) -> None:
             if client.paused:
                 await client.wait_writable()
             n = min(room, 200, count - sent)
-            client.write(frame * n)
+            client.send_raw(frame * n)
             sent += n
             await asyncio.sleep(0)
         while client.confirmed < sent:
@@ -113,7 +105,9 @@ async def _declare(url: str, queue: str, durable: bool) -> None:
     client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.QueueDeclare(queue=queue, durable=durable), spec.QueueDeclareOk)
+        await client.request(
+            1, spec.QueueDeclare(queue=queue, durable=durable), spec.QueueDeclareOk
+        )
     finally:
         await client.close()
 
@@ -132,7 +126,7 @@ def _start(data_dir: str, args: tuple[str, ...]) -> tuple[subprocess.Popen[str],
     deadline = time.monotonic() + 300
     while not port and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-        port = _listening_port(proc.pid)
+        port = procstat.listening_port(proc.pid)
     if not port:
         proc.kill()
         raise RuntimeError("the broker did not start")
@@ -155,7 +149,7 @@ def measure_restart(count: int) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory(prefix="kiltmq-mem-") as data_dir:
         proc, _url, _ = _start(data_dir + "/empty", ())
         time.sleep(0.5)
-        empty = rss_bytes(proc.pid)
+        empty = procstat.rss_bytes(proc.pid)
         _stop(proc)
         proc, url, _ = _start(data_dir, ())
         try:
@@ -166,7 +160,7 @@ def measure_restart(count: int) -> tuple[float, int, int]:
         proc, url, seconds = _start(data_dir, ())
         try:
             time.sleep(0.5)
-            return seconds, empty, rss_bytes(proc.pid)
+            return seconds, empty, procstat.rss_bytes(proc.pid)
         finally:
             _stop(proc)
 
@@ -181,34 +175,15 @@ def measure(case: Case) -> tuple[int, int, float]:
             asyncio.run(_fill(url, queue, case, 5000))  # warm up: allocations, code paths
             asyncio.run(_drain(url, queue, case.durable))
             time.sleep(0.5)
-            before = rss_bytes(proc.pid)
+            before = procstat.rss_bytes(proc.pid)
             start = time.monotonic()
             asyncio.run(_fill(url, queue, case, case.count))
             filled = time.monotonic() - start
             time.sleep(1.0)  # let the last batches commit
-            after = rss_bytes(proc.pid)
+            after = procstat.rss_bytes(proc.pid)
             return before, after, filled
         finally:
             _stop(proc)
-
-
-def _listening_port(pid: int) -> int:
-    """The TCP port ``pid`` listens on (0 if none yet)."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            found = re.fullmatch(r"socket:\[(\d+)\]", link)
-            if found:
-                inodes.add(found.group(1))
-    except OSError:
-        return 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if parts[3] == "0A" and parts[9] in inodes:
-                return int(parts[1].rsplit(":", 1)[1], 16)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,9 +12,10 @@ time per message (``/proc/<pid>/stat`` of the broker process, all threads: for k
 that includes the SQLite writer thread). A second scenario ("publish only") has no
 consumer: every message is written, and confirmed msg/s is the rate of the disk path.
 
-kiltmq runs in its own process on a fresh data directory: ``Broker(store=SQLiteStore(dir))``,
-what ``kiltmq broker --data-dir DIR`` runs; ``--on-loop`` also measures the store
-committing on the event loop instead of in its writer thread.
+kiltmq runs in its own process on a fresh data directory: ``Broker(store=SQLiteStore(dir))``
+(``python -m kiltmq.bench._broker_proc --data-dir DIR``), what ``kiltmq broker --data-dir
+DIR`` runs; ``--on-loop`` also measures the store committing on the event loop instead of
+in its writer thread.
 
 ``python -m benchmarks.broker_persistent [--seconds 5] [--repeat 3] [--on-loop]
 [--no-rabbitmq] [--rabbitmq-url URL]``; under ``python -m benchmarks`` options come from
@@ -30,7 +31,6 @@ import multiprocessing
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,79 +40,25 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any, cast
 
 from kiltmq.bench import procstat
-from kiltmq.bench.client import URL, BenchClient, connect, encode_publish, parse_url
+from kiltmq.bench.loadclient import connect, encode_publish
+from kiltmq.bench.options import DEFAULT_RABBITMQ_URL
+from kiltmq.bench.targets import kiltmq_process
+from kiltmq.bench.url import parse_url
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 WINDOW = 1000
 BODY_SIZE = 100
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 # shared counters
 GO, STOP, PUBLISHED, CONFIRMED, CONSUMED, READY_P, READY_C, NACKED = range(8)
 
 
-class ConfirmingClient(BenchClient):
-    """The benchmark client plus a count of publisher confirms on channel 1."""
-
-    def __init__(self, url: URL) -> None:
-        super().__init__(url)
-        self.upto = 0  # every delivery tag up to this one is confirmed
-        self.singles: set[int] = set()  # confirmed tags above ``upto``
-        self.nacked = 0
-        self.confirm_waiter: asyncio.Future[None] | None = None
-
-    @property
-    def confirmed(self) -> int:
-        return self.upto + len(self.singles)
-
-    def _method(self, channel: int, index: int, payload: bytes) -> None:
-        if index in (spec.BasicAck.INDEX, spec.BasicNack.INDEX):
-            cls = spec.BasicAck if index == spec.BasicAck.INDEX else spec.BasicNack
-            method = cls.decode(payload)
-            tag, multiple = method.delivery_tag, method.multiple
-            if isinstance(method, spec.BasicNack):
-                self.nacked += 1
-            if multiple:
-                if tag > self.upto:
-                    self.upto = tag
-                    self.singles = {t for t in self.singles if t > tag}
-            else:
-                self.singles.add(tag)
-            while self.upto + 1 in self.singles:
-                self.upto += 1
-                self.singles.discard(self.upto)
-            waiter = self.confirm_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            return
-        super()._method(channel, index, payload)
-
-    async def wait_confirm(self) -> None:
-        if self.error is not None:
-            raise self.error
-        self.confirm_waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self.confirm_waiter, 30)
-        finally:
-            self.confirm_waiter = None
-
-
-async def _connect_confirming(url: str) -> ConfirmingClient:
-    parsed = parse_url(url)
-    loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(
-        lambda: ConfirmingClient(parsed), parsed.host, parsed.port
-    )
-    await asyncio.wait_for(asyncio.shield(client._opened), 10)
-    return client
-
-
 async def _produce(url: str, queue: str, shared: Any) -> None:
-    client = await _connect_confirming(url)
+    client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+        await client.select_confirms(1)
         frame = encode_publish(
             "", queue, bytes(BODY_SIZE), BasicProperties(delivery_mode=2), 1, client.frame_max
         )
@@ -130,7 +76,7 @@ async def _produce(url: str, queue: str, shared: Any) -> None:
                 await client.wait_writable()
                 continue
             count = min(room, 128)
-            client.write(frame * count)
+            client.send_raw(frame * count)
             published += count
             shared[PUBLISHED] = published
             shared[CONFIRMED] = client.confirmed
@@ -182,7 +128,7 @@ async def _control(url: str, method: spec.Method, reply: type[spec.Method]) -> N
     client = await connect(url)
     try:
         await client.open_channel(1)
-        await client.call(1, method, reply)
+        await client.request(1, method, reply)
     finally:
         await client.close()
 
@@ -252,52 +198,16 @@ def measure(
             asyncio.run(_control(url, spec.QueueDelete(queue=queue), spec.QueueDeleteOk))
 
 
-# -- a kiltmq broker process -------------------------------------------------------------
-
-
-def _serve(data_dir: str, on_loop: bool) -> None:
-    """Run a broker with an SQLiteStore on port 0; print its URL; stop on SIGTERM."""
-    import signal
-
-    from kiltmq.broker import Broker, SQLiteStore
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        store = SQLiteStore(data_dir, threaded=not on_loop)
-        async with Broker(port=0, store=store) as broker:
-            print(broker.url, flush=True)
-            await stop.wait()
-        print(
-            f"store: {store.commits} commits, {store.rows_written} message rows written, "
-            f"{store.rows_skipped} never written (acked before their batch)",
-            file=sys.stderr,
-        )
-
-    asyncio.run(main())
-
-
 @contextlib.contextmanager
 def kiltmq_broker(on_loop: bool) -> Iterator[tuple[str, int]]:
+    """A kiltmq broker process with an SQLiteStore on a fresh data directory: its URL and
+    pid. It prints its store's counts when it stops."""
     with tempfile.TemporaryDirectory(prefix="kiltmq-bench-") as data_dir:
-        args = [sys.executable, "-m", "benchmarks.broker_persistent", "--serve", data_dir]
-        if on_loop:
-            args.append("--on-loop")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout is not None
-            url = proc.stdout.readline().strip()
-            if not url.startswith("amqp://"):
-                raise RuntimeError("the kiltmq broker did not start")
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        args = ["--data-dir", data_dir] + (["--on-loop"] if on_loop else [])
+        with kiltmq_process(args, show_stderr=True) as target:
+            if target.error is not None or target.pid is None:
+                raise RuntimeError(target.error or "the kiltmq broker did not start")
+            yield target.url, target.pid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,13 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--on-loop", action="store_true", help="also kiltmq committing on the loop")
     parser.add_argument("--no-rabbitmq", action="store_true")
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
-    parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     if argv is None:
         argv = shlex.split(os.environ.get("KILTMQ_PERSISTENT_BENCH_ARGS", ""))
     args = parser.parse_args(argv)
-    if args.serve:
-        _serve(args.serve, args.on_loop)
-        return 0
     variants = [("kiltmq", False)] + ([("kiltmq on-loop", True)] if args.on_loop else [])
     runs: dict[tuple[str, str], list[Run]] = {}
     failed = False

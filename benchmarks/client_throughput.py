@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import kiltmq
 from kiltmq import BasicProperties
+from kiltmq.bench.options import DEFAULT_RABBITMQ_URL
 
-URL = os.environ.get("KILTMQ_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+URL = os.environ.get("KILTMQ_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
 SCALE = float(os.environ.get("KILTMQ_BENCH_SCALE", "1"))
 PUBLISH_COUNT = int(100_000 * SCALE)
 CONFIRM_COUNT = int(20_000 * SCALE)

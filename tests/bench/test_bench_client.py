@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from kiltmq.bench.client import BenchClient, connect, encode_publish, parse_url
+from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
+from kiltmq.bench.url import parse_url
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
     Connection,
@@ -96,7 +97,7 @@ class _Server:
         await writer.drain()
 
 
-async def _run(piece: int) -> tuple[BenchClient, _Server]:
+async def _run(piece: int) -> tuple[LoadClient, _Server]:
     server = _Server(piece)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
@@ -108,7 +109,7 @@ async def _run(piece: int) -> tuple[BenchClient, _Server]:
         async with asyncio.timeout(20):
             while client.delivered < COUNT or server.acked < COUNT:
                 await asyncio.sleep(0.01)
-        client.write(encode_publish("", "q", b"hello", frame_max=client.frame_max))
+        client.send_raw(encode_publish("", "q", b"hello", frame_max=client.frame_max))
         async with asyncio.timeout(5):
             while not server.published:
                 await asyncio.sleep(0.01)

@@ -10,11 +10,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker, UnroutableError
 from pika.spec import Basic, BasicProperties
 
+from kiltmq.bench.rawclient import RawClient
 from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 
 from .conftest import Connect
-from .raw import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -282,7 +282,7 @@ async def test_replies_after_a_durable_tx_commit_stay_in_order(tmp_path: Path) -
             assert isinstance(replies[1], spec.QueueDeclareOk)
             assert replies[1].message_count == 1
         finally:
-            await client.close()
+            await client.disconnect()
 
 
 async def test_many_methods_pipelined_behind_a_durable_tx_commit(tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ async def test_many_methods_pipelined_behind_a_durable_tx_commit(tmp_path: Path)
             assert isinstance(replies[2], spec.QueueDeclareOk)
             assert replies[2].message_count == 1501
         finally:
-            await client.close()
+            await client.disconnect()
 
 
 async def test_replies_after_a_durable_declaration_stay_in_order(tmp_path: Path) -> None:
@@ -344,7 +344,7 @@ async def test_replies_after_a_durable_declaration_stay_in_order(tmp_path: Path)
             assert isinstance(replies[1], spec.QueueDeclareOk)
             assert replies[1].message_count == 1
         finally:
-            await client.close()
+            await client.disconnect()
 
 
 def test_tx_mandatory_return_happens_at_commit(connect: Connect) -> None:
@@ -564,7 +564,7 @@ async def test_server_generated_consumer_tags(abroker: Broker) -> None:
     ok = await client.call(1, spec.BasicConsume("tags", ""))
     assert isinstance(ok, spec.BasicConsumeOk)
     assert ok.consumer_tag.startswith("amq.ctag-") and len(ok.consumer_tag) == 31
-    await client.close()
+    await client.disconnect()
 
 
 def test_exclusive_consumer(connect: Connect) -> None:

@@ -8,11 +8,11 @@ import pika
 import pytest
 from pika.exceptions import ConnectionClosedByBroker
 
+from kiltmq.bench.rawclient import RawClient
 from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 
 from .conftest import Connect
-from .raw import RawClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,14 +25,14 @@ async def test_a_consumer_that_does_not_read_is_not_flooded(abroker: Broker) -> 
     await sleeper.call(1, spec.QueueDeclare("flood"))
     ok = await sleeper.call(1, spec.BasicConsume("flood", "sleepy", no_ack=True))
     assert isinstance(ok, spec.BasicConsumeOk)
-    # from now on the sleeper never reads its socket
+    sleeper.pause_reading()  # from now on the sleeper never reads its socket
     publisher = await RawClient.connect(abroker.port)
     await publisher.open_channel(1)
     await publisher.call(1, spec.ConfirmSelect())
     body = b"x" * 32768
     for _ in range(1500):
         publisher.publish(1, "", "flood", body)
-    await publisher.writer.drain()
+    await publisher.drain()
     confirmed = 0
     while confirmed < 1500:
         ack = await publisher.method(1)
@@ -44,8 +44,8 @@ async def test_a_consumer_that_does_not_read_is_not_flooded(abroker: Broker) -> 
     assert declared.consumer_count == 1
     # another consumer gets the backlog
     await publisher.call(1, spec.QueuePurge("flood"))
-    await sleeper.close()
-    await publisher.close()
+    await sleeper.disconnect()
+    await publisher.disconnect()
 
 
 def test_memory_alarm_blocks_publishers(url: str) -> None:
@@ -109,7 +109,7 @@ async def test_async_context_manager_and_restart() -> None:
         port = broker.port
         client = await RawClient.connect(port)
         await client.open_channel(1)
-        await client.close()
+        await client.disconnect()
     assert broker.connections == set()
     with pytest.raises(OSError):
         await RawClient.open(port)

@@ -14,11 +14,10 @@ import struct
 
 import pytest
 
+from kiltmq.bench.rawclient import Disconnected, RawClient
 from kiltmq.broker import Broker
 from kiltmq.protocol import spec
-from kiltmq.protocol.frames import encode_frame
-
-from .raw import EOF, RawClient
+from kiltmq.protocol.frames import FRAME_END_OCTET, FRAME_HEAD, encode_frame
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,14 +36,15 @@ def _garbage(rng: random.Random) -> bytes:
         return publish + header + encode_frame(3, 1, b"abc")
     # a random frame type / channel / size, well terminated
     body = rng.randbytes(rng.randrange(0, 40))
-    return struct.pack(">BHI", rng.randrange(256), rng.randrange(65536), len(body)) + body + b"\xce"
+    head = FRAME_HEAD.pack(rng.randrange(256), rng.randrange(65536), len(body))
+    return head + body + FRAME_END_OCTET
 
 
 async def _attack(port: int, data: bytes) -> None:
     client = await RawClient.connect(port)
     await client.open_channel(1)
     client.send_raw(data)
-    with contextlib.suppress(EOF, TimeoutError, ConnectionError, AssertionError):
+    with contextlib.suppress(Disconnected, TimeoutError, ConnectionError, AssertionError):
         for _ in range(20):
             event = await client.event(timeout=0.3)
             method = getattr(event, "method", None)
@@ -52,7 +52,7 @@ async def _attack(port: int, data: bytes) -> None:
                 client.send(0, spec.ConnectionCloseOk())
             elif isinstance(method, spec.ChannelClose):
                 client.send(1, spec.ChannelCloseOk())
-    await client.close()
+    await client.disconnect()
 
 
 async def test_random_input_after_the_handshake() -> None:
@@ -67,8 +67,8 @@ async def test_random_input_after_the_handshake() -> None:
         late = await RawClient.connect(broker.port)
         await late.open_channel(1)
         assert isinstance(await late.call(1, spec.QueueDeclare("fuzz")), spec.QueueDeclareOk)
-        await late.close()
-        await bystander.close()
+        await late.disconnect()
+        await bystander.disconnect()
 
 
 async def test_random_bytes_instead_of_a_handshake() -> None:
@@ -78,8 +78,8 @@ async def test_random_bytes_instead_of_a_handshake() -> None:
             client = await RawClient.open(broker.port)
             client.send_raw(rng.randbytes(rng.randrange(1, 100)))
             with contextlib.suppress(TimeoutError, ConnectionError):
-                await asyncio.wait_for(client.reader.read(1000), 3)
-            await client.close()
+                await client.read_bytes(3)
+            await client.disconnect()
         client = await RawClient.connect(broker.port)
         await client.open_channel(1)
-        await client.close()
+        await client.disconnect()

@@ -6,18 +6,16 @@ connection; handshake failures other than a refused login or vhost just close th
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
 
+from kiltmq.bench.rawclient import RawClient
 from kiltmq.broker import Broker, Store
 from kiltmq.broker.handshake import is_loopback
 from kiltmq.broker.message import Message
 from kiltmq.protocol import BasicProperties, spec
 from kiltmq.protocol.frames import encode_frame
-
-from .raw import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,24 +29,24 @@ async def _still_works(port: int) -> None:
     client.publish(1, "", ok.queue, b"alive")
     got = await client.call(1, spec.BasicGet(ok.queue, no_ack=True))
     assert isinstance(got, spec.BasicGetOk)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_unsupported_protocol_header_gets_ours_back(abroker: Broker) -> None:
     client = await RawClient.open(abroker.port)
     client.send_raw(b"AMQP\x01\x01\x00\x0a")
-    data = await asyncio.wait_for(client.reader.read(100), 10)
+    data = await client.read_bytes(10)
     assert data == b"AMQP\x00\x00\x09\x01"
-    assert await asyncio.wait_for(client.reader.read(100), 10) == b""
-    await client.close()
+    assert await client.read_bytes(10) == b""
+    await client.disconnect()
 
 
 async def test_http_request_is_answered_with_the_protocol_header(abroker: Broker) -> None:
     client = await RawClient.open(abroker.port)
     client.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = await asyncio.wait_for(client.reader.read(100), 10)
+    data = await client.read_bytes(10)
     assert data == b"AMQP\x00\x00\x09\x01"
-    await client.close()
+    await client.disconnect()
     await _still_works(abroker.port)
 
 
@@ -62,11 +60,11 @@ async def test_garbage_after_handshake_is_a_frame_error(abroker: Broker) -> None
     assert close.reply_code == 501
     assert close.reply_text.startswith("FRAME_ERROR - ")
     await client.eof()
-    await client.close()
+    await client.disconnect()
     # the other connection did not notice
     ok = await bystander.call(1, spec.QueueDeclare("", exclusive=True))
     assert isinstance(ok, spec.QueueDeclareOk)
-    await bystander.close()
+    await bystander.disconnect()
     await _still_works(abroker.port)
 
 
@@ -88,7 +86,7 @@ async def test_malformed_frames_close_the_connection(abroker: Broker, data: byte
     closes = [e for e in events if getattr(e, "method", None).__class__ is spec.ConnectionClose]
     assert closes, events
     assert closes[0].method.reply_code in (501, 502, 505)  # type: ignore[attr-defined]
-    await client.close()
+    await client.disconnect()
     await _still_works(abroker.port)
 
 
@@ -100,7 +98,7 @@ async def test_content_interrupted_by_a_method_reports_the_publish(abroker: Brok
     close = await client.method(0)
     assert isinstance(close, spec.ConnectionClose)
     assert (close.reply_code, close.class_id, close.method_id) == (505, 60, 40)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_method_on_unopened_channel_is_a_channel_error(abroker: Broker) -> None:
@@ -109,7 +107,7 @@ async def test_method_on_unopened_channel_is_a_channel_error(abroker: Broker) ->
     close = await client.method(0)
     assert isinstance(close, spec.ConnectionClose)
     assert (close.reply_code, close.class_id, close.method_id) == (504, 50, 10)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_unknown_method_drops_the_connection(abroker: Broker) -> None:
@@ -118,7 +116,7 @@ async def test_unknown_method_drops_the_connection(abroker: Broker) -> None:
     client.send_raw(encode_frame(1, 1, struct.pack(">HH", 99, 1)))
     events = await client.eof()
     assert not events
-    await client.close()
+    await client.disconnect()
 
 
 async def test_channel_error_leaves_the_connection_usable(abroker: Broker) -> None:
@@ -135,7 +133,7 @@ async def test_channel_error_leaves_the_connection_usable(abroker: Broker) -> No
     ok = await client.call(2, spec.QueueDeclare("", exclusive=True))
     assert isinstance(ok, spec.QueueDeclareOk)
     await client.open_channel(1)  # the number can be reused after close-ok
-    await client.close()
+    await client.disconnect()
 
 
 async def test_duplicate_consumer_tag_is_a_connection_error(abroker: Broker) -> None:
@@ -150,7 +148,7 @@ async def test_duplicate_consumer_tag_is_a_connection_error(abroker: Broker) -> 
     assert close.reply_text == "NOT_ALLOWED - attempt to reuse consumer tag 'tag'"
     client.send(0, spec.ConnectionCloseOk())
     await client.eof()
-    await client.close()
+    await client.disconnect()
 
 
 async def test_immediate_flag_is_not_implemented(abroker: Broker) -> None:
@@ -161,7 +159,7 @@ async def test_immediate_flag_is_not_implemented(abroker: Broker) -> None:
     close = await client.method(0)
     assert isinstance(close, spec.ConnectionClose)
     assert (close.reply_code, close.reply_text) == (540, "NOT_IMPLEMENTED - immediate=true")
-    await client.close()
+    await client.disconnect()
 
 
 # -- handshake --------------------------------------------------------------------------
@@ -191,13 +189,13 @@ async def test_server_properties_and_tune(abroker: Broker) -> None:
     tune = await client.login("guest", "guest")
     assert isinstance(tune, spec.ConnectionTune)
     assert (tune.channel_max, tune.frame_max, tune.heartbeat) == (2047, 131072, 60)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_amqplain_login(abroker: Broker) -> None:
     client = await RawClient.connect(abroker.port, mechanism="AMQPLAIN")
     await client.open_channel(1)
-    await client.close()
+    await client.disconnect()
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "AMQPLAIN"])
@@ -214,15 +212,15 @@ async def test_wrong_password_is_403_with_authentication_failure_close(
         "For details see the broker logfile."
     )
     assert (close.class_id, close.method_id) == (0, 0)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_wrong_password_without_the_capability_just_closes(abroker: Broker) -> None:
     client = await RawClient.open(abroker.port)
-    await client.start(capabilities={})
+    await client.start()
     client.send(0, spec.ConnectionStartOk({}, "PLAIN", b"\x00guest\x00nope", "en_US"))
     assert await client.eof() == []
-    await client.close()
+    await client.disconnect()
 
 
 async def test_unknown_user_is_refused(abroker: Broker) -> None:
@@ -231,7 +229,7 @@ async def test_unknown_user_is_refused(abroker: Broker) -> None:
     close = await client.login("nobody", "guest")
     assert isinstance(close, spec.ConnectionClose)
     assert close.reply_code == 403
-    await client.close()
+    await client.disconnect()
 
 
 async def test_unknown_mechanism_closes_the_socket(abroker: Broker) -> None:
@@ -239,7 +237,7 @@ async def test_unknown_mechanism_closes_the_socket(abroker: Broker) -> None:
     await client.start()
     client.send(0, spec.ConnectionStartOk({}, "KILT", b"", "en_US"))
     assert await client.eof() == []
-    await client.close()
+    await client.disconnect()
 
 
 async def test_unknown_vhost_is_530(abroker: Broker) -> None:
@@ -252,7 +250,7 @@ async def test_unknown_vhost_is_530(abroker: Broker) -> None:
     assert isinstance(close, spec.ConnectionClose)
     assert (close.reply_code, close.reply_text) == (530, "NOT_ALLOWED - vhost nowhere not found")
     assert (close.class_id, close.method_id) == (10, 40)
-    await client.close()
+    await client.disconnect()
 
 
 async def test_vhost_without_permission_is_530() -> None:
@@ -271,10 +269,10 @@ async def test_vhost_without_permission_is_530() -> None:
         assert isinstance(close, spec.ConnectionClose)
         assert close.reply_code == 530
         assert close.reply_text == "NOT_ALLOWED - access to vhost 'shop' refused for user 'guest'"
-        await client.close()
+        await client.disconnect()
         shop = await RawClient.connect(broker.port, username="shop", password="pw", vhost="shop")
         await shop.open_channel(1)
-        await shop.close()
+        await shop.disconnect()
 
 
 @pytest.mark.parametrize(
@@ -289,7 +287,7 @@ async def test_tune_ok_out_of_bounds_closes_the_socket(
     await client.login("guest", "guest")
     client.send_raw_method(0, spec.ConnectionTuneOk(channel_max, frame_max, 0))
     assert await client.eof() == []
-    await client.close()
+    await client.disconnect()
 
 
 async def test_channel_max_is_enforced() -> None:
@@ -301,7 +299,7 @@ async def test_channel_max_is_enforced() -> None:
         close = await client.method(0)
         assert isinstance(close, spec.ConnectionClose)
         assert close.reply_code == 530
-        await client.close()
+        await client.disconnect()
 
 
 def test_loopback_detection() -> None:
@@ -317,7 +315,7 @@ async def test_loopback_users_list_is_configurable() -> None:
     async with Broker(port=0, users={"guest": "guest", "app": "pw"}, loopback_users=["app"]) as b:
         for user, password in (("guest", "guest"), ("app", "pw")):
             client = await RawClient.connect(b.port, username=user, password=password)
-            await client.close()
+            await client.disconnect()
         assert b.auth.loopback_only("app") and not b.auth.loopback_only("guest")
 
 
@@ -325,8 +323,8 @@ async def test_handshake_timeout_closes_idle_sockets() -> None:
     async with Broker(port=0, handshake_timeout=0.2) as broker:
         client = await RawClient.open(broker.port)
         client.send_raw(b"AMQP")  # half a header, then nothing
-        assert await asyncio.wait_for(client.reader.read(100), 10) == b""
-        await client.close()
+        assert await client.read_bytes(10) == b""
+        await client.disconnect()
 
 
 # -- heartbeats -------------------------------------------------------------------------
@@ -338,7 +336,7 @@ async def test_heartbeats_are_sent_and_a_silent_peer_is_dropped() -> None:
         # send nothing from now on: the broker beats, then gives up on us
         events = await client.eof(timeout=15)
         assert any(type(e).__name__ == "HeartbeatReceived" for e in events)
-        await client.close()
+        await client.disconnect()
         await _still_works(broker.port)
 
 
@@ -348,7 +346,7 @@ async def test_heartbeat_zero_disables_them() -> None:
         with pytest.raises(TimeoutError):
             await client.event(timeout=2.5, heartbeats=True)
         await client.open_channel(1)
-        await client.close()
+        await client.disconnect()
 
 
 # -- internal errors --------------------------------------------------------------------
@@ -373,7 +371,7 @@ async def test_unexpected_exception_closes_the_connection_with_541() -> None:
         close = await client.method(0)
         assert isinstance(close, spec.ConnectionClose)
         assert (close.reply_code, close.reply_text) == (541, "INTERNAL_ERROR")
-        await client.close()
+        await client.disconnect()
         await _still_works(broker.port)
 
 
@@ -396,7 +394,7 @@ async def test_undecodable_properties_close_the_connection_with_541(
     assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
         541, "INTERNAL_ERROR", 0, 0
     )
-    await client.close()
+    await client.disconnect()
 
 
 @pytest.mark.parametrize("notify", [True, False])
@@ -411,7 +409,7 @@ async def test_consumer_cancel_notification_needs_the_capability(
     other = await RawClient.connect(abroker.port)
     await other.open_channel(1)
     await other.call(1, spec.QueueDelete("short-lived"))
-    await other.close()
+    await other.disconnect()
     if notify:
         cancel = await client.method(1)
         assert isinstance(cancel, spec.BasicCancel)
@@ -421,4 +419,4 @@ async def test_consumer_cancel_notification_needs_the_capability(
     assert isinstance(ok, spec.QueueDeclareOk)
     ok2 = await client.call(1, spec.BasicConsume("short-lived", "watcher"))
     assert isinstance(ok2, spec.BasicConsumeOk)
-    await client.close()
+    await client.disconnect()

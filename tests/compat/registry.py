@@ -14,9 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiltmq.protocol import ContentReceived, MethodReceived, spec
-
-from .rawclient import Context, Item
+from .context import Context
 
 ScenarioFn = Callable[[Context], Awaitable[None]]
 Expectation = tuple[str, dict[str, Any]]
@@ -45,10 +43,6 @@ def scenario(*expect: Expectation) -> Callable[[ScenarioFn], ScenarioFn]:
 def E(name: str, **fields: Any) -> Expectation:
     """An expected transcript entry: method name and a subset of its fields."""
     return (name, fields)
-
-
-def is_method(item: Item, cls: type[spec.Method]) -> bool:
-    return isinstance(item, MethodReceived | ContentReceived) and isinstance(item.method, cls)
 
 
 def _plain(value: Any) -> Any:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from .rawclient import Context, ScenarioAborted, Transcript
+from .context import Context
+from .recording import ScenarioAborted
 from .registry import Scenario
+from .transcript import Transcript
 
 SCENARIO_TIMEOUT = 30.0
 

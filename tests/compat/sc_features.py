@@ -8,7 +8,7 @@ from typing import Any
 
 from kiltmq.protocol import BasicProperties, spec
 
-from .rawclient import Context
+from .context import Context
 from .registry import E, scenario
 
 QueueDeclare = spec.QueueDeclare

@@ -6,23 +6,31 @@ import asyncio
 import struct
 
 from kiltmq.protocol import ProtocolError, spec
-from kiltmq.protocol.frames import encode_frame
+from kiltmq.protocol.frames import (
+    FRAME_BODY,
+    FRAME_END_OCTET,
+    FRAME_HEAD,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    encode_frame,
+)
 
-from .rawclient import Closed, Context, RawConnection
+from .context import Context
+from .recording import RecordingConnection
 from .registry import E, scenario
+from .transcript import Closed
 
-FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
 
-
-def record_first_bytes(conn: RawConnection) -> None:
+def record_first_bytes(conn: RecordingConnection) -> None:
     """Record the beginning of what the server sent before any frame could be parsed by
     a 0-9-1 client: a protocol header, or a method frame with its class, method and (for
     connection.start) version octets."""
-    raw = bytes(conn.raw_input)
+    raw = bytes(conn.received)
     if raw.startswith(b"AMQP"):
         conn.t.add(conn.label, "protocol-header", {"bytes": list(raw[:8]), "rest": len(raw) - 8})
     elif len(raw) >= 11:
-        frame_type, channel, _size = struct.unpack_from(">BHI", raw)
+        frame_type, channel, _size = FRAME_HEAD.unpack_from(raw)
         class_id, method_id, major, minor = struct.unpack_from(">HHBB", raw, 7)
         conn.t.add(
             conn.label,
@@ -38,7 +46,7 @@ def record_first_bytes(conn: RawConnection) -> None:
         conn.t.add(conn.label, "raw", {"bytes": list(raw)})
 
 
-async def raw_reply(conn: RawConnection, data: bytes) -> None:
+async def raw_reply(conn: RecordingConnection, data: bytes) -> None:
     """Write ``data`` on a connection whose core has not started, wait for the server to
     close, and record the beginning of what it sent."""
     conn.send_raw(data)
@@ -78,7 +86,7 @@ async def protocol_header_0_9(ctx: Context) -> None:
 )
 async def handshake_and_heartbeat(ctx: Context) -> None:
     conn = await ctx.socket()
-    await conn.handshake(
+    await conn.try_handshake(
         username=ctx.username, password=ctx.password, vhost=ctx.vhost, heartbeat=1, record=True
     )
     # With a 1 s heartbeat the server sends heartbeat frames while we are silent.
@@ -96,18 +104,18 @@ async def handshake_and_heartbeat(ctx: Context) -> None:
 @scenario(E("connection.close", reply_code=403, class_id=0, method_id=0))
 async def auth_failure(ctx: Context) -> None:
     conn = await ctx.socket()
-    ok = await conn.handshake(username=ctx.username, password="wrong-password", vhost=ctx.vhost)
+    ok = await conn.try_handshake(username=ctx.username, password="wrong-password", vhost=ctx.vhost)
     ctx.check(not ok, "refused")
     await conn.wait_eof()
     conn = await ctx.socket()
-    ok = await conn.handshake(username="nobody-such", password="x", vhost=ctx.vhost)
+    ok = await conn.try_handshake(username="nobody-such", password="x", vhost=ctx.vhost)
     await conn.wait_eof()
 
 
 @scenario(E("AMQPLAIN login", ok=True), E("connection.close", reply_code=403))
 async def auth_amqplain(ctx: Context) -> None:
     conn = await ctx.socket()
-    ok = await conn.handshake(
+    ok = await conn.try_handshake(
         username=ctx.username, password=ctx.password, vhost=ctx.vhost, mechanism="AMQPLAIN"
     )
     ctx.check(ok, "AMQPLAIN login")
@@ -115,7 +123,7 @@ async def auth_amqplain(ctx: Context) -> None:
     await ch.call(spec.QueueDeclare(queue="", exclusive=True))
     await conn.close()
     conn = await ctx.socket()
-    await conn.handshake(
+    await conn.try_handshake(
         username=ctx.username, password="wrong", vhost=ctx.vhost, mechanism="AMQPLAIN"
     )
     await conn.wait_eof()
@@ -124,7 +132,7 @@ async def auth_amqplain(ctx: Context) -> None:
 @scenario(E("EOF"))
 async def auth_unknown_mechanism(ctx: Context) -> None:
     conn = await ctx.socket()
-    ok = await conn.handshake(
+    ok = await conn.try_handshake(
         username=ctx.username, password=ctx.password, vhost=ctx.vhost, mechanism="KILT"
     )
     ctx.check(not ok, "refused")
@@ -134,14 +142,16 @@ async def auth_unknown_mechanism(ctx: Context) -> None:
 @scenario(E("connection.close", reply_code=530, class_id=10, method_id=40))
 async def unknown_vhost(ctx: Context) -> None:
     conn = await ctx.socket()
-    ok = await conn.handshake(
+    ok = await conn.try_handshake(
         username=ctx.username, password=ctx.password, vhost="no-such-vhost-here"
     )
     ctx.check(not ok, "refused")
     await conn.wait_eof()
 
 
-async def open_connection_then(ctx: Context, frames: bytes, channel: int = 0) -> RawConnection:
+async def open_connection_then(
+    ctx: Context, frames: bytes, channel: int = 0
+) -> RecordingConnection:
     """Open a connection, write ``frames`` as they are and read until the server closes."""
     conn = await ctx.connect()
     conn.send_raw(frames)
@@ -185,10 +195,10 @@ async def channel_reopen_after_close(ctx: Context) -> None:
     await conn.close()
 
 
-async def handshake_until_tune(ctx: Context) -> RawConnection:
+async def handshake_until_tune(ctx: Context) -> RecordingConnection:
     """Header and start-ok sent, connection.tune read: the caller continues."""
     conn = await ctx.socket()
-    conn.proto.send_protocol_header()
+    conn.core.send_protocol_header()
     conn.flush()
     await conn.read_item(0)  # connection.start
     conn.send(
@@ -284,7 +294,7 @@ async def frame_bad_end_octet(ctx: Context) -> None:
 
 @scenario(E("connection.close", reply_code=501))
 async def frame_unknown_type(ctx: Context) -> None:
-    await open_connection_then(ctx, struct.pack(">BHI", 9, 0, 4) + b"abcd\xce")
+    await open_connection_then(ctx, FRAME_HEAD.pack(9, 0, 4) + b"abcd" + FRAME_END_OCTET)
 
 
 @scenario(E("connection.close", reply_code=505))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kiltmq.protocol import MethodReceived, spec
 
-from .rawclient import Context
+from .context import Context
 from .registry import E, scenario
 
 ExchangeDeclare = spec.ExchangeDeclare

@@ -1,7 +1,7 @@
 """RabbitMQ compatibility: the same scenarios against RabbitMQ and kiltmq, same replies.
 
 Every scenario (see ``sc_*.py``) drives raw AMQP connections made of the sans-IO protocol
-core over asyncio streams (``rawclient.py``) and yields a normalized transcript: the
+core (the shared raw client, ``recording.py``) and yields a normalized transcript: the
 methods the broker answered with, their fields (reply codes, reply texts, class and method
 ids, message counts, delivery tags, bodies ...), which channel or connection they came on,
 and whether the server dropped the socket without a connection.close. The test runs a
@@ -43,9 +43,9 @@ import asyncio
 import pytest
 
 from . import scenarios  # noqa: F401  (registers the scenarios)
-from .rawclient import Transcript
 from .registry import SCENARIOS, Scenario, unmet_expectations
 from .runner import run_scenario
+from .transcript import Transcript
 
 CONCURRENCY = 16
 SUITE_TIMEOUT = 120.0

@@ -1,7 +1,10 @@
 """Run an embedded kiltmq broker in this process, for the benchmarks.
 
 Prints the broker's URL on one line of standard output once it listens, then serves until
-SIGTERM or SIGINT. Usage: ``python -m kiltmq.bench._broker_proc [--port N]``.
+SIGTERM or SIGINT. With ``--data-dir`` the broker keeps persistent messages in an
+``SQLiteStore`` there (what ``kiltmq broker --data-dir`` runs) and prints the store's
+counts on standard error when it stops. Usage: ``python -m kiltmq.bench._broker_proc
+[--port N] [--data-dir DIR [--on-loop]] [--uvloop]``.
 """
 
 from __future__ import annotations
@@ -10,32 +13,44 @@ import argparse
 import asyncio
 import importlib
 import signal
+import sys
 from typing import Any
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int, data_dir: str | None, on_loop: bool) -> None:
     # Imported by name so that this module does not depend on the broker's typing.
-    broker_cls: Any = importlib.import_module("kiltmq.broker").Broker
+    broker_module: Any = importlib.import_module("kiltmq.broker")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with broker_cls(port=port) as broker:
+    store = None if data_dir is None else broker_module.SQLiteStore(data_dir, threaded=not on_loop)
+    async with broker_module.Broker(port=port, store=store) as broker:
         print(broker.url, flush=True)
         await stop.wait()
+    if store is not None:
+        print(
+            f"store: {store.commits} commits, {store.rows_written} message rows written, "
+            f"{store.rows_skipped} never written (acked before their batch)",
+            file=sys.stderr,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--data-dir", help="keep persistent messages in an SQLiteStore here")
+    parser.add_argument(
+        "--on-loop", action="store_true", help="the store commits on the event loop"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(args.port))
+    asyncio.run(_serve(args.port, args.data_dir, args.on_loop))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""CPU time of processes from /proc (Linux), and finding a broker's process.
+"""CPU time and memory of processes from /proc (Linux), and finding a broker's process
+or port.
 
 A process's CPU time is ``utime + stime`` from ``/proc/<pid>/stat`` (all its threads),
 in clock ticks (usually 10 ms), converted to seconds.
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 
 __all__ = [
     "cpu_seconds",
     "cpu_seconds_or_none",
     "find_listener_pid",
     "find_rabbitmq_pid",
+    "listening_port",
     "machine_busy_seconds",
-    "process_name",
+    "rss_bytes",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -41,16 +44,8 @@ def cpu_seconds_or_none(pid: int | None) -> float | None:
         return None
 
 
-def process_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
-
-
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
+def _listening_sockets() -> Iterator[tuple[int, str]]:
+    """(port, socket inode) of every listening TCP socket (IPv4 and IPv6)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -60,31 +55,55 @@ def _listening_inodes(port: int) -> set[str]:
         for line in lines:
             parts = line.split()
             local, state, inode = parts[1], parts[3], parts[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                inodes.add(inode)
+            if state == "0A":  # LISTEN
+                yield int(local.rsplit(":", 1)[1], 16), inode
+
+
+def _socket_inodes(pid: int | str) -> set[str]:
+    """The inodes of the sockets ``pid`` has open (needs permission to read its fds)."""
+    fd_dir = f"/proc/{pid}/fd"
+    inodes: set[str] = set()
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            link = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
     return inodes
 
 
 def find_listener_pid(port: int) -> int | None:
     """The process listening on TCP ``port`` (needs permission to read its /proc fds)."""
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    wanted = {inode for listening, inode in _listening_sockets() if listening == port}
     if not wanted:
         return None
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        fd_dir = f"/proc/{name}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"{fd_dir}/{fd}") in wanted:
-                    return int(name)
-            except OSError:
-                continue
+        if name.isdigit() and not wanted.isdisjoint(_socket_inodes(name)):
+            return int(name)
     return None
+
+
+def listening_port(pid: int) -> int:
+    """A TCP port ``pid`` listens on (0 if none yet)."""
+    inodes = _socket_inodes(pid)
+    for port, inode in _listening_sockets():
+        if inode in inodes:
+            return port
+    return 0
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of ``pid`` (VmRSS in ``/proc/<pid>/status``)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def find_rabbitmq_pid(port: int) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiltmq.bench.runner import Report, Result
+from kiltmq.bench.results import Report, Result
 from kiltmq.bench.scenarios import SCENARIOS
 
 __all__ = ["BUSY_CORE", "render", "warnings"]

@@ -17,8 +17,9 @@ from functools import partial
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, Protocol
 
-from kiltmq.bench.client import BenchClient, connect, encode_publish
+from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
 from kiltmq.protocol import spec
+from kiltmq.protocol.frames import FRAME_END_OCTET
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = [
@@ -110,7 +111,7 @@ class Plan:
 # -- producer ------------------------------------------------------------------------------
 
 
-async def _wait_flag(shared: Shared, slot: int, client: BenchClient) -> None:
+async def _wait_flag(shared: Shared, slot: int, client: LoadClient) -> None:
     while not shared[slot]:
         if client.error is not None:
             raise client.error
@@ -141,16 +142,16 @@ async def _produce(plan: Plan, shared: Shared) -> None:
         # A broker may drop what a channel has not yet routed when the connection closes
         # (RabbitMQ does); channel.close-ok comes after every publish before it is routed.
         await asyncio.wait_for(
-            client.call(channel, spec.ChannelClose(reply_code=200), spec.ChannelCloseOk), 60
+            client.request(channel, spec.ChannelClose(reply_code=200), spec.ChannelCloseOk), 60
         )
     finally:
         await client.close()
 
 
-async def _produce_flat_out(plan: Plan, shared: Shared, client: BenchClient, frame: bytes) -> None:
+async def _produce_flat_out(plan: Plan, shared: Shared, client: LoadClient, frame: bytes) -> None:
     count = max(1, plan.batch_bytes // len(frame))
     batch = frame * count
-    write = client.write
+    write = client.send_raw
     sleep = asyncio.sleep
     stop = Slot.STOP_PRODUCER
     cap = plan.max_in_flight if plan.scenario.consumers else 0
@@ -171,14 +172,14 @@ async def _produce_flat_out(plan: Plan, shared: Shared, client: BenchClient, fra
         await sleep(0)
 
 
-async def _produce_paced(plan: Plan, shared: Shared, client: BenchClient, frame: bytes) -> None:
+async def _produce_paced(plan: Plan, shared: Shared, client: LoadClient, frame: bytes) -> None:
     """Publish ``rate`` messages per second, each carrying its send time in its body."""
     rate = plan.scenario.rate
     size = plan.scenario.body_size
     if size < 8:
         raise ValueError("latency scenarios need a body of at least 8 bytes")
     prefix = frame[: len(frame) - 1 - size]
-    pad = bytes(size - 8) + b"\xce"
+    pad = bytes(size - 8) + FRAME_END_OCTET
     monotonic_ns = time.monotonic_ns
     monotonic = time.monotonic
     start = monotonic()
@@ -190,7 +191,7 @@ async def _produce_paced(plan: Plan, shared: Shared, client: BenchClient, frame:
             await client.wait_writable()
         due = min(int((monotonic() - start) * rate) + 1 - sent, 1000)
         if due > 0:
-            client.write(
+            client.send_raw(
                 b"".join([prefix + monotonic_ns().to_bytes(8, "big") + pad for _ in range(due)])
             )
             sent += due
@@ -214,7 +215,7 @@ def producer_main(plan: Plan, shared: Shared, report: Pipe) -> None:
 
 async def _consume(plan: Plan, shared: Shared) -> list[int]:
     scenario = plan.scenario
-    clients: list[BenchClient] = []
+    clients: list[LoadClient] = []
     samples: list[int] = []
     try:
         for i, queue in enumerate(plan.queues):

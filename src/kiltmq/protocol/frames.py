@@ -18,6 +18,7 @@ import struct
 from kiltmq.protocol.errors import FrameError
 from kiltmq.protocol.spec import (
     FRAME_BODY,
+    FRAME_END,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
@@ -27,11 +28,14 @@ from kiltmq.protocol.spec import (
 
 __all__ = [
     "FRAME_BODY",
+    "FRAME_END_OCTET",
+    "FRAME_HEAD",
     "FRAME_HEADER",
     "FRAME_HEARTBEAT",
     "FRAME_METHOD",
     "HEARTBEAT_FRAME",
     "INITIAL_FRAME_MAX",
+    "SETTLE_FRAME",
     "FrameReader",
     "content_frames",
     "content_header_payload",
@@ -39,11 +43,20 @@ __all__ = [
     "method_frame",
 ]
 
-_S_FRAME = struct.Struct(">BHI")
+FRAME_HEAD = struct.Struct(">BHI")
+"""The 7 octets before every frame's payload: frame type, channel, payload size."""
+
+FRAME_END_OCTET = bytes([FRAME_END])
+"""The octet after every frame's payload (``spec.FRAME_END``), as bytes."""
+
+SETTLE_FRAME = struct.Struct(">BHIHHQBB")
+"""A whole basic.ack, basic.nack or basic.reject frame: frame head (payload size 13),
+class id, method id, delivery tag, bits, frame end."""
+
 _S_HEADER = struct.Struct(">HHQ")
-_pack_frame = _S_FRAME.pack
-_unpack_frame = _S_FRAME.unpack_from
-_END = b"\xce"
+_pack_frame = FRAME_HEAD.pack
+_unpack_frame = FRAME_HEAD.unpack_from
+_END = FRAME_END_OCTET
 
 HEARTBEAT_FRAME = _pack_frame(FRAME_HEARTBEAT, 0, 0) + _END
 """A heartbeat frame, ready to write."""
@@ -128,6 +141,7 @@ class FrameReader:
         append = frames.append
         n = len(buf)
         max_payload = self._max_payload
+        frame_end = FRAME_END
         while n - pos >= 7:
             ftype, channel, size = _unpack_frame(buf, pos)
             if size > max_payload:
@@ -147,7 +161,7 @@ class FrameReader:
                     self._buf = b""
                     return frames
                 break
-            if buf[end] != 0xCE:  # FRAME_END
+            if buf[end] != frame_end:
                 return self._fail(frames, f"frame end octet is {buf[end]:#04x}, expected 0xce")
             append((ftype, channel, buf[pos + 7 : end]))
             pos = end + 1

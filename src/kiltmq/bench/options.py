@@ -1,0 +1,102 @@
+"""The broker benchmark's options, and the command-line arguments that set them."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from kiltmq.bench.scenarios import SCENARIOS
+
+__all__ = ["DEFAULT_RABBITMQ_URL", "Options", "add_arguments", "options_from_args"]
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class Options:
+    seconds: float = 5.0
+    warmup: float = 1.0
+    only: tuple[str, ...] = tuple(SCENARIOS)
+    kiltmq: bool = True
+    kiltmq_url: str | None = None  # None: start a kiltmq broker process
+    kiltmq_pid: int | None = None
+    rabbitmq: bool = True
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
+    rabbitmq_pid: int | None = None
+    max_in_flight: int = 10000
+    repeat: int = 1  # runs per scenario and broker; the tables show the median
+    drain_timeout: float = 30.0
+    uvloop: bool = False
+    verbose: bool = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by ``kiltmq bench`` and ``python -m benchmarks``)."""
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="measured seconds per scenario (default 5)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds before measuring (default 1)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 s per scenario, 0.3 s warm-up"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help="scenarios to run, comma-separated: "
+        + "; ".join(f"{s.key}: {s.title}" for s in SCENARIOS.values()),
+    )
+    parser.add_argument(
+        "--rabbitmq-url", default=DEFAULT_RABBITMQ_URL, help="RabbitMQ to compare against"
+    )
+    parser.add_argument("--rabbitmq-pid", type=int, help="RabbitMQ's process (default: found)")
+    parser.add_argument("--no-rabbitmq", action="store_true", help="benchmark kiltmq only")
+    parser.add_argument(
+        "--kiltmq-url", help="an already-running kiltmq broker (default: start one)"
+    )
+    parser.add_argument(
+        "--kiltmq-pid", type=int, help="its process, for CPU time (default: found by port)"
+    )
+    parser.add_argument("--no-kiltmq", action="store_true", help="benchmark RabbitMQ only")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the started kiltmq broker on uvloop"
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=10000,
+        help="published but not yet consumed messages allowed (default 10000)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per scenario and broker, interleaved; the summary shows the median",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    only = tuple(k.strip() for k in args.only.split(",") if k.strip())
+    unknown = [k for k in only if k not in SCENARIOS]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
+    seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 5.0)
+    warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
+    return Options(
+        seconds=seconds,
+        warmup=warmup,
+        only=only,
+        kiltmq=not args.no_kiltmq,
+        kiltmq_url=args.kiltmq_url,
+        kiltmq_pid=args.kiltmq_pid,
+        rabbitmq=not args.no_rabbitmq,
+        rabbitmq_url=args.rabbitmq_url,
+        rabbitmq_pid=args.rabbitmq_pid,
+        max_in_flight=args.max_in_flight,
+        repeat=max(1, args.repeat),
+        uvloop=args.uvloop,
+    )

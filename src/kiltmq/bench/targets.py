@@ -1,0 +1,109 @@
+"""The brokers under test: a kiltmq broker process started for the run, or running ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from kiltmq.bench import procstat
+from kiltmq.bench.loadclient import connect
+from kiltmq.bench.options import Options
+from kiltmq.bench.url import parse_url
+
+__all__ = ["Target", "kiltmq_process", "open_targets"]
+
+
+@dataclass
+class Target:
+    """A broker under test."""
+
+    name: str
+    url: str
+    pid: int | None = None
+    version: str = ""
+    error: str | None = None
+
+
+@contextlib.contextmanager
+def kiltmq_process(
+    args: Sequence[str] = (), *, name: str = "kiltmq", show_stderr: bool = False
+) -> Iterator[Target]:
+    """Start ``python -m kiltmq.bench._broker_proc --port 0 ARGS`` and yield it as a
+    target (its ``error`` says why if it did not start); terminate it afterwards. Its
+    standard error is shown if ``show_stderr``, else kept with its output."""
+    cmd = [sys.executable, "-m", "kiltmq.bench._broker_proc", "--port", "0", *args]
+    # Output goes to a file: a pipe nobody reads would block a chatty broker.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        stderr = None if show_stderr else subprocess.STDOUT
+        proc = subprocess.Popen(cmd, stdout=log, stderr=stderr, text=True)
+        target = Target(name, "", proc.pid)
+        try:
+            deadline = time.monotonic() + 15
+            while not target.url:
+                log.seek(0)
+                lines = log.read().splitlines()
+                urls = [line.strip() for line in lines if line.startswith("amqp://")]
+                if urls:
+                    target.url = urls[0]
+                elif proc.poll() is not None or time.monotonic() > deadline:
+                    last = lines[-1:] or ["no URL printed within 15 s"]
+                    target.error = f"kiltmq broker did not start: {last[0]}"
+                    break
+                else:
+                    time.sleep(0.02)
+            yield target
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _local(url: str) -> bool:
+    return parse_url(url).host in ("127.0.0.1", "localhost", "::1")
+
+
+@contextlib.contextmanager
+def open_targets(options: Options) -> Iterator[list[Target]]:
+    """The brokers ``options`` select, each with its version (or why it cannot be
+    reached); a kiltmq broker started for them is stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        targets: list[Target] = []
+        if options.kiltmq:
+            if options.kiltmq_url:
+                pid = options.kiltmq_pid
+                if pid is None and _local(options.kiltmq_url):
+                    pid = procstat.find_listener_pid(parse_url(options.kiltmq_url).port)
+                targets.append(Target("kiltmq", options.kiltmq_url, pid))
+            else:
+                args = ["--uvloop"] if options.uvloop else []
+                targets.append(stack.enter_context(kiltmq_process(args)))
+        if options.rabbitmq:
+            pid = options.rabbitmq_pid
+            if pid is None and _local(options.rabbitmq_url):
+                pid = procstat.find_rabbitmq_pid(parse_url(options.rabbitmq_url).port)
+            targets.append(Target("RabbitMQ", options.rabbitmq_url, pid))
+        for target in targets:
+            if target.error is None:
+                try:
+                    target.version = asyncio.run(_server_version(target.url))
+                except Exception as exc:
+                    target.error = f"cannot connect to {target.url}: {exc or type(exc).__name__}"
+        yield targets
+
+
+async def _server_version(url: str) -> str:
+    client = await connect(url, timeout=5)
+    try:
+        return client.server_version()
+    finally:
+        await client.close()
