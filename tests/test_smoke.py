@@ -12,10 +12,7 @@ import pytest
 
 import kiltmq
 from kiltmq.cli.main import main
-
-AMQP_0_9_1_HEADER = b"AMQP\x00\x00\x09\x01"
-FRAME_METHOD = 1
-FRAME_END = 0xCE
+from kiltmq.protocol.spec import FRAME_END, FRAME_METHOD, PROTOCOL_HEADER
 
 
 def test_version_matches_the_installed_distribution() -> None:
@@ -55,7 +52,7 @@ def test_rabbitmq_answers_protocol_header(rabbitmq_url: str) -> None:
     host, port = parts.hostname or "127.0.0.1", parts.port or 5672
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.settimeout(10)
-        sock.sendall(AMQP_0_9_1_HEADER)
+        sock.sendall(PROTOCOL_HEADER)
         header = _recv_exactly(sock, 7)
         assert len(header) == 7, f"short reply: {header!r}"
         frame_type = header[0]

@@ -16,13 +16,13 @@ import struct
 from typing import ClassVar
 
 from kiltmq.protocol.codec import FieldTable, encode_shortstr
+from kiltmq.protocol.frames import CONTENT_HEADER
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["Message", "delivery_mode"]
 
-_S_HHQ = struct.Struct(">HHQ")
 _S_I = struct.Struct(">I")
-_pack_header = _S_HHQ.pack
+_pack_header = CONTENT_HEADER.pack
 
 # Property flag bits of class basic, in wire order.
 FLAG_CONTENT_TYPE = 0x8000

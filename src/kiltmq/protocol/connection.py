@@ -64,6 +64,7 @@ from kiltmq.protocol.events import ProtocolError as ProtocolError
 from kiltmq.protocol.events import ProtocolHeaderReceived as ProtocolHeaderReceived
 from kiltmq.protocol.frames import (
     ACCEPTED_PROTOCOL_HEADERS,
+    CONTENT_HEADER,
     HEARTBEAT_FRAME,
     INITIAL_FRAME_MAX,
     FrameReader,
@@ -79,7 +80,7 @@ from kiltmq.protocol.heartbeat import Heartbeat as Heartbeat
 from kiltmq.protocol.spec import METHODS, BasicProperties, Method
 
 _unpack_I = struct.Struct(">I").unpack_from  # a method frame's class and method ids
-_unpack_HHQ = struct.Struct(">HHQ").unpack_from  # class id, weight, body size of a header
+_unpack_HHQ = CONTENT_HEADER.unpack_from  # class id, weight, body size of a header
 
 # Enum members as module constants for the receive path: reading ``ConnectionState.X``
 # costs a class attribute lookup through the enum machinery each time.

@@ -27,6 +27,7 @@ from kiltmq.protocol.spec import (
 )
 
 __all__ = [
+    "CONTENT_HEADER",
     "FRAME_BODY",
     "FRAME_END_OCTET",
     "FRAME_HEAD",
@@ -53,7 +54,10 @@ SETTLE_FRAME = struct.Struct(">BHIHHQBB")
 """A whole basic.ack, basic.nack or basic.reject frame: frame head (payload size 13),
 class id, method id, delivery tag, bits, frame end."""
 
-_S_HEADER = struct.Struct(">HHQ")
+CONTENT_HEADER = struct.Struct(">HHQ")
+"""The start of a content header frame's payload: class id, weight, body size."""
+
+_S_HEADER = CONTENT_HEADER
 _pack_frame = FRAME_HEAD.pack
 _unpack_frame = FRAME_HEAD.unpack_from
 _END = FRAME_END_OCTET

@@ -16,10 +16,12 @@ from kiltmq.broker.queue import Consumer, Entry
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import encode_shortstr
 from kiltmq.protocol.errors import AccessRefused, AMQPNotImplemented, PreconditionFailed
+from kiltmq.protocol.frames import FRAME_END_OCTET, FRAME_HEAD
 
 __all__ = ["Consuming"]
 
-_pack_frame = struct.Struct(">BHI").pack
+_pack_frame = FRAME_HEAD.pack
+_END = FRAME_END_OCTET
 _join = b"".join
 _GET_OK_IDS = struct.pack(">HH", 60, 71)
 
@@ -51,13 +53,13 @@ class Consuming(DirectReplyTo):
                 (
                     _pack_frame(1, number, len(payload)),
                     payload,
-                    b"\xce",
+                    _END,
                     _pack_frame(2, number, len(header)),
                     header,
-                    b"\xce",
+                    _END,
                     _pack_frame(3, number, size),
                     body,
-                    b"\xce",
+                    _END,
                 )
             )
         else:
