@@ -263,9 +263,11 @@ async def test_paged_message_is_read_back_before_and_after_its_commit(
 ) -> None:
     store.definition_added("/", "queue", QUEUE)
     message = persistent(b"x" * 1000, content_type="text/plain")
+    published_id = message.id
     store.message_enqueued("/", "q", message)
     stub = store.page_out("/", "q", message)
-    assert type(stub) is PagedMessage and stub.id == message.id >= KEY_BASE
+    assert type(stub) is PagedMessage and stub.id >= KEY_BASE
+    assert message.id == published_id < KEY_BASE  # the message itself is not changed
     assert stub.size == 1000 and stub.persistent
     with pytest.raises(AttributeError):
         _ = stub.body
@@ -277,6 +279,132 @@ async def test_paged_message_is_read_back_before_and_after_its_commit(
     assert loaded.body == b"x" * 1000
     assert loaded.properties.content_type == "text/plain"
     assert loaded.id == stub.id
+
+
+def tracked(store: SQLiteStore) -> int:
+    """How many published messages the store keeps a row position for."""
+    return sum(len(known.positions) for known in store._queues.values())
+
+
+def keys(path: Path) -> list[tuple[int, int]]:
+    """(pos - first pos, key - first pos) of every message row."""
+    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db, db:
+        found = list(db.execute("SELECT pos, key FROM messages ORDER BY pos"))
+    base = found[0][0] if found else 0
+    return [(pos - base, key - base) for pos, key in found]
+
+
+def fields(message: Message) -> tuple[Any, ...]:
+    return tuple(getattr(message, name) for name in Message.__slots__)
+
+
+async def test_the_store_never_changes_a_message(store: SQLiteStore) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    store.definition_added("/", "queue", {**QUEUE, "name": "r"})
+    messages = [persistent(b"m%d" % i, expiration="60000") for i in range(4)]
+    before = [fields(m) for m in messages]
+    for message in messages:
+        for queue in ("q", "r"):
+            store.message_enqueued("/", queue, message)
+            store.message_expires("/", queue, message, 4_000_000_000.0)
+    store.page_out("/", "r", messages[3])
+    await committed(store)
+    store.mark_redelivered("/", "q", messages[:2])
+    store.message_removed("/", "q", messages[0])
+    store.queue_purged("/", "r", messages[:3])
+    await committed(store)
+    assert [fields(m) for m in messages] == before
+
+
+async def test_a_message_in_several_queues_has_one_key_for_its_rows(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    store.definition_added("/", "queue", {**QUEUE, "name": "r"})
+    shared, alone = persistent(b"shared"), persistent(b"alone")
+    store.message_enqueued("/", "q", shared)
+    store.message_enqueued("/", "r", shared)
+    store.message_enqueued("/", "q", alone)
+    await committed(store)
+    assert keys(tmp_path) == [(0, 0), (1, 0), (2, 2)]
+
+
+async def test_the_store_forgets_messages_that_left(store: SQLiteStore) -> None:
+    """No per-message memory stays behind: removed, purged, paged out, or gone with
+    their queue or vhost."""
+    store.vhost_added("v")
+    for vhost in ("/", "v"):
+        store.definition_added(vhost, "queue", QUEUE)
+        store.definition_added(vhost, "queue", {**QUEUE, "name": "r"})
+    messages = [persistent(b"m%d" % i) for i in range(12)]
+    for message in messages:
+        for vhost in ("/", "v"):
+            store.message_enqueued(vhost, "q", message)
+            store.message_enqueued(vhost, "r", message)
+    assert tracked(store) == 48
+    await committed(store)
+    for message in messages[:4]:
+        store.message_removed("/", "q", message)
+    store.queue_purged("/", "q", messages[4:])
+    stubs = [store.page_out("/", "r", message) for message in messages]
+    assert tracked(store) == 24
+    for stub in stubs:
+        store.message_removed("/", "r", stub)
+    store.definition_removed("v", "queue", QUEUE)
+    assert tracked(store) == 12
+    store.vhost_removed("v")
+    assert tracked(store) == 0
+    await committed(store)
+
+
+async def test_a_message_read_back_before_its_commit_is_removed_from_the_store(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    store.definition_added("/", "queue", QUEUE)
+    early, late = persistent(b"early"), persistent(b"late")
+    store.message_enqueued("/", "q", early)
+    stub = store.page_out("/", "q", early)
+    (loaded,) = store.load("/", "q", [stub])  # from the batch, not yet written
+    assert loaded.body == b"early" and loaded.id == stub.id and loaded is not early
+    store.message_removed("/", "q", loaded)
+    assert store.rows_skipped == 1
+    store.message_enqueued("/", "q", late)
+    stub = store.page_out("/", "q", late)
+    await committed(store)
+    (loaded,) = store.load("/", "q", [stub])  # from the disk
+    store.mark_redelivered("/", "q", [loaded])
+    await committed(store)
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
+        assert list(db.execute("SELECT body, delivered FROM messages")) == [(b"late", 1)]
+    store.message_removed("/", "q", loaded)
+    await committed(store)
+    assert rows(tmp_path) == []
+
+
+async def test_a_store_closed_and_opened_again_still_knows_the_messages_held(
+    tmp_path: Path,
+) -> None:
+    """A broker stopped and started again keeps its messages in memory."""
+    store = SQLiteStore(tmp_path)
+    store.open()
+    store.definition_added("/", "queue", QUEUE)
+    messages = [persistent(b"m%d" % i) for i in range(3)]
+    for message in messages:
+        store.message_enqueued("/", "q", message)
+    store.close()
+    store.open()
+    try:
+        assert len(store.recover().messages) == 3
+        store.message_removed("/", "q", messages[1])
+        store.mark_redelivered("/", "q", [messages[2]])
+        await committed(store)
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
+        assert list(db.execute("SELECT body, delivered FROM messages")) == [
+            (b"m0", 0),
+            (b"m2", 1),
+        ]
 
 
 async def test_clean_shutdown_keeps_exactly_the_delivered_flags(tmp_path: Path) -> None:

@@ -93,7 +93,9 @@ def delivery_mode(raw: bytes) -> int:
 class Message:
     """One published message. Treat as immutable: the same object sits in many queues.
 
-    ``id`` is unique within the process (a store may use it as the message's key).
+    ``id`` of a published message is unique within the process. A message a store
+    creates (a :class:`PagedMessage` stand-in, or one read back with :meth:`restored`)
+    carries the store's key for it instead, which a store keeps apart from those ids.
     """
 
     __slots__ = (
@@ -153,6 +155,21 @@ class Message:
         message._properties = properties
         return message
 
+    @classmethod
+    def restored(
+        cls,
+        key: int,
+        exchange: str,
+        routing_key: str,
+        raw_properties: bytes,
+        body: bytes,
+        deliver_tail: bytes | None = None,
+    ) -> Message:
+        """A message read back from a store, which knows it by ``key`` (its id)."""
+        message = cls(exchange, routing_key, raw_properties, body, deliver_tail)
+        message.id = key
+        return message
+
     @property
     def properties(self) -> BasicProperties:
         """The decoded properties (decoded on first use; raises ValueError/struct.error if
@@ -209,7 +226,7 @@ class Message:
 class PagedMessage(Message):
     """Stand-in for a persistent message whose body is in the store only.
 
-    Only ``id`` (the store key), ``size``, ``flags``, ``persistent`` and the encoded
+    Only ``id`` (the store's key for it), ``size``, ``flags``, ``persistent`` and the encoded
     properties are kept (so ``properties``, ``headers`` and ``expiration_ms()`` work);
     reading the body, exchange or routing key raises AttributeError. The store's ``load``
     turns it back into a full message.
@@ -220,7 +237,7 @@ class PagedMessage(Message):
 
     @classmethod
     def stub(cls, key: int, size: int, raw_properties: bytes) -> PagedMessage:
-        """A stand-in for the message stored under ``key``."""
+        """A stand-in for the message the store keeps under ``key`` (its id)."""
         shared = _SHARED_PROPERTIES.get(raw_properties)
         if shared is None:
             flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0

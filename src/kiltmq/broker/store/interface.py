@@ -1,0 +1,170 @@
+"""The store interface: what the broker tells durable storage, and when.
+
+The broker keeps everything in memory and tells a :class:`Store` about the parts that must
+survive a restart; a store never drives routing or delivery. The calls:
+
+* :meth:`Store.definition_added` / :meth:`Store.definition_removed`: a durable exchange,
+  a durable queue, or a binding between durable ends was declared or deleted
+  (definitions are plain dicts shaped like RabbitMQ's definitions export).
+* :meth:`Store.message_enqueued`: a persistent message (delivery-mode 2) entered a durable
+  queue; :meth:`Store.message_removed`: it left that queue for good (acked, dropped,
+  expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
+  :meth:`Store.message_expires` follows ``message_enqueued`` for a message with a TTL in
+  that queue: its deadline, kept across a restart.
+* :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
+  the callback runs once everything enqueued so far is safely written. A store that
+  batches writes (group commit) calls it after the batch commits. Replies to
+  declarations of durable objects wait for it too while :meth:`Store.definitions_pending`.
+* :meth:`Store.recover`: at start, the definitions and messages to rebuild.
+
+A store that keeps bodies on disk may page them out of memory: a durable queue holding
+more than :attr:`Store.page_messages` ready messages (or :attr:`Store.page_bytes` bytes)
+swaps the bodies of further persistent messages for stand-ins (:meth:`Store.page_out`) and
+reads them back in batches before delivery (:meth:`Store.load`). Users, permissions and
+vhosts are reported too (:meth:`Store.user_added`, :meth:`Store.permission_set`,
+:meth:`Store.vhost_added`), and at a clean shutdown the broker reports which waiting
+messages had been delivered before (:meth:`Store.mark_redelivered`).
+
+Messages are shared by every queue they are in and never changed: a store that needs a
+key for a message keeps it itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiltmq.broker.auth import User
+from kiltmq.broker.message import Message
+
+__all__ = ["Definition", "Recovered", "Store", "StoreError", "StoredMessage"]
+
+Definition = dict[str, Any]
+"""A definition: for ``kind == "exchange"`` keys name, type, durable, auto_delete,
+internal, arguments; for ``"queue"`` name, durable, auto_delete, arguments; for
+``"binding"`` source, destination, destination_type ("queue" or "exchange"),
+routing_key, arguments."""
+
+
+class StoreError(Exception):
+    """The store cannot be used: locked by another broker, written by a newer version,
+    damaged, or unreadable. The message is one line fit for the command line."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A persistent message waiting in a durable queue, as recovered at start."""
+
+    vhost: str
+    queue: str
+    message: Message
+    redelivered: bool = False
+    #: When it expires in this queue (seconds since the epoch; None: no TTL, or a store
+    #: that did not record it).
+    expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a store hands back at start: definitions in dependency order (exchanges and
+    queues before the bindings between them) and the messages of durable queues in
+    queue order."""
+
+    vhosts: list[str] = field(default_factory=list)
+    definitions: list[tuple[str, str, Definition]] = field(default_factory=list)
+    messages: list[StoredMessage] = field(default_factory=list)
+    #: Users as stored (the broker's configured users take precedence).
+    users: list[User] = field(default_factory=list)
+    #: (user, vhost, configure, write, read) as stored.
+    permissions: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+
+class Store:
+    """Base class and interface of broker storage. Every method is a no-op here."""
+
+    #: True when confirms of persistent messages must wait for :meth:`after_commit`.
+    defers_confirms: bool = False
+    #: A durable queue pages out the bodies of persistent messages that arrive while it
+    #: holds more than this many ready messages (None: never).
+    page_messages: int | None = None
+    #: ... or more than this many bytes of ready message bodies (None: never).
+    page_bytes: int | None = None
+
+    def open(self) -> None:
+        """Prepare the storage (create files, tables)."""
+
+    def close(self) -> None:
+        """Flush and release the storage."""
+
+    def recover(self) -> Recovered:
+        """Definitions and messages to rebuild at start."""
+        return Recovered()
+
+    def vhost_added(self, vhost: str) -> None:
+        """A virtual host was created."""
+
+    def definition_added(self, vhost: str, kind: str, definition: Definition) -> None:
+        """A durable exchange or queue, or a binding between durable ends, was created."""
+
+    def definition_removed(self, vhost: str, kind: str, definition: Definition) -> None:
+        """A durable definition was deleted (deleting a queue or exchange also reports its
+        bindings)."""
+
+    def message_enqueued(self, vhost: str, queue: str, message: Message) -> None:
+        """A persistent message entered a durable queue."""
+
+    def message_expires(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        """The persistent message just reported with :meth:`message_enqueued` expires in
+        that queue at ``at`` (seconds since the epoch: per-message TTL or x-message-ttl),
+        so that it keeps its deadline across a restart."""
+
+    def message_removed(self, vhost: str, queue: str, message: Message) -> None:
+        """A persistent message left a durable queue for good."""
+
+    def queue_purged(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        """Many messages left a durable queue at once (purge, delete)."""
+        for message in messages:
+            self.message_removed(vhost, queue, message)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything reported so far is durable."""
+        callback()
+
+    def definitions_pending(self) -> bool:
+        """True while a reported definition (exchange, queue, binding, vhost, user,
+        permission) is not yet durable: replies to declarations then wait for
+        :meth:`after_commit`."""
+        return False
+
+    def vhost_removed(self, vhost: str) -> None:
+        """A virtual host and everything in it was deleted."""
+
+    def user_added(self, user: User) -> None:
+        """A user was created or changed."""
+
+    def user_removed(self, name: str) -> None:
+        """A user was deleted."""
+
+    def permission_set(
+        self, user: str, vhost: str, configure: str, write: str, read: str
+    ) -> None:
+        """A user's permissions in a vhost were set."""
+
+    def permission_removed(self, user: str, vhost: str) -> None:
+        """A user's permissions in a vhost were cleared."""
+
+    def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        """At a clean shutdown: these persistent messages waiting in a durable queue had
+        been delivered before (they come back with redelivered=true)."""
+
+    def page_out(self, vhost: str, queue: str, message: Message) -> Message:
+        """A stand-in without the body for ``message`` (already reported with
+        :meth:`message_enqueued`), or ``message`` itself when the store keeps no bodies.
+        The queue keeps the stand-in in place of ``message`` from then on."""
+        return message
+
+    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+        """The full messages for ``messages``, in order (stand-ins are read back from the
+        store; other messages are returned as they are)."""
+        return list(messages)

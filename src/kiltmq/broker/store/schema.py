@@ -1,0 +1,201 @@
+"""The SQLite store's database: its tables, its format versions, and opening it.
+
+One database file, ``kiltmq.db``, in the data directory, in WAL mode with
+``synchronous=FULL``: every commit appends to the write-ahead log and fsyncs it, so a
+committed transaction survives a power cut or a kill -9, and a torn write can only lose
+an uncommitted one.
+
+Messages: one row per (queue, message) in ``messages``; ``pos`` (the rowid) is a counter
+starting at :data:`KEY_BASE`, so a queue's rows in pos order are the queue's order, and
+``pos`` is the store's key for the row. Column ``key`` is the pos of the first row of the
+same message, so that the rows of a message routed to several durable queues (one row
+per queue, as RabbitMQ embeds small messages in each queue's index) share it.
+
+Expiry: a message with a TTL in a queue (expiration property or x-message-ttl) has its
+absolute deadline in its row (``expires``, milliseconds since the epoch), so that it
+expires at the same moment after a restart, as in RabbitMQ.
+
+Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
+An older store is upgraded in place at open, one step per version, each in one
+transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
+damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from kiltmq.broker.store.interface import Definition, StoreError
+from kiltmq.protocol.codec import encode_table
+
+__all__ = [
+    "DB_NAME",
+    "DELETE",
+    "INSERT",
+    "KEY_BASE",
+    "MARK_DELIVERED",
+    "SCHEMA_VERSION",
+    "SET_META",
+    "connect",
+    "damaged",
+    "definition_key",
+]
+
+log = logging.getLogger("kiltmq.broker.store")
+
+SCHEMA_VERSION = 2
+DB_NAME = "kiltmq.db"
+#: Positions of message rows start here, above any id ``Message`` hands out in a process,
+#: so a message the store creates (a stand-in, a body read back) can carry the position
+#: of its row as its id.
+KEY_BASE = 1 << 48
+
+_SCHEMA = """
+BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE vhosts (name TEXT PRIMARY KEY);
+CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL);
+CREATE TABLE permissions (
+    user TEXT NOT NULL, vhost TEXT NOT NULL,
+    configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
+    PRIMARY KEY (user, vhost));
+CREATE TABLE definitions (
+    vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (vhost, kind, key));
+CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE messages (
+    pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
+    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
+    expires INTEGER);
+INSERT INTO meta VALUES ('clean_shutdown', 1);
+PRAGMA user_version = 2;
+COMMIT;
+"""
+#: Format version -> the statements that turn it into the next one (run in one
+#: transaction with the new user_version).
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE messages ADD COLUMN expires INTEGER;",
+}
+INSERT = (
+    "INSERT INTO messages"
+    " (pos, queue_id, key, exchange, routing_key, properties, body, expires)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+DELETE = "DELETE FROM messages WHERE pos = ?"
+MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
+SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+
+
+def _binding_key(definition: Definition) -> bytes:
+    arguments = definition.get("arguments") or {}
+    return encode_table(
+        {
+            "s": definition["source"],
+            "t": definition.get("destination_type", "queue"),
+            "d": definition["destination"],
+            "k": definition["routing_key"],
+            "a": dict(sorted(arguments.items())),
+        }
+    )
+
+
+def definition_key(kind: str, definition: Definition) -> bytes:
+    """The key of a definition in the ``definitions`` table (a binding's includes its
+    arguments, in sorted order)."""
+    if kind == "binding":
+        return _binding_key(definition)
+    return str(definition["name"]).encode()
+
+
+def damaged(path: Path, exc: BaseException) -> StoreError:
+    """The error for a store that cannot be read."""
+    return StoreError(
+        f"the store {path} cannot be read ({exc}); kiltmq will not start on it "
+        "and has not changed it: move the data directory away to start empty, or "
+        "restore a backup"
+    )
+
+
+def _check(path: Path) -> int:
+    """The store's format version, read without changing anything (a read-only
+    connection never checkpoints or rolls back): refuse a newer, foreign or damaged
+    database before the read-write connection could touch it."""
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {path} has format {version}, written by a newer "
+                f"kiltmq (this one reads format {SCHEMA_VERSION} at most): refusing "
+                "to open it"
+            )
+        if version == 0:
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    f"{path} is an SQLite database but not a kiltmq store: "
+                    "refusing to touch it"
+                )
+        elif db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+            raise damaged(path, sqlite3.DatabaseError("integrity check failed"))
+        return version
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    finally:
+        db.close()
+
+
+def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
+    """Upgrade a store of an older format in place, one version at a time, each step
+    in one transaction (a failed step leaves the store as it was)."""
+    for old in range(version, SCHEMA_VERSION):
+        try:
+            db.executescript(
+                f"BEGIN; {_MIGRATIONS[old]} PRAGMA user_version = {old + 1}; COMMIT;"
+            )
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        log.info("store %s: format %d upgraded to %d", path, old, old + 1)
+
+
+def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """The read-write connection to the store at ``path`` (created, or upgraded to the
+    current format, as needed), and whether the broker that used it last stopped
+    cleanly. From then on the store says "not stopped cleanly" until a commit of
+    ``SET_META`` says otherwise."""
+    version = _check(path)
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    try:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot put {path} in WAL mode (got {mode})")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA journal_size_limit = 67108864")
+        if version == 0:
+            db.executescript(_SCHEMA)
+        elif version < SCHEMA_VERSION:
+            _migrate(db, path, version)
+        row = db.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
+        was_clean = bool(row and row[0])
+        # From now on an unclean stop is detectable: the marker is set again at close.
+        db.execute(SET_META, ("clean_shutdown", 0))
+    except StoreError:
+        db.close()
+        raise
+    except sqlite3.Error as exc:
+        db.close()
+        raise damaged(path, exc) from None
+    return db, was_clean

@@ -1,0 +1,301 @@
+"""Group commit: the changes the broker reports, written in batches by one writer.
+
+The broker reports changes on the event loop; they collect in a :class:`Batch`. The
+first change of a batch schedules a flush for the next loop iteration; the flush hands
+the batch to a writer thread (one transaction: definitions, inserts, deletes, then
+fsync) and starts a new batch. While a batch is being written the next one fills up, so
+the batch size follows the disk's fsync time (group commit). When the transaction has
+committed, the writer schedules :meth:`Writer._committed` on the loop, which runs the
+batch's ``after_commit`` callbacks (publisher confirms, tx.commit-ok) and sends the next
+batch. At most one batch is in flight.
+
+Without a writer thread (``threaded=False``) the flush writes on the loop; without an
+event loop every change is written at once. A transaction that fails (disk full, I/O
+error) is rolled back and the same batch is tried again every second; its callbacks wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue as queue_module
+import sqlite3
+import threading
+from asyncio import AbstractEventLoop
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiltmq.broker.message import Message
+from kiltmq.broker.store.schema import DELETE, INSERT, MARK_DELIVERED
+
+__all__ = ["Batch", "Writer"]
+
+log = logging.getLogger("kiltmq.broker.store")
+
+
+class Batch:
+    """Changes collected on the loop for one transaction."""
+
+    __slots__ = ("inserts", "expires", "deletes", "ops", "delivered", "callbacks")
+
+    def __init__(self) -> None:
+        #: pos -> (queue id, message key, message): rows to insert
+        self.inserts: dict[int, tuple[int, int, Message]] = {}
+        #: pos -> deadline (ms since the epoch) of rows to insert that expire
+        self.expires: dict[int, int] = {}
+        #: pos of rows to delete (written in an earlier batch)
+        self.deletes: list[int] = []
+        #: other statements, in order (definitions, users, queue ids...)
+        self.ops: list[tuple[str, tuple[Any, ...]]] = []
+        #: pos of rows to mark delivered (after the inserts)
+        self.delivered: list[int] = []
+        self.callbacks: list[Callable[[], None]] = []
+
+    def empty(self) -> bool:
+        return not (self.inserts or self.deletes or self.ops or self.delivered or self.callbacks)
+
+
+def _apply(db: sqlite3.Connection, batch: Batch) -> None:
+    """Write one batch in one transaction (any thread)."""
+    db.execute("BEGIN")
+    try:
+        for sql, params in batch.ops:
+            db.execute(sql, params)
+        if batch.inserts:
+            expires = batch.expires.get
+            db.executemany(
+                INSERT,
+                [
+                    (
+                        pos, qid, key, m.exchange, m.routing_key, m.raw_properties, m.body,
+                        expires(pos),
+                    )
+                    for pos, (qid, key, m) in batch.inserts.items()
+                ],
+            )
+        if batch.deletes:
+            db.executemany(DELETE, [(pos,) for pos in batch.deletes])
+        if batch.delivered:
+            db.executemany(MARK_DELIVERED, [(pos,) for pos in batch.delivered])
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+class Writer:
+    """Writes the batches of one open store, one transaction each, in order.
+
+    The store fills :attr:`batch` and calls :meth:`schedule` when it was not
+    :attr:`scheduled` yet; statements other than message rows go through :meth:`op`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        #: The database (for log lines).
+        self.path = path
+        #: The batch filling up on the loop.
+        self.batch = Batch()
+        #: The batch being written (or waiting to be retried).
+        self.inflight: Batch | None = None
+        #: True while a flush of :attr:`batch` is scheduled.
+        self.scheduled = False
+        #: since start: transactions committed, message rows written (statistics)
+        self.commits = 0
+        self.rows_written = 0
+        self._db: sqlite3.Connection | None = None
+        self._loop: AbstractEventLoop | None = None
+        self._jobs: queue_module.SimpleQueue[Batch | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+
+    def start(
+        self, db: sqlite3.Connection, loop: AbstractEventLoop | None, threaded: bool
+    ) -> None:
+        """Write to ``db`` from now on: in a thread if ``threaded`` and there is a loop
+        to report back to."""
+        self._db = db
+        self._loop = loop
+        if threaded and loop is not None:
+            self._jobs = queue_module.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(db, self._jobs, loop),
+                name="kiltmq-store",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def close(self, last: list[tuple[str, tuple[Any, ...]]]) -> list[Callable[[], None]]:
+        """Write what is pending, then the statements ``last``, and stop. Returns the
+        callbacks of the final batch, for the caller to run once the store is closed (a
+        write that fails now is logged, not retried)."""
+        db = self._db
+        if db is None:
+            return []
+        self._db = None
+        final = self.batch
+        self.batch = Batch()
+        final.ops.extend(last)
+        jobs, thread = self._jobs, self._thread
+        self._jobs = None
+        self._thread = None
+        try:
+            if jobs is not None and thread is not None:
+                if self.inflight is not None and self._failures:
+                    jobs.put(self.inflight)  # a failed batch waiting for its retry
+                jobs.put(final)
+                jobs.put(None)
+                thread.join()
+            else:
+                for batch in (self.inflight, final):
+                    if batch is not None:
+                        self._write(db, batch)
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.error("store %s: the last writes failed at close: %s", self.path, exc)
+        finally:
+            self.inflight = None
+        # The writer's own report of the final batch, if the loop still runs it, then
+        # finds an empty list.
+        callbacks, final.callbacks = final.callbacks, []
+        return callbacks
+
+    # -- on the loop -------------------------------------------------------------------------
+
+    def op(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Run a statement in the next transaction (nothing once closed)."""
+        if self._db is None:
+            return
+        self.batch.ops.append((sql, params))
+        if not self.scheduled:
+            self.schedule()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything reported so far is committed."""
+        if self._db is None:
+            callback()
+            return
+        batch = self.batch
+        if not batch.empty():
+            batch.callbacks.append(callback)
+        elif self.inflight is not None:
+            self.inflight.callbacks.append(callback)
+        else:
+            callback()
+
+    def definitions_pending(self) -> bool:
+        """True while a statement other than message rows is not committed yet."""
+        if self.batch.ops:
+            return True
+        inflight = self.inflight
+        return inflight is not None and bool(inflight.ops)
+
+    def pending(self, pos: int) -> Message | None:
+        """The message of row ``pos`` if it is still to be written (or being written)."""
+        row = self.batch.inserts.get(pos)
+        if row is None and self.inflight is not None:
+            row = self.inflight.inserts.get(pos)
+        return None if row is None else row[2]
+
+    def schedule(self) -> None:
+        """Flush :attr:`batch` at the next loop iteration (at once without a loop)."""
+        if self.scheduled:
+            return
+        loop = self._loop
+        if loop is None:
+            self._flush()  # no event loop: write at once
+            return
+        self.scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        if self.inflight is not None or self._db is None:
+            return  # the next batch goes when the one in flight has committed
+        batch = self.batch
+        if batch.empty():
+            return
+        self.batch = Batch()
+        self._send(batch)
+
+    def _send(self, batch: Batch) -> None:
+        self.inflight = batch
+        if self._jobs is not None:
+            self._jobs.put(batch)
+            return
+        assert self._db is not None
+        try:
+            self._write(self._db, batch)
+        except sqlite3.Error as exc:
+            self._write_failed(batch, exc)
+            return
+        self._committed(batch)
+
+    def _committed(self, batch: Batch) -> None:
+        if self.inflight is batch:
+            self.inflight = None
+        if self._failures:
+            log.warning("store %s: writing again after %d failures", self.path, self._failures)
+            self._failures = 0
+        for callback in batch.callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
+        if self._db is not None and self.inflight is None and not self.batch.empty():
+            if self._jobs is not None:
+                self._flush()
+            else:
+                self.schedule()
+
+    def _write_failed(self, batch: Batch, exc: BaseException) -> None:
+        """A transaction failed (disk full, I/O error): it was rolled back; try the same
+        batch again in a second. Confirms wait meanwhile."""
+        self._failures += 1
+        if self._failures == 1 or self._failures % 60 == 0:
+            log.error(
+                "store %s: cannot write (%s); confirms of persistent messages wait, "
+                "retrying every second",
+                self.path,
+                exc,
+            )
+        if self._loop is not None:
+            self._loop.call_later(1.0, self._retry, batch)
+
+    def _retry(self, batch: Batch) -> None:
+        if self._db is None or self.inflight is not batch:
+            return
+        self._send(batch)
+
+    # -- in the writer thread (or on the loop) -------------------------------------------
+
+    def _write(self, db: sqlite3.Connection, batch: Batch) -> None:
+        _apply(db, batch)
+        self.commits += 1
+        self.rows_written += len(batch.inserts)
+
+    def _run(
+        self,
+        db: sqlite3.Connection,
+        jobs: queue_module.SimpleQueue[Batch | None],
+        loop: AbstractEventLoop,
+    ) -> None:
+        while True:
+            batch = jobs.get()
+            if batch is None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            try:
+                self._write(db, batch)
+            except Exception as exc:  # reported on the loop
+                done: Callable[..., None] = self._write_failed
+                args: tuple[Any, ...] = (batch, exc)
+            else:
+                done = self._committed
+                args = (batch,)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(done, *args)
