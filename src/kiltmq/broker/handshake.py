@@ -9,10 +9,10 @@ import struct
 import sys
 from typing import Any
 
-from kiltmq import __version__
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import decode_table
 from kiltmq.protocol.errors import CommandInvalid, NotAllowed
+from kiltmq.version import __version__
 
 __all__ = [
     "CAPABILITIES",
