@@ -38,6 +38,7 @@ from kiltmq.broker.exchange import (
 )
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import Entry, Queue
+from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
@@ -81,10 +82,8 @@ class VirtualHost:
         #: Bindings by destination (queue or exchange), for deletion.
         self.incoming: dict[Destination, dict[tuple[Exchange, Any], Binding]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
-        #: Direct reply-to: reply routing keys -> the requesting channel's reply target
-        #: (a :class:`kiltmq.broker.channel.ReplyTarget`: the channel keeps them here and
-        #: is the one to use them, so the vhost does not need to know their type).
-        self.reply_targets: dict[str, Any] = {}
+        #: Direct reply-to: reply routing keys -> the requesting channel's reply target.
+        self.reply_targets: dict[str, ReplyTarget] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
 

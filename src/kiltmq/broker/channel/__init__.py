@@ -25,8 +25,8 @@ paths (:meth:`Channel.publish`, :meth:`Channel.deliver`) stay single method call
 
 from kiltmq.broker.channel.channel import Channel
 from kiltmq.broker.channel.owner import ChannelConnection, ChannelSession
-from kiltmq.broker.channel.reply_target import REPLY_PREFIX, REPLY_TO, ReplyTarget, Target
 from kiltmq.broker.channel.state import Unacked
+from kiltmq.broker.reply_target import REPLY_PREFIX, REPLY_TO, ReplyTarget, Target
 
 __all__ = [
     "REPLY_PREFIX",

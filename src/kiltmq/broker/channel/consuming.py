@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import struct
 
-from kiltmq.broker.channel.reply_target import REPLY_TO
 from kiltmq.broker.channel.reply_to import DirectReplyTo
 from kiltmq.broker.channel.state import DELIVER_IDS, pack_QB
 from kiltmq.broker.queue import Consumer, Entry
+from kiltmq.broker.reply_target import REPLY_TO
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import encode_shortstr
 from kiltmq.protocol.errors import AccessRefused, AMQPNotImplemented, PreconditionFailed

@@ -3,8 +3,8 @@ reply to a change of a durable object waits until its definition is on disk."""
 
 from __future__ import annotations
 
-from kiltmq.broker.channel.reply_target import REPLY_TO
 from kiltmq.broker.channel.reply_to import DirectReplyTo
+from kiltmq.broker.reply_target import REPLY_TO
 from kiltmq.broker.vhost import generate_name
 from kiltmq.protocol import spec
 

@@ -15,9 +15,9 @@ import logging
 import re
 import struct
 
-from kiltmq.broker.channel.reply_target import REPLY_PREFIX, REPLY_TO, Target
 from kiltmq.broker.channel.reply_to import DirectReplyTo
 from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
+from kiltmq.broker.reply_target import REPLY_PREFIX, REPLY_TO, Target
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import encode_shortstr
 from kiltmq.protocol.errors import (

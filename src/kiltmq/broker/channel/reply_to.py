@@ -5,9 +5,9 @@ delivered to it straight away, bypassing queues."""
 
 from __future__ import annotations
 
-from kiltmq.broker.channel.reply_target import REPLY_PREFIX, REPLY_TO, ReplyTarget
 from kiltmq.broker.channel.state import DELIVER_IDS, ChannelState, pack_QB
 from kiltmq.broker.message import Message
+from kiltmq.broker.reply_target import REPLY_PREFIX, REPLY_TO, ReplyTarget
 from kiltmq.broker.vhost import generate_name
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import encode_shortstr

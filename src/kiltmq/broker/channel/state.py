@@ -16,9 +16,9 @@ from kiltmq.protocol.frames import content_frames
 if TYPE_CHECKING:
     from kiltmq.broker.auth import Permission
     from kiltmq.broker.channel.owner import ChannelConnection, ChannelSession
-    from kiltmq.broker.channel.reply_target import Target
     from kiltmq.broker.exchange import Exchange
     from kiltmq.broker.message import Message
+    from kiltmq.broker.reply_target import Target
     from kiltmq.protocol.connection import Event
 
 __all__ = ["DELIVER_IDS", "ChannelState", "Tx", "Unacked", "pack_QB"]
