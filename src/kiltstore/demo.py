@@ -26,7 +26,6 @@ import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TextIO
 
 from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, SERVICES, Settings
@@ -199,12 +198,7 @@ class Store:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
 
