@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from kiltmq.broker.broker import Broker
     from kiltmq.broker.channel import Channel
     from kiltmq.broker.exchange import Exchange
-    from kiltmq.broker.queue import Consumer, Entry, Queue
+    from kiltmq.broker.queue import Consumer, Entry, Queue, QueueOwner
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
 
@@ -235,7 +235,7 @@ class Admin:
 
     # -- queues ---------------------------------------------------------------------------
 
-    def _channels(self, vhost: VirtualHost | None = None) -> list[Channel]:
+    def _channels(self, vhost: VirtualHost | QueueOwner | None = None) -> list[Channel]:
         channels: list[Channel] = []
         for conn in self.broker.connections:
             session = conn.session
