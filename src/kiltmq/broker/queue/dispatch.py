@@ -12,16 +12,17 @@ A queue has one :class:`Dispatch`, chosen when its consumers change (never per m
   registered is active until it goes; then, as in RabbitMQ, the one of highest priority,
   the earliest registered among equals.
 
-Every strategy reads the queue's own list of consumers (kept by the queue: in
-registration order, or sorted by priority, highest first, stable, once some consumer has
-one) and :meth:`Dispatch.pick` returns the consumer to deliver to, or None.
+:class:`Lineup` keeps a queue's consumers in order and chooses the strategy; every
+strategy reads that list, and :meth:`Dispatch.pick` returns the consumer to deliver to,
+or None.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["ByPriority", "Dispatch", "RoundRobin", "SingleActive", "Subscriber"]
+__all__ = ["ByPriority", "Dispatch", "Lineup", "RoundRobin", "SingleActive", "Subscriber"]
 
 
 class Gate(Protocol):
@@ -155,3 +156,66 @@ class SingleActive(Dispatch[C]):
             # consumer registered first
             consumers = self.consumers
             self.active = consumers[0] if consumers else None
+
+
+class Lineup(Generic[C]):
+    """The consumers of one queue in dispatch order, and the strategy that picks among
+    them (chosen here, as consumers come: never per message).
+
+    The order is registration order; once some consumer has an x-priority, the list is
+    kept sorted by priority, highest first, registration order among equals.
+    """
+
+    __slots__ = ("consumers", "single_active", "prioritized", "dispatch", "pick")
+
+    def __init__(self, single_active: bool) -> None:
+        self.consumers: list[C] = []
+        self.single_active = single_active
+        #: Whether some consumer ever had an x-priority (then the list stays sorted).
+        self.prioritized = False
+        self.dispatch: Dispatch[C] = self._strategy()
+        #: The consumer to deliver the next message to (None: nobody can take one).
+        self.pick: Callable[[], C | None] = self.dispatch.pick
+
+    def _strategy(self) -> Dispatch[C]:
+        if self.single_active:
+            return SingleActive(self.consumers)
+        if self.prioritized:
+            return ByPriority(self.consumers)
+        return RoundRobin(self.consumers)
+
+    def _use(self, dispatch: Dispatch[C]) -> None:
+        self.dispatch = dispatch
+        self.pick = dispatch.pick
+
+    def add(self, consumer: C) -> None:
+        consumers = self.consumers
+        if consumer.priority or self.prioritized:
+            if not self.prioritized:
+                self.prioritized = True
+                if not self.single_active:  # (the active consumer stays)
+                    self._use(ByPriority(consumers))
+            at = len(consumers)
+            while at and consumers[at - 1].priority < consumer.priority:
+                at -= 1
+            consumers.insert(at, consumer)
+        else:
+            consumers.append(consumer)
+        self.dispatch.added(consumer)
+
+    def remove(self, consumer: C) -> bool:
+        """Remove ``consumer``; False if it was not there."""
+        try:
+            index = self.consumers.index(consumer)
+        except ValueError:
+            return False
+        del self.consumers[index]
+        self.dispatch.removed(consumer, index)
+        return True
+
+    def clear(self) -> list[C]:
+        """Remove every consumer; returns them."""
+        consumers = list(self.consumers)
+        self.consumers.clear()
+        self._use(self._strategy())
+        return consumers

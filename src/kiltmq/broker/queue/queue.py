@@ -1,34 +1,20 @@
 """Queue: ready messages, the consumers they go to, and the per-queue policies.
 
-Theory of operation
--------------------
-A queue holds :class:`~kiltmq.broker.queue.entry.Entry` objects (a shared
-:class:`~kiltmq.broker.message.Message` plus this queue's sequence number and redelivered
-flag) in ``ready``, in delivery order (see :mod:`~kiltmq.broker.queue.ready`).
-Delivered-but-unacknowledged entries are not kept here: they live in the consuming
+A queue holds :class:`~kiltmq.broker.queue.entry.Entry` objects in ``ready``, in delivery
+order. Delivered-but-unacknowledged entries are not kept here: they live in the consuming
 channel's unacked map until it settles them with :meth:`Queue.ack`,
-:meth:`Queue.requeue` or :meth:`Queue.reject`.
+:meth:`Queue.requeue` (back to their original positions, marked redelivered, as in
+RabbitMQ) or :meth:`Queue.reject`.
 
-:meth:`Queue.drain` is the delivery loop: it hands ready entries to the consumer its
-dispatch strategy picks (see :mod:`~kiltmq.broker.queue.dispatch`: round-robin,
-consumer priorities, single active consumer; a consumer whose prefetch is used up or
-whose connection cannot take more output is skipped) until nobody can take one. It runs
-whenever something may have changed: a publish, a new consumer, an ack, a qos change, a
-connection's output draining. A publish with an empty backlog goes straight to the
-picked consumer without touching ``ready``.
+:meth:`Queue.drain` is the delivery loop: it hands ready entries to the consumer picked
+by the dispatch strategy until nobody can take one. It runs whenever something may have
+changed: a publish, a new consumer, an ack, a qos change, a connection's output
+draining. A publish with an empty backlog goes straight to the picked consumer.
 
-Requeued entries go back to their original position (ordered by sequence number), as in
-RabbitMQ, and are marked redelivered.
-
-The policies live beside the queue: message TTL and x-expires in
-:mod:`~kiltmq.broker.queue.expiry`, length limits in :mod:`~kiltmq.broker.queue.limits`,
-paging to the store in :mod:`~kiltmq.broker.queue.paging`. Dead messages (expired,
-rejected, over a length limit) go to the owner's :meth:`QueueOwner.dead_letter`, which
-republishes them through x-dead-letter-exchange.
-
-This module also declares what the queue needs from the outside, as protocols: from its
-owner (:class:`QueueOwner`, the virtual host) and from the channel of each consumer
-(:class:`ConsumerChannel`).
+Dead messages (expired, rejected, over a length limit) go to the owner's
+:meth:`QueueOwner.dead_letter`, which republishes them through x-dead-letter-exchange.
+This module also declares what the queue needs from outside: :class:`QueueOwner` (its
+virtual host) and :class:`ConsumerChannel` (the channel of each consumer).
 """
 
 from __future__ import annotations
@@ -39,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from kiltmq.broker.message import FLAG_EXPIRATION, Message
-from kiltmq.broker.queue.dispatch import ByPriority, Dispatch, RoundRobin, SingleActive
+from kiltmq.broker.queue.dispatch import Lineup
 from kiltmq.broker.queue.entry import Entry, seq_of
 from kiltmq.broker.queue.expiry import Deadline, QueueExpiry, message_ttl
 from kiltmq.broker.queue.limits import Limits
@@ -169,7 +155,9 @@ class Queue:
 
         self.ready: Ready = PriorityReady(self.max_priority) if self.max_priority else FifoReady()
         self.ready_bytes = 0
-        self.consumers: list[Consumer] = []
+        self._lineup: Lineup[Consumer] = Lineup(self.single_active)
+        #: In dispatch order (see :class:`~kiltmq.broker.queue.dispatch.Lineup`).
+        self.consumers = self._lineup.consumers
         #: Messages acknowledged (or delivered to a no-ack consumer) since the queue was
         #: created: what tests wait for (see :mod:`kiltmq.testing`).
         self.acked = 0
@@ -177,10 +165,6 @@ class Queue:
         self.exclusive_consumer: Consumer | None = None
         self.deleted = False
         self._seq = 0
-        #: Whether some consumer ever had an x-priority (then consumers stay sorted).
-        self._prioritized = False
-        self._dispatch: Dispatch[Consumer] = self._new_dispatch()
-        self._pick = self._dispatch.pick
         self._store = store = vhost.store
         self._persist = durable
         self._pager = Pager(store, vhost.name, name, durable)
@@ -258,7 +242,7 @@ class Queue:
                 )
         ready = self.ready
         if not ready and self.consumers:
-            consumer = self._pick()
+            consumer = self._lineup.pick()
             if consumer is not None:
                 consumer.channel.deliver(consumer, entry)
                 return True
@@ -317,7 +301,7 @@ class Queue:
         ready = self.ready
         if not ready or not self.consumers:
             return
-        pick = self._pick
+        pick = self._lineup.pick
         while ready:
             consumer = pick()
             if consumer is None:
@@ -397,33 +381,8 @@ class Queue:
 
     # -- consumers --------------------------------------------------------------------
 
-    def _new_dispatch(self) -> Dispatch[Consumer]:
-        """The delivery order for the consumers as they are now."""
-        if self.single_active:
-            return SingleActive(self.consumers)
-        if self._prioritized:
-            return ByPriority(self.consumers)
-        return RoundRobin(self.consumers)
-
-    def _use(self, dispatch: Dispatch[Consumer]) -> None:
-        self._dispatch = dispatch
-        self._pick = dispatch.pick
-
     def add_consumer(self, consumer: Consumer) -> None:
-        consumers = self.consumers
-        if consumer.priority or self._prioritized:
-            if not self._prioritized:
-                self._prioritized = True
-                if not self.single_active:
-                    self._use(ByPriority(consumers))
-            # keep consumers sorted by priority, highest first, in arrival order
-            at = len(consumers)
-            while at and consumers[at - 1].priority < consumer.priority:
-                at -= 1
-            consumers.insert(at, consumer)
-        else:
-            consumers.append(consumer)
-        self._dispatch.added(consumer)
+        self._lineup.add(consumer)
         self.had_consumer = True
         if consumer.exclusive:
             self.exclusive_consumer = consumer
@@ -438,12 +397,8 @@ class Queue:
 
     def detach_consumer(self, consumer: Consumer) -> bool:
         """Remove a consumer without the auto-delete check (see :meth:`consumer_gone`)."""
-        try:
-            index = self.consumers.index(consumer)
-        except ValueError:
+        if not self._lineup.remove(consumer):
             return False
-        del self.consumers[index]
-        self._dispatch.removed(consumer, index)
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
         return True
@@ -474,10 +429,7 @@ class Queue:
         self._forget_ready()  # the rows of persistent ones go now, not at the next start
         self.deleted = True
         self.stop_timers()
-        consumers = list(self.consumers)
-        self.consumers.clear()
-        self._use(self._new_dispatch())
-        for consumer in consumers:
+        for consumer in self._lineup.clear():
             consumer.channel.consumer_cancelled(consumer)
         for callback in self.on_delete:
             callback(self)
