@@ -1,3 +1,10 @@
 """All scenarios: importing this module registers them in ``registry.SCENARIOS``."""
 
-from . import sc_features, sc_messaging, sc_protocol, sc_settlement, sc_topology  # noqa: F401
+from . import (  # noqa: F401
+    sc_consumers,
+    sc_features,
+    sc_messaging,
+    sc_protocol,
+    sc_settlement,
+    sc_topology,
+)

@@ -44,7 +44,7 @@ from kiltmq.version import __version__
 
 if TYPE_CHECKING:
     from kiltmq.broker.channel import Channel
-    from kiltmq.broker.queue import Entry, Queue
+    from kiltmq.broker.queue import Entry, Queue, QueueOwner
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
 
@@ -153,7 +153,7 @@ class Admin:
 
     # -- queues ---------------------------------------------------------------------------
 
-    def _channels(self, vhost: VirtualHost | None = None) -> list[Channel]:
+    def _channels(self, vhost: VirtualHost | QueueOwner | None = None) -> list[Channel]:
         channels: list[Channel] = []
         for conn in self.broker.connections:
             session = conn.session
@@ -162,7 +162,7 @@ class Admin:
             channels.extend(session.channels.values())
         return channels
 
-    def _unacked(self, vhost: VirtualHost) -> Iterator[tuple[Queue, Entry]]:
+    def _unacked(self, vhost: VirtualHost | QueueOwner) -> Iterator[tuple[Queue, Entry]]:
         """Each delivery in ``vhost`` not yet acknowledged (those settled in a
         transaction not yet committed included), with the queue it came from."""
         for channel in self._channels(vhost):

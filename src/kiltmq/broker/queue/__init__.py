@@ -1,0 +1,29 @@
+"""A queue of a virtual host and its collaborators, one concept per module:
+
+* :mod:`~kiltmq.broker.queue.queue`: :class:`Queue` (ready messages, consumers, the
+  delivery loop), :class:`Consumer`, and what the queue needs from outside
+  (:class:`QueueOwner`, :class:`ConsumerChannel`);
+* :mod:`~kiltmq.broker.queue.entry`: :class:`Entry`, a message's place in a queue;
+* :mod:`~kiltmq.broker.queue.ready`: the ready list, FIFO or by message priority;
+* :mod:`~kiltmq.broker.queue.dispatch`: which consumer gets the next message;
+* :mod:`~kiltmq.broker.queue.expiry`: message TTL and x-expires timers;
+* :mod:`~kiltmq.broker.queue.limits`: x-max-length, x-max-length-bytes, x-overflow;
+* :mod:`~kiltmq.broker.queue.paging`: bodies paged out to the store and back.
+"""
+
+from kiltmq.broker.queue.entry import Entry
+from kiltmq.broker.queue.paging import PAGE_IN_BATCH
+from kiltmq.broker.queue.queue import Consumer, ConsumerChannel, Queue, QueueOwner
+from kiltmq.broker.queue.ready import FifoReady, PriorityReady, Ready
+
+__all__ = [
+    "PAGE_IN_BATCH",
+    "Consumer",
+    "ConsumerChannel",
+    "Entry",
+    "FifoReady",
+    "PriorityReady",
+    "Queue",
+    "QueueOwner",
+    "Ready",
+]
