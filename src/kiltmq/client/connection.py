@@ -45,7 +45,7 @@ from kiltmq.client.errors import (
     ConnectionClosed,
     ConnectionLost,
     ConnectTimeout,
-    connection_lost,
+    lost_error,
 )
 from kiltmq.client.flow import PublishGate
 from kiltmq.client.handshake import Handshake, client_properties
@@ -382,17 +382,7 @@ class Connection(Lifecycle[ConnectionState]):
         if self.state is ConnectionState.CLOSED:
             return
         reason = self._server_close or self._lost_reason
-        lost: BaseException
-        if isinstance(reason, AMQPError):
-            lost = connection_lost(reason)
-        elif isinstance(reason, ConnectionLost):
-            lost = reason
-        else:
-            lost = ConnectionLost(
-                f"connection to {self.parameters.display} lost" + (f": {exc}" if exc else ""),
-                exc,
-            )
-        self._lost(lost)
+        self._lost(lost_error(reason, self.parameters.display, exc))
 
     def _lost(self, error: BaseException) -> None:
         """The connection ended without the application asking."""
@@ -445,17 +435,9 @@ class Connection(Lifecycle[ConnectionState]):
     def _forget_consumer(self, consumer: Consumer, cancelled: bool = False) -> None:
         """A consumer is gone while the connection lives: an auto-delete queue goes with
         its last consumer."""
-        if self.state is not ConnectionState.OPEN:
-            return
-        record = self._topology.queues.get(consumer.queue)
-        if record is None or not record.auto_delete:
-            return
-        current = self.current_name(consumer.queue)
-        for channel in self._channels.values():
-            for other in channel._consumers.values():
-                if other is not consumer and self.current_name(other.queue) == current:
-                    return
-        self._topology.forget_queue(consumer.queue)
+        if self.state is ConnectionState.OPEN:
+            others = (c.queue for c in self._registry.consumers() if c is not consumer)
+            self._topology.consumer_gone(consumer.queue, others)
 
     def _new_consumer_tag(self) -> str:
         return f"kiltmq.{self.id}.{next(self._consumer_tags)}"
@@ -560,15 +542,13 @@ class connect:  # used like a function
             if option not in ConnectionOptions.__optional_keys__:
                 raise TypeError(f"connect.__init__() got an unexpected keyword argument {option!r}")
         params = url if isinstance(url, ConnectionParameters) else parse_url(url)
-        overrides: dict[str, object] = {}
-        if heartbeat is not None:
-            overrides["heartbeat"] = heartbeat
-        if connection_timeout is not None:
-            overrides["connection_timeout"] = connection_timeout
-        if frame_max is not None:
-            overrides["frame_max"] = frame_max
-        if channel_max is not None:
-            overrides["channel_max"] = channel_max
+        given = {
+            "heartbeat": heartbeat,
+            "connection_timeout": connection_timeout,
+            "frame_max": frame_max,
+            "channel_max": channel_max,
+        }
+        overrides = {key: value for key, value in given.items() if value is not None}
         if overrides:
             params = params.replace(**overrides)
         self.parameters = params

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterator
 
 from kiltmq.client.channel import Channel
+from kiltmq.client.consumer import Consumer
 from kiltmq.client.errors import ClientError
 from kiltmq.client.rpc import ChannelConnection, RpcChannel
 
@@ -42,6 +43,11 @@ class ChannelRegistry:
     def remove(self, channel: RpcChannel) -> None:
         if self.channels.get(channel.number) is channel:
             del self.channels[channel.number]
+
+    def consumers(self) -> Iterator[Consumer]:
+        """The consumers of every channel."""
+        for channel in self.channels.values():
+            yield from channel._consumers.values()
 
     def suspend(self, error: BaseException) -> None:
         """The connection dropped and will be recovered."""
