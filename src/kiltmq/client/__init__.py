@@ -13,9 +13,10 @@
             await message.ack()
             break
 
-Modules, bottom to top: ``errors``, ``url``, ``state``, ``message``, ``consumer``,
-``topology``, ``rpc``, ``confirms``, ``publisher``, ``dispatch``, ``channel``,
-``transport``, ``heartbeat``, ``handshake``, ``recovery``, ``connection``, ``blocking``.
+Modules, bottom to top: ``errors``, ``url``, ``state``, ``flow``, ``message``,
+``consumer``, ``topology``, ``rpc``, ``confirms``, ``publisher``, ``dispatch``,
+``channel``, ``registry``, ``transport``, ``heartbeat``, ``handshake``, ``closing``,
+``recovery``, ``connection``, ``blocking``.
 See :mod:`kiltmq.client.connection` (connecting), :mod:`kiltmq.client.recovery`,
 :mod:`kiltmq.client.channel` (the methods), :mod:`kiltmq.client.consumer` and
 :mod:`kiltmq.client.message`, :mod:`kiltmq.client.blocking` (the synchronous facade)

@@ -39,6 +39,7 @@ from kiltmq.client.errors import ClientError
 from kiltmq.client.publisher import PublishingChannel
 from kiltmq.client.rpc import ChannelConnection
 from kiltmq.client.state import ChannelState
+from kiltmq.client.topology import BindingRecord
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.connection import ContentReceived
@@ -285,11 +286,13 @@ class Channel(PublishingChannel, ConsumingChannel):
             return spec.QueueUnbind(current(destination), source, routing_key, arguments)
 
         await self._rpc(method, _BIND_OK[kind, bind], timeout)
-        topology = self.connection._topology
+        binding = BindingRecord(
+            kind, destination, source, routing_key, dict(arguments) if arguments else None
+        )
         if bind:
-            topology.record_binding(kind, destination, source, routing_key, arguments)
+            self.connection._topology.record_binding(binding)
         else:
-            topology.forget_binding(kind, destination, source, routing_key, arguments)
+            self.connection._topology.forget_binding(binding)
 
     # -- queue class --
 

@@ -1,5 +1,5 @@
-"""The client connection: ``connect(url)``, the asyncio transport, flow control
-(connection.blocked) and the channels.
+"""The client connection: ``connect(url)``, and the connection that ties together the
+transport, the handshake, heartbeats, the publish gate, the channels and recovery.
 
 ::
 
@@ -13,22 +13,22 @@ Theory of operation
 (:class:`~kiltmq.client.transport.Transport`) and a sans-IO
 :class:`kiltmq.protocol.Connection` in the client role. Bytes read are fed to the
 protocol object; its events go to the channel objects (``Channel._on_method`` /
-``_on_content``) or, for channel 0, to :meth:`Connection._on_connection_method` (and
-during the handshake to :class:`~kiltmq.client.handshake.Handshake`). Frames to send
-are queued in the protocol object and written in one ``transport.write`` per event-loop
-iteration (``_schedule_flush``), or at once when 64 KiB are pending, so a burst of
-publishes or acks costs one system call. ``pause_writing`` from the transport (the
-socket buffer is full) pauses publishers until ``resume_writing``.
+``_on_content``, found in the :mod:`~kiltmq.client.registry`) or, for channel 0, to
+:meth:`Connection._on_connection_method` (and during the handshake to
+:class:`~kiltmq.client.handshake.Handshake`). Frames to send are queued in the protocol
+object and written by the :class:`~kiltmq.client.transport.FrameWriter`. Publishers
+wait at the :mod:`~kiltmq.client.flow` gate while the socket buffer is full or the
+broker has blocked the connection.
 
-Heartbeats: :mod:`kiltmq.client.heartbeat`. Recovery (on by default,
-``connect(url, recovery=False)`` turns it off): :mod:`kiltmq.client.recovery`, with the
-declared topology recorded by :mod:`kiltmq.client.topology`.
+Heartbeats: :mod:`kiltmq.client.heartbeat`; closing: :mod:`kiltmq.client.closing`.
+Recovery (on by default, ``connect(url, recovery=False)`` turns it off):
+:mod:`kiltmq.client.recovery`, with the declared topology recorded by
+:mod:`kiltmq.client.topology`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import threading
@@ -37,24 +37,24 @@ from typing import Any, TypedDict, Unpack
 
 from kiltmq import __version__
 from kiltmq.client.channel import Channel
+from kiltmq.client.closing import CloseHandshake
 from kiltmq.client.consumer import Consumer
 from kiltmq.client.errors import (
     AuthenticationError,
-    BlockedTimeout,
-    ClientError,
     ConnectError,
     ConnectionClosed,
     ConnectionLost,
     ConnectTimeout,
-    connection_lost,
+    lost_error,
 )
+from kiltmq.client.flow import PublishGate
 from kiltmq.client.handshake import Handshake, client_properties
 from kiltmq.client.heartbeat import HeartbeatTimer
 from kiltmq.client.recovery import recover
-from kiltmq.client.rpc import RpcChannel
-from kiltmq.client.state import ChannelState, ConnectionState
+from kiltmq.client.registry import ChannelRegistry
+from kiltmq.client.state import ChannelState, ConnectionState, Lifecycle
 from kiltmq.client.topology import Topology
-from kiltmq.client.transport import Transport
+from kiltmq.client.transport import FrameWriter, Transport
 from kiltmq.client.url import ConnectionParameters, parse_url
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import FieldTable
@@ -68,14 +68,12 @@ from kiltmq.protocol.connection import (
     ProtocolError,
     Role,
 )
-from kiltmq.protocol.errors import AMQPError, LocalProtocolError, error_for
+from kiltmq.protocol.errors import AMQPError, error_for
 from kiltmq.protocol.spec import Method
 
 __all__ = ["Connection", "ConnectionOptions", "ConnectionState", "connect"]
 
 logger = logging.getLogger("kiltmq.client")
-
-_FLUSH_THRESHOLD = 65536
 
 
 class ConnectionOptions(TypedDict, total=False):
@@ -92,9 +90,11 @@ class ConnectionOptions(TypedDict, total=False):
     client_properties: FieldTable | None
 
 
-class Connection:
+class Connection(Lifecycle[ConnectionState]):
     """An AMQP connection; made by :func:`connect`."""
 
+    _OPEN = ConnectionState.OPEN
+    _CLOSED = ConnectionState.CLOSED
     _ids = itertools.count(1)
 
     def __init__(
@@ -127,34 +127,30 @@ class Connection:
         self.logger = logger
         self.id = next(self._ids)
         self.state = ConnectionState.CONNECTING
-        #: Why the connection closed (None while open, or when the application closed it).
-        self.close_reason: BaseException | None = None
+        self.close_reason = None
         self.server_properties: FieldTable = {}
         self._client_properties = client_properties
         self._proto = ProtocolConnection(Role.CLIENT)
         self._transport_proto: Transport | None = None
-        self._transport: asyncio.Transport | None = None
+        self._writer = FrameWriter(self.loop, self._proto)
+        # the writer's bound methods, called directly on the publish and ack paths
+        self._send_method = self._writer.send_method
+        self._send_frames = self._writer.send_frames
+        self._flush = self._writer.flush
         self._frame_max = parameters.frame_max
-        self._channel_max = parameters.channel_max or 65535
-        self._channels: dict[int, Channel] = {}
-        self._last_channel = 0
+        self._registry = ChannelRegistry(parameters.channel_max or 65535)
+        self._channels = self._registry.channels
+        self._channel_closed = self._registry.remove
         self._handshaking = False
         self._handshake = Handshake(self.loop, self._send_ch0)
-        self._flush_scheduled = False
-        self._pending = 0
-        self._write_paused = False
-        self._blocked = False
-        #: The reason the broker gave in connection.blocked (None when not blocked).
-        self.blocked_reason: str | None = None
-        self._publish_paused = False
-        self._publishable = asyncio.Event()
-        self._publishable.set()
+        self._closing = CloseHandshake(self.loop, self._send_ch0, self._flush)
+        self._flow = PublishGate(lambda: self.state is ConnectionState.OPEN)
+        self._set_write_paused = self._flow.set_write_paused
         self._heartbeats = HeartbeatTimer(
             self.loop, self._heartbeat_alive, self._send_heartbeat, self._peer_silent
         )
         self._server_close: AMQPError | None = None
         self._lost_reason: BaseException | None = None
-        self._close_waiter: asyncio.Future[None] | None = None
         self._closed = self.loop.create_future()
         self._recovery_task: asyncio.Task[None] | None = None
         self._recovered = asyncio.Event()
@@ -178,19 +174,14 @@ class Connection:
     # -- properties --
 
     @property
-    def is_open(self) -> bool:
-        """Open and usable now (False while recovering)."""
-        return self.state is ConnectionState.OPEN
-
-    @property
-    def is_closed(self) -> bool:
-        """Closed for good; ``close_reason`` says why (None after :meth:`close`)."""
-        return self.state is ConnectionState.CLOSED
-
-    @property
     def blocked(self) -> bool:
         """True while the broker has blocked publishing (connection.blocked)."""
-        return self._blocked
+        return self._flow.blocked
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """The reason the broker gave in connection.blocked (None when not blocked)."""
+        return self._flow.reason
 
     @property
     def heartbeat(self) -> float:
@@ -205,7 +196,11 @@ class Connection:
     @property
     def channel_max(self) -> int:
         """The negotiated channel_max: how many channels the connection may open."""
-        return self._channel_max
+        return self._registry.channel_max
+
+    @property
+    def _transport(self) -> asyncio.Transport | None:
+        return self._writer.transport
 
     @property
     def local_address(self) -> tuple[str, int] | None:
@@ -233,32 +228,18 @@ class Connection:
         """Open the socket and run the handshake (connect and each recovery attempt)."""
         params = self.parameters
         self._proto = ProtocolConnection(Role.CLIENT)
+        self._writer.reset(self._proto)
         handshake = self._handshake = Handshake(self.loop, self._send_ch0)
         self._server_close = None
         self._lost_reason = None
         self._handshaking = True
-        self._pending = 0
         transport_proto = Transport(self)
         self._transport_proto = transport_proto
         timeout = params.connection_timeout
         try:
             async with asyncio.timeout(timeout):
-                try:
-                    await self.loop.create_connection(
-                        lambda: transport_proto,
-                        params.host,
-                        params.port,
-                        ssl=params.ssl_context(),
-                        server_hostname=params.tls_server_hostname(),
-                    )
-                except OSError as exc:
-                    reason = (
-                        "connection refused"
-                        if isinstance(exc, ConnectionRefusedError)
-                        else exc.strerror or str(exc)
-                    )
-                    raise ConnectError(f"cannot connect to {params.display}: {reason}") from exc
-                self._transport = transport_proto.transport
+                await transport_proto.open(self.loop, params)
+                self._writer.transport = transport_proto.transport
                 self._proto.send_protocol_header()
                 self._flush()
                 await handshake.run(
@@ -278,10 +259,8 @@ class Connection:
                 self.server_properties = handshake.server_properties
             if handshake.tuned is not None:
                 channel_max, self._frame_max, _ = handshake.tuned
-                self._channel_max = channel_max or 65535
-        self._publish_paused = self._write_paused = self._blocked = False
-        self.blocked_reason = None
-        self._publishable.set()
+                self._registry.channel_max = channel_max or 65535
+        self._flow.reset()
         self._heartbeats.start(self._proto.heartbeat)
 
     def _abort_transport(self) -> None:
@@ -289,69 +268,15 @@ class Connection:
             self._transport_proto.transport if self._transport_proto else None
         )
         self._transport_proto = None
-        self._transport = None
+        self._writer.transport = None
         if transport is not None:
             transport.abort()
-
-    # -- writing --
 
     def _send_ch0(self, method: Method) -> None:
         self._send_method(0, method)
 
-    def _send_method(self, channel: int, method: Method) -> None:
-        self._proto.send_method(channel, method)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _send_frames(self, data: bytes) -> None:
-        """Queue pre-encoded frames (publishes, acks)."""
-        self._proto.send_raw(data)
-        pending = self._pending + len(data)
-        if pending >= _FLUSH_THRESHOLD:
-            self._flush()
-        else:
-            self._pending = pending
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        self._pending = 0
-        data = self._proto.data_to_send()
-        transport = self._transport
-        if data and transport is not None and not transport.is_closing():
-            transport.write(data)
-            self._proto.heartbeat.last_sent = self.loop.time()
-
-    def _set_write_paused(self, paused: bool) -> None:
-        self._write_paused = paused
-        self._update_publishable()
-
-    def _update_publishable(self) -> None:
-        self._publish_paused = self._write_paused or self._blocked
-        if self._publish_paused:
-            self._publishable.clear()
-        else:
-            self._publishable.set()
-
     async def _wait_publishable(self) -> None:
-        while self._publish_paused and self.state is ConnectionState.OPEN:
-            if self._blocked:
-                try:
-                    async with asyncio.timeout(self.blocked_timeout):
-                        await self._publishable.wait()
-                except TimeoutError:
-                    if not self.blocked:
-                        continue
-                    raise BlockedTimeout(
-                        f"the broker blocked the connection ({self.blocked_reason}) for longer "
-                        f"than blocked_timeout ({self.blocked_timeout} s)"
-                    ) from None
-            else:
-                async with asyncio.timeout(self.rpc_timeout):
-                    await self._publishable.wait()
+        await self._flow.wait(self.rpc_timeout, self.blocked_timeout)
 
     # -- heartbeats --
 
@@ -402,16 +327,7 @@ class Connection:
         self._lost_reason = error
         if self._handshaking:
             self._handshake.fail(ConnectError(f"protocol error during the handshake: {error}"))
-        # during the handshake, or with a close already under way, the core refuses
-        # connection.close: the socket just closes
-        with contextlib.suppress(LocalProtocolError):
-            self._send_method(
-                0,
-                spec.ConnectionClose(
-                    error.reply_code, error.reply_text[:255], error.class_id, error.method_id
-                ),
-            )
-            self._flush()
+        self._closing.refuse(error)
         if self._transport is not None:
             self._transport.close()
 
@@ -422,10 +338,9 @@ class Connection:
         kind = type(method)
         if kind is spec.ConnectionClose:
             assert isinstance(method, spec.ConnectionClose)
-            self._send_method(0, spec.ConnectionCloseOk())
-            self._flush()
+            self._closing.answer()
             if self.state is ConnectionState.CLOSING:
-                self._resolve_close()
+                self._closing.done()
             else:
                 self._server_close = error_for(
                     method.reply_code, method.reply_text, method.class_id, method.method_id,
@@ -435,34 +350,25 @@ class Connection:
             if self._transport is not None:
                 self._transport.close()
         elif kind is spec.ConnectionCloseOk:
-            self._resolve_close()
+            self._closing.done()
         elif kind is spec.ConnectionBlocked:
             assert isinstance(method, spec.ConnectionBlocked)
-            self._blocked = True
-            self.blocked_reason = method.reason
-            self._update_publishable()
+            self._flow.set_blocked(method.reason)
             for callback in list(self.on_blocked):
                 callback(method.reason)
         elif kind is spec.ConnectionUnblocked:
-            self._blocked = False
-            self.blocked_reason = None
-            self._update_publishable()
+            self._flow.set_blocked(None)
             for unblocked_callback in list(self.on_unblocked):
                 unblocked_callback()
-
-    def _resolve_close(self) -> None:
-        waiter = self._close_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def _transport_lost(self, transport_proto: Transport, exc: Exception | None) -> None:
         if transport_proto is not self._transport_proto:
             return
         self._transport_proto = None
-        self._transport = None
+        self._writer.transport = None
         self._heartbeats.cancel()
-        if self._write_paused:
-            self._set_write_paused(False)
+        if self._flow.write_paused:
+            self._flow.set_write_paused(False)
         if self._handshaking:
             error = self._server_close or ConnectError(
                 f"{self.parameters.display} closed the connection during the handshake"
@@ -471,22 +377,12 @@ class Connection:
             self._handshake.fail(error)
             return
         if self.state is ConnectionState.CLOSING:
-            self._resolve_close()
+            self._closing.done()
             return
         if self.state is ConnectionState.CLOSED:
             return
         reason = self._server_close or self._lost_reason
-        lost: BaseException
-        if isinstance(reason, AMQPError):
-            lost = connection_lost(reason)
-        elif isinstance(reason, ConnectionLost):
-            lost = reason
-        else:
-            lost = ConnectionLost(
-                f"connection to {self.parameters.display} lost" + (f": {exc}" if exc else ""),
-                exc,
-            )
-        self._lost(lost)
+        self._lost(lost_error(reason, self.parameters.display, exc))
 
     def _lost(self, error: BaseException) -> None:
         """The connection ended without the application asking."""
@@ -496,8 +392,7 @@ class Connection:
                 callback(error)
             except Exception:
                 logger.exception("on_connection_lost callback failed")
-        for channel in list(self._channels.values()):
-            channel._suspend(error)
+        self._registry.suspend(error)
         if self.state is ConnectionState.RECOVERING:
             return  # the recovery loop notices and tries again
         if self.recovery and was_open and not isinstance(error, AuthenticationError):
@@ -514,14 +409,11 @@ class Connection:
             return
         self.state = ConnectionState.CLOSED
         self.close_reason = reason
-        channel_reason = reason or ConnectionClosed("the application closed the connection")
-        for channel in list(self._channels.values()):
-            channel._closed(channel_reason)
-        self._channels.clear()
+        self._registry.close(reason or ConnectionClosed("the application closed the connection"))
         self._heartbeats.cancel()
         self._abort_transport()
         self._recovered.set()
-        self._publishable.set()
+        self._flow.release()
         if not self._closed.done():
             self._closed.set_result(None)
         for callback in list(self.on_closed):
@@ -543,34 +435,14 @@ class Connection:
     def _forget_consumer(self, consumer: Consumer, cancelled: bool = False) -> None:
         """A consumer is gone while the connection lives: an auto-delete queue goes with
         its last consumer."""
-        if self.state is not ConnectionState.OPEN:
-            return
-        record = self._topology.queues.get(consumer.queue)
-        if record is None or not record.auto_delete:
-            return
-        current = self.current_name(consumer.queue)
-        for channel in self._channels.values():
-            for other in channel._consumers.values():
-                if other is not consumer and self.current_name(other.queue) == current:
-                    return
-        self._topology.forget_queue(consumer.queue)
+        if self.state is ConnectionState.OPEN:
+            others = (c.queue for c in self._registry.consumers() if c is not consumer)
+            self._topology.consumer_gone(consumer.queue, others)
 
     def _new_consumer_tag(self) -> str:
         return f"kiltmq.{self.id}.{next(self._consumer_tags)}"
 
     # -- channels --
-
-    def _allocate_channel(self) -> int:
-        limit = self._channel_max
-        used = self._channels
-        protocol_channels = self._proto.channels
-        number = self._last_channel
-        for _ in range(limit):
-            number = number % limit + 1
-            if number not in used and number not in protocol_channels:
-                self._last_channel = number
-                return number
-        raise ClientError(f"all {limit} channels are in use")
 
     async def channel(self, *, timeout: float | None = None) -> Channel:
         """Open a new channel."""
@@ -583,28 +455,19 @@ class Connection:
             raise ConnectionClosed(
                 f"connection to {self.parameters.display} is closed", self.close_reason
             )
-        number = self._allocate_channel()
-        channel = Channel(self, number)
-        self._channels[number] = channel
+        channel = self._registry.new(self, self._proto.channels)
         try:
             await channel._open(timeout)
         except BaseException:
-            if self._channels.get(number) is channel:
-                del self._channels[number]
+            self._registry.remove(channel)
             channel.state = ChannelState.CLOSED
             raise
         return channel
 
     async def _recovery_channel(self) -> Channel:
-        number = self._allocate_channel()
-        channel = Channel(self, number)
-        self._channels[number] = channel
+        channel = self._registry.new(self, self._proto.channels)
         await channel._open()
         return channel
-
-    def _channel_closed(self, channel: RpcChannel) -> None:
-        if self._channels.get(channel.number) is channel:
-            del self._channels[channel.number]
 
     @property
     def channels(self) -> list[Channel]:
@@ -628,14 +491,9 @@ class Connection:
         if task is not None and not task.done():
             task.cancel()
         if previous is ConnectionState.OPEN and self._transport is not None:
-            self._close_waiter = self.loop.create_future()
-            try:
-                self._send_method(0, spec.ConnectionClose(reply_code, reply_text, 0, 0))
-                self._flush()
-                async with asyncio.timeout(timeout if timeout is not None else self.rpc_timeout):
-                    await self._close_waiter
-            except (TimeoutError, ClientError, AMQPError):
-                pass
+            await self._closing.close(
+                reply_code, reply_text, timeout if timeout is not None else self.rpc_timeout
+            )
             if self._transport is not None:
                 self._transport.close()
         self._terminate(None)
@@ -684,15 +542,13 @@ class connect:  # used like a function
             if option not in ConnectionOptions.__optional_keys__:
                 raise TypeError(f"connect.__init__() got an unexpected keyword argument {option!r}")
         params = url if isinstance(url, ConnectionParameters) else parse_url(url)
-        overrides: dict[str, object] = {}
-        if heartbeat is not None:
-            overrides["heartbeat"] = heartbeat
-        if connection_timeout is not None:
-            overrides["connection_timeout"] = connection_timeout
-        if frame_max is not None:
-            overrides["frame_max"] = frame_max
-        if channel_max is not None:
-            overrides["channel_max"] = channel_max
+        given = {
+            "heartbeat": heartbeat,
+            "connection_timeout": connection_timeout,
+            "frame_max": frame_max,
+            "channel_max": channel_max,
+        }
+        overrides = {key: value for key, value in given.items() if value is not None}
         if overrides:
             params = params.replace(**overrides)
         self.parameters = params

@@ -49,6 +49,7 @@ __all__ = [
     "PublishNacked",
     "Unroutable",
     "connection_lost",
+    "lost_error",
 ]
 
 
@@ -169,4 +170,15 @@ def connection_lost(error: AMQPError) -> AMQPError:
     )
     lost.reason = error  # type: ignore[attr-defined]
     return lost
+
+
+def lost_error(reason: BaseException | None, display: str, exc: Exception | None) -> BaseException:
+    """What pending calls raise when the connection to ``display`` dropped: ``reason``
+    (the broker's connection.close, a protocol error, missed heartbeats) as a
+    :class:`ConnectionLost`, else the socket's error ``exc``."""
+    if isinstance(reason, AMQPError):
+        return connection_lost(reason)
+    if isinstance(reason, ConnectionLost):
+        return reason
+    return ConnectionLost(f"connection to {display} lost" + (f": {exc}" if exc else ""), exc)
 

@@ -119,7 +119,7 @@ class PublishingChannel(RpcChannel):
         if (
             self.state is not ChannelState.OPEN
             or self._publish_waiting
-            or self.connection._publish_paused
+            or self.connection._flow.paused
         ):
             await self._publish_gate()
         future = self._send_publish(body, exchange, routing_key, properties, mandatory, immediate)
@@ -154,7 +154,7 @@ class PublishingChannel(RpcChannel):
         if (
             self.state is not ChannelState.OPEN
             or self._publish_waiting
-            or self.connection._publish_paused
+            or self.connection._flow.paused
         ):
             self._check_usable()
             return self.loop.create_task(

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kiltmq.client.errors import ChannelClosed, ClientError
-from kiltmq.client.state import ChannelState
+from kiltmq.client.flow import PublishGate
+from kiltmq.client.state import ChannelState, Lifecycle
 from kiltmq.protocol.connection import ContentReceived
 from kiltmq.protocol.spec import Method
 
@@ -38,8 +39,7 @@ class ChannelConnection(Protocol):
     close_reason: BaseException | None
     _loop_thread: int
     _frame_max: int
-    #: publishers must wait (writing paused, or connection.blocked)
-    _publish_paused: bool
+    _flow: PublishGate
     _topology: Topology
 
     @property
@@ -65,31 +65,23 @@ class ChannelConnection(Protocol):
     def _channel_closed(self, channel: RpcChannel) -> None: ...
 
 
-class RpcChannel:
+class RpcChannel(Lifecycle[ChannelState]):
     """A channel's state and its synchronous methods; :class:`~kiltmq.client.Channel`
     builds on it."""
+
+    _OPEN = ChannelState.OPEN
+    _CLOSED = ChannelState.CLOSED
 
     def __init__(self, connection: ChannelConnection, number: int) -> None:
         self.connection = connection
         self.number = number
         self.loop = connection.loop
         self.state = ChannelState.OPENING
-        #: Why the channel closed (None while open, or when the application closed it).
-        self.close_reason: BaseException | None = None
+        self.close_reason = None
         self._rpc_lock = asyncio.Lock()
         self._waiters: deque[tuple[tuple[type[Method], ...], asyncio.Future[Any]]] = deque()
         #: incremented on every recovery: messages of an older epoch are stale
         self._epoch = 0
-
-    @property
-    def is_open(self) -> bool:
-        """Open and usable now (False while it waits for a connection recovery)."""
-        return self.state is ChannelState.OPEN
-
-    @property
-    def is_closed(self) -> bool:
-        """Closed for good; ``close_reason`` says why."""
-        return self.state is ChannelState.CLOSED
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} {self.state.value}>"

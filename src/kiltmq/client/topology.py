@@ -8,7 +8,7 @@ translates the name the application knows into the broker's current one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +59,9 @@ class BindingRecord:
     routing_key: str
     arguments: FieldTable | None
 
-
-def _binding_key(
-    kind: str, destination: str, source: str, routing_key: str, arguments: FieldTable | None
-) -> tuple[str, str, str, str, str]:
-    return (kind, destination, source, routing_key, repr(sorted((arguments or {}).items())))
+    def key(self) -> tuple[str, str, str, str, str]:
+        arguments = repr(sorted((self.arguments or {}).items()))
+        return (self.kind, self.destination, self.source, self.routing_key, arguments)
 
 
 class Topology:
@@ -136,28 +134,23 @@ class Topology:
         for name in [k for k, v in self.names.items() if v == current]:
             del self.names[name]
 
-    def record_binding(
-        self,
-        kind: str,
-        destination: str,
-        source: str,
-        routing_key: str,
-        arguments: FieldTable | None,
-    ) -> None:
-        key = _binding_key(kind, destination, source, routing_key, arguments)
-        self.bindings[key] = BindingRecord(
-            kind, destination, source, routing_key, dict(arguments) if arguments else None
-        )
+    def consumer_gone(self, queue: str, consumed: Iterable[str]) -> None:
+        """A consumer of ``queue`` is gone (``consumed``: the queues the others consume):
+        an auto-delete queue goes with its last consumer."""
+        record = self.queues.get(queue)
+        if record is None or not record.auto_delete:
+            return
+        current = self.current_name(queue)
+        if any(self.current_name(other) == current for other in consumed):
+            return
+        self.forget_queue(queue)
 
-    def forget_binding(
-        self,
-        kind: str,
-        destination: str,
-        source: str,
-        routing_key: str,
-        arguments: FieldTable | None,
-    ) -> None:
-        self.bindings.pop(_binding_key(kind, destination, source, routing_key, arguments), None)
+    def record_binding(self, binding: BindingRecord) -> None:
+        self.bindings[binding.key()] = binding
+
+    def forget_binding(self, binding: BindingRecord) -> None:
+        self.bindings.pop(binding.key(), None)
+        source = binding.source
         exchange = self.exchanges.get(source)
         if exchange is not None and exchange.auto_delete and not any(
             b.source == source for b in self.bindings.values()

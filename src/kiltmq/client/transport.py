@@ -1,5 +1,6 @@
 """The asyncio side of a client connection: an :class:`asyncio.Protocol` that forwards
-what the socket does to its connection."""
+what the socket does to its connection, and the writer of the frames the connection
+queues."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import contextlib
 import socket
 from typing import Protocol
 
-__all__ = ["Transport", "TransportOwner"]
+from kiltmq.client.errors import ConnectError
+from kiltmq.client.url import ConnectionParameters
+from kiltmq.protocol.connection import Connection as ProtocolConnection
+from kiltmq.protocol.spec import Method
+
+__all__ = ["FrameWriter", "Transport", "TransportOwner"]
+
+_FLUSH_THRESHOLD = 65536
 
 
 class TransportOwner(Protocol):
@@ -30,6 +38,25 @@ class Transport(asyncio.Protocol):
     def __init__(self, connection: TransportOwner) -> None:
         self.connection = connection
         self.transport: asyncio.Transport | None = None
+
+    async def open(self, loop: asyncio.AbstractEventLoop, params: ConnectionParameters) -> None:
+        """Connect to the broker (with TLS if ``params`` say so); :class:`ConnectError`
+        if that fails."""
+        try:
+            await loop.create_connection(
+                lambda: self,
+                params.host,
+                params.port,
+                ssl=params.ssl_context(),
+                server_hostname=params.tls_server_hostname(),
+            )
+        except OSError as exc:
+            reason = (
+                "connection refused"
+                if isinstance(exc, ConnectionRefusedError)
+                else exc.strerror or str(exc)
+            )
+            raise ConnectError(f"cannot connect to {params.display}: {reason}") from exc
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -57,3 +84,49 @@ class Transport(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.connection._transport_proto is self:
             self.connection._set_write_paused(False)
+
+
+class FrameWriter:
+    """Writes the frames queued in a connection's protocol core to its transport: in one
+    ``transport.write`` per event-loop iteration, or at once when 64 KiB are pending, so
+    a burst of publishes or acks costs one system call."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, proto: ProtocolConnection) -> None:
+        self.loop = loop
+        self.proto = proto
+        self.transport: asyncio.Transport | None = None
+        self._flush_scheduled = False
+        self._pending = 0
+
+    def reset(self, proto: ProtocolConnection) -> None:
+        """Write for a new protocol core (a new transport follows)."""
+        self.proto = proto
+        self._pending = 0
+
+    def send_method(self, channel: int, method: Method) -> None:
+        self.proto.send_method(channel, method)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def send_frames(self, data: bytes) -> None:
+        """Queue pre-encoded frames (publishes, acks)."""
+        self.proto.send_raw(data)
+        pending = self._pending + len(data)
+        if pending >= _FLUSH_THRESHOLD:
+            self.flush()
+        else:
+            self._pending = pending
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything queued now."""
+        self._flush_scheduled = False
+        self._pending = 0
+        data = self.proto.data_to_send()
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            self.proto.heartbeat.last_sent = self.loop.time()
