@@ -22,7 +22,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Protocol, TypeAlias, cast
 
-from kiltmq import __version__
+from kiltmq.version import __version__
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

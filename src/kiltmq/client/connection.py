@@ -35,7 +35,6 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any, TypedDict, Unpack
 
-from kiltmq import __version__
 from kiltmq.client.channel import Channel
 from kiltmq.client.closing import CloseHandshake
 from kiltmq.client.consumer import Consumer
@@ -70,6 +69,7 @@ from kiltmq.protocol.connection import (
 )
 from kiltmq.protocol.errors import AMQPError, error_for
 from kiltmq.protocol.spec import Method
+from kiltmq.version import __version__
 
 __all__ = ["Connection", "ConnectionOptions", "ConnectionState", "connect"]
 
