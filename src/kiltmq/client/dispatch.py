@@ -3,7 +3,6 @@ broker's basic.cancel notification (see :mod:`kiltmq.client.consumer`)."""
 
 from __future__ import annotations
 
-import struct
 import threading
 
 from kiltmq.client.consumer import (
@@ -22,13 +21,14 @@ from kiltmq.protocol import spec
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.connection import ContentReceived
 from kiltmq.protocol.errors import AMQPError
-from kiltmq.protocol.spec import Method
+from kiltmq.protocol.frames import SETTLE_FRAME
+from kiltmq.protocol.spec import FRAME_END, Method
 
 __all__ = ["ConsumingChannel"]
 
 # basic.ack / basic.nack / basic.reject frames packed in one go: frame type, channel,
 # size, class id, method id, delivery tag, flag bits, frame end.
-_SETTLE = struct.Struct(">BHIHHQBB")
+_SETTLE = SETTLE_FRAME
 _ACK, _NACK, _REJECT = spec.BasicAck.METHOD_ID, spec.BasicNack.METHOD_ID, spec.BasicReject.METHOD_ID
 
 
@@ -316,7 +316,7 @@ class ConsumingChannel(RpcChannel):
         else:
             method_id, bits = _REJECT, requeue
         conn._send_frames(
-            _SETTLE.pack(1, self.number, 13, 60, method_id, message.delivery_tag, bits, 206)
+            _SETTLE.pack(1, self.number, 13, 60, method_id, message.delivery_tag, bits, FRAME_END)
         )
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
@@ -337,7 +337,7 @@ class ConsumingChannel(RpcChannel):
         if self.state is not ChannelState.OPEN:
             raise self._closed_error()
         self.connection._send_frames(
-            _SETTLE.pack(1, self.number, 13, 60, method_id, delivery_tag, bits, 206)
+            _SETTLE.pack(1, self.number, 13, 60, method_id, delivery_tag, bits, FRAME_END)
         )
 
     async def basic_recover(self, requeue: bool = True, *, timeout: float | None = None) -> None:

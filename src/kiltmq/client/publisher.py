@@ -12,7 +12,6 @@ stopped the channel (channel.flow), or the socket's buffer is full.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -22,12 +21,12 @@ from kiltmq.client.rpc import ChannelConnection, RpcChannel
 from kiltmq.client.state import ChannelState
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import ContentReceived
-from kiltmq.protocol.frames import content_frames
+from kiltmq.protocol.frames import CONTENT_HEADER, content_frames
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["PublishingChannel"]
 
-_HEADER = struct.Struct(">HHQ")
+_HEADER = CONTENT_HEADER
 _NO_PROPERTIES = b"\x00\x00"
 
 
