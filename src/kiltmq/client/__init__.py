@@ -24,7 +24,8 @@ and docs/client.md.
 """
 
 from kiltmq.client.channel import Channel, ChannelState, QueueDeclareOk
-from kiltmq.client.connection import Connection, ConnectionState, connect
+from kiltmq.client.connect import connect
+from kiltmq.client.connection import Connection, ConnectionState
 from kiltmq.client.consumer import Consumer
 from kiltmq.client.errors import (
     AuthenticationError,

@@ -40,8 +40,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
 from kiltmq.client.channel import Channel, QueueDeclareOk
+from kiltmq.client.connect import connect as async_connect
 from kiltmq.client.connection import Connection
-from kiltmq.client.connection import connect as async_connect
 from kiltmq.client.consumer import Consumer, ConsumerState, OnCancel
 from kiltmq.client.errors import ChannelClosed, ConnectionClosed
 from kiltmq.client.message import Message
