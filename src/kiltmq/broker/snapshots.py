@@ -233,7 +233,7 @@ def consumer_info(consumer: Consumer) -> ConsumerInfo:
         tag=consumer.tag,
         queue=consumer.queue.name,
         channel=channel.number,
-        connection=connection_info(channel.session.conn),
+        connection=connection_info(cast("ServerConnection", channel.session.conn)),
         no_ack=consumer.no_ack,
         exclusive=consumer.exclusive,
         prefetch=consumer.prefetch,

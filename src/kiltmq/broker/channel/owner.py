@@ -3,7 +3,7 @@ permissions, client capabilities) and the connection's output side."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,9 +42,9 @@ class ChannelSession(Protocol):
     """The session a channel belongs to. The session itself is the owner of the
     exclusive queues the channel declares."""
 
-    #: The connection; a channel writes to it as a :class:`ChannelConnection` (typed
-    #: loosely so that code holding the concrete connection keeps its type).
-    conn: Any
+    @property
+    def conn(self) -> ChannelConnection:
+        """The connection the channel writes to."""
 
     @property
     def vhost(self) -> VirtualHost: ...
