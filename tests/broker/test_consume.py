@@ -11,7 +11,7 @@ from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 
 from .conftest import Connect
-from .reading import _count, _deliveries, _no_more
+from .pika_helpers import _count, _deliveries, _no_more
 
 pytestmark = pytest.mark.timeout(60)
 

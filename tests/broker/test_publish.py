@@ -9,7 +9,7 @@ from pika.exceptions import ChannelClosedByBroker, UnroutableError
 from pika.spec import Basic, BasicProperties
 
 from .conftest import Connect
-from .reading import _count
+from .pika_helpers import _count
 
 pytestmark = pytest.mark.timeout(60)
 

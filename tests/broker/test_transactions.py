@@ -13,7 +13,7 @@ from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 
 from .conftest import Connect
-from .reading import _count, _deliveries
+from .pika_helpers import _count, _deliveries
 
 pytestmark = pytest.mark.timeout(60)
 
