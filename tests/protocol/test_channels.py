@@ -4,11 +4,7 @@ after channel.close."""
 from __future__ import annotations
 
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import (
-    ChannelState,
-    MethodReceived,
-    Role,
-)
+from kiltmq.protocol.connection import ChannelState, MethodReceived, Role
 from kiltmq.protocol.frames import content_header_payload, encode_frame
 
 from .pair import channel_state, error_of, opened

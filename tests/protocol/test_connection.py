@@ -6,12 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import (
-    ConnectionState,
-    HeartbeatReceived,
-    MethodReceived,
-    Role,
-)
+from kiltmq.protocol.connection import ConnectionState, HeartbeatReceived, MethodReceived, Role
 from kiltmq.protocol.frames import HEARTBEAT_FRAME
 
 from .pair import Pair, opened, state

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from kiltmq.protocol.connection import (
-    Heartbeat,
-    HeartbeatReceived,
-    Role,
-)
+from kiltmq.protocol.connection import Heartbeat, HeartbeatReceived, Role
 from kiltmq.protocol.frames import HEARTBEAT_FRAME
 
 from .pair import Pair, opened

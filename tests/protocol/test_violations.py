@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import (
-    MethodReceived,
-    ProtocolError,
-    Role,
-)
+from kiltmq.protocol.connection import MethodReceived, ProtocolError, Role
 from kiltmq.protocol.frames import HEARTBEAT_FRAME, content_header_payload, encode_frame
 
 from .pair import Pair, error_of, opened
