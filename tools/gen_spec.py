@@ -10,6 +10,9 @@ is plain, straight-line Python: one class per method with ``__slots__``, a speci
 ``encode`` and ``decode`` per method, and the content-header property class. Straight-line
 code is what makes the codec fast without a C extension: no per-field dispatch at run time.
 
+The XML is read into a model by ``specgen.model``; ``specgen.methods`` and
+``specgen.properties`` emit the classes, and this script puts the module together.
+
 With ``--check`` nothing is written; the exit status says whether the committed module is
 current.
 """
@@ -17,479 +20,31 @@ current.
 from __future__ import annotations
 
 import argparse
-import keyword
-import struct
 import sys
-import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from specgen.emit import Writer
+from specgen.methods import gen_method
+from specgen.model import parse
+from specgen.properties import gen_properties
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_XML = ROOT.parent / "shared" / "spec" / "amqp0-9-1.stripped.extended.xml"
 OUTPUT = ROOT / "src" / "kiltmq" / "protocol" / "spec.py"
-
-# Fixed-size wire types and their struct codes.
-FIXED = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}
-PY_TYPES = {
-    "bit": "bool",
-    "octet": "int",
-    "short": "int",
-    "long": "int",
-    "longlong": "int",
-    "timestamp": "int",
-    "shortstr": "str",
-    "longstr": "bytes",
-    "table": "FieldTable | None",
-}
-DEFAULTS = {
-    "bit": "False",
-    "octet": "0",
-    "short": "0",
-    "long": "0",
-    "longlong": "0",
-    "timestamp": "0",
-    "shortstr": '""',
-    "longstr": 'b""',
-    "table": "None",
-}
-# Property names where the XML has a placeholder name but RabbitMQ and every client use
-# the historic one.
-PROPERTY_RENAMES = {"reserved": "cluster-id"}
-
-
-@dataclass
-class Field:
-    name: str  # spec name, e.g. "routing-key"
-    type: str  # wire type, e.g. "shortstr"
-    reserved: bool
-
-    @property
-    def py(self) -> str:
-        name = self.name.replace("-", "_")
-        return name + "_" if keyword.iskeyword(name) else name
-
-
-@dataclass
-class Method:
-    cls_name: str
-    cls_id: int
-    name: str
-    id: int
-    synchronous: bool
-    content: bool
-    chassis: list[str]
-    responses: list[str]
-    fields: list[Field] = field(default_factory=list)
-
-    @property
-    def py(self) -> str:
-        return camel(self.cls_name) + camel(self.name)
-
-    @property
-    def dotted(self) -> str:
-        return f"{self.cls_name}.{self.name}"
 
 
 def const_name(name: str) -> str:
     return name.replace("-", "_").upper()
 
 
-def tuple_literal(items: list[str]) -> str:
-    inner = ", ".join(f'"{i}"' for i in items)
-    return f"({inner},)" if len(items) == 1 else f"({inner})"
-
-
-def wire_fields_literal(fields: list[Field]) -> str:
-    """``((spec name, wire type), ...)`` of ``fields``, in wire order."""
-    inner = ", ".join(f'("{f.name}", "{f.type}")' for f in fields)
-    return f"({inner},)" if len(fields) == 1 else f"({inner})"
-
-
-def camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))
-
-
-def parse(xml_path: Path) -> tuple[list[tuple[str, int, str | None]], list[Method], list[Field]]:
-    root = ET.parse(xml_path).getroot()
-    domains = {d.get("name"): d.get("type") for d in root.findall("domain")}
-
-    def wire_type(el: ET.Element) -> str:
-        t = el.get("type") or domains[el.get("domain")]
-        while t in domains and domains[t] != t:
-            t = domains[t]
-        assert t is not None
-        return t
-
-    constants = [
-        (str(c.get("name")), int(str(c.get("value"))), c.get("class"))
-        for c in root.findall("constant")
-    ]
-    methods: list[Method] = []
-    properties: list[Field] = []
-    for cls in root.findall("class"):
-        cls_name = str(cls.get("name"))
-        cls_id = int(str(cls.get("index")))
-        if cls_name == "basic":
-            for f in cls.findall("field"):
-                name = str(f.get("name"))
-                properties.append(Field(PROPERTY_RENAMES.get(name, name), wire_type(f), False))
-        for m in cls.findall("method"):
-            method = Method(
-                cls_name=cls_name,
-                cls_id=cls_id,
-                name=str(m.get("name")),
-                id=int(str(m.get("index"))),
-                synchronous=m.get("synchronous") == "1",
-                content=m.get("content") == "1",
-                chassis=[str(c.get("name")) for c in m.findall("chassis")],
-                responses=[str(r.get("name")) for r in m.findall("response")],
-            )
-            for f in m.findall("field"):
-                method.fields.append(
-                    Field(str(f.get("name")), wire_type(f), f.get("reserved") == "1")
-                )
-            methods.append(method)
-    return constants, methods, properties
-
-
-class Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "", indent: int = 0) -> None:
-        self.lines.append(("    " * indent + line) if line else "")
-
-
-def group_fields(fields: list[Field]) -> list[list[Field]]:
-    """Split fields into runs that encode together: fixed-size fields and bits share one
-    struct call; strings and tables stand alone."""
-    groups: list[list[Field]] = []
-    run: list[Field] = []
-    for f in fields:
-        if f.type in FIXED or f.type == "bit":
-            run.append(f)
-        else:
-            if run:
-                groups.append(run)
-                run = []
-            groups.append([f])
-    if run:
-        groups.append(run)
-    return groups
-
-
-def fixed_format(run: list[Field]) -> tuple[str, list[list[Field] | Field]]:
-    """The struct format for a run of fixed fields; consecutive bits share octets."""
-    fmt = ""
-    items: list[list[Field] | Field] = []
-    bits: list[Field] = []
-    for f in run:
-        if f.type == "bit":
-            if len(bits) == 8:
-                fmt += "B"
-                items.append(bits)
-                bits = []
-            bits.append(f)
-            continue
-        if bits:
-            fmt += "B"
-            items.append(bits)
-            bits = []
-        fmt += FIXED[f.type]
-        items.append(f)
-    if bits:
-        fmt += "B"
-        items.append(bits)
-    return fmt, items
-
-
-def gen_method(w: Writer, m: Method, structs: dict[str, str]) -> None:
-    def struct_name(fmt: str) -> str:
-        if fmt not in structs:
-            structs[fmt] = "_S_" + fmt.lstrip(">")
-        return structs[fmt]
-
-    public = [f for f in m.fields if not f.reserved]
-    reserved = [f for f in m.fields if f.reserved]
-    ordered = public + reserved
-    w()
-    w()
-    w(f"class {m.py}(Method):")
-    w(f'"""``{m.dotted}`` ({m.cls_id}, {m.id})."""', 1)
-    w()
-    w(f"__slots__ = {tuple_literal([f.py for f in ordered])}", 1)
-    w(f"CLASS_ID: ClassVar[int] = {m.cls_id}", 1)
-    w(f"METHOD_ID: ClassVar[int] = {m.id}", 1)
-    w(f"INDEX: ClassVar[int] = 0x{(m.cls_id << 16) | m.id:08X}", 1)
-    w(f'NAME: ClassVar[str] = "{m.dotted}"', 1)
-    w(f"SYNCHRONOUS: ClassVar[bool] = {m.synchronous}", 1)
-    w(f"HAS_CONTENT: ClassVar[bool] = {m.content}", 1)
-    w(f"SENT_BY_CLIENT: ClassVar[bool] = {'server' in m.chassis}", 1)
-    w(f"SENT_BY_SERVER: ClassVar[bool] = {'client' in m.chassis}", 1)
-    responses = tuple_literal([f"{m.cls_name}.{r}" for r in m.responses])
-    w(f"RESPONSES: ClassVar[tuple[str, ...]] = {responses}", 1)
-    w(f"FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal([f.py for f in public])}", 1)
-    w(f"WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = {wire_fields_literal(m.fields)}", 1)
-    for f in ordered:
-        w(f"{f.py}: {PY_TYPES[f.type]}", 1)
-    w()
-    # __init__
-    if ordered:
-        w("def __init__(", 1)
-        w("self,", 2)
-        for f in ordered:
-            w(f"{f.py}: {PY_TYPES[f.type]} = {DEFAULTS[f.type]},", 2)
-        w(") -> None:", 1)
-        for f in ordered:
-            w(f"self.{f.py} = {f.py}", 2)
-    else:
-        w("def __init__(self) -> None:", 1)
-        w("pass", 2)
-    w()
-    gen_method_encode(w, m, struct_name)
-    gen_method_decode(w, m, struct_name)
-
-
-def gen_method_encode(w: Writer, m: Method, struct_name: Callable[[str], str]) -> None:
-    """``encode()``: one ``b"".join`` of struct-packed fixed runs (the first one together
-    with the class and method ids), short strings inline (length octet from ``OCTETS``),
-    tables and long strings through the codec. Short strings are encoded to UTF-8 first; a
-    length past 255 makes ``OCTETS`` raise ``IndexError``, turned into ``ValueError``."""
-    w("def encode(self) -> bytes:", 1)
-    w('"""The method frame payload: class id, method id and arguments."""', 2)
-    if not m.fields:
-        ids = "".join(f"\\x{b:02x}" for b in struct.pack(">HH", m.cls_id, m.id))
-        w(f'return b"{ids}"  # class {m.cls_id}, method {m.id}', 2)
-        w()
-        return
-    shortstrs = [f for f in m.fields if f.type == "shortstr"]
-    for f in shortstrs:
-        w(f"_{f.py} = self.{f.py}.encode()", 2)
-    parts: list[str] = []
-    head_fmt = "HH"
-    groups = group_fields(m.fields)
-    args = [str(m.cls_id), str(m.id)]
-    if groups[0][0].type in FIXED or groups[0][0].type == "bit":
-        fmt, items = fixed_format(groups.pop(0))
-        head_fmt += fmt
-        args += [_encode_item(it) for it in items]
-    parts.append(f"{struct_name('>' + head_fmt)}.pack({', '.join(args)})")
-    for g in groups:
-        f = g[0]
-        if f.type == "shortstr":
-            parts += [f"OCTETS[len(_{f.py})]", f"_{f.py}"]
-        elif f.type == "longstr":
-            parts.append(f"encode_longstr(self.{f.py})")
-        elif f.type == "table":
-            parts.append(f"encode_table(self.{f.py})")
-        else:
-            fmt, items = fixed_format(g)
-            if fmt == "B" and isinstance(items[0], list):  # one octet of bits
-                parts.append(f"OCTETS[{_encode_item(items[0])}]")
-            else:
-                packed = ", ".join(_encode_item(it) for it in items)
-                parts.append(f"{struct_name('>' + fmt)}.pack({packed})")
-    indent = 2
-    if shortstrs:
-        w("try:", 2)
-        indent = 3
-    if len(parts) == 1:
-        w(f"return {parts[0]}", indent)
-    else:
-        w('return b"".join((', indent)
-        for part in parts:
-            w(f"{part},", indent + 1)
-        w("))", indent)
-    if shortstrs:
-        w("except IndexError:", 2)
-        fields = ", ".join(f"{f.py}=_{f.py}" for f in shortstrs)
-        w(f'raise shortstr_too_long("{m.dotted}", {fields}) from None', 3)
-    w()
-
-
-def gen_method_decode(w: Writer, m: Method, struct_name: Callable[[str], str]) -> None:
-    """``decode()``: fixed runs with one ``unpack_from`` (a lone octet by indexing), short
-    strings inline. A truncated payload raises ``IndexError`` or ``struct.error`` on the
-    way, or fails the final length check (a short string sliced short)."""
-    w("@classmethod", 1)
-    w(f"def decode(cls, buf: bytes, offset: int = 4) -> {m.py}:", 1)
-    w('"""Decode arguments from a method frame payload (after the two ids)."""', 2)
-    w("self = cls.__new__(cls)", 2)
-    for g in group_fields(m.fields):
-        f = g[0]
-        if f.type == "shortstr":
-            w("_n = buf[offset]", 2)
-            w("offset += 1", 2)
-            w(f"self.{f.py} = buf[offset : offset + _n].decode()", 2)
-            w("offset += _n", 2)
-        elif f.type == "longstr":
-            w(f"self.{f.py}, offset = decode_longstr(buf, offset)", 2)
-        elif f.type == "table":
-            w(f"self.{f.py}, offset = decode_table(buf, offset)", 2)
-        else:
-            fmt, items = fixed_format(g)
-            names = [
-                f"_b{i}" if isinstance(it, list) else f"self.{it.py}" for i, it in enumerate(items)
-            ]
-            if fmt == "B":
-                w(f"{names[0]} = buf[offset]", 2)
-            else:
-                target = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
-                w(f"{target} = {struct_name('>' + fmt)}.unpack_from(buf, offset)", 2)
-            w(f"offset += {struct.calcsize('>' + fmt)}", 2)
-            for i, it in enumerate(items):
-                if isinstance(it, list):
-                    for bit, bf in enumerate(it):
-                        w(f"self.{bf.py} = (_b{i} & {1 << bit}) != 0", 2)
-    w("if offset > len(buf):", 2)
-    w(f'raise ValueError("truncated {m.dotted}")', 3)
-    w("return self", 2)
-
-
-def _encode_item(it: list[Field] | Field) -> str:
-    if isinstance(it, list):
-        # bool << n is int; bools add up as bits
-        return " | ".join(
-            f"bool(self.{f.py})" if i == 0 else f"(bool(self.{f.py}) << {i})"
-            for i, f in enumerate(it)
-        )
-    return f"self.{it.py}"
-
-
-def gen_properties(w: Writer, props: list[Field], structs: dict[str, str]) -> None:
-    w()
-    w()
-    w("class BasicProperties:")
-    w('"""Content-header properties of class basic (all optional: ``None`` = absent)."""', 1)
-    w()
-    w(f"__slots__ = {tuple_literal([p.py for p in props])}", 1)
-    w(f"FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal([p.py for p in props])}", 1)
-    w(f"WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = {wire_fields_literal(props)}", 1)
-    for p in props:
-        w(f"{p.py}: {PY_TYPES[p.type].replace(' | None', '')} | None", 1)
-    w()
-    w("def __init__(", 1)
-    w("self,", 2)
-    for p in props:
-        w(f"{p.py}: {PY_TYPES[p.type].replace(' | None', '')} | None = None,", 2)
-    w(") -> None:", 1)
-    for p in props:
-        w(f"self.{p.py} = {p.py}", 2)
-    w()
-    gen_properties_encode(w, props, structs)
-    gen_properties_decode(w, props, structs)
-    w("def __eq__(self, other: object) -> bool:", 1)
-    w("if not isinstance(other, BasicProperties):", 2)
-    w("return NotImplemented", 3)
-    w("return all(getattr(self, n) == getattr(other, n) for n in self.FIELDS)", 2)
-    w()
-    w("__hash__ = None  # type: ignore[assignment]", 1)
-    w()
-    w("def __repr__(self) -> str:", 1)
-    w('args = ", ".join(', 2)
-    w('f"{n}={getattr(self, n)!r}" for n in self.FIELDS if getattr(self, n) is not None', 3)
-    w(")", 2)
-    w('return f"BasicProperties({args})"', 2)
-
-
-# Properties decoded one by one; when none of the rest is present (the common case) they
-# are all set to None at once.
-COMMON_PROPERTIES = 5  # content-type, content-encoding, headers, delivery-mode, priority
-
-
-def gen_properties_encode(w: Writer, props: list[Field], structs: dict[str, str]) -> None:
-    w("def encode(self) -> bytes:", 1)
-    w('"""Property flags word(s) followed by the present properties."""', 2)
-    w("flags = 0", 2)
-    w('parts: list[bytes] = [b""]', 2)
-    w("try:", 2)
-    for i, p in enumerate(props):
-        bit = 1 << (15 - i)
-        w(f"_{p.py} = self.{p.py}", 3)
-        w(f"if _{p.py} is not None:", 3)
-        w(f"flags |= 0x{bit:04X}", 4)
-        if p.type == "shortstr":
-            w(f"_d = _{p.py}.encode()", 4)
-            w("parts += (OCTETS[len(_d)], _d)", 4)
-        elif p.type == "longstr":
-            w(f"parts.append(encode_longstr(_{p.py}))", 4)
-        elif p.type == "table":
-            w(f"parts.append(encode_table(_{p.py}))", 4)
-        else:
-            s = f"_S_{FIXED[p.type]}"
-            structs[">" + FIXED[p.type]] = s
-            w(f"parts.append({s}.pack(_{p.py}))", 4)
-    w("except IndexError:", 2)
-    names = tuple_literal([p.py for p in props if p.type == "shortstr"])
-    w("too_long = {", 3)
-    w(f"n: str(getattr(self, n)).encode() for n in {names} if getattr(self, n) is not None", 4)
-    w("}", 3)
-    w('raise shortstr_too_long("content header properties", **too_long) from None', 3)
-    w("parts[0] = _S_H.pack(flags)", 2)
-    w('return b"".join(parts)', 2)
-    w()
-
-
-def gen_properties_decode(w: Writer, props: list[Field], structs: dict[str, str]) -> None:
-    w("@classmethod", 1)
-    w("def decode(cls, buf: bytes, offset: int = 0) -> BasicProperties:", 1)
-    w('"""Decode properties that start at ``offset`` with the flags word."""', 2)
-    w("self = cls.__new__(cls)", 2)
-    w("flags = (buf[offset] << 8) | buf[offset + 1]", 2)
-    w("offset += 2", 2)
-    w("if flags & 1:  # continuation: further flag words (none are defined for basic)", 2)
-    w("more = flags", 3)
-    w("while more & 1:", 3)
-    w("more = (buf[offset] << 8) | buf[offset + 1]", 4)
-    w("offset += 2", 4)
-
-    def one(i: int, p: Field, indent: int) -> None:
-        w(f"if flags & 0x{1 << (15 - i):04X}:", indent)
-        if p.type == "shortstr":
-            w("_n = buf[offset]", indent + 1)
-            w("offset += 1", indent + 1)
-            w(f"self.{p.py} = buf[offset : offset + _n].decode()", indent + 1)
-            w("offset += _n", indent + 1)
-        elif p.type == "longstr":
-            w(f"self.{p.py}, offset = decode_longstr(buf, offset)", indent + 1)
-        elif p.type == "table":
-            w(f"self.{p.py}, offset = decode_table(buf, offset)", indent + 1)
-        elif p.type == "octet":
-            w(f"self.{p.py} = buf[offset]", indent + 1)
-            w("offset += 1", indent + 1)
-        else:
-            s = f"_S_{FIXED[p.type]}"
-            structs[">" + FIXED[p.type]] = s
-            w(f"(self.{p.py},) = {s}.unpack_from(buf, offset)", indent + 1)
-            w(f"offset += {struct.calcsize('>' + FIXED[p.type])}", indent + 1)
-        w("else:", indent)
-        w(f"self.{p.py} = None", indent + 1)
-
-    for i, p in enumerate(props[:COMMON_PROPERTIES]):
-        one(i, p, 2)
-    rest = props[COMMON_PROPERTIES:]
-    if rest:
-        mask = sum(1 << (15 - i) for i in range(COMMON_PROPERTIES, len(props)))
-        w(f"if flags & 0x{mask:04X}:", 2)
-        for i, p in enumerate(rest, COMMON_PROPERTIES):
-            one(i, p, 3)
-        w("else:", 2)
-        for p in rest:
-            w(f"self.{p.py} = None", 3)
-    w("if offset > len(buf):", 2)
-    w('raise ValueError("truncated content header properties")', 3)
-    w("return self", 2)
-    w()
-
-
 def generate(xml_path: Path) -> str:
-    constants, methods, props = parse(xml_path)
+    spec = parse(xml_path)
+    constants, methods = spec.constants, spec.methods
     body = Writer()
     structs: dict[str, str] = {">H": "_S_H"}
     for m in methods:
         gen_method(body, m, structs)
-    gen_properties(body, props, structs)
+    gen_properties(body, spec.properties, structs)
 
     w = Writer()
     w("# Generated by tools/gen_spec.py from amqp0-9-1.stripped.extended.xml. DO NOT EDIT.")
@@ -520,9 +75,8 @@ def generate(xml_path: Path) -> str:
     w("shortstr_too_long,", 1)
     w(")")
     w()
-    root = ET.parse(xml_path).getroot()
-    w(f"VERSION = ({root.get('major')}, {root.get('minor')}, {root.get('revision')})")
-    w(f"PORT = {root.get('port')}")
+    w(f"VERSION = ({spec.major}, {spec.minor}, {spec.revision})")
+    w(f"PORT = {spec.port}")
     w('PROTOCOL_HEADER = b"AMQP\\x00\\x00\\x09\\x01"')
     for name, value, cls in constants:
         if cls is None:

@@ -1,146 +1,24 @@
-"""SQLiteStore on its own: what it writes, what it gives back, and what it refuses.
-
-The store runs on the test's event loop as in the broker; the file is read back with a
-second store (or plain sqlite3) to see what really reached the disk.
-"""
+"""SQLiteStore messages: what is written, what comes back and in what order, and what the
+store keeps track of while messages are held."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kiltmq.broker.auth import User, hash_password
 from kiltmq.broker.message import Message
-from kiltmq.broker.store import (
-    DB_NAME,
-    KEY_BASE,
-    PagedMessage,
-    Recovered,
-    SQLiteStore,
-    StoreError,
-)
-from kiltmq.protocol.spec import BasicProperties
+from kiltmq.broker.store import DB_NAME, KEY_BASE, PagedMessage, SQLiteStore
+
+from .conftest import QUEUE, committed, persistent, reopen, rows
 
 pytestmark = pytest.mark.timeout(60)
-
-QUEUE = {"name": "q", "durable": True, "auto_delete": False, "arguments": {}}
-
-
-def persistent(body: bytes, routing_key: str = "q", **props: Any) -> Message:
-    return Message.build("", routing_key, body, BasicProperties(delivery_mode=2, **props))
-
-
-async def committed(store: SQLiteStore) -> None:
-    """Wait until everything reported so far is on disk."""
-    done = asyncio.Event()
-    store.after_commit(done.set)
-    await asyncio.wait_for(done.wait(), 10)
-
-
-def reopen(path: Path) -> tuple[SQLiteStore, Recovered]:
-    store = SQLiteStore(path)
-    store.open()
-    return store, store.recover()
-
-
-def rows(path: Path) -> list[tuple[int, bytes]]:
-    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db, db:
-        return list(db.execute("SELECT queue_id, body FROM messages ORDER BY pos"))
-
-
-@pytest.fixture(params=[True, False], ids=["writer-thread", "on-loop"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path, threaded=request.param)
-    opened.open()
-    yield opened
-    opened.close()
-
-
-# -- definitions ------------------------------------------------------------------------
-
-
-async def test_definitions_vhosts_users_permissions_survive(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    arguments = {
-        "x-message-ttl": 60000,
-        "x-dead-letter-exchange": "dlx",
-        "flag": True,
-        "big": 2**40,
-        "ratio": 0.5,
-        "raw": b"\x00\xff",
-        "nested": {"a": [1, "two", None]},
-        "price": Decimal("12.50"),
-        "at": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
-    }
-    store.vhost_added("/")
-    store.vhost_added("shop")
-    user = User("shop", hash_password("kilts"), frozenset({"administrator"}))
-    store.user_added(user)
-    store.permission_set("shop", "shop", "^orders", ".*", "")
-    store.definition_added(
-        "shop",
-        "exchange",
-        {"name": "orders", "type": "topic", "durable": True, "auto_delete": False,
-         "internal": False, "arguments": {"alternate-exchange": "unrouted"}},
-    )
-    store.definition_added(
-        "shop",
-        "exchange",
-        {"name": "audit", "type": "fanout", "durable": True, "auto_delete": True,
-         "internal": True, "arguments": {}},
-    )
-    store.definition_added(
-        "shop", "queue", {"name": "new", "durable": True, "auto_delete": False,
-                          "arguments": arguments},
-    )
-    binding = {"source": "orders", "destination": "new", "destination_type": "queue",
-               "routing_key": "order.*", "arguments": {"b": 1, "a": "x"}}
-    store.definition_added("shop", "binding", binding)
-    store.definition_added(
-        "shop", "binding", {"source": "orders", "destination": "audit",
-                            "destination_type": "exchange", "routing_key": "#",
-                            "arguments": {}},
-    )
-    await committed(store)
-    store.close()
-
-    again, recovered = reopen(tmp_path)
-    try:
-        assert recovered.vhosts == ["/", "shop"]
-        assert recovered.users == [user]
-        assert recovered.permissions == [("shop", "shop", "^orders", ".*", "")]
-        kinds = [kind for _v, kind, _d in recovered.definitions]
-        assert kinds == ["exchange", "exchange", "queue", "binding", "binding"]
-        queue = recovered.definitions[2][2]
-        assert queue["name"] == "new"
-        assert queue["arguments"] == arguments
-        assert recovered.definitions[3][2] == binding
-        assert recovered.definitions[0][2]["arguments"] == {"alternate-exchange": "unrouted"}
-        # the same binding with its arguments in another order is the same definition
-        again.definition_removed("shop", "binding", {**binding, "arguments": {"a": "x", "b": 1}})
-        again.definition_removed("shop", "exchange", {"name": "audit"})
-        again.user_removed("shop")
-        await committed(again)
-    finally:
-        again.close()
-    third, recovered = reopen(tmp_path)
-    third.close()
-    assert [d["name"] if k != "binding" else d["destination"]
-            for _v, k, d in recovered.definitions] == ["orders", "new", "audit"]
-    assert recovered.users == []
-    assert recovered.permissions == []
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -453,68 +331,3 @@ def test_after_a_crash_every_recovered_message_is_redelivered(tmp_path: Path) ->
         assert bodies == [b"0", b"1", b"2"]
     finally:
         store.close()
-
-
-# -- refusals ---------------------------------------------------------------------------
-
-
-async def test_a_second_store_on_the_same_directory_is_refused(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    with pytest.raises(StoreError, match=r"in use by another broker \(pid \d+\)"):
-        SQLiteStore(tmp_path).open()
-
-
-def test_a_store_written_by_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path)
-    store.open()
-    store.close()
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
-        db.execute("PRAGMA user_version = 99")
-    before = (tmp_path / DB_NAME).read_bytes()
-    with pytest.raises(StoreError, match="format 99, written by a newer kiltmq"):
-        SQLiteStore(tmp_path).open()
-    assert (tmp_path / DB_NAME).read_bytes() == before
-
-
-def test_a_damaged_store_is_refused_untouched(tmp_path: Path) -> None:
-    garbage = b"this is not a database, it is a kilt pattern" * 100
-    (tmp_path / DB_NAME).write_bytes(garbage)
-    with pytest.raises(StoreError, match=r"cannot be read .* has not changed it"):
-        SQLiteStore(tmp_path).open()
-    assert (tmp_path / DB_NAME).read_bytes() == garbage
-
-
-def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db, db:
-        db.execute("CREATE TABLE orders (id INTEGER)")
-    with pytest.raises(StoreError, match="not a kiltmq store"):
-        SQLiteStore(tmp_path).open()
-
-
-def test_refusal_releases_the_directory(tmp_path: Path) -> None:
-    (tmp_path / DB_NAME).write_bytes(b"garbage" * 1000)
-    with pytest.raises(StoreError):
-        SQLiteStore(tmp_path).open()
-    (tmp_path / DB_NAME).unlink()
-    store = SQLiteStore(tmp_path)
-    store.open()  # not "in use": the failed open let go of the lock
-    store.close()
-
-
-async def test_a_store_with_a_damaged_page_is_refused_untouched(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path)
-    store.open()
-    store.definition_added("/", "queue", QUEUE)
-    for i in range(2000):
-        store.message_enqueued("/", "q", persistent(b"%d" % i * 20))
-    store.close()
-    path = tmp_path / DB_NAME
-    data = bytearray(path.read_bytes())
-    page = 4096
-    assert len(data) > 10 * page
-    data[5 * page : 5 * page + 16] = b"\xff" * 16  # a b-tree page header overwritten
-    path.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="cannot be read"):
-        SQLiteStore(tmp_path).open()
-    assert path.read_bytes() == bytes(data)

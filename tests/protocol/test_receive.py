@@ -1,0 +1,196 @@
+"""Receiving in pieces: a whole conversation replayed with its bytes split anywhere, and
+random input that must never escape as an exception."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kiltmq.protocol import spec
+from kiltmq.protocol.connection import (
+    Connection,
+    ConnectionState,
+    ContentReceived,
+    Event,
+    ProtocolError,
+    Role,
+)
+from kiltmq.protocol.frames import HEARTBEAT_FRAME, content_header_payload, encode_frame
+
+from .pair import LogEntry, Pair, opened, state
+from .strategies import SETTINGS
+
+# -- a whole conversation, replayed in pieces ----------------------------------------------
+
+
+def conversation() -> Pair:
+    """A realistic session: handshake, declare, consume, publish with content, deliver, ack,
+    heartbeats, channel close, connection close. Both peers' logs record it."""
+    c, s = Role.CLIENT, Role.SERVER
+    pair = Pair()
+    pair.handshake(tune=(2047, 4096, 60))
+    pair.open_channel(1)
+    pair.open_channel(2)
+    pair.send(c, 1, spec.QueueDeclare("tasks", durable=True, arguments={"x-queue-type": "classic"}))
+    pair.send(s, 1, spec.QueueDeclareOk("tasks", 0, 0))
+    pair.send(c, 1, spec.BasicQos(0, 10, False))
+    pair.send(s, 1, spec.BasicQosOk())
+    pair.send(c, 1, spec.BasicConsume("tasks", "ctag-1"))
+    pair.send(s, 1, spec.BasicConsumeOk("ctag-1"))
+    props = spec.BasicProperties(
+        content_type="application/json",
+        delivery_mode=2,
+        headers={"attempt": 1, "tags": ["a", "b"]},
+        timestamp=1700000000,
+        message_id="m-1",
+    )
+    body = b'{"order": 42, "kilt": "MacGrudder tartan"}' * 200  # several frames at 4096
+    pair.peer(c).act("send_content", 2, spec.BasicPublish("", "tasks"), props, body)
+    pair.peer(c).act("send_content", 2, spec.BasicPublish("", "tasks"), None, b"")
+    pair.peer(c).act("send_heartbeat")
+    pair.flush(c)
+    pair.peer(s).act(
+        "send_content", 1, spec.BasicDeliver("ctag-1", 1, False, "", "tasks"), props, body
+    )
+    pair.peer(s).act(
+        "send_content", 1, spec.BasicDeliver("ctag-1", 2, False, "", "tasks"), None, b""
+    )
+    pair.peer(s).act("send_heartbeat")
+    pair.flush(s)
+    pair.send(c, 1, spec.BasicAck(2, multiple=True))
+    pair.send(c, 2, spec.ChannelClose(200, "done", 0, 0))
+    pair.send(s, 2, spec.ChannelCloseOk())
+    pair.send(c, 0, spec.ConnectionClose(200, "goodbye", 0, 0))
+    pair.send(s, 0, spec.ConnectionCloseOk())
+    assert state(pair.client.conn) is state(pair.server.conn) is ConnectionState.CLOSED
+    return pair
+
+
+CONVERSATION = conversation()
+Splitter = Callable[[bytes], list[bytes]]
+
+
+def replay(role: Role, log: list[LogEntry], split: Splitter) -> list[Event]:
+    """Redo a peer's log on a fresh connection, feeding each received segment in pieces."""
+    conn = Connection(role)
+    events: list[Event] = []
+    for name, args in log:
+        if name == "receive_data":
+            for piece in split(args[0]):
+                events += conn.receive_data(piece)
+        else:
+            getattr(conn, name)(*args)
+            conn.data_to_send()
+    assert state(conn) is ConnectionState.CLOSED
+    return events
+
+
+def whole(data: bytes) -> list[bytes]:
+    return [data]
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+def test_conversation_events(role: Role) -> None:
+    events = replay(role, CONVERSATION.peer(role).log, whole)
+    kinds = [type(e).__name__ for e in events]
+    assert "ProtocolError" not in kinds
+    contents = [e for e in events if isinstance(e, ContentReceived)]
+    assert len(contents) == 2
+    assert contents[0].properties().headers == {"attempt": 1, "tags": ["a", "b"]}
+    assert len(contents[0].body) == 8400
+    assert contents[1].body == b""
+    assert kinds.count("HeartbeatReceived") == 1
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+def test_conversation_byte_by_byte(role: Role) -> None:
+    log = CONVERSATION.peer(role).log
+    assert replay(role, log, bytewise) == replay(role, log, whole)
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+@SETTINGS
+@given(data=st.data())
+def test_conversation_random_splits(role: Role, data: st.DataObject) -> None:
+    log = CONVERSATION.peer(role).log
+
+    def split(segment: bytes) -> list[bytes]:
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(segment)), max_size=12)))
+        bounds = [0, *cuts, len(segment)]
+        return [segment[a:b] for a, b in itertools.pairwise(bounds)]
+
+    assert replay(role, log, split) == replay(role, log, whole)
+
+
+# -- fuzzing -------------------------------------------------------------------------------
+
+# Payloads that look like what a peer would send: valid method payloads (some cut short or
+# with a byte flipped), content headers, bodies, and noise.
+_SAMPLE_METHODS = [
+    spec.BasicPublish("ex", "rk", True).encode(),
+    spec.BasicDeliver("c", 1, False, "ex", "rk").encode(),
+    spec.BasicAck(1).encode(),
+    spec.ChannelOpen().encode(),
+    spec.ChannelOpenOk().encode(),
+    spec.ChannelClose(200, "", 0, 0).encode(),
+    spec.ChannelCloseOk().encode(),
+    spec.QueueDeclare("q", arguments={"x": [1, "a"]}).encode(),
+    spec.ConnectionClose(200, "", 0, 0).encode(),
+    spec.ConnectionCloseOk().encode(),
+    spec.ConnectionTuneOk(0, 4096, 0).encode(),
+    spec.BasicGetOk(1, False, "", "q", 0).encode(),
+]
+
+
+@st.composite
+def fuzz_frames(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["method", "header", "body", "heartbeat", "raw"]))
+    channel = draw(st.sampled_from([0, 1, 2, 3, 65535]))
+    if kind == "method":
+        payload = draw(st.sampled_from(_SAMPLE_METHODS))
+        mutation = draw(st.sampled_from(["none", "cut", "flip"]))
+        if mutation == "cut":
+            payload = payload[: draw(st.integers(0, len(payload)))]
+        elif mutation == "flip" and payload:
+            i = draw(st.integers(0, len(payload) - 1))
+            payload = payload[:i] + bytes([draw(st.integers(0, 255))]) + payload[i + 1 :]
+        return encode_frame(1, channel, payload)
+    if kind == "header":
+        size = draw(st.integers(0, 20))
+        class_id = draw(st.sampled_from([60, 60, 50]))
+        props = spec.BasicProperties(content_type=draw(st.none() | st.just("t")))
+        payload = content_header_payload(class_id, size, props)
+        if draw(st.booleans()):
+            payload = payload[: draw(st.integers(0, len(payload)))]
+        return encode_frame(2, channel, payload)
+    if kind == "body":
+        return encode_frame(3, channel, draw(st.binary(max_size=12)))
+    if kind == "heartbeat":
+        return encode_frame(8, channel, b"")
+    return draw(st.binary(max_size=16))
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+@SETTINGS
+@given(data=st.data())
+def test_random_input_never_escapes_as_an_exception(role: Role, data: st.DataObject) -> None:
+    pair = opened(channels=(1,), tune=(2047, 4096, 0))
+    conn = pair.peer(role).conn
+    frames = data.draw(st.lists(fuzz_frames(), min_size=1, max_size=12))
+    events: list[Event] = []
+    for chunk in frames:
+        events += conn.receive_data(chunk)  # must not raise, whatever the input
+    errors = [e for e in events if isinstance(e, ProtocolError)]
+    assert len(errors) <= 1
+    if errors:
+        assert events[-1] is errors[0]  # nothing is reported after the error
+        assert errors[0].error.reply_code in {501, 502, 503, 504, 505, 530, 540}
+        assert conn.receive_data(HEARTBEAT_FRAME) == []
