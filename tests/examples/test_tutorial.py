@@ -50,8 +50,8 @@ ORDERS = [
     "order 3: kilt pins, a dozen",
 ]
 #: kiltmq's client takes any body; txAMQP 0.8.2 decodes each body frame as UTF-8 when it
-#: can and then counts characters, not bytes, so it never finishes reading a non-ASCII
-#: body: only consumers written with kiltmq get this one too.
+#: can and then counts characters, not bytes, so it misreads a non-ASCII body (see
+#: examples/tutorial/README.md): only consumers written with kiltmq get this one too.
 NON_ASCII_ORDER = "order 4: a sgian-dubh for Mr MacLeòid, Dùn Èideann"
 DEFAULT_ORDER = "order 1001: one kilt, MacGrudder tartan, 34-inch waist"
 TIMEOUT = 60.0
