@@ -1,8 +1,10 @@
-"""Generate ``src/kiltmq/protocol/spec.py`` from the AMQP 0-9-1 XML specification.
+"""Generate ``src/kiltmq/protocol/spec.py`` from the AMQP 0-9-1 XML specification, or
+``spec08.py`` from the AMQP 0-8 one.
 
 Usage::
 
     python tools/gen_spec.py [path/to/amqp0-9-1.stripped.extended.xml] [--check]
+    python tools/gen_spec.py --dialect 0-8 [path/to/amqp0-8.stripped.xml] [--base XML] [--check]
 
 The XML (with RabbitMQ's extensions: confirm.select, exchange.bind, basic.nack and the
 server-sent basic.ack/nack/cancel) is read from ``../shared/spec`` by default. The output
@@ -12,6 +14,10 @@ code is what makes the codec fast without a C extension: no per-field dispatch a
 
 The XML is read into a model by ``specgen.model``; ``specgen.methods`` and
 ``specgen.properties`` emit the classes, and this script puts the module together.
+
+For 0-8, ``specgen.rabbitmq08`` adds what RabbitMQ adds to 0-8 and ``specgen.amqp08`` emits
+the module; it reads the 0-9-1 XML too (``--base``), because a 0-8 method with the wire
+layout of its 0-9-1 twin is the 0-9-1 class.
 
 With ``--check`` nothing is written; the exit status says whether the committed module is
 current.
@@ -23,14 +29,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from specgen.amqp08 import generate08
 from specgen.emit import Writer
 from specgen.methods import gen_method
 from specgen.model import parse
 from specgen.properties import gen_properties
+from specgen.rabbitmq08 import add_rabbitmq_extensions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_XML = ROOT.parent / "shared" / "spec" / "amqp0-9-1.stripped.extended.xml"
 OUTPUT = ROOT / "src" / "kiltmq" / "protocol" / "spec.py"
+DEFAULT_XML_08 = ROOT.parent / "shared" / "spec" / "amqp0-8.stripped.xml"
+OUTPUT_08 = ROOT / "src" / "kiltmq" / "protocol" / "spec08.py"
 
 
 def const_name(name: str) -> str:
@@ -168,14 +178,27 @@ def generate(xml_path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("xml", nargs="?", type=Path, default=DEFAULT_XML)
+    parser.add_argument("xml", nargs="?", type=Path)
     parser.add_argument("--check", action="store_true", help="only check the module is current")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--dialect", choices=("0-9-1", "0-8"), default="0-9-1")
+    parser.add_argument("--base", type=Path, default=DEFAULT_XML, help="0-8: the 0-9-1 XML")
     args = parser.parse_args(argv)
-    if not args.xml.exists():
-        print(f"gen_spec: spec file not found: {args.xml}", file=sys.stderr)
-        return 2
-    text = generate(args.xml)
+    dialect_08 = args.dialect == "0-8"
+    if args.xml is None:
+        args.xml = DEFAULT_XML_08 if dialect_08 else DEFAULT_XML
+    if args.output is None:
+        args.output = OUTPUT_08 if dialect_08 else OUTPUT
+    for path in (args.xml, args.base) if dialect_08 else (args.xml,):
+        if not path.exists():
+            print(f"gen_spec: spec file not found: {path}", file=sys.stderr)
+            return 2
+    if dialect_08:
+        spec08 = parse(args.xml)
+        add_rabbitmq_extensions(spec08)
+        text = generate08(spec08, parse(args.base))
+    else:
+        text = generate(args.xml)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import txamqp.spec
 
-from kiltmq.protocol import spec
+from kiltmq.protocol import spec, spec08
 
 from .txamqp_spec import write_spec
 
@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "tools" / "gen_spec.py"
 COMMITTED = REPO / "src" / "kiltmq" / "protocol" / "spec.py"
 SHARED_XML = REPO.parent / "shared" / "spec" / "amqp0-9-1.stripped.extended.xml"
+COMMITTED_08 = REPO / "src" / "kiltmq" / "protocol" / "spec08.py"
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +96,46 @@ def test_txamqp_reads_it_as_the_published_spec(xml_path: Path) -> None:
     id_, handler, properties, methods = published["basic"]
     published["basic"] = (id_, handler, [*properties[:-1], ("cluster-id", "shortstr")], methods)
     assert ours == published
+
+
+@pytest.fixture(scope="module")
+def xml08_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_spec(tmp_path_factory.mktemp("spec") / "amqp0-8.xml", amqp_0_8=True)
+
+
+def test_regenerating_spec08_py_from_the_xml_gives_it_back(
+    xml_path: Path, xml08_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "spec08.py"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(GENERATOR),
+            "--dialect",
+            "0-8",
+            str(xml08_path),
+            "--base",
+            str(xml_path),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == COMMITTED_08.read_text()
+
+
+def test_txamqp_loads_the_0_8_spec(xml08_path: Path) -> None:
+    loaded = txamqp.spec.load(str(xml08_path))
+    assert (loaded.major, loaded.minor) == (8, 0)
+    for index, definition in spec08.DEFINITIONS.items():
+        class_name, method_name = definition.name.split(".")
+        theirs = loaded.classes.byname[class_name].methods.byname[method_name]
+        assert (theirs.klass.id, theirs.id) == (index >> 16, index & 0xFFFF)
+        assert [(f.name, f.type) for f in theirs.fields] == list(definition.wire_fields)
+    close = loaded.classes.byname["connection"].methods.byname["close"]
+    assert close.id == 60
+    assert list(loaded.classes.byname["channel"].methods.byname["open-ok"].fields) == []

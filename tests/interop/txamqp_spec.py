@@ -1,4 +1,5 @@
-"""The AMQP 0-9-1 spec XML that txAMQP loads, written from kiltmq's own protocol tables.
+"""The AMQP 0-9-1 and 0-8 spec XML that txAMQP loads, written from kiltmq's own protocol
+tables.
 
 txAMQP reads the protocol from an XML spec file at run time (``txamqp.spec.load``): the
 constants (frame types and frame-end among them), and per class its id, handler and
@@ -8,9 +9,11 @@ responses and fields with their wire types. All of it is in
 copy of the spec next to the repository.
 
 The XML carries every table ``tools/gen_spec.py`` reads, fields typed directly rather
-than through domains: regenerating ``spec.py`` from it gives ``spec.py`` back.
+than through domains: regenerating ``spec.py`` from it gives ``spec.py`` back. The 0-8 XML
+(:func:`spec08_xml`) is written from :mod:`kiltmq.protocol.spec08` the same way, with 0-8's
+names, and regenerates ``spec08.py``.
 
-Usage: ``python tests/interop/txamqp_spec.py OUTPUT.xml``.
+Usage: ``python tests/interop/txamqp_spec.py [--0-8] OUTPUT.xml``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from kiltmq.protocol import spec
+from kiltmq.protocol import spec, spec08
 
 
 def _py_name(name: str) -> str:
@@ -92,13 +95,51 @@ def spec_xml() -> str:
     return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_spec(path: Path) -> Path:
-    """Write the spec XML to ``path``; returns ``path``."""
-    path.write_text(spec_xml(), encoding="utf-8")
+def spec08_xml() -> str:
+    """The AMQP 0-8 spec XML (with RabbitMQ's additions), as text."""
+    major, minor, _revision = spec08.VERSION
+    root = ET.Element("amqp", major=str(major), minor=str(minor), port=str(spec08.PORT))
+    for name, value, error_class in spec08.CONSTANTS:
+        attrs = {"name": name, "value": str(value)}
+        if error_class is not None:
+            attrs["class"] = error_class
+        ET.SubElement(root, "constant", attrs)
+    classes: dict[int, ET.Element] = {}
+    for class_id, name in spec08.CLASS_NAMES.items():
+        handler = "connection" if name == "connection" else "channel"
+        element = ET.SubElement(root, "class", name=name, handler=handler, index=str(class_id))
+        for field_name, wire_type in spec08.PROPERTIES.get(class_id, ()):
+            ET.SubElement(element, "field", name=field_name, type=wire_type)
+        classes[class_id] = element
+    for index, definition in spec08.DEFINITIONS.items():
+        attrs = {"name": definition.name.split(".", 1)[1], "index": str(index & 0xFFFF)}
+        if definition.synchronous:
+            attrs["synchronous"] = "1"
+        if definition.content:
+            attrs["content"] = "1"
+        element = ET.SubElement(classes[index >> 16], "method", attrs)
+        if definition.sent_by_server:
+            ET.SubElement(element, "chassis", name="client", implement="MUST")
+        if definition.sent_by_client:
+            ET.SubElement(element, "chassis", name="server", implement="MUST")
+        for response in definition.responses:
+            ET.SubElement(element, "response", name=response.split(".", 1)[1])
+        for field_name, wire_type in definition.wire_fields:
+            ET.SubElement(element, "field", name=field_name, type=wire_type)
+    ET.indent(root)
+    return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_spec(path: Path, *, amqp_0_8: bool = False) -> Path:
+    """Write the spec XML (0-9-1, or 0-8) to ``path``; returns ``path``."""
+    path.write_text(spec08_xml() if amqp_0_8 else spec_xml(), encoding="utf-8")
     return path
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    amqp_0_8 = "--0-8" in args
+    paths = [a for a in args if a != "--0-8"]
+    if len(paths) != 1:
         sys.exit(__doc__)
-    write_spec(Path(sys.argv[1]))
+    write_spec(Path(paths[0]), amqp_0_8=amqp_0_8)

@@ -1,5 +1,6 @@
 """The AMQP XML read into a model: constants, methods with their fields, and the content
-properties of class basic, with every field's domain resolved to its wire type."""
+properties of each class, with every field's domain resolved to its wire type. Names are
+hyphenated (the 0-8 XML writes "auto delete" where 0-9-1 writes "auto-delete")."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
+def hyphenated(name: str | None) -> str:
+    return str(name).replace(" ", "-")
+
+
 @dataclass
 class Spec:
     """What the generator needs from the XML."""
@@ -60,7 +65,9 @@ class Spec:
     port: str | None
     constants: list[tuple[str, int, str | None]]  # (name, value, error class)
     methods: list[Method]
-    properties: list[Field]
+    properties: list[Field]  # of class basic
+    # (class id, name, content properties) of every class, in the XML's order
+    classes: list[tuple[int, str, list[Field]]] = field(default_factory=list)
 
 
 def parse(xml_path: Path) -> Spec:
@@ -75,32 +82,40 @@ def parse(xml_path: Path) -> Spec:
         return t
 
     constants = [
-        (str(c.get("name")), int(str(c.get("value"))), c.get("class"))
+        (
+            hyphenated(c.get("name")),
+            int(str(c.get("value"))),
+            None if c.get("class") is None else hyphenated(c.get("class")),
+        )
         for c in root.findall("constant")
     ]
     methods: list[Method] = []
     properties: list[Field] = []
+    classes: list[tuple[int, str, list[Field]]] = []
     for cls in root.findall("class"):
-        cls_name = str(cls.get("name"))
+        cls_name = hyphenated(cls.get("name"))
         cls_id = int(str(cls.get("index")))
+        class_properties = []
+        for f in cls.findall("field"):
+            name = hyphenated(f.get("name"))
+            class_properties.append(Field(PROPERTY_RENAMES.get(name, name), wire_type(f), False))
+        classes.append((cls_id, cls_name, class_properties))
         if cls_name == "basic":
-            for f in cls.findall("field"):
-                name = str(f.get("name"))
-                properties.append(Field(PROPERTY_RENAMES.get(name, name), wire_type(f), False))
+            properties = class_properties
         for m in cls.findall("method"):
             method = Method(
                 cls_name=cls_name,
                 cls_id=cls_id,
-                name=str(m.get("name")),
+                name=hyphenated(m.get("name")),
                 id=int(str(m.get("index"))),
                 synchronous=m.get("synchronous") == "1",
                 content=m.get("content") == "1",
                 chassis=[str(c.get("name")) for c in m.findall("chassis")],
-                responses=[str(r.get("name")) for r in m.findall("response")],
+                responses=[hyphenated(r.get("name")) for r in m.findall("response")],
             )
             for f in m.findall("field"):
                 method.fields.append(
-                    Field(str(f.get("name")), wire_type(f), f.get("reserved") == "1")
+                    Field(hyphenated(f.get("name")), wire_type(f), f.get("reserved") == "1")
                 )
             methods.append(method)
     return Spec(
@@ -111,4 +126,5 @@ def parse(xml_path: Path) -> Spec:
         constants,
         methods,
         properties,
+        classes,
     )

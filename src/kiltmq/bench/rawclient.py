@@ -34,6 +34,7 @@ from kiltmq.protocol.connection import (
     ProtocolError,
     Role,
 )
+from kiltmq.protocol.dialect import AMQP_0_9_1, Dialect
 from kiltmq.protocol.errors import AMQPError, error_for
 from kiltmq.protocol.frames import method_frame
 from kiltmq.protocol.spec import BasicProperties, Method
@@ -91,8 +92,9 @@ def close_error(method: spec.ConnectionClose | spec.ChannelClose) -> AMQPError:
 class RawClient(asyncio.Protocol):
     """One AMQP connection. Create with :meth:`open` (TCP only) or :meth:`connect`."""
 
-    def __init__(self) -> None:
-        self.core = Connection(Role.CLIENT)
+    def __init__(self, dialect: Dialect = AMQP_0_9_1) -> None:
+        #: The protocol core, speaking ``dialect`` (AMQP 0-9-1 unless told otherwise).
+        self.core = Connection(Role.CLIENT, dialect)
         self.transport: asyncio.Transport | None = None
         self.server_properties: dict[str, Any] = {}
         #: Events not yet read by :meth:`event`.
@@ -231,7 +233,8 @@ class RawClient(asyncio.Protocol):
         raise UnexpectedReply(expected.NAME, MethodReceived(0, method))
 
     async def open_channel(self, number: int = 1) -> int:
-        await self.request(number, spec.ChannelOpen(), spec.ChannelOpenOk, TIMEOUT)
+        open_ok = type(self.core.dialect.channel_open_ok)
+        await self.request(number, spec.ChannelOpen(), open_ok, TIMEOUT)
         return number
 
     @property
@@ -257,7 +260,7 @@ class RawClient(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._closing = True
-        self.send(0, spec.ConnectionClose(reply_code=200, reply_text="bye"))
+        self.send(0, self.core.dialect.connection_close(reply_code=200, reply_text="bye"))
         try:
             await asyncio.wait_for(asyncio.shield(self._lost), timeout)
         except TimeoutError:
@@ -447,7 +450,7 @@ class RawClient(asyncio.Protocol):
         if isinstance(method, spec.ConnectionClose):
             self.error = close_error(method)
             if self.answer_close:
-                self.send(0, spec.ConnectionCloseOk())
+                self.send(0, self.core.dialect.connection_close_ok())
         elif isinstance(method, spec.ChannelClose):
             if self.error is None:
                 self.error = close_error(method)

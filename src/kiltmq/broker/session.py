@@ -6,6 +6,11 @@ the state machines; what reaches :meth:`Session.handle` is legal at the protocol
 Handlers raise :class:`~kiltmq.protocol.errors.AMQPError`: a soft one closes its channel
 (channel.close with the reply code), a hard one the connection (connection.close), as
 RabbitMQ does. Reply texts carry RabbitMQ's "NAME - text" form.
+
+A client that speaks AMQP 0-8 (:mod:`kiltmq.protocol.dialect`) is answered in 0-8: its
+connection.start version, channel.open-ok and connection.close. Its methods with the
+0-9-1 layout arrive as the 0-9-1 classes, so it shares exchanges and queues with 0-9-1
+clients through the same handlers.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from kiltmq.protocol.connection import (
     ProtocolError,
     ProtocolHeaderReceived,
 )
+from kiltmq.protocol.dialect import AMQP_0_9_1
 from kiltmq.protocol.errors import (
     AccessRefused,
     AMQPError,
@@ -228,7 +234,7 @@ class Session:
     def _channel_method(self, number: int, channel: Channel | None, method: spec.Method) -> None:
         if isinstance(method, spec.ChannelOpen):
             self.channels[number] = Channel(self, number)
-            self.conn.send_method(number, spec.ChannelOpenOk())
+            self.conn.send_method(number, self.core.dialect.channel_open_ok)
         elif isinstance(method, spec.ChannelClose):
             if channel is not None:
                 channel.close()
@@ -290,10 +296,11 @@ class Session:
             log.info("%s: unsupported protocol header %r", self.peer_name, event.header)
             self.conn.send_unsupported_header()
             return
+        major, minor = self.core.dialect.version
         self.conn.send_method(
             0,
             spec.ConnectionStart(
-                0, 9, server_properties(self.broker.cluster_name), MECHANISMS, b"en_US"
+                major, minor, server_properties(self.broker.cluster_name), MECHANISMS, b"en_US"
             ),
         )
 
@@ -306,7 +313,7 @@ class Session:
             self._open(method)
         elif isinstance(method, spec.ConnectionClose):
             self.cleanup()
-            self.conn.send_method(0, spec.ConnectionCloseOk())
+            self.conn.send_method(0, self.core.dialect.connection_close_ok())
             self.conn.close_after_flush()
         elif isinstance(method, spec.ConnectionCloseOk):
             self.conn.close_after_flush()
@@ -323,7 +330,11 @@ class Session:
         if isinstance(capabilities, dict):
             self.cancel_notify = capabilities.get("consumer_cancel_notify") is True
             self.auth_failure_close = capabilities.get("authentication_failure_close") is True
-            self.blocked_capable = capabilities.get("connection.blocked") is True
+            # 0-8 has no connection.blocked: its ids are 0-8's connection.close
+            self.blocked_capable = (
+                capabilities.get("connection.blocked") is True
+                and self.core.dialect is AMQP_0_9_1
+            )
         mechanism = m.mechanism
         try:
             name, password = read_credentials(mechanism, m.response)
@@ -407,7 +418,7 @@ class Session:
             return
         self.conn.send_method(
             0,
-            spec.ConnectionClose(
+            self.core.dialect.connection_close(
                 error.reply_code, reply_text(error), error.class_id, error.method_id
             ),
         )

@@ -26,6 +26,9 @@ Everything that decides whether a frame is legal is reached from here:
   for every content frame the broker and the clients read.
 * Negotiated limits (channel_max, frame_max, heartbeat) take effect when tune-ok passes
   in either direction.
+* The dialect (:mod:`~kiltmq.protocol.dialect`): a client speaks the one it is built with;
+  a server takes the one the client's protocol header names (AMQP 0-9-1 or 0-8), once,
+  and decodes with its tables from then on.
 
 A violation by the peer does not raise: :meth:`receive_data` returns the events decoded
 before it followed by a :class:`ProtocolError` event carrying the
@@ -45,6 +48,7 @@ from kiltmq.protocol import spec
 from kiltmq.protocol.channel import Channel as Channel
 from kiltmq.protocol.channel import ChannelState as ChannelState
 from kiltmq.protocol.channel import channel_method_received, channel_method_sent
+from kiltmq.protocol.dialect import AMQP_0_9_1, DIALECTS_BY_HEADER, Dialect
 from kiltmq.protocol.errors import (
     AMQPError,
     AMQPNotImplemented,
@@ -63,7 +67,6 @@ from kiltmq.protocol.events import MethodReceived as MethodReceived
 from kiltmq.protocol.events import ProtocolError as ProtocolError
 from kiltmq.protocol.events import ProtocolHeaderReceived as ProtocolHeaderReceived
 from kiltmq.protocol.frames import (
-    ACCEPTED_PROTOCOL_HEADERS,
     CONTENT_HEADER,
     HEARTBEAT_FRAME,
     INITIAL_FRAME_MAX,
@@ -77,7 +80,7 @@ from kiltmq.protocol.handshake import Role as Role
 from kiltmq.protocol.handshake import negotiate as negotiate
 from kiltmq.protocol.handshake import next_state
 from kiltmq.protocol.heartbeat import Heartbeat as Heartbeat
-from kiltmq.protocol.spec import METHODS, BasicProperties, Method
+from kiltmq.protocol.spec import BasicProperties, Method
 
 _unpack_I = struct.Struct(">I").unpack_from  # a method frame's class and method ids
 _unpack_HHQ = CONTENT_HEADER.unpack_from  # class id, weight, body size of a header
@@ -97,7 +100,7 @@ _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 class Connection:
     """One AMQP connection, seen from ``role``'s end. See the module docstring."""
 
-    def __init__(self, role: Role) -> None:
+    def __init__(self, role: Role, dialect: Dialect = AMQP_0_9_1) -> None:
         self.role = role
         self.state = ConnectionState.HEADER
         self.channel_max = 0
@@ -107,10 +110,25 @@ class Connection:
         self._reader = FrameReader(server=role is Role.SERVER)
         self._out: list[bytes] = []
         self._failed = False
-        sent_by_peer = "SENT_BY_CLIENT" if role is Role.SERVER else "SENT_BY_SERVER"
-        self._receivable = {i: m for i, m in METHODS.items() if getattr(m, sent_by_peer)}
+        self._use(dialect)
         #: The peer's tune-ok / tune values, once seen.
         self.peer_tune: spec.ConnectionTune | spec.ConnectionTuneOk | None = None
+
+    def _use(self, dialect: Dialect) -> None:
+        #: The protocol version spoken: a server's changes with the client's header.
+        self.dialect = dialect
+        server = self.role is Role.SERVER
+        self._receivable = dialect.from_client if server else dialect.from_server
+        self._methods = dialect.methods
+
+    def _header_received(self, header: bytes, events: list[Event]) -> bool:
+        """Take the dialect the client's protocol header names; False if none."""
+        dialect = DIALECTS_BY_HEADER.get(header)
+        if dialect is not None:
+            self._use(dialect)
+        self.state = ConnectionState.CLOSED if dialect is None else ConnectionState.START
+        events.append(ProtocolHeaderReceived(header, dialect is not None))
+        return dialect is not None
 
     # -- output ---------------------------------------------------------------------------
 
@@ -126,7 +144,7 @@ class Connection:
     def send_protocol_header(self) -> None:
         if self.role is not Role.CLIENT or self.state is not ConnectionState.HEADER:
             raise LocalProtocolError("only a client sends the protocol header, once")
-        self._out.append(spec.PROTOCOL_HEADER)
+        self._out.append(self.dialect.header)
         self.state = ConnectionState.START
 
     def send_heartbeat(self) -> None:
@@ -204,12 +222,7 @@ class Connection:
             frames = self._reader.feed(data)
             if self.state is _HEADER and self.role is Role.SERVER:
                 header = self._reader.protocol_header
-                if header is None:
-                    return events
-                supported = header in ACCEPTED_PROTOCOL_HEADERS
-                self.state = ConnectionState.START if supported else ConnectionState.CLOSED
-                events.append(ProtocolHeaderReceived(header, supported))
-                if not supported:
+                if header is None or not self._header_received(header, events):
                     return events
             channels = self.channels
             for frame_type, channel, payload in frames:
@@ -285,14 +298,14 @@ class Connection:
         except AMQPError as error:
             self._failed = True
             header = self._reader.protocol_header
-            if self.state is ConnectionState.HEADER and header:
-                # bytes after the header broke framing before the header was reported:
-                # report the header first (an unsupported one is all that matters then)
-                supported = header in ACCEPTED_PROTOCOL_HEADERS
-                self.state = ConnectionState.START if supported else ConnectionState.CLOSED
-                events.append(ProtocolHeaderReceived(header, supported))
-                if not supported:
-                    return events
+            # bytes after the header broke framing before the header was reported: report
+            # the header first (an unsupported one is all that matters then)
+            if (
+                self.state is ConnectionState.HEADER
+                and header
+                and not self._header_received(header, events)
+            ):
+                return events
             events.append(ProtocolError(error))
         return events
 
@@ -303,7 +316,7 @@ class Connection:
             raise FrameError("method frame too short") from None
         cls = self._receivable.get(index)
         if cls is None:
-            other = METHODS.get(index)
+            other = self._methods.get(index)
             if other is None:
                 raise AMQPNotImplemented(
                     f"unknown method (class {index >> 16}, method {index & 0xFFFF})",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 
+from kiltmq.protocol.dialect import DIALECTS_BY_HEADER
 from kiltmq.protocol.errors import FrameError
 from kiltmq.protocol.spec import (
     FRAME_BODY,
@@ -69,10 +70,8 @@ INITIAL_FRAME_MAX = 131072
 """Largest frame accepted before tune settles frame_max (RabbitMQ's default)."""
 
 #: Protocol headers a server accepts: AMQP 0-9-1, and the 0-9 and 0-8 headers that
-#: RabbitMQ also accepts (their framing is the same for what clients use).
-ACCEPTED_PROTOCOL_HEADERS = frozenset(
-    {b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09", b"AMQP\x01\x01\x08\x00"}
-)
+#: RabbitMQ also accepts (:data:`~kiltmq.protocol.dialect.DIALECTS_BY_HEADER`).
+ACCEPTED_PROTOCOL_HEADERS = frozenset(DIALECTS_BY_HEADER)
 _VALID_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT})
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kiltmq.broker.channel.declarations import Declarations
 from kiltmq.broker.channel.settlement import requeue
 from kiltmq.broker.channel.transactions import Transactions
-from kiltmq.protocol import spec
+from kiltmq.protocol import spec, spec08
 from kiltmq.protocol.errors import AMQPNotImplemented
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ class Channel(Declarations, Transactions):
             spec.TxCommit: self.tx_commit,
             spec.TxRollback: self.tx_rollback,
             spec.ChannelFlow: self.channel_flow,
+            # AMQP 0-8's methods of their own
+            spec08.AccessRequest: self.access_request,
+            spec08.BasicConsume: self.basic_consume_0_8,
         }
 
     def handle(self, method: spec.Method) -> None:
@@ -65,6 +68,23 @@ class Channel(Declarations, Transactions):
         if not m.active:
             raise AMQPNotImplemented("NOT_IMPLEMENTED - active=false", 20, 20)
         self.send(spec.ChannelFlowOk(True))
+
+    def access_request(self, m: spec08.AccessRequest) -> None:
+        """AMQP 0-8: RabbitMQ grants ticket 1 for any realm, and ignores tickets after."""
+        self.send(spec08.AccessRequestOk(1))
+
+    def basic_consume_0_8(self, m: spec08.BasicConsume) -> None:
+        """AMQP 0-8's basic.consume: 0-9-1's without the arguments table."""
+        self.basic_consume(
+            spec.BasicConsume(
+                queue=m.queue,
+                consumer_tag=m.consumer_tag,
+                no_local=m.no_local,
+                no_ack=m.no_ack,
+                exclusive=m.exclusive,
+                no_wait=m.nowait,
+            )
+        )
 
     def close(self) -> None:
         """Release everything: cancel consumers, requeue unacked deliveries (including
