@@ -3,8 +3,9 @@ and RabbitMQ.
 
 Each program runs in a subprocess with the broker's address given through its options,
 and with exchange and queue names of the test's own (deleted afterwards). The txAMQP pair
-loads a spec XML written by ``tests/interop/txamqp_spec.py``, the command the examples'
-README gives; :data:`TXAMQP_SPECS` lists the AMQP versions it is run with. On kiltmq
+loads a spec XML written by ``kiltmq spec``, the command the examples' README gives;
+:data:`TXAMQP_VERSIONS` lists the AMQP versions it is run with (0-8 as in the tutorial,
+and 0-9-1). On kiltmq
 every test also has a virtual host of its own (the plugin's ``amqp_broker``), so the
 programs' ``--vhost`` is used with a name that has slashes in it.
 """
@@ -34,15 +35,10 @@ from kiltmq.testing import BrokerFixture
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "tutorial"
-SPEC_WRITER = ROOT / "tests" / "interop" / "txamqp_spec.py"
 
-#: AMQP version -> the arguments (after ``python``, before the output path) of the command
-#: that writes its spec XML for txAMQP. Every test of a txAMQP program runs once per entry.
-TXAMQP_SPECS: dict[str, list[str]] = {
-    "0-9-1": [str(SPEC_WRITER)],
-    # AMQP 0-8 HOOK: add "0-8" here with the command that writes the 0-8 spec XML, the
-    # same command examples/tutorial/README.md gives, once the broker serves 0-8.
-}
+#: The AMQP versions the txAMQP programs run with: every test of a txAMQP program runs
+#: once per version, with the spec XML ``kiltmq spec --amqp VERSION`` writes.
+TXAMQP_VERSIONS = ("0-8", "0-9-1")
 
 ORDERS = [
     "order 1: two kilts, Black Watch tartan",
@@ -87,7 +83,7 @@ class Program:
 
 def programs(role: str) -> list[Program]:
     """Every txAMQP program (one per spec version) and the asyncio one."""
-    return [Program("txamqp", role, version) for version in TXAMQP_SPECS] + [
+    return [Program("txamqp", role, version) for version in TXAMQP_VERSIONS] + [
         Program("asyncio", role)
     ]
 
@@ -123,7 +119,7 @@ class SpecFiles:
         if version not in self.written:
             path = self.directory / f"amqp{version}.xml"
             subprocess.run(
-                [sys.executable, *TXAMQP_SPECS[version], str(path)],
+                [sys.executable, "-m", "kiltmq", "spec", "--amqp", version, "-o", str(path)],
                 check=True,
                 timeout=TIMEOUT,
                 env=ENV,

@@ -1,5 +1,5 @@
-"""The spec XML written for txAMQP (``txamqp_spec.py``) carries kiltmq's protocol tables
-whole, and txAMQP reads it as it reads the published spec."""
+"""The spec XML written for txAMQP (:mod:`kiltmq.protocol.spec_xml`) carries kiltmq's
+protocol tables whole, and txAMQP reads it as it reads the published spec."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "publish": "kiltmq.cli.publish",
     "consume": "kiltmq.cli.consume",
     "ctl": "kiltmq.cli.ctl",
+    "spec": "kiltmq.cli.spec",
 }
 
 
