@@ -9,7 +9,6 @@ import sys
 from kiltmq.cli.main import SubParsers
 
 
-
 def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "spec",
