@@ -8,12 +8,15 @@ checked with raw frames against RabbitMQ 3.10.8; tests/compat compares the trans
   answers recover-ok (60, 111); queue.unbind works.
 - connection.close is (10, 60) and close-ok (10, 61).
 - A method of a class RabbitMQ does not implement (file, stream, dtx, tunnel, test) closes
-  the connection with 503 COMMAND_INVALID, and one 0-8 does not have (basic.nack) drops it.
+  the connection with 503 COMMAND_INVALID (one that carries content, tunnel.request, once
+  its content is read), and one 0-8 does not have (basic.nack) drops it.
+- connection.start announces an empty capabilities table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 
 import pytest
 
@@ -131,3 +134,33 @@ async def test_a_method_0_8_does_not_have_drops_the_connection(abroker: Broker) 
     client.send_raw(encode_frame(1, 1, spec.BasicNack(1).encode()))
     events = await client.eof()
     assert not any(isinstance(e, MethodReceived) for e in events)
+
+
+async def test_connection_start_announces_no_capabilities_to_0_8(abroker: Broker) -> None:
+    client = await RawClient.open(abroker.port, dialect=AMQP_0_8)
+    start = await client.start()
+    assert isinstance(start, spec.ConnectionStart)
+    assert start.server_properties is not None
+    assert start.server_properties["capabilities"] == {}
+    client.abort()
+    client = await RawClient.open(abroker.port)
+    start = await client.start()
+    assert isinstance(start, spec.ConnectionStart) and start.server_properties
+    assert start.server_properties["capabilities"]["publisher_confirms"] is True
+    client.abort()
+
+
+async def test_tunnel_request_is_503_once_its_content_is_read(abroker: Broker) -> None:
+    client = await client_0_8(abroker)
+    await client.open_channel(1)
+    client.send_raw(method_frame(1, spec08.TunnelRequest(meta_data={})))
+    with pytest.raises(TimeoutError):
+        await client.event(0.3)
+    client.send_raw(encode_frame(2, 1, struct.pack(">HHQH", 110, 0, 3, 0)))
+    with pytest.raises(TimeoutError):
+        await client.event(0.3)
+    client.send_raw(encode_frame(3, 1, b"abc"))
+    close = await client.method(0)
+    assert type(close) is spec08.ConnectionClose
+    assert (close.reply_code, close.class_id, close.method_id) == (503, 110, 10)
+    client.abort()

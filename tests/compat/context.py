@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from kiltmq.bench.url import parse_url
 from kiltmq.protocol import Method, MethodReceived, ProtocolError, spec
+from kiltmq.protocol.dialect import AMQP_0_9_1, Dialect
 
 from .recording import REPLY_TIMEOUT, RecordingChannel, RecordingConnection, ScenarioAborted
 from .transcript import Closed, Transcript
@@ -41,13 +42,21 @@ class Context:
         self.exchanges.add(full)
         return full
 
-    async def socket(self, label: str | None = None) -> RecordingConnection:
-        """A TCP connection and nothing else: no header sent yet."""
+    async def socket(
+        self, label: str | None = None, dialect: Dialect = AMQP_0_9_1
+    ) -> RecordingConnection:
+        """A TCP connection and nothing else: no header sent yet. Its core speaks
+        ``dialect`` (AMQP 0-9-1 unless told otherwise)."""
         if label is None:
             self._labels += 1
             label = f"c{self._labels}"
         conn = await RecordingConnection.open(
-            self.port, self.host, timeout=REPLY_TIMEOUT, transcript=self.t, label=label
+            self.port,
+            self.host,
+            timeout=REPLY_TIMEOUT,
+            transcript=self.t,
+            label=label,
+            dialect=dialect,
         )
         self.connections.append(conn)
         return conn
@@ -61,14 +70,21 @@ class Context:
         username: str | None = None,
         password: str | None = None,
         heartbeat: int | None = 0,
+        dialect: Dialect = AMQP_0_9_1,
+        header: bytes | None = None,
+        mechanism: str = "PLAIN",
     ) -> RecordingConnection:
-        conn = await self.socket(label)
+        """A connection through connection.open-ok, in ``dialect`` (sending ``header``
+        instead of the dialect's own protocol header if given)."""
+        conn = await self.socket(label, dialect)
         ok = await conn.try_handshake(
             username=self.username if username is None else username,
             password=self.password if password is None else password,
             vhost=self.vhost if vhost is None else vhost,
             heartbeat=heartbeat,
             record=record,
+            header=header,
+            mechanism=mechanism,
         )
         if not ok and not record:
             raise ScenarioAborted(f"connection {conn.label} did not open")

@@ -34,6 +34,7 @@ from kiltmq.protocol import (
     ProtocolError,
     spec,
 )
+from kiltmq.protocol.dialect import AMQP_0_9_1, Dialect
 
 from .transcript import Closed, Item, Transcript
 
@@ -95,8 +96,10 @@ def server_capabilities(start: spec.ConnectionStart) -> list[str]:
 class RecordingConnection(RawClient):
     """The raw client with per-channel inboxes, recording what the scenario reads."""
 
-    def __init__(self, transcript: Transcript, label: str) -> None:
-        super().__init__()
+    def __init__(
+        self, transcript: Transcript, label: str, dialect: Dialect = AMQP_0_9_1
+    ) -> None:
+        super().__init__(dialect)
         self.answer_close = True  # as every client does
         self.t = transcript
         self.label = label
@@ -177,12 +180,18 @@ class RecordingConnection(RawClient):
         channel_max: int | None = None,
         record: bool = False,
         mechanism: str = "PLAIN",
+        header: bytes | None = None,
     ) -> bool:
         """Header, start/start-ok, tune/tune-ok, open/open-ok. ``None`` for a tune value
-        means "accept the server's". Returns True when the connection is open; a reply
-        other than the expected one is recorded."""
+        means "accept the server's"; ``header`` replaces the dialect's protocol header
+        (another header naming the same dialect). Returns True when the connection is
+        open; a reply other than the expected one is recorded."""
         self.core.send_protocol_header()
-        self.flush()
+        if header is None:
+            self.flush()
+        else:
+            self.core.data_to_send()  # the dialect's own header, replaced
+            self.send_raw(header)
         item = await self.read_item(0)
         if not (isinstance(item, MethodReceived) and isinstance(item.method, spec.ConnectionStart)):
             self.record(self.label, item)
@@ -232,9 +241,8 @@ class RecordingConnection(RawClient):
         else:
             self.send(number, spec.ChannelOpen())
             item = await self.read_item(number)
-            if not (
-                isinstance(item, MethodReceived) and isinstance(item.method, spec.ChannelOpenOk)
-            ):
+            open_ok = type(self.core.dialect.channel_open_ok)
+            if not (isinstance(item, MethodReceived) and isinstance(item.method, open_ok)):
                 self.record(ch.who, item)
                 raise ScenarioAborted(f"channel.open on {number} failed: {item}")
         return ch
@@ -243,7 +251,7 @@ class RecordingConnection(RawClient):
         """Close politely and record the outcome."""
         if self.closed:
             return
-        self.send(0, spec.ConnectionClose(reply_code=200, reply_text="bye"))
+        self.send(0, self.core.dialect.connection_close(reply_code=200, reply_text="bye"))
         while True:
             item = await self.read_item(0, timeout)
             if isinstance(item, Closed) or (

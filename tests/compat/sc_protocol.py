@@ -382,3 +382,20 @@ async def close_handshake(ctx: Context) -> None:
     ch = await conn.channel()
     await ch.call(spec.ChannelClose(reply_code=200, reply_text="done", class_id=0, method_id=0))
     await conn.close()
+
+
+@scenario(E("connection.close", reply_code=503, class_id=60, method_id=60))
+async def content_method_from_wrong_side(ctx: Context) -> None:
+    # basic.deliver and basic.return carry content: the server reads it before the 503.
+    for method in (
+        spec.BasicDeliver("t", 1, False, "", "q"),
+        spec.BasicReturn(312, "NO_ROUTE", "", "q"),
+    ):
+        conn = await ctx.connect()
+        await conn.channel(1)
+        conn.send_raw_method(1, method)
+        await asyncio.sleep(0.5)
+        ctx.check(conn.inbox(0).empty() and not conn.closed, f"{method.NAME} waits")
+        conn.send_raw(encode_frame(FRAME_HEADER, 1, struct.pack(">HHQH", 60, 0, 2, 0)))
+        conn.send_raw(encode_frame(FRAME_BODY, 1, b"ab"))
+        await conn.wait_eof()

@@ -1,6 +1,7 @@
 """All scenarios: importing this module registers them in ``registry.SCENARIOS``."""
 
 from . import (  # noqa: F401
+    sc_amqp08,
     sc_consumers,
     sc_features,
     sc_messaging,

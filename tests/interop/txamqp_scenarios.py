@@ -2,9 +2,11 @@
 # mypy: disable-error-code="no-untyped-call"
 """txAMQP scenarios, run in a subprocess with Twisted's default reactor.
 
-Usage: ``python txamqp_scenarios.py AMQP_URL SPEC_XML [SCENARIO ...]``. Prints one JSON
-object: scenario name -> {"ok": bool, "error": str}. A subprocess keeps Twisted's reactor
-(which cannot be restarted) away from pytest's event loops.
+Usage: ``python txamqp_scenarios.py AMQP_URL SPEC_XML [SCENARIO[=QUEUE] ...]``. Prints one
+JSON object: scenario name -> {"ok": bool, "error": str}. A scenario that shares a queue
+with another client (``*_shared_queue``) is given the queue's name after ``=``. A
+subprocess keeps Twisted's reactor (which cannot be restarted) away from pytest's event
+loops.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from txamqp.queue import TimeoutDeferredQueue
 TIMEOUT = 10
 SCENARIO_TIMEOUT = 20
 ROUND_ROBIN = {("task 0", "task 2", "task 4"), ("task 1", "task 3", "task 5")}
+#: The messages of the shared-queue scenarios, in order, whichever client sends them; the
+#: other client (pika, in test_cross_dialect.py) checks or sends the same.
+SHARED_BODIES = ("first", "second", "third")
 
 Gen = Generator[Any, Any, None]
 
@@ -50,6 +55,8 @@ class Env:
         self.spec = txamqp.spec.load(spec_path)
         self.prefix = f"txamqp-{uuid.uuid4().hex[:8]}."
         self.clients: list[Any] = []
+        #: The queue shared with another client, named on the command line.
+        self.shared = ""
         self.queues: list[str] = []
         self.exchanges: list[str] = []
 
@@ -302,6 +309,45 @@ def channel_error_leaves_connection_usable(env: Env) -> Gen:
     assert body_of(msg) == "fine", msg
 
 
+@defer.inlineCallbacks
+def publish_to_shared_queue(env: Env) -> Gen:
+    """SHARED_BODIES with properties, in a transaction: queued when tx.commit-ok comes."""
+    client = yield env.connect()
+    ch = yield env.channel(client)
+    yield ch.tx_select()
+    for i, body in enumerate(SHARED_BODIES):
+        content = Content(body)
+        content["content-type"] = "text/plain"
+        content["delivery-mode"] = 2
+        content["message-id"] = f"m{i}"
+        content["headers"] = {"n": i, "from": "txamqp"}
+        ch.basic_publish(exchange="", routing_key=env.shared, content=content)
+    yield ch.tx_commit()
+
+
+@defer.inlineCallbacks
+def consume_from_shared_queue(env: Env) -> Gen:
+    """Consume SHARED_BODIES (published by pika) with acks, and check their properties."""
+    client = yield env.connect()
+    ch = yield env.channel(client)
+    yield ch.basic_qos(prefetch_count=10)
+    reply = yield ch.basic_consume(queue=env.shared, consumer_tag="shared")
+    assert reply.consumer_tag == "shared", reply
+    queue = yield client.queue("shared")
+    for i, body in enumerate(SHARED_BODIES):
+        msg = yield queue.get(timeout=TIMEOUT)
+        assert body_of(msg) == body, msg
+        assert not msg.redelivered, msg
+        assert msg.content["content-type"] == "text/plain", msg.content.properties
+        assert msg.content["delivery-mode"] == 2, msg.content.properties
+        assert msg.content["message-id"] == f"m{i}", msg.content.properties
+        assert msg.content["headers"] == {"n": i, "from": "pika"}, msg.content.properties
+        yield ch.basic_ack(delivery_tag=msg.delivery_tag)
+    yield ch.basic_cancel(consumer_tag="shared")
+    ok = yield ch.queue_declare(queue=env.shared, passive=True)
+    assert ok.message_count == 0, ok
+
+
 SCENARIOS: dict[str, Callable[[Env], defer.Deferred[None]]] = {
     fn.__name__: fn
     for fn in (
@@ -313,6 +359,8 @@ SCENARIOS: dict[str, Callable[[Env], defer.Deferred[None]]] = {
         basic_get,
         reject_requeue_redelivers,
         channel_error_leaves_connection_usable,
+        publish_to_shared_queue,
+        consume_from_shared_queue,
     )
 }
 
@@ -320,8 +368,10 @@ SCENARIOS: dict[str, Callable[[Env], defer.Deferred[None]]] = {
 @defer.inlineCallbacks
 def run(_reactor: Any, url: str, spec_path: str, names: list[str]) -> Gen:
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for arg in names:
+        name, _, shared = arg.partition("=")
         env = Env(url, spec_path)
+        env.shared = shared
         d = SCENARIOS[name](env)
         d.addTimeout(SCENARIO_TIMEOUT, reactor)
         try:

@@ -103,11 +103,23 @@ def test_unknown_method() -> None:
 
 
 def test_wrong_direction_methods() -> None:
+    # The server receives a deliver: as RabbitMQ, it reads the content before the 503.
+    pair = opened()
     deliver = method(1, spec.BasicDeliver("c", 1, False, "", "q"))
-    error = violation(opened(), deliver, sender=Role.CLIENT)  # the server receives a deliver
+    assert pair.raw(Role.CLIENT, deliver) == []
+    header = encode_frame(2, 1, content_header_payload(60, 2, None))
+    assert pair.raw(Role.CLIENT, header) == []
+    error = violation(pair, encode_frame(3, 1, b"ab"))
     assert (error.error.reply_code, error.error.class_id, error.error.method_id) == (503, 60, 60)
-    error = violation(opened(), method(1, spec.BasicPublish()), sender=Role.SERVER)
-    assert error.error.reply_code == 503
+    # An empty body: the header completes the content.
+    error = violation(opened(), deliver + encode_frame(2, 1, content_header_payload(60, 0, None)))
+    assert (error.error.reply_code, error.error.class_id, error.error.method_id) == (503, 60, 60)
+    # A method instead of the content: 505 for the method whose content was expected.
+    error = violation(opened(), deliver + method(1, spec.BasicQos(0, 1, False)))
+    assert (error.error.reply_code, error.error.class_id, error.error.method_id) == (505, 60, 60)
+    # The client takes no content method it may not receive: 503 at once.
+    error = violation(opened(), method(1, spec.BasicPublish()) + header, sender=Role.SERVER)
+    assert (error.error.reply_code, error.error.class_id, error.error.method_id) == (503, 60, 40)
     error = violation(opened(), method(0, spec.ConnectionOpenOk()), sender=Role.CLIENT)
     assert error.error.reply_code == 503
 

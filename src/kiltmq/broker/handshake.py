@@ -41,15 +41,16 @@ CAPABILITIES: dict[str, Any] = {
 }
 
 
-def server_properties(cluster_name: str = "kiltmq") -> dict[str, Any]:
-    """What connection.start tells clients about this broker."""
+def server_properties(cluster_name: str = "kiltmq", *, capabilities: bool = True) -> dict[str, Any]:
+    """What connection.start tells clients about this broker. Without ``capabilities``
+    the capabilities table is empty, as RabbitMQ announces it to AMQP 0-8 clients."""
     return {
         "product": "kiltmq",
         "version": __version__,
         "platform": f"Python {sys.version.split()[0]}",
         "copyright": "Copyright (c) the kiltmq authors",
         "information": "kiltmq, an AMQP 0-9-1 broker in Python. Licensed under the MIT licence.",
-        "capabilities": dict(CAPABILITIES),
+        "capabilities": dict(CAPABILITIES) if capabilities else {},
         "cluster_name": cluster_name,
     }
 

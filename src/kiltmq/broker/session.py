@@ -8,9 +8,9 @@ Handlers raise :class:`~kiltmq.protocol.errors.AMQPError`: a soft one closes its
 RabbitMQ does. Reply texts carry RabbitMQ's "NAME - text" form.
 
 A client that speaks AMQP 0-8 (:mod:`kiltmq.protocol.dialect`) is answered in 0-8: its
-connection.start version, channel.open-ok and connection.close. Its methods with the
-0-9-1 layout arrive as the 0-9-1 classes, so it shares exchanges and queues with 0-9-1
-clients through the same handlers.
+connection.start version (with an empty capabilities table, as RabbitMQ's), channel.open-ok
+and connection.close. Its methods with the 0-9-1 layout arrive as the 0-9-1 classes, so
+it shares exchanges and queues with 0-9-1 clients through the same handlers.
 """
 
 from __future__ import annotations
@@ -296,12 +296,13 @@ class Session:
             log.info("%s: unsupported protocol header %r", self.peer_name, event.header)
             self.conn.send_unsupported_header()
             return
-        major, minor = self.core.dialect.version
+        dialect = self.core.dialect
+        major, minor = dialect.version
+        properties = server_properties(
+            self.broker.cluster_name, capabilities=dialect is AMQP_0_9_1
+        )
         self.conn.send_method(
-            0,
-            spec.ConnectionStart(
-                major, minor, server_properties(self.broker.cluster_name), MECHANISMS, b"en_US"
-            ),
+            0, spec.ConnectionStart(major, minor, properties, MECHANISMS, b"en_US")
         )
 
     def _connection_method(self, method: spec.Method) -> None:

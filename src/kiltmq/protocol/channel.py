@@ -20,6 +20,8 @@ class ChannelState(Enum):
     OPENING = "opening"  # channel.open sent, open-ok expected
     OPEN = "open"
     CLOSING = "closing"  # we sent channel.close; only close/close-ok count now
+    # Reading the content of a method this side does not take: 503 once it is complete.
+    REFUSING = "refusing"
 
 
 class Channel:

@@ -19,7 +19,9 @@ Everything that decides whether a frame is legal is reached from here:
   the spec requires; the same for the connection after connection.close.
 * Content: a content-bearing method (basic.publish, basic.deliver, ...) must be followed
   on its channel by one content header and body frames up to the header's body size;
-  anything else on that channel meanwhile is 505 UNEXPECTED_FRAME. Frames of other
+  anything else on that channel meanwhile is 505 UNEXPECTED_FRAME. A server reads the
+  content of one it does not take from clients (basic.deliver, or tunnel.request of a
+  class RabbitMQ does not implement) before the 503, as RabbitMQ does. Frames of other
   channels may interleave. The assembled message is one :class:`ContentReceived` event
   whose properties stay encoded (``raw_properties``) until someone asks for them. The
   assembly is written out in :meth:`Connection.receive_data` itself, not called: it runs
@@ -93,6 +95,7 @@ _CLOSING = ConnectionState.CLOSING
 _CLOSED = ConnectionState.CLOSED
 _CHANNEL_OPEN = ChannelState.OPEN
 _CHANNEL_CLOSING = ChannelState.CLOSING
+_CHANNEL_REFUSING = ChannelState.REFUSING
 # What still counts on a closing connection.
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 
@@ -258,6 +261,8 @@ class Connection:
                         events.append(
                             content_received(channel, method, state.raw_properties, payload)
                         )
+                    elif state.state is _CHANNEL_REFUSING:
+                        raise self._refused(method)
                 elif frame_type == 1:
                     self._method_frame(channel, payload, events)
                 elif frame_type == 2:
@@ -288,6 +293,8 @@ class Connection:
                         state.content_method = None
                         if state.state is _CHANNEL_OPEN:
                             events.append(content_received(channel, method, raw, b""))
+                        elif state.state is _CHANNEL_REFUSING:
+                            raise self._refused(method)
                 else:  # heartbeat (the reader rejects unknown types)
                     if channel != 0:  # 505, as RabbitMQ says
                         raise UnexpectedFrame(f"heartbeat frame on channel {channel}")
@@ -323,12 +330,9 @@ class Connection:
                     index >> 16,
                     index & 0xFFFF,
                 )
-            peer = "server" if self.role is Role.CLIENT else "client"
-            raise CommandInvalid(
-                f"{other.NAME} may not be sent by a {peer}",
-                other.CLASS_ID,
-                other.METHOD_ID,
-            )
+            if other.HAS_CONTENT and self._refuse_content(channel, other, payload):
+                return
+            raise self._refused(other)
         try:
             method = cls.decode(payload)
         except (ValueError, struct.error, IndexError) as exc:
@@ -372,8 +376,49 @@ class Connection:
             ):
                 events.append(method_received(channel, method))
             return
+        if state is not None and state.state is _CHANNEL_REFUSING:
+            refused = state.content_method
+            assert refused is not None
+            raise UnexpectedFrame(
+                f"expected content header/body for {refused.NAME} on channel {channel}, "
+                f"got method {cls.NAME}",
+                refused.CLASS_ID,
+                refused.METHOD_ID,
+            )
         if channel_method_received(self.channels, self.channel_max, channel, state, method):
             events.append(method_received(channel, method))
+
+    def _refused(self, method: type[Method] | Method) -> CommandInvalid:
+        """503 for a method of the peer's that this side does not take."""
+        peer = "server" if self.role is Role.CLIENT else "client"
+        return CommandInvalid(
+            f"{method.NAME} may not be sent by a {peer}", method.CLASS_ID, method.METHOD_ID
+        )
+
+    def _refuse_content(self, channel: int, cls: type[Method], payload: bytes) -> bool:
+        """A content-bearing method that a client may not send, on an open channel with no
+        content pending: a server reads its content header and body first, and the 503
+        follows them (see receive_data), as RabbitMQ answers. False for any other case,
+        which is 503 at once."""
+        state = self.channels.get(channel)
+        if (
+            self.role is not Role.SERVER
+            or self.state is not _OPENED
+            or state is None
+            or state.state is not _CHANNEL_OPEN
+            or state.content_method is not None
+        ):
+            return False
+        try:
+            method = cls.decode(payload)
+        except (ValueError, struct.error, IndexError) as exc:
+            raise AMQPSyntaxError(
+                f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
+            ) from None
+        state.content_method = method
+        state.header_seen = False
+        state.state = _CHANNEL_REFUSING
+        return True
 
     def _connection_method_received(self, method: Method, events: list[Event]) -> None:
         name = method.NAME
