@@ -31,7 +31,7 @@ def round_trip(conn: pika.BlockingConnection, queue: str) -> bytes | None:
         _method, _props, body = ch.basic_get(queue, auto_ack=True)
         if body is not None:
             ch.close()
-            return body
+            return bytes(body)
         conn.process_data_events(0.05)
     return None
 
