@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -13,6 +16,8 @@ from pika.exceptions import ChannelClosedByBroker
 from kiltmq.broker import Broker
 from kiltmq.broker.channel.ack_timeout import AckClock
 from kiltmq.broker.config import ConfigError, parse_config
+
+from .test_cli import _start
 
 TIMEOUT = 0.3
 TEXT = (
@@ -117,3 +122,35 @@ def test_config_and_defaults() -> None:
         parse_config({"consumer_timeout": "30m"})
     assert Broker(port=0).consumer_timeout == 1800.0
     assert Broker(port=0, consumer_timeout=0).consumer_timeout is None
+
+
+def test_command_line_option() -> None:
+    proc, port = _start("--port", "0", "--memory-only", "--consumer-timeout", "0.3")
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{port}/"
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+        ch = conn.channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.basic_publish("", q, b"x")
+        assert ch.basic_get(q)[0] is not None
+        idle = ch.queue_declare("", exclusive=True).method.queue
+        with pytest.raises(ChannelClosedByBroker) as info:
+            for _ in ch.consume(idle, inactivity_timeout=0.05):
+                pass
+        assert info.value.reply_code == 406
+        assert "Timeout value used: 300 ms" in info.value.reply_text
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert proc.stderr is not None
+        proc.stderr.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "kiltmq", "broker", "--consumer-timeout", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "kiltmq broker: --consumer-timeout must not be negative"

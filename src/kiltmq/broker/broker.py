@@ -104,7 +104,7 @@ class Broker:
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
         self.consumer_timeout = consumer_timeout or None
-        self._ack_check: ConsumerTimeout | None = None
+        self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
         self._control: ControlServer | None = None
@@ -255,11 +255,7 @@ class Broker:
         await self._open_control()
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
-        if self.consumer_timeout is not None:
-            self._ack_check = ConsumerTimeout(
-                self.consumer_timeout, lambda: [c.session for c in self.connections]
-            )
-            self._ack_check.start(loop)
+        self._ack_check.start(loop, self.consumer_timeout)
 
     async def _open_control(self) -> None:
         option = self.ctl_socket
@@ -294,9 +290,7 @@ class Broker:
         if self._alarm_timer is not None:
             self._alarm_timer.cancel()
             self._alarm_timer = None
-        if self._ack_check is not None:
-            self._ack_check.stop()
-            self._ack_check = None
+        self._ack_check.stop()
         self._force_close(
             "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
         )

@@ -22,18 +22,24 @@ class TimedSession(Protocol):
 
 
 class ConsumerTimeout:
-    """Checks every ``interval`` (a quarter of ``timeout``, at most 30 s) the sessions
-    that ``sessions()`` gives; a channel closes between ``timeout`` and ``timeout`` plus
-    two intervals after its delivery."""
+    """Checks the sessions that ``sessions()`` gives every ``interval`` (a quarter of the
+    timeout, at most 30 s); a channel closes between the timeout and the timeout plus two
+    intervals after its delivery."""
 
-    def __init__(self, timeout: float, sessions: Callable[[], Iterable[TimedSession]]) -> None:
-        self.timeout = timeout
-        self.interval = min(max(timeout / 4, 0.01), 30.0)
+    def __init__(self, sessions: Callable[[], Iterable[TimedSession]]) -> None:
+        self.timeout = 0.0
+        self.interval = 0.0
         self._sessions = sessions
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+        """Check every channel from now on, with ``timeout`` seconds (None: never)."""
+        self.stop()
+        if timeout is None:
+            return
+        self.timeout = timeout
+        self.interval = min(max(timeout / 4, 0.01), 30.0)
         self._loop = loop
         self._timer = loop.call_later(self.interval, self._check)
 
