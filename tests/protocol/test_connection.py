@@ -57,3 +57,20 @@ def test_blocked_and_unblocked_once_open() -> None:
         MethodReceived(0, spec.ConnectionUnblocked())
     ]
     assert state(pair.client.conn) is ConnectionState.OPENED
+
+
+def test_update_secret_from_the_client_once_open() -> None:
+    pair = opened()
+    update = spec.ConnectionUpdateSecret(b"new password", "rotation")
+    assert pair.send(Role.CLIENT, 0, update) == [MethodReceived(0, update)]
+    ok = spec.ConnectionUpdateSecretOk()
+    assert pair.send(Role.SERVER, 0, ok) == [MethodReceived(0, ok)]
+    assert state(pair.server.conn) is ConnectionState.OPENED
+    assert state(pair.client.conn) is ConnectionState.OPENED
+
+
+def test_update_secret_goes_client_to_server_only() -> None:
+    assert spec.ConnectionUpdateSecret.SENT_BY_CLIENT
+    assert not spec.ConnectionUpdateSecret.SENT_BY_SERVER
+    assert spec.ConnectionUpdateSecretOk.SENT_BY_SERVER
+    assert not spec.ConnectionUpdateSecretOk.SENT_BY_CLIENT

@@ -13,6 +13,14 @@ from pathlib import Path
 # the historic one.
 PROPERTY_RENAMES = {"reserved": "cluster-id"}
 
+# Methods whose <chassis> the XML gets wrong, with the side that implements (receives) them.
+# RabbitMQ's XML marks connection.update-secret as received by the client, but the client
+# sends it and the server answers update-secret-ok (as rabbit_reader and every client do).
+CHASSIS_ERRATA = {
+    "connection.update-secret": ["server"],
+    "connection.update-secret-ok": ["client"],
+}
+
 
 @dataclass
 class Field:
@@ -113,6 +121,7 @@ def parse(xml_path: Path) -> Spec:
                 chassis=[str(c.get("name")) for c in m.findall("chassis")],
                 responses=[hyphenated(r.get("name")) for r in m.findall("response")],
             )
+            method.chassis = CHASSIS_ERRATA.get(method.dotted, method.chassis)
             for f in m.findall("field"):
                 method.fields.append(
                     Field(hyphenated(f.get("name")), wire_type(f), f.get("reserved") == "1")

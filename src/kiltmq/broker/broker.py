@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import ServerConnection
@@ -54,6 +55,8 @@ class Broker:
     ``memory_limit``: bytes of ready message bodies in memory (not those paged out to the
     store) above which publishers are blocked (connection.blocked) until it falls below 80%
     of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
+    ``consumer_timeout``: seconds a delivery may stay unacknowledged before its channel is
+    closed with 406 (RabbitMQ's default, 30 minutes); None or 0: never.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -86,6 +89,7 @@ class Broker:
         handshake_timeout: float = 10.0,
         memory_limit: int | None = None,
         memory_check_interval: float = 1.0,
+        consumer_timeout: float | None = 1800.0,
         store: Store | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
@@ -99,6 +103,8 @@ class Broker:
         self.handshake_timeout = handshake_timeout
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
+        self.consumer_timeout = consumer_timeout or None
+        self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
         self._control: ControlServer | None = None
@@ -249,6 +255,7 @@ class Broker:
         await self._open_control()
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
+        self._ack_check.start(loop, self.consumer_timeout)
 
     async def _open_control(self) -> None:
         option = self.ctl_socket
@@ -283,6 +290,7 @@ class Broker:
         if self._alarm_timer is not None:
             self._alarm_timer.cancel()
             self._alarm_timer = None
+        self._ack_check.stop()
         self._force_close(
             "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
         )

@@ -7,6 +7,7 @@ The format (TOML shown; JSON has the same keys)::
     frame_max = 131072
     channel_max = 2047
     memory_limit = 1073741824 # bytes of queued bodies before publishers are blocked
+    consumer_timeout = 1800   # seconds a delivery may stay unacked (0: never)
     vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
     loopback_users = ["guest"]
 
@@ -79,6 +80,11 @@ def parse_config(data: dict[str, Any]) -> dict[str, Any]:
         value = _int(data, key)
         if value is not None:
             kwargs[key] = value
+    timeout = data.get("consumer_timeout")
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+            raise ConfigError("'consumer_timeout' must be a non-negative number of seconds")
+        kwargs["consumer_timeout"] = timeout or None
     listeners: list[tuple[str, int]] = []
     for item in data.get("listeners", []):
         if not isinstance(item, dict):

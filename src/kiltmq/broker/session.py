@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker.channel import Channel, ChannelConnection
+from kiltmq.broker.channel.ack_timeout import timed_out_text
 from kiltmq.broker.handshake import (
     MECHANISMS,
     BadCredentials,
@@ -47,6 +48,7 @@ from kiltmq.protocol.errors import (
     CommandInvalid,
     InternalError,
     NotAllowed,
+    PreconditionFailed,
 )
 
 if TYPE_CHECKING:
@@ -260,6 +262,17 @@ class Session:
             channel.number,
             spec.ChannelClose(error.reply_code, reply_text(error), error.class_id, error.method_id),
         )
+
+    def check_ack_timeouts(self, now: float, timeout: float) -> None:
+        """Close (406) each channel whose oldest unacked delivery is older than
+        ``timeout`` seconds, as RabbitMQ's consumer_timeout does."""
+        if self.closing:
+            return
+        for channel in list(self.channels.values()):
+            if not channel.closed and channel.ack_overdue(now, timeout):
+                text = timed_out_text(channel.number, round(timeout * 1000))
+                log.warning("%s: %s", self.peer_name, text)
+                self.channel_error(channel, PreconditionFailed(text))
 
     def confirms_pending(self, flush: Callable[[], None]) -> None:
         """Call ``flush`` (a channel's) when the connection next flushes its output."""

@@ -79,6 +79,14 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         "this (default: 40%% of the machine's memory, as RabbitMQ; 0: never)",
     )
     parser.add_argument(
+        "--consumer-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close a channel (406) whose delivery stays unacknowledged longer than this "
+        "(default 1800, as RabbitMQ; 0: never)",
+    )
+    parser.add_argument(
         "--config",
         default=None,
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
@@ -169,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
         kwargs["memory_limit"] = args.memory_limit or None
     elif "memory_limit" not in kwargs:
         kwargs["memory_limit"] = _default_memory_limit()
+    if args.consumer_timeout is not None:
+        if args.consumer_timeout < 0:
+            return _fail("--consumer-timeout must not be negative")
+        kwargs["consumer_timeout"] = args.consumer_timeout or None
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:

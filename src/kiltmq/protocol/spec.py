@@ -737,8 +737,8 @@ class ConnectionUpdateSecret(Method):
     NAME: ClassVar[str] = "connection.update-secret"
     SYNCHRONOUS: ClassVar[bool] = True
     HAS_CONTENT: ClassVar[bool] = False
-    SENT_BY_CLIENT: ClassVar[bool] = False
-    SENT_BY_SERVER: ClassVar[bool] = True
+    SENT_BY_CLIENT: ClassVar[bool] = True
+    SENT_BY_SERVER: ClassVar[bool] = False
     RESPONSES: ClassVar[tuple[str, ...]] = ("connection.update-secret-ok",)
     FIELDS: ClassVar[tuple[str, ...]] = ("new_secret", "reason")
     WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("new-secret", "longstr"), ("reason", "shortstr"))
@@ -790,8 +790,8 @@ class ConnectionUpdateSecretOk(Method):
     NAME: ClassVar[str] = "connection.update-secret-ok"
     SYNCHRONOUS: ClassVar[bool] = True
     HAS_CONTENT: ClassVar[bool] = False
-    SENT_BY_CLIENT: ClassVar[bool] = True
-    SENT_BY_SERVER: ClassVar[bool] = False
+    SENT_BY_CLIENT: ClassVar[bool] = False
+    SENT_BY_SERVER: ClassVar[bool] = True
     RESPONSES: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
     WIRE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()

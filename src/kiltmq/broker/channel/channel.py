@@ -64,6 +64,13 @@ class Channel(Declarations, Transactions):
             )
         handler(method)
 
+    def ack_overdue(self, now: float, timeout: float) -> bool:
+        """Whether the oldest unacked delivery is older than ``timeout`` seconds (see
+        :mod:`kiltmq.broker.channel.ack_timeout`); called by the periodic check."""
+        unacked = self.unacked
+        oldest = next(iter(unacked)) if unacked else None
+        return self.ack_clock.overdue(now, timeout, oldest, self.delivery_tag)
+
     def channel_flow(self, m: spec.ChannelFlow) -> None:
         if not m.active:
             raise AMQPNotImplemented("NOT_IMPLEMENTED - active=false", 20, 20)

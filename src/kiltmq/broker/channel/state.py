@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from kiltmq.broker.channel.ack_timeout import AckClock
 from kiltmq.broker.queue import Consumer, Entry, Queue
 from kiltmq.broker.vhost import generate_name
 from kiltmq.protocol import spec
@@ -56,6 +57,8 @@ class ChannelState:
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, Unacked] = {}
         self.delivery_tag = 0
+        #: When unacked deliveries went out, as far as the consumer timeout needs it.
+        self.ack_clock = AckClock()
         #: basic.qos global=false: prefetch of consumers created from now on.
         self.prefetch = 0
         #: basic.qos global=true: limit shared by the channel's consumers (0: none).
