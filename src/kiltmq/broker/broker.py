@@ -40,6 +40,12 @@ UsersArg = Mapping[str, str] | Iterable[User] | None
 PermissionsArg = Mapping[str, Mapping[str, "tuple[str, str, str] | Permission"]] | None
 
 
+#: RabbitMQ's default ``max_message_size``: 128 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 134217728
+#: RabbitMQ's ceiling for ``max_message_size``: 512 MiB.
+MAX_MESSAGE_SIZE_LIMIT = 536870912
+
+
 class Broker:
     """An AMQP 0-9-1 broker with RabbitMQ's semantics.
 
@@ -54,6 +60,11 @@ class Broker:
     ``memory_limit``: bytes of ready message bodies in memory (not those paged out to the
     store) above which publishers are blocked (connection.blocked) until it falls below 80%
     of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
+    ``max_message_size``: the largest message body accepted, in bytes (default 128 MiB,
+    at most 512 MiB, as RabbitMQ); a larger one is refused when its content header
+    arrives (channel.close 406). ``content_timeout``: seconds a message may wait with
+    its body incomplete and no body frame arriving before the connection is closed (505;
+    0: never).
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -86,6 +97,8 @@ class Broker:
         handshake_timeout: float = 10.0,
         memory_limit: int | None = None,
         memory_check_interval: float = 1.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        content_timeout: float = 60.0,
         store: Store | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
@@ -97,6 +110,14 @@ class Broker:
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
+        if not 1 <= max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(
+                f"max_message_size must be from 1 to {MAX_MESSAGE_SIZE_LIMIT} bytes"
+            )
+        self.max_message_size = max_message_size
+        if content_timeout < 0:
+            raise ValueError("content_timeout must not be negative")
+        self.content_timeout = content_timeout
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
         self.cluster_name = cluster_name

@@ -7,6 +7,8 @@ The format (TOML shown; JSON has the same keys)::
     frame_max = 131072
     channel_max = 2047
     memory_limit = 1073741824 # bytes of queued bodies before publishers are blocked
+    max_message_size = 134217728  # largest message body accepted (at most 512 MiB)
+    content_timeout = 60      # seconds a half-sent message may stall (0: never)
     vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
     loopback_users = ["guest"]
 
@@ -75,10 +77,15 @@ def _int(data: dict[str, Any], key: str) -> int | None:
 def parse_config(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a loaded configuration; return Broker keyword arguments."""
     kwargs: dict[str, Any] = {}
-    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit"):
+    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit", "max_message_size"):
         value = _int(data, key)
         if value is not None:
             kwargs[key] = value
+    timeout = data.get("content_timeout")
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+            raise ConfigError("'content_timeout' must be a non-negative number")
+        kwargs["content_timeout"] = float(timeout)
     listeners: list[tuple[str, int]] = []
     for item in data.get("listeners", []):
         if not isinstance(item, dict):

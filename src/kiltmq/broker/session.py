@@ -33,6 +33,7 @@ from kiltmq.broker.reply_text import reply_text
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
     ContentReceived,
+    ContentRefused,
     Event,
     HeartbeatReceived,
     MethodReceived,
@@ -178,6 +179,15 @@ class Session:
                     self._error(channel, method, error)
             elif kind is HeartbeatReceived:
                 continue
+            elif kind is ContentRefused:
+                assert isinstance(event, ContentRefused)
+                channel = channels.get(event.channel)
+                if channel is None or channel.closed:
+                    continue
+                if channel.held is not None:
+                    self._hold(channel, event)
+                    continue
+                self.channel_error(channel, event.error)
             elif kind is ProtocolError:
                 assert isinstance(event, ProtocolError)
                 log.info("%s: protocol error: %s", self.peer_name, event.error)
