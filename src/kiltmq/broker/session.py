@@ -182,12 +182,10 @@ class Session:
             elif kind is ContentRefused:
                 assert isinstance(event, ContentRefused)
                 channel = channels.get(event.channel)
-                if channel is None or channel.closed:
-                    continue
-                if channel.held is not None:
-                    self._hold(channel, event)
-                    continue
-                self.channel_error(channel, event.error)
+                if channel is not None and channel.held is not None:
+                    self._hold(channel, event)  # after the events held before it
+                elif channel is not None:
+                    self.channel_error(channel, event.error)  # nothing if already closed
             elif kind is ProtocolError:
                 assert isinstance(event, ProtocolError)
                 log.info("%s: protocol error: %s", self.peer_name, event.error)
