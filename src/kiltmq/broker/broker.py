@@ -26,7 +26,7 @@ from urllib.parse import quote
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
-from kiltmq.broker.server import ServerConnection
+from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.protocol.errors import ConnectionForced
@@ -38,12 +38,6 @@ log = logging.getLogger("kiltmq.broker")
 Listener = tuple[str, int]
 UsersArg = Mapping[str, str] | Iterable[User] | None
 PermissionsArg = Mapping[str, Mapping[str, "tuple[str, str, str] | Permission"]] | None
-
-
-#: RabbitMQ's default ``max_message_size``: 128 MiB.
-DEFAULT_MAX_MESSAGE_SIZE = 134217728
-#: RabbitMQ's ceiling for ``max_message_size``: 512 MiB.
-MAX_MESSAGE_SIZE_LIMIT = 536870912
 
 
 class Broker:
@@ -60,11 +54,7 @@ class Broker:
     ``memory_limit``: bytes of ready message bodies in memory (not those paged out to the
     store) above which publishers are blocked (connection.blocked) until it falls below 80%
     of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
-    ``max_message_size``: the largest message body accepted, in bytes (default 128 MiB,
-    at most 512 MiB, as RabbitMQ); a larger one is refused when its content header
-    arrives (channel.close 406). ``content_timeout``: seconds a message may wait with
-    its body incomplete and no body frame arriving before the connection is closed (505;
-    0: never).
+    ``max_message_size`` and ``content_timeout``: see :func:`~kiltmq.broker.server.check_limits`.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -110,13 +100,8 @@ class Broker:
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
-        if not 1 <= max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
-            raise ValueError(
-                f"max_message_size must be from 1 to {MAX_MESSAGE_SIZE_LIMIT} bytes"
-            )
+        check_limits(max_message_size, content_timeout)
         self.max_message_size = max_message_size
-        if content_timeout < 0:
-            raise ValueError("content_timeout must not be negative")
         self.content_timeout = content_timeout
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval

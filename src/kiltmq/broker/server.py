@@ -33,7 +33,14 @@ from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
 
-__all__ = ["OUTPUT_BATCH", "ServerBroker", "ServerConnection"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_MESSAGE_SIZE_LIMIT",
+    "OUTPUT_BATCH",
+    "ServerBroker",
+    "ServerConnection",
+    "check_limits",
+]
 
 log = logging.getLogger("kiltmq.broker")
 
@@ -43,6 +50,24 @@ OUTPUT_BATCH = 256 * 1024
 WRITE_BUFFER_HIGH = 1024 * 1024
 #: How long to wait for connection.close-ok after sending connection.close.
 CLOSE_TIMEOUT = 3.0
+#: RabbitMQ's default ``max_message_size``: 128 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 134217728
+#: RabbitMQ's ceiling for ``max_message_size``: 512 MiB.
+MAX_MESSAGE_SIZE_LIMIT = 536870912
+
+
+def check_limits(max_message_size: int, content_timeout: float) -> None:
+    """Raise ValueError unless the limits can be used.
+
+    ``max_message_size``: the largest message body accepted, in bytes (RabbitMQ's
+    default is 128 MiB, its ceiling 512 MiB); a larger one is refused when its content
+    header arrives (channel.close 406). ``content_timeout``: seconds a half-sent message
+    may go without a body frame before its connection is closed (505; 0: never).
+    """
+    if not 1 <= max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+        raise ValueError(f"max_message_size must be from 1 to {MAX_MESSAGE_SIZE_LIMIT} bytes")
+    if content_timeout < 0:
+        raise ValueError("content_timeout must not be negative")
 
 
 class ServerBroker(SessionBroker, Protocol):
