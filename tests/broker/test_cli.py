@@ -179,3 +179,32 @@ def test_config_formats(tmp_path: Path) -> None:
         parse_config({"heartbeat": -1})
     with pytest.raises(ConfigError):
         parse_config({"listeners": [{"host": "x", "port": 70000}]})
+
+
+def test_message_limits_in_the_config() -> None:
+    limits = {"max_message_size": 1024, "content_timeout": 5}
+    assert parse_config(limits) == {
+        "max_message_size": 1024,
+        "content_timeout": 5.0,
+        "listeners": [],
+    }
+    with pytest.raises(ConfigError, match="content_timeout"):
+        parse_config({"content_timeout": "soon"})
+    with pytest.raises(ConfigError, match="max_message_size"):
+        parse_config({"max_message_size": -1})
+
+
+def test_a_max_message_size_over_512_mib_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kiltmq", "broker", "--memory-only", "--port", "0",
+         "--max-message-size", str(512 * 1024 * 1024 + 1)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "kiltmq broker: invalid configuration: max_message_size must be from 1 to "
+        "536870912 bytes"
+    )

@@ -399,3 +399,25 @@ async def content_method_from_wrong_side(ctx: Context) -> None:
         conn.send_raw(encode_frame(FRAME_HEADER, 1, struct.pack(">HHQH", 60, 0, 2, 0)))
         conn.send_raw(encode_frame(FRAME_BODY, 1, b"ab"))
         await conn.wait_eof()
+
+
+@scenario(
+    E(
+        "channel.close",
+        reply_code=406,
+        reply_text="PRECONDITION_FAILED - message size 134217729 is larger than configured "
+        "max size 134217728",
+        class_id=60,
+        method_id=40,
+    ),
+    E("queue.declare-ok"),
+)
+async def message_larger_than_max_size(ctx: Context) -> None:
+    # One byte over the default 128 MiB. RabbitMQ refuses it once the body is in, kiltmq
+    # when the content header arrives (its body is then discarded): the same reply.
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    ch.publish("", ctx.q("nowhere"), bytes(128 * 1024 * 1024 + 1))
+    await ch.receive(timeout=60)
+    ch = await conn.channel()
+    await ch.call(spec.QueueDeclare(queue="", exclusive=True))

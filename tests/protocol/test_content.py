@@ -8,7 +8,9 @@ import pytest
 
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
+    ChannelState,
     ContentReceived,
+    ContentRefused,
     Event,
     HeartbeatReceived,
     MethodReceived,
@@ -16,7 +18,7 @@ from kiltmq.protocol.connection import (
 )
 from kiltmq.protocol.frames import content_header_payload, encode_frame
 
-from .pair import opened
+from .pair import channel_state, opened
 
 
 def test_publish_with_body_split_in_many_frames() -> None:
@@ -102,4 +104,29 @@ def test_get_ok_and_return_carry_content_to_the_client() -> None:
     ]
     assert pair.send_content(Role.SERVER, 1, ret, None, b"r") == [
         ContentReceived(1, ret, b"\x00\x00", b"r")
+    ]
+
+
+def test_a_body_over_the_limit_is_refused_at_its_header_and_not_kept() -> None:
+    pair = opened(channels=(1, 2))
+    server = pair.server.conn
+    server.max_body_size = 10
+    publish = spec.BasicPublish("", "q")
+    assert pair.send_content(Role.CLIENT, 1, publish, None, b"x" * 10) == [
+        ContentReceived(1, publish, b"\x00\x00", b"x" * 10)
+    ]
+    header = encode_frame(2, 1, content_header_payload(60, 2**40, None))
+    events = server.receive_data(encode_frame(1, 1, publish.encode()) + header)
+    assert len(events) == 1
+    refused = events[0]
+    assert isinstance(refused, ContentRefused) and refused.channel == 1
+    error = refused.error
+    assert (error.reply_code, error.class_id, error.method_id, error.hard) == (406, 60, 40, False)
+    assert error.reply_text == f"message size {2**40} is larger than configured max size 10"
+    assert channel_state(server, 1) is ChannelState.CLOSING
+    # its body frames are discarded, not kept; the other channels carry on
+    assert server.receive_data(encode_frame(3, 1, b"y" * 1000)) == []
+    assert server.channels[1].parts == []
+    assert pair.send_content(Role.CLIENT, 2, publish, None, b"z") == [
+        ContentReceived(2, publish, b"\x00\x00", b"z")
     ]

@@ -27,7 +27,7 @@ from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
-from kiltmq.broker.server import ServerConnection
+from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.protocol.errors import ConnectionForced
@@ -57,6 +57,7 @@ class Broker:
     of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
     ``consumer_timeout``: seconds a delivery may stay unacknowledged before its channel is
     closed with 406 (RabbitMQ's default, 30 minutes); None or 0: never.
+    ``max_message_size`` and ``content_timeout``: see :func:`~kiltmq.broker.server.check_limits`.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -90,6 +91,8 @@ class Broker:
         memory_limit: int | None = None,
         memory_check_interval: float = 1.0,
         consumer_timeout: float | None = 1800.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        content_timeout: float = 60.0,
         store: Store | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
@@ -101,6 +104,9 @@ class Broker:
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
+        check_limits(max_message_size, content_timeout)
+        self.max_message_size = max_message_size
+        self.content_timeout = content_timeout
         self.memory_limit = memory_limit
         self.memory_check_interval = memory_check_interval
         self.consumer_timeout = consumer_timeout or None

@@ -8,6 +8,8 @@ The format (TOML shown; JSON has the same keys)::
     channel_max = 2047
     memory_limit = 1073741824 # bytes of queued bodies before publishers are blocked
     consumer_timeout = 1800   # seconds a delivery may stay unacked (0: never)
+    max_message_size = 134217728  # largest message body accepted (at most 512 MiB)
+    content_timeout = 60      # seconds a half-sent message may stall (0: never)
     vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
     loopback_users = ["guest"]
 
@@ -73,18 +75,29 @@ def _int(data: dict[str, Any], key: str) -> int | None:
     return value
 
 
+def _seconds(data: dict[str, Any], key: str) -> float | None:
+    """``data[key]`` as a non-negative number of seconds (None when absent)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"'{key}' must be a non-negative number of seconds")
+    return float(value)
+
+
 def parse_config(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a loaded configuration; return Broker keyword arguments."""
     kwargs: dict[str, Any] = {}
-    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit"):
+    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit", "max_message_size"):
         value = _int(data, key)
         if value is not None:
             kwargs[key] = value
-    timeout = data.get("consumer_timeout")
+    timeout = _seconds(data, "consumer_timeout")
     if timeout is not None:
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
-            raise ConfigError("'consumer_timeout' must be a non-negative number of seconds")
         kwargs["consumer_timeout"] = timeout or None
+    timeout = _seconds(data, "content_timeout")
+    if timeout is not None:
+        kwargs["content_timeout"] = timeout
     listeners: list[tuple[str, int]] = []
     for item in data.get("listeners", []):
         if not isinstance(item, dict):

@@ -12,6 +12,14 @@ the loop iteration. Deliveries stop (``can_send`` False) once a batch reaches
 they resume after the flush or ``resume_writing``, and a connection whose transport is
 full is not read from either, so a client that does not read cannot make the broker
 buffer without bound.
+
+Stalled content
+---------------
+A message whose content header came but whose body is incomplete holds its bytes in
+the protocol core. Every quarter of the broker's ``content_timeout`` a timer looks at
+each channel's partial content; one that got no body frame for ``content_timeout``
+seconds (while the connection was being read) closes the connection with 505
+UNEXPECTED_FRAME. Nothing is timed per frame.
 """
 
 from __future__ import annotations
@@ -23,8 +31,16 @@ from typing import Protocol, cast
 from kiltmq.broker.session import Session, SessionBroker
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
+from kiltmq.protocol.errors import UnexpectedFrame
 
-__all__ = ["OUTPUT_BATCH", "ServerBroker", "ServerConnection"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_MESSAGE_SIZE_LIMIT",
+    "OUTPUT_BATCH",
+    "ServerBroker",
+    "ServerConnection",
+    "check_limits",
+]
 
 log = logging.getLogger("kiltmq.broker")
 
@@ -34,14 +50,39 @@ OUTPUT_BATCH = 256 * 1024
 WRITE_BUFFER_HIGH = 1024 * 1024
 #: How long to wait for connection.close-ok after sending connection.close.
 CLOSE_TIMEOUT = 3.0
+#: RabbitMQ's default ``max_message_size``: 128 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 134217728
+#: RabbitMQ's ceiling for ``max_message_size``: 512 MiB.
+MAX_MESSAGE_SIZE_LIMIT = 536870912
+
+
+def check_limits(max_message_size: int, content_timeout: float) -> None:
+    """Raise ValueError unless the limits can be used.
+
+    ``max_message_size``: the largest message body accepted, in bytes (RabbitMQ's
+    default is 128 MiB, its ceiling 512 MiB); a larger one is refused when its content
+    header arrives (channel.close 406). ``content_timeout``: seconds a half-sent message
+    may go without a body frame before its connection is closed (505; 0: never).
+    """
+    if not 1 <= max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+        raise ValueError(f"max_message_size must be from 1 to {MAX_MESSAGE_SIZE_LIMIT} bytes")
+    if content_timeout < 0:
+        raise ValueError("content_timeout must not be negative")
 
 
 class ServerBroker(SessionBroker, Protocol):
-    """What a connection needs from the broker: the handshake timeout, and to be told
-    when a connection is made and lost (besides what its session needs)."""
+    """What a connection needs from the broker: its timeouts and message size limit,
+    and to be told when a connection is made and lost (besides what its session
+    needs)."""
 
     @property
     def handshake_timeout(self) -> float: ...
+
+    @property
+    def content_timeout(self) -> float: ...
+
+    @property
+    def max_message_size(self) -> int: ...
 
     def connection_made(self, conn: ServerConnection) -> None: ...
 
@@ -54,6 +95,7 @@ class ServerConnection(asyncio.Protocol):
     def __init__(self, broker: ServerBroker) -> None:
         self.broker = broker
         self.core = Connection(Role.SERVER)
+        self.core.max_body_size = broker.max_message_size
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.session: Session = None  # type: ignore[assignment]  # set in connection_made
@@ -69,6 +111,9 @@ class ServerConnection(asyncio.Protocol):
         self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._content_timer: asyncio.TimerHandle | None = None
+        #: Channel -> (content method, body bytes received, when first seen so).
+        self._partial: dict[int, tuple[spec.Method, int, float]] = {}
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -103,7 +148,12 @@ class ServerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.can_send = False
-        for timer in (self._heartbeat_timer, self._close_timer, self._handshake_timer):
+        for timer in (
+            self._heartbeat_timer,
+            self._close_timer,
+            self._handshake_timer,
+            self._content_timer,
+        ):
             if timer is not None:
                 timer.cancel()
         try:
@@ -205,6 +255,47 @@ class ServerConnection(asyncio.Protocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self.broker.content_timeout > 0 and not self._closed:
+            self._content_timer = self.loop.call_later(
+                self.broker.content_timeout / 4, self._check_content
+            )
+
+    def _check_content(self) -> None:
+        """Close the connection if a partial content made no progress for the
+        broker's ``content_timeout`` (see the module docstring)."""
+        self._content_timer = None
+        if self._closed or self.session.closing:
+            return
+        timeout = self.broker.content_timeout
+        now = self.loop.time()
+        partial: dict[int, tuple[spec.Method, int, float]] = {}
+        if not self._read_pauses:  # a client we do not read cannot make progress
+            for number, channel in self.core.channels.items():
+                method = channel.content_method
+                if not channel.header_seen or method is None:
+                    continue
+                seen = self._partial.get(number)
+                if seen is None or seen[0] is not method or seen[1] != channel.received:
+                    partial[number] = (method, channel.received, now)
+                elif now - seen[2] >= timeout:
+                    self._content_stalled(number, method, channel.received, channel.body_size)
+                    return
+                else:
+                    partial[number] = seen
+        self._partial = partial
+        self._content_timer = self.loop.call_later(timeout / 4, self._check_content)
+
+    def _content_stalled(self, number: int, method: spec.Method, received: int, size: int) -> None:
+        log.warning("%s: content on channel %d stalled", self.session.peer_name, number)
+        self.core.channels[number].drop_content()
+        self.session.connection_error(
+            UnexpectedFrame(
+                f"content body on channel {number} incomplete ({received} of {size} bytes) "
+                f"with no body frame for {self.broker.content_timeout:g}s",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        )
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None

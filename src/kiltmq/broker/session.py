@@ -34,6 +34,7 @@ from kiltmq.broker.reply_text import reply_text
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
     ContentReceived,
+    ContentRefused,
     Event,
     HeartbeatReceived,
     MethodReceived,
@@ -180,6 +181,13 @@ class Session:
                     self._error(channel, method, error)
             elif kind is HeartbeatReceived:
                 continue
+            elif kind is ContentRefused:
+                assert isinstance(event, ContentRefused)
+                channel = channels.get(event.channel)
+                if channel is not None and channel.held is not None:
+                    self._hold(channel, event)  # after the events held before it
+                elif channel is not None:
+                    self.channel_error(channel, event.error)  # nothing if already closed
             elif kind is ProtocolError:
                 assert isinstance(event, ProtocolError)
                 log.info("%s: protocol error: %s", self.peer_name, event.error)

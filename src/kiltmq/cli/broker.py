@@ -87,6 +87,22 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         "(default 1800, as RabbitMQ; 0: never)",
     )
     parser.add_argument(
+        "--max-message-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="refuse larger messages (channel.close 406) when their content header "
+        "arrives (default 134217728 = 128 MiB, at most 512 MiB, as RabbitMQ)",
+    )
+    parser.add_argument(
+        "--content-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close a connection whose half-sent message gets no body frame for this long "
+        "(default 60; 0: never)",
+    )
+    parser.add_argument(
         "--config",
         default=None,
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
@@ -181,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
         if args.consumer_timeout < 0:
             return _fail("--consumer-timeout must not be negative")
         kwargs["consumer_timeout"] = args.consumer_timeout or None
+    for option in ("max_message_size", "content_timeout"):  # the Broker checks them
+        if getattr(args, option) is not None:
+            kwargs[option] = getattr(args, option)
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:

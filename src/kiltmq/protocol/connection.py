@@ -26,6 +26,10 @@ Everything that decides whether a frame is legal is reached from here:
   whose properties stay encoded (``raw_properties``) until someone asks for them. The
   assembly is written out in :meth:`Connection.receive_data` itself, not called: it runs
   for every content frame the broker and the clients read.
+* Message size: a server refuses a content header announcing more than
+  ``max_body_size`` bytes before reading its body, with a :class:`ContentRefused` event
+  (406 PRECONDITION_FAILED, RabbitMQ's text); the channel is closing from then on, so its
+  body frames are discarded, not buffered.
 * Negotiated limits (channel_max, frame_max, heartbeat) take effect when tune-ok passes
   in either direction.
 * The dialect (:mod:`~kiltmq.protocol.dialect`): a client speaks the one it is built with;
@@ -59,10 +63,12 @@ from kiltmq.protocol.errors import (
     CommandInvalid,
     FrameError,
     LocalProtocolError,
+    PreconditionFailed,
     UnexpectedFrame,
 )
 from kiltmq.protocol.events import HEARTBEAT_EVENT, content_received, method_received
 from kiltmq.protocol.events import ContentReceived as ContentReceived
+from kiltmq.protocol.events import ContentRefused as ContentRefused
 from kiltmq.protocol.events import Event as Event
 from kiltmq.protocol.events import HeartbeatReceived as HeartbeatReceived
 from kiltmq.protocol.events import MethodReceived as MethodReceived
@@ -98,6 +104,8 @@ _CHANNEL_CLOSING = ChannelState.CLOSING
 _CHANNEL_REFUSING = ChannelState.REFUSING
 # What still counts on a closing connection.
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
+#: No limit: the largest body size a content header can announce.
+NO_BODY_LIMIT = 2**64 - 1
 
 
 class Connection:
@@ -110,6 +118,9 @@ class Connection:
         self.frame_max = INITIAL_FRAME_MAX
         self.heartbeat = Heartbeat()
         self.channels: dict[int, Channel] = {}
+        #: The largest body a content header may announce (server role; see
+        #: :meth:`receive_data`). The broker sets it; a client takes any size.
+        self.max_body_size = NO_BODY_LIMIT
         self._reader = FrameReader(server=role is Role.SERVER)
         self._out: list[bytes] = []
         self._failed = False
@@ -228,6 +239,7 @@ class Connection:
                 if header is None or not self._header_received(header, events):
                     return events
             channels = self.channels
+            max_body_size = self.max_body_size
             for frame_type, channel, payload in frames:
                 if frame_type == 3:
                     # Content body, the commonest frame: handled inline (this is the
@@ -284,7 +296,9 @@ class Connection:
                     raw = payload[12:]
                     if len(raw) < 2:
                         raise FrameError("content header frame has no property flags")
-                    if body_size:
+                    if body_size > max_body_size:
+                        self._too_large(channel, state, method, body_size, events)
+                    elif body_size:
                         state.header_seen = True
                         state.body_size = body_size
                         state.raw_properties = raw
@@ -387,6 +401,23 @@ class Connection:
             )
         if channel_method_received(self.channels, self.channel_max, channel, state, method):
             events.append(method_received(channel, method))
+
+    def _too_large(
+        self, channel: int, state: Channel, method: Method, body_size: int, events: list[Event]
+    ) -> None:
+        """A content header announcing more than ``max_body_size``: refused before any
+        of its body is read (see the module docstring)."""
+        if state.state is _CHANNEL_REFUSING:
+            raise self._refused(method)  # a 503 in any case: no need to read the body
+        state.drop_content()
+        state.state = _CHANNEL_CLOSING
+        error = PreconditionFailed(
+            f"message size {body_size} is larger than configured max size "
+            f"{self.max_body_size}",
+            method.CLASS_ID,
+            method.METHOD_ID,
+        )
+        events.append(ContentRefused(channel, error))
 
     def _refused(self, method: type[Method] | Method) -> CommandInvalid:
         """503 for a method of the peer's that this side does not take."""

@@ -15,6 +15,7 @@ from kiltmq.protocol.spec import BasicProperties, Method
 __all__ = [
     "HEARTBEAT_EVENT",
     "ContentReceived",
+    "ContentRefused",
     "Event",
     "HeartbeatReceived",
     "MethodReceived",
@@ -64,6 +65,16 @@ class ContentReceived(Event):
 
     def properties(self) -> BasicProperties:
         return BasicProperties.decode(self.raw_properties)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRefused(Event):
+    """Server role: a content header announced more than the connection's
+    ``max_body_size``. Its body is not read: the channel is now closing and its
+    frames are discarded; the shell should send channel.close with ``error``."""
+
+    channel: int
+    error: AMQPError
 
 
 @dataclass(frozen=True, slots=True)
