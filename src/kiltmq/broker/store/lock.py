@@ -31,7 +31,9 @@ class DirectoryLock:
         """Take the lock, or raise StoreError if another process holds it."""
         path = self.path
         try:
-            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held while locked)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)
+            handle = open(fd, "a+", encoding="utf-8")  # noqa: SIM115 (held while locked)
         except OSError as exc:
             raise StoreError(f"cannot open lock file {path}: {exc.strerror or exc}") from None
         try:

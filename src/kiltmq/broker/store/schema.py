@@ -24,6 +24,7 @@ damaged file and an SQLite database that is not a kiltmq store, leaving the file
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -168,12 +169,31 @@ def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
         log.info("store %s: format %d upgraded to %d", path, old, old + 1)
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` if it does not exist, and make it readable and writable by its
+    owner only (0600), also when it existed with a wider mode: the store holds password
+    hashes and message bodies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
     """The read-write connection to the store at ``path`` (created, or upgraded to the
     current format, as needed), and whether the broker that used it last stopped
     cleanly. From then on the store says "not stopped cleanly" until a commit of
     ``SET_META`` says otherwise."""
     version = _check(path)
+    try:
+        private_file(path)
+        for suffix in ("-wal", "-shm"):  # SQLite gives new ones the database file's mode
+            sidecar = path.with_name(path.name + suffix)
+            if sidecar.exists():
+                private_file(sidecar)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:

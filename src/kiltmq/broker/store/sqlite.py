@@ -153,7 +153,9 @@ class SQLiteStore(Store):
             return
         self._reset()
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.data_dir.stat().st_uid == os.getuid():
+                self.data_dir.chmod(0o700)  # its owner's only, as the files in it
         except OSError as exc:
             raise StoreError(
                 f"cannot create data directory {self.data_dir}: {exc.strerror or exc}"
