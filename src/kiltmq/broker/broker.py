@@ -30,6 +30,7 @@ from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
+from kiltmq.broker.vhost_limits import parse_limits
 from kiltmq.protocol.errors import ConnectionForced
 
 __all__ = ["Broker", "Listener"]
@@ -187,6 +188,13 @@ class Broker:
                 del self.auth.permissions[(user_name, vhost_name)]
         self.store.vhost_removed(name)
         return True
+
+    def set_vhost_limits(self, name: str, limits: str | Mapping[str, Any]) -> None:
+        """Replace vhost ``name``'s limits, as ``rabbitmqctl set_vhost_limits``: a JSON
+        object (or its text) of ``max-connections`` and ``max-queues`` (negative: no
+        limit; ``{}``: none). KeyError for no such vhost, VhostLimitError for bad limits.
+        Stored; on the broker's loop (from another thread: ``call_in_loop``)."""
+        self.vhosts[name].set_limits(parse_limits(limits))
 
     # -- addresses ------------------------------------------------------------------------
 
