@@ -190,10 +190,8 @@ class Broker:
         return True
 
     def set_vhost_limits(self, name: str, limits: str | Mapping[str, Any]) -> None:
-        """Replace vhost ``name``'s limits, as ``rabbitmqctl set_vhost_limits``: a JSON
-        object (or its text) of ``max-connections`` and ``max-queues`` (negative: no
-        limit; ``{}``: none). KeyError for no such vhost, VhostLimitError for bad limits.
-        Stored; on the broker's loop (from another thread: ``call_in_loop``)."""
+        """Replace vhost ``name``'s limits (kept in the store), as ``rabbitmqctl
+        set_vhost_limits``; on the broker's loop. KeyError, VhostLimitError."""
         self.vhosts[name].set_limits(parse_limits(limits))
 
     # -- addresses ------------------------------------------------------------------------
