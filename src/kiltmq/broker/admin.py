@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker import snapshots
 from kiltmq.broker.auth import AuthDB, Permission, User
@@ -39,6 +39,7 @@ from kiltmq.broker.snapshots import (
     UserInfo,
 )
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
+from kiltmq.broker.vhost_limits import VhostLimitError
 from kiltmq.protocol.errors import AMQPError, error_for
 from kiltmq.version import __version__
 
@@ -104,6 +105,8 @@ class ManagedBroker(Protocol):
     def add_vhost(self, name: str) -> VirtualHost: ...
 
     def delete_vhost(self, name: str) -> bool: ...
+
+    def set_vhost_limits(self, name: str, limits: str | Mapping[str, Any]) -> None: ...
 
 
 class AdminError(Exception):
@@ -332,6 +335,21 @@ class Admin:
         and permissions go."""
         if not self.broker.delete_vhost(name):
             raise NotFound(f"no such vhost '{name}'")
+
+    def vhost_limits(self, vhost: str | None = None) -> list[tuple[str, dict[str, int]]]:
+        """(vhost, limits) of ``vhost``, or of every vhost that has limits (None)."""
+        if vhost is not None:
+            return [(vhost, dict(self.vhost(vhost).limits))]
+        return [(n, dict(v.limits)) for n, v in sorted(self.broker.vhosts.items()) if v.limits]
+
+    def set_vhost_limits(self, vhost: str, limits: str | Mapping[str, Any]) -> None:
+        """Replace the limits of ``vhost`` (``max-connections``, ``max-queues``; negative:
+        no limit), as ``rabbitmqctl set_vhost_limits``. Open connections and queues stay."""
+        self.vhost(vhost)
+        try:
+            self.broker.set_vhost_limits(vhost, limits)
+        except VhostLimitError as error:
+            raise AdminError(str(error)) from None
 
     # -- users ----------------------------------------------------------------------------
 

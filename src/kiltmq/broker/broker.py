@@ -30,6 +30,7 @@ from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
+from kiltmq.broker.vhost_limits import parse_limits
 from kiltmq.protocol.errors import ConnectionForced
 
 __all__ = ["Broker", "Listener"]
@@ -187,6 +188,11 @@ class Broker:
                 del self.auth.permissions[(user_name, vhost_name)]
         self.store.vhost_removed(name)
         return True
+
+    def set_vhost_limits(self, name: str, limits: str | Mapping[str, Any]) -> None:
+        """Replace vhost ``name``'s limits (kept in the store), as ``rabbitmqctl
+        set_vhost_limits``; on the broker's loop. KeyError, VhostLimitError."""
+        self.vhosts[name].set_limits(parse_limits(limits))
 
     # -- addresses ------------------------------------------------------------------------
 

@@ -158,6 +158,24 @@ def _list_permissions(admin: Admin, args: dict[str, Any]) -> Any:
     ]
 
 
+def _set_vhost_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    definition = args.get("definition")
+    if not isinstance(definition, (str, dict)):
+        raise AdminError("argument 'definition' must be a JSON object or its text")
+    admin.set_vhost_limits(_vhost(args), definition)
+    return None
+
+
+def _clear_vhost_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    admin.set_vhost_limits(_vhost(args), {})
+    return None
+
+
+def _list_vhost_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    vhost = None if _bool(args, "global") else _vhost(args)
+    return [{"vhost": name, "limits": limits} for name, limits in admin.vhost_limits(vhost)]
+
+
 def _list_exchanges(admin: Admin, args: dict[str, Any]) -> Any:
     columns = "name type durable auto_delete internal arguments"
     return _rows(admin.exchanges(_vhost(args)), columns)
@@ -247,6 +265,9 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "set_permissions": (_set_permissions, True),
     "clear_permissions": (_clear_permissions, True),
     "list_permissions": (_list_permissions, False),
+    "set_vhost_limits": (_set_vhost_limits, True),
+    "clear_vhost_limits": (_clear_vhost_limits, True),
+    "list_vhost_limits": (_list_vhost_limits, False),
     "list_exchanges": (_list_exchanges, False),
     "list_queues": (_list_queues, False),
     "list_bindings": (_list_bindings, False),

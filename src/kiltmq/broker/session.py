@@ -408,6 +408,7 @@ class Session:
                 10,
                 40,
             )
+        vhost.open_connection(self.username)
         self.vhost = vhost
         self.permission = permission
         self.opened = True
@@ -458,6 +459,8 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        if self.opened:
+            self.vhost.close_connection()
         channels = list(self.channels.values())
         self.channels.clear()
         for channel in channels:

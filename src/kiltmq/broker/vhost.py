@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kiltmq.broker.dead_letter import dead_lettered
@@ -40,6 +40,7 @@ from kiltmq.broker.message import Message
 from kiltmq.broker.queue import Entry, Queue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
+from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
     AccessRefused,
@@ -66,6 +67,11 @@ def generate_name(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
 
 
+def _limit(value: int | None) -> int | None:
+    """A limit as checked: None for none (absent or negative)."""
+    return None if value is None or value < 0 else value
+
+
 def _default_exchange_refused() -> AccessRefused:
     return AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
 
@@ -84,6 +90,11 @@ class VirtualHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: Direct reply-to: reply routing keys -> the requesting channel's reply target.
         self.reply_targets: dict[str, ReplyTarget] = {}
+        #: Limits as set (``max-connections``, ``max-queues``), and the open connections.
+        self.limits: dict[str, int] = {}
+        self.max_connections: int | None = None
+        self.max_queues: int | None = None
+        self.connections = 0
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
 
@@ -108,6 +119,32 @@ class VirtualHost:
 
     def not_found(self, kind: str, name: str) -> NotFound:
         return NotFound(f"NOT_FOUND - no {kind} '{name}' in vhost '{self.name}'")
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def set_limits(self, limits: Mapping[str, Any], *, store: bool = True) -> None:
+        """Replace the vhost's limits (empty: none), as ``rabbitmqctl set_vhost_limits``;
+        VhostLimitError if they are not valid. Kept in the store."""
+        checked = parse_limits(limits)
+        self.limits = checked
+        self.max_connections = _limit(checked.get("max-connections"))
+        self.max_queues = _limit(checked.get("max-queues"))
+        if store:
+            if checked:
+                self.store.definition_added(self.name, "limits", {"name": "limits", **checked})
+            else:
+                self.store.definition_removed(self.name, "limits", {"name": "limits"})
+
+    def open_connection(self, user: str) -> None:
+        """Count a connection of ``user`` opening this vhost (530 over
+        ``max-connections``)."""
+        limit = self.max_connections
+        if limit is not None and self.connections >= limit:
+            raise connection_refused(self.name, user, limit)
+        self.connections += 1
+
+    def close_connection(self) -> None:
+        self.connections -= 1
 
     # -- exchanges ------------------------------------------------------------------------
 
@@ -254,6 +291,8 @@ class VirtualHost:
             check_args(what, QUEUE_EQUIVALENCE_ARGS, arguments, queue.arguments)
             queue.touch()
             return queue, False
+        if self.max_queues is not None and len(self.queues) >= self.max_queues:
+            raise queue_refused(self.name, name, self.max_queues)
         args = dict(arguments or {})
         validate_queue_args(self.describe("queue", name), args)
         queue = Queue(
@@ -415,6 +454,8 @@ class VirtualHost:
                 auto_delete=definition.get("auto_delete", False),
                 arguments=definition.get("arguments"),
             )
+        elif kind == "limits":
+            self.set_limits({k: v for k, v in definition.items() if k != "name"}, store=False)
         elif kind == "binding":
             source = self.exchanges.get(definition["source"])
             if definition.get("destination_type") == "exchange":

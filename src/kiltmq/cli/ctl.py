@@ -110,6 +110,15 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         _vhost_option(p)
         p.add_argument("user", metavar="USER")
 
+    def set_vhost_limits(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("definition", metavar="DEFINITION",
+                       help='JSON, e.g. \'{"max-connections": 10, "max-queues": 100}\'')
+
+    def list_vhost_limits(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("--global", action="store_true", help="every vhost with limits")
+
     def list_connections(p: argparse.ArgumentParser) -> None:
         _vhost_option(p, None)
 
@@ -139,6 +148,10 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         "set_permissions": ("set a user's permissions in a vhost", set_permissions),
         "clear_permissions": ("remove a user's permissions in a vhost", clear_permissions),
         "list_permissions": ("permissions in a vhost", vhost_only),
+        "set_vhost_limits": ("set a vhost's max-connections and max-queues",
+                             set_vhost_limits),
+        "clear_vhost_limits": ("remove a vhost's limits", vhost_only),
+        "list_vhost_limits": ("a vhost's limits", list_vhost_limits),
         "list_exchanges": ("exchanges of a vhost", vhost_only),
         "list_queues": ("queues of a vhost with their message counts", vhost_only),
         "list_bindings": ("bindings of a vhost", vhost_only),
@@ -376,6 +389,10 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
         return f"permissions of user '{args.user}' in vhost '{vhost}' set"
     if command == "clear_permissions":
         return f"permissions of user '{args.user}' in vhost '{vhost}' cleared"
+    if command == "set_vhost_limits":
+        return f"limits of vhost '{vhost}' set to {args.definition}"
+    if command == "clear_vhost_limits":
+        return f"limits of vhost '{vhost}' cleared"
     if command == "close_connection":
         return "\n".join(
             f"closed connection {c['peer']}" + (f" ({c['name']})" if c.get("name") else "")
@@ -388,6 +405,16 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
             f"deleted queue '{name}' in vhost '{vhost}' with {result['messages']} message(s)"
         )
     return None
+
+
+def _vhost_limits(result: list[dict[str, Any]], *, every: bool, header: bool) -> str:
+    """Limits as ``rabbitmqctl list_vhost_limits`` shows them: compact JSON, after the
+    vhost's name for ``--global``."""
+    rows = [(r["vhost"], json.dumps(r["limits"], separators=(",", ":"))) for r in result]
+    if not every:
+        return "\n".join(limits for _vhost, limits in rows if limits != "{}")
+    return table([{"vhost": v, "limits": lim} for v, lim in rows], ("vhost", "limits"),
+                 header=header).rstrip("\n")
 
 
 # -- running --------------------------------------------------------------------------------
@@ -437,6 +464,11 @@ def _print(command: str, args: argparse.Namespace, result: Any) -> None:
         return
     if command == "status":
         sys.stdout.write(format_status(result))
+        return
+    if command == "list_vhost_limits":
+        text = _vhost_limits(result, every=vars(args)["global"], header=not args.quiet)
+        if text:
+            print(text)
         return
     columns = COLUMNS.get(command)
     if columns is not None:
