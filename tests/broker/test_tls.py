@@ -3,6 +3,7 @@ kiltmq's client, pika and aio-pika against kiltmq over TLS."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -302,3 +303,23 @@ def test_tls_settings_are_checked(pki: PKI, tmp_path: Path) -> None:
     assert Broker(port=0).tls_port is None and Broker(port=0).amqps_url is None
     broker = Broker(tls_cert=pki.server.cert, tls_key=pki.server.key)
     assert broker.tls_port == 5671
+
+
+async def test_a_tls_client_over_the_connection_limit_waits(pki: PKI) -> None:
+    with tls_broker(pki, max_connections=1) as broker:
+
+        def waiting() -> int:
+            count: int = broker.call_in_loop(lambda: sum(len(e.waiting) for e in broker.endpoints))
+            return count
+
+        first = await kiltmq.connect(amqps(broker, pki))
+        second = asyncio.ensure_future(kiltmq.connect(amqps(broker, pki)))
+        for _ in range(400):  # until the broker holds it back
+            if waiting() == 1:
+                break
+            await asyncio.sleep(0.025)
+        assert waiting() == 1 and not second.done()
+        await first.close()
+        conn = await second
+        assert (await conn.channel()).is_open
+        await conn.close()

@@ -186,6 +186,8 @@ class Broker:
         self._servers: list[asyncio.Server] = []
         self._ports: list[int] = []
         self._tls_ports: list[int] = []
+        #: The listeners while started, with their connection counts.
+        self.endpoints: list[Endpoint] = []
         self._alarm_timer: asyncio.TimerHandle | None = None
         self._alarm = False
         self._thread = LoopThread("kiltmq-broker")
@@ -309,6 +311,7 @@ class Broker:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            self.endpoints.clear()
             self._ports.clear()
             self._tls_ports.clear()
             self._stop_timers()
@@ -330,6 +333,7 @@ class Broker:
             reuse_address=True,
         )
         self._servers.append(server)
+        self.endpoints.append(endpoint)
         endpoint.port = server.sockets[0].getsockname()[1]
         (self._ports if endpoint.tls is None else self._tls_ports).append(endpoint.port)
         for sock in server.sockets:
@@ -385,6 +389,7 @@ class Broker:
                 break
             await asyncio.sleep(0)
         self._servers.clear()
+        self.endpoints.clear()
         self._ports.clear()
         self._tls_ports.clear()
         self._stop_timers()
