@@ -19,7 +19,7 @@ import pika.exceptions
 import pytest
 
 import kiltmq
-from kiltmq import AuthenticationError, ClientError
+from kiltmq import AuthenticationError
 from kiltmq.broker import Broker
 
 from .certs import CertificateAuthority, KeyPair
@@ -175,7 +175,7 @@ async def test_client_accepts_an_ssl_context(broker: Broker, pki: PKI) -> None:
 
 async def test_verify_required_refuses_a_client_without_certificate(pki: PKI) -> None:
     with tls_broker(pki, tls_verify="required") as broker:
-        with pytest.raises(ClientError):
+        with pytest.raises(kiltmq.ConnectError):
             await kiltmq.connect(amqps(broker, pki))
         async with kiltmq.connect(amqps(broker, pki, pki.app)) as conn:
             assert (await conn.channel()).is_open
@@ -183,7 +183,7 @@ async def test_verify_required_refuses_a_client_without_certificate(pki: PKI) ->
 
 async def test_a_certificate_from_another_ca_is_refused(pki: PKI) -> None:
     with tls_broker(pki, tls_verify="required") as broker:
-        with pytest.raises(ClientError):
+        with pytest.raises(kiltmq.ConnectError):
             await kiltmq.connect(amqps(broker, pki, pki.forged, "&auth_mechanism=external"))
         assert usernames(broker) == []
 
