@@ -15,11 +15,13 @@ import pytest
 from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 
+from .loops import LOOPS, running
 
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with Broker(port=0, max_connections=2) as running:
-        yield running
+
+@pytest.fixture(params=LOOPS)
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    with running(Broker(port=0, max_connections=2), request.param) as started:
+        yield started
 
 
 def _waiting(broker: Broker) -> int:

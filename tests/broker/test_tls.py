@@ -23,6 +23,7 @@ from kiltmq import AuthenticationError
 from kiltmq.broker import Broker
 
 from .certs import CertificateAuthority, KeyPair
+from .loops import LOOPS, running
 
 APP_DN = "CN=app,O=kiltmq test,C=GB"
 REFUSED = (
@@ -68,11 +69,12 @@ def tls_broker(pki: PKI, **options: object) -> Broker:
     )
 
 
-@pytest.fixture
-def broker(pki: PKI) -> Iterator[Broker]:
-    """A broker with plain and TLS listeners; client certificates are optional."""
-    with tls_broker(pki, tls_verify="optional") as running:
-        yield running
+@pytest.fixture(params=LOOPS)
+def broker(pki: PKI, request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """A broker with plain and TLS listeners, on asyncio's loop or uvloop's; client
+    certificates are optional."""
+    with running(tls_broker(pki, tls_verify="optional"), request.param) as started:
+        yield started
 
 
 def amqps(broker: Broker, pki: PKI, client: KeyPair | None = None, query: str = "") -> str:

@@ -39,7 +39,7 @@ from typing import Protocol, cast
 
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker
-from kiltmq.broker.tls import external_login
+from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
@@ -132,8 +132,8 @@ class ServerConnection(asyncio.Protocol):
         #: Whether the endpoint admitted this connection (else it waits, unread).
         self._admitted = False
         self._tls_task: asyncio.Task[None] | None = None
-        #: Bytes that arrived before ``start_tls`` returned the TLS transport.
-        self._early: list[bytes] = []
+        #: Bytes that arrived before the connection was served (None once it is).
+        self._early: list[bytes] | None = []
         self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -170,10 +170,28 @@ class ServerConnection(asyncio.Protocol):
         if timeout:
             self._handshake_timer = self.loop.call_later(timeout, self._handshake_expired)
         context = self.endpoint.tls
-        if context is not None:
-            assert self.transport is not None
-            self.transport.pause_reading()  # until start_tls reads for the handshake
-            self._tls_task = self.loop.create_task(self._start_tls(context))
+        if context is None:
+            early, self._early = self._early, None
+            for data in early or ():
+                self.data_received(data)
+            return
+        assert self.transport is not None
+        self.transport.pause_reading()  # until start_tls reads for the handshake
+        self._tls_task = self.loop.create_task(self._start_tls(context))
+        self.loop.call_soon(self._hand_over_early_bytes)
+
+    def _hand_over_early_bytes(self) -> None:
+        """Runs just after ``start_tls`` put its TLS protocol on the transport: give it
+        what the client sent before (uvloop reads once even if paused in
+        connection_made); what arrives from now on before ``start_tls`` returns is
+        decrypted AMQP."""
+        raw, self._early = self._early, []
+        transport = self.transport
+        if raw and transport is not None and not self._closed:
+            tls_protocol = transport.get_protocol()
+            if tls_protocol is not self:
+                for data in raw:
+                    feed_protocol(tls_protocol, data)
 
     async def _start_tls(self, context: ssl.SSLContext) -> None:
         raw = self.transport
@@ -196,15 +214,17 @@ class ServerConnection(asyncio.Protocol):
         if self.endpoint.login_from is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             self.session.external = external_login(ssl_object, self.endpoint.login_from)
-        early, self._early = self._early, []
-        for data in early:
+        early, self._early = self._early, None
+        for data in early or ():
             self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._tls_task is not None:  # decrypted before start_tls returned
+        if self._early is not None:  # not served yet: waiting, or TLS not yet up
             self._early.append(data)
+            if not self._admitted and self.transport is not None:
+                self.transport.pause_reading()  # once more: uvloop reads after connection_made
             return
         core = self.core
         core.heartbeat.last_received = self.loop.time()

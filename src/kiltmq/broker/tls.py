@@ -13,6 +13,7 @@ The user name comes from the certificate's subject, as RabbitMQ's ``ssl_cert_log
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "TLSSettings",
     "certificate_user_name",
     "external_login",
+    "feed_protocol",
 ]
 
 VERIFY_MODES = ("none", "optional", "required")
@@ -185,3 +187,18 @@ def external_login(ssl_object: Any, login_from: str) -> ExternalLogin:
     if name is None:
         return ExternalLogin(None, "no name found")
     return ExternalLogin(name)
+
+
+def feed_protocol(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Give ``data`` to ``protocol`` as its transport would (buffered or not)."""
+    if isinstance(protocol, asyncio.Protocol):
+        protocol.data_received(data)
+        return
+    get_buffer = protocol.get_buffer  # type: ignore[attr-defined]  # a BufferedProtocol
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(get_buffer(len(view)))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        protocol.buffer_updated(size)  # type: ignore[attr-defined]
+        view = view[size:]
