@@ -24,9 +24,9 @@ from kiltmq.broker.channel.ack_timeout import timed_out_text
 from kiltmq.broker.handshake import (
     MECHANISMS,
     BadCredentials,
+    authenticate,
     check_tune,
     is_loopback,
-    read_credentials,
     server_properties,
 )
 from kiltmq.broker.queue import Queue
@@ -363,18 +363,10 @@ class Session:
             )
         mechanism = m.mechanism
         auth = self.broker.auth
-        external = self.external
-        if mechanism == "EXTERNAL" and external is not None:
-            if external.name is None:
-                return self._auth_failed(mechanism, external.reason)
-            name = external.name
-            user = auth.users.get(name)  # the certificate stands for the password
-        else:
-            try:
-                name, password = read_credentials(mechanism, m.response)
-            except BadCredentials as error:
-                return self._auth_failed(mechanism, str(error))
-            user = auth.authenticate(name, password)
+        try:
+            name, user = authenticate(auth, mechanism, m.response, self.external)
+        except BadCredentials as error:
+            return self._auth_failed(mechanism, str(error))
         if user is None:
             return self._auth_failed(mechanism, f"invalid credentials for user '{name}'")
         if auth.loopback_only(name) and not is_loopback(self.peer):
