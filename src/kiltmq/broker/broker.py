@@ -64,13 +64,9 @@ class Broker:
     ``max_connections``: RabbitMQ's ``connection_max``, per listener (None: no limit);
     see :mod:`kiltmq.broker.endpoint`.
 
-    ``tls_cert`` (with ``tls_key`` unless the key is in the same file) adds an amqps
-    listener on ``host``:``tls_port`` (default 5671; 0 picks a free port).
-    ``tls_ca``: the CA client certificates must chain to; ``tls_verify``: ``none``,
-    ``optional`` or ``required`` (default ``optional`` with a CA, else ``none``);
-    with verification on, SASL EXTERNAL logs clients in as the user their certificate
-    names (``tls_login_from``: ``distinguished_name`` or ``common_name``); see
-    :mod:`kiltmq.broker.tls`.
+    ``tls_cert`` (and ``tls_key``) adds an amqps listener on ``host``:``tls_port``
+    (default 5671); ``tls_ca``, ``tls_verify`` and ``tls_login_from`` (client certificates,
+    SASL EXTERNAL): see :class:`~kiltmq.broker.tls.TLSSettings`.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -293,20 +289,15 @@ class Broker:
         self.store.open()  # raises StoreError (locked, newer or damaged store)
         try:
             self._recover()
+            limit = self.max_connections
             for host, port in self.listeners:
-                await self._listen(Endpoint(host, port, max_connections=self.max_connections))
+                await self._listen(Endpoint(host, port, max_connections=limit))
             for host, port in self.tls_listeners:
-                tls = self.tls
-                assert tls is not None
-                login_from = tls.login_from if tls.verify_mode != "none" else None
-                endpoint = Endpoint(
-                    host,
-                    port,
-                    self._tls_context,
-                    login_from=login_from,
-                    max_connections=self.max_connections,
-                )
-                await self._listen(endpoint)
+                assert self.tls is not None
+                login_from = self.tls.external_login_from
+                tls = Endpoint(host, port, self._tls_context, login_from=login_from)
+                tls.max_connections = limit
+                await self._listen(tls)
         except BaseException:
             for server in self._servers:
                 server.close()

@@ -97,6 +97,11 @@ class TLSSettings:
         )
 
     @property
+    def external_login_from(self) -> str | None:
+        """``login_from`` when client certificates are verified (EXTERNAL is offered)."""
+        return self.login_from if self.verify_mode != "none" else None
+
+    @property
     def verify_mode(self) -> str:
         if self.verify is not None:
             return self.verify
