@@ -19,6 +19,7 @@ import pika.exceptions
 import pytest
 
 import kiltmq
+import kiltmq.blocking
 from kiltmq import AuthenticationError
 from kiltmq.broker import Broker
 
@@ -169,6 +170,15 @@ async def test_client_accepts_an_ssl_context(broker: Broker, pki: PKI) -> None:
     url = f"amqps://localhost:{broker.tls_port}/?auth_mechanism=external"
     async with kiltmq.connect(url, ssl_context=context) as conn:
         assert (await conn.channel()).is_open
+        assert usernames(broker) == [APP_DN]
+
+
+def test_blocking_client_with_an_ssl_context(broker: Broker, pki: PKI) -> None:
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    context.load_cert_chain(pki.app.cert, pki.app.key)
+    url = f"amqps://localhost:{broker.tls_port}/?auth_mechanism=external"
+    with kiltmq.blocking.connect(url, ssl_context=context) as conn:
+        assert conn.channel().is_open
         assert usernames(broker) == [APP_DN]
 
 
