@@ -200,7 +200,7 @@ class ServerConnection(asyncio.Protocol):
             transport = await self.loop.start_tls(raw, self, context, server_side=True)
         except (OSError, RuntimeError) as exc:  # ssl.SSLError and TimeoutError too
             if not self._closed:
-                log.info("%s: TLS handshake failed: %s", self.session.peer_name, _reason(exc))
+                log.warning("%s: TLS handshake failed: %s", self.session.peer_name, _reason(exc))
             self._closed = True
             raw.abort()
             self.connection_lost(None)
