@@ -22,6 +22,7 @@ import kiltmq
 import kiltmq.blocking
 from kiltmq import AuthenticationError
 from kiltmq.broker import Broker
+from kiltmq.broker.tls import certificate_user_name
 
 from .certs import CertificateAuthority, KeyPair
 from .loops import LOOPS, running
@@ -335,3 +336,18 @@ async def test_a_tls_client_over_the_connection_limit_waits(pki: PKI) -> None:
         conn = await second
         assert (await conn.channel()).is_open
         await conn.close()
+
+
+def test_user_names_are_written_as_rabbitmq_writes_them() -> None:
+    subject = (
+        (("countryName", "GB"),),
+        (("organizationName", "Smith, Jones & Co"),),
+        (("commonName", "#1 app "), ("userId", "a+b")),
+        (("commonName", "second"),),
+    )
+    cert = {"subject": subject}
+    assert certificate_user_name(cert, "distinguished_name") == (
+        "CN=second,CN=\\#1 app\\ +UID=a\\+b,O=Smith\\, Jones & Co,C=GB"
+    )
+    assert certificate_user_name(cert, "common_name") == "#1 app ,second"
+    assert certificate_user_name({"subject": ((("countryName", "GB"),),)}, "common_name") is None
