@@ -26,9 +26,11 @@ from urllib.parse import quote
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
+from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
+from kiltmq.broker.tls import TLSSettings
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
 from kiltmq.protocol.errors import ConnectionForced
@@ -59,6 +61,12 @@ class Broker:
     ``consumer_timeout``: seconds a delivery may stay unacknowledged before its channel is
     closed with 406 (RabbitMQ's default, 30 minutes); None or 0: never.
     ``max_message_size`` and ``content_timeout``: see :func:`~kiltmq.broker.server.check_limits`.
+    ``max_connections``: RabbitMQ's ``connection_max``, per listener (None: no limit);
+    see :mod:`kiltmq.broker.endpoint`.
+
+    ``tls_cert`` (and ``tls_key``) adds an amqps listener on ``host``:``tls_port``
+    (default 5671); ``tls_ca``, ``tls_verify`` and ``tls_login_from`` (client certificates,
+    SASL EXTERNAL): see :class:`~kiltmq.broker.tls.TLSSettings`.
 
     ``data_dir``: a directory for durable definitions, users, permissions and persistent
     messages (an :class:`~kiltmq.broker.store.SQLiteStore`; the broker locks it while it
@@ -98,9 +106,27 @@ class Broker:
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
         ctl_socket: str | os.PathLike[str] | bool | None = None,
+        max_connections: int | None = None,
+        tls_port: int | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_verify: str | None = None,
+        tls_login_from: str = "distinguished_name",
     ) -> None:
         self.host = host
         self._port = port
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 (None: no limit)")
+        self.max_connections = max_connections
+        self.tls = TLSSettings.from_options(tls_cert, tls_key, tls_ca, tls_verify, tls_login_from)
+        self._tls_context = self.tls.context() if self.tls is not None else None
+        if self.tls is None and tls_port is not None:
+            raise ValueError("a TLS port needs a certificate (tls_cert)")
+        #: The amqps listeners (host, port), when TLS is configured.
+        self.tls_listeners: list[Listener] = (
+            [(host, 5671 if tls_port is None else tls_port)] if self.tls is not None else []
+        )
         self.heartbeat = heartbeat
         self.frame_max = frame_max
         self.channel_max = channel_max
@@ -155,6 +181,9 @@ class Broker:
         self.connections: set[ServerConnection] = set()
         self._servers: list[asyncio.Server] = []
         self._ports: list[int] = []
+        self._tls_ports: list[int] = []
+        #: The listeners while started, with their connection counts.
+        self.endpoints: list[Endpoint] = []
         self._alarm_timer: asyncio.TimerHandle | None = None
         self._alarm = False
         self._thread = LoopThread("kiltmq-broker")
@@ -207,8 +236,25 @@ class Broker:
         return list(self._ports)
 
     @property
+    def tls_port(self) -> int | None:
+        """The port of the amqps listener (the real one once started), None without TLS."""
+        if self._tls_ports:
+            return self._tls_ports[0]
+        return self.tls_listeners[0][1] if self.tls_listeners else None
+
+    @property
     def url(self) -> str:
         """An amqp:// URL for the first listener with the default user's credentials."""
+        return f"amqp://{self._url_authority()}:{self.port}/"
+
+    @property
+    def amqps_url(self) -> str | None:
+        """An amqps:// URL for the TLS listener with the default user's credentials (add
+        ``?cacertfile=...``, or use a host name the certificate names); None without TLS."""
+        port = self.tls_port
+        return None if port is None else f"amqps://{self._url_authority()}:{port}/"
+
+    def _url_authority(self) -> str:
         host = self.host
         if host in ("", "0.0.0.0"):
             host = "127.0.0.1"
@@ -220,7 +266,7 @@ class Broker:
         name = "guest" if "guest" in self._passwords else next(iter(self._passwords), None)
         if name is not None:
             credentials = f"{quote(name, safe='')}:{quote(self._passwords[name], safe='')}@"
-        return f"amqp://{credentials}{host}:{self.port}/"
+        return f"{credentials}{host}"
 
     @property
     def ctl_path(self) -> Path | None:
@@ -243,22 +289,22 @@ class Broker:
         self.store.open()  # raises StoreError (locked, newer or damaged store)
         try:
             self._recover()
+            limit = self.max_connections
             for host, port in self.listeners:
-                server = await loop.create_server(
-                    lambda: ServerConnection(self),
-                    host=host or None,
-                    port=port,
-                    reuse_address=True,
-                )
-                self._servers.append(server)
-                self._ports.append(server.sockets[0].getsockname()[1])
-                for sock in server.sockets:
-                    log.info("listening on %s", sock.getsockname()[:2])
+                await self._listen(Endpoint(host, port, max_connections=limit))
+            for host, port in self.tls_listeners:
+                assert self.tls is not None
+                login_from = self.tls.external_login_from
+                tls = Endpoint(host, port, self._tls_context, login_from=login_from)
+                tls.max_connections = limit
+                await self._listen(tls)
         except BaseException:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            self.endpoints.clear()
             self._ports.clear()
+            self._tls_ports.clear()
             self._stop_timers()
             self.store.close()
             raise
@@ -268,6 +314,21 @@ class Broker:
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
         self._ack_check.start(loop, self.consumer_timeout)
+
+    async def _listen(self, endpoint: Endpoint) -> None:
+        assert self._loop is not None
+        server = await self._loop.create_server(
+            lambda: ServerConnection(self, endpoint),
+            host=endpoint.host or None,
+            port=endpoint.port,
+            reuse_address=True,
+        )
+        self._servers.append(server)
+        self.endpoints.append(endpoint)
+        endpoint.port = server.sockets[0].getsockname()[1]
+        (self._ports if endpoint.tls is None else self._tls_ports).append(endpoint.port)
+        for sock in server.sockets:
+            log.info("listening on %s%s", sock.getsockname()[:2], " (TLS)" if endpoint.tls else "")
 
     async def _open_control(self) -> None:
         option = self.ctl_socket
@@ -319,7 +380,9 @@ class Broker:
                 break
             await asyncio.sleep(0)
         self._servers.clear()
+        self.endpoints.clear()
         self._ports.clear()
+        self._tls_ports.clear()
         self._stop_timers()
         self._report_redelivered()
         self.store.close()

@@ -12,6 +12,15 @@ The format (TOML shown; JSON has the same keys)::
     content_timeout = 60      # seconds a half-sent message may stall (0: never)
     vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
     loopback_users = ["guest"]
+    max_connections = 1000    # per listener, as RabbitMQ's connection_max (default: none)
+
+    [tls]                     # an amqps listener (on the first listener's host)
+    port = 5671
+    cert = "server.pem"
+    key = "server.key"        # unless the key is in the certificate file
+    ca = "ca.pem"             # client certificates must chain to it
+    verify = "optional"       # none | optional | required (default: optional with a CA)
+    login_from = "distinguished_name"  # or "common_name": EXTERNAL's user name
 
     [[listeners]]             # default: one listener on 127.0.0.1:5672
     host = "0.0.0.0"          # all IPv4 addresses ("::" for all IPv6 addresses)
@@ -63,7 +72,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table/object")
-    return parse_config(data)
+    kwargs = parse_config(data)
+    for key in ("tls_cert", "tls_key", "tls_ca"):  # relative to the file's directory
+        if key in kwargs:
+            kwargs[key] = str(path.parent / Path(kwargs[key]).expanduser())
+    return kwargs
 
 
 def _int(data: dict[str, Any], key: str) -> int | None:
@@ -85,6 +98,33 @@ def _seconds(data: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _tls(table: Any) -> dict[str, Any]:
+    """The ``[tls]`` table as Broker keyword arguments."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError("'tls' must be a table")
+    known = ("port", "cert", "key", "ca", "verify", "login_from")
+    unknown = sorted(str(k) for k in table if k not in known)
+    if unknown:
+        raise ConfigError(f"unknown tls setting {unknown[0]!r} (known: {', '.join(known)})")
+    kwargs: dict[str, Any] = {}
+    port = table.get("port")
+    if port is not None:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+            raise ConfigError(f"invalid tls port {port!r}")
+        kwargs["tls_port"] = port
+    for key in known[1:]:
+        value = table.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise ConfigError(f"tls {key} must be a string")
+            kwargs[f"tls_{key}"] = value
+    if "tls_cert" not in kwargs:
+        raise ConfigError("the tls table needs a cert")
+    return kwargs
+
+
 def parse_config(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a loaded configuration; return Broker keyword arguments."""
     kwargs: dict[str, Any] = {}
@@ -92,6 +132,12 @@ def parse_config(data: dict[str, Any]) -> dict[str, Any]:
         value = _int(data, key)
         if value is not None:
             kwargs[key] = value
+    max_connections = _int(data, "max_connections")
+    if max_connections is not None:
+        if max_connections < 1:
+            raise ConfigError("'max_connections' must be at least 1")
+        kwargs["max_connections"] = max_connections
+    kwargs.update(_tls(data.get("tls")))
     timeout = _seconds(data, "consumer_timeout")
     if timeout is not None:
         kwargs["consumer_timeout"] = timeout or None

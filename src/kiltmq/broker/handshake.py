@@ -1,6 +1,7 @@
 """What the broker says and checks while a connection opens: its properties and SASL
-mechanisms (connection.start), the credentials of connection.start-ok, the limits of
-connection.tune-ok, and where loopback-only users may connect from."""
+mechanisms (connection.start), the credentials of connection.start-ok (PLAIN, AMQPLAIN,
+or EXTERNAL with a TLS client certificate), the limits of connection.tune-ok, and where
+loopback-only users may connect from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import struct
 import sys
 from typing import Any
 
+from kiltmq.broker.auth import AuthDB, User
+from kiltmq.broker.tls import ExternalLogin
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import decode_table
 from kiltmq.protocol.errors import CommandInvalid, NotAllowed
@@ -19,6 +22,7 @@ __all__ = [
     "FRAME_MIN_SIZE",
     "MECHANISMS",
     "BadCredentials",
+    "authenticate",
     "check_tune",
     "is_loopback",
     "read_credentials",
@@ -88,6 +92,20 @@ def read_credentials(mechanism: str, response: bytes) -> tuple[str, str]:
         return username.decode(), password.decode()
     except UnicodeDecodeError:
         raise BadCredentials("credentials are not UTF-8") from None
+
+
+def authenticate(
+    auth: AuthDB, mechanism: str, response: bytes, external: ExternalLogin | None
+) -> tuple[str, User | None]:
+    """The user name of a start-ok, and the user if the login is good (else None).
+    ``external``: what a TLS connection offers EXTERNAL (None: not offered), whose
+    certificate stands for the password. Raises as :func:`read_credentials`."""
+    if mechanism == "EXTERNAL" and external is not None:
+        if external.name is None:
+            raise BadCredentials(external.reason)
+        return external.name, auth.users.get(external.name)
+    name, password = read_credentials(mechanism, response)
+    return name, auth.authenticate(name, password)
 
 
 def check_tune(m: spec.ConnectionTuneOk, frame_max: int, channel_max: int) -> None:

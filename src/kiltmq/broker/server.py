@@ -20,15 +20,26 @@ the protocol core. Every quarter of the broker's ``content_timeout`` a timer loo
 each channel's partial content; one that got no body frame for ``content_timeout``
 seconds (while the connection was being read) closes the connection with 505
 UNEXPECTED_FRAME. Nothing is timed per frame.
+
+TLS and admission
+-----------------
+A connection is first offered to its :class:`~kiltmq.broker.endpoint.Endpoint`, which
+may make it wait (not read from) while the listener is at its connection limit. Once
+admitted, on an amqps listener the TLS handshake runs (``loop.start_tls``) under the
+handshake timeout; a failed one logs one line and closes the socket. The certificate
+of a verified client is what SASL EXTERNAL logs in with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Protocol, cast
 
+from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker
+from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
@@ -70,6 +81,14 @@ def check_limits(max_message_size: int, content_timeout: float) -> None:
         raise ValueError("content_timeout must not be negative")
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
 class ServerBroker(SessionBroker, Protocol):
     """What a connection needs from the broker: its timeouts and message size limit,
     and to be told when a connection is made and lost (besides what its session
@@ -92,8 +111,9 @@ class ServerBroker(SessionBroker, Protocol):
 class ServerConnection(asyncio.Protocol):
     """One client connection: bytes in, events to the session, batched bytes out."""
 
-    def __init__(self, broker: ServerBroker) -> None:
+    def __init__(self, broker: ServerBroker, endpoint: Endpoint) -> None:
         self.broker = broker
+        self.endpoint = endpoint
         self.core = Connection(Role.SERVER)
         self.core.max_body_size = broker.max_message_size
         self.loop = asyncio.get_running_loop()
@@ -108,6 +128,12 @@ class ServerConnection(asyncio.Protocol):
         self._read_pauses: set[str] = set()
         self._flush_scheduled = False
         self._closed = False
+        self._lost = False
+        #: Whether the endpoint admitted this connection (else it waits, unread).
+        self._admitted = False
+        self._tls_task: asyncio.Task[None] | None = None
+        #: Bytes that arrived before the connection was served (None once it is).
+        self._early: list[bytes] | None = []
         self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -124,12 +150,81 @@ class ServerConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.session = Session(self.broker, self, peer)
         self.broker.connection_made(self)
+        self._admitted = self.endpoint.accept(self)
+        if self._admitted:
+            self._begin()
+        else:
+            transport.pause_reading()
+
+    def admit(self) -> None:
+        """The endpoint has a place for this waiting connection: serve it."""
+        self._admitted = True
+        if self._closed or self.transport is None:
+            return
+        self._begin()
+        if self.endpoint.tls is None:
+            self.transport.resume_reading()
+
+    def _begin(self) -> None:
         timeout = self.broker.handshake_timeout
         if timeout:
             self._handshake_timer = self.loop.call_later(timeout, self._handshake_expired)
+        context = self.endpoint.tls
+        if context is None:
+            early, self._early = self._early, None
+            for data in early or ():
+                self.data_received(data)
+            return
+        assert self.transport is not None
+        self.transport.pause_reading()  # until start_tls reads for the handshake
+        self._tls_task = self.loop.create_task(self._start_tls(context))
+        self.loop.call_soon(self._hand_over_early_bytes)
+
+    def _hand_over_early_bytes(self) -> None:
+        """Runs just after ``start_tls`` put its TLS protocol on the transport: give it
+        what the client sent before (uvloop reads once even if paused in
+        connection_made); what arrives from now on before ``start_tls`` returns is
+        decrypted AMQP."""
+        raw, self._early = self._early, []
+        transport = self.transport
+        if raw and transport is not None and not self._closed:
+            tls_protocol = transport.get_protocol()
+            if tls_protocol is not self:
+                for data in raw:
+                    feed_protocol(tls_protocol, data)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        raw = self.transport
+        assert raw is not None
+        try:
+            transport = await self.loop.start_tls(raw, self, context, server_side=True)
+        except (OSError, RuntimeError) as exc:  # ssl.SSLError and TimeoutError too
+            if not self._closed:
+                log.warning("%s: TLS handshake failed: %s", self.session.peer_name, _reason(exc))
+            self._closed = True
+            raw.abort()
+            self.connection_lost(None)
+            return
+        finally:
+            self._tls_task = None
+        if transport is None or self._closed:
+            return
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        if self.endpoint.login_from is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            self.session.external = external_login(ssl_object, self.endpoint.login_from)
+        early, self._early = self._early, None
+        for data in early or ():
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
+            return
+        if self._early is not None:  # not served yet: waiting, or TLS not yet up
+            self._early.append(data)
+            if not self._admitted and self.transport is not None:
+                self.transport.pause_reading()  # once more: uvloop reads after connection_made
             return
         core = self.core
         core.heartbeat.last_received = self.loop.time()
@@ -146,6 +241,9 @@ class ServerConnection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:  # once, also after a failed TLS handshake
+            return
+        self._lost = True
         self._closed = True
         self.can_send = False
         for timer in (
@@ -161,6 +259,7 @@ class ServerConnection(asyncio.Protocol):
         except Exception:
             log.exception("%s: error while cleaning up", self.session.peer_name)
         self.broker.connection_lost(self)
+        self.endpoint.release(self, self._admitted)
 
     def pause_writing(self) -> None:
         self._paused_writing = True

@@ -24,13 +24,14 @@ from kiltmq.broker.channel.ack_timeout import timed_out_text
 from kiltmq.broker.handshake import (
     MECHANISMS,
     BadCredentials,
+    authenticate,
     check_tune,
     is_loopback,
-    read_credentials,
     server_properties,
 )
 from kiltmq.broker.queue import Queue
 from kiltmq.broker.reply_text import reply_text
+from kiltmq.broker.tls import ExternalLogin
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
     ContentReceived,
@@ -122,6 +123,8 @@ class Session:
         self.username = ""
         self.user_tags: frozenset[str] = frozenset()
         self.client_properties: dict[str, Any] = {}
+        #: Set on a TLS connection that offers SASL EXTERNAL (its certificate's user).
+        self.external: ExternalLogin | None = None
         self.cancel_notify = False
         self.auth_failure_close = False
         self.blocked_capable = False
@@ -322,8 +325,9 @@ class Session:
         properties = server_properties(
             self.broker.cluster_name, capabilities=dialect is AMQP_0_9_1
         )
+        mechanisms = MECHANISMS if self.external is None else MECHANISMS + b" EXTERNAL"
         self.conn.send_method(
-            0, spec.ConnectionStart(major, minor, properties, MECHANISMS, b"en_US")
+            0, spec.ConnectionStart(major, minor, properties, mechanisms, b"en_US")
         )
 
     def _connection_method(self, method: spec.Method) -> None:
@@ -358,12 +362,11 @@ class Session:
                 and self.core.dialect is AMQP_0_9_1
             )
         mechanism = m.mechanism
+        auth = self.broker.auth
         try:
-            name, password = read_credentials(mechanism, m.response)
+            name, user = authenticate(auth, mechanism, m.response, self.external)
         except BadCredentials as error:
             return self._auth_failed(mechanism, str(error))
-        auth = self.broker.auth
-        user = auth.authenticate(name, password)
         if user is None:
             return self._auth_failed(mechanism, f"invalid credentials for user '{name}'")
         if auth.loopback_only(name) and not is_loopback(self.peer):

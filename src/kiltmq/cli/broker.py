@@ -25,6 +25,10 @@ Durable exchanges, queues and bindings, vhosts, users, permissions and persisten
 in durable queues are kept in --data-dir (default $XDG_DATA_HOME/kiltmq, or
 ~/.local/share/kiltmq), which the broker locks while it runs. --memory-only keeps nothing.
 
+--tls-cert (and --tls-key) adds an amqps listener on --tls-port (default 5671) next to
+the plain one; with --tls-ca clients may log in with SASL EXTERNAL as the user their
+certificate names.
+
 `kiltmq ctl` administers the running broker through a control socket only its OS user can
 use: ctl.sock in the data directory, or for --memory-only kiltmq-<port>.sock in
 $XDG_RUNTIME_DIR (else the temporary directory); --ctl-socket puts it elsewhere.
@@ -101,6 +105,53 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a connection whose half-sent message gets no body frame for this long "
         "(default 60; 0: never)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve at most N connections per listener; more wait, unanswered, until one "
+        "closes (RabbitMQ's connection_max; default: no limit)",
+    )
+    tls = parser.add_argument_group("TLS (amqps)")
+    tls.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="FILE",
+        help="PEM certificate (chain) of the broker: adds an amqps listener",
+    )
+    tls.add_argument(
+        "--tls-key",
+        default=None,
+        metavar="FILE",
+        help="PEM private key (default: in the --tls-cert file)",
+    )
+    tls.add_argument(
+        "--tls-port",
+        type=int,
+        default=None,
+        help="port of the amqps listener, on --host (default 5671; 0: any free)",
+    )
+    tls.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="FILE",
+        help="PEM CA certificates that client certificates must chain to",
+    )
+    tls.add_argument(
+        "--tls-verify",
+        choices=["none", "optional", "required"],
+        default=None,
+        help="ask clients for a certificate: none, optional (verified if sent) or "
+        "required (default: optional with --tls-ca, else none)",
+    )
+    tls.add_argument(
+        "--tls-login-from",
+        choices=["distinguished_name", "common_name"],
+        default=None,
+        help="the part of a client certificate that is the user name for SASL EXTERNAL "
+        "(default distinguished_name, as RabbitMQ)",
     )
     parser.add_argument(
         "--config",
@@ -197,9 +248,15 @@ def run(args: argparse.Namespace) -> int:
         if args.consumer_timeout < 0:
             return _fail("--consumer-timeout must not be negative")
         kwargs["consumer_timeout"] = args.consumer_timeout or None
-    for option in ("max_message_size", "content_timeout"):  # the Broker checks them
-        if getattr(args, option) is not None:
+    for option in ("max_message_size", "content_timeout", "max_connections"):
+        if getattr(args, option) is not None:  # the Broker checks them
             kwargs[option] = getattr(args, option)
+    for option in ("port", "cert", "key", "ca", "verify", "login_from"):
+        value = getattr(args, f"tls_{option}")
+        if value is not None:
+            kwargs[f"tls_{option}"] = value
+    if args.tls_port is not None and not 0 <= args.tls_port < 65536:
+        return _fail(f"invalid TLS port {args.tls_port}")
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:
@@ -225,13 +282,15 @@ async def _serve(broker: Any) -> int:
     except (StoreError, ControlError) as exc:
         return _fail(str(exc))
     except OSError as exc:
-        where = ", ".join(_address(h, p) for h, p in broker.listeners)
+        where = ", ".join(_address(h, p) for h, p in [*broker.listeners, *broker.tls_listeners])
         return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     hosts = [host for host, _ in broker.listeners]
     addresses = ", ".join(_address(h, p) for h, p in zip(hosts, broker.ports, strict=True))
+    if broker.tls_port is not None:
+        addresses += f", {_address(broker.tls_listeners[0][0], broker.tls_port)} (amqps)"
     logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
     await stop.wait()
     logging.getLogger("kiltmq.broker").info("shutting down")

@@ -8,6 +8,7 @@ awaited or used as an async context manager::
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Generator
 from typing import Any, TypedDict, Unpack
 
@@ -49,7 +50,9 @@ class connect:  # used like a function
       (10 s), ``recovery_attempts`` (None: keep trying): automatic recovery;
     * ``heartbeat``, ``connection_timeout`` (seconds), ``frame_max``, ``channel_max``:
       override the URL's values;
-    * ``client_properties``: extra client properties for connection.start-ok.
+    * ``client_properties``: extra client properties for connection.start-ok;
+    * ``ssl_context``: an :class:`ssl.SSLContext` to connect with (TLS even for an
+      ``amqp://`` URL; its port stays the URL's), instead of the URL's TLS parameters.
 
     Errors: :class:`ConnectError` (refused, unreachable, TLS), :class:`ConnectTimeout`,
     :class:`AuthenticationError` (bad credentials), the broker's connection error (e.g.
@@ -64,6 +67,7 @@ class connect:  # used like a function
         connection_timeout: float | None = None,
         frame_max: int | None = None,
         channel_max: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         **options: Unpack[ConnectionOptions],
     ) -> None:
         for option in options:
@@ -76,7 +80,11 @@ class connect:  # used like a function
             "frame_max": frame_max,
             "channel_max": channel_max,
         }
-        overrides = {key: value for key, value in given.items() if value is not None}
+        overrides: dict[str, object] = {
+            key: value for key, value in given.items() if value is not None
+        }
+        if ssl_context is not None:
+            overrides.update(ssl=True, context=ssl_context)
         if overrides:
             params = params.replace(**overrides)
         self.parameters = params

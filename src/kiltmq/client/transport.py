@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Protocol
+from typing import Protocol, cast
 
 from kiltmq.client.errors import ConnectError
 from kiltmq.client.url import ConnectionParameters
@@ -59,8 +59,8 @@ class Transport(asyncio.Protocol):
             raise ConnectError(f"cannot connect to {params.display}: {reason}") from exc
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports (its TLS one too) do not derive from asyncio.Transport
+        self.transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -72,6 +72,8 @@ class ConnectionParameters:
     #: Host name sent in TLS SNI and checked against the certificate; None: ``host``;
     #: "" disables SNI (``server_name_indication=disable``).
     server_name_indication: str | None = None
+    #: A ready TLS context (``connect(ssl_context=...)``), used instead of the files.
+    context: _ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     def replace(self, **changes: object) -> ConnectionParameters:
         """A copy with some fields changed."""
@@ -81,6 +83,8 @@ class ConnectionParameters:
         """The TLS context for ``amqps`` (None for plain ``amqp``)."""
         if not self.ssl:
             return None
+        if self.context is not None:
+            return self.context
         context = _ssl.create_default_context(cafile=self.cacertfile)
         if self.certfile:
             context.load_cert_chain(self.certfile, self.keyfile)
