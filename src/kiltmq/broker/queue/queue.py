@@ -278,8 +278,8 @@ class Queue:
             if consumer is not None:
                 consumer.channel.deliver(consumer, entry)
                 return True
-        if ttl == 0:
-            # a zero TTL message expires at once unless a consumer took it right away
+        if ttl == 0 and not ready:
+            # a zero TTL message at the head expires at once unless a consumer took it
             self._dead_letter(entry, "expired")
             return True
         ready.append(entry)
