@@ -71,7 +71,7 @@ def count(channel: Any, queue: str) -> int:
 
 
 def drain(channel: Any, queue: str) -> list[str]:
-    bodies = []
+    bodies: list[str] = []
     while True:
         method, _props, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
@@ -81,7 +81,7 @@ def drain(channel: Any, queue: str) -> list[str]:
 
 def dead_letters(channel: Any, queue: str) -> list[tuple[str, str, str, str]]:
     """(body, routing key, x-death queue, reason) of each message in ``queue``."""
-    found = []
+    found: list[tuple[str, str, str, str]] = []
     while True:
         method, props, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
