@@ -206,14 +206,16 @@ def test_alternate_exchange_by_policy(hosts: Any) -> None:
             ch.exchange_declare(name, "fanout")
             ch.queue_declare(name + "-q")
             ch.queue_bind(name + "-q", name)
-        host.set_policy("ae", "^main", {"alternate-exchange": "ae-policy"},
-                        apply_to="exchanges")
+        host.set_policy("ae", "^(main\\..*|amq\\.direct|)$", {"alternate-exchange": "ae-policy"},
+                        apply_to="exchanges", priority=1)
         ch.exchange_declare("main.plain", "direct")
         ch.exchange_declare("main.own", "direct", arguments={"alternate-exchange": "ae-arg"})
         publish(ch, "nowhere", "u1", exchange="main.plain")
         publish(ch, "nowhere", "u2", exchange="main.own")
+        publish(ch, "nowhere", "u3", exchange="amq.direct")
+        publish(ch, "no-such-queue", "u4")  # the default exchange uses no alternate
         host.clear_policy("ae")
-        publish(ch, "nowhere", "u3", exchange="main.plain")
+        publish(ch, "nowhere", "u5", exchange="main.plain")
         return drain(ch, "ae-policy-q"), drain(ch, "ae-arg-q")
 
-    assert same_on_both(hosts, steps) == (["u1"], ["u2"])
+    assert same_on_both(hosts, steps) == (["u1", "u3"], ["u2"])
