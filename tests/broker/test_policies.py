@@ -161,3 +161,21 @@ def test_fixture_sets_policies_and_loads_definitions() -> None:
         exported = own.export_definitions(vhost="mine")
         assert [q["name"] for q in exported["queues"]] == ["jobs"]
         assert exported["policies"][0]["vhost"] == "mine"
+
+
+def test_definitions_with_deeply_nested_arguments_go_in_and_out() -> None:
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(700):  # RabbitMQ exports such tables; too deep for recursive copying
+        inner["x"] = {}
+        inner = inner["x"]
+    queue = {"name": "deep", "vhost": "/", "durable": False, "auto_delete": False,
+             "arguments": {"x-deep": nested}}
+
+    async def run() -> None:
+        async with Broker(port=0) as broker:
+            admin = Admin(broker)
+            admin.import_definitions({"queues": [queue]})
+            assert admin.export_definitions()["queues"] == [queue]
+
+    asyncio.run(run())

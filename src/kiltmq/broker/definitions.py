@@ -70,17 +70,31 @@ class _Admin(Protocol):
     ) -> Policy: ...
 
 
-def _plain(value: Any) -> Any:
-    """A field table value as JSON carries it."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+def _scalar(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A field table value as JSON carries it (bytes as text, other odd types as their
+    ``str``); without recursion, as tables may nest deeper than Python's stack."""
+    root: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while todo:
+        item, parent, key = todo.pop()
+        if isinstance(item, dict):
+            copy: Any = dict.fromkeys(str(k) for k in item)
+            todo.extend((v, copy, str(k)) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            copy = [None] * len(item)
+            todo.extend((v, copy, i) for i, v in enumerate(item))
+        else:
+            copy = _scalar(item)
+        parent[key] = copy
+    return root[0]
 
 
 def _policy_parameter(policy: Policy) -> dict[str, Any]:
