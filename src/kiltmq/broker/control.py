@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.admin import Admin, AdminError, ManagedBroker
+from kiltmq.broker.definitions import json_value
 
 __all__ = [
     "COMMANDS",
@@ -197,7 +198,7 @@ def _list_bindings(admin: Admin, args: dict[str, Any]) -> Any:
             "destination_name": b.destination,
             "destination_kind": b.destination_type,
             "routing_key": b.routing_key,
-            "arguments": _plain(b.arguments),
+            "arguments": json_value(b.arguments),
         }
         for b in admin.bindings(_vhost(args))
     ]
@@ -222,7 +223,7 @@ def _list_consumers(admin: Admin, args: dict[str, Any]) -> Any:
             "ack_required": not c.no_ack,
             "prefetch_count": c.prefetch,
             "exclusive": c.exclusive,
-            "arguments": _plain(c.arguments),
+            "arguments": json_value(c.arguments),
         }
         for c in admin.consumers(_vhost(args))
     ]
@@ -323,21 +324,7 @@ def _rows(snapshots: Iterable[Any], columns: str) -> list[dict[str, Any]]:
     column ``key`` is the snapshot's attribute of that name, ``key=name`` its attribute
     ``name`` (field tables made plain)."""
     pairs = [column.partition("=")[::2] for column in columns.split()]
-    return [{key: _plain(getattr(s, name or key)) for key, name in pairs} for s in snapshots]
-
-
-def _plain(value: Any) -> Any:
-    """A field table value as JSON can carry it (bytes as text, other odd types as
-    their ``str``)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    return [{key: json_value(getattr(s, name or key)) for key, name in pairs} for s in snapshots]
 
 
 # -- the server ----------------------------------------------------------------------------

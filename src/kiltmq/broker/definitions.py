@@ -25,7 +25,7 @@ from kiltmq.broker.vhost import VirtualHost
 from kiltmq.protocol.errors import AMQPError
 from kiltmq.version import __version__
 
-__all__ = ["RABBIT_VERSION", "DefinitionsAdmin", "DefinitionsBroker"]
+__all__ = ["RABBIT_VERSION", "DefinitionsAdmin", "DefinitionsBroker", "json_value"]
 
 #: The RabbitMQ release whose definitions format this is (``rabbit_version``).
 RABBIT_VERSION = "3.10.8"
@@ -78,7 +78,7 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A field table value as JSON carries it (bytes as text, other odd types as their
     ``str``); without recursion, as tables may nest deeper than Python's stack."""
     root: list[Any] = [None]
@@ -124,19 +124,19 @@ def _vhost_content(host: VirtualHost, with_vhost: bool) -> dict[str, list[dict[s
         })
     queues = [
         {"name": q.name, **where, "durable": q.durable, "auto_delete": q.auto_delete,
-         "arguments": _plain(q.arguments)}
+         "arguments": json_value(q.arguments)}
         for _n, q in sorted(host.queues.items()) if not q.exclusive
     ]
     exchanges = [
         {"name": x.name, **where, "type": x.TYPE, "durable": x.durable,
          "auto_delete": x.auto_delete, "internal": x.internal,
-         "arguments": _plain(x.arguments)}
+         "arguments": json_value(x.arguments)}
         for _n, x in sorted(host.exchanges.items()) if x.name and not x.name.startswith("amq.")
     ]
     bindings = [
         {"source": b.source.name, **where, "destination": b.destination.name,
          "destination_type": b.destination_type, "routing_key": b.routing_key,
-         "arguments": _plain(b.arguments)}
+         "arguments": json_value(b.arguments)}
         for _n, x in sorted(host.exchanges.items()) if x is not host.default_exchange
         for b in x.bindings.values()
         if not getattr(b.destination, "exclusive", False)
