@@ -6,6 +6,7 @@ publishes are refused) must be the same. Counts are read after publisher confirm
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,3 +220,31 @@ def test_alternate_exchange_by_policy(hosts: Any) -> None:
         return drain(ch, "ae-policy-q"), drain(ch, "ae-arg-q")
 
     assert same_on_both(hosts, steps) == (["u1", "u3"], ["u2"])
+
+
+def test_expires_by_policy(hosts: Any) -> None:
+    """An unused queue goes once a policy's ``expires`` passes; one with a consumer
+    stays (polled: the expiry is 1 ms, the wait up to 10 s)."""
+
+    def exists(host: PolicyHost, name: str) -> bool:
+        def look(_host: PolicyHost, ch: Any) -> bool:
+            try:
+                ch.queue_declare(name, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as closed:
+                assert closed.reply_code == 404
+                return False
+            return True
+
+        return bool(run_on(host, look))
+
+    def steps(host: PolicyHost, ch: Any) -> Any:
+        ch.queue_declare("e.idle")
+        ch.queue_declare("e.used")
+        ch.basic_consume("e.used", lambda *_: None)
+        host.set_policy("expiry", "^e\\.", {"expires": 1})
+        deadline = time.monotonic() + 10
+        while exists(host, "e.idle") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return exists(host, "e.idle"), count(ch, "e.used")
+
+    assert same_on_both(hosts, steps) == (False, 0)
