@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from kiltmq.broker.admin_error import AdminError
-from kiltmq.broker.auth import User, hash_password, hashing_algorithm
+from kiltmq.broker.auth import AuthDB, User, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy
 from kiltmq.broker.store import Store
 from kiltmq.broker.vhost import VirtualHost
@@ -42,7 +42,7 @@ class DefinitionsBroker(Protocol):
     def vhosts(self) -> Mapping[str, VirtualHost]: ...
 
     @property
-    def auth(self) -> Any: ...
+    def auth(self) -> AuthDB: ...
 
     @property
     def store(self) -> Store: ...
