@@ -23,8 +23,8 @@ from kiltmq.cli.main import SubParsers
 
 DESCRIPTION = """\
 Administer a running kiltmq broker through its control socket (a Unix socket only the
-broker's OS user can use): list and change vhosts, users, permissions, queues and
-connections.
+broker's OS user can use): list and change vhosts, users, permissions, policies, queues
+and connections; export and import definitions.
 
 The socket is found with --socket PATH, --data-dir DIR (DIR/ctl.sock), --port N (a
 --memory-only broker's kiltmq-N.sock in $XDG_RUNTIME_DIR or the temporary directory), or
