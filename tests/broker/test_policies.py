@@ -5,7 +5,9 @@ definitions methods. (Behaviour RabbitMQ also has is compared in tests/compat.)"
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pika
 import pytest
 
 from kiltmq.broker import Broker
-from kiltmq.broker.admin import Admin, NotFound
+from kiltmq.broker.admin import Admin, AdminError, NotFound
 from kiltmq.broker.auth import check_password, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy, PolicyError, erlang_term, parse_policy, pick
 from kiltmq.broker.policy_admin import PolicyInvalid
@@ -177,5 +179,72 @@ def test_definitions_with_deeply_nested_arguments_go_in_and_out() -> None:
             admin = Admin(broker)
             admin.import_definitions({"queues": [queue]})
             assert admin.export_definitions()["queues"] == [queue]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("definitions", "error"),
+    [
+        ([], "definitions must be a JSON object"),
+        ({"queues": {"name": "q"}}, "definitions: 'queues' must be a list of objects"),
+        ({"users": [{"name": ""}]}, "definitions: a user name cannot be empty"),
+        ({"users": [{"name": "u", "password_hash": "c2hvcnQ="}]},
+         "definitions: user 'u' has a password hash kiltmq cannot use "
+         "(unknown hashing algorithm)"),
+        ({"users": [{"name": "u", "password_hash": hash_password("p"),
+                     "hashing_algorithm": "rabbit_password_hashing_sha512"}]},
+         "definitions: user 'u' has a password hash kiltmq cannot use "
+         "(rabbit_password_hashing_sha512)"),
+        ({"users": [{"name": "u", "password_hash": "", "tags": 5}]},
+         "definitions: the tags of user 'u' must be a list or a string"),
+        ({"topic_permissions": [{"user": "guest", "vhost": "/", "exchange": "amq.topic",
+                                 "write": ".*", "read": ".*"}]},
+         "definitions: topic permissions are not supported by kiltmq"),
+        ({"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*",
+                           "write": ".*", "read": ".*"}]}, "no such user 'nobody'"),
+        ({"queues": [{"name": "q", "vhost": "nowhere"}]}, "no such vhost 'nowhere'"),
+        ({"queues": [{"name": "q", "vhost": "/", "arguments": {"x-max-length": "a"}}]},
+         "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': "
+         '"expected integer, got longstr"'),
+        ({"bindings": [{"source": "missing", "vhost": "/", "destination": "q",
+                        "destination_type": "queue", "routing_key": ""}]},
+         "definitions: no exchange 'missing' in vhost '/'"),
+        ({"parameters": [{"vhost": "/", "component": "vhost-limits", "name": "limits",
+                          "value": {"max-foo": 1}}]}, "unrecognised vhost limits: max-foo"),
+    ],
+)
+def test_import_refuses_what_it_cannot_load(definitions: Any, error: str) -> None:
+    async def run() -> None:
+        async with Broker(port=0) as broker:
+            with pytest.raises(AdminError) as refused:
+                Admin(broker).import_definitions(definitions)
+            assert str(refused.value) == error
+
+    asyncio.run(run())
+
+
+def test_import_keeps_existing_queues_and_logs_users_in() -> None:
+    sha512 = "rabbit_password_hashing_sha512"
+
+    async def run() -> None:
+        async with Broker(port=0) as broker:
+            admin = Admin(broker)
+            broker.vhosts["/"].declare_queue("q", arguments={"x-max-length": 1})
+            salt = b"salt"
+            digest = hashlib.sha512(salt + b"pw").digest()
+            admin.import_definitions({
+                "users": [
+                    {"name": "bob", "password_hash": base64.b64encode(salt + digest).decode(),
+                     "hashing_algorithm": sha512, "tags": "a,b"},
+                    {"name": "carol", "password": "clear"},
+                ],
+                "queues": [{"name": "q", "vhost": "/", "arguments": {"x-max-length": 9}}],
+            })
+            assert broker.vhosts["/"].queues["q"].arguments == {"x-max-length": 1}
+            assert broker.auth.authenticate("bob", "pw") is not None
+            assert broker.auth.authenticate("carol", "clear") is not None
+            users = {u["name"]: u for u in admin.export_definitions()["users"]}
+            assert (users["bob"]["hashing_algorithm"], users["bob"]["tags"]) == (sha512, ["a", "b"])
 
     asyncio.run(run())

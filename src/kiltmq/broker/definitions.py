@@ -168,6 +168,8 @@ def _text(item: Mapping[str, Any], key: str, section: str, default: str | None =
 
 def _user(item: Mapping[str, Any]) -> User:
     name = _text(item, "name", "users")
+    if not name:
+        raise AdminError("definitions: a user name cannot be empty")
     tags = item.get("tags", [])
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
