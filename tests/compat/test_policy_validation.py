@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(120)]
 REFUSED: list[tuple[dict[str, Any], bool]] = [
     ({"pattern": "^q", "definition": {"max-length": -1}}, False),
     ({"pattern": "^q", "definition": {"max-length": "a"}}, False),
+    ({"pattern": "^q", "definition": {"max-length": 'say "a"\n\\'}}, False),
     ({"pattern": "^q", "definition": {"max-length-bytes": 1.5}}, False),
     ({"pattern": "^q", "definition": {"message-ttl": -1}}, False),
     ({"pattern": "^q", "definition": {"message-ttl": 1e3}}, False),

@@ -97,6 +97,9 @@ def _erlang_float(value: float) -> str:
     return sign + (sci if len(sci) < len(plain) else plain)
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def erlang_term(value: Any) -> str:
     """A JSON value as RabbitMQ prints it in its messages (Erlang's ``~p``)."""
     if value is True:
@@ -110,7 +113,7 @@ def erlang_term(value: Any) -> str:
     if isinstance(value, float):
         return _erlang_float(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = value.translate(_ESCAPES)
         return f'<<"{escaped}">>'
     if isinstance(value, Mapping):
         items = ",".join(f"{erlang_term(k)} => {erlang_term(v)}" for k, v in sorted(value.items()))
