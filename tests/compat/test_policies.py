@@ -138,8 +138,10 @@ def test_x_arguments_against_policy(hosts: Any) -> None:
             "x-max-length": 1, "x-dead-letter-exchange": "dlx-arg",
         })
         ch.queue_declare("w.reject", arguments={"x-overflow": "reject-publish"})
+        ch.queue_declare("w.bytes", arguments={"x-max-length-bytes": 100})
+        host.set_policy("bytes", "^w\\.bytes$", {"max-length-bytes": 14}, priority=1)
         outcomes = {}
-        for queue in ("w.arg-higher", "w.arg-lower", "w.reject"):
+        for queue in ("w.arg-higher", "w.arg-lower", "w.reject", "w.bytes"):
             outcomes[queue] = publish(ch, queue, f"{queue}-1", f"{queue}-2", f"{queue}-3")
         depths = {q: count(ch, q) for q in outcomes}
         return (
@@ -148,7 +150,7 @@ def test_x_arguments_against_policy(hosts: Any) -> None:
         )
 
     outcomes, depths, by_arg, by_policy = same_on_both(hosts, steps)
-    assert depths == {"w.arg-higher": 2, "w.arg-lower": 1, "w.reject": 2}
+    assert depths == {"w.arg-higher": 2, "w.arg-lower": 1, "w.reject": 2, "w.bytes": 1}
     assert outcomes["w.reject"] == ["ack", "ack", "nack"]
     assert by_arg == [
         ("w.arg-lower-1", "from-policy", "w.arg-lower", "maxlen"),
@@ -239,12 +241,13 @@ def test_expires_by_policy(hosts: Any) -> None:
 
     def steps(host: PolicyHost, ch: Any) -> Any:
         ch.queue_declare("e.idle")
+        ch.queue_declare("e.long", arguments={"x-expires": 3600000})  # the lower wins
         ch.queue_declare("e.used")
         ch.basic_consume("e.used", lambda *_: None)
         host.set_policy("expiry", "^e\\.", {"expires": 1})
         deadline = time.monotonic() + 10
-        while exists(host, "e.idle") and time.monotonic() < deadline:
+        while (exists(host, "e.idle") or exists(host, "e.long")) and time.monotonic() < deadline:
             time.sleep(0.01)
-        return exists(host, "e.idle"), count(ch, "e.used")
+        return exists(host, "e.idle"), exists(host, "e.long"), count(ch, "e.used")
 
-    assert same_on_both(hosts, steps) == (False, 0)
+    assert same_on_both(hosts, steps) == (False, False, 0)
