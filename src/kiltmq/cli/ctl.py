@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kiltmq.cli.definitions_file import DefinitionsFileError, read_definitions, write_definitions
 from kiltmq.cli.main import SubParsers
 
 DESCRIPTION = """\
@@ -332,6 +333,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, header: boo
     return "\n".join(out) + "\n"
 
 
+_POLICY_COLUMNS = ("vhost", "name", "pattern", "apply-to", "definition", "priority")
 #: Columns of the text tables of the list commands.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "list_vhosts": ("name",),
@@ -346,10 +348,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
     ),
     "list_connections": ("name", "peer", "user", "vhost", "channels"),
-    "list_policies": ("vhost", "name", "pattern", "apply-to", "definition", "priority"),
-    "list_operator_policies": (
-        "vhost", "name", "pattern", "apply-to", "definition", "priority",
-    ),
+    "list_policies": _POLICY_COLUMNS,
+    "list_operator_policies": _POLICY_COLUMNS,
     "list_consumers": (
         "queue_name", "consumer_tag", "connection", "channel", "ack_required",
         "prefetch_count", "exclusive",
@@ -484,39 +484,10 @@ def _arguments(command: str, args: argparse.Namespace) -> dict[str, Any]:
     if command == "list_connections" and arguments.get("vhost") is None:
         arguments.pop("vhost", None)
     if command == "import_definitions":
-        arguments = {"definitions": _read_definitions(arguments.pop("file"))}
+        arguments = {"definitions": read_definitions(arguments.pop("file"))}
     elif command == "export_definitions":
         arguments = {}
     return arguments
-
-
-def _read_definitions(path: str) -> Any:
-    """The JSON in file ``path`` (``-``: standard input)."""
-    where = "standard input" if path == "-" else path
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CtlError(f"cannot read {where}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CtlError(f"{where} is not JSON: {exc}") from None
-
-
-def _write_definitions(path: str, result: Any) -> None:
-    text = json.dumps(result, separators=(",", ":")) + "\n"
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
-    except OSError as exc:
-        raise CtlError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -527,21 +498,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = socket_path(args)
         result = request(path, command, _arguments(command, args), args.timeout)
-    except CtlError as exc:
-        print(f"kiltmq ctl: {exc}", file=sys.stderr)
-        return exc.status
-    try:
         with contextlib.suppress(BrokenPipeError):
             _print(command, args, result)
-    except CtlError as exc:
+    except (CtlError, DefinitionsFileError) as exc:
         print(f"kiltmq ctl: {exc}", file=sys.stderr)
-        return exc.status
+        return exc.status if isinstance(exc, CtlError) else 1
     return 0
 
 
 def _print(command: str, args: argparse.Namespace, result: Any) -> None:
     if command == "export_definitions":
-        _write_definitions(args.file, result)
+        write_definitions(args.file, result)
     elif args.json:
         json.dump(result, sys.stdout, indent=2 if command == "status" else None)
         sys.stdout.write("\n")
