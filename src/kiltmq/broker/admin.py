@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker import snapshots
+from kiltmq.broker.admin_error import AdminError, NotFound
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.definitions import DefinitionsAdmin
+from kiltmq.broker.policy_admin import PolicyAdmin
 from kiltmq.broker.snapshots import (
     BindingInfo,
     ConnectionInfo,
@@ -109,22 +112,17 @@ class ManagedBroker(Protocol):
     def set_vhost_limits(self, name: str, limits: str | Mapping[str, Any]) -> None: ...
 
 
-class AdminError(Exception):
-    """An administrative request cannot be done; the message says why."""
-
-
-class NotFound(AdminError, LookupError):
-    """No such vhost, user, queue, exchange or connection."""
-
-
 # -- the admin interface -----------------------------------------------------------------
 
 
-class Admin:
-    """Inspect and change a running :class:`~kiltmq.broker.Broker` (on its loop)."""
+class Admin(PolicyAdmin, DefinitionsAdmin):
+    """Inspect and change a running :class:`~kiltmq.broker.Broker` (on its loop).
+    Policies: :class:`~kiltmq.broker.policy_admin.PolicyAdmin`; definitions export and
+    import: :class:`~kiltmq.broker.definitions.DefinitionsAdmin`."""
 
     #: How long :meth:`committed` waits for the store.
     COMMIT_TIMEOUT = 10.0
+    broker: ManagedBroker
 
     def __init__(self, broker: ManagedBroker) -> None:
         self.broker = broker

@@ -21,11 +21,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "HASHING_ALGORITHMS",
     "AuthDB",
     "Permission",
     "User",
     "check_password",
     "hash_password",
+    "hashing_algorithm",
 ]
 
 
@@ -37,16 +39,39 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     return base64.b64encode(salt + digest).decode("ascii")
 
 
-def check_password(password: str, password_hash: str) -> bool:
-    """Whether ``password`` matches a hash made by :func:`hash_password`."""
+#: RabbitMQ's password hashing modules by the length of their digest.
+HASHING_ALGORITHMS = {
+    16: ("rabbit_password_hashing_md5", hashlib.md5),
+    32: ("rabbit_password_hashing_sha256", hashlib.sha256),
+    64: ("rabbit_password_hashing_sha512", hashlib.sha512),
+}
+
+
+def _salt_digest(password_hash: str) -> tuple[bytes, bytes] | None:
     try:
         raw = base64.b64decode(password_hash.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
+        return None
+    if len(raw) - 4 not in HASHING_ALGORITHMS:
+        return None
+    return raw[:4], raw[4:]
+
+
+def hashing_algorithm(password_hash: str) -> str | None:
+    """The name of RabbitMQ's module that made ``password_hash`` (None: not a hash)."""
+    parts = _salt_digest(password_hash)
+    return None if parts is None else HASHING_ALGORITHMS[len(parts[1])][0]
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    """Whether ``password`` matches a hash made by :func:`hash_password`, or by RabbitMQ
+    with SHA-512 or MD5 (told apart by the digest's length)."""
+    parts = _salt_digest(password_hash)
+    if parts is None:
         return False
-    if len(raw) != 4 + 32:
-        return False
-    salt, digest = raw[:4], raw[4:]
-    return hmac.compare_digest(hashlib.sha256(salt + password.encode()).digest(), digest)
+    salt, digest = parts
+    hashing = HASHING_ALGORITHMS[len(digest)][1]
+    return hmac.compare_digest(hashing(salt + password.encode()).digest(), digest)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from it (``start_in_thread`` runs that loop in a daemon thread).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kiltmq.broker.admin import Admin, AdminError
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
@@ -81,6 +83,9 @@ class Broker:
     :mod:`kiltmq.broker.control`), or True for the default place (``ctl.sock`` in the
     data directory, else ``kiltmq-<port>.sock`` in the runtime directory; a failure
     there is logged, not raised). None (default): no control socket.
+
+    ``load_definitions``: a JSON file of definitions (RabbitMQ's export format) loaded at
+    every start, after what the store kept (AdminError if it cannot be).
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class Broker:
         tls_ca: str | os.PathLike[str] | None = None,
         tls_verify: str | None = None,
         tls_login_from: str = "distinguished_name",
+        load_definitions: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -140,6 +146,7 @@ class Broker:
         self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
+        self.load_definitions = load_definitions
         self._control: ControlServer | None = None
         self._started_at: float | None = None
         # what was configured rather than defaulted (see _recover)
@@ -290,6 +297,8 @@ class Broker:
         try:
             self._recover()
             limit = self.max_connections
+            if self.load_definitions is not None:
+                self._load_definitions(self.load_definitions)
             for host, port in self.listeners:
                 await self._listen(Endpoint(host, port, max_connections=limit))
             for host, port in self.tls_listeners:
@@ -549,6 +558,19 @@ class Broker:
             store.user_added(user)
         for (user_name, vhost_name), perm in self.auth.permissions.items():
             store.permission_set(user_name, vhost_name, perm.configure, perm.write, perm.read)
+
+    def _load_definitions(self, path: str | os.PathLike[str]) -> None:
+        try:
+            with open(path, encoding="utf-8") as file:
+                data = json.load(file)
+        except OSError as exc:
+            raise AdminError(f"cannot read definitions {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise AdminError(f"definitions {path} are not JSON: {exc}") from None
+        try:
+            Admin(self).import_definitions(data)
+        except AdminError as exc:
+            raise AdminError(f"cannot load definitions {path}: {exc}") from None
 
     def _start_timers(self) -> None:
         for vhost in self.vhosts.values():

@@ -21,6 +21,7 @@ The format (TOML shown; JSON has the same keys)::
     ca = "ca.pem"             # client certificates must chain to it
     verify = "optional"       # none | optional | required (default: optional with a CA)
     login_from = "distinguished_name"  # or "common_name": EXTERNAL's user name
+    load_definitions = "definitions.json"  # RabbitMQ's JSON export, loaded at each start
 
     [[listeners]]             # default: one listener on 127.0.0.1:5672
     host = "0.0.0.0"          # all IPv4 addresses ("::" for all IPv6 addresses)
@@ -194,6 +195,11 @@ def parse_config(data: dict[str, Any]) -> dict[str, Any]:
         permissions.setdefault(item["user"], {})[item.get("vhost", "/")] = regexes
     if permissions:
         kwargs["permissions"] = permissions
+    definitions = data.get("load_definitions")
+    if definitions is not None:
+        if not isinstance(definitions, str):
+            raise ConfigError("'load_definitions' must be the path of a JSON file")
+        kwargs["load_definitions"] = definitions
     loopback = data.get("loopback_users")
     if loopback is not None:
         if not isinstance(loopback, list) or not all(isinstance(u, str) for u in loopback):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.admin import Admin, AdminError, ManagedBroker
+from kiltmq.broker.definitions import json_value
 
 __all__ = [
     "COMMANDS",
@@ -45,8 +46,8 @@ log = logging.getLogger("kiltmq.broker.control")
 
 #: The control socket's name in a data directory.
 CTL_SOCKET_NAME = "ctl.sock"
-#: Longest request line accepted.
-MAX_REQUEST = 1 << 20
+#: Longest request line accepted (definitions to import come in one line).
+MAX_REQUEST = 64 << 20
 #: The longest path a Unix socket address holds (Linux: 108 bytes with the final NUL).
 MAX_PATH = 107
 
@@ -197,7 +198,7 @@ def _list_bindings(admin: Admin, args: dict[str, Any]) -> Any:
             "destination_name": b.destination,
             "destination_kind": b.destination_type,
             "routing_key": b.routing_key,
-            "arguments": _plain(b.arguments),
+            "arguments": json_value(b.arguments),
         }
         for b in admin.bindings(_vhost(args))
     ]
@@ -222,7 +223,7 @@ def _list_consumers(admin: Admin, args: dict[str, Any]) -> Any:
             "ack_required": not c.no_ack,
             "prefetch_count": c.prefetch,
             "exclusive": c.exclusive,
-            "arguments": _plain(c.arguments),
+            "arguments": json_value(c.arguments),
         }
         for c in admin.consumers(_vhost(args))
     ]
@@ -252,6 +253,37 @@ def _delete_queue(admin: Admin, args: dict[str, Any]) -> Any:
     return {"messages": count}
 
 
+def _set_policy(admin: Admin, args: dict[str, Any], operator: bool = False) -> Any:
+    policy = admin.set_policy(
+        _vhost(args), _str(args, "name"), _str(args, "pattern"), args.get("definition"),
+        priority=args.get("priority", 0), apply_to=args.get("apply_to", "all"),
+        operator=operator,
+    )
+    return policy.as_json()
+
+
+def _clear_policy(admin: Admin, args: dict[str, Any], operator: bool = False) -> Any:
+    admin.clear_policy(_vhost(args), _str(args, "name"), operator=operator)
+    return None
+
+
+def _list_policies(admin: Admin, args: dict[str, Any], operator: bool = False) -> Any:
+    return [p.as_json() for p in admin.policies(_vhost(args), operator=operator)]
+
+
+def _export_definitions(admin: Admin, args: dict[str, Any]) -> Any:
+    vhost = args.get("vhost")
+    return admin.export_definitions(None if vhost is None else _str(args, "vhost"))
+
+
+def _import_definitions(admin: Admin, args: dict[str, Any]) -> Any:
+    vhost = args.get("vhost")
+    admin.import_definitions(
+        args.get("definitions"), None if vhost is None else _str(args, "vhost")
+    )
+    return None
+
+
 #: Command name -> (handler, whether it changes what the store keeps).
 COMMANDS: dict[str, tuple[Handler, bool]] = {
     "status": (_status, False),
@@ -276,6 +308,14 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "close_connection": (_close_connection, False),
     "purge_queue": (_purge_queue, True),
     "delete_queue": (_delete_queue, True),
+    "set_policy": (_set_policy, True),
+    "clear_policy": (_clear_policy, True),
+    "list_policies": (_list_policies, False),
+    "set_operator_policy": (lambda a, r: _set_policy(a, r, True), True),
+    "clear_operator_policy": (lambda a, r: _clear_policy(a, r, True), True),
+    "list_operator_policies": (lambda a, r: _list_policies(a, r, True), False),
+    "export_definitions": (_export_definitions, False),
+    "import_definitions": (_import_definitions, True),
 }
 
 
@@ -284,21 +324,7 @@ def _rows(snapshots: Iterable[Any], columns: str) -> list[dict[str, Any]]:
     column ``key`` is the snapshot's attribute of that name, ``key=name`` its attribute
     ``name`` (field tables made plain)."""
     pairs = [column.partition("=")[::2] for column in columns.split()]
-    return [{key: _plain(getattr(s, name or key)) for key, name in pairs} for s in snapshots]
-
-
-def _plain(value: Any) -> Any:
-    """A field table value as JSON can carry it (bytes as text, other odd types as
-    their ``str``)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    return [{key: json_value(getattr(s, name or key)) for key, name in pairs} for s in snapshots]
 
 
 # -- the server ----------------------------------------------------------------------------

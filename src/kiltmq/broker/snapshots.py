@@ -97,6 +97,8 @@ class ExchangeInfo:
     arguments: dict[str, Any]
     #: Bindings with this exchange as their source.
     bindings: tuple[BindingInfo, ...]
+    #: The name of the policy that applies (None: none).
+    policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ class QueueStats:
     consumers: int
     #: Messages acknowledged since the queue was declared.
     acked: int
+    #: The names of the policy and operator policy that apply (None: none), and their
+    #: combined definition (RabbitMQ's ``effective_policy_definition``).
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = field(default_factory=dict)
 
     @property
     def messages(self) -> int:
@@ -192,6 +199,7 @@ def exchange_info(exchange: Exchange) -> ExchangeInfo:
         internal=exchange.internal,
         arguments=dict(exchange.arguments),
         bindings=tuple(binding_info(b) for b in exchange.bindings.values()),
+        policy=exchange.policy.name if exchange.policy is not None else None,
     )
 
 
@@ -208,6 +216,11 @@ def queue_stats(queue: Queue, unacked: int) -> QueueStats:
         unacked=unacked,
         consumers=len(queue.consumers),
         acked=queue.acked,
+        policy=queue.policy.name if queue.policy is not None else None,
+        operator_policy=(
+            queue.operator_policy.name if queue.operator_policy is not None else None
+        ),
+        effective_policy_definition=dict(queue.effective_policy_definition),
     )
 
 

@@ -37,6 +37,7 @@ from kiltmq.broker.exchange import (
     arguments_key,
 )
 from kiltmq.broker.message import Message
+from kiltmq.broker.policies import POLICY_KINDS, VhostPolicies
 from kiltmq.broker.queue import Entry, Queue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
@@ -97,6 +98,8 @@ class VirtualHost:
         self.connections = 0
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
+        #: Policies and operator policies (see :mod:`kiltmq.broker.policies`).
+        self.policies = VhostPolicies(name, self.store, self.queues, self.exchanges)
 
     # -- time ---------------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class VirtualHost:
                 arguments=arguments,
             )
             self.exchanges[name] = exchange
+            self.policies.apply_exchange(exchange)
             if durable:
                 self.store.definition_added(self.name, "exchange", exchange.definition())
             return exchange
@@ -300,6 +304,7 @@ class VirtualHost:
             arguments=args,
         )
         self.queues[name] = queue
+        self.policies.apply_queue(queue)
         if durable:
             self.store.definition_added(self.name, "queue", queue.definition())
         queue.touch()
@@ -454,6 +459,8 @@ class VirtualHost:
                 auto_delete=definition.get("auto_delete", False),
                 arguments=definition.get("arguments"),
             )
+        elif kind in POLICY_KINDS:
+            self.policies.restore(kind, definition)
         elif kind == "limits":
             self.set_limits({k: v for k, v in definition.items() if k != "name"}, store=False)
         elif kind == "binding":

@@ -158,6 +158,13 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         default=None,
         help="JSON or TOML file with users, vhosts, permissions, listeners and limits",
     )
+    parser.add_argument(
+        "--load-definitions",
+        default=None,
+        metavar="FILE",
+        help="load definitions (RabbitMQ's JSON export: users, vhosts, policies, queues, "
+        "...) at start",
+    )
     ctl = parser.add_mutually_exclusive_group()
     ctl.add_argument(
         "--ctl-socket",
@@ -257,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
             kwargs[f"tls_{option}"] = value
     if args.tls_port is not None and not 0 <= args.tls_port < 65536:
         return _fail(f"invalid TLS port {args.tls_port}")
+    if args.load_definitions:
+        kwargs["load_definitions"] = args.load_definitions
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:
@@ -274,12 +283,13 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(broker: Any) -> int:
     loop = asyncio.get_running_loop()
+    from kiltmq.broker.admin import AdminError
     from kiltmq.broker.control import ControlError
     from kiltmq.broker.store import StoreError
 
     try:
         await broker.start()
-    except (StoreError, ControlError) as exc:
+    except (StoreError, ControlError, AdminError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         where = ", ".join(_address(h, p) for h, p in [*broker.listeners, *broker.tls_listeners])

@@ -19,12 +19,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kiltmq.cli.definitions_file import DefinitionsFileError, read_definitions, write_definitions
 from kiltmq.cli.main import SubParsers
 
 DESCRIPTION = """\
 Administer a running kiltmq broker through its control socket (a Unix socket only the
-broker's OS user can use): list and change vhosts, users, permissions, queues and
-connections.
+broker's OS user can use): list and change vhosts, users, permissions, policies, queues
+and connections; export and import definitions.
 
 The socket is found with --socket PATH, --data-dir DIR (DIR/ctl.sock), --port N (a
 --memory-only broker's kiltmq-N.sock in $XDG_RUNTIME_DIR or the temporary directory), or
@@ -136,6 +137,25 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         p.add_argument("--if-empty", action="store_true", help="only if it has no messages")
         p.add_argument("--if-unused", action="store_true", help="only if it has no consumers")
 
+    def set_policy(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("--priority", type=int, default=0, metavar="N",
+                       help="of policies matching a name the highest applies (default 0)")
+        p.add_argument("--apply-to", default="all", metavar="WHAT",
+                       help="queues, exchanges or all (default all)")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("pattern", metavar="PATTERN", help="regex of queue or exchange names")
+        p.add_argument("definition", metavar="DEFINITION",
+                       help='JSON, e.g. \'{"max-length": 1000}\'')
+
+    def clear_policy(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("name", metavar="NAME")
+
+    def definitions_file(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", metavar="FILE", nargs="?", default="-",
+                       help="a JSON file, or - for standard input or output (default)")
+
     return {
         "status": ("the broker: version, uptime, listeners, counts, memory", nothing),
         "list_vhosts": ("virtual hosts", nothing),
@@ -161,6 +181,18 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
                              close_connection),
         "purge_queue": ("drop a queue's ready messages", queue),
         "delete_queue": ("delete a queue", delete_queue),
+        "set_policy": ("set a policy (queue and exchange settings by name pattern)",
+                       set_policy),
+        "clear_policy": ("remove a policy", clear_policy),
+        "list_policies": ("policies of a vhost", vhost_only),
+        "set_operator_policy": ("set an operator policy (limits users cannot exceed)",
+                                set_policy),
+        "clear_operator_policy": ("remove an operator policy", clear_policy),
+        "list_operator_policies": ("operator policies of a vhost", vhost_only),
+        "export_definitions": ("write users, vhosts, permissions, policies, queues, "
+                               "exchanges and bindings as RabbitMQ's JSON", definitions_file),
+        "import_definitions": ("load definitions exported by RabbitMQ or kiltmq",
+                               definitions_file),
     }
 
 
@@ -301,6 +333,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, header: boo
     return "\n".join(out) + "\n"
 
 
+_POLICY_COLUMNS = ("vhost", "name", "pattern", "apply-to", "definition", "priority")
 #: Columns of the text tables of the list commands.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "list_vhosts": ("name",),
@@ -315,6 +348,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
     ),
     "list_connections": ("name", "peer", "user", "vhost", "channels"),
+    "list_policies": _POLICY_COLUMNS,
+    "list_operator_policies": _POLICY_COLUMNS,
     "list_consumers": (
         "queue_name", "consumer_tag", "connection", "channel", "ack_required",
         "prefetch_count", "exclusive",
@@ -393,6 +428,16 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
         return f"limits of vhost '{vhost}' set to {args.definition}"
     if command == "clear_vhost_limits":
         return f"limits of vhost '{vhost}' cleared"
+    if command in ("set_policy", "set_operator_policy"):
+        kind = "operator policy" if command == "set_operator_policy" else "policy"
+        return f"{kind} '{name}' set in vhost '{vhost}'"
+    if command in ("clear_policy", "clear_operator_policy"):
+        kind = "operator policy" if command == "clear_operator_policy" else "policy"
+        return f"{kind} '{name}' cleared in vhost '{vhost}'"
+    if command == "import_definitions":
+        return f"definitions imported from {'standard input' if args.file == '-' else args.file}"
+    if command == "export_definitions" and args.file != "-":
+        return f"definitions exported to {args.file}"
     if command == "close_connection":
         return "\n".join(
             f"closed connection {c['peer']}" + (f" ({c['name']})" if c.get("name") else "")
@@ -438,6 +483,10 @@ def _arguments(command: str, args: argparse.Namespace) -> dict[str, Any]:
         arguments["password"] = _read_password()
     if command == "list_connections" and arguments.get("vhost") is None:
         arguments.pop("vhost", None)
+    if command == "import_definitions":
+        arguments = {"definitions": read_definitions(arguments.pop("file"))}
+    elif command == "export_definitions":
+        arguments = {}
     return arguments
 
 
@@ -449,16 +498,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = socket_path(args)
         result = request(path, command, _arguments(command, args), args.timeout)
-    except CtlError as exc:
+        with contextlib.suppress(BrokenPipeError):
+            _print(command, args, result)
+    except (CtlError, DefinitionsFileError) as exc:
         print(f"kiltmq ctl: {exc}", file=sys.stderr)
-        return exc.status
-    with contextlib.suppress(BrokenPipeError):
-        _print(command, args, result)
+        return exc.status if isinstance(exc, CtlError) else 1
     return 0
 
 
 def _print(command: str, args: argparse.Namespace, result: Any) -> None:
-    if args.json:
+    if command == "export_definitions":
+        write_definitions(args.file, result)
+    elif args.json:
         json.dump(result, sys.stdout, indent=2 if command == "status" else None)
         sys.stdout.write("\n")
         return

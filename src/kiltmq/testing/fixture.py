@@ -28,6 +28,8 @@ The pytest plugin (:mod:`kiltmq.testing.plugin`) hands these out as fixtures.
 from __future__ import annotations
 
 import enum
+import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -232,6 +234,47 @@ class BrokerFixture:
         return self._loop.call(
             lambda: [self._connection_info(c) for c in self._matching(name, user, vhost)]
         )
+
+    # -- policies and definitions ----------------------------------------------------------
+
+    def set_policy(
+        self, name: str, pattern: str, definition: Mapping[str, Any], *,
+        priority: int = 0, apply_to: str = "all", operator: bool = False,
+    ) -> None:
+        """Set a policy (``operator``: an operator policy) in this fixture's vhost, as
+        ``rabbitmqctl set_policy``; it applies at once (ValueError with RabbitMQ's
+        reason if RabbitMQ would refuse it)."""
+        self._loop.call(lambda: self._admin.set_policy(
+            self.vhost, name, pattern, dict(definition), priority=priority,
+            apply_to=apply_to, operator=operator,
+        ))
+
+    def clear_policy(self, name: str, *, operator: bool = False) -> None:
+        """Remove a policy (LookupError if there is none of that name)."""
+        self._loop.call(lambda: self._admin.clear_policy(self.vhost, name, operator=operator))
+
+    def load_definitions(
+        self, source: str | os.PathLike[str] | Mapping[str, Any], *,
+        vhost: VhostFilter = OWN_VHOST,
+    ) -> None:
+        """Load definitions in RabbitMQ's JSON export format (a file, or the object):
+        by default their parameters, policies, queues, exchanges and bindings into this
+        fixture's vhost, whatever vhost they name; ``vhost=None``: everything as the file
+        says (users, vhosts, permissions too). AdminError if they cannot be loaded."""
+        data: Any = source
+        if not isinstance(source, Mapping):
+            with open(source, encoding="utf-8") as file:
+                data = json.load(file)
+        target = self.vhost if vhost is OWN_VHOST else vhost
+        assert not isinstance(target, _Own)
+        self._loop.call(lambda: self._admin.import_definitions(data, target))
+
+    def export_definitions(self, *, vhost: VhostFilter = None) -> dict[str, Any]:
+        """Definitions as RabbitMQ 3.10 exports them: the whole broker's (default), or a
+        vhost's (``OWN_VHOST``: this fixture's)."""
+        target = self.vhost if vhost is OWN_VHOST else vhost
+        assert not isinstance(target, _Own)
+        return dict(self._loop.call(lambda: self._admin.export_definitions(target)))
 
     # -- waiting --------------------------------------------------------------------------
     # Each wait is a check that runs on the broker's loop until it returns something

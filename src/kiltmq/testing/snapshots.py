@@ -63,6 +63,11 @@ class QueueInfo:
     #: Messages acknowledged since the queue was declared (deliveries to no-ack
     #: consumers count when delivered).
     acked: int = 0
+    #: The policy and operator policy that apply (names; None: none) and their combined
+    #: definition.
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -127,4 +132,9 @@ def queue_info(admin: Admin, queue: Queue) -> QueueInfo:
         ),
         consumers=tuple(admin.consumer_info(c) for c in queue.consumers),
         acked=queue.acked,
+        policy=queue.policy.name if queue.policy is not None else None,
+        operator_policy=(
+            queue.operator_policy.name if queue.operator_policy is not None else None
+        ),
+        effective_policy_definition=dict(queue.effective_policy_definition),
     )

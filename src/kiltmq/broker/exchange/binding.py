@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Protocol, TypeAlias
 
 from kiltmq.broker.message import Message
+from kiltmq.broker.policy import Policy
 from kiltmq.protocol.codec import FieldTable, encode_table
 
 __all__ = [
@@ -105,13 +106,24 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments: dict[str, Any] = dict(arguments or {})
-        alternate = self.arguments.get("alternate-exchange")
-        self.alternate: str | None = alternate if isinstance(alternate, str) else None
+        #: The policy that applies (see :meth:`apply_policy`).
+        self.policy: Policy | None = None
+        self.alternate: str | None = None
+        self.apply_policy(None)
         #: Bindings with this exchange as source, by (destination, routing key, args key).
         self.bindings: dict[tuple[Destination, str, bytes], Binding] = {}
         #: How many bindings lead to other exchanges (0: routing ends here).
         self.exchange_destinations = 0
         self.deleted = False
+
+    def apply_policy(self, policy: Policy | None) -> None:
+        """Take ``policy``'s alternate-exchange, unless the exchange's own argument gives
+        one (RabbitMQ: the argument wins)."""
+        self.policy = policy
+        alternate = self.arguments.get("alternate-exchange")
+        if not isinstance(alternate, str) and policy is not None:
+            alternate = policy.definition.get("alternate-exchange")
+        self.alternate = alternate if isinstance(alternate, str) else None
 
     # -- bindings ---------------------------------------------------------------------
 

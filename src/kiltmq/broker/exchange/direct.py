@@ -15,6 +15,7 @@ from kiltmq.broker.exchange.binding import (
     count_up,
 )
 from kiltmq.broker.message import Message
+from kiltmq.broker.policy import Policy
 
 __all__ = ["DefaultExchange", "DirectExchange"]
 
@@ -62,3 +63,8 @@ class DefaultExchange(DirectExchange):
     def route(self, message: Message) -> tuple[Destination, ...]:
         queue = self._queues.get(message.routing_key)
         return (queue,) if queue is not None else EMPTY
+
+    def apply_policy(self, policy: Policy | None) -> None:
+        """A policy matches the default exchange but gives it no alternate exchange
+        (RabbitMQ does not use one for it)."""
+        self.policy = policy

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from kiltmq.broker.message import FLAG_EXPIRATION, Message
+from kiltmq.broker.policy import Policy, merge_definitions, resolve_queue_arguments
 from kiltmq.broker.queue.dispatch import Lineup
 from kiltmq.broker.queue.entry import Entry, seq_of
 from kiltmq.broker.queue.expiry import Deadline, QueueExpiry, message_ttl
@@ -138,17 +139,15 @@ class Queue:
         self.auto_delete = auto_delete
         #: The session an exclusive queue belongs to (None: not exclusive).
         self.owner = owner
-        # policies from arguments (validated by the vhost before creation)
+        # the client's arguments (validated by the vhost before creation)
         args: dict[str, Any] = dict(arguments or {})
         self.arguments = args
+        #: The policy and operator policy that apply, their effective definition.
+        self.policy: Policy | None = None
+        self.operator_policy: Policy | None = None
+        self.effective_policy_definition: dict[str, Any] = {}
         self.max_priority: int | None = args.get("x-max-priority")
-        self.message_ttl: int | None = args.get("x-message-ttl")
-        self.expires: int | None = args.get("x-expires")
-        self.max_length: int | None = args.get("x-max-length")
-        self.max_length_bytes: int | None = args.get("x-max-length-bytes")
-        self.overflow: str = args.get("x-overflow", "drop-head")
-        self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
-        self.dead_letter_routing_key: str | None = args.get("x-dead-letter-routing-key")
+        self._settings(args)
         #: x-single-active-consumer: one consumer gets the messages (see
         #: :class:`~kiltmq.broker.queue.dispatch.SingleActive`).
         self.single_active = args.get("x-single-active-consumer") is True
@@ -168,15 +167,48 @@ class Queue:
         self._store = store = vhost.store
         self._persist = durable
         self._pager = Pager(store, vhost.name, name, durable)
-        self._limits = Limits.of(args)
         self._ttl = Deadline(vhost.call_at, self._expire_head)
         self._expiry: QueueExpiry | None = None
-        if self.expires is not None:
+        self._set_expiry()
+        #: Callbacks run when the queue is deleted (the vhost's bookkeeping).
+        self.on_delete: list[Callable[[Queue], None]] = []
+
+    def _settings(self, args: dict[str, Any]) -> None:
+        """TTL, expiry, length limits and dead-lettering from (policy-resolved) x-args."""
+        self.message_ttl: int | None = args.get("x-message-ttl")
+        self.expires: int | None = args.get("x-expires")
+        self.max_length: int | None = args.get("x-max-length")
+        self.max_length_bytes: int | None = args.get("x-max-length-bytes")
+        self.overflow: str = args.get("x-overflow", "drop-head")
+        self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
+        self.dead_letter_routing_key: str | None = args.get("x-dead-letter-routing-key")
+        self._limits = Limits.of(args)
+
+    def _set_expiry(self) -> None:
+        old = self._expiry
+        if old is not None and old.expires != self.expires:
+            old.cancel()
+        if self.expires is not None and (old is None or old.expires != self.expires):
+            vhost = self.vhost
             self._expiry = QueueExpiry(
                 self.expires, vhost.now, vhost.call_at, self._in_use, self._expired
             )
-        #: Callbacks run when the queue is deleted (the vhost's bookkeeping).
-        self.on_delete: list[Callable[[Queue], None]] = []
+        elif self.expires is None:
+            self._expiry = None
+
+    def apply_policy(self, policy: Policy | None, operator_policy: Policy | None) -> None:
+        """Combine ``policy`` and ``operator_policy`` with the x-arguments, as RabbitMQ:
+        a lower length limit drops the oldest messages now, a new TTL counts for
+        messages enqueued from now on."""
+        self.policy, self.operator_policy = policy, operator_policy
+        definition = self.effective_policy_definition = merge_definitions(policy, operator_policy)
+        self._settings(resolve_queue_arguments(self.arguments, definition))
+        if self.deleted:
+            return
+        self._set_expiry()
+        self.touch()
+        if self._limits is not None:
+            self._enforce_limits()
 
     # -- introspection ----------------------------------------------------------------
 
@@ -246,8 +278,8 @@ class Queue:
             if consumer is not None:
                 consumer.channel.deliver(consumer, entry)
                 return True
-        if ttl == 0:
-            # a zero TTL message expires at once unless a consumer took it right away
+        if ttl == 0 and not ready:
+            # a zero TTL message at the head expires at once unless a consumer took it
             self._dead_letter(entry, "expired")
             return True
         ready.append(entry)
