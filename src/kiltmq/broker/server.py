@@ -161,6 +161,12 @@ class ServerConnection(asyncio.Protocol):
         except Exception:
             log.exception("%s: error while cleaning up", self.session.peer_name)
         self.broker.connection_lost(self)
+        # the session refers to this connection: let go of it, so that reference
+        # counting frees both (and what the channels held) without the cycle collector
+        self.session = None  # type: ignore[assignment]
+        self._heartbeat_timer = self._close_timer = None
+        self._handshake_timer = self._content_timer = None
+        self._partial = {}
 
     def pause_writing(self) -> None:
         self._paused_writing = True
