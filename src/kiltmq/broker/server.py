@@ -327,6 +327,8 @@ class ServerConnection(asyncio.Protocol):
             return
         heartbeat = self.core.heartbeat
         now = self.loop.time()
+        if "alarm" in self._read_pauses:  # blocked: heartbeats are not read (as RabbitMQ)
+            heartbeat.last_received = now
         if heartbeat.peer_dead(now):
             log.warning(
                 "%s: missed heartbeats from client, timeout: %ss",

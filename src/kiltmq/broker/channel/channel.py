@@ -75,6 +75,7 @@ class Channel(Declarations, Transactions):
             consumer.queue.detach_consumer(consumer)
         records = list(self.unacked.items())
         self.unacked.clear()
+        self.unacked_bytes = 0
         if tx is not None:
             for _kind, settled in tx.settles:
                 records.extend(settled)
