@@ -1,6 +1,7 @@
-"""The disk alarm (RabbitMQ's ``disk_free_limit``): publishers are blocked while the
-data directory's filesystem has less free space than the limit; alarms of several
-resources at once; the limits on the command line and in configuration files."""
+"""Resource alarms: the disk alarm (RabbitMQ's ``disk_free_limit``) blocks publishers
+while the data directory's filesystem has less free space than the limit; alarms of
+several resources at once; a blocked connection and heartbeats; the limits on the
+command line and in configuration files."""
 
 from __future__ import annotations
 
@@ -165,3 +166,21 @@ def test_bad_limits_on_the_command_line(option: str, value: str, message: str) -
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+async def test_a_blocked_connection_is_not_dropped_for_missed_heartbeats() -> None:
+    """As RabbitMQ, which pauses its heartbeat monitor while a connection is blocked:
+    the broker does not read it then, heartbeats included."""
+    async with Broker(port=0, heartbeat=1) as broker:
+        broker.set_alarm("memory", True)
+        client = await RawClient.connect(
+            broker.port, capabilities=CAPABILITIES, heartbeat=None  # the broker's 1 s
+        )
+        await client.open_channel(1)
+        client.publish(1, "", "nowhere", b"blocks the connection")
+        assert await client.method(0) == spec.ConnectionBlocked("low on memory")
+        await asyncio.sleep(3.5)  # past two heartbeat intervals, and nothing sent
+        assert broker.connections and not client.closed
+        broker.set_alarm("memory", False)
+        assert await client.method(0) == spec.ConnectionUnblocked()
+        await client.close()
