@@ -57,13 +57,9 @@ class Broker:
 
     ``heartbeat``, ``frame_max`` and ``channel_max`` are proposed in connection.tune.
     ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
-    ``memory_limit``: bytes that messages may take in memory (see
-    :mod:`kiltmq.broker.memory`: bytes, "200MB", or a fraction of the machine's memory
-    such as 0.4) above which publishers are blocked (the memory alarm) until it falls
-    below 80% of it; None (default) for no limit. ``disk_free_limit``: free bytes (or
-    "50MB") the data directory's filesystem must keep, else publishers are blocked (the
-    disk alarm; RabbitMQ's default 50 MB; None: no check; memory-only brokers have
-    none). Both are checked every ``memory_check_interval`` seconds.
+    ``memory_limit`` (bytes, "200MB" or a fraction such as 0.4; None: no limit) and
+    ``disk_free_limit`` (default "50MB"): the resource alarms (docs/broker.md), checked
+    every ``memory_check_interval`` seconds.
     ``consumer_timeout``: seconds a delivery may stay unacknowledged before its channel is
     closed with 406 (RabbitMQ's default, 30 minutes); None or 0: never.
     ``max_message_size`` and ``content_timeout``: see :func:`~kiltmq.broker.server.check_limits`.
@@ -411,8 +407,7 @@ class Broker:
 
     @property
     def alarms(self) -> frozenset[str]:
-        """The resources in alarm ("memory", "disk", ...): publishers are blocked while
-        there is any."""
+        """The resources in alarm ("memory", "disk", ...)."""
         return self._alarms.active
 
     @property
@@ -436,10 +431,7 @@ class Broker:
         """Raise (or clear) the alarm of ``resource``: "memory", "disk", or another name
         (see :mod:`kiltmq.broker.alarm`); ``set_alarm(True)`` / ``set_alarm(False)`` is
         the memory alarm. Logs one line, with ``detail`` if given."""
-        if isinstance(resource, bool):
-            name, active = MEMORY, resource
-        else:
-            name = resource
+        name, active = (MEMORY, resource) if isinstance(resource, bool) else (resource, active)
         if self._alarms.set(name, active):
             state = "set" if active else "cleared"
             log.warning("%s alarm %s%s", name, state, f": {detail}" if detail else "")
