@@ -11,6 +11,7 @@ import tracemalloc
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,15 +45,16 @@ def _collector_off() -> Iterator[None]:
 
 @asynccontextmanager
 async def _broker() -> AsyncIterator[Broker]:
-    async with Broker(port=0, heartbeat=1) as broker:
+    async with Broker(port=0, heartbeat=2) as broker:
         yield broker
 
 
-async def _busy(broker: Broker) -> RawClient:
+async def _busy(broker: Broker, how: str) -> RawClient:
     """A connection holding everything a connection can hold: consumers with unacked
     deliveries, an exclusive queue, confirms, an open transaction, a half-received
-    message."""
-    client = await RawClient.connect(broker.port, heartbeat=None)  # the broker's: 1 s
+    message. Heartbeats only where the connection is to end by their timeout."""
+    heartbeat = None if how == "heartbeat timeout" else 0  # None: the broker's, 2 s
+    client = await RawClient.connect(broker.port, heartbeat=heartbeat)
     client.answer_close = True
     for number in (1, 2, 3, 4):
         await client.open_channel(number)
@@ -121,7 +123,7 @@ async def _end(broker: Broker, client: RawClient, how: str) -> None:
 async def test_a_closed_connection_is_freed_without_the_cycle_collector(how: str) -> None:
     async with _broker() as broker:
         with _collector_off():
-            client = await _busy(broker)
+            client = await _busy(broker, how)
             refs = _referents(broker)
             assert len(refs) == 10  # connection, session, core, queue, 4 channels, 2 consumers
             await _end(broker, client, how)
@@ -138,7 +140,7 @@ async def test_memory_held_by_a_connection_comes_back(how: str) -> None:
             tracemalloc.start()
             try:
                 before = tracemalloc.get_traced_memory()[0]
-                client = await _busy(broker)
+                client = await _busy(broker, how)
                 held = tracemalloc.get_traced_memory()[0] - before
                 await _end(broker, client, how)
                 # the requeued deliveries of "work" stay, in the queue
@@ -154,3 +156,28 @@ async def test_memory_held_by_a_connection_comes_back(how: str) -> None:
 async def _purge(broker: Broker) -> None:
     queue = broker.vhosts["/"].queues["work"]
     queue.purge()
+
+
+async def test_a_connection_waiting_for_the_store_is_freed_once_it_committed(
+    tmp_path: Path,
+) -> None:
+    """Confirms of persistent messages wait for the store's commit; once it is done,
+    nothing of the closed connection stays (its last batch no longer holds it)."""
+    async with Broker(port=0, data_dir=tmp_path / "data") as broker:
+        with _collector_off():
+            client = await RawClient.connect(broker.port)
+            await client.open_channel(1)
+            await client.request(1, spec.QueueDeclare("kept", durable=True), spec.QueueDeclareOk)
+            await client.request(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
+            for _ in range(10):
+                client.publish(1, "", "kept", b"m" * 1000, spec.BasicProperties(delivery_mode=2))
+            (conn,) = broker.connections
+            refs = {
+                "connection": weakref.ref(conn),
+                "channel": weakref.ref(conn.session.channels[1]),
+            }
+            del conn
+            client.abort()
+            while broker.connections or any(ref() is not None for ref in refs.values()):
+                await asyncio.sleep(0.01)  # the commit comes; then everything goes
+        assert broker.vhosts["/"].queues["kept"].message_count == 10
