@@ -172,7 +172,7 @@ async def test_a_connection_waiting_for_the_store_is_freed_once_it_committed(
             for _ in range(10):
                 client.publish(1, "", "kept", b"m" * 1000, spec.BasicProperties(delivery_mode=2))
             (conn,) = broker.connections
-            refs = {
+            refs: dict[str, weakref.ref[Any]] = {
                 "connection": weakref.ref(conn),
                 "channel": weakref.ref(conn.session.channels[1]),
             }
