@@ -49,6 +49,8 @@ async def test_a_consumer_that_does_not_read_is_not_flooded(abroker: Broker) -> 
 
 
 def test_memory_alarm_blocks_publishers(url: str) -> None:
+    """As RabbitMQ: a connection is blocked when it publishes during the alarm; one that
+    does not publish is not."""
     del url
     with Broker(port=0, memory_limit=100_000, memory_check_interval=0.05) as broker:
         events: list[str] = []
@@ -56,16 +58,23 @@ def test_memory_alarm_blocks_publishers(url: str) -> None:
         publisher = pika.BlockingConnection(params)
         publisher.add_on_connection_blocked_callback(lambda *_: events.append("blocked"))
         publisher.add_on_connection_unblocked_callback(lambda *_: events.append("unblocked"))
+        other = pika.BlockingConnection(params)
+        other.add_on_connection_blocked_callback(lambda *_: events.append("other blocked"))
         ch = publisher.channel()
         ch.queue_declare("hog")
         for _ in range(4):
             ch.basic_publish("", "hog", b"m" * 50_000)
         deadline = time.monotonic() + 10
+        while not broker.call_in_loop(lambda: broker.alarm) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert broker.alarms == {"memory"}
+        publisher.process_data_events(time_limit=0.2)
+        assert events == []  # nothing published since the alarm
+        ch.basic_publish("", "hog", b"while blocked")
         while "blocked" not in events and time.monotonic() < deadline:
             publisher.process_data_events(time_limit=0.05)
         assert events == ["blocked"]
-        other = pika.BlockingConnection(params)
-        other.channel().queue_purge("hog")
+        other.channel().queue_purge("hog")  # consuming connections go on
         while "unblocked" not in events and time.monotonic() < deadline:
             publisher.process_data_events(time_limit=0.05)
         assert events == ["blocked", "unblocked"]

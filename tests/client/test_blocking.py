@@ -115,6 +115,7 @@ def test_blocking_calls_wait_as_long_as_the_async_client_does(embedded_broker: B
         queue = ch.queue_declare("", exclusive=True, timeout=5).queue
         embedded_broker.call_in_loop(embedded_broker.set_alarm, True)
         try:
+            ch.basic_publish(b"blocks the connection", routing_key="test.nowhere")
             deadline = time.monotonic() + 10
             while not conn.blocked:
                 assert time.monotonic() < deadline, "connection.blocked never came"

@@ -87,6 +87,8 @@ def test_paged_out_bodies_do_not_count_against_the_memory_limit(tmp_path: Path) 
             transient = conn.channel()
             for _ in range(LIMIT // len(BODY) + 10):
                 transient.basic_publish("", "big", BODY)
+            _poll(lambda: broker.call_in_loop(lambda: broker.alarm), "the memory alarm")
+            transient.basic_publish("", "big", BODY)  # as RabbitMQ: blocked when publishing
             _poll(lambda: conn.process_data_events(0) or blocked == ["blocked"],
                   "connection.blocked")
             with contextlib.closing(blocking(broker.url)) as other:

@@ -96,7 +96,7 @@ class ManagedBroker(Protocol):
     def memory_limit(self) -> int | None: ...
 
     @property
-    def alarm(self) -> bool: ...
+    def alarms(self) -> frozenset[str]: ...
 
     @property
     def ctl_path(self) -> Path | None: ...
@@ -464,7 +464,8 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
             messages=sum(len(q.ready) for q in queues) + unacked,
             queued_bytes=broker.memory_used(),
             memory_limit=broker.memory_limit,
-            memory_alarm=broker.alarm,
+            memory_alarm="memory" in broker.alarms,
+            alarms=tuple(sorted(broker.alarms)),
             process_memory=snapshots.resident_memory(),
             data_dir=data_dir,
             ctl_socket=str(ctl) if ctl is not None else None,

@@ -25,11 +25,15 @@ from typing import Any
 from urllib.parse import quote
 
 from kiltmq.broker.admin import Admin, AdminError
+from kiltmq.broker.alarm import MEMORY, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
+from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT, parse_disk_free_limit
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.loop_thread import LoopThread
+from kiltmq.broker.memory import MESSAGE_OVERHEAD, MemoryUse, memory_use, parse_memory_limit
+from kiltmq.broker.resource_monitor import ResourceMonitor
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.tls import TLSSettings
@@ -57,9 +61,9 @@ class Broker:
 
     ``heartbeat``, ``frame_max`` and ``channel_max`` are proposed in connection.tune.
     ``listeners``: extra (host, port) pairs to listen on besides ``host``/``port``.
-    ``memory_limit``: bytes of ready message bodies in memory (not those paged out to the
-    store) above which publishers are blocked (connection.blocked) until it falls below 80%
-    of the limit, None for no limit; checked every ``memory_check_interval`` seconds.
+    ``memory_limit`` (bytes, "200MB" or a fraction such as 0.4; None: no limit) and
+    ``disk_free_limit`` (default "50MB"): the resource alarms (docs/broker.md), checked
+    every ``memory_check_interval`` seconds.
     ``consumer_timeout``: seconds a delivery may stay unacknowledged before its channel is
     closed with 406 (RabbitMQ's default, 30 minutes); None or 0: never.
     ``max_message_size`` and ``content_timeout``: see :func:`~kiltmq.broker.server.check_limits`.
@@ -102,7 +106,8 @@ class Broker:
         loopback_users: Iterable[str] = ("guest",),
         listeners: Iterable[Listener] = (),
         handshake_timeout: float = 10.0,
-        memory_limit: int | None = None,
+        memory_limit: int | float | str | None = None,
+        disk_free_limit: int | str | None = DEFAULT_DISK_FREE_LIMIT,
         memory_check_interval: float = 1.0,
         consumer_timeout: float | None = 1800.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -140,7 +145,11 @@ class Broker:
         check_limits(max_message_size, content_timeout)
         self.max_message_size = max_message_size
         self.content_timeout = content_timeout
-        self.memory_limit = memory_limit
+        self.memory_limit = None if memory_limit is None else parse_memory_limit(memory_limit)
+        self.memory_limit = self.memory_limit or None
+        self.disk_free_limit = (
+            None if disk_free_limit is None else parse_disk_free_limit(disk_free_limit) or None
+        )
         self.memory_check_interval = memory_check_interval
         self.consumer_timeout = consumer_timeout or None
         self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
@@ -191,8 +200,8 @@ class Broker:
         self._tls_ports: list[int] = []
         #: The listeners while started, with their connection counts.
         self.endpoints: list[Endpoint] = []
-        self._alarm_timer: asyncio.TimerHandle | None = None
-        self._alarm = False
+        self._alarms = Alarms(self._alarms_changed)
+        self._monitor = ResourceMonitor(self)
         self._thread = LoopThread("kiltmq-broker")
         self._stopped: asyncio.Event | None = None
 
@@ -320,8 +329,7 @@ class Broker:
         self._start_timers()
         self._started_at = time.monotonic()
         await self._open_control()
-        if self.memory_limit is not None:
-            self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
+        self._monitor.start(loop, self.memory_check_interval)
         self._ack_check.start(loop, self.consumer_timeout)
 
     async def _listen(self, endpoint: Endpoint) -> None:
@@ -369,9 +377,7 @@ class Broker:
         control, self._control = self._control, None
         if control is not None:
             await control.stop()
-        if self._alarm_timer is not None:
-            self._alarm_timer.cancel()
-            self._alarm_timer = None
+        self._monitor.stop()
         self._ack_check.stop()
         self._force_close(
             "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
@@ -439,8 +445,8 @@ class Broker:
     def connection_made(self, conn: ServerConnection) -> None:
         """Called by a new :class:`ServerConnection` (not part of the embedding API)."""
         self.connections.add(conn)
-        if self._alarm:
-            conn.session.set_alarm(True, "low on memory")
+        if self._alarms:
+            conn.session.set_alarm(self._alarms.reason)
 
     def connection_lost(self, conn: ServerConnection) -> None:
         """Called by a :class:`ServerConnection` whose socket closed."""
@@ -453,25 +459,33 @@ class Broker:
             if vhost is None or (session is not None and session.vhost is vhost):
                 session.connection_error(ConnectionForced(reply_text))
 
-    # -- resource alarm -------------------------------------------------------------------
+    # -- resource alarms ------------------------------------------------------------------
 
-    #: Estimated memory per queued message besides its body (message and entry objects).
-    MESSAGE_OVERHEAD = 400
+    #: Bytes a message takes besides its body (see :mod:`kiltmq.broker.memory`).
+    MESSAGE_OVERHEAD = MESSAGE_OVERHEAD
+
+    def memory_use(self) -> MemoryUse:
+        """What messages take in memory now, by where they are."""
+        return memory_use(self.vhosts.values(), self.connections)
 
     def memory_used(self) -> int:
-        """Estimated bytes taken by messages waiting in queues (bodies in memory plus a
-        fixed overhead per message; bodies paged out to the store do not count)."""
-        overhead = self.MESSAGE_OVERHEAD
-        return sum(
-            q.ready_bytes - q.paged_bytes + overhead * len(q.ready)
-            for v in self.vhosts.values()
-            for q in v.queues.values()
-        )
+        """Bytes messages take in memory now (what the memory limit is compared with)."""
+        return self.memory_use().total
+
+    def disk_path(self) -> Path | None:
+        """The data directory (None when memory-only: then there is no disk alarm)."""
+        store = self.store
+        return Path(store.data_dir) if isinstance(store, SQLiteStore) else None
+
+    @property
+    def alarms(self) -> frozenset[str]:
+        """The resources in alarm ("memory", "disk", ...)."""
+        return self._alarms.active
 
     @property
     def alarm(self) -> bool:
-        """Whether publishers are blocked by the memory limit."""
-        return self._alarm
+        """Whether publishers are blocked by a resource alarm."""
+        return bool(self._alarms)
 
     @property
     def uptime(self) -> float:
@@ -485,25 +499,18 @@ class Broker:
             return []
         return sorted(u for u in self._configured_users if u in self.auth.users)
 
-    def set_alarm(self, active: bool, reason: str = "low on memory") -> None:
-        """Block or unblock publishers on every connection (connection.blocked)."""
-        if active == self._alarm:
-            return
-        self._alarm = active
-        log.warning("memory alarm %s", "set" if active else "cleared")
-        for conn in list(self.connections):
-            conn.session.set_alarm(active, reason)
+    def set_alarm(self, resource: str | bool, active: bool = True, detail: str = "") -> None:
+        """Raise (or clear) the alarm of ``resource``: "memory", "disk", or another name
+        (see :mod:`kiltmq.broker.alarm`); ``set_alarm(True)`` / ``set_alarm(False)`` is
+        the memory alarm. Logs one line, with ``detail`` if given."""
+        name, active = (MEMORY, resource) if isinstance(resource, bool) else (resource, active)
+        if self._alarms.set(name, active):
+            state = "set" if active else "cleared"
+            log.warning("%s alarm %s%s", name, state, f": {detail}" if detail else "")
 
-    def _check_memory(self) -> None:
-        limit = self.memory_limit
-        if limit is None or self._loop is None:
-            return
-        used = self.memory_used()
-        if used > limit:
-            self.set_alarm(True)
-        elif used < limit * 0.8:
-            self.set_alarm(False)
-        self._alarm_timer = self._loop.call_later(self.memory_check_interval, self._check_memory)
+    def _alarms_changed(self, reason: str) -> None:
+        for conn in list(self.connections):
+            conn.session.set_alarm(reason)
 
     # -- recovery -------------------------------------------------------------------------
 

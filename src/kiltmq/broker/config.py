@@ -6,7 +6,9 @@ The format (TOML shown; JSON has the same keys)::
     heartbeat = 60            # seconds proposed in connection.tune (0: off)
     frame_max = 131072
     channel_max = 2047
-    memory_limit = 1073741824 # bytes of queued bodies before publishers are blocked
+    memory_limit = "1GiB"     # memory messages may take before publishers are blocked:
+                              # bytes, a size ("200MB"), or a fraction of the machine's (0.4)
+    disk_free_limit = "50MB"  # free space the data directory's filesystem must keep
     consumer_timeout = 1800   # seconds a delivery may stay unacked (0: never)
     max_message_size = 134217728  # largest message body accepted (at most 512 MiB)
     content_timeout = 60      # seconds a half-sent message may stall (0: never)
@@ -50,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.auth import User, hash_password
+from kiltmq.broker.disk import parse_disk_free_limit
+from kiltmq.broker.memory import parse_memory_limit
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -129,7 +133,7 @@ def _tls(table: Any) -> dict[str, Any]:
 def parse_config(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a loaded configuration; return Broker keyword arguments."""
     kwargs: dict[str, Any] = {}
-    for key in ("heartbeat", "frame_max", "channel_max", "memory_limit", "max_message_size"):
+    for key in ("heartbeat", "frame_max", "channel_max", "max_message_size"):
         value = _int(data, key)
         if value is not None:
             kwargs[key] = value
@@ -139,6 +143,16 @@ def parse_config(data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError("'max_connections' must be at least 1")
         kwargs["max_connections"] = max_connections
     kwargs.update(_tls(data.get("tls")))
+    for key, parse in (
+        ("memory_limit", parse_memory_limit),
+        ("disk_free_limit", parse_disk_free_limit),
+    ):
+        value = data.get(key)
+        if value is not None:
+            try:
+                kwargs[key] = parse(value)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"'{key}': {exc}") from None
     timeout = _seconds(data, "consumer_timeout")
     if timeout is not None:
         kwargs["consumer_timeout"] = timeout or None

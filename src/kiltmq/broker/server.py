@@ -260,6 +260,12 @@ class ServerConnection(asyncio.Protocol):
             log.exception("%s: error while cleaning up", self.session.peer_name)
         self.broker.connection_lost(self)
         self.endpoint.release(self, self._admitted)
+        # the session refers to this connection: let go of it, so that reference
+        # counting frees both (and what the channels held) without the cycle collector
+        self.session = None  # type: ignore[assignment]
+        self._heartbeat_timer = self._close_timer = None
+        self._handshake_timer = self._content_timer = None
+        self._partial = {}
 
     def pause_writing(self) -> None:
         self._paused_writing = True
@@ -420,6 +426,8 @@ class ServerConnection(asyncio.Protocol):
             return
         heartbeat = self.core.heartbeat
         now = self.loop.time()
+        if "alarm" in self._read_pauses:  # blocked: heartbeats are not read (as RabbitMQ)
+            heartbeat.last_received = now
         if heartbeat.peer_dead(now):
             log.warning(
                 "%s: missed heartbeats from client, timeout: %ss",

@@ -131,7 +131,10 @@ class Session:
         self.opened = False
         self.closing = False
         self.closed = False
+        #: An alarm is on (publishing blocks the connection).
         self.blocked_by_alarm = False
+        #: The connection is blocked: it published during an alarm, and is not read.
+        self.blocked = False
         self._alarm_reason = ""
         self._exclusive: dict[Queue, None] = {}
         #: Flushes of channels with publisher confirms to send when the connection flushes.
@@ -418,8 +421,6 @@ class Session:
         self.conn.opened()
         self.conn.send_method(0, spec.ConnectionOpenOk())
         log.info("%s: connection open (user %r, vhost %r)", self.peer_name, self.username, name)
-        if self.blocked_by_alarm and self.blocked_capable:
-            self.conn.send_method(0, spec.ConnectionBlocked(self._alarm_reason))
 
     def connection_error(
         self, error: AMQPError, *, core_failed: bool = False, handshake_reply: bool = False
@@ -462,6 +463,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.confirm_flushes = []  # channels' methods: a cycle through the session
         if self.opened:
             self.vhost.close_connection()
         channels = list(self.channels.values())
@@ -481,25 +483,28 @@ class Session:
         for channel in self.channels.values():
             channel.set_permission(permission)
 
-    # -- memory alarm ---------------------------------------------------------------------
+    # -- resource alarms ----------------------------------------------------------------
 
-    def set_alarm(self, active: bool, reason: str = "") -> None:
-        """Block (or unblock) publishing on this connection, as RabbitMQ's resource alarms:
-        connection.blocked is sent to clients that support it, and reading from the
-        connection pauses once it publishes."""
-        if active == self.blocked_by_alarm:
-            return
-        self.blocked_by_alarm = active
+    def set_alarm(self, reason: str) -> None:
+        """The broker's resource alarms changed (see :mod:`kiltmq.broker.alarm`):
+        ``reason`` is connection.blocked's text, "" once no alarm is left. As RabbitMQ,
+        a connection is blocked when it publishes while an alarm is on, and unblocked
+        once none is."""
+        self.blocked_by_alarm = bool(reason)
         self._alarm_reason = reason
-        if not self.opened or self.closing:
+        if reason or not self.blocked:
             return
-        if active:
-            if self.blocked_capable:
-                self.conn.send_method(0, spec.ConnectionBlocked(reason))
-        else:
-            self.conn.resume_reading("alarm")
-            if self.blocked_capable:
-                self.conn.send_method(0, spec.ConnectionUnblocked())
+        self.blocked = False
+        self.conn.resume_reading("alarm")
+        if self.blocked_capable and not self.closing:
+            self.conn.send_method(0, spec.ConnectionUnblocked())
 
     def publishing_while_blocked(self) -> None:
+        """A publish arrived while an alarm is on: block the connection (connection.blocked
+        to clients that support it, and no more reading)."""
+        if self.blocked:
+            return
+        self.blocked = True
+        if self.blocked_capable and not self.closing:
+            self.conn.send_method(0, spec.ConnectionBlocked(self._alarm_reason))
         self.conn.pause_reading("alarm")

@@ -162,11 +162,13 @@ class Status:
     queues: int
     #: Ready and unacknowledged messages in every queue.
     messages: int
-    #: Estimated bytes taken by queued messages (what the memory limit counts).
+    #: Estimated bytes taken by messages (what the memory limit counts).
     queued_bytes: int
     #: The memory limit (None: none) and whether publishers are blocked by it.
     memory_limit: int | None
     memory_alarm: bool
+    #: The resources in alarm ("memory", "disk"): publishers are blocked while any is.
+    alarms: tuple[str, ...]
     #: Resident memory of the broker's process in bytes, where the system tells.
     process_memory: int | None
     #: The store's data directory (None: memory-only or another store).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import re
 import signal
 import sys
@@ -76,11 +75,18 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--memory-limit",
-        type=int,
         default=None,
-        metavar="BYTES",
-        help="block publishers (connection.blocked) while queued messages take more than "
-        "this (default: 40%% of the machine's memory, as RabbitMQ; 0: never)",
+        metavar="LIMIT",
+        help="block publishers (connection.blocked) while messages take more memory than "
+        "this: bytes, a size such as 200MB or 1GiB, or a fraction of the machine's memory "
+        "such as 0.4 (default 0.4, as RabbitMQ's vm_memory_high_watermark; 0: never)",
+    )
+    parser.add_argument(
+        "--disk-free-limit",
+        default=None,
+        metavar="SIZE",
+        help="block publishers while the data directory's filesystem has less free space "
+        "than this: bytes or a size such as 50MB (default 50MB, as RabbitMQ; 0: never)",
     )
     parser.add_argument(
         "--consumer-timeout",
@@ -192,13 +198,8 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _default_memory_limit() -> int | None:
-    """40% of the physical memory (RabbitMQ's default high watermark), if known."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return int(total * 0.4) if total > 0 else None
+#: The default memory limit: this fraction of the machine's memory, as RabbitMQ's.
+DEFAULT_MEMORY_FRACTION = 0.4
 
 
 def _address(host: str, port: int) -> str:
@@ -245,12 +246,22 @@ def run(args: argparse.Namespace) -> int:
         kwargs["store"] = store
     if args.port is not None and not 0 <= args.port < 65536:
         return _fail(f"invalid port {args.port}")
-    if args.memory_limit is not None:
-        if args.memory_limit < 0:
-            return _fail("--memory-limit must not be negative")
-        kwargs["memory_limit"] = args.memory_limit or None
-    elif "memory_limit" not in kwargs:
-        kwargs["memory_limit"] = _default_memory_limit()
+    from kiltmq.broker.disk import parse_disk_free_limit
+    from kiltmq.broker.memory import parse_memory_limit, total_memory
+
+    for option, parse in (
+        ("memory_limit", parse_memory_limit),
+        ("disk_free_limit", parse_disk_free_limit),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            try:
+                kwargs[option] = parse(value) or None
+            except ValueError as exc:
+                return _fail(f"--{option.replace('_', '-')}: {exc}")
+    if "memory_limit" not in kwargs:
+        total = total_memory()  # RabbitMQ's default high watermark: 40% of it
+        kwargs["memory_limit"] = int(total * DEFAULT_MEMORY_FRACTION) if total else None
     if args.consumer_timeout is not None:
         if args.consumer_timeout < 0:
             return _fail("--consumer-timeout must not be negative")

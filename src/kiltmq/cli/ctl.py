@@ -382,6 +382,11 @@ def _duration(seconds: float) -> str:
     return " ".join(parts)
 
 
+def _alarm(status: dict[str, Any], resource: str) -> str:
+    alarms = status.get("alarms") or (["memory"] if status.get("memory_alarm") else [])
+    return "publishers blocked" if resource in alarms else "none"
+
+
 def format_status(status: dict[str, Any]) -> str:
     limit = status.get("memory_limit")
     memory = f"{_size(status.get('queued_bytes'))} in queued messages"
@@ -398,7 +403,8 @@ def format_status(status: dict[str, Any]) -> str:
         ("queues", status.get("queues")),
         ("messages", status.get("messages")),
         ("memory", memory),
-        ("memory alarm", "publishers blocked" if status.get("memory_alarm") else "none"),
+        ("memory alarm", _alarm(status, "memory")),
+        ("disk alarm", _alarm(status, "disk")),
         ("data dir", status.get("data_dir") or "none (memory-only)"),
         ("ctl socket", status.get("ctl_socket")),
     ]

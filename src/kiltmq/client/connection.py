@@ -29,11 +29,13 @@ Recovery (on by default, ``connect(url, recovery=False)`` turns it off):
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from kiltmq.client.channel import Channel
 from kiltmq.client.closing import CloseHandshake
@@ -74,6 +76,22 @@ from kiltmq.version import __version__
 __all__ = ["Connection", "ConnectionState"]
 
 logger = logging.getLogger("kiltmq.client")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _weakly(method: Callable[_P, _R], gone: _R) -> Callable[_P, _R]:
+    """Bound ``method`` called through a weak reference to its object (``gone`` once
+    that is freed), so that holding it keeps no reference cycle."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        bound = ref()
+        return gone if bound is None else bound(*args, **kwargs)
+
+    return call
 
 
 class Connection(Lifecycle[ConnectionState]):
@@ -128,12 +146,18 @@ class Connection(Lifecycle[ConnectionState]):
         self._channels = self._registry.channels
         self._channel_closed = self._registry.remove
         self._handshaking = False
-        self._handshake = Handshake(self.loop, self._send_ch0)
-        self._closing = CloseHandshake(self.loop, self._send_ch0, self._flush)
-        self._flow = PublishGate(lambda: self.state is ConnectionState.OPEN)
+        # the parts get no callbacks bound to this connection (only weakly), so that a
+        # closed connection is freed by reference counting
+        self._send_ch0_frame = functools.partial(self._writer.send_method, 0)
+        self._handshake = Handshake(self.loop, self._send_ch0_frame)
+        self._closing = CloseHandshake(self.loop, self._send_ch0_frame, self._flush)
+        self._flow = PublishGate(_weakly(self._is_open, False))
         self._set_write_paused = self._flow.set_write_paused
         self._heartbeats = HeartbeatTimer(
-            self.loop, self._heartbeat_alive, self._send_heartbeat, self._peer_silent
+            self.loop,
+            _weakly(self._heartbeat_alive, False),
+            _weakly(self._send_heartbeat, None),
+            _weakly(self._peer_silent, None),
         )
         self._server_close: AMQPError | None = None
         self._lost_reason: BaseException | None = None
@@ -215,7 +239,7 @@ class Connection(Lifecycle[ConnectionState]):
         params = self.parameters
         self._proto = ProtocolConnection(Role.CLIENT)
         self._writer.reset(self._proto)
-        handshake = self._handshake = Handshake(self.loop, self._send_ch0)
+        handshake = self._handshake = Handshake(self.loop, self._send_ch0_frame)
         self._server_close = None
         self._lost_reason = None
         self._handshaking = True
@@ -258,11 +282,11 @@ class Connection(Lifecycle[ConnectionState]):
         if transport is not None:
             transport.abort()
 
-    def _send_ch0(self, method: Method) -> None:
-        self._send_method(0, method)
-
     async def _wait_publishable(self) -> None:
         await self._flow.wait(self.rpc_timeout, self.blocked_timeout)
+
+    def _is_open(self) -> bool:
+        return self.state is ConnectionState.OPEN
 
     # -- heartbeats --
 

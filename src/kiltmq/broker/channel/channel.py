@@ -5,16 +5,13 @@ close."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiltmq.broker.channel.declarations import Declarations
 from kiltmq.broker.channel.settlement import requeue
 from kiltmq.broker.channel.transactions import Transactions
 from kiltmq.protocol import spec, spec08
 from kiltmq.protocol.errors import AMQPNotImplemented
-
-if TYPE_CHECKING:
-    from kiltmq.broker.channel.owner import ChannelSession
 
 __all__ = ["Channel"]
 
@@ -23,46 +20,15 @@ class Channel(Declarations, Transactions):
     """Broker-side state of one open channel and the handlers of the class 40-90
     methods (exchange, queue, basic, confirm, tx) and channel.flow."""
 
-    def __init__(self, session: ChannelSession, number: int) -> None:
-        super().__init__(session, number)
-        self._handlers: dict[type[spec.Method], Callable[[Any], None]] = {
-            spec.ExchangeDeclare: self.exchange_declare,
-            spec.ExchangeDelete: self.exchange_delete,
-            spec.ExchangeBind: self.exchange_bind,
-            spec.ExchangeUnbind: self.exchange_unbind,
-            spec.QueueDeclare: self.queue_declare,
-            spec.QueueBind: self.queue_bind,
-            spec.QueueUnbind: self.queue_unbind,
-            spec.QueuePurge: self.queue_purge,
-            spec.QueueDelete: self.queue_delete,
-            spec.BasicQos: self.basic_qos,
-            spec.BasicConsume: self.basic_consume,
-            spec.BasicCancel: self.basic_cancel,
-            spec.BasicGet: self.basic_get,
-            spec.BasicAck: self.basic_ack,
-            spec.BasicReject: self.basic_reject,
-            spec.BasicNack: self.basic_nack,
-            spec.BasicRecoverAsync: self.basic_recover_async,
-            spec.BasicRecover: self.basic_recover,
-            spec.ConfirmSelect: self.confirm_select,
-            spec.TxSelect: self.tx_select,
-            spec.TxCommit: self.tx_commit,
-            spec.TxRollback: self.tx_rollback,
-            spec.ChannelFlow: self.channel_flow,
-            # AMQP 0-8's methods of their own
-            spec08.AccessRequest: self.access_request,
-            spec08.BasicConsume: self.basic_consume_0_8,
-        }
-
     def handle(self, method: spec.Method) -> None:
-        handler = self._handlers.get(type(method))
+        handler = _HANDLERS.get(type(method))
         if handler is None:
             raise AMQPNotImplemented(
                 f"NOT_IMPLEMENTED - {method.NAME} is not handled by this broker",
                 method.CLASS_ID,
                 method.METHOD_ID,
             )
-        handler(method)
+        handler(self, method)
 
     def ack_overdue(self, now: float, timeout: float) -> bool:
         """Whether the oldest unacked delivery is older than ``timeout`` seconds (see
@@ -109,9 +75,42 @@ class Channel(Declarations, Transactions):
             consumer.queue.detach_consumer(consumer)
         records = list(self.unacked.items())
         self.unacked.clear()
+        self.unacked_bytes = 0
         if tx is not None:
             for _kind, settled in tx.settles:
                 records.extend(settled)
         requeue(records)
         for consumer in consumers:
             consumer.queue.consumer_gone()
+
+
+#: The handler of each method (functions, not bound methods: a channel holds no
+#: reference to itself, so reference counting frees it once it is closed).
+_HANDLERS: dict[type[spec.Method], Callable[[Channel, Any], None]] = {
+    spec.ExchangeDeclare: Channel.exchange_declare,
+    spec.ExchangeDelete: Channel.exchange_delete,
+    spec.ExchangeBind: Channel.exchange_bind,
+    spec.ExchangeUnbind: Channel.exchange_unbind,
+    spec.QueueDeclare: Channel.queue_declare,
+    spec.QueueBind: Channel.queue_bind,
+    spec.QueueUnbind: Channel.queue_unbind,
+    spec.QueuePurge: Channel.queue_purge,
+    spec.QueueDelete: Channel.queue_delete,
+    spec.BasicQos: Channel.basic_qos,
+    spec.BasicConsume: Channel.basic_consume,
+    spec.BasicCancel: Channel.basic_cancel,
+    spec.BasicGet: Channel.basic_get,
+    spec.BasicAck: Channel.basic_ack,
+    spec.BasicReject: Channel.basic_reject,
+    spec.BasicNack: Channel.basic_nack,
+    spec.BasicRecoverAsync: Channel.basic_recover_async,
+    spec.BasicRecover: Channel.basic_recover,
+    spec.ConfirmSelect: Channel.confirm_select,
+    spec.TxSelect: Channel.tx_select,
+    spec.TxCommit: Channel.tx_commit,
+    spec.TxRollback: Channel.tx_rollback,
+    spec.ChannelFlow: Channel.channel_flow,
+    # AMQP 0-8's methods of their own
+    spec08.AccessRequest: Channel.access_request,
+    spec08.BasicConsume: Channel.basic_consume_0_8,
+}

@@ -69,6 +69,7 @@ class Consuming(DirectReplyTo):
             consumer.queue.ack(entry)
         else:
             self.unacked[tag] = (consumer.queue, entry, consumer)
+            self.unacked_bytes += size
             consumer.unacked += 1
             self.consumer_unacked += 1
 
@@ -163,3 +164,4 @@ class Consuming(DirectReplyTo):
             queue.ack(entry)
         else:
             self.unacked[tag] = (queue, entry, None)
+            self.unacked_bytes += message.size

@@ -89,6 +89,7 @@ class Publishing(DirectReplyTo):
             self.session.publishing_while_blocked()
         if self.tx is not None:
             self.tx.publishes.append((queues, message, m.mandatory))
+            self.tx.size += message.size
             return
         self._enqueue(queues, message, m.mandatory)
 

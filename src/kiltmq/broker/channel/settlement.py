@@ -58,6 +58,7 @@ class Settlement(Consuming):
                 )
             queue, entry, consumer = record
             queue.ack(entry)
+            self.unacked_bytes -= entry.message.size
             if consumer is not None:
                 consumer.unacked -= 1
                 self.consumer_unacked -= 1
@@ -91,7 +92,9 @@ class Settlement(Consuming):
     def _settle(self, records: list[tuple[int, Unacked]], kind: str) -> None:
         """Ack, requeue or discard (dead-letter) settled deliveries."""
         touched: dict[Queue, None] = {}
+        size = 0
         for _tag, (queue, entry, consumer) in records:
+            size += entry.message.size
             if consumer is not None:
                 consumer.unacked -= 1
                 self.consumer_unacked -= 1
@@ -100,6 +103,7 @@ class Settlement(Consuming):
             elif kind == "discard":
                 queue.reject(entry, False)
             touched[queue] = None
+        self.unacked_bytes -= size
         if kind == "requeue":
             requeue(records)
         if self.prefetch_global:

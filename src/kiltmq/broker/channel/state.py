@@ -36,10 +36,12 @@ Unacked = tuple[Queue, Entry, "Consumer | None"]
 class Tx:
     """Work buffered in a transaction until tx.commit."""
 
-    __slots__ = ("publishes", "settles")
+    __slots__ = ("publishes", "settles", "size")
 
     def __init__(self) -> None:
         self.publishes: list[tuple[tuple[Target, ...], Message, bool]] = []
+        #: Bytes of the bodies in ``publishes``.
+        self.size = 0
         # ("ack" | "requeue" | "discard", records)
         self.settles: list[tuple[str, list[tuple[int, Unacked]]]] = []
 
@@ -56,6 +58,9 @@ class ChannelState:
         self.user = session.username
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, Unacked] = {}
+        #: Bytes of the bodies of unsettled deliveries (in ``unacked`` or settled in a
+        #: transaction not yet committed): what the memory alarm counts.
+        self.unacked_bytes = 0
         self.delivery_tag = 0
         #: When unacked deliveries went out, as far as the consumer timeout needs it.
         self.ack_clock = AckClock()

@@ -68,9 +68,18 @@ class Deadline:
             self._handle.cancel()
             self._handle = None
 
+    def release(self) -> None:
+        """Cancel, and let go of the callback for good (its owner is deleted)."""
+        self.cancel()
+        self._callback = _nothing
+
     def _fire(self) -> None:
         self._handle = None
         self._callback()
+
+
+def _nothing() -> None:
+    """The callback of a released :class:`Deadline`."""
 
 
 class QueueExpiry:

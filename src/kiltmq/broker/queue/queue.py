@@ -86,6 +86,7 @@ class Consumer:
         "arguments",
         "deliver_prefix",
         "priority",
+        "__weakref__",
     )
 
     def __init__(
@@ -463,8 +464,13 @@ class Queue:
         self.stop_timers()
         for consumer in self._lineup.clear():
             consumer.channel.consumer_cancelled(consumer)
-        for callback in self.on_delete:
+        callbacks, self.on_delete = self.on_delete, []
+        for callback in callbacks:
             callback(self)
+        # the timers' callbacks are the queue's methods: drop them, so that reference
+        # counting frees a deleted queue
+        self._ttl.release()
+        self._expiry = None
         return count
 
     def _forget_ready(self) -> None:

@@ -240,7 +240,9 @@ class Writer:
         if self._failures:
             log.warning("store %s: writing again after %d failures", self.path, self._failures)
             self._failures = 0
-        for callback in batch.callbacks:
+        # the writer thread still refers to the batch: let go of what the callbacks hold
+        callbacks, batch.callbacks = batch.callbacks, []
+        for callback in callbacks:
             try:
                 callback()
             except Exception:
