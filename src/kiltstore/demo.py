@@ -127,7 +127,8 @@ class Store:
 
             port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
             data_dir = self.broker_dir if self.persistent_broker else None
-            self.broker = Broker(host=self.host, port=port, data_dir=data_dir)
+            # A control socket, as `kiltmq broker` opens, so `kiltmq ctl` can inspect it.
+            self.broker = Broker(host=self.host, port=port, data_dir=data_dir, ctl_socket=True)
             await self.broker.start()
             self.amqp_url = str(self.broker.url)
         self.urls["AMQP broker"] = self.amqp_url
@@ -221,6 +222,11 @@ def print_urls(store: Store, out: TextIO) -> None:
             )
         else:
             out.write("\nThe broker is memory-only: orders in flight are lost when it stops.\n")
+        if store.broker.ctl_path is not None:
+            out.write(
+                f"\nInspect the broker with kiltmq ctl, e.g.:\n"
+                f"  kiltmq ctl --socket {store.broker.ctl_path} list_queues\n"
+            )
     out.write(
         "\nBuy a kilt in the web store, enter one in the CRM or take one by phone;"
         "\nfollow it on the order board, finish it in the workshop, read the mail"
