@@ -84,8 +84,10 @@ class Store:
         seed: bool = False,
         poll_interval: float = 0.5,
         persistent_broker: bool = True,
+        retry_delays: tuple[float, ...] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.retry_delays = retry_delays
         self.amqp_url = amqp_url
         self.prefix = prefix
         self.host = host
@@ -142,6 +144,8 @@ class Store:
             smtp_port=smtp_port,
             poll_interval=self.poll_interval,
         )
+        if self.retry_delays is not None:
+            settings = replace(settings, retry_delays=self.retry_delays)
         # Providers first: their addresses go into the others' settings.
         for name in ("payment-gateway", "crm", "mailbox"):
             if name in self.exclude:
