@@ -18,6 +18,7 @@ from kiltstore.domain import (
     CanonicalOrder,
     OrderLine,
 )
+from kiltstore.limits import MAX_LENGTH, too_long
 
 #: Plausible ranges of a person's measurements, in centimetres.
 WAIST_RANGE = (55.0, 160.0)
@@ -80,9 +81,29 @@ def _check_line(index: int, line: OrderLine) -> list[str]:
     return problems
 
 
+def _lengths(order: CanonicalOrder) -> list[str]:
+    fields = [
+        ("the name", order.customer.name, "name"),
+        ("the e-mail address", order.customer.email, "email"),
+        ("the phone number", order.customer.phone, "phone"),
+        ("the street address", order.address.street, "street"),
+        ("the town or city", order.address.city, "city"),
+        ("the postcode", order.address.postcode, "postcode"),
+        ("the notes", order.notes, "notes"),
+    ]
+    for index, line in enumerate(order.lines, 1):
+        fields.append((f"kilt {index}: the tartan", line.tartan, "tartan"))
+        fields.append((f"kilt {index}: the size", line.size, "size"))
+    return [
+        problem
+        for label, value, kind in fields
+        if (problem := too_long(label, value, MAX_LENGTH[kind])) is not None
+    ]
+
+
 def validate(order: CanonicalOrder) -> list[str]:
     """Every reason ``order`` can't be made and shipped; empty if it can."""
-    problems: list[str] = []
+    problems: list[str] = _lengths(order)
     if not order.customer.name.strip():
         problems.append("the customer's name is missing")
     if not _EMAIL.match(order.customer.email):
