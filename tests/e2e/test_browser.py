@@ -25,7 +25,7 @@ import pytest
 from kiltstore import samples
 from kiltstore.demo import Store
 
-from .conftest import eventually, get_json, post_form, run_in_thread
+from .conftest import eventually, get_json, post_form, run_in_thread, status_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS_ENV = "KILTSTORE_SCREENSHOTS"
@@ -123,7 +123,7 @@ async def test_checkout_finish_and_live_status_in_a_browser(
     await shop.fill("input[name=card_number]", samples.APPROVED_CARD)
     await shop.fill("input[name=notes]", "For the Gathering, please")
     await shop.click("#place-order")
-    await shop.wait_for_url("**/orders/1")
+    await shop.wait_for_url(store.urls["web store"] + status_path(store, 1))
     await shop.wait_for_selector("#state:text('approved')")
     assert "MacGrudder is making your kilt" in await shop.inner_text("#status-text")
     await screenshot(shop, "order-approved.png")
