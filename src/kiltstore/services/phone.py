@@ -68,6 +68,9 @@ FORM_LIMITS: dict[str, tuple[str, str]] = {
     "card": ("Card", "card"),
     "notes": ("Notes", "notes"),
 }
+#: Fields a slip can't do without.
+REQUIRED = ("name", "email", "street", "town", "postcode", "country", "tartan", "waist",
+            "hip", "length", "card")
 CORRELATION_PREFIX = "phone-slip-"
 
 
@@ -103,6 +106,9 @@ def slip_text(slip_id: int, taken: str, form: dict[str, str]) -> str:
 def check_form(form: dict[str, str]) -> None:
     """Raise :class:`SlipError` with every reason the store would throw the slip away."""
     problems = length_problems(form, FORM_LIMITS)
+    problems += [
+        f"{FORM_LIMITS[name][0]} is missing" for name in REQUIRED if not form.get(name, "").strip()
+    ]
     if not problems:
         try:
             translate_phone(slip_text(0, now_iso(), form).encode())
