@@ -124,6 +124,13 @@ async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
 
     await eventually(shipped, "web-1 shipped")
 
+    async def shipped_mail() -> Any:
+        mails = (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+        return [m for m in mails if m["order_id"] == "web-1" and "shipped" in m["subject"]]
+
+    (mail,) = await eventually(shipped_mail, "the shipped e-mail")
+    assert f"Follow your order at {store.urls['web store']}{web}\n" in mail["body"]
+
     async def crm_answered() -> Any:
         rows = store.service("crm").db.query("SELECT card FROM orders")
         return all(digits not in row["card"] for row in rows)
