@@ -384,7 +384,7 @@ class Bus:
         self, queue_key: str, message: Any, incoming: Incoming, exc: Exception
     ) -> None:
         """A passing failure: try again after the next back-off delay, or give up."""
-        retries = _int(incoming.headers.get(RETRY_COUNT))
+        retries = header_int(incoming.headers.get(RETRY_COUNT))
         error = f"{type(exc).__name__}: {exc}"[:500]
         if retries >= len(self.retry_delays):
             reason = f"gave up after {retries + 1} attempts; last error: {error}"
@@ -438,7 +438,8 @@ class Bus:
         return row is not None
 
 
-def _int(value: Any) -> int:
+def header_int(value: Any) -> int:
+    """A header's value as an int (0 if it is missing or not a number)."""
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -151,7 +151,11 @@ class Database:
         self.conn.executescript(schema)
 
     def _migrate(self) -> None:
-        """Bring a database written by an older version up to this schema."""
+        """Bring a database written by an older version up to this schema (and forget
+        the bodies of messages it sent, as :meth:`mark_sent` now does)."""
+        with self._lock:
+            self.conn.execute("UPDATE outbox SET body = X'' WHERE sent_at IS NOT NULL"
+                              " AND length(body) > 0")
         self.add_columns(
             "outbox",
             {

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
-from kiltstore.domain import OrderEvent, State, format_pence
+from kiltstore.domain import OrderEvent, State, format_pence, mask_cards
 from kiltstore.services import dead_letters
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
@@ -117,7 +117,7 @@ class Board(Service):
                         str(incoming.headers.get("x-source", "?")),
                         incoming.type,
                         str(incoming.headers.get("x-invalid-reason", "?")),
-                        incoming.body[:2000].decode("utf-8", "replace"),
+                        mask_cards(incoming.body[:2000].decode("utf-8", "replace")),
                         seq,
                     ),
                 )
@@ -132,7 +132,7 @@ class Board(Service):
                 tx.execute(
                     "INSERT OR IGNORE INTO untranslatable VALUES (?, ?, ?, ?, ?, ?)",
                     (incoming.message_id, incoming.routing_key, incoming.type, reason,
-                     incoming.body[:2000].decode("utf-8", "replace"), seq),
+                     mask_cards(incoming.body[:2000].decode("utf-8", "replace")), seq),
                 )
 
             return unreadable

@@ -26,6 +26,7 @@ from kiltstore.bus import (
     PERSISTENT,
     Bus,
     Incoming,
+    header_int,
 )
 from kiltstore.domain import mask_cards
 from kiltstore.storage import Database, Transaction
@@ -51,16 +52,15 @@ def letter_key(incoming: Incoming) -> str:
     letter_id = incoming.headers.get(DEAD_LETTER_ID)
     if letter_id:
         return f"dead:{letter_id}"
-    deaths = incoming.headers.get("x-death") or [{}]
-    first = deaths[0] if isinstance(deaths[0], dict) else {}
+    first = _first_death(incoming.headers)
     return f"dead:{incoming.message_id}:{first.get('queue')}:{first.get('count')}"
 
 
 def record(tx: Transaction, incoming: Incoming) -> None:
-    """Keep a dead letter (in the transaction that marks it handled)."""
+    """Keep a dead letter (in the transaction that marks it handled). Whatever its
+    headers hold, this doesn't fail: a dead letter has nowhere further to go."""
     headers = incoming.headers
-    deaths = headers.get("x-death") or [{}]
-    first = deaths[0] if isinstance(deaths[0], dict) else {}
+    first = _first_death(headers)
     reason = str(headers.get(DEAD_REASON) or f"broker: {first.get('reason', 'unknown')}")
     queue = str(headers.get(DEAD_QUEUE) or first.get("queue") or incoming.routing_key)
     props = incoming.properties
@@ -80,12 +80,20 @@ def record(tx: Transaction, incoming: Incoming) -> None:
             queue,
             reason,
             int(bool(headers.get(DEAD_PERMANENT))),
-            int(headers.get(RETRY_COUNT) or 0) + 1,
+            header_int(headers.get(RETRY_COUNT)) + 1,
             json.dumps(properties, default=str),
             incoming.body,
             time.time(),
         ),
     )
+
+
+def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
+    """The latest ``x-death`` entry the broker added, or an empty dict."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0]
+    return {}
 
 
 def listing(db: Database) -> list[dict[str, Any]]:

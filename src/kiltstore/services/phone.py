@@ -135,6 +135,15 @@ class PhoneOrders(Service):
         self.app.router.add_get("/slips", self.slips_fragment)
         self.app.router.add_get("/slips.json", self.slips_json)
         self.app.router.add_get("/events", self.hub.stream)
+        self.upgrade()
+
+    def upgrade(self) -> None:
+        """Slips saved by an older version: forget their card numbers."""
+        with self.db.transaction() as tx:
+            for row in tx.execute("SELECT id, text FROM slips").fetchall():
+                if mask_cards(row["text"]) != row["text"]:
+                    tx.execute("UPDATE slips SET text = ? WHERE id = ?",
+                               (mask_cards(row["text"]), row["id"]))
 
     def take_order(self, form: dict[str, str]) -> int:
         """Save the slip and its message in one transaction; return the slip number.

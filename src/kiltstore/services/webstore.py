@@ -174,11 +174,23 @@ class WebStore(Service):
         self.app.router.add_get(f"/orders/{TOKEN_ROUTE}/status", self.status_fragment)
         self.app.router.add_get(f"/orders/{TOKEN_ROUTE}.json", self.status_json)
         self.app.router.add_get("/events", self.hub.stream)
+        self.upgrade()
+
+    def upgrade(self) -> None:
+        """Orders saved by an older version: give them a token, forget their card."""
         self.db.add_columns("orders", {"token": "TEXT NOT NULL DEFAULT ''"})
-        for row in self.db.query("SELECT number FROM orders WHERE token = ''"):
-            with self.db.transaction() as tx:  # orders saved before pages had tokens
-                tx.execute("UPDATE orders SET token = ? WHERE number = ?",
-                           (secrets.token_urlsafe(TOKEN_BYTES), row["number"]))
+        for row in self.db.query(
+            "SELECT number, document FROM orders WHERE token = '' OR document LIKE ?",
+            ('%"card_number"%',),
+        ):
+            document = json.loads(row["document"] or "{}")
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "UPDATE orders SET token = CASE token WHEN '' THEN ? ELSE token END,"
+                    " document = ? WHERE number = ?",
+                    (secrets.token_urlsafe(TOKEN_BYTES), json.dumps(stored_document(document)),
+                     row["number"]),
+                )
 
     # -- checkout -----------------------------------------------------------------------
 
