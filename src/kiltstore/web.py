@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, TARTANS, format_pence
+from kiltstore.limits import MAX_LENGTH
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("kiltstore", "templates"),
@@ -24,7 +25,9 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 _env.filters["pence"] = format_pence
-_env.globals.update(TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES)
+_env.globals.update(
+    TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES, LIMITS=MAX_LENGTH
+)
 
 SSE_PING = 15.0
 

@@ -87,6 +87,15 @@ async def test_the_validator_refuses_overlong_fields_that_bypassed_a_source(
     charges = (await get_json(http, store.urls["payment gateway"] + "/charges"))["charges"]
     assert charges == []
 
+    # The customer hears why: the e-mail goes out, the name shortened to its limit.
+    async def mail() -> Any:
+        mails = (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+        return [m for m in mails if m["order_id"] == order["order_id"]]
+
+    (sent,) = await eventually(mail, "the e-mail about the refused order")
+    assert "the name is too long (10,000 characters; at most 100)" in sent["body"]
+    assert sent["body"].startswith("Dear " + "A" * 100 + ",")
+
 
 async def test_order_links_are_unguessable(store: Store, http: aiohttp.ClientSession) -> None:
     first = await post_form(http, store.urls["web store"] + "/checkout", samples.WEB_FORM)
