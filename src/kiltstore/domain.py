@@ -281,8 +281,30 @@ _CARD = re.compile(r"\b\d(?:[ -]?\d){11,18}\b")
 
 
 def mask_cards(text: str) -> str:
-    """``text`` with anything like a card number shown as its last four digits only."""
-    return _CARD.sub(lambda m: "…" + re.sub(r"\D", "", m.group())[-4:], text)
+    """``text`` with each card number in it (12 to 19 digits, maybe grouped by spaces or
+    dashes, passing the Luhn check) shown as its last four digits only."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return "…" + digits[-4:] if luhn_ok(digits) else match.group()
+
+    return _CARD.sub(mask, text)
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn checksum of a card number (digits only)."""
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
 
 
 def format_pence(pence: int) -> str:

@@ -42,8 +42,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from kiltstore.domain import luhn_ok
 from kiltstore.services.base import Service
-from kiltstore.validation import luhn_ok
 from kiltstore.web import render
 
 LIMIT_PENCE = 1_000_000

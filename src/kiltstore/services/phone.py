@@ -103,6 +103,14 @@ def slip_text(slip_id: int, taken: str, form: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _masked(text: str) -> str:
+    """A slip's text with its card number shown as the last four digits only."""
+    return "".join(
+        mask_cards(line) if line.startswith("Card:") else line
+        for line in text.splitlines(keepends=True)
+    )
+
+
 def check_form(form: dict[str, str]) -> None:
     """Raise :class:`SlipError` with every reason the store would throw the slip away."""
     problems = length_problems(form, FORM_LIMITS)
@@ -141,9 +149,9 @@ class PhoneOrders(Service):
         """Slips saved by an older version: forget their card numbers."""
         with self.db.transaction() as tx:
             for row in tx.execute("SELECT id, text FROM slips").fetchall():
-                if mask_cards(row["text"]) != row["text"]:
+                if _masked(row["text"]) != row["text"]:
                     tx.execute("UPDATE slips SET text = ? WHERE id = ?",
-                               (mask_cards(row["text"]), row["id"]))
+                               (_masked(row["text"]), row["id"]))
 
     def take_order(self, form: dict[str, str]) -> int:
         """Save the slip and its message in one transaction; return the slip number.
@@ -154,7 +162,7 @@ class PhoneOrders(Service):
             cursor = tx.execute("INSERT INTO slips (taken, text) VALUES (?, '')", (taken,))
             slip_id = int(cursor.lastrowid or 0)
             text = slip_text(slip_id, taken, form)
-            tx.execute("UPDATE slips SET text = ? WHERE id = ?", (mask_cards(text), slip_id))
+            tx.execute("UPDATE slips SET text = ? WHERE id = ?", (_masked(text), slip_id))
             tx.publish(
                 INTAKE,
                 str(Source.PHONE),
