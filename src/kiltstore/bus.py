@@ -15,9 +15,17 @@ the payment gateway, an SMTP send) happens outside the database transaction::
         return apply
 
 The bus then commits effect + outbox + processed id together, publishes the outbox
-with confirms, and acks. A handler raising :class:`PoisonMessage` (the message can
-never be handled) has it rejected to the dead-letter channel; any other exception is a
-transient failure: the message is requeued after a pause and tried again.
+with confirms, and acks.
+
+Failures. A handler raising :class:`PoisonMessage` or ``ValueError`` (the message can
+never be handled: malformed, an unknown version, an SMTP 5xx) has it sent at once to the
+Dead Letter Channel, with the reason in its headers (:data:`DEAD_REASON`,
+:data:`DEAD_QUEUE`). Any other exception is a passing failure: a copy goes to the
+``retry`` exchange with its retry count (:data:`~kiltstore.topology.RETRY_COUNT`) one
+higher and a per-message TTL of the next back-off delay; its delay queue dead-letters
+it back to the work queue when the TTL expires. After the last delay the message is
+dead-lettered with the last error. The copy is confirmed before the original is acked,
+so nothing is lost; a copy made twice is dropped by the Idempotent Receiver.
 """
 
 from __future__ import annotations
@@ -27,14 +35,23 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kiltmq
 from kiltmq import BasicProperties
 from kiltstore.storage import Database, Transaction
-from kiltstore.topology import Topology
+from kiltstore.topology import (
+    DEAD_LETTERS,
+    DEFAULT_EXCHANGE,
+    RETRY,
+    RETRY_COUNT,
+    RETRY_DELAYS,
+    RETRY_LEVEL,
+    Topology,
+)
 
 log = logging.getLogger("kiltstore.bus")
 
@@ -42,6 +59,20 @@ Apply = Callable[[Transaction], None]
 PERSISTENT = 2
 CONNECT_TIMEOUT = 10.0
 RETRY_PAUSE = 1.0
+
+#: Headers of a dead letter: why it was given up on, and the queue it came from.
+DEAD_REASON = "x-dead-reason"
+DEAD_QUEUE = "x-dead-queue"
+#: ``true`` when the failure was permanent (no retry was tried).
+DEAD_PERMANENT = "x-dead-permanent"
+#: A fresh id per dead-lettering (the board's idempotency key for dead letters).
+DEAD_LETTER_ID = "x-dead-letter-id"
+#: The last passing error of a message being retried.
+LAST_ERROR = "x-last-error"
+#: Headers the bus sets on failed messages; dropped when a person retries one.
+FAILURE_HEADERS = (RETRY_COUNT, LAST_ERROR, DEAD_REASON, DEAD_QUEUE, DEAD_PERMANENT,
+                   DEAD_LETTER_ID, RETRY_LEVEL, "x-death", "x-first-death-reason",
+                   "x-first-death-queue", "x-first-death-exchange")
 
 
 class PoisonMessage(Exception):
@@ -60,6 +91,11 @@ class Incoming:
     type: str
     headers: dict[str, Any]
     redelivered: bool
+    #: The Return Address (``reply_to``) and the ``correlation_id`` to answer with.
+    reply_to: str = ""
+    correlation_id: str = ""
+    #: The message's properties as delivered (to republish it unchanged).
+    properties: Any = None
 
 
 Handler = Callable[[Incoming], Awaitable[Apply | None]]
@@ -76,7 +112,17 @@ def message_id_of(properties: Any, body: bytes) -> str:
 class Bus:
     """One service's AMQP connection (see the module docstring)."""
 
-    def __init__(self, url: str, topology: Topology, *, app_id: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        app_id: str,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
+        if not 0 < len(retry_delays) <= len(RETRY_DELAYS):
+            raise ValueError(f"between 1 and {len(RETRY_DELAYS)} retry delays, please")
+        self.retry_delays = retry_delays
         self.url = url
         self.topology = topology
         self.app_id = app_id
@@ -151,10 +197,13 @@ class Bus:
         content_type: str,
         type: str,
         headers: dict[str, Any] | None = None,
+        reply_to: str = "",
+        correlation_id: str = "",
     ) -> None:
         """Publish a persistent message and wait for the broker's confirm.
 
-        ``exchange`` is the exchange's key in the topology (without the prefix)."""
+        ``exchange`` is the exchange's key in the topology (without the prefix), or
+        ``""`` for the default exchange (``routing_key`` then names a queue)."""
         properties = BasicProperties(
             content_type=content_type,
             delivery_mode=PERSISTENT,
@@ -163,12 +212,20 @@ class Bus:
             headers=headers or None,
             app_id=self.app_id,
             timestamp=int(time.time()),
+            reply_to=reply_to or None,
+            correlation_id=correlation_id or None,
         )
+        name = self.topology.exchange(exchange) if exchange != DEFAULT_EXCHANGE else ""
+        await self.publish_properties(name, routing_key, body, properties)
+
+    async def publish_properties(
+        self, exchange: str, routing_key: str, body: bytes, properties: BasicProperties
+    ) -> None:
+        """Publish with these properties to the exchange named ``exchange`` (the full
+        name) and wait for the broker's confirm."""
+        await self._ensure_connected()
         await self._pub.basic_publish(
-            body,
-            exchange=self.topology.exchange(exchange),
-            routing_key=routing_key,
-            properties=properties,
+            body, exchange=exchange, routing_key=routing_key, properties=properties
         )
 
     async def flush_outbox(self, db: Database) -> int:
@@ -191,6 +248,8 @@ class Bus:
                         content_type=message.content_type,
                         type=message.type,
                         headers=message.headers,
+                        reply_to=message.reply_to,
+                        correlation_id=message.correlation_id,
                     )
                     db.mark_sent(message.id)
                     sent += 1
@@ -228,16 +287,31 @@ class Bus:
     # -- consuming ----------------------------------------------------------------------
 
     def consume(
-        self, queue_key: str, db: Database, handler: Handler, *, prefetch: int = 10
+        self,
+        queue_key: str,
+        db: Database,
+        handler: Handler,
+        *,
+        prefetch: int = 10,
+        key: Callable[[Incoming], str] | None = None,
     ) -> None:
         """Consume the topology's queue ``queue_key`` in the background, one message at
-        a time, as an Idempotent Receiver recording ids in ``db``."""
+        a time, as an Idempotent Receiver recording ids in ``db`` (each message's id,
+        or what ``key`` makes of the message)."""
         task = asyncio.get_running_loop().create_task(
-            self._consume(queue_key, db, handler, prefetch), name=f"{self.app_id}:{queue_key}"
+            self._consume(queue_key, db, handler, prefetch, key),
+            name=f"{self.app_id}:{queue_key}",
         )
         self._tasks.append(task)
 
-    async def _consume(self, queue_key: str, db: Database, handler: Handler, prefetch: int) -> None:
+    async def _consume(
+        self,
+        queue_key: str,
+        db: Database,
+        handler: Handler,
+        prefetch: int,
+        key: Callable[[Incoming], str] | None,
+    ) -> None:
         queue = self.topology.queue(queue_key)
         while not self._closing:
             try:
@@ -245,7 +319,7 @@ class Bus:
                 channel = await self._conn.channel()
                 await channel.basic_qos(prefetch_count=prefetch)
                 async for message in channel.consume(queue):
-                    await self._handle(queue_key, db, handler, message)
+                    await self._handle(queue_key, db, handler, message, key)
                 if self.closing:
                     return
                 log.warning("%s: consumer of %s ended; resubscribing", self.app_id, queue)
@@ -259,7 +333,14 @@ class Bus:
                 )
             await asyncio.sleep(RETRY_PAUSE)
 
-    async def _handle(self, queue_key: str, db: Database, handler: Handler, message: Any) -> None:
+    async def _handle(
+        self,
+        queue_key: str,
+        db: Database,
+        handler: Handler,
+        message: Any,
+        key: Callable[[Incoming], str] | None = None,
+    ) -> None:
         properties = message.properties
         incoming = Incoming(
             message_id=message_id_of(properties, message.body),
@@ -270,7 +351,12 @@ class Bus:
             type=properties.type or "",
             headers=dict(properties.headers or {}),
             redelivered=bool(message.redelivered),
+            reply_to=properties.reply_to or "",
+            correlation_id=properties.correlation_id or "",
+            properties=properties,
         )
+        if key is not None:
+            incoming = replace(incoming, message_id=key(incoming))
         try:
             if not self._processed(db, incoming.message_id):
                 apply = await handler(incoming)
@@ -282,25 +368,92 @@ class Bus:
                             apply(tx)
                         tx.mark_processed(incoming.message_id, queue_key)
             await self.flush_outbox(db)
-        except PoisonMessage as exc:
-            log.error("%s: dead-lettering %s: %s", self.app_id, incoming.message_id, exc)
-            await message.reject(requeue=False)
-            return
         except asyncio.CancelledError:
             raise
+        except (PoisonMessage, ValueError) as exc:
+            await self._give_up(queue_key, message, incoming, f"{exc}", permanent=True)
+            return
         except Exception as exc:
-            log.warning(
-                "%s: %s failed (%r); requeueing", self.app_id, incoming.message_id, exc
-            )
-            await asyncio.sleep(RETRY_PAUSE)
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+            await self._retry_later(queue_key, message, incoming, exc)
             return
         await message.ack()
         for callback in self.on_handled:
             callback(queue_key, incoming)
 
+    async def _retry_later(
+        self, queue_key: str, message: Any, incoming: Incoming, exc: Exception
+    ) -> None:
+        """A passing failure: try again after the next back-off delay, or give up."""
+        retries = header_int(incoming.headers.get(RETRY_COUNT))
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if retries >= len(self.retry_delays):
+            reason = f"gave up after {retries + 1} attempts; last error: {error}"
+            await self._give_up(queue_key, message, incoming, reason, permanent=False)
+            return
+        delay = self.retry_delays[retries]
+        log.warning(
+            "%s: %s failed (%s); retry %d of %d in %g s", self.app_id, incoming.message_id,
+            error, retries + 1, len(self.retry_delays), delay,
+        )
+        headers = {**incoming.headers, RETRY_COUNT: retries + 1, LAST_ERROR: error,
+                   RETRY_LEVEL: str(retries + 1)}
+        copy = _with_headers(incoming, headers)
+        copy.expiration = str(max(1, round(delay * 1000)))
+        await self._move(message, self.topology.exchange(RETRY),
+                         self.topology.queue(queue_key), incoming, copy)
+
+    async def _give_up(
+        self, queue_key: str, message: Any, incoming: Incoming, reason: str, *, permanent: bool
+    ) -> None:
+        """Send the message to the Dead Letter Channel with the reason, and ack it."""
+        log.error("%s: dead-lettering %s: %s", self.app_id, incoming.message_id, reason)
+        headers = {**incoming.headers, DEAD_REASON: reason[:1000],
+                   DEAD_QUEUE: self.topology.queue(queue_key), DEAD_PERMANENT: permanent,
+                   DEAD_LETTER_ID: uuid.uuid4().hex}
+        copy = _with_headers(incoming, headers)
+        await self._move(message, self.topology.exchange(DEAD_LETTERS), queue_key, incoming, copy)
+
+    async def _move(
+        self, message: Any, exchange: str, routing_key: str, incoming: Incoming,
+        copy: BasicProperties,
+    ) -> None:
+        """Publish ``copy`` of the message (confirmed), then ack the original. If the
+        copy can't be published, the original is requeued after a pause instead."""
+        try:
+            await self.publish_properties(exchange, routing_key, incoming.body, copy)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: cannot move %s (%r); requeueing", self.app_id,
+                        incoming.message_id, exc)
+            await asyncio.sleep(RETRY_PAUSE)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return
+        await message.ack()
+
     @staticmethod
     def _processed(db: Database, message_id: str) -> bool:
         row = db.query_one("SELECT 1 FROM processed WHERE message_id = ?", (message_id,))
         return row is not None
+
+
+def header_int(value: Any) -> int:
+    """A header's value as an int (0 if it is missing or not a number)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _with_headers(incoming: Incoming, headers: dict[str, Any]) -> BasicProperties:
+    """The message's properties with these headers (persistent, no TTL)."""
+    source = incoming.properties
+    fields = {name: getattr(source, name) for name in BasicProperties.FIELDS} if source else {}
+    properties = BasicProperties(**fields)
+    properties.headers = headers
+    properties.expiration = None
+    properties.delivery_mode = PERSISTENT
+    if not properties.message_id:
+        properties.message_id = incoming.message_id
+    return properties

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kiltstore.topology import DEFAULT_PREFIX
+from kiltstore.topology import DEFAULT_PREFIX, RETRY_DELAYS
 
 #: Default ports when each service runs on its own on one machine.
 DEFAULT_PORTS: dict[str, int] = {
@@ -70,6 +70,9 @@ class Settings:
     poll_interval: float = 1.0
     #: How many unacknowledged messages a consumer holds at once.
     prefetch: int = 10
+    #: Back-off before each retry of a message that failed for a passing reason, seconds
+    #: (at most four; after the last the message goes to the Dead Letter Channel).
+    retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -87,6 +90,12 @@ class Settings:
             smtp_port=int(_env("KILTSTORE_SMTP_PORT", str(base.smtp_port))),
             webstore_url=_env("KILTSTORE_WEBSTORE_URL", base.webstore_url),
             poll_interval=float(_env("KILTSTORE_POLL_INTERVAL", str(base.poll_interval))),
+            retry_delays=tuple(
+                float(delay)
+                for delay in _env(
+                    "KILTSTORE_RETRY_DELAYS", ",".join(f"{d:g}" for d in base.retry_delays)
+                ).split(",")
+            ),
         )
 
     def db_path(self, service: str) -> Path:

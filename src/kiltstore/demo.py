@@ -84,8 +84,10 @@ class Store:
         seed: bool = False,
         poll_interval: float = 0.5,
         persistent_broker: bool = True,
+        retry_delays: tuple[float, ...] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.retry_delays = retry_delays
         self.amqp_url = amqp_url
         self.prefix = prefix
         self.host = host
@@ -127,7 +129,8 @@ class Store:
 
             port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
             data_dir = self.broker_dir if self.persistent_broker else None
-            self.broker = Broker(host=self.host, port=port, data_dir=data_dir)
+            # A control socket, as `kiltmq broker` opens, so `kiltmq ctl` can inspect it.
+            self.broker = Broker(host=self.host, port=port, data_dir=data_dir, ctl_socket=True)
             await self.broker.start()
             self.amqp_url = str(self.broker.url)
         self.urls["AMQP broker"] = self.amqp_url
@@ -141,6 +144,8 @@ class Store:
             smtp_port=smtp_port,
             poll_interval=self.poll_interval,
         )
+        if self.retry_delays is not None:
+            settings = replace(settings, retry_delays=self.retry_delays)
         # Providers first: their addresses go into the others' settings.
         for name in ("payment-gateway", "crm", "mailbox"):
             if name in self.exclude:
@@ -221,6 +226,11 @@ def print_urls(store: Store, out: TextIO) -> None:
             )
         else:
             out.write("\nThe broker is memory-only: orders in flight are lost when it stops.\n")
+        if store.broker.ctl_path is not None:
+            out.write(
+                f"\nInspect the broker with kiltmq ctl, e.g.:\n"
+                f"  kiltmq ctl --socket {store.broker.ctl_path} list_queues\n"
+            )
     out.write(
         "\nBuy a kilt in the web store, enter one in the CRM or take one by phone;"
         "\nfollow it on the order board, finish it in the workshop, read the mail"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -121,11 +122,20 @@ class OrderLine:
 
 @dataclass(frozen=True)
 class Payment:
-    card_number: str  # digits only; a real store would hold a gateway token instead
+    """How the customer pays. The card number travels only up to billing; from the
+    payment step on an order holds the payment gateway's token and the last four digits."""
 
-    @property
-    def last4(self) -> str:
-        return self.card_number[-4:]
+    card_number: str = ""  # digits only, until the payment step; then empty
+    token: str = ""  # the payment gateway's token for the card, after the payment step
+    last4: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.last4 and self.card_number:
+            object.__setattr__(self, "last4", self.card_number[-4:])
+
+    def tokenized(self, token: str) -> Payment:
+        """The same payment with the gateway's token in place of the card number."""
+        return Payment(card_number="", token=token, last4=self.last4)
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,10 @@ class OrderEvent:
         merged.update(detail or {})
         return OrderEvent(state=state, order=self.order, reasons=reasons, detail=merged)
 
+    def with_order(self, order: CanonicalOrder) -> OrderEvent:
+        """The same event about a changed order."""
+        return dataclasses.replace(self, order=order)
+
 
 def size_for_waist(waist_cm: float) -> str | None:
     """The smallest size whose waist range holds ``waist_cm``."""
@@ -261,6 +275,36 @@ def size_for_waist(waist_cm: float) -> str | None:
         if low <= waist_cm <= high:
             return name
     return None
+
+
+_CARD = re.compile(r"\b\d(?:[ -]?\d){11,18}\b")
+
+
+def mask_cards(text: str) -> str:
+    """``text`` with each card number in it (12 to 19 digits, maybe grouped by spaces or
+    dashes, passing the Luhn check) shown as its last four digits only."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return "…" + digits[-4:] if luhn_ok(digits) else match.group()
+
+    return _CARD.sub(mask, text)
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn checksum of a card number (digits only)."""
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
 
 
 def format_pence(pence: int) -> str:

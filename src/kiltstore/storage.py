@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     type          TEXT NOT NULL,
     headers       TEXT NOT NULL,
     created_at    REAL NOT NULL,
-    sent_at       REAL
+    sent_at       REAL,
+    reply_to       TEXT NOT NULL DEFAULT '',
+    correlation_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 """
@@ -70,6 +72,8 @@ class OutgoingMessage:
     content_type: str
     type: str
     headers: dict[str, Any]
+    reply_to: str = ""
+    correlation_id: str = ""
 
 
 class Transaction:
@@ -103,11 +107,15 @@ class Transaction:
         content_type: str,
         type: str,
         headers: dict[str, Any] | None = None,
+        reply_to: str = "",
+        correlation_id: str = "",
     ) -> None:
-        """Queue a message in the outbox; it is published after the commit."""
+        """Queue a message in the outbox; it is published after the commit.
+        ``exchange`` ``""`` is the default exchange (``routing_key``: a queue name)."""
         self.conn.execute(
             "INSERT INTO outbox (message_id, exchange, routing_key, body, content_type, type,"
-            " headers, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " headers, created_at, reply_to, correlation_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 exchange,
@@ -117,6 +125,8 @@ class Transaction:
                 type,
                 json.dumps(headers or {}),
                 time.time(),
+                reply_to,
+                correlation_id,
             ),
         )
 
@@ -136,7 +146,31 @@ class Database:
         self._lock = threading.RLock()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA + schema)
+        self.conn.executescript(_SCHEMA)
+        self._migrate()
+        self.conn.executescript(schema)
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older version up to this schema (and forget
+        the bodies of messages it sent, as :meth:`mark_sent` now does)."""
+        with self._lock:
+            self.conn.execute("UPDATE outbox SET body = X'' WHERE sent_at IS NOT NULL"
+                              " AND length(body) > 0")
+        self.add_columns(
+            "outbox",
+            {
+                "reply_to": "TEXT NOT NULL DEFAULT ''",
+                "correlation_id": "TEXT NOT NULL DEFAULT ''",
+            },
+        )
+
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add the columns ``table`` lacks (name -> SQL type and default)."""
+        with self._lock:
+            have = {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -175,14 +209,17 @@ class Database:
                 content_type=row["content_type"],
                 type=row["type"],
                 headers=json.loads(row["headers"]),
+                reply_to=row["reply_to"],
+                correlation_id=row["correlation_id"],
             )
             for row in rows
         ]
 
     def mark_sent(self, outbox_id: int) -> None:
+        """Mark a message sent, and forget its body (it may hold a card number)."""
         with self._lock:
             self.conn.execute(
-                "UPDATE outbox SET sent_at = ? WHERE id = ?", (time.time(), outbox_id)
+                "UPDATE outbox SET sent_at = ?, body = X'' WHERE id = ?", (time.time(), outbox_id)
             )
 
     def close(self) -> None:

@@ -42,6 +42,8 @@ class QueueSpec:
     pattern: str
     description: str
     dead_letter: bool = True  # dead-letter rejected messages to ``dead-letters``
+    arguments: tuple[tuple[str, str], ...] = ()  # more x-arguments of the queue
+    binding_arguments: tuple[tuple[str, str], ...] = ()  # of each of its bindings
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,17 @@ INTAKE = "intake"
 ORDERS = "orders"
 INVALID = "invalid-messages"
 DEAD_LETTERS = "dead-letters"
+RETRY = "retry"
+#: The default exchange: replies go to the queue named by the Return Address.
+DEFAULT_EXCHANGE = ""
+
+#: Seconds a consumer waits before each new attempt at a message it failed to handle
+#: for a passing reason; after the last, the message goes to the Dead Letter Channel.
+RETRY_DELAYS: tuple[float, ...] = (2.0, 10.0, 60.0, 300.0)
+#: Header counting a message's retries (the consumer's own delivery count).
+RETRY_COUNT = "x-retry-count"
+#: Header choosing the delay queue of a message in the ``retry`` exchange.
+RETRY_LEVEL = "retry-level"
 
 EXCHANGES: tuple[ExchangeSpec, ...] = (
     ExchangeSpec(
@@ -80,7 +93,13 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
         DEAD_LETTERS,
         "fanout",
         "Dead Letter Channel",
-        "messages a consumer rejected for good (poison messages)",
+        "messages a consumer gave up on, with the reason in headers (poison messages)",
+    ),
+    ExchangeSpec(
+        RETRY,
+        "headers",
+        "Retry with back-off (one delay queue per attempt)",
+        "messages to try again later, routed by their retry-level header",
     ),
 )
 
@@ -159,10 +178,37 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(
         "dead-letters",
         ((DEAD_LETTERS, ""),),
-        "",
-        "Dead Letter Channel (kept for people to inspect)",
-        "poison messages",
+        "board",
+        "Dead Letter Channel (shown on the board, to retry or discard)",
+        "messages given up on, with x-dead-reason and x-dead-queue headers",
         dead_letter=False,
+    ),
+    *(
+        QueueSpec(
+            f"retry-{level}",
+            ((RETRY, ""),),
+            "",
+            "Retry delay (per-message TTL, then dead-lettered back to its queue)",
+            f"messages waiting for retry {level}; on expiry they return to their work queue",
+            dead_letter=False,
+            arguments=(("x-dead-letter-exchange", DEFAULT_EXCHANGE),),
+            binding_arguments=(("x-match", "all"), (RETRY_LEVEL, str(level))),
+        )
+        for level in range(1, len(RETRY_DELAYS) + 1)
+    ),
+    QueueSpec(
+        "phone-replies",
+        (),
+        "phone",
+        "Return Address of phone slips",
+        "accepted (with the order id) or refused (with the reasons), per slip",
+    ),
+    QueueSpec(
+        "crm-replies",
+        (),
+        "crm-adapter",
+        "Return Address of CRM orders",
+        "accepted or refused, per CRM order; the adapter tells the CRM",
     ),
 )
 
@@ -178,6 +224,12 @@ PUBLISHERS: tuple[PublisherSpec, ...] = (
     PublisherSpec("billing", ORDERS, ("order.approved.*", "order.declined.*"), "Message Endpoint"),
     PublisherSpec("workshop", ORDERS, ("order.finished.*",), "Message Endpoint (the button)"),
     PublisherSpec("shipping", ORDERS, ("order.shipped.*",), "Message Endpoint"),
+)
+
+#: Who answers at a Return Address (``reply_to`` of an intake message).
+REPLIERS: tuple[tuple[str, str], ...] = (
+    ("normalizer", "refused: untranslatable"),
+    ("validator", "accepted or refused"),
 )
 
 
@@ -196,9 +248,10 @@ class Topology:
         return f"{self.prefix}.{key}"
 
     def queue_arguments(self, spec: QueueSpec) -> dict[str, Any]:
+        arguments: dict[str, Any] = dict(spec.arguments)
         if spec.dead_letter:
-            return {"x-dead-letter-exchange": self.exchange(DEAD_LETTERS)}
-        return {}
+            arguments["x-dead-letter-exchange"] = self.exchange(DEAD_LETTERS)
+        return arguments
 
     async def declare(self, channel: kiltmq.Channel) -> None:
         """Declare every exchange, queue and binding (idempotent: safe to repeat)."""
@@ -212,7 +265,10 @@ class Topology:
             )
             for exchange_key, routing_key in queue.bindings:
                 await channel.queue_bind(
-                    self.queue(queue.key), self.exchange(exchange_key), routing_key
+                    self.queue(queue.key),
+                    self.exchange(exchange_key),
+                    routing_key,
+                    arguments=dict(queue.binding_arguments) or None,
                 )
 
 
@@ -249,15 +305,22 @@ def mermaid() -> str:
     for q in QUEUES:
         by_exchange: dict[str, list[str]] = {}
         for exchange_key, routing_key in q.bindings:
-            by_exchange.setdefault(exchange_key, []).append(routing_key or "(all)")
+            matched = " ".join(f"{k}={v}" for k, v in q.binding_arguments if k != "x-match")
+            by_exchange.setdefault(exchange_key, []).append(routing_key or matched or "(all)")
         for exchange_key, bound in by_exchange.items():
             label = "<br/>".join(bound)
             out.append(f'    ex_{_node(exchange_key)} -->|"{label}"| q_{_node(q.key)}')
         if q.consumer:
             out.append(f"    q_{_node(q.key)} --> svc_{_node(q.consumer)}")
     work = [q.key for q in QUEUES if q.dead_letter]
-    out.append(f'    work_queues[/"rejected from {", ".join(work)}"/]')
-    out.append(f'    work_queues -.->|"x-dead-letter-exchange"| ex_{_node(DEAD_LETTERS)}')
+    out.append(f'    work_queues[/"work queues: {", ".join(work)}"/]')
+    out.append(f'    work_queues -.->|"given up on (x-dead-reason)"| ex_{_node(DEAD_LETTERS)}')
+    for service, answers in REPLIERS:
+        for q in QUEUES:
+            if q.key.endswith("-replies"):
+                out.append(f'    svc_{_node(service)} -.->|"reply_to: {answers}"| q_{_node(q.key)}')
+    out.append('    svc_board -.->|"retry button"| work_queues')
+    out.append(f'    work_queues -.->|"failed: retry-level n"| ex_{_node(RETRY)}')
     for source, target, how in DIRECT_LINKS:
         out.append(f'    svc_{_node(source)} -.->|"{how}"| ext_{_node(target)}')
     return "\n".join(out) + "\n"

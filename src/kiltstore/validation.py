@@ -18,6 +18,8 @@ from kiltstore.domain import (
     CanonicalOrder,
     OrderLine,
 )
+from kiltstore.domain import luhn_ok as luhn_ok  # re-exported: the card check
+from kiltstore.limits import MAX_LENGTH, too_long
 
 #: Plausible ranges of a person's measurements, in centimetres.
 WAIST_RANGE = (55.0, 160.0)
@@ -27,21 +29,6 @@ LENGTH_RANGE = (40.0, 75.0)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UK_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$", re.IGNORECASE)
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-
-
-def luhn_ok(number: str) -> bool:
-    """The Luhn checksum of a card number (digits only)."""
-    if not number.isdigit() or not 12 <= len(number) <= 19:
-        return False
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
 
 
 def _check_line(index: int, line: OrderLine) -> list[str]:
@@ -80,9 +67,29 @@ def _check_line(index: int, line: OrderLine) -> list[str]:
     return problems
 
 
+def _lengths(order: CanonicalOrder) -> list[str]:
+    fields = [
+        ("the name", order.customer.name, "name"),
+        ("the e-mail address", order.customer.email, "email"),
+        ("the phone number", order.customer.phone, "phone"),
+        ("the street address", order.address.street, "street"),
+        ("the town or city", order.address.city, "city"),
+        ("the postcode", order.address.postcode, "postcode"),
+        ("the notes", order.notes, "notes"),
+    ]
+    for index, line in enumerate(order.lines, 1):
+        fields.append((f"kilt {index}: the tartan", line.tartan, "tartan"))
+        fields.append((f"kilt {index}: the size", line.size, "size"))
+    return [
+        problem
+        for label, value, kind in fields
+        if (problem := too_long(label, value, MAX_LENGTH[kind])) is not None
+    ]
+
+
 def validate(order: CanonicalOrder) -> list[str]:
     """Every reason ``order`` can't be made and shipped; empty if it can."""
-    problems: list[str] = []
+    problems: list[str] = _lengths(order)
     if not order.customer.name.strip():
         problems.append("the customer's name is missing")
     if not _EMAIL.match(order.customer.email):

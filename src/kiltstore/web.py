@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, TARTANS, format_pence
+from kiltstore.limits import MAX_LENGTH
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("kiltstore", "templates"),
@@ -24,7 +25,9 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 _env.filters["pence"] = format_pence
-_env.globals.update(TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES)
+_env.globals.update(
+    TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES, LIMITS=MAX_LENGTH
+)
 
 SSE_PING = 15.0
 
@@ -59,7 +62,8 @@ class EventHub:
             self._queues.discard(queue)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """An aiohttp handler: the SSE stream of this hub."""
+        """An aiohttp handler: the SSE stream of this hub. A client that goes away (a
+        closed tab) ends its stream quietly."""
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -67,16 +71,20 @@ class EventHub:
                 "X-Accel-Buffering": "no",
             }
         )
-        await response.prepare(request)
-        await response.write(b"retry: 1000\n\n")
-        async with self.subscribe() as queue:
-            while True:
-                try:
-                    event, payload = await asyncio.wait_for(queue.get(), SSE_PING)
-                except TimeoutError:
-                    await response.write(b": ping\n\n")
-                    continue
-                await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+        try:
+            await response.prepare(request)
+            await response.write(b"retry: 1000\n\n")
+            async with self.subscribe() as queue:
+                while True:
+                    try:
+                        event, payload = await asyncio.wait_for(queue.get(), SSE_PING)
+                    except TimeoutError:
+                        await response.write(b": ping\n\n")
+                        continue
+                    await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+        except ConnectionError:  # aiohttp's ClientConnectionResetError is one
+            pass  # the page was closed
+        return response
 
 
 def static_routes(app: web.Application) -> None:

@@ -138,5 +138,14 @@ async def post_form(http: aiohttp.ClientSession, url: str, form: dict[str, str])
         return str(response.headers["Location"])
 
 
+def status_path(store: Store, number: int) -> str:
+    """The secret address of web order ``number``'s status page (as the customer got it)."""
+    row = store.service("webstore").db.query_one(
+        "SELECT token FROM orders WHERE number = ?", (number,)
+    )
+    assert row is not None, f"no web order {number}"
+    return f"/orders/{row['token']}"
+
+
 def run_in_thread(function: Callable[..., T], *args: Any) -> Awaitable[T]:
     return asyncio.wait_for(asyncio.to_thread(function, *args), WAIT)

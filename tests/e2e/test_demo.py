@@ -41,6 +41,17 @@ async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) 
             async with http.get(urls["CRM"]) as response:
                 assert "Jamie" in await response.text()  # the demo's seeded customers
 
+        # The embedded broker has a control socket, and the demo says how to use it.
+        command = re.search(r"^  (kiltmq ctl --socket \S+ list_queues)$", output, re.MULTILINE)
+        assert command is not None, output
+        ctl = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kiltmq", *command.group(1).split()[1:],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        listed = (await asyncio.wait_for(ctl.communicate(), WAIT))[0].decode()
+        assert ctl.returncode == 0, listed
+        assert "kiltstore.billing" in listed and "kiltstore.dead-letters" in listed
+
         process.send_signal(signal.SIGINT)
         rest = (await asyncio.wait_for(process.stdout.read(), WAIT)).decode()
         assert await asyncio.wait_for(process.wait(), WAIT) == 0

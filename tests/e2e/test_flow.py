@@ -20,7 +20,7 @@ from kiltstore.domain import CanonicalOrder, OrderEvent, Source, State
 from kiltstore.topology import INTAKE
 from kiltstore.translators import PHONE_TYPE, translate_web
 
-from .conftest import Observer, eventually, get_json, post_form, run_in_thread
+from .conftest import Observer, eventually, get_json, post_form, run_in_thread, status_path
 
 
 def essence(order: CanonicalOrder) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def crm_enter_order(rpc_url: str, card: str = samples.APPROVED_CARD) -> int:
 
 
 async def web_status(http: aiohttp.ClientSession, store: Store, number: int) -> Any:
-    return await get_json(http, f"{store.urls['web store']}/orders/{number}.json")
+    return await get_json(http, f"{store.urls['web store']}{status_path(store, number)}.json")
 
 
 async def mails_about(http: aiohttp.ClientSession, store: Store, order_id: str) -> list[Any]:
@@ -57,7 +57,7 @@ async def test_orders_from_three_sources_reach_one_canonical_form(
     received: Observer = await observe("orders", "order.received.*")
 
     web = await post_form(http, store.urls["web store"] + "/checkout", samples.WEB_FORM)
-    assert web == "/orders/1"
+    assert web == status_path(store, 1)
     crm_id = await run_in_thread(crm_enter_order, store.urls["CRM XML-RPC"])
     await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
 
@@ -240,27 +240,44 @@ async def test_duplicate_deliveries_change_nothing(
 async def test_a_poison_message_is_dead_lettered_not_lost(
     store: Store, http: aiohttp.ClientSession, amqp_url: str
 ) -> None:
-    """An order event of a schema version billing doesn't know is rejected without
-    requeue, and the broker moves it to the dead-letter queue."""
+    """An order event of a schema version billing doesn't know is given up on at once
+    (no retry): it goes to the Dead Letter Channel with the reason and its queue in its
+    headers, and the order board lists it."""
     order = translate_web(samples.web_body(1))
     event = json.loads(OrderEvent(state=State.VALID, order=order).to_json())
     event["version"] = 99
     bus = store.service("webstore").the_bus
+    dead = await observe_dead_letters(amqp_url, store)
     await bus.publish("orders", "order.valid.web", json.dumps(event).encode(),
                       message_id="from-the-future", content_type="application/json",
                       type="kiltstore.order-event.v99")
-    dead_letters = store.service("board").topology.queue("dead-letters")
-    async with kiltmq.connect(amqp_url) as conn:
-        ch = await conn.channel()
-
-        async def dead_lettered() -> Any:
-            return await ch.basic_get(dead_letters)
-
-        message = await eventually(dead_lettered, "the poison message in dead-letters")
+    # Both of its subscribers give up on it: billing and the web store's status.
+    messages = await dead.take(2)
+    topology = store.service("billing").topology
+    assert {m.headers["x-dead-queue"] for m in messages} == {
+        topology.queue("billing"), topology.queue("webstore-status")}
+    for message in messages:
         assert message.properties.message_id == "from-the-future"
-        deaths = message.headers["x-death"]
-        assert isinstance(deaths, list)
-        assert deaths[0]["reason"] == "rejected"
-        await message.ack()
+        assert "unsupported kiltstore.order-event version 99" in message.headers["x-dead-reason"]
+        assert message.headers["x-dead-permanent"] is True
+        assert "x-retry-count" not in message.headers
+
+    async def listed() -> Any:
+        letters = (await board(http, store))["dead_letters"]
+        return letters if len(letters) == 2 else None
+
+    letters = await eventually(listed, "the poison message on the board")
+    assert {letter["message_id"] for letter in letters} == {"from-the-future"}
+    assert all(letter["permanent"] for letter in letters)
     charges = (await get_json(http, store.urls["payment gateway"] + "/charges"))["charges"]
     assert charges == []
+    await dead.conn.close()
+
+
+async def observe_dead_letters(amqp_url: str, store: Store) -> Observer:
+    """A queue of the test's own on the Dead Letter Channel's exchange."""
+    conn = await kiltmq.connect(amqp_url)
+    ch = await conn.channel()
+    ok = await ch.queue_declare("", exclusive=True)
+    await ch.queue_bind(ok.queue, store.service("board").topology.exchange("dead-letters"), "")
+    return Observer(conn, ok.queue)

@@ -20,7 +20,7 @@ from kiltmq.broker import Broker
 from kiltstore import samples
 from kiltstore.demo import Store
 
-from .conftest import eventually, get_json, post_form
+from .conftest import eventually, get_json, post_form, status_path
 
 #: Client recovery backs off up to 10 s between attempts.
 RECOVERY_WAIT = 40.0
@@ -40,14 +40,14 @@ async def test_orders_taken_while_the_broker_is_down_go_through_after(
     await store.broker.stop()
 
     await post_form(http, store.urls["web store"] + "/checkout", samples.WEB_FORM)
-    status = await get_json(http, store.urls["web store"] + "/orders/1.json")
+    status = await get_json(http, store.urls["web store"] + status_path(store, 1) + ".json")
     assert status["state"] == "placed"
 
     store.broker = Broker(port=port)
     await store.broker.start()
 
     async def approved() -> Any:
-        status = await get_json(http, store.urls["web store"] + "/orders/1.json")
+        status = await get_json(http, store.urls["web store"] + status_path(store, 1) + ".json")
         return status["state"] == "approved"
 
     await eventually(approved, "the order to be approved after the outage", RECOVERY_WAIT)

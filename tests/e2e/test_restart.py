@@ -16,7 +16,7 @@ import aiohttp
 from kiltstore import samples
 from kiltstore.demo import Store
 
-from .conftest import eventually, get_json, post_form
+from .conftest import eventually, get_json, post_form, status_path
 
 
 async def test_orders_in_flight_survive_a_restart_of_the_demo(
@@ -28,7 +28,7 @@ async def test_orders_in_flight_survive_a_restart_of_the_demo(
         await post_form(http, store.urls["web store"] + "/checkout", samples.WEB_FORM)
 
         async def waiting_for_billing() -> Any:
-            status = await get_json(http, store.urls["web store"] + "/orders/1.json")
+            status = await get_json(http, store.urls["web store"] + status_path(store, 1) + ".json")
             queue = store.broker.vhosts["/"].queues[store.prefix + ".billing"]
             return status["state"] == "valid" and len(queue.ready) == 1
 
@@ -38,7 +38,7 @@ async def test_orders_in_flight_survive_a_restart_of_the_demo(
     async with Store(data_dir=data, amqp_url=None) as store:
 
         async def approved() -> Any:
-            status = await get_json(http, store.urls["web store"] + "/orders/1.json")
+            status = await get_json(http, store.urls["web store"] + status_path(store, 1) + ".json")
             return status["state"] == "approved"
 
         await eventually(approved, "the order approved after the restart")

@@ -44,3 +44,10 @@ def test_helpers() -> None:
     assert format_pence(104_550) == "£1,045.50"
     assert size_for_waist(70) == "S"
     assert size_for_waist(200) is None
+
+
+def test_mask_cards_keeps_the_last_four_digits_of_card_numbers_only() -> None:
+    from kiltstore.domain import mask_cards
+
+    text = "Card: 4242 4242 4242 4242, or 4000-0000-0000-0002; phone +44 1463 555 0101"
+    assert mask_cards(text) == "Card: …4242, or …0002; phone +44 1463 555 0101"

@@ -165,3 +165,87 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in SERVICES:
         assert parser.parse_args([name]).service == name
     assert parser.parse_args(["demo", "--any-ports"]).any_ports
+
+
+MALFORMED_CALLS: dict[str, tuple[bytes, int]] = {
+    "not XML": (b"hello", -32700),
+    "an empty body": (b"", -32700),
+    "truncated XML": (b"<?xml version='1.0'?><methodCall><methodName>crm.get_order", -32700),
+    "an out-of-range i8": (
+        b"<?xml version='1.0'?><methodCall><methodName>crm.get_order</methodName><params>"
+        b"<param><value><i8>99999999999999999999999</i8></value></param></params></methodCall>",
+        400,
+    ),
+    "an unknown method": (
+        b"<?xml version='1.0'?><methodCall><methodName>crm.nothing</methodName>"
+        b"</methodCall>",
+        -32601,
+    ),
+    "too few arguments": (
+        b"<?xml version='1.0'?><methodCall><methodName>crm.get_order</methodName>"
+        b"</methodCall>",
+        -32602,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_CALLS))
+async def test_crm_answers_malformed_xmlrpc_with_a_fault(crm: CRM, case: str) -> None:
+    body, code = MALFORMED_CALLS[case]
+    async with aiohttp.ClientSession() as http, http.post(
+        crm.urls["CRM XML-RPC"], data=body, headers={"Content-Type": "text/xml"}
+    ) as response:
+        assert response.status == 200
+        text = await response.text()
+    with pytest.raises(xmlrpc.client.Fault) as raised:
+        xmlrpc.client.loads(text)
+    assert raised.value.faultCode == code, raised.value.faultString
+
+
+def _introspect(url: str) -> tuple[list[str], dict[str, str], list[Any], str]:
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        methods: Any = proxy.system.listMethods()
+        helps = {name: str(proxy.system.methodHelp(name)) for name in methods}
+        signature: Any = proxy.system.methodSignature("crm.add_order")
+        try:
+            proxy.system.methodHelp("crm.nothing")
+        except xmlrpc.client.Fault as fault:
+            error = f"{fault.faultCode} {fault.faultString}"
+        else:
+            error = "no fault"
+        return methods, helps, signature, error
+
+
+async def test_crm_api_describes_itself(crm: CRM) -> None:
+    methods, helps, signature, error = await asyncio.wait_for(
+        asyncio.to_thread(_introspect, crm.urls["CRM XML-RPC"]), TIMEOUT
+    )
+    assert {"crm.add_customer", "crm.add_order", "crm.get_order", "crm.orders_since",
+            "crm.set_order_status", "system.listMethods", "system.methodHelp"} <= set(methods)
+    assert all(helps[name] for name in methods), helps
+    assert "customer_id, items, card, rep_notes" in helps["crm.add_order"]
+    assert signature == [["int", "int", "array", "string", "string"]]
+    assert error == "-32601 no method 'crm.nothing'"
+
+
+def _refused(url: str, customer: dict[str, Any], item: dict[str, Any]) -> str:
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        try:
+            customer_id = proxy.crm.add_customer(customer)
+            proxy.crm.add_order(customer_id, [item], samples.APPROVED_CARD, "")
+        except xmlrpc.client.Fault as fault:
+            return f"{fault.faultCode} {fault.faultString}"
+        orders: Any = proxy.crm.orders_since(0, 10)
+        return f"accepted; {len(orders)} orders"
+
+
+async def test_crm_refuses_what_the_store_would_throw_away(crm: CRM) -> None:
+    url = crm.urls["CRM XML-RPC"]
+    lots = await asyncio.to_thread(_refused, url, samples.CRM_CUSTOMER,
+                                   dict(samples.CRM_ITEM, qty="lots"))
+    assert lots == "400 quantity of CRM item 1 is not a number: 'lots'"
+    long_name = await asyncio.to_thread(
+        _refused, url, dict(samples.CRM_CUSTOMER, first_name="A" * 10_000), samples.CRM_ITEM
+    )
+    assert long_name == "400 first_name is too long (10,000 characters; at most 100)"
+    assert crm.db.query("SELECT * FROM orders") == []

@@ -39,3 +39,60 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     assert db.unsent() == []
     with db.transaction() as tx:
         assert not tx.is_processed("m1")
+
+
+def test_databases_of_the_previous_version_are_upgraded(tmp_path: Path) -> None:
+    """Written before Return Addresses, order tokens and card masking: the outbox gains
+    its columns and forgets sent bodies, web orders get a token and lose the card
+    number, phone slips lose it too."""
+    import json
+    import sqlite3
+
+    from kiltstore.config import Settings
+    from kiltstore.services.phone import PhoneOrders
+    from kiltstore.services.webstore import WebStore
+
+    card = "4242424242424242"
+    blob = f"X'{card.encode().hex()}'"
+    old_outbox = (
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
+        " exchange TEXT NOT NULL, routing_key TEXT NOT NULL, body BLOB NOT NULL,"
+        " content_type TEXT NOT NULL, type TEXT NOT NULL, headers TEXT NOT NULL,"
+        " created_at REAL NOT NULL, sent_at REAL);"
+        f"INSERT INTO outbox VALUES (1, 'web-1', 'intake', 'web', {blob}, 'a', 't', '{{}}',"
+        " 1, 2);"
+        f"INSERT INTO outbox VALUES (2, 'web-2', 'intake', 'web', {blob}, 'a', 't', '{{}}',"
+        " 1, NULL);"
+    )
+    document = json.dumps({"order_number": 1, "card_number": card, "customer": {}})
+    with sqlite3.connect(tmp_path / "webstore.sqlite3") as conn:
+        conn.executescript(
+            old_outbox + "CREATE TABLE orders (number INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " created TEXT NOT NULL, document TEXT NOT NULL, state TEXT NOT NULL,"
+            " updated TEXT NOT NULL);"
+        )
+        conn.execute("INSERT INTO orders VALUES (1, 'c', ?, 'placed', 'u')", (document,))
+    with sqlite3.connect(tmp_path / "phone.sqlite3") as conn:
+        conn.executescript("CREATE TABLE slips (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                           " taken TEXT NOT NULL, text TEXT NOT NULL);")
+        conn.execute("INSERT INTO slips VALUES (1, 't', ?)", (f"Card: {card}\n",))
+
+    settings = Settings(data_dir=tmp_path)
+    webstore = WebStore(settings)
+    webstore.upgrade()
+    unsent = webstore.db.unsent()
+    assert [(m.message_id, m.body, m.reply_to) for m in unsent] == [("web-2", card.encode(), "")]
+    sent = webstore.db.query_one("SELECT body FROM outbox WHERE id = 1")
+    assert sent is not None and bytes(sent["body"]) == b""
+    row = webstore.db.query_one("SELECT * FROM orders WHERE number = 1")
+    assert row is not None and len(row["token"]) >= 20
+    assert json.loads(row["document"])["card_last4"] == "4242"
+    assert card not in row["document"]
+    status = webstore.status(row["token"])
+    assert status is not None and status["order_id"] == "web-1"
+    phone = PhoneOrders(settings)
+    phone.upgrade()
+    slip = phone.db.query_one("SELECT text FROM slips")
+    assert slip is not None and slip["text"] == "Card: …4242\n"
+    webstore.db.close()
+    phone.db.close()

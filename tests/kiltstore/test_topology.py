@@ -6,11 +6,22 @@ import asyncio
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import kiltmq
 from kiltmq import BasicProperties
 from kiltstore.config import SERVICES
-from kiltstore.topology import EXCHANGES, PUBLISHERS, QUEUES, Topology, mermaid
+from kiltstore.topology import (
+    EXCHANGES,
+    PUBLISHERS,
+    QUEUES,
+    RETRY,
+    RETRY_COUNT,
+    RETRY_DELAYS,
+    RETRY_LEVEL,
+    Topology,
+    mermaid,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "kiltstore.md"
 
@@ -72,7 +83,54 @@ async def test_routing_on_a_real_broker(amqp_url: str) -> None:
                 "board": 5,  # every order event and the invalid message
                 "invalid-messages": 1,
                 "dead-letters": 0,
+                **{f"retry-{level}": 0 for level in range(1, len(RETRY_DELAYS) + 1)},
+                "phone-replies": 0,
+                "crm-replies": 0,
             }
+        finally:
+            for queue in QUEUES:
+                await ch.queue_delete(topology.queue(queue.key), timeout=10)
+            for exchange in EXCHANGES:
+                await ch.exchange_delete(topology.exchange(exchange.key), timeout=10)
+
+
+async def test_a_retried_message_waits_in_its_delay_queue_then_returns(amqp_url: str) -> None:
+    """The back-off path on a real broker: a message published to ``retry`` with a
+    retry level and a per-message TTL waits in that level's delay queue, which
+    dead-letters it back to the work queue named by its routing key."""
+    topology = Topology(f"kiltstore-test-{uuid.uuid4().hex[:10]}")
+    async with kiltmq.connect(amqp_url) as conn:
+        ch = await conn.channel()
+        try:
+            await asyncio.wait_for(topology.declare(ch), 30)
+            await ch.confirm_select()
+            for level in (1, 2):
+                await ch.basic_publish(
+                    f"level {level}".encode(), exchange=topology.exchange(RETRY),
+                    routing_key=topology.queue("billing"),
+                    properties=BasicProperties(
+                        delivery_mode=2, expiration="1" if level == 1 else "3600000",
+                        headers={RETRY_LEVEL: str(level), RETRY_COUNT: level},
+                    ),
+                )
+
+            async def back_in_billing() -> Any:
+                return await ch.basic_get(topology.queue("billing"))
+
+            message = None
+            for _ in range(400):
+                message = await back_in_billing()
+                if message is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert message is not None, "the level-1 message never came back"
+            assert message.body == b"level 1"
+            assert message.headers[RETRY_COUNT] == 1
+            assert message.headers["x-death"][0]["reason"] == "expired"
+            await message.ack()
+            waiting = await ch.queue_declare(topology.queue("retry-2"), passive=True)
+            assert waiting.message_count == 1  # still waiting out its longer delay
+            assert await ch.basic_get(topology.queue("retry-1")) is None
         finally:
             for queue in QUEUES:
                 await ch.queue_delete(topology.queue(queue.key), timeout=10)

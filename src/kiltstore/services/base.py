@@ -24,8 +24,11 @@ def service_class(name: str) -> type[Service]:
     return cls
 
 
-def publish_event(tx: Transaction, event: OrderEvent) -> None:
-    """Queue an order event in the outbox of ``tx``."""
+def publish_event(
+    tx: Transaction, event: OrderEvent, *, reply_to: str = "", correlation_id: str = ""
+) -> None:
+    """Queue an order event in the outbox of ``tx`` (with the Return Address of the
+    order's source, if it gave one)."""
     tx.publish(
         ORDERS,
         event.routing_key,
@@ -33,6 +36,8 @@ def publish_event(tx: Transaction, event: OrderEvent) -> None:
         message_id=event.message_id,
         content_type=EVENT_CONTENT_TYPE,
         type=EVENT_TYPE,
+        reply_to=reply_to,
+        correlation_id=correlation_id,
     )
 
 
@@ -53,7 +58,14 @@ class Service:
         self.topology = Topology(settings.prefix)
         self.db = Database(settings.db_path(self.name), self.schema)
         self.bus: Bus | None = (
-            Bus(settings.amqp_url, self.topology, app_id=self.name) if self.uses_bus else None
+            Bus(
+                settings.amqp_url,
+                self.topology,
+                app_id=self.name,
+                retry_delays=settings.retry_delays,
+            )
+            if self.uses_bus
+            else None
         )
         self.app: web.Application | None = web.Application() if self.site_label else None
         self.site: Site | None = None

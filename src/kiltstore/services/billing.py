@@ -8,11 +8,15 @@ message id in one transaction, and only then acks.
 If billing dies after the gateway charged but before the transaction, the message is
 redelivered and the gateway, seeing the same idempotency key, answers with the first
 charge instead of charging again: the customer pays once. A gateway that can't be
-reached is a transient failure: the message is requeued and tried again.
+reached is a transient failure: the message is retried after a back-off delay.
+
+From here on the order carries the gateway's card token and the last four digits, never
+the card number: the ``approved`` and ``declined`` events and everything after them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import aiohttp
@@ -74,6 +78,10 @@ class Billing(Service):
     async def handle(self, incoming: Incoming) -> Apply:
         event = parse_event(incoming)
         answer = await self.charge(event)
+        token = str(answer.get("card_token", ""))
+        event = event.with_order(
+            replace(event.order, payment=event.order.payment.tokenized(token))
+        )
         if answer["status"] == "approved":
             outcome = event.then(State.APPROVED, detail={"charge_id": answer["charge_id"]})
         else:

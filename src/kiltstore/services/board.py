@@ -3,6 +3,10 @@
 A Wire Tap on the ``orders`` exchange (``order.#``) and the invalid-message channel,
 keeping each event in its own database (a Message Store) and pushing it live to the
 board page. ``GET /orders.json`` gives the journeys as data.
+
+It also reads the Dead Letter Channel (:mod:`kiltstore.services.dead_letters`): each
+message given up on is listed with its reason and queue, with **retry** and **discard**
+buttons (``POST /dead-letters/<id>/retry`` and ``/discard``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
-from kiltstore.domain import OrderEvent, State, format_pence
+from kiltstore.domain import OrderEvent, State, format_pence, mask_cards
+from kiltstore.services import dead_letters
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
 from kiltstore.topology import INVALID
@@ -63,18 +68,42 @@ def _note(event: OrderEvent) -> str:
 
 class Board(Service):
     name: ClassVar[str] = "board"
-    schema: ClassVar[str] = SCHEMA
+    schema: ClassVar[str] = SCHEMA + dead_letters.SCHEMA
     site_label: ClassVar[str] = "order board"
 
     async def setup(self) -> None:
         self.hub = EventHub()
         self.the_bus.consume("board", self.db, self.handle, prefetch=self.settings.prefetch)
+        self.the_bus.consume(
+            "dead-letters", self.db, self.handle_dead_letter, key=dead_letters.letter_key
+        )
         self.the_bus.on_handled.append(lambda _queue, _msg: self.hub.publish("board", {}))
         assert self.app is not None
         self.app.router.add_get("/", self.page)
         self.app.router.add_get("/journeys", self.fragment)
         self.app.router.add_get("/orders.json", self.orders_json)
         self.app.router.add_get("/events", self.hub.stream)
+        self.app.router.add_post("/dead-letters/{letter:\\d+}/retry", self.retry)
+        self.app.router.add_post("/dead-letters/{letter:\\d+}/discard", self.discard)
+
+    async def handle_dead_letter(self, incoming: Incoming) -> Apply:
+        return lambda tx: dead_letters.record(tx, incoming)
+
+    async def retry(self, request: web.Request) -> web.Response:
+        if not await dead_letters.retry(self.db, self.the_bus, int(request.match_info["letter"])):
+            raise web.HTTPNotFound(text="no such dead letter")
+        return self._after_button(request)
+
+    async def discard(self, request: web.Request) -> web.Response:
+        if not dead_letters.discard(self.db, int(request.match_info["letter"])):
+            raise web.HTTPNotFound(text="no such dead letter")
+        return self._after_button(request)
+
+    def _after_button(self, request: web.Request) -> web.Response:
+        self.hub.publish("board", {})
+        if request.headers.get("Accept") == "application/json":
+            return web.json_response({"dead_letters": dead_letters.listing(self.db)})
+        raise web.HTTPSeeOther("/")
 
     async def handle(self, incoming: Incoming) -> Apply:
         seq = time.time()
@@ -88,7 +117,7 @@ class Board(Service):
                         str(incoming.headers.get("x-source", "?")),
                         incoming.type,
                         str(incoming.headers.get("x-invalid-reason", "?")),
-                        incoming.body[:2000].decode("utf-8", "replace"),
+                        mask_cards(incoming.body[:2000].decode("utf-8", "replace")),
                         seq,
                     ),
                 )
@@ -103,7 +132,7 @@ class Board(Service):
                 tx.execute(
                     "INSERT OR IGNORE INTO untranslatable VALUES (?, ?, ?, ?, ?, ?)",
                     (incoming.message_id, incoming.routing_key, incoming.type, reason,
-                     incoming.body[:2000].decode("utf-8", "replace"), seq),
+                     mask_cards(incoming.body[:2000].decode("utf-8", "replace")), seq),
                 )
 
             return unreadable
@@ -165,6 +194,7 @@ class Board(Service):
         return {
             "journeys": self.journeys(),
             "untranslatable": self.untranslatable(),
+            "dead_letters": dead_letters.listing(self.db),
             "stages": [label for label, _ in STAGES],
         }
 
@@ -184,5 +214,6 @@ class Board(Service):
                     for j in self.journeys()
                 ],
                 "untranslatable": self.untranslatable(),
+                "dead_letters": dead_letters.listing(self.db),
             }
         )

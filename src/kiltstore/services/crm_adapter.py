@@ -9,6 +9,11 @@ The adapter keeps the id of the last order it published in its database, and mov
 it forward only after the broker confirmed the message. If it dies in between, it
 publishes that order again with the same message id (``crm-<id>``), which the
 Normalizer drops as a duplicate: at-least-once delivery, exactly one order.
+
+Each order goes out with a Return Address (``reply_to`` the ``crm-replies`` queue,
+``correlation_id`` ``crm-order-<id>``). The adapter consumes the store's answers there
+and hands each to the CRM (``crm.set_order_status``), so the sales rep sees whether the
+order was accepted (and as which order) or refused (and why).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import Source
+from kiltstore.replies import OrderReply
 from kiltstore.services.base import Service
 from kiltstore.topology import INTAKE
 from kiltstore.translators import CRM_CONTENT_TYPE, CRM_TYPE
@@ -36,6 +43,7 @@ CREATE TABLE IF NOT EXISTS cursor (
 """
 BATCH = 50
 HTTP_TIMEOUT = 10.0
+CORRELATION_PREFIX = "crm-order-"
 
 
 def record_body(record: dict[str, Any]) -> bytes:
@@ -71,6 +79,9 @@ class CRMAdapter(Service):
     async def setup(self) -> None:
         self.session = aiohttp.ClientSession()
         self.crm = XMLRPCClient(self.settings.crm_url, self.session)
+        self.the_bus.consume(
+            "crm-replies", self.db, self.handle_reply, prefetch=self.settings.prefetch
+        )
         self._task = asyncio.get_running_loop().create_task(self._poll_forever())
 
     @property
@@ -86,9 +97,11 @@ class CRMAdapter(Service):
                 INTAKE,
                 str(Source.CRM),
                 record_body(record),
-                message_id=f"crm-order-{record['id']}",
+                message_id=f"{CORRELATION_PREFIX}{record['id']}",
                 content_type=CRM_CONTENT_TYPE,
                 type=CRM_TYPE,
+                reply_to=self.topology.queue("crm-replies"),
+                correlation_id=f"{CORRELATION_PREFIX}{record['id']}",
             )
             with self.db.transaction() as tx:
                 tx.execute(
@@ -97,6 +110,18 @@ class CRMAdapter(Service):
                     (int(record["id"]),),
                 )
         return len(records)
+
+    async def handle_reply(self, incoming: Incoming) -> Apply | None:
+        """Tell the CRM the store's answer for one of its orders (idempotent: the CRM
+        keeps the latest answer)."""
+        reply = OrderReply.from_json(incoming.body)
+        if not reply.correlation_id.startswith(CORRELATION_PREFIX):
+            raise ValueError(f"not a CRM order's correlation id: {reply.correlation_id!r}")
+        crm_id = int(reply.correlation_id.removeprefix(CORRELATION_PREFIX))
+        await self.crm.call(
+            "crm.set_order_status", crm_id, reply.status, reply.order_id, list(reply.reasons)
+        )
+        return None
 
     async def _poll_forever(self) -> None:
         while True:

@@ -6,6 +6,10 @@ finished, shipped) and sends one e-mail for each. Each e-mail has a deterministi
 accepted by the SMTP server. If the mailer dies between the two, the event is
 redelivered and the mail sent again with the same Message-ID, which mail systems
 (and the demo's mailbox) use to drop the duplicate.
+
+An SMTP server's permanent refusal (a 5xx reply) is not retried: the event goes to the
+Dead Letter Channel at once with the server's answer as the reason. A passing one (a
+4xx reply, the server unreachable) is retried with back-off.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import ClassVar
 
-from kiltstore.bus import Apply, Incoming
+from kiltstore.bus import Apply, Incoming, PoisonMessage
 from kiltstore.domain import SHIPPING_COUNTRIES, OrderEvent, State, format_pence
+from kiltstore.limits import MAX_LENGTH
 from kiltstore.services.base import Service
 from kiltstore.services.validator import parse_event
 from kiltstore.storage import Transaction
@@ -44,11 +49,12 @@ def _kilts(event: OrderEvent) -> str:
 def compose(event: OrderEvent, *, sender: str, store_url: str) -> EmailMessage | None:
     """The e-mail telling the customer about ``event``, or None if it needs none."""
     order = event.order
-    name = order.customer.name.split()[0] if order.customer.name.strip() else "customer"
+    full_name = order.customer.name[: MAX_LENGTH["name"]]
+    name = full_name.split()[0] if full_name.strip() else "customer"
     reasons = "\n".join(f"  - {reason}" for reason in event.reasons)
     link = ""
-    if order.source == "web":
-        link = f"\nFollow your order at {store_url}/orders/{order.source_ref}\n"
+    if event.detail.get("status_path"):
+        link = f"\nFollow your order at {store_url}{event.detail['status_path']}\n"
     subjects_bodies: dict[State, tuple[str, str]] = {
         State.INVALID: (
             f"We can't make order {order.order_id} as it stands",
@@ -84,7 +90,7 @@ def compose(event: OrderEvent, *, sender: str, store_url: str) -> EmailMessage |
     subject, body = subjects_bodies[event.state]
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = f"{order.customer.name} <{order.customer.email}>"
+    mail["To"] = f"{full_name} <{order.customer.email}>"
     mail["Subject"] = subject
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = f"<{order.order_id}.{event.state}@kiltstore>"
@@ -121,6 +127,14 @@ class Mailer(Service):
         except smtplib.SMTPRecipientsRefused as exc:
             # A permanent answer about this address: retrying won't help.
             subject = f"undeliverable ({exc.recipients}): {subject}"
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:
+                answer = exc.smtp_error.decode("utf-8", "replace") if isinstance(
+                    exc.smtp_error, bytes) else str(exc.smtp_error)
+                raise PoisonMessage(
+                    f"the SMTP server refused the mail: {exc.smtp_code} {answer}"
+                ) from exc
+            raise
 
         def apply(tx: Transaction) -> None:
             tx.execute(

@@ -5,19 +5,26 @@ It consumes the ``normalizer`` queue (the ``intake`` exchange's ``web``, ``crm``
 property (:mod:`kiltstore.translators`), and publishes an ``order.received.<source>``
 event carrying the canonical order. A message it cannot translate goes to the
 ``invalid-messages`` exchange unchanged, with the reason in the ``x-invalid-reason``
-header: nothing is silently dropped.
+header: nothing is silently dropped. A source that gave a Return Address
+(``reply_to``) is told at once that its message was refused, and why; otherwise the
+Return Address travels on with the ``received`` event (see :mod:`kiltstore.replies`).
+
+Web checkouts carry the secret path of their status page, which the normalizer keeps
+in the event's ``detail`` (``status_path``) for the e-mails' links.
 """
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import OrderEvent, State
+from kiltstore.replies import REFUSED, OrderReply, publish_reply
 from kiltstore.services.base import Service, publish_event
 from kiltstore.storage import Transaction
 from kiltstore.topology import INVALID
-from kiltstore.translators import TRANSLATORS, TranslationError, translate
+from kiltstore.translators import TRANSLATORS, WEB_TYPE, TranslationError, translate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS translations (
@@ -38,7 +45,12 @@ def normalize(incoming: Incoming) -> OrderEvent:
             f"but arrived as {incoming.routing_key!r}"
         )
     order = translate(incoming.type, incoming.body)
-    return OrderEvent(state=State.RECEIVED, order=order)
+    detail: dict[str, str] = {}
+    if incoming.type == WEB_TYPE:
+        token = json.loads(incoming.body).get("status_token")
+        if isinstance(token, str) and token:
+            detail["status_path"] = f"/orders/{token}"
+    return OrderEvent(state=State.RECEIVED, order=order, detail=detail)
 
 
 class Normalizer(Service):
@@ -72,6 +84,11 @@ class Normalizer(Service):
                         "x-original-message-id": incoming.message_id,
                     },
                 )
+                publish_reply(
+                    tx,
+                    incoming.reply_to,
+                    OrderReply(incoming.correlation_id, REFUSED, reasons=(reason,)),
+                )
 
             return reject
 
@@ -80,6 +97,8 @@ class Normalizer(Service):
                 "INSERT INTO translations VALUES (?, ?, ?, NULL)",
                 (incoming.message_id, incoming.routing_key, event.order_id),
             )
-            publish_event(tx, event)
+            publish_event(
+                tx, event, reply_to=incoming.reply_to, correlation_id=incoming.correlation_id
+            )
 
         return accept

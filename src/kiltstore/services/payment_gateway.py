@@ -19,7 +19,12 @@ anything else (4242 4242...)   approved
 "description"}``. A repeated idempotency key returns the first answer and charges
 nothing more (``"replayed": true``), so a client that retries after a crash or a
 timeout never charges twice. ``GET /charges`` lists the charges (with how many
-requests each key got); ``GET /`` shows them as a page.
+requests each key got); ``GET /`` shows them as a page. An answer carries
+``card_token``, the gateway's token for the card, which the store keeps in place of the
+card number (with the last four digits).
+
+``POST /outage`` with ``{"down": true}`` makes the gateway answer ``503`` to every charge
+until ``{"down": false}``: an outage of the processor.
 
 ``POST /hold`` with ``{"hold": true}`` makes the gateway record charges but hold the
 answers back until ``{"hold": false}``: a slow processor, used to crash the billing
@@ -29,6 +34,7 @@ service while it waits for an answer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -36,8 +42,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from kiltstore.domain import luhn_ok
 from kiltstore.services.base import Service
-from kiltstore.validation import luhn_ok
 from kiltstore.web import render
 
 LIMIT_PENCE = 1_000_000
@@ -55,6 +61,11 @@ CREATE TABLE IF NOT EXISTS charges (
     created_at      REAL NOT NULL
 );
 """
+
+
+def card_token(charge_id: str) -> str:
+    """The gateway's token for the card of a charge (reveals nothing of the number)."""
+    return "tok_" + hashlib.sha256(f"token:{charge_id}".encode()).hexdigest()[:24]
 
 
 def decide(card_number: str, amount_pence: int) -> tuple[str, str]:
@@ -82,17 +93,21 @@ class PaymentGateway(Service):
         self._released = asyncio.Event()
         self._released.set()
         self.waiting = 0
+        self.down = False
         assert self.app is not None
         self.app.router.add_get("/", self.page)
         self.app.router.add_post("/charges", self.charge)
         self.app.router.add_get("/charges", self.list_charges)
         self.app.router.add_post("/hold", self.hold)
+        self.app.router.add_post("/outage", self.outage)
 
     def charges(self) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM charges ORDER BY created_at")
         return [dict(row) for row in rows]
 
     async def charge(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.json_response({"error": "service unavailable"}, status=503)
         try:
             data = await request.json()
             key = str(data["idempotency_key"])
@@ -134,6 +149,8 @@ class PaymentGateway(Service):
                 "status": row["status"],
                 "reason": row["reason"],
                 "amount_pence": row["amount_pence"],
+                "card_token": card_token(row["charge_id"]),
+                "card_last4": row["card_last4"],
                 "replayed": replayed,
             }
         )
@@ -148,6 +165,11 @@ class PaymentGateway(Service):
         else:
             self._released.set()
         return web.json_response({"hold": not self._released.is_set()})
+
+    async def outage(self, request: web.Request) -> web.Response:
+        data = json.loads(await request.text() or "{}")
+        self.down = bool(data.get("down"))
+        return web.json_response({"down": self.down})
 
     async def page(self, request: web.Request) -> web.Response:
         return render("gateway.html", charges=self.charges(), held=not self._released.is_set())

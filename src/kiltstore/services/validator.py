@@ -1,5 +1,7 @@
 """Validation as a Content-Based Router: ``order.received`` in, ``order.valid`` or
-``order.invalid`` (with the reasons, for the customer) out."""
+``order.invalid`` (with the reasons, for the customer) out. The order's source, if it
+gave a Return Address, is answered: accepted (with the order id) or refused (with
+every reason)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import ClassVar
 
 from kiltstore.bus import Apply, Incoming, PoisonMessage
 from kiltstore.domain import OrderEvent, State
+from kiltstore.replies import ACCEPTED, REFUSED, OrderReply, publish_reply
 from kiltstore.services.base import Service, publish_event
 from kiltstore.storage import Transaction
 from kiltstore.validation import validate
@@ -36,8 +39,16 @@ class Validator(Service):
 
     async def handle(self, incoming: Incoming) -> Apply:
         routed = route(parse_event(incoming))
+        accepted = routed.state is State.VALID
+        reply = OrderReply(
+            incoming.correlation_id,
+            ACCEPTED if accepted else REFUSED,
+            order_id=routed.order_id,
+            reasons=routed.reasons,
+        )
 
         def apply(tx: Transaction) -> None:
             publish_event(tx, routed)
+            publish_reply(tx, incoming.reply_to, reply)
 
         return apply

@@ -6,11 +6,18 @@ routing key ``web`` in the store's own format (``webstore.checkout.v1`` JSON).
 
 It also subscribes to the status of web orders (``order.*.web``, an Idempotent
 Receiver) and pushes each change to the order's status page with Server-Sent Events.
+
+An order's status page is at an unguessable address, ``/orders/<token>`` (a random
+``secrets.token_urlsafe`` per order, given to the customer after checkout and in the
+e-mails): it shows the customer's name and address. Numbers are not addresses.
+The stored order keeps the card's last four digits only; the number travels in the
+checkout message (whose copy in the outbox is forgotten once it is sent).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -24,6 +31,7 @@ from kiltstore.domain import (
     State,
     now_iso,
 )
+from kiltstore.limits import length_problems
 from kiltstore.services.base import Service
 from kiltstore.services.validator import parse_event
 from kiltstore.storage import Transaction
@@ -37,7 +45,8 @@ CREATE TABLE IF NOT EXISTS orders (
     created  TEXT NOT NULL,
     document TEXT NOT NULL,
     state    TEXT NOT NULL,
-    updated  TEXT NOT NULL
+    updated  TEXT NOT NULL,
+    token    TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS history (
     number  INTEGER NOT NULL,
@@ -64,6 +73,25 @@ STATUS_TEXT: dict[str, str] = {
     State.SHIPPED: "Shipped!",
 }
 
+#: Limits of the form's fields: name -> (label, kind of :data:`kiltstore.limits.MAX_LENGTH`).
+FORM_LIMITS: dict[str, tuple[str, str]] = {
+    "tartan": ("Tartan", "tartan"),
+    "size": ("Size", "size"),
+    "full_name": ("Name", "name"),
+    "email": ("E-mail", "email"),
+    "phone": ("Phone", "phone"),
+    "line1": ("Street", "street"),
+    "line2": ("Street (second line)", "street"),
+    "town": ("Town", "city"),
+    "postcode": ("Postcode", "postcode"),
+    "country": ("Country", "country"),
+    "card_number": ("Card number", "card"),
+    "notes": ("Notes", "notes"),
+}
+#: Token of an order's status page: ``secrets.token_urlsafe(TOKEN_BYTES)``.
+TOKEN_BYTES = 16
+TOKEN_ROUTE = "{token:[A-Za-z0-9_-]{20,}}"
+
 FORM_FIELDS = (
     "tartan", "size", "waist_cm", "hip_cm", "length_cm", "qty", "full_name", "email", "phone",
     "line1", "line2", "town", "postcode", "country", "card_number", "notes",
@@ -74,8 +102,12 @@ class FormError(ValueError):
     pass
 
 
-def checkout_document(number: int, form: dict[str, str]) -> dict[str, Any]:
-    """The web store's own order format (``webstore.checkout.v1``) for a checkout form."""
+def checkout_document(number: int, form: dict[str, str], token: str = "") -> dict[str, Any]:
+    """The web store's own order format (``webstore.checkout.v1``) for a checkout form
+    (``status_token``: the secret part of the order's status page address)."""
+    problems = length_problems(form, FORM_LIMITS)
+    if problems:
+        raise FormError("; ".join(problems))
     try:
         waist = float(form.get("waist_cm", ""))
         hip = float(form.get("hip_cm", ""))
@@ -112,7 +144,16 @@ def checkout_document(number: int, form: dict[str, str]) -> dict[str, Any]:
         ],
         "card_number": form.get("card_number", ""),
         "notes": form.get("notes", ""),
+        "status_token": token,
     }
+
+
+def stored_document(document: dict[str, Any]) -> dict[str, Any]:
+    """What the store keeps of a checkout: the card's last four digits, not its number."""
+    kept = dict(document)
+    digits = "".join(ch for ch in str(kept.pop("card_number", "")) if ch.isdigit())
+    kept["card_last4"] = digits[-4:]
+    return kept
 
 
 class WebStore(Service):
@@ -129,25 +170,48 @@ class WebStore(Service):
         assert self.app is not None
         self.app.router.add_get("/", self.shop)
         self.app.router.add_post("/checkout", self.checkout)
-        self.app.router.add_get("/orders/{number:\\d+}", self.status_page)
-        self.app.router.add_get("/orders/{number:\\d+}/status", self.status_fragment)
-        self.app.router.add_get("/orders/{number:\\d+}.json", self.status_json)
+        self.app.router.add_get(f"/orders/{TOKEN_ROUTE}", self.status_page)
+        self.app.router.add_get(f"/orders/{TOKEN_ROUTE}/status", self.status_fragment)
+        self.app.router.add_get(f"/orders/{TOKEN_ROUTE}.json", self.status_json)
         self.app.router.add_get("/events", self.hub.stream)
+        self.upgrade()
+
+    def upgrade(self) -> None:
+        """Orders saved by an older version: give them a token, forget their card."""
+        self.db.add_columns("orders", {"token": "TEXT NOT NULL DEFAULT ''"})
+        for row in self.db.query(
+            "SELECT number, document FROM orders WHERE token = '' OR document LIKE ?",
+            ('%"card_number"%',),
+        ):
+            document = json.loads(row["document"] or "{}")
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "UPDATE orders SET token = CASE token WHEN '' THEN ? ELSE token END,"
+                    " document = ? WHERE number = ?",
+                    (secrets.token_urlsafe(TOKEN_BYTES), json.dumps(stored_document(document)),
+                     row["number"]),
+                )
 
     # -- checkout -----------------------------------------------------------------------
 
-    def place_order(self, form: dict[str, str]) -> int:
-        """Save the order and its message in one transaction; return its number."""
+    def place_order(self, form: dict[str, str]) -> str:
+        """Save the order and its message in one transaction; return its status page's
+        token. Raise :class:`FormError` for a form that can't be an order."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
         with self.db.transaction() as tx:
             now = now_iso()
             cursor = tx.execute(
-                "INSERT INTO orders (created, document, state, updated) VALUES (?, '', ?, ?)",
-                (now, PLACED, now),
+                "INSERT INTO orders (created, document, state, updated, token)"
+                " VALUES (?, '', ?, ?, ?)",
+                (now, PLACED, now, token),
             )
             number = int(cursor.lastrowid or 0)
-            document = checkout_document(number, form)
+            document = checkout_document(number, form, token)
             body = json.dumps(document).encode()
-            tx.execute("UPDATE orders SET document = ? WHERE number = ?", (body.decode(), number))
+            tx.execute(
+                "UPDATE orders SET document = ? WHERE number = ?",
+                (json.dumps(stored_document(document)), number),
+            )
             tx.execute(
                 "INSERT INTO history VALUES (?, ?, ?, '[]', '{}')", (number, PLACED, now)
             )
@@ -159,7 +223,7 @@ class WebStore(Service):
                 content_type=WEB_CONTENT_TYPE,
                 type=WEB_TYPE,
             )
-        return number
+        return token
 
     async def shop(self, request: web.Request) -> web.Response:
         return render("shop.html", form={}, error="")
@@ -168,11 +232,11 @@ class WebStore(Service):
         posted = await request.post()
         form = {name: str(posted.get(name, "")).strip() for name in FORM_FIELDS}
         try:
-            number = self.place_order(form)
+            token = self.place_order(form)
         except FormError as exc:
             return render("shop.html", form=form, error=str(exc), http_status=400)
         self.the_bus.flush_soon(self.db)  # saved; published now or when the broker is back
-        raise web.HTTPSeeOther(f"/orders/{number}")
+        raise web.HTTPSeeOther(f"/orders/{token}")
 
     # -- status -------------------------------------------------------------------------
 
@@ -206,10 +270,12 @@ class WebStore(Service):
             self.hub.publish("status", {"number": int(event.order.source_ref),
                                         "state": str(event.state)})
 
-    def status(self, number: int) -> dict[str, Any] | None:
-        row = self.db.query_one("SELECT * FROM orders WHERE number = ?", (number,))
+    def status(self, token: str) -> dict[str, Any] | None:
+        """The order whose status page has ``token``, or None."""
+        row = self.db.query_one("SELECT * FROM orders WHERE token = ?", (token,))
         if row is None:
             return None
+        number = int(row["number"])
         history = [
             {
                 "state": h["state"],
@@ -226,6 +292,7 @@ class WebStore(Service):
         return {
             "number": number,
             "order_id": f"web-{number}",
+            "path": f"/orders/{token}",
             "state": row["state"],
             "text": STATUS_TEXT.get(row["state"], row["state"]),
             "reasons": latest["reasons"] if latest else [],
@@ -236,7 +303,7 @@ class WebStore(Service):
         }
 
     def _status_or_404(self, request: web.Request) -> dict[str, Any]:
-        status = self.status(int(request.match_info["number"]))
+        status = self.status(request.match_info["token"])
         if status is None:
             raise web.HTTPNotFound(text="no such order")
         return status
