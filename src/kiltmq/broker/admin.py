@@ -369,6 +369,17 @@ class Admin:
         self.broker.auth.add_user(user)
         self.broker.store.user_added(user)
 
+    def put_user(self, name: str, password_hash: str | None, tags: Iterable[str]) -> bool:
+        """Create or replace a user with a password hash (None: no password login);
+        True if created. Open connections stay open."""
+        if not name:
+            raise AdminError("a user name cannot be empty")
+        created = name not in self.broker.auth.users
+        user = User(name, password_hash, frozenset(tags))
+        self.broker.auth.add_user(user)
+        self.broker.store.user_added(user)
+        return created
+
     def change_password(self, name: str, password: str) -> None:
         """Set a user's password (open connections stay open, as in RabbitMQ)."""
         old = self.user(name)

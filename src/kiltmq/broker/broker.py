@@ -28,6 +28,7 @@ from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
+from kiltmq.broker.services import Service, management_service
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
@@ -73,6 +74,11 @@ class Broker:
     :mod:`kiltmq.broker.control`), or True for the default place (``ctl.sock`` in the
     data directory, else ``kiltmq-<port>.sock`` in the runtime directory; a failure
     there is logged, not raised). None (default): no control socket.
+
+    ``management_port``: serve RabbitMQ's management HTTP API on ``management_host``
+    (0: a free port; see :attr:`management_url`); None (default): no management API. It
+    needs aiohttp (``kiltmq[management]``): without it, :meth:`start` raises
+    :class:`~kiltmq.broker.services.ServiceUnavailable`.
     """
 
     def __init__(
@@ -98,6 +104,8 @@ class Broker:
         data_dir: str | os.PathLike[str] | None = None,
         cluster_name: str = "kiltmq",
         ctl_socket: str | os.PathLike[str] | bool | None = None,
+        management_host: str = "127.0.0.1",
+        management_port: int | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -115,6 +123,9 @@ class Broker:
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
         self._control: ControlServer | None = None
+        self.management_host = management_host
+        self.management_port = management_port
+        self._management: Service | None = None
         self._started_at: float | None = None
         # what was configured rather than defaulted (see _recover)
         self._implicit_users = users is None
@@ -128,11 +139,12 @@ class Broker:
         self.auth = AuthDB(loopback_users)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._passwords: dict[str, str] = {}
-        if users is None:
+        if users is None:  # RabbitMQ's default user, an administrator
             users = {"guest": "guest"}
         if isinstance(users, Mapping):
             for name, password in users.items():
-                self.auth.add_user(User.with_password(name, password))
+                tags = ("administrator",) if self._implicit_users else ()
+                self.auth.add_user(User.with_password(name, password, tags))
                 self._passwords[name] = password
         else:
             for user in users:
@@ -223,6 +235,12 @@ class Broker:
         return f"amqp://{credentials}{host}:{self.port}/"
 
     @property
+    def management_url(self) -> str | None:
+        """The management API's base URL (``http://host:port``) while it runs, else
+        None."""
+        return self._management.url if self._management is not None else None
+
+    @property
     def ctl_path(self) -> Path | None:
         """The path of the control socket while it is open, else None."""
         return self._control.path if self._control is not None else None
@@ -265,6 +283,7 @@ class Broker:
         self._start_timers()
         self._started_at = time.monotonic()
         await self._open_control()
+        await self._start_management()
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
         self._ack_check.start(loop, self.consumer_timeout)
@@ -289,11 +308,25 @@ class Broker:
             return
         self._control = control
 
+    async def _start_management(self) -> None:
+        if self.management_port is None:
+            return
+        try:
+            service = management_service(self, self.management_host, self.management_port)
+            await service.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._management = service
+
     async def stop(self) -> None:
         """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
         for them to go."""
         if not self._servers:
             return
+        management, self._management = self._management, None
+        if management is not None:
+            await management.stop()
         for server in self._servers:
             server.close()
         control, self._control = self._control, None

@@ -56,6 +56,7 @@ class Settlement(Consuming):
                 raise PreconditionFailed(
                     f"PRECONDITION_FAILED - unknown delivery tag {m.delivery_tag}"
                 )
+            self.acked += 1
             queue, entry, consumer = record
             queue.ack(entry)
             if consumer is not None:
@@ -100,7 +101,9 @@ class Settlement(Consuming):
             elif kind == "discard":
                 queue.reject(entry, False)
             touched[queue] = None
-        if kind == "requeue":
+        if kind == "ack":
+            self.acked += len(records)
+        elif kind == "requeue":
             requeue(records)
         if self.prefetch_global:
             self._drain_consumers()

@@ -69,6 +69,20 @@ class ChannelState:
         self.publish_seq = 0
         self.tx: Tx | None = None
         self.closed = False
+        #: Counters for monitoring (plain increments): publishes, basic.get answered with
+        #: a message or empty, deliveries and gets without acknowledgement, acks,
+        #: redeliveries, confirms, mandatory returns and unroutable messages dropped.
+        #: Deliveries and gets together are ``delivery_tag``.
+        self.published = 0
+        self.got = 0
+        self.got_empty = 0
+        self.no_ack_delivered = 0
+        self.no_ack_got = 0
+        self.acked = 0
+        self.redelivered = 0
+        self.confirmed = 0
+        self.returned = 0
+        self.dropped = 0
         #: Events received while a reply waits for the store (tx.commit-ok, the
         #: declare-ok of a durable queue...): replayed after it, so replies on the channel
         #: keep the order of the requests.
@@ -106,6 +120,7 @@ class ChannelState:
             return
         self._acks = []
         self._nacks = []
+        self.confirmed += len(acks)
         if self.closed:
             return
         out = self.out

@@ -1,0 +1,134 @@
+"""The management API's aiohttp application and the server that runs it on the broker's
+event loop (:class:`ManagementServer`, started by the broker when asked for)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from kiltmq.broker.admin import Admin, AdminError, ManagedBroker, NotFound
+from kiltmq.broker.monitor import Monitor
+from kiltmq.management import (
+    bindings,
+    connections,
+    exchanges,
+    health,
+    overview,
+    permissions,
+    queues,
+    users,
+    vhosts,
+)
+from kiltmq.management.access import authenticate
+from kiltmq.management.context import CALLER, CONTEXT, Context
+from kiltmq.management.errors import ApiError, bad_request, object_not_found
+from kiltmq.management.stats import Sampler
+from kiltmq.protocol.errors import AMQPError
+
+__all__ = ["ManagementServer", "make_app"]
+
+log = logging.getLogger("kiltmq.management")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_reply(error: ApiError) -> web.Response:
+    if error.error is None:
+        return web.Response(status=error.status, headers=error.headers)
+    body = json.dumps({"error": error.error, "reason": error.reason}).encode()
+    return web.Response(
+        status=error.status, body=body, content_type="application/json", headers=error.headers
+    )
+
+
+@web.middleware
+async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        if request.path.startswith("/api/"):
+            request[CALLER] = authenticate(request, request.app[CONTEXT].broker)
+        return await handler(request)
+    except ApiError as error:
+        return _error_reply(error)
+    except NotFound:
+        return _error_reply(object_not_found())
+    except AdminError as error:
+        return _error_reply(bad_request(str(error)))
+    except AMQPError as error:
+        return _error_reply(bad_request(error.reply_text))
+    except web.HTTPNotFound:
+        return _error_reply(object_not_found())
+
+
+def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> web.Application:
+    """The application serving ``/api`` for ``broker``."""
+    app = web.Application(middlewares=[_rabbitmq_errors], client_max_size=64 * 1024 * 1024)
+    admin = Admin(broker)
+    monitor = Monitor(broker, admin)
+    app[CONTEXT] = Context(
+        broker=broker,
+        admin=admin,
+        monitor=monitor,
+        sampler=Sampler(monitor, sample_interval),
+        node=f"kiltmq@{socket.gethostname().split('.')[0]}",
+        cluster_name=getattr(broker, "cluster_name", "kiltmq"),
+    )
+    for module in (
+        overview, vhosts, users, permissions, connections, exchanges, queues, bindings, health,
+    ):
+        app.add_routes(module.routes)
+    return app
+
+
+class ManagementServer:
+    """Serves the management API on ``host``:``port`` (0: a free port) on the running
+    loop, and samples the message rates while it runs."""
+
+    def __init__(
+        self,
+        broker: ManagedBroker,
+        host: str = "127.0.0.1",
+        port: int = 15672,
+        *,
+        sample_interval: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.app = make_app(broker, sample_interval=sample_interval)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.host or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen (OSError if the address is taken)."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        if runner.addresses:
+            self.port = int(runner.addresses[0][1])
+        self.app[CONTEXT].sampler.start(asyncio.get_running_loop())
+        log.info("management API on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.app[CONTEXT].sampler.stop()
+        await runner.cleanup()
