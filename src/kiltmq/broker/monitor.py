@@ -222,7 +222,7 @@ class Monitor:
             channels=len(session.channels),
             channel_max=core.channel_max,
             frame_max=core.frame_max,
-            heartbeat=core.heartbeat.interval,
+            heartbeat=int(core.heartbeat.interval),
             connected_at=conn.connected_at,
             recv_oct=conn.recv_oct,
             send_oct=conn.send_oct,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, cast
 
-__all__ = ["Service", "ServiceUnavailable", "management_service"]
+__all__ = ["Service", "ServiceError", "ServiceUnavailable", "management_service"]
 
 
 class Service(Protocol):
@@ -22,7 +22,11 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-class ServiceUnavailable(RuntimeError):
+class ServiceError(RuntimeError):
+    """A service cannot start (its address is taken...); the message says why."""
+
+
+class ServiceUnavailable(ServiceError):
     """A service was asked for but a package it needs is not installed."""
 
 

@@ -28,6 +28,9 @@ in durable queues are kept in --data-dir (default $XDG_DATA_HOME/kiltmq, or
 `kiltmq ctl` administers the running broker through a control socket only its OS user can
 use: ctl.sock in the data directory, or for --memory-only kiltmq-<port>.sock in
 $XDG_RUNTIME_DIR (else the temporary directory); --ctl-socket puts it elsewhere.
+
+RabbitMQ's management HTTP API (rabbitmqadmin, monitoring, health checks) is served on
+127.0.0.1:15672 (--management-port 0 turns it off); it needs aiohttp (kiltmq[management]).
 """
 
 
@@ -121,6 +124,18 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         help="open no control socket (kiltmq ctl cannot reach this broker)",
     )
     parser.add_argument(
+        "--management-host",
+        default="127.0.0.1",
+        help="address of the management HTTP API (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        default=15672,
+        metavar="PORT",
+        help="port of the management HTTP API (default 15672; 0: no management API)",
+    )
+    parser.add_argument(
         "--uvloop",
         action="store_true",
         help="run on uvloop (pip install uvloop, or kiltmq[fast]) instead of asyncio's loop",
@@ -200,6 +215,11 @@ def run(args: argparse.Namespace) -> int:
     for option in ("max_message_size", "content_timeout"):  # the Broker checks them
         if getattr(args, option) is not None:
             kwargs[option] = getattr(args, option)
+    if not 0 <= args.management_port < 65536:
+        return _fail(f"invalid management port {args.management_port}")
+    if args.management_port:
+        kwargs["management_host"] = args.management_host
+        kwargs["management_port"] = args.management_port
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:
@@ -218,11 +238,12 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(broker: Any) -> int:
     loop = asyncio.get_running_loop()
     from kiltmq.broker.control import ControlError
+    from kiltmq.broker.services import ServiceError
     from kiltmq.broker.store import StoreError
 
     try:
         await broker.start()
-    except (StoreError, ControlError) as exc:
+    except (StoreError, ControlError, ServiceError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         where = ", ".join(_address(h, p) for h, p in broker.listeners)
@@ -233,6 +254,8 @@ async def _serve(broker: Any) -> int:
     hosts = [host for host, _ in broker.listeners]
     addresses = ", ".join(_address(h, p) for h, p in zip(hosts, broker.ports, strict=True))
     logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
+    if broker.management_url is not None:
+        logging.getLogger("kiltmq.broker").info("management API on %s", broker.management_url)
     await stop.wait()
     logging.getLogger("kiltmq.broker").info("shutting down")
     await broker.stop()

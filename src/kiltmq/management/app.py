@@ -13,6 +13,7 @@ from aiohttp import web
 
 from kiltmq.broker.admin import Admin, AdminError, ManagedBroker, NotFound
 from kiltmq.broker.monitor import Monitor
+from kiltmq.broker.services import ServiceError
 from kiltmq.management import (
     bindings,
     connections,
@@ -117,6 +118,12 @@ class ManagementServer:
         site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
         try:
             await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ServiceError(
+                f"cannot listen on {self.host}:{self.port} for the management API: "
+                f"{exc.strerror or exc}"
+            ) from None
         except BaseException:
             await runner.cleanup()
             raise

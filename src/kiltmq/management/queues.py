@@ -68,7 +68,7 @@ def queue_item(ctx: Context, q: QueueDetail, *, stats: bool = True) -> dict[str,
             "messages_ready": s.ready,
             "messages_unacknowledged": s.unacked,
         },
-        ctx.sampler.rates(("depth",) + key, 3),
+        ctx.sampler.rates(("depth", *key), 3),
     )
     item["messages_ram"] = s.messages
     item["messages_ready_ram"] = s.ready
