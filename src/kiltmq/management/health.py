@@ -39,12 +39,12 @@ def _alarms(request: web.Request, reason: str) -> web.Response:
 
 @routes.get("/api/health/checks/alarms")
 async def alarms(request: web.Request) -> web.Response:
-    return _alarms(request, "resource alarm(s) in effect in the cluster")
+    return _alarms(request, "There are alarms in effect in the cluster")
 
 
 @routes.get("/api/health/checks/local-alarms")
 async def local_alarms(request: web.Request) -> web.Response:
-    return _alarms(request, "resource alarm(s) in effect on the node")
+    return _alarms(request, "There are alarms in effect on the node")
 
 
 @routes.get("/api/health/checks/port-listener/{port}")
