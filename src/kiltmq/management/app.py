@@ -51,7 +51,7 @@ def _error_reply(error: ApiError) -> web.Response:
 async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if request.path.startswith("/api/"):
-            request[CALLER] = authenticate(request, request.app[CONTEXT].broker)
+            CALLER.set(authenticate(request, request.app[CONTEXT].broker))
         return await handler(request)
     except ApiError as error:
         return _error_reply(error)

@@ -4,6 +4,7 @@ sampler, and the caller of the request."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -33,7 +34,8 @@ class Context:
 
 
 CONTEXT = web.AppKey("kiltmq.management.context", Context)
-CALLER = "kiltmq.management.caller"
+#: The caller of the request being handled (set by the middleware in each request's task).
+CALLER: ContextVar[Caller] = ContextVar("kiltmq.management.caller")
 
 
 def context(request: web.Request) -> Context:
@@ -41,8 +43,7 @@ def context(request: web.Request) -> Context:
 
 
 def caller(request: web.Request) -> Caller:
-    found: Caller = request[CALLER]
-    return found
+    return CALLER.get()
 
 
 def vhost_param(request: web.Request, *, must_exist: bool = True) -> str:
