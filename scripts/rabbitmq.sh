@@ -49,6 +49,16 @@ enable_plugins() {
         log "enabling rabbitmq_management and rabbitmq_prometheus"
         rabbitmq-plugins -q enable rabbitmq_management rabbitmq_prometheus >/dev/null
     fi
+    local deadline=$((SECONDS + TIMEOUT)) port
+    for port in 15672 15692; do
+        until PORT=$port port_in_use; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                log "error: nothing listens on $HOST:$port after enabling the plugins" >&2
+                exit 1
+            fi
+            sleep 1
+        done
+    done
 }
 
 if amqp_answers; then
