@@ -67,7 +67,7 @@ def test_the_broker_runs_without_aiohttp() -> None:
 def test_the_command_line_says_so_in_one_line_without_aiohttp() -> None:
     code = NO_AIOHTTP + "from kiltmq.cli.main import main; sys.exit(main())"
     result = _python(code, "broker", "--memory-only", "--port", "0", "--no-ctl-socket",
-                     "--log-level", "error")
+                     "--management-port", "15672", "--log-level", "error")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "kiltmq broker: the management API needs aiohttp: pip install 'kiltmq[management]'"

@@ -28,7 +28,12 @@ from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
-from kiltmq.broker.services import Service, management_service
+from kiltmq.broker.services import (
+    Service,
+    ServiceError,
+    management_service,
+    prometheus_service,
+)
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
@@ -78,7 +83,11 @@ class Broker:
     ``management_port``: serve RabbitMQ's management HTTP API on ``management_host``
     (0: a free port; see :attr:`management_url`); None (default): no management API. It
     needs aiohttp (``kiltmq[management]``): without it, :meth:`start` raises
-    :class:`~kiltmq.broker.services.ServiceUnavailable`.
+    :class:`~kiltmq.broker.services.ServiceUnavailable`. ``prometheus_port``: the same for
+    Prometheus metrics (RabbitMQ's ``/metrics``), on ``management_host`` too.
+    ``optional_services``: of ``"management"`` and ``"prometheus"``, those that, if they
+    cannot start (the port is taken, aiohttp is missing), are logged as a warning and left
+    out (``kiltmq broker``'s default ports) instead of failing :meth:`start`.
     """
 
     def __init__(
@@ -106,6 +115,8 @@ class Broker:
         ctl_socket: str | os.PathLike[str] | bool | None = None,
         management_host: str = "127.0.0.1",
         management_port: int | None = None,
+        prometheus_port: int | None = None,
+        optional_services: Iterable[str] = (),
     ) -> None:
         self.host = host
         self._port = port
@@ -125,7 +136,10 @@ class Broker:
         self._control: ControlServer | None = None
         self.management_host = management_host
         self.management_port = management_port
+        self.prometheus_port = prometheus_port
+        self.optional_services = frozenset(optional_services)
         self._management: Service | None = None
+        self._prometheus: Service | None = None
         self._started_at: float | None = None
         # what was configured rather than defaulted (see _recover)
         self._implicit_users = users is None
@@ -241,6 +255,11 @@ class Broker:
         return self._management.url if self._management is not None else None
 
     @property
+    def prometheus_url(self) -> str | None:
+        """The Prometheus metrics' base URL while they are served, else None."""
+        return self._prometheus.url if self._prometheus is not None else None
+
+    @property
     def ctl_path(self) -> Path | None:
         """The path of the control socket while it is open, else None."""
         return self._control.path if self._control is not None else None
@@ -309,24 +328,39 @@ class Broker:
         self._control = control
 
     async def _start_management(self) -> None:
-        if self.management_port is None:
-            return
-        try:
-            service = management_service(self, self.management_host, self.management_port)
-            await service.start()
-        except BaseException:
-            await self.stop()
-            raise
-        self._management = service
+        host = self.management_host
+        for name, port, make in (
+            ("management", self.management_port, management_service),
+            ("prometheus", self.prometheus_port, prometheus_service),
+        ):
+            if port is None:
+                continue
+            try:
+                service = make(self, host, port)
+                await service.start()
+            except ServiceError as exc:
+                if name not in self.optional_services:
+                    await self.stop()
+                    raise
+                log.warning("%s; running without it", exc)
+                continue
+            except BaseException:
+                await self.stop()
+                raise
+            if name == "management":
+                self._management = service
+            else:
+                self._prometheus = service
 
     async def stop(self) -> None:
         """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
         for them to go."""
         if not self._servers:
             return
-        management, self._management = self._management, None
-        if management is not None:
-            await management.stop()
+        for service in (self._prometheus, self._management):
+            if service is not None:
+                await service.stop()
+        self._management = self._prometheus = None
         for server in self._servers:
             server.close()
         control, self._control = self._control, None

@@ -8,7 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, cast
 
-__all__ = ["Service", "ServiceError", "ServiceUnavailable", "management_service"]
+__all__ = [
+    "Service",
+    "ServiceError",
+    "ServiceUnavailable",
+    "management_service",
+    "prometheus_service",
+]
 
 
 class Service(Protocol):
@@ -30,14 +36,22 @@ class ServiceUnavailable(ServiceError):
     """A service was asked for but a package it needs is not installed."""
 
 
-def management_service(broker: Any, host: str, port: int) -> Service:
-    """The management API's server for ``broker`` on ``host``:``port`` (not started)."""
+def _management() -> Any:
     try:
-        module = importlib.import_module("kiltmq.management")
+        return importlib.import_module("kiltmq.management")
     except ImportError as exc:
         if (exc.name or "").split(".")[0] in ("aiohttp", "multidict", "yarl"):
             raise ServiceUnavailable(
                 "the management API needs aiohttp: pip install 'kiltmq[management]'"
             ) from None
         raise
-    return cast(Service, module.ManagementServer(broker, host, port))
+
+
+def management_service(broker: Any, host: str, port: int) -> Service:
+    """The management API's server for ``broker`` on ``host``:``port`` (not started)."""
+    return cast(Service, _management().ManagementServer(broker, host, port))
+
+
+def prometheus_service(broker: Any, host: str, port: int) -> Service:
+    """The Prometheus metrics' server for ``broker`` on ``host``:``port`` (not started)."""
+    return cast(Service, _management().PrometheusServer(broker, host, port))

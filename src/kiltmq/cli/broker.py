@@ -30,7 +30,10 @@ use: ctl.sock in the data directory, or for --memory-only kiltmq-<port>.sock in
 $XDG_RUNTIME_DIR (else the temporary directory); --ctl-socket puts it elsewhere.
 
 RabbitMQ's management HTTP API (rabbitmqadmin, monitoring, health checks) is served on
-127.0.0.1:15672 (--management-port 0 turns it off); it needs aiohttp (kiltmq[management]).
+127.0.0.1:15672 and Prometheus metrics on 127.0.0.1:15692/metrics (--management-port 0
+and --prometheus-port 0 turn them off); they need aiohttp (kiltmq[management]). When a
+default port is taken (a RabbitMQ on the same machine) or aiohttp is missing, the broker
+warns and runs without them; a port given on the command line must work.
 """
 
 
@@ -131,9 +134,16 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--management-port",
         type=int,
-        default=15672,
+        default=None,
         metavar="PORT",
         help="port of the management HTTP API (default 15672; 0: no management API)",
+    )
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the Prometheus metrics, on the management host (default 15692; 0: none)",
     )
     parser.add_argument(
         "--uvloop",
@@ -215,11 +225,18 @@ def run(args: argparse.Namespace) -> int:
     for option in ("max_message_size", "content_timeout"):  # the Broker checks them
         if getattr(args, option) is not None:
             kwargs[option] = getattr(args, option)
-    if not 0 <= args.management_port < 65536:
-        return _fail(f"invalid management port {args.management_port}")
-    if args.management_port:
-        kwargs["management_host"] = args.management_host
-        kwargs["management_port"] = args.management_port
+    optional = []
+    for service, default in (("management", 15672), ("prometheus", 15692)):
+        port = getattr(args, f"{service}_port")
+        if port is None:  # the default: left out with a warning if it cannot start
+            port = default
+            optional.append(service)
+        if not 0 <= port < 65536:
+            return _fail(f"invalid --{service}-port {port}")
+        if port:
+            kwargs["management_host"] = args.management_host
+            kwargs[f"{service}_port"] = port
+    kwargs["optional_services"] = optional
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:
@@ -256,6 +273,10 @@ async def _serve(broker: Any) -> int:
     logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
     if broker.management_url is not None:
         logging.getLogger("kiltmq.broker").info("management API on %s", broker.management_url)
+    if broker.prometheus_url is not None:
+        logging.getLogger("kiltmq.broker").info(
+            "Prometheus metrics on %s/metrics", broker.prometheus_url
+        )
     await stop.wait()
     logging.getLogger("kiltmq.broker").info("shutting down")
     await broker.stop()

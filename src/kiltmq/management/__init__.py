@@ -8,5 +8,6 @@ the broker through :class:`~kiltmq.broker.monitor.Monitor` and change it through
 """
 
 from kiltmq.management.app import ManagementServer, make_app
+from kiltmq.management.prometheus import PrometheusServer
 
-__all__ = ["ManagementServer", "make_app"]
+__all__ = ["ManagementServer", "PrometheusServer", "make_app"]

@@ -3,9 +3,7 @@ event loop (:class:`ManagementServer`, started by the broker when asked for)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -13,7 +11,6 @@ from aiohttp import web
 
 from kiltmq.broker.admin import Admin, AdminError, ManagedBroker, NotFound
 from kiltmq.broker.monitor import Monitor
-from kiltmq.broker.services import ServiceError
 from kiltmq.management import (
     bindings,
     connections,
@@ -28,12 +25,11 @@ from kiltmq.management import (
 from kiltmq.management.access import authenticate
 from kiltmq.management.context import CALLER, CONTEXT, Context
 from kiltmq.management.errors import ApiError, bad_request, object_not_found
+from kiltmq.management.site import HttpService
 from kiltmq.management.stats import Sampler
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = ["ManagementServer", "make_app"]
-
-log = logging.getLogger("kiltmq.management")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,9 +81,11 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     return app
 
 
-class ManagementServer:
+class ManagementServer(HttpService):
     """Serves the management API on ``host``:``port`` (0: a free port) on the running
     loop, and samples the message rates while it runs."""
+
+    WHAT = "the management API"
 
     def __init__(
         self,
@@ -97,45 +95,5 @@ class ManagementServer:
         *,
         sample_interval: float | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.app = make_app(broker, sample_interval=sample_interval)
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        host = self.host or "127.0.0.1"
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    async def start(self) -> None:
-        """Listen (OSError if the address is taken)."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ServiceError(
-                f"cannot listen on {self.host}:{self.port} for the management API: "
-                f"{exc.strerror or exc}"
-            ) from None
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        if runner.addresses:
-            self.port = int(runner.addresses[0][1])
-        self.app[CONTEXT].sampler.start(asyncio.get_running_loop())
-        log.info("management API on %s", self.url)
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        self.app[CONTEXT].sampler.stop()
-        await runner.cleanup()
+        app = make_app(broker, sample_interval=sample_interval)
+        super().__init__(app, host, port, app[CONTEXT].sampler)
