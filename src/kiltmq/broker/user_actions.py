@@ -118,12 +118,11 @@ class UserActions:
     def delete_queue(
         self, vhost: str, name: str, *, if_unused: bool = False, if_empty: bool = False
     ) -> int:
-        """Delete a queue (exclusive ones too); the number of ready messages it had."""
+        """Delete a queue (405 for one exclusive to a connection); the number of ready
+        messages it had."""
         host = self.vhost(vhost)
         self._check(host, "configure", "queue", name)
-        queue = host.queues.get(name)
-        if queue is None:
-            raise host.not_found("queue", name)
+        queue = host.get_queue(name)
         return host.delete_queue(queue, if_unused=if_unused, if_empty=if_empty)
 
     def purge_queue(self, vhost: str, name: str) -> int:
