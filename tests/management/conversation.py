@@ -110,6 +110,12 @@ def _topology(r: Recorder, api: Api, V: str) -> None:
     r("queue in unknown vhost", api.put("/api/queues/no-such-vhost-mgmt/q", {}))
     r("unknown queue", api.get(f"/api/queues/{V}/nope"))
     r("get queue", api.get(f"/api/queues/{V}/q1"), lambda b: keys(b, QUEUE_KEYS))
+    r("durable not a boolean", api.put(f"/api/queues/{V}/bad", {"durable": "maybe"}))
+    r("invalid queue argument", api.put(f"/api/queues/{V}/bad",
+                                        {"arguments": {"x-max-length": "abc"}}))
+    r("not an object", api.call("PUT", f"/api/queues/{V}/bad", raw=b"[1,2]"))
+    r("doubly encoded", api.call("PUT", f"/api/queues/{V}/bad", raw=b'"{}"'))
+    r("durable as text", api.put(f"/api/queues/{V}/q4", {"durable": "true"}))
     r("declare exchange", api.put(f"/api/exchanges/{V}/x1", {"type": "topic"}))
     r("bad exchange type", api.put(f"/api/exchanges/{V}/x2", {"type": "nope"}))
     r("reserved exchange name", api.put(f"/api/exchanges/{V}/amq.foo", {"type": "direct"}))
@@ -145,6 +151,16 @@ def _messages(r: Recorder, api: Api, V: str) -> None:
     r("publish without encoding", api.post(publish, {
         "properties": {}, "routing_key": "a", "payload": "x",
     }))
+    bad = {"routing_key": "a", "payload": "x", "payload_encoding": "string"}
+    r("publish unknown property", api.post(publish, {**bad, "properties": {"bogus": 1}}),
+      lambda b: b)
+    r("publish bad delivery mode",
+      api.post(publish, {**bad, "properties": {"delivery_mode": "x"}}))
+    r("publish unknown encoding",
+      api.post(publish, {**bad, "properties": {}, "payload_encoding": "rot13"}))
+    r("publish bad base64", api.post(publish, {
+        **bad, "properties": {}, "payload": "!!!", "payload_encoding": "base64",
+    }))
     r("publish to unknown exchange", api.post(f"/api/exchanges/{V}/nope/publish", {
         "properties": {}, "routing_key": "a", "payload": "x", "payload_encoding": "string",
     }))
@@ -154,6 +170,10 @@ def _messages(r: Recorder, api: Api, V: str) -> None:
     r("get again", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
                                   "encoding": "base64"}), _get_items)
     r("get without ackmode", api.post(get, {"count": 1}))
+    r("get count not a number", api.post(get, {"count": "x", "ackmode": "ack_requeue_false",
+                                               "encoding": "auto"}))
+    r("get unknown encoding", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
+                                             "encoding": "utf8"}))
     r("get from unknown queue", api.post(f"/api/queues/{V}/nope/get", {
         "count": 1, "ackmode": "ack_requeue_false", "encoding": "auto",
     }))
@@ -178,6 +198,18 @@ def _lists(r: Recorder, api: Api, V: str) -> None:
     r("sort reverse", api.get(f"/api/queues/{V}?sort=name&sort_reverse=true&columns=name"),
       lambda b: b)
     # RabbitMQ's amq.rabbitmq.trace (its firehose tracer) has no kiltmq counterpart
+    limit = f"/api/vhost-limits/{V}"
+    r("set a vhost limit", api.put(f"{limit}/max-connections", {"value": 10}))
+    r("vhost limits", api.get(limit), lambda b: b)
+    r("unknown vhost limit", api.put(f"{limit}/max-foo", {"value": 10}))
+    r("vhost limit without value", api.put(f"{limit}/max-queues", {}))
+    r("vhost limit not a number", api.put(f"{limit}/max-queues", {"value": "x"}))
+    r("vhost limit in unknown vhost", api.put("/api/vhost-limits/no-such-vhost-mgmt/max-queues",
+                                              {"value": 1}))
+    r("clear a vhost limit", api.delete(f"{limit}/max-connections"))
+    r("no vhost limits", api.get(limit), lambda b: b)
+    r("auth settings", api.get("/api/auth"), lambda b: b)
+    r("node health check", api.get("/api/healthchecks/node"), lambda b: b)
     r("exchanges", api.get(f"/api/exchanges/{V}?columns=name,type"),
       lambda b: [x for x in b if not x["name"].startswith("amq.rabbitmq.")])
 

@@ -16,6 +16,7 @@ from kiltmq.management import (
     connections,
     exchanges,
     health,
+    limits,
     overview,
     permissions,
     queues,
@@ -75,7 +76,8 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
         cluster_name=getattr(broker, "cluster_name", "kiltmq"),
     )
     for module in (
-        overview, vhosts, users, permissions, connections, exchanges, queues, bindings, health,
+        overview, vhosts, users, permissions, limits, connections, exchanges, queues,
+        bindings, health,
     ):
         app.add_routes(module.routes)
     return app

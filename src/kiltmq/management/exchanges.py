@@ -15,6 +15,7 @@ from kiltmq.broker.snapshots import ExchangeInfo
 from kiltmq.management.bindings import bindings_of, exchange_name
 from kiltmq.management.context import caller, context, vhost_param
 from kiltmq.management.errors import (
+    ApiError,
     amqp_failure,
     bad_request,
     object_not_found,
@@ -135,9 +136,9 @@ async def publish(request: web.Request) -> web.Response:
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise bad_request("not_base64") from None
+            raise ApiError(400, "bad_request", ["not_base64", payload]) from None
     else:
-        raise bad_request(f"invalid payload_encoding '{encoding}'")
+        raise ApiError(400, "bad_request", ["unsupported_encoding", encoding])
     properties = properties_from_json(values["properties"])
     name = exchange_name(request.match_info["name"])
     try:

@@ -63,6 +63,12 @@ async def port_listener(request: web.Request) -> web.Response:
     return _failed("No active listener", {"missing": port, "ports": ports})
 
 
+@routes.get("/api/healthchecks/node")
+async def node_health(request: web.Request) -> web.Response:
+    """The older, deprecated node check: the node runs."""
+    return _ok()
+
+
 @routes.get("/api/health/checks/virtual-hosts")
 async def virtual_hosts(request: web.Request) -> web.Response:
     return _ok()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kiltmq.management.errors import bad_request
+from kiltmq.management.errors import ApiError, bad_request
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["plain", "properties_from_json", "properties_to_json"]
@@ -35,7 +35,8 @@ def plain(value: Any) -> Any:
 
 
 def properties_from_json(value: Any) -> BasicProperties:
-    """``properties`` of a publish request; 400 for what is not a property."""
+    """``properties`` of a publish request (unknown keys are ignored, as RabbitMQ
+    does); 400 for a property of the wrong type."""
     if value is None or value == []:
         return BasicProperties()
     if not isinstance(value, dict):
@@ -47,18 +48,13 @@ def properties_from_json(value: Any) -> BasicProperties:
                 raise bad_request(f"property {key} must be a string")
             given[key] = item
         elif key in _INTEGERS:
-            if isinstance(item, bool) or not isinstance(item, int | str):
-                raise bad_request(f"property {key} must be an integer")
-            try:
-                given[key] = int(item)
-            except ValueError:
-                raise bad_request(f"property {key} must be an integer") from None
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise ApiError(400, "bad_request", ["not_int", key])
+            given[key] = item
         elif key == "headers":
             if not isinstance(item, dict):
                 raise bad_request("headers must be an object")
             given[key] = item
-        else:
-            raise bad_request(f"invalid property {key}")
     return BasicProperties(**given)
 
 

@@ -1,5 +1,5 @@
 """The broker as a whole: ``/api/overview``, ``/api/nodes[/{node}]``, ``/api/whoami``,
-``/api/extensions`` and ``/api/cluster-name``."""
+``/api/extensions``, ``/api/cluster-name`` and ``/api/auth``."""
 
 from __future__ import annotations
 
@@ -205,3 +205,9 @@ async def extensions(request: web.Request) -> web.Response:
 @routes.get("/api/cluster-name")
 async def cluster_name(request: web.Request) -> web.Response:
     return json_reply({"name": context(request).cluster_name})
+
+
+@routes.get("/api/auth")
+async def auth_settings(request: web.Request) -> web.Response:
+    """How the web UI logs in: basic authentication only (no OAuth 2)."""
+    return json_reply({"enable_uaa": False, "uaa_client_id": "", "uaa_location": ""})

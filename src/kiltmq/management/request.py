@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kiltmq.management.errors import bad_request
+from kiltmq.management.errors import ApiError, bad_request
 
 __all__ = ["body", "flag", "integer", "require", "text"]
 
@@ -51,21 +51,20 @@ def flag(values: dict[str, Any], key: str, default: bool) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise bad_request(f"{key} must be a boolean")
+    raise ApiError(400, "bad_request", ["not_boolean", value])
 
 
 def integer(values: dict[str, Any], key: str, default: int) -> int:
+    """An integer given as JSON or as text; RabbitMQ's ``["not_integer", value]``."""
     value = values.get(key, default)
-    if isinstance(value, bool):
-        raise bad_request(f"{key} must be an integer")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
         try:
             return int(value)
         except ValueError:
             pass
-    raise bad_request(f"{key} must be an integer")
+    raise ApiError(400, "bad_request", ["not_integer", value])
 
 
 def text(values: dict[str, Any], key: str, default: str = "") -> str:

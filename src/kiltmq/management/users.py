@@ -70,6 +70,15 @@ async def list_users(request: web.Request) -> web.Response:
     return reply_list(request, [user_item(u) for u in users], ("name",))
 
 
+@routes.get("/api/users/without-permissions")
+async def users_without_permissions(request: web.Request) -> web.Response:
+    caller(request).require_admin()
+    broker = context(request).broker
+    granted = {user for user, _vhost in broker.auth.permissions}
+    users = [u for u in broker.auth.users.values() if u.name not in granted]
+    return reply_list(request, [user_item(u) for u in users], ("name",))
+
+
 @routes.get("/api/users/{user}")
 async def get_user(request: web.Request) -> web.Response:
     caller(request).require_admin()
