@@ -155,3 +155,32 @@ def test_the_pytest_plugin_hands_out_the_management_url(pytester: pytest.Pyteste
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*serves no management API*"])
+
+
+def test_changes_made_through_the_api_survive_a_restart(tmp_path: Path) -> None:
+    def broker() -> Broker:
+        return Broker(port=0, management_port=0, data_dir=tmp_path / "data")
+
+    with broker() as first:
+        api = Api(first.management_url or "")
+        assert api.put("/api/vhosts/kept").status == 201
+        assert api.put("/api/users/keeper", {"password": "pw", "tags": "monitoring"}).status == 201
+        perm = {"configure": ".*", "write": ".*", "read": ".*"}
+        assert api.put("/api/permissions/kept/keeper", perm).status == 201
+        assert api.put("/api/queues/kept/box", {"durable": True}).status == 201
+        fanout = {"type": "fanout", "durable": True}
+        assert api.put("/api/exchanges/kept/post", fanout).status == 201
+        assert api.post("/api/bindings/kept/e/post/q/box", {"routing_key": ""}).status == 201
+        published = api.post("/api/exchanges/kept/post/publish", {
+            "properties": {"delivery_mode": 2}, "routing_key": "", "payload": "kept",
+            "payload_encoding": "string",
+        })
+        assert published.body == {"routed": True}
+    with broker() as second:
+        api = Api(second.management_url or "").as_user("keeper", "pw")
+        assert api.get("/api/whoami").body == {"name": "keeper", "tags": ["monitoring"]}
+        assert api.get("/api/queues/kept/box").body["messages"] == 1
+        bindings = api.get("/api/queues/kept/box/bindings").body
+        assert [(b["source"], b["destination"]) for b in bindings] == [
+            ("", "box"), ("post", "box"),
+        ]

@@ -68,6 +68,8 @@ def test_queue_and_channel_counters(
     assert chan["messages_unacknowledged"] == 1
     assert chan["confirm"] is True
     assert chan["connection_details"]["name"] in chan["name"]
+    vhost_stats = kilt.get(f"/api/vhosts/{q(vhost)}").body["message_stats"]
+    assert (vhost_stats["publish"], vhost_stats["get"], vhost_stats["deliver_get"]) == (4, 3, 4)
 
 
 def test_rates_come_from_samples(

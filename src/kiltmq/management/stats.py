@@ -55,8 +55,10 @@ class Sampler:
         self.interval = interval if interval is not None else self.INTERVAL
         # key -> ((time, values) before the last, (time, values) last)
         self._samples: dict[Hashable, tuple[tuple[float, tuple[int, ...]], ...]] = {}
-        self._channels: dict[str, MessageCounts] = {}
-        self._closed = MessageCounts()
+        # open channels at the last sample: name -> (vhost, counts)
+        self._channels: dict[str, tuple[str, MessageCounts]] = {}
+        # what channels closed since counted, by vhost
+        self._closed: dict[str, MessageCounts] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._now: Callable[[], float] = lambda: 0.0
 
@@ -86,14 +88,19 @@ class Sampler:
         """Read every counter once (on the broker's loop)."""
         monitor = self.monitor
         seen: dict[Hashable, Any] = {}
-        channels: dict[str, MessageCounts] = {}
+        channels: dict[str, tuple[str, MessageCounts]] = {}
         for channel in monitor.channels():
-            channels[channel.name] = channel.counts
+            channels[channel.name] = (channel.connection.vhost, channel.counts)
             self._record(seen, ("channel", channel.name), channel.counts.values())
-        for name, counts in self._channels.items():
+        for name, (vhost, counts) in self._channels.items():
             if name not in channels:
-                self._closed = self._closed + counts
+                self._closed[vhost] = self._closed.get(vhost, MessageCounts()) + counts
         self._channels = channels
+        totals = dict(self._closed)
+        for vhost, counts in channels.values():
+            totals[vhost] = totals.get(vhost, MessageCounts()) + counts
+        for vhost, counts in totals.items():
+            self._record(seen, ("vhost", vhost), counts.values())
         for conn in monitor.connections():
             self._record(seen, ("connection", conn.name), (conn.recv_oct, conn.send_oct))
         queued = [0, 0, 0]
@@ -107,16 +114,26 @@ class Sampler:
             queued[0] += stats.messages
             queued[1] += stats.ready
             queued[2] += stats.unacked
-        self._record(seen, "overview", self.totals().values())
+        self._record(seen, "overview", sum(totals.values(), MessageCounts()).values())
         self._record(seen, "queue_totals", tuple(queued))
         self._samples = seen
 
-    def totals(self) -> MessageCounts:
-        """Broker-wide counts: open channels' now plus closed ones' last sampled."""
-        total = self._closed
-        for channel in self.monitor.channels():
+    def totals(self, vhost: str | None = None) -> MessageCounts:
+        """Counts of channels of ``vhost`` (None: every vhost): the open ones' now plus
+        the last sampled of those closed since."""
+        if vhost is None:
+            total = sum(self._closed.values(), MessageCounts())
+        else:
+            total = self._closed.get(vhost, MessageCounts())
+        for channel in self.monitor.channels(vhost):
             total = total + channel.counts
         return total
+
+    def forget_vhost(self, vhost: str) -> None:
+        """A deleted vhost's counts leave its totals (not the broker's)."""
+        counts = self._closed.pop(vhost, None)
+        if counts is not None:
+            self._closed[""] = self._closed.get("", MessageCounts()) + counts
 
     def rates(self, key: Hashable, size: int) -> tuple[float, ...]:
         """Per-second change of the values recorded under ``key`` between the last two

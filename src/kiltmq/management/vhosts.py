@@ -10,6 +10,7 @@ from kiltmq.management.context import Context, caller, context, vhost_param
 from kiltmq.management.errors import object_not_found
 from kiltmq.management.listing import reply_item, reply_list
 from kiltmq.management.request import body
+from kiltmq.management.stats import CHANNEL_FIELDS, message_stats
 
 __all__ = ["routes", "vhost_item"]
 
@@ -30,6 +31,12 @@ def vhost_item(ctx: Context, name: str) -> dict[str, Any]:
     item["messages"] = sum(q.stats.messages for q in queues)
     item["messages_ready"] = sum(q.stats.ready for q in queues)
     item["messages_unacknowledged"] = sum(q.stats.unacked for q in queues)
+    sampler = ctx.sampler
+    stats = message_stats(
+        sampler.totals(name), sampler.rates(("vhost", name), 11), CHANNEL_FIELDS
+    )
+    if stats is not None:
+        item["message_stats"] = stats
     return item
 
 
@@ -68,5 +75,6 @@ async def delete_vhost(request: web.Request) -> web.Response:
     ctx = context(request)
     name = vhost_param(request)
     ctx.admin.delete_vhost(name)
+    ctx.sampler.forget_vhost(name)
     await ctx.admin.committed()
     return web.Response(status=204)
