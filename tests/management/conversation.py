@@ -172,6 +172,8 @@ def _messages(r: Recorder, api: Api, V: str) -> None:
     r("get without ackmode", api.post(get, {"count": 1}))
     r("get count not a number", api.post(get, {"count": "x", "ackmode": "ack_requeue_false",
                                                "encoding": "auto"}))
+    unknown_mode = api.post(get, {"count": 1, "ackmode": "bad", "encoding": "auto"})
+    r("get unknown ackmode", unknown_mode, lambda _: unknown_mode.text)
     r("get unknown encoding", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
                                              "encoding": "utf8"}))
     r("get from unknown queue", api.post(f"/api/queues/{V}/nope/get", {

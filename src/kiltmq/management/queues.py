@@ -216,7 +216,7 @@ async def get_messages(request: web.Request) -> web.Response:
     ackmode = values["ackmode"]
     encoding = values["encoding"]
     if ackmode not in ACK_MODES:
-        raise ApiError(500, "bad_request", f"unknown ackmode '{ackmode}'")
+        raise ApiError(500, None)  # as RabbitMQ, which fails on it
     if encoding not in ("auto", "base64"):
         raise bad_request("Unsupported encoding. Please use auto or base64.")
     truncate = integer(values, "truncate", -1) if values.get("truncate") is not None else None
