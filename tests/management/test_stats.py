@@ -31,7 +31,7 @@ def channel(kilt_broker: Broker, vhost: str) -> Iterator[BlockingChannel]:
 def _sampler(broker: Broker) -> Sampler:
     from kiltmq.management.app import ManagementServer
 
-    server = broker._management
+    server = broker._services["management"]  # to sample now rather than in 5 s
     assert isinstance(server, ManagementServer)
     return server.app[CONTEXT].sampler
 

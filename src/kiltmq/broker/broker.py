@@ -28,12 +28,7 @@ from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
-from kiltmq.broker.services import (
-    Service,
-    ServiceError,
-    management_service,
-    prometheus_service,
-)
+from kiltmq.broker.services import Service, start_services
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
@@ -138,8 +133,7 @@ class Broker:
         self.management_port = management_port
         self.prometheus_port = prometheus_port
         self.optional_services = frozenset(optional_services)
-        self._management: Service | None = None
-        self._prometheus: Service | None = None
+        self._services: dict[str, Service] = {}
         self._started_at: float | None = None
         # what was configured rather than defaulted (see _recover)
         self._implicit_users = users is None
@@ -252,12 +246,14 @@ class Broker:
     def management_url(self) -> str | None:
         """The management API's base URL (``http://host:port``) while it runs, else
         None."""
-        return self._management.url if self._management is not None else None
+        service = self._services.get("management")
+        return service.url if service is not None else None
 
     @property
     def prometheus_url(self) -> str | None:
         """The Prometheus metrics' base URL while they are served, else None."""
-        return self._prometheus.url if self._prometheus is not None else None
+        service = self._services.get("prometheus")
+        return service.url if service is not None else None
 
     @property
     def ctl_path(self) -> Path | None:
@@ -302,7 +298,16 @@ class Broker:
         self._start_timers()
         self._started_at = time.monotonic()
         await self._open_control()
-        await self._start_management()
+        try:
+            self._services = await start_services(
+                self,
+                self.management_host,
+                {"management": self.management_port, "prometheus": self.prometheus_port},
+                self.optional_services,
+            )
+        except BaseException:
+            await self.stop()
+            raise
         if self.memory_limit is not None:
             self._alarm_timer = loop.call_later(self.memory_check_interval, self._check_memory)
         self._ack_check.start(loop, self.consumer_timeout)
@@ -327,40 +332,14 @@ class Broker:
             return
         self._control = control
 
-    async def _start_management(self) -> None:
-        host = self.management_host
-        for name, port, make in (
-            ("management", self.management_port, management_service),
-            ("prometheus", self.prometheus_port, prometheus_service),
-        ):
-            if port is None:
-                continue
-            try:
-                service = make(self, host, port)
-                await service.start()
-            except ServiceError as exc:
-                if name not in self.optional_services:
-                    await self.stop()
-                    raise
-                log.warning("%s; running without it", exc)
-                continue
-            except BaseException:
-                await self.stop()
-                raise
-            if name == "management":
-                self._management = service
-            else:
-                self._prometheus = service
-
     async def stop(self) -> None:
         """Stop listening, close every connection (320 CONNECTION_FORCED), wait briefly
         for them to go."""
         if not self._servers:
             return
-        for service in (self._prometheus, self._management):
-            if service is not None:
-                await service.stop()
-        self._management = self._prometheus = None
+        services, self._services = self._services, {}
+        for service in reversed(services.values()):
+            await service.stop()
         for server in self._servers:
             server.close()
         control, self._control = self._control, None

@@ -6,6 +6,8 @@ broker itself does not."""
 from __future__ import annotations
 
 import importlib
+import logging
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, cast
 
 __all__ = [
@@ -14,7 +16,10 @@ __all__ = [
     "ServiceUnavailable",
     "management_service",
     "prometheus_service",
+    "start_services",
 ]
+
+log = logging.getLogger("kiltmq.broker")
 
 
 class Service(Protocol):
@@ -55,3 +60,37 @@ def management_service(broker: Any, host: str, port: int) -> Service:
 def prometheus_service(broker: Any, host: str, port: int) -> Service:
     """The Prometheus metrics' server for ``broker`` on ``host``:``port`` (not started)."""
     return cast(Service, _management().PrometheusServer(broker, host, port))
+
+
+#: The services by name, as :func:`start_services` knows them.
+FACTORIES: Mapping[str, Callable[[Any, str, int], Service]] = {
+    "management": management_service,
+    "prometheus": prometheus_service,
+}
+
+
+async def start_services(
+    broker: Any, host: str, ports: Mapping[str, int | None], optional: Collection[str]
+) -> dict[str, Service]:
+    """Start the services of ``ports`` (name -> port, None: not wanted) for ``broker`` on
+    ``host``, in order; those started. One that cannot start raises ServiceError after the
+    others were stopped, unless it is ``optional``: then it is logged and left out."""
+    started: dict[str, Service] = {}
+    try:
+        for name, port in ports.items():
+            if port is None:
+                continue
+            try:
+                service = FACTORIES[name](broker, host, port)
+                await service.start()
+            except ServiceError as exc:
+                if name not in optional:
+                    raise
+                log.warning("%s; running without it", exc)
+                continue
+            started[name] = service
+    except BaseException:
+        for service in reversed(started.values()):
+            await service.stop()
+        raise
+    return started
