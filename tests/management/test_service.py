@@ -184,3 +184,21 @@ def test_changes_made_through_the_api_survive_a_restart(tmp_path: Path) -> None:
         assert [(b["source"], b["destination"]) for b in bindings] == [
             ("", "box"), ("post", "box"),
         ]
+
+
+def test_ctl_sets_user_tags_for_the_api(tmp_path: Path) -> None:
+    socket_path = tmp_path / "ctl.sock"
+    with Broker(port=0, management_port=0, ctl_socket=socket_path) as broker:
+        api = Api(broker.management_url or "")
+        assert api.put("/api/users/ops", {"password": "pw", "tags": ""}).status == 201
+        ops = api.as_user("ops", "pw")
+        assert ops.get("/api/whoami").status == 401
+        code = "import sys; from kiltmq.cli.main import main; sys.exit(main())"
+        result = _python(code, "ctl", "--socket", str(socket_path), "set_user_tags", "ops",
+                         "monitoring", "management")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "tags of user 'ops' set to [monitoring, management]"
+        assert ops.get("/api/whoami").body == {"name": "ops", "tags": ["management", "monitoring"]}
+        result = _python(code, "ctl", "--socket", str(socket_path), "set_user_tags", "nobody")
+        assert result.returncode != 0
+        assert result.stderr.strip() == "kiltmq ctl: no such user 'nobody'"
