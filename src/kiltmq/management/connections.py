@@ -172,11 +172,11 @@ async def close_connection(request: web.Request) -> web.Response:
         raise not_authorised("User not authorised to access object")
     reason = request.headers.get("X-Reason", "Closed via management plugin")
     admin = context(request).admin
-    targets = [
-        c for c in admin.open_connections(vhost=conn.vhost) if c.session.peer_name ==
-        f"{conn.peer_host}:{conn.peer_port}"
-    ]
-    admin.close_connections(targets, f"CONNECTION_FORCED - {reason}")
+    peer = f"{conn.peer_host}:{conn.peer_port}"
+    admin.close_connections(
+        admin.open_connections(vhost=conn.vhost, name_or_peer=peer),
+        f"CONNECTION_FORCED - {reason}",
+    )
     return web.Response(status=204)
 
 
