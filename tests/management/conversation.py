@@ -195,6 +195,9 @@ def _lists(r: Recorder, api: Api, V: str) -> None:
     r("page by regex", api.get(f"/api/queues/{V}?page=1&name=%5Eq%5B23%5D&use_regex=true"),
       lambda b: [i["name"] for i in b["items"]])
     r("page zero", api.get(f"/api/queues/{V}?page=0"))
+    r("page size over 500", api.get(f"/api/queues/{V}?page=1&page_size=501"))
+    r("page not a number", api.get(f"/api/queues/{V}?page=x"))
+    r("bad regular expression", api.get(f"/api/queues/{V}?page=1&name=%28&use_regex=true"))
     r("page out of range", api.get(f"/api/queues/{V}?page=9&page_size=2"))
     r("columns", api.get(f"/api/queues/{V}?columns=name,durable"), lambda b: b)
     r("sort reverse", api.get(f"/api/queues/{V}?sort=name&sort_reverse=true&columns=name"),
@@ -228,6 +231,8 @@ def _users(r: Recorder, api: Api, V: str, v: str, mon: str, plain: str) -> None:
     r("get permissions", api.get(f"/api/permissions/{V}/{mon}"), lambda b: b)
     r("permissions missing keys", api.put(f"/api/permissions/{V}/{mon}", {"configure": ""}))
     r("permissions unknown user", api.put(f"/api/permissions/{V}/nobody-mgmt", perm))
+    r("users without permissions", api.get("/api/users/without-permissions"),
+      lambda b: sorted(u["name"] for u in b if u["name"] in (mon, plain)))
     r("vhost permissions", api.get(f"/api/vhosts/{V}/permissions"),
       lambda b: sorted(p["user"] for p in b))
     as_mon = api.as_user(mon, "pw")

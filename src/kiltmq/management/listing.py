@@ -135,7 +135,7 @@ def _name_filter(items: list[Item], request: web.Request) -> list[Item]:
         try:
             pattern = re.compile(name, re.IGNORECASE)
         except re.error:
-            raise bad_request(f"invalid regular expression '{name}'") from None
+            raise bad_request("Pagination parameters are invalid") from None
         return [i for i in items if pattern.search(str(i.get("name", "")))]
     needle = name.lower()
     return [i for i in items if needle in str(i.get("name", "")).lower()]
