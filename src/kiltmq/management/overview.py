@@ -90,7 +90,7 @@ async def get_overview(request: web.Request) -> web.Response:
         )
     channels = [c for c in monitor.channels() if who.sees_user(c.connection.user)]
     connections = [c for c in monitor.connections() if who.sees_user(c.user)]
-    exchanges = sum(len(ctx.admin.exchanges(v)) for v in visible)
+    exchanges = sum(len(ctx.admin.vhost(v).exchanges) for v in visible)
     body: dict[str, Any] = {
         "management_version": API_VERSION,
         "rates_mode": "basic",
