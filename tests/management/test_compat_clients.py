@@ -112,3 +112,41 @@ def test_clients_look_the_same(
     for kind in ("delete exclusive", "close", "closed with"):
         assert ours[kind] == theirs[kind], kind
     assert ours["queue"]["owner_pid_details"].keys() == theirs["queue"]["owner_pid_details"].keys()
+
+
+#: Overview and node fields kiltmq has no counterpart for (Erlang, clustering, churn,
+#: I/O and RabbitMQ's own release support).
+NOT_IN_OVERVIEW = {
+    "churn_rates", "erlang_version", "erlang_full_version", "release_series_support_status",
+}
+NOT_IN_NODE = {
+    "context_switches", "context_switches_details", "gc_bytes_reclaimed",
+    "gc_bytes_reclaimed_details", "gc_num", "gc_num_details", "metrics_gc_queue_length",
+    "mnesia_disk_tx_count", "mnesia_disk_tx_count_details", "mnesia_ram_tx_count",
+    "mnesia_ram_tx_count_details", "msg_store_read_count", "msg_store_read_count_details",
+    "msg_store_write_count", "msg_store_write_count_details", "proc_total", "proc_used",
+    "proc_used_details", "queue_index_read_count", "queue_index_read_count_details",
+    "queue_index_write_count", "queue_index_write_count_details", "ra_open_file_metrics",
+    "run_queue", "fd_used_details", "mem_used_details", "disk_free_details",
+    "sockets_used_details", "io_read_avg_time", "io_read_avg_time_details", "io_read_bytes",
+    "io_read_bytes_details", "io_read_count", "io_read_count_details", "io_reopen_count",
+    "io_reopen_count_details", "io_seek_avg_time", "io_seek_avg_time_details",
+    "io_seek_count", "io_seek_count_details", "io_sync_avg_time", "io_sync_avg_time_details",
+    "io_sync_count", "io_sync_count_details", "io_write_avg_time",
+    "io_write_avg_time_details", "io_write_bytes", "io_write_bytes_details",
+    "io_write_count", "io_write_count_details", "connection_created",
+    "connection_created_details", "connection_closed", "connection_closed_details",
+    "channel_created", "channel_created_details", "channel_closed",
+    "channel_closed_details", "queue_created", "queue_created_details", "queue_declared",
+    "queue_declared_details", "queue_deleted", "queue_deleted_details",
+}
+
+
+@pytest.mark.rabbitmq
+def test_overview_and_nodes_have_rabbitmqs_fields(rabbit: Api, kilt: Api) -> None:
+    theirs, ours = rabbit.get("/api/overview").body, kilt.get("/api/overview").body
+    assert sorted(set(theirs) - set(ours) - NOT_IN_OVERVIEW) == []
+    assert theirs["object_totals"].keys() == ours["object_totals"].keys()
+    [their_node], [our_node] = rabbit.get("/api/nodes").body, kilt.get("/api/nodes").body
+    assert sorted(set(their_node) - set(our_node) - NOT_IN_NODE) == []
+    assert kilt.get(f"/api/nodes/{q(our_node['name'])}").body["name"] == our_node["name"]

@@ -67,6 +67,13 @@ def _listeners(ctx: Context, request: web.Request) -> list[dict[str, Any]]:
     return found
 
 
+def _contexts(ctx: Context, request: web.Request) -> list[dict[str, Any]]:
+    """Where the API is served, as RabbitMQ's web ``contexts``."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = str(sockname[1]) if isinstance(sockname, tuple) else ""
+    return [{"node": ctx.node, "description": "kiltmq management", "path": "/", "port": port}]
+
+
 @routes.get("/api/overview")
 async def get_overview(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -120,13 +127,11 @@ async def get_overview(request: web.Request) -> web.Response:
     }
     if who.is_monitor:
         body["listeners"] = _listeners(ctx, request)
-        body["contexts"] = [
-            {"node": ctx.node, "description": "kiltmq management", "path": "/"}
-        ]
+        body["contexts"] = _contexts(ctx, request)
     return reply_item(request, body)
 
 
-def _node(ctx: Context) -> dict[str, Any]:
+def _node(ctx: Context, request: web.Request) -> dict[str, Any]:
     status = ctx.admin.status()
     data_dir = status.data_dir or os.getcwd()
     try:
@@ -173,13 +178,14 @@ def _node(ctx: Context) -> dict[str, Any]:
         "config_files": [],
         "net_ticktime": 60,
         "cluster_links": [],
+        "contexts": _contexts(ctx, request),
     }
 
 
 @routes.get("/api/nodes")
 async def get_nodes(request: web.Request) -> web.Response:
     caller(request).require_monitor()
-    return reply_list(request, [_node(context(request))], ("name",))
+    return reply_list(request, [_node(context(request), request)], ("name",))
 
 
 @routes.get("/api/nodes/{node}")
@@ -188,7 +194,7 @@ async def get_node(request: web.Request) -> web.Response:
     ctx = context(request)
     if request.match_info["node"] != ctx.node:
         raise object_not_found()
-    return reply_item(request, _node(ctx))
+    return reply_item(request, _node(ctx, request))
 
 
 @routes.get("/api/whoami")
