@@ -161,6 +161,11 @@ def _messages(r: Recorder, api: Api, V: str) -> None:
     r("publish bad base64", api.post(publish, {
         **bad, "properties": {}, "payload": "!!!", "payload_encoding": "base64",
     }))
+    r("publish bad expiration", api.post(publish, {**bad, "properties": {"expiration": "abc"}}))
+    r("publish negative expiration",
+      api.post(publish, {**bad, "properties": {"expiration": "-5"}}))
+    r("publish as someone else",
+      api.post(publish, {**bad, "properties": {"user_id": "someone-else"}}))
     r("publish to unknown exchange", api.post(f"/api/exchanges/{V}/nope/publish", {
         "properties": {}, "routing_key": "a", "payload": "x", "payload_encoding": "string",
     }))

@@ -168,3 +168,20 @@ def test_users_see_only_their_own_connections(
         assert channel.connection.is_open
     finally:
         kilt.delete("/api/users/mgmt-own")
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [{"priority": 300}, {"headers": {"big": 2**70}}, {"content_type": "x" * 300}],
+    ids=["priority", "integer", "shortstr"],
+)
+def test_properties_that_cannot_be_encoded_are_a_bad_request(
+    kilt: Api, vhost: str, properties: dict[str, object]
+) -> None:
+    assert kilt.put(f"/api/queues/{q(vhost)}/props").status == 201
+    reply = kilt.post(f"/api/exchanges/{q(vhost)}/amq.default/publish", {
+        "properties": properties, "routing_key": "props", "payload": "x",
+        "payload_encoding": "string",
+    })
+    assert (reply.status, reply.body["error"]) == (400, "bad_request")
+    assert kilt.get(f"/api/queues/{q(vhost)}/props").body["messages"] == 0

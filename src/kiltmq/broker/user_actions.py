@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.admin import ManagedBroker, NotFound
-from kiltmq.broker.message import Message
-from kiltmq.protocol.errors import AccessRefused
+from kiltmq.broker.channel.publishing import Publishing
+from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
+from kiltmq.protocol.errors import AccessRefused, PreconditionFailed
 from kiltmq.protocol.spec import BasicProperties
 
 if TYPE_CHECKING:
@@ -179,7 +180,9 @@ class UserActions:
         body: bytes,
         properties: BasicProperties | None = None,
     ) -> bool:
-        """Publish a message; whether it reached a queue."""
+        """Publish a message; whether it reached a queue. As on a channel, 406 for an
+        invalid expiration or a user_id that is not the user's; ValueError (or
+        struct.error) for properties that cannot be encoded."""
         host = self.vhost(vhost)
         target = host.exchanges.get(exchange)
         if target is None:
@@ -191,6 +194,16 @@ class UserActions:
                 f"{host.describe('exchange', exchange)}"
             )
         message = Message.build(exchange, routing_key, body, properties or BasicProperties())
+        if message.flags & FLAG_EXPIRATION:
+            Publishing._check_expiration(message)
+        if message.flags & FLAG_USER_ID:
+            user_id = message.user_id()
+            user = self.broker.auth.users.get(self.user)
+            if user_id != self.user and (user is None or "impersonator" not in user.tags):
+                raise PreconditionFailed(
+                    f"PRECONDITION_FAILED - user_id property set to '{user_id}' but "
+                    f"authenticated user was '{self.user}'"
+                )
         queues = host.route(target, message)
         for queue in queues:
             queue.publish(message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from typing import Any
 
 from aiohttp import web
@@ -145,6 +146,8 @@ async def publish(request: web.Request) -> web.Response:
         routed = ctx.actions(caller(request)).publish(
             vhost, name, text(values, "routing_key"), data, properties
         )
+    except (ValueError, OverflowError, struct.error) as error:  # cannot be encoded
+        raise bad_request(str(error)) from None
     except AMQPError as error:
         if error.reply_code == 404:  # RabbitMQ learns it from the channel's close
             raise bad_request(f"404 {error.reply_text}") from None
