@@ -46,7 +46,6 @@ class Caller:
 
     name: str
     tags: frozenset[str]
-    password: str
 
     @property
     def is_admin(self) -> bool:
@@ -133,4 +132,4 @@ def authenticate(request: web.Request, broker: ManagedBroker) -> Caller:
         raise not_authorised("User can only log in via localhost")
     if not user.tags & MANAGEMENT_TAGS:
         raise not_authorised("Not management user")
-    return Caller(name, user.tags, password)
+    return Caller(name, user.tags)
