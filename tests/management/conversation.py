@@ -134,6 +134,15 @@ def _topology(r: Recorder, api: Api, V: str) -> None:
       lambda b: [(i["source"], i["routing_key"]) for i in b])
     r("exchange bindings", api.get(f"/api/exchanges/{V}/x1/bindings/source"),
       lambda b: [i["routing_key"] for i in b])
+    r("declare another exchange", api.put(f"/api/exchanges/{V}/x3", {"type": "fanout"}))
+    e2e = api.post(f"/api/bindings/{V}/e/x1/e/x3", {"routing_key": "r.#", "arguments": {}})
+    r("bind exchanges", e2e, lambda _: e2e.headers.get("location"))
+    r("bindings to an exchange", api.get(f"/api/exchanges/{V}/x3/bindings/destination"),
+      lambda b: [(i["source"], i["destination_type"], i["routing_key"]) for i in b])
+    r("exchange to exchange", api.get(f"/api/bindings/{V}/e/x1/e/x3"),
+      lambda b: [keys(i, BINDING_KEYS) for i in b])
+    r("unbind exchanges", api.delete(f"/api/bindings/{V}/e/x1/e/x3/r.%23"))
+    r("delete the other exchange", api.delete(f"/api/exchanges/{V}/x3"))
 
 
 def _messages(r: Recorder, api: Api, V: str) -> None:
@@ -219,6 +228,8 @@ def _lists(r: Recorder, api: Api, V: str) -> None:
     r("clear a vhost limit", api.delete(f"{limit}/max-connections"))
     r("no vhost limits", api.get(limit), lambda b: b)
     r("auth settings", api.get("/api/auth"), lambda b: b)
+    r("cluster name", api.get("/api/cluster-name"), lambda b: sorted(b))
+    r("extensions", api.get("/api/extensions"), lambda b: type(b).__name__)
     r("node health check", api.get("/api/healthchecks/node"), lambda b: b)
     r("exchanges", api.get(f"/api/exchanges/{V}?columns=name,type"),
       lambda b: [x for x in b if not x["name"].startswith("amq.rabbitmq.")])
@@ -240,6 +251,9 @@ def _users(r: Recorder, api: Api, V: str, v: str, mon: str, plain: str) -> None:
       lambda b: sorted(u["name"] for u in b if u["name"] in (mon, plain)))
     r("vhost permissions", api.get(f"/api/vhosts/{V}/permissions"),
       lambda b: sorted(p["user"] for p in b))
+    r("user permissions", api.get(f"/api/users/{mon}/permissions"), lambda b: b)
+    r("vhost topic permissions", api.get(f"/api/vhosts/{V}/topic-permissions"), lambda b: b)
+    r("user topic permissions", api.get(f"/api/users/{mon}/topic-permissions"), lambda b: b)
     as_mon = api.as_user(mon, "pw")
     r("monitor whoami", as_mon.get("/api/whoami"), lambda b: b)
     r("monitor deletes vhost", as_mon.delete(f"/api/vhosts/{V}"))

@@ -137,6 +137,11 @@ def test_connections_consumers_and_closing_with_a_reason(
     assert consumer["channel_details"]["connection_name"] == conn["name"]
     details = kilt.get(f"/api/queues/{q(vhost)}/watched").body["consumer_details"]
     assert [c["consumer_tag"] for c in details] == ["watcher"]
+    [chan] = kilt.get(f"/api/connections/{q(conn['name'])}/channels").body
+    assert chan["prefetch_count"] == 7 and chan["consumer_count"] == 1
+    one = kilt.get(f"/api/channels/{q(chan['name'])}").body
+    assert [c["consumer_tag"] for c in one["consumer_details"]] == ["watcher"]
+    assert kilt.get(f"/api/connections/{q(conn['name'])}").body["name"] == conn["name"]
 
     closed = kilt.delete(
         f"/api/connections/{q(conn['name'])}", headers={"X-Reason": "maintenance now"}

@@ -125,9 +125,9 @@ async def post_binding(request: web.Request) -> web.Response:
     except AMQPError as error:
         raise amqp_failure(error) from None
     await context(request).admin.committed()
-    location = f"{quote(request.match_info['destination'], safe='')}/" + properties_key(
-        routing_key, arguments
-    )
+    # the properties key is percent-encoded already; RabbitMQ encodes it once more here
+    key = quote(properties_key(routing_key, arguments), safe="~")
+    location = f"{quote(request.match_info['destination'], safe='')}/{key}"
     return web.Response(status=201, headers={"Location": location})
 
 
