@@ -88,8 +88,15 @@ def test_close_a_connection(kilt_broker: Broker) -> None:
     params.client_properties = {"connection_name": "to-be-closed"}
     conn = pika.BlockingConnection(params)
     try:
+        channel = conn.channel()
+        channel.queue_declare("watched", exclusive=True)
+        channel.basic_consume("watched", lambda *a: None, consumer_tag="admin-watch")
         listed = json.loads(admin(kilt_broker, "-f", "raw_json", "list", "connections"))
         [name] = [c["name"] for c in listed if c.get("user_provided_name") == "to-be-closed"]
+        channels = json.loads(admin(kilt_broker, "-f", "raw_json", "list", "channels"))
+        assert [c["connection_details"]["name"] for c in channels] == [name]
+        consumers = json.loads(admin(kilt_broker, "-f", "raw_json", "list", "consumers"))
+        assert [c["consumer_tag"] for c in consumers] == ["admin-watch"]
         admin(kilt_broker, "close", "connection", f"name={name}")
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
             conn.process_data_events(time_limit=5)

@@ -202,3 +202,35 @@ def test_ctl_sets_user_tags_for_the_api(tmp_path: Path) -> None:
         result = _python(code, "ctl", "--socket", str(socket_path), "set_user_tags", "nobody")
         assert result.returncode != 0
         assert result.stderr.strip() == "kiltmq ctl: no such user 'nobody'"
+
+
+def test_the_command_line_serves_the_api_and_the_metrics() -> None:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--memory-only",
+         "--no-ctl-socket", "--management-port", str(ports[0]),
+         "--prometheus-port", str(ports[1])],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "Prometheus metrics on" in line:
+                break
+        assert any(f"management API on http://127.0.0.1:{ports[0]}" in x for x in lines), lines
+        api = Api(f"http://127.0.0.1:{ports[0]}")
+        assert api.get("/api/whoami").body == {"name": "guest", "tags": ["administrator"]}
+        metrics = Api(f"http://127.0.0.1:{ports[1]}").get("/metrics", auth=False)
+        assert metrics.status == 200 and "rabbitmq_queues 0" in metrics.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0
