@@ -10,7 +10,9 @@ successive snapshots.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.admin import Admin, ManagedBroker
@@ -162,23 +164,32 @@ def _format(address: tuple[str, int]) -> str:
     return f"{host}:{port}"
 
 
-def channel_counts(channel: Channel) -> MessageCounts:
-    got = channel.got
-    no_ack_got = channel.no_ack_got
-    no_ack_delivered = channel.no_ack_delivered
+def _channel_counts(value: Callable[[str], int]) -> MessageCounts:
+    """Counts from a channel's counters, read by name (see ``ChannelState.COUNTERS``)."""
+    got = value("got")
+    no_ack_got = value("no_ack_got")
+    no_ack_delivered = value("no_ack_delivered")
     return MessageCounts(
-        publish=channel.published,
-        deliver=channel.delivery_tag - got - no_ack_delivered,
+        publish=value("published"),
+        deliver=value("delivery_tag") - got - no_ack_delivered,
         deliver_no_ack=no_ack_delivered,
         get=got - no_ack_got,
         get_no_ack=no_ack_got,
-        get_empty=channel.got_empty,
-        ack=channel.acked,
-        redeliver=channel.redelivered,
-        confirm=channel.confirmed,
-        return_unroutable=channel.returned,
-        drop_unroutable=channel.dropped,
+        get_empty=value("got_empty"),
+        ack=value("acked"),
+        redeliver=value("redelivered"),
+        confirm=value("confirmed"),
+        return_unroutable=value("returned"),
+        drop_unroutable=value("dropped"),
     )
+
+
+def _get(counters: dict[str, int], name: str) -> int:
+    return counters.get(name, 0)
+
+
+def channel_counts(channel: Channel) -> MessageCounts:
+    return _channel_counts(lambda name: int(getattr(channel, name)))
 
 
 def queue_counts(queue: Queue) -> MessageCounts:
@@ -294,6 +305,20 @@ class Monitor:
             active=active,
             arguments=dict(consumer.arguments or {}),
         )
+
+    def vhost_counts(self, vhost: str | None = None) -> dict[str, MessageCounts]:
+        """What the channels of ``vhost`` (None: of each vhost) counted, the open ones
+        and those closed, by vhost name."""
+        names = [vhost] if vhost is not None else sorted(self.broker.vhosts)
+        counts = {}
+        for name in names:
+            closed = self.admin.vhost(name).closed_channel_counts
+            counts[name] = _channel_counts(partial(_get, closed))
+        for channel in self.channels(vhost):
+            name = channel.connection.vhost
+            if name in counts:
+                counts[name] = counts[name] + channel.counts
+        return counts
 
     # -- queues -----------------------------------------------------------------------------
 

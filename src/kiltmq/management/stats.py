@@ -1,11 +1,10 @@
 """Message statistics as RabbitMQ shows them: counters with their rates.
 
 The broker only counts (plain integers on channels and queues, see
-:mod:`kiltmq.broker.monitor`); a :class:`Sampler` reads the counters every
-:attr:`Sampler.INTERVAL` seconds and a rate is the change between its last two samples
-per second, as RabbitMQ's ``basic`` rates mode. The broker-wide totals of
-``/api/overview`` add the last sampled counts of channels that have closed since to the
-counts of the open ones, so they only grow.
+:mod:`kiltmq.broker.monitor`; a closing channel adds its counts to its vhost's); a
+:class:`Sampler` reads the counters every :attr:`Sampler.INTERVAL` seconds and a rate is
+the change between its last two samples per second, as RabbitMQ's ``basic`` rates
+mode.
 """
 
 from __future__ import annotations
@@ -55,10 +54,6 @@ class Sampler:
         self.interval = interval if interval is not None else self.INTERVAL
         # key -> ((time, values) before the last, (time, values) last)
         self._samples: dict[Hashable, tuple[tuple[float, tuple[int, ...]], ...]] = {}
-        # open channels at the last sample: name -> (vhost, counts)
-        self._channels: dict[str, tuple[str, MessageCounts]] = {}
-        # what channels closed since counted, by vhost
-        self._closed: dict[str, MessageCounts] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._now: Callable[[], float] = lambda: 0.0
 
@@ -88,18 +83,11 @@ class Sampler:
         """Read every counter once (on the broker's loop)."""
         monitor = self.monitor
         seen: dict[Hashable, Any] = {}
-        channels: dict[str, tuple[str, MessageCounts]] = {}
         for channel in monitor.channels():
-            channels[channel.name] = (channel.connection.vhost, channel.counts)
             self._record(seen, ("channel", channel.name), channel.counts.values())
-        for name, (vhost, counts) in self._channels.items():
-            if name not in channels:
-                self._closed[vhost] = self._closed.get(vhost, MessageCounts()) + counts
-        self._channels = channels
-        totals = dict(self._closed)
-        for vhost, counts in channels.values():
-            totals[vhost] = totals.get(vhost, MessageCounts()) + counts
-        for vhost, counts in totals.items():
+        overall = MessageCounts()
+        for vhost, counts in monitor.vhost_counts().items():
+            overall = overall + counts
             self._record(seen, ("vhost", vhost), counts.values())
         for conn in monitor.connections():
             self._record(seen, ("connection", conn.name), (conn.recv_oct, conn.send_oct))
@@ -114,26 +102,14 @@ class Sampler:
             queued[0] += stats.messages
             queued[1] += stats.ready
             queued[2] += stats.unacked
-        self._record(seen, "overview", sum(totals.values(), MessageCounts()).values())
+        self._record(seen, "overview", overall.values())
         self._record(seen, "queue_totals", tuple(queued))
         self._samples = seen
 
     def totals(self, vhost: str | None = None) -> MessageCounts:
-        """Counts of channels of ``vhost`` (None: every vhost): the open ones' now plus
-        the last sampled of those closed since."""
-        if vhost is None:
-            total = sum(self._closed.values(), MessageCounts())
-        else:
-            total = self._closed.get(vhost, MessageCounts())
-        for channel in self.monitor.channels(vhost):
-            total = total + channel.counts
-        return total
-
-    def forget_vhost(self, vhost: str) -> None:
-        """A deleted vhost's counts leave its totals (not the broker's)."""
-        counts = self._closed.pop(vhost, None)
-        if counts is not None:
-            self._closed[""] = self._closed.get("", MessageCounts()) + counts
+        """What the channels of ``vhost`` (None: of every vhost) counted, open and
+        closed ones."""
+        return sum(self.monitor.vhost_counts(vhost).values(), MessageCounts())
 
     def rates(self, key: Hashable, size: int) -> tuple[float, ...]:
         """Per-second change of the values recorded under ``key`` between the last two

@@ -75,6 +75,5 @@ async def delete_vhost(request: web.Request) -> web.Response:
     ctx = context(request)
     name = vhost_param(request)
     ctx.admin.delete_vhost(name)
-    ctx.sampler.forget_vhost(name)
     await ctx.admin.committed()
     return web.Response(status=204)

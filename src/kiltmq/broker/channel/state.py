@@ -47,6 +47,13 @@ class Tx:
 class ChannelState:
     """Broker-side state of one open channel."""
 
+    #: The message counters (see ``__init__``), added to the vhost's
+    #: ``closed_channel_counts`` when the channel closes.
+    COUNTERS = (
+        "published", "delivery_tag", "got", "got_empty", "no_ack_delivered", "no_ack_got",
+        "acked", "redelivered", "confirmed", "returned", "dropped",
+    )
+
     def __init__(self, session: ChannelSession, number: int) -> None:
         self.session = session
         self.number = number
