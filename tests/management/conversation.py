@@ -288,6 +288,9 @@ def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:
     r("aliveness", api.get(f"/api/aliveness-test/{V}"), lambda b: b)
     r("aliveness unknown vhost", api.get("/api/aliveness-test/no-such-vhost-mgmt"))
     r("unknown path", api.get("/api/no-such-thing"))
+    r("unknown path without credentials", api.get("/api/no-such-thing", auth=False))
+    wrong = api.call("POST", "/api/overview", {})
+    r("method not allowed", wrong, lambda _: wrong.text)
     r("delete vhost", api.delete(f"/api/vhosts/{V}"))
 
 

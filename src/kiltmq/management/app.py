@@ -47,6 +47,9 @@ def _error_reply(error: ApiError) -> web.Response:
 @web.middleware
 async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        unmatched = request.match_info.http_exception
+        if unmatched is not None:  # no such path (404) or method (405): before any login
+            raise unmatched
         if request.path.startswith("/api/"):
             CALLER.set(authenticate(request, request.app[CONTEXT].broker))
         return await handler(request)
@@ -60,6 +63,8 @@ async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.Stream
         return _error_reply(bad_request(error.reply_text))
     except web.HTTPNotFound:
         return _error_reply(object_not_found())
+    except web.HTTPMethodNotAllowed as error:
+        return web.Response(status=405, headers={"Allow": ", ".join(sorted(error.allowed_methods))})
 
 
 def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> web.Application:
