@@ -24,7 +24,7 @@ help:
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,store]'
+	$(BIN)/python -m pip install --quiet -e '.[test,store,management]'
 	@touch $(STAMP)
 
 # Install on first use, and again when the project's dependencies change.

@@ -40,8 +40,32 @@ except OSError:
 PY
 }
 
+# The management HTTP API (15672) and Prometheus metrics (15692), which the management
+# comparison tests use. `rabbitmq-plugins enable` works on a running node and is
+# idempotent.
+enable_plugins() {
+    if ! rabbitmq-plugins -q is_enabled rabbitmq_management rabbitmq_prometheus \
+            >/dev/null 2>&1; then
+        log "enabling rabbitmq_management and rabbitmq_prometheus"
+        rabbitmq-plugins -q enable rabbitmq_management rabbitmq_prometheus >/dev/null
+    fi
+    local deadline=$((SECONDS + TIMEOUT)) port
+    for port in 15672 15692; do
+        until PORT=$port port_in_use; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                log "error: nothing listens on $HOST:$port after enabling the plugins" >&2
+                exit 1
+            fi
+            sleep 1
+        done
+    done
+}
+
 if amqp_answers; then
-    log "RabbitMQ already answers on $HOST:$PORT; nothing to do"
+    if [ "$(id -u)" -eq 0 ] && command -v rabbitmq-plugins >/dev/null 2>&1; then
+        enable_plugins
+    fi
+    log "RabbitMQ already answers on $HOST:$PORT"
     exit 0
 fi
 if port_in_use; then
@@ -127,5 +151,6 @@ if ! rabbitmqctl -q authenticate_user guest guest >/dev/null 2>&1; then
     rabbitmqctl -q set_user_tags guest administrator >/dev/null
 fi
 rabbitmqctl -q set_permissions -p / guest '.*' '.*' '.*' >/dev/null
+enable_plugins
 
 log "RabbitMQ is up on $HOST:$PORT (user guest, vhost /)"

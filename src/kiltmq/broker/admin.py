@@ -99,6 +99,9 @@ class ManagedBroker(Protocol):
     def alarms(self) -> frozenset[str]: ...
 
     @property
+    def disk_free_limit(self) -> int | None: ...
+
+    @property
     def ctl_path(self) -> Path | None: ...
 
     def memory_used(self) -> int: ...
@@ -367,6 +370,17 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
         self.broker.auth.add_user(user)
         self.broker.store.user_added(user)
 
+    def put_user(self, name: str, password_hash: str | None, tags: Iterable[str]) -> bool:
+        """Create or replace a user with a password hash (None: no password login);
+        True if created. Open connections stay open."""
+        if not name:
+            raise AdminError("a user name cannot be empty")
+        created = name not in self.broker.auth.users
+        user = User(name, password_hash, frozenset(tags))
+        self.broker.auth.add_user(user)
+        self.broker.store.user_added(user)
+        return created
+
     def change_password(self, name: str, password: str) -> None:
         """Set a user's password (open connections stay open, as in RabbitMQ)."""
         old = self.user(name)
@@ -466,6 +480,7 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
             memory_limit=broker.memory_limit,
             memory_alarm="memory" in broker.alarms,
             alarms=tuple(sorted(broker.alarms)),
+            disk_free_limit=broker.disk_free_limit,
             process_memory=snapshots.resident_memory(),
             data_dir=data_dir,
             ctl_socket=str(ctl) if ctl is not None else None,

@@ -35,6 +35,7 @@ from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.memory import MESSAGE_OVERHEAD, MemoryUse, memory_use, parse_memory_limit
 from kiltmq.broker.resource_monitor import ResourceMonitor
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
+from kiltmq.broker.services import Service, start_services
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.tls import TLSSettings
 from kiltmq.broker.vhost import VirtualHost
@@ -90,6 +91,15 @@ class Broker:
 
     ``load_definitions``: a JSON file of definitions (RabbitMQ's export format) loaded at
     every start, after what the store kept (AdminError if it cannot be).
+
+    ``management_port``: serve RabbitMQ's management HTTP API on ``management_host``
+    (0: a free port; see :attr:`management_url`); None (default): no management API. It
+    needs aiohttp (``kiltmq[management]``): without it, :meth:`start` raises
+    :class:`~kiltmq.broker.services.ServiceUnavailable`. ``prometheus_port``: the same for
+    Prometheus metrics (RabbitMQ's ``/metrics``), on ``management_host`` too.
+    ``optional_services``: of ``"management"`` and ``"prometheus"``, those that, if they
+    cannot start (the port is taken, aiohttp is missing), are logged as a warning and left
+    out (``kiltmq broker``'s default ports) instead of failing :meth:`start`.
     """
 
     def __init__(
@@ -124,6 +134,10 @@ class Broker:
         tls_verify: str | None = None,
         tls_login_from: str = "distinguished_name",
         load_definitions: str | os.PathLike[str] | None = None,
+        management_host: str = "127.0.0.1",
+        management_port: int | None = None,
+        prometheus_port: int | None = None,
+        optional_services: Iterable[str] = (),
     ) -> None:
         self.host = host
         self._port = port
@@ -157,6 +171,11 @@ class Broker:
         self.ctl_socket = ctl_socket
         self.load_definitions = load_definitions
         self._control: ControlServer | None = None
+        self.management_host = management_host
+        self.management_port = management_port
+        self.prometheus_port = prometheus_port
+        self.optional_services = frozenset(optional_services)
+        self._services: dict[str, Service] = {}
         self._started_at: float | None = None
         # what was configured rather than defaulted (see _recover)
         self._implicit_users = users is None
@@ -170,11 +189,12 @@ class Broker:
         self.auth = AuthDB(loopback_users)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._passwords: dict[str, str] = {}
-        if users is None:
+        if users is None:  # RabbitMQ's default user, an administrator
             users = {"guest": "guest"}
         if isinstance(users, Mapping):
             for name, password in users.items():
-                self.auth.add_user(User.with_password(name, password))
+                tags = ("administrator",) if self._implicit_users else ()
+                self.auth.add_user(User.with_password(name, password, tags))
                 self._passwords[name] = password
         else:
             for user in users:
@@ -285,6 +305,19 @@ class Broker:
         return f"{credentials}{host}"
 
     @property
+    def management_url(self) -> str | None:
+        """The management API's base URL (``http://host:port``) while it runs, else
+        None."""
+        service = self._services.get("management")
+        return service.url if service is not None else None
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The Prometheus metrics' base URL while they are served, else None."""
+        service = self._services.get("prometheus")
+        return service.url if service is not None else None
+
+    @property
     def ctl_path(self) -> Path | None:
         """The path of the control socket while it is open, else None."""
         return self._control.path if self._control is not None else None
@@ -329,6 +362,16 @@ class Broker:
         self._start_timers()
         self._started_at = time.monotonic()
         await self._open_control()
+        try:
+            self._services = await start_services(
+                self,
+                self.management_host,
+                {"management": self.management_port, "prometheus": self.prometheus_port},
+                self.optional_services,
+            )
+        except BaseException:
+            await self.stop()
+            raise
         self._monitor.start(loop, self.memory_check_interval)
         self._ack_check.start(loop, self.consumer_timeout)
 
@@ -372,6 +415,9 @@ class Broker:
         for them to go."""
         if not self._servers:
             return
+        services, self._services = self._services, {}
+        for service in reversed(services.values()):
+            await service.stop()
         for server in self._servers:
             server.close()
         control, self._control = self._control, None

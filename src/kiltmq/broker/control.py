@@ -131,6 +131,15 @@ def _delete_user(admin: Admin, args: dict[str, Any]) -> Any:
     return {"connections_closed": len(closed)}
 
 
+def _set_user_tags(admin: Admin, args: dict[str, Any]) -> Any:
+    tags = args.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise AdminError("argument 'tags' must be a list of strings")
+    user = admin.user(_str(args, "name"))
+    admin.put_user(user.name, user.password_hash, tags)
+    return None
+
+
 def _change_password(admin: Admin, args: dict[str, Any]) -> Any:
     admin.change_password(_str(args, "name"), _str(args, "password"))
     return None
@@ -294,6 +303,7 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "add_user": (_add_user, True),
     "delete_user": (_delete_user, True),
     "change_password": (_change_password, True),
+    "set_user_tags": (_set_user_tags, True),
     "set_permissions": (_set_permissions, True),
     "clear_permissions": (_clear_permissions, True),
     "list_permissions": (_list_permissions, False),

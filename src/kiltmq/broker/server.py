@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from typing import Protocol, cast
 
 from kiltmq.broker.endpoint import Endpoint
@@ -140,6 +141,11 @@ class ServerConnection(asyncio.Protocol):
         self._content_timer: asyncio.TimerHandle | None = None
         #: Channel -> (content method, body bytes received, when first seen so).
         self._partial: dict[int, tuple[spec.Method, int, float]] = {}
+        #: For monitoring: when the client connected (seconds since the epoch), and the
+        #: bytes read and written.
+        self.connected_at = time.time()
+        self.recv_oct = 0
+        self.send_oct = 0
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -228,6 +234,7 @@ class ServerConnection(asyncio.Protocol):
             return
         core = self.core
         core.heartbeat.last_received = self.loop.time()
+        self.recv_oct += len(data)
         try:
             events = core.receive_data(data)
             if events:
@@ -320,6 +327,7 @@ class ServerConnection(asyncio.Protocol):
         if data:
             assert self.transport is not None
             self.transport.write(data)
+            self.send_oct += len(data)
             self.core.heartbeat.last_sent = self.loop.time()
         self.pending = 0
         if not self._paused_writing:

@@ -169,6 +169,8 @@ class Status:
     memory_alarm: bool
     #: The resources in alarm ("memory", "disk"): publishers are blocked while any is.
     alarms: tuple[str, ...]
+    #: Free space below which the disk alarm is set (None: no disk alarm).
+    disk_free_limit: int | None
     #: Resident memory of the broker's process in bytes, where the system tells.
     process_memory: int | None
     #: The store's data directory (None: memory-only or another store).

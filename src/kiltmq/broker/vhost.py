@@ -96,6 +96,9 @@ class VirtualHost:
         self.max_connections: int | None = None
         self.max_queues: int | None = None
         self.connections = 0
+        #: Message counters of the channels that were open on this vhost and closed
+        #: (see ``ChannelState.COUNTERS``), for monitoring.
+        self.closed_channel_counts: dict[str, int] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
         #: Policies and operator policies (see :mod:`kiltmq.broker.policies`).

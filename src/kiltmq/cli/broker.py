@@ -31,6 +31,12 @@ certificate names.
 `kiltmq ctl` administers the running broker through a control socket only its OS user can
 use: ctl.sock in the data directory, or for --memory-only kiltmq-<port>.sock in
 $XDG_RUNTIME_DIR (else the temporary directory); --ctl-socket puts it elsewhere.
+
+RabbitMQ's management HTTP API (rabbitmqadmin, monitoring, health checks) is served on
+127.0.0.1:15672 and Prometheus metrics on 127.0.0.1:15692/metrics (--management-port 0
+and --prometheus-port 0 turn them off); they need aiohttp (kiltmq[management]). When a
+default port is taken (a RabbitMQ on the same machine) or aiohttp is missing, the broker
+warns and runs without them; a port given on the command line must work.
 """
 
 
@@ -185,6 +191,25 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         help="open no control socket (kiltmq ctl cannot reach this broker)",
     )
     parser.add_argument(
+        "--management-host",
+        default="127.0.0.1",
+        help="address of the management HTTP API (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the management HTTP API (default 15672; 0: no management API)",
+    )
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the Prometheus metrics, on the management host (default 15692; 0: none)",
+    )
+    parser.add_argument(
         "--uvloop",
         action="store_true",
         help="run on uvloop (pip install uvloop, or kiltmq[fast]) instead of asyncio's loop",
@@ -277,6 +302,18 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"invalid TLS port {args.tls_port}")
     if args.load_definitions:
         kwargs["load_definitions"] = args.load_definitions
+    optional = []
+    for service, default in (("management", 15672), ("prometheus", 15692)):
+        port = getattr(args, f"{service}_port")
+        if port is None:  # the default: left out with a warning if it cannot start
+            port = default
+            optional.append(service)
+        if not 0 <= port < 65536:
+            return _fail(f"invalid --{service}-port {port}")
+        if port:
+            kwargs["management_host"] = args.management_host
+            kwargs[f"{service}_port"] = port
+    kwargs["optional_services"] = optional
     if not args.no_ctl_socket:
         kwargs["ctl_socket"] = args.ctl_socket or True
     try:
@@ -296,11 +333,12 @@ async def _serve(broker: Any) -> int:
     loop = asyncio.get_running_loop()
     from kiltmq.broker.admin import AdminError
     from kiltmq.broker.control import ControlError
+    from kiltmq.broker.services import ServiceError
     from kiltmq.broker.store import StoreError
 
     try:
         await broker.start()
-    except (StoreError, ControlError, AdminError) as exc:
+    except (StoreError, ControlError, AdminError, ServiceError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         where = ", ".join(_address(h, p) for h, p in [*broker.listeners, *broker.tls_listeners])
@@ -313,6 +351,12 @@ async def _serve(broker: Any) -> int:
     if broker.tls_port is not None:
         addresses += f", {_address(broker.tls_listeners[0][0], broker.tls_port)} (amqps)"
     logging.getLogger("kiltmq.broker").info("kiltmq broker ready on %s", addresses)
+    if broker.management_url is not None:
+        logging.getLogger("kiltmq.broker").info("management API on %s", broker.management_url)
+    if broker.prometheus_url is not None:
+        logging.getLogger("kiltmq.broker").info(
+            "Prometheus metrics on %s/metrics", broker.prometheus_url
+        )
     await stop.wait()
     logging.getLogger("kiltmq.broker").info("shutting down")
     await broker.stop()

@@ -100,6 +100,12 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         p.add_argument("password", metavar="PASSWORD", nargs="?",
                        help="(default: read from standard input)")
 
+    def user_tags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("tags", metavar="TAG", nargs="*",
+                       help="administrator, monitoring, policymaker, management... "
+                       "(none: no tags)")
+
     def set_permissions(p: argparse.ArgumentParser) -> None:
         _vhost_option(p)
         p.add_argument("user", metavar="USER")
@@ -165,6 +171,7 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         "add_user": ("create a user (with no permissions)", user_password),
         "delete_user": ("delete a user (their connections are closed)", name("user")),
         "change_password": ("set a user's password", user_password),
+        "set_user_tags": ("replace a user's tags (what the management API allows)", user_tags),
         "set_permissions": ("set a user's permissions in a vhost", set_permissions),
         "clear_permissions": ("remove a user's permissions in a vhost", clear_permissions),
         "list_permissions": ("permissions in a vhost", vhost_only),
@@ -426,6 +433,8 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
         return f"user '{name}' deleted" + (f", {closed} connection(s) closed" if closed else "")
     if command == "change_password":
         return f"password of user '{name}' changed"
+    if command == "set_user_tags":
+        return f"tags of user '{name}' set to [{', '.join(args.tags)}]"
     if command == "set_permissions":
         return f"permissions of user '{args.user}' in vhost '{vhost}' set"
     if command == "clear_permissions":

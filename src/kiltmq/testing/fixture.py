@@ -151,6 +151,18 @@ class BrokerFixture:
         return base + quote(self.vhost, safe="")
 
     @property
+    def management_url(self) -> str:
+        """The management API's base URL (``http://127.0.0.1:<port>``); RuntimeError if
+        the broker serves none (start it with ``management_port=0``)."""
+        url = self.broker.management_url
+        if url is None:
+            raise RuntimeError(
+                "this broker serves no management API: start it with management_port=0 "
+                "(pytest --kiltmq-management, or @pytest.mark.kiltmq_broker(management_port=0))"
+            )
+        return url
+
+    @property
     def host(self) -> str:
         return self.broker.host
 

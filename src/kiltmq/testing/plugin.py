@@ -20,8 +20,15 @@ Fixtures
     The session's shared broker on the vhost ``/``, for session- or module-scoped
     fixtures.
 ``amqp_broker_options``
-    Keyword arguments for every ``Broker`` the plugin starts (default none); override it
-    in a conftest.py (session scope).
+    Keyword arguments for every ``Broker`` the plugin starts (default none, or
+    ``management_port=0`` with ``--kiltmq-management``); override it in a conftest.py
+    (session scope).
+``amqp_management_url``
+    The base URL of the management HTTP API of the test's broker
+    (``http://127.0.0.1:<port>``, user ``guest``/``guest``). The plugin's brokers serve it
+    with ``--kiltmq-management`` (or the ini option ``kiltmq_management = true``), with
+    ``management_port=0`` in ``amqp_broker_options``, or for one test with
+    ``@pytest.mark.kiltmq_broker(management_port=0)``. Needs aiohttp.
 
 Marker
 ------
@@ -60,6 +67,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="session (default): one broker, a fresh vhost per test; "
         "function: a broker per test",
     )
+    group.addoption(
+        "--kiltmq-management",
+        dest="kiltmq_management",
+        action="store_true",
+        default=None,
+        help="the embedded brokers serve the management HTTP API (amqp_management_url)",
+    )
+    parser.addini(
+        "kiltmq_management",
+        help="the embedded brokers serve the management HTTP API (true/false)",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "kiltmq_broker_scope",
         help="scope of the amqp_broker fixture's broker: session (default) or function",
@@ -90,9 +110,12 @@ def _vhost_name(node_name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def amqp_broker_options() -> dict[str, Any]:
+def amqp_broker_options(pytestconfig: pytest.Config) -> dict[str, Any]:
     """``Broker`` keyword arguments for the brokers the plugin starts (override it)."""
-    return {}
+    management = pytestconfig.getoption("kiltmq_management", None)
+    if management is None:
+        management = pytestconfig.getini("kiltmq_management")
+    return {"management_port": 0} if management else {}
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +169,13 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
         yield fixture
     finally:
         fixture.delete_vhost()
+
+
+@pytest.fixture
+def amqp_management_url(amqp_broker: BrokerFixture) -> str:
+    """The base URL of the management API of this test's broker (see the module's
+    docstring for how to turn it on)."""
+    return amqp_broker.management_url
 
 
 @pytest.fixture

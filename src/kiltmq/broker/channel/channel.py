@@ -65,6 +65,9 @@ class Channel(Declarations, Transactions):
         if self.closed:
             return
         self.closed = True
+        totals = self.vhost.closed_channel_counts
+        for name in self.COUNTERS:
+            totals[name] = totals.get(name, 0) + getattr(self, name)
         self._stop_replies()
         tx, self.tx = self.tx, None
         self._acks = []

@@ -65,8 +65,14 @@ class Consuming(DirectReplyTo):
         else:
             data = self._content(payload, message)
         self.out.send_delivery(data)
+        if entry.redelivered:
+            self.redelivered += 1
+            consumer.queue.redelivered += 1
         if consumer.no_ack:
-            consumer.queue.ack(entry)
+            queue = consumer.queue
+            queue.no_ack_delivered += 1
+            self.no_ack_delivered += 1
+            queue.ack(entry)
         else:
             self.unacked[tag] = (consumer.queue, entry, consumer)
             self.unacked_bytes += size
@@ -147,8 +153,13 @@ class Consuming(DirectReplyTo):
         queue = self.vhost.get_queue(name, self.session)
         entry = queue.get()
         if entry is None:
+            self.got_empty += 1
             self.send(spec.BasicGetEmpty())
             return
+        self.got += 1
+        if entry.redelivered:
+            self.redelivered += 1
+            queue.redelivered += 1
         self.delivery_tag = tag = self.delivery_tag + 1
         message = entry.message
         if self._acks or self._nacks:
@@ -161,6 +172,8 @@ class Consuming(DirectReplyTo):
         )
         self.out.send_raw(self._content(payload, message))
         if m.no_ack:
+            self.no_ack_got += 1
+            queue.no_ack_got += 1
             queue.ack(entry)
         else:
             self.unacked[tag] = (queue, entry, None)

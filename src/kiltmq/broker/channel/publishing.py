@@ -85,6 +85,7 @@ class Publishing(DirectReplyTo):
             # properties that do not decode: RabbitMQ closes the connection with 541
             log.info("%s: undecodable content properties", self.session.peer_name)
             raise InternalError("INTERNAL_ERROR") from None
+        self.published += 1
         if self.session.blocked_by_alarm:
             self.session.publishing_while_blocked()
         if self.tx is not None:
@@ -115,11 +116,15 @@ class Publishing(DirectReplyTo):
                     queue.publish(message)
             elif mandatory:
                 self._return(message)
+            else:
+                self.dropped += 1
             return
         self.publish_seq = seq = self.publish_seq + 1
         if not queues:
             if mandatory:
                 self._return(message)
+            else:
+                self.dropped += 1
             self._confirmed(seq)
             return
         accepted = True
@@ -137,6 +142,7 @@ class Publishing(DirectReplyTo):
             self._confirmed(seq)
 
     def _return(self, message: Message) -> None:
+        self.returned += 1
         method = spec.BasicReturn(312, "NO_ROUTE", message.exchange, message.routing_key)
         self.out.send_raw(self._content(method.encode(), message))
 

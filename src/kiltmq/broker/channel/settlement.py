@@ -56,6 +56,7 @@ class Settlement(Consuming):
                 raise PreconditionFailed(
                     f"PRECONDITION_FAILED - unknown delivery tag {m.delivery_tag}"
                 )
+            self.acked += 1
             queue, entry, consumer = record
             queue.ack(entry)
             self.unacked_bytes -= entry.message.size
@@ -104,7 +105,9 @@ class Settlement(Consuming):
                 queue.reject(entry, False)
             touched[queue] = None
         self.unacked_bytes -= size
-        if kind == "requeue":
+        if kind == "ack":
+            self.acked += len(records)
+        elif kind == "requeue":
             requeue(records)
         if self.prefetch_global:
             self._drain_consumers()

@@ -49,6 +49,13 @@ class Tx:
 class ChannelState:
     """Broker-side state of one open channel."""
 
+    #: The message counters (see ``__init__``), added to the vhost's
+    #: ``closed_channel_counts`` when the channel closes.
+    COUNTERS = (
+        "published", "delivery_tag", "got", "got_empty", "no_ack_delivered", "no_ack_got",
+        "acked", "redelivered", "confirmed", "returned", "dropped",
+    )
+
     def __init__(self, session: ChannelSession, number: int) -> None:
         self.session = session
         self.number = number
@@ -74,6 +81,20 @@ class ChannelState:
         self.publish_seq = 0
         self.tx: Tx | None = None
         self.closed = False
+        #: Counters for monitoring (plain increments): publishes, basic.get answered with
+        #: a message or empty, deliveries and gets without acknowledgement, acks,
+        #: redeliveries, confirms, mandatory returns and unroutable messages dropped.
+        #: Deliveries and gets together are ``delivery_tag``.
+        self.published = 0
+        self.got = 0
+        self.got_empty = 0
+        self.no_ack_delivered = 0
+        self.no_ack_got = 0
+        self.acked = 0
+        self.redelivered = 0
+        self.confirmed = 0
+        self.returned = 0
+        self.dropped = 0
         #: Events received while a reply waits for the store (tx.commit-ok, the
         #: declare-ok of a durable queue...): replayed after it, so replies on the channel
         #: keep the order of the requests.
@@ -111,6 +132,7 @@ class ChannelState:
             return
         self._acks = []
         self._nacks = []
+        self.confirmed += len(acks)
         if self.closed:
             return
         out = self.out

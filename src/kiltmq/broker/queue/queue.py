@@ -161,6 +161,16 @@ class Queue:
         #: Messages acknowledged (or delivered to a no-ack consumer) since the queue was
         #: created: what tests wait for (see :mod:`kiltmq.testing`).
         self.acked = 0
+        #: Counters for monitoring (plain increments): messages published to the queue,
+        #: delivered to consumers, taken by basic.get (and gets that found it empty), the
+        #: deliveries and gets of those without acknowledgement, and redeliveries.
+        self.published = 0
+        self.delivered = 0
+        self.got = 0
+        self.got_empty = 0
+        self.no_ack_delivered = 0
+        self.no_ack_got = 0
+        self.redelivered = 0
         self.had_consumer = False
         self.exclusive_consumer: Consumer | None = None
         self.deleted = False
@@ -249,6 +259,7 @@ class Queue:
         if self.deleted:
             return True
         self._seq += 1
+        self.published += 1
         expires: float | None = None
         ttl: int | None = None
         if self.message_ttl is not None or message.flags & FLAG_EXPIRATION:
@@ -278,6 +289,7 @@ class Queue:
             consumer = self._lineup.pick()
             if consumer is not None:
                 consumer.channel.deliver(consumer, entry)
+                self.delivered += 1
                 return True
         if ttl == 0 and not ready:
             # a zero TTL message at the head expires at once unless a consumer took it
@@ -335,6 +347,7 @@ class Queue:
         if not ready or not self.consumers:
             return
         pick = self._lineup.pick
+        delivered = 0
         while ready:
             consumer = pick()
             if consumer is None:
@@ -348,6 +361,8 @@ class Queue:
             if entry.message.paged:
                 self._pager.page_in(entry, ready)
             consumer.channel.deliver(consumer, entry)
+            delivered += 1
+        self.delivered += delivered
         if ready and not self._ttl.armed:
             head_expires = ready[0].expires
             if head_expires is not None:
@@ -360,7 +375,9 @@ class Queue:
         if ready and ready[0].expires is not None:
             self._expire_head()
         if not ready:
+            self.got_empty += 1
             return None
+        self.got += 1
         entry = ready.popleft()
         self.ready_bytes -= entry.message.size
         if entry.message.paged:

@@ -1,0 +1,219 @@
+"""The broker as a whole: ``/api/overview``, ``/api/nodes[/{node}]``, ``/api/whoami``,
+``/api/extensions``, ``/api/cluster-name`` and ``/api/auth``."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from typing import Any
+
+from aiohttp import web
+
+from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT
+from kiltmq.broker.exchange import EXCHANGE_TYPES
+from kiltmq.management.context import Context, caller, context
+from kiltmq.management.errors import object_not_found
+from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.stats import OVERVIEW_FIELDS, message_stats, with_rates
+from kiltmq.version import __version__
+
+__all__ = ["API_VERSION", "routes"]
+
+routes = web.RouteTableDef()
+
+#: The RabbitMQ management API this one answers as (``management_version``,
+#: ``rabbitmq_version``); the product is kiltmq.
+API_VERSION = "3.10.8"
+#: RabbitMQ's default free disk space limit.
+
+_DESCRIPTIONS = {
+    "direct": "AMQP direct exchange, as per the AMQP specification",
+    "fanout": "AMQP fanout exchange, as per the AMQP specification",
+    "headers": "AMQP headers exchange, as per the AMQP specification",
+    "topic": "AMQP topic exchange, as per the AMQP specification",
+}
+
+
+def exchange_types() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "description": _DESCRIPTIONS.get(name, ""), "enabled": True}
+        for name in sorted(EXCHANGE_TYPES)
+    ]
+
+
+def _listeners(ctx: Context, request: web.Request) -> list[dict[str, Any]]:
+    found = [
+        {
+            "node": ctx.node,
+            "protocol": "amqp",
+            "ip_address": host or "0.0.0.0",
+            "port": port,
+            "socket_opts": {},
+        }
+        for (host, _), port in zip(ctx.broker.listeners, ctx.broker.ports, strict=False)
+    ]
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple):
+        found.append(
+            {
+                "node": ctx.node,
+                "protocol": "http",
+                "ip_address": str(sockname[0]),
+                "port": int(sockname[1]),
+                "socket_opts": {"port": int(sockname[1])},
+            }
+        )
+    return found
+
+
+def _contexts(ctx: Context, request: web.Request) -> list[dict[str, Any]]:
+    """Where the API is served, as RabbitMQ's web ``contexts``."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = str(sockname[1]) if isinstance(sockname, tuple) else ""
+    return [{"node": ctx.node, "description": "kiltmq management", "path": "/", "port": port}]
+
+
+@routes.get("/api/overview")
+async def get_overview(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = caller(request)
+    monitor = ctx.monitor
+    sampler = ctx.sampler
+    visible = who.visible_vhosts(ctx.broker)
+    queues = [q for q in monitor.queues() if q.stats.vhost in visible]
+    totals = sampler.totals()
+    stats = message_stats(totals, sampler.rates("overview", 11), OVERVIEW_FIELDS) or {}
+    queue_totals: dict[str, Any] = {}
+    if queues:
+        with_rates(
+            queue_totals,
+            {
+                "messages": sum(q.stats.messages for q in queues),
+                "messages_ready": sum(q.stats.ready for q in queues),
+                "messages_unacknowledged": sum(q.stats.unacked for q in queues),
+            },
+            sampler.rates("queue_totals", 3),
+        )
+    channels = [c for c in monitor.channels() if who.sees_user(c.connection.user)]
+    connections = [c for c in monitor.connections() if who.sees_user(c.user)]
+    exchanges = sum(len(ctx.admin.vhost(v).exchanges) for v in visible)
+    body: dict[str, Any] = {
+        "management_version": API_VERSION,
+        "rates_mode": "basic",
+        "sample_retention_policies": {
+            "global": [600, 3600, 28800, 86400],
+            "basic": [600, 3600],
+            "detailed": [600],
+        },
+        "exchange_types": exchange_types(),
+        "product_version": __version__,
+        "product_name": "kiltmq",
+        "rabbitmq_version": API_VERSION,
+        "cluster_name": ctx.cluster_name,
+        "disable_stats": False,
+        "enable_queue_totals": False,
+        "message_stats": stats,
+        "queue_totals": queue_totals,
+        "object_totals": {
+            "channels": len(channels),
+            "connections": len(connections),
+            "consumers": sum(q.stats.consumers for q in queues),
+            "exchanges": exchanges,
+            "queues": len(queues),
+        },
+        "statistics_db_event_queue": 0,
+        "node": ctx.node,
+    }
+    if who.is_monitor:
+        body["listeners"] = _listeners(ctx, request)
+        body["contexts"] = _contexts(ctx, request)
+    return reply_item(request, body)
+
+
+def _node(ctx: Context, request: web.Request) -> dict[str, Any]:
+    status = ctx.admin.status()
+    data_dir = status.data_dir or os.getcwd()
+    try:
+        disk_free = shutil.disk_usage(data_dir).free
+    except OSError:
+        disk_free = 0
+    fd_total = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    try:
+        fd_used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fd_used = 0
+    return {
+        "name": ctx.node,
+        "type": "disc",
+        "running": True,
+        "os_pid": str(status.pid),
+        "uptime": int(status.uptime * 1000),
+        "processors": os.cpu_count() or 1,
+        "mem_used": status.process_memory or status.queued_bytes,
+        "mem_limit": status.memory_limit or 0,
+        "mem_alarm": status.memory_alarm,
+        "mem_calculation_strategy": "rss",
+        "disk_free": disk_free,
+        "disk_free_limit": status.disk_free_limit or DEFAULT_DISK_FREE_LIMIT,
+        "disk_free_alarm": "disk" in status.alarms,
+        "fd_used": fd_used,
+        "fd_total": fd_total,
+        "sockets_used": status.connections,
+        "sockets_total": fd_total,
+        "partitions": [],
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "auth_mechanisms": [
+            {"name": "PLAIN", "description": "SASL PLAIN authentication mechanism",
+             "enabled": True},
+            {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism", "enabled": True},
+        ],
+        "enabled_plugins": ["rabbitmq_management"],
+        "applications": [
+            {"name": "kiltmq", "description": "kiltmq broker", "version": __version__}
+        ],
+        "db_dir": status.data_dir or "",
+        "log_files": [],
+        "config_files": [],
+        "net_ticktime": 60,
+        "cluster_links": [],
+        "contexts": _contexts(ctx, request),
+    }
+
+
+@routes.get("/api/nodes")
+async def get_nodes(request: web.Request) -> web.Response:
+    caller(request).require_monitor()
+    return reply_list(request, [_node(context(request), request)], ("name",))
+
+
+@routes.get("/api/nodes/{node}")
+async def get_node(request: web.Request) -> web.Response:
+    caller(request).require_monitor()
+    ctx = context(request)
+    if request.match_info["node"] != ctx.node:
+        raise object_not_found()
+    return reply_item(request, _node(ctx, request))
+
+
+@routes.get("/api/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    who = caller(request)
+    return json_reply({"name": who.name, "tags": sorted(who.tags)})
+
+
+@routes.get("/api/extensions")
+async def extensions(request: web.Request) -> web.Response:
+    return json_reply([])
+
+
+@routes.get("/api/cluster-name")
+async def cluster_name(request: web.Request) -> web.Response:
+    return json_reply({"name": context(request).cluster_name})
+
+
+@routes.get("/api/auth")
+async def auth_settings(request: web.Request) -> web.Response:
+    """How the web UI logs in: basic authentication only (no OAuth 2)."""
+    return json_reply({"enable_uaa": False, "uaa_client_id": "", "uaa_location": ""})

@@ -1,0 +1,241 @@
+"""Queues: ``/api/queues[/{vhost}[/{name}]]`` (GET, PUT, DELETE with ``if-empty`` and
+``if-unused``), ``/api/queues/{vhost}/{name}/contents`` (DELETE: purge),
+``/api/queues/{vhost}/{name}/get`` (POST) and ``/api/queues/{vhost}/{name}/bindings``.
+Changes are done as the calling user, with that user's permissions."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp import web
+
+from kiltmq.broker.admin import NotFound
+from kiltmq.broker.monitor import QueueDetail
+from kiltmq.broker.user_actions import ACK_MODES, Fetched
+from kiltmq.management.bindings import bindings_of
+from kiltmq.management.connections import consumer_item
+from kiltmq.management.context import Context, caller, context, vhost_param
+from kiltmq.management.errors import (
+    ApiError,
+    amqp_failure,
+    bad_request,
+    object_not_found,
+    vhost_not_found,
+)
+from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.message_json import plain, properties_to_json
+from kiltmq.management.request import body, flag, integer, require
+from kiltmq.management.stats import QUEUE_FIELDS, message_stats, with_rates
+from kiltmq.protocol.errors import AMQPError
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+def queue_item(ctx: Context, q: QueueDetail, *, stats: bool = True) -> dict[str, Any]:
+    s = q.stats
+    item: dict[str, Any] = {
+        "name": s.name,
+        "vhost": s.vhost,
+        "durable": s.durable,
+        "auto_delete": s.auto_delete,
+        "exclusive": s.exclusive,
+        "arguments": plain(s.arguments),
+        "node": ctx.node,
+        "type": "classic",
+        "state": "running",
+        "policy": None,
+        "operator_policy": None,
+        "effective_policy_definition": {},
+        "consumers": s.consumers,
+        "exclusive_consumer_tag": q.exclusive_consumer_tag,
+        "head_message_timestamp": None,
+    }
+    if q.owner is not None:
+        host, _, port = q.owner.partition(" -> ")[0].rpartition(":")
+        item["owner_pid_details"] = {
+            "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
+        }
+    if not stats:
+        return item
+    key = ("queue", s.vhost, s.name)
+    with_rates(
+        item,
+        {
+            "messages": s.messages,
+            "messages_ready": s.ready,
+            "messages_unacknowledged": s.unacked,
+        },
+        ctx.sampler.rates(("depth", *key), 3),
+    )
+    item["messages_ram"] = s.messages
+    item["messages_ready_ram"] = s.ready
+    item["messages_unacknowledged_ram"] = s.unacked
+    item["message_bytes"] = q.ready_bytes + q.unacked_bytes
+    item["message_bytes_ready"] = q.ready_bytes
+    item["message_bytes_unacknowledged"] = q.unacked_bytes
+    counts = message_stats(q.counts, ctx.sampler.rates(key, 11), QUEUE_FIELDS)
+    if counts is not None:
+        item["message_stats"] = counts
+    return item
+
+
+def _disable_stats(request: web.Request) -> bool:
+    return request.query.get("disable_stats") == "true"
+
+
+def _list(request: web.Request, vhosts: list[str]) -> web.Response:
+    ctx = context(request)
+    stats = not _disable_stats(request)
+    items = [queue_item(ctx, q, stats=stats) for v in vhosts for q in ctx.monitor.queues(v)]
+    return reply_list(request, items)
+
+
+@routes.get("/api/queues")
+async def list_queues(request: web.Request) -> web.Response:
+    visible = caller(request).visible_vhosts(context(request).broker)
+    return _list(request, sorted(visible))
+
+
+@routes.get("/api/queues/{vhost}")
+async def vhost_queues(request: web.Request) -> web.Response:
+    return _list(request, [vhost_param(request)])
+
+
+def _queue(request: web.Request) -> QueueDetail:
+    vhost = vhost_param(request)
+    try:
+        return context(request).monitor.queue(vhost, request.match_info["name"])
+    except NotFound:
+        raise object_not_found() from None
+
+
+@routes.get("/api/queues/{vhost}/{name}")
+async def get_queue(request: web.Request) -> web.Response:
+    ctx = context(request)
+    q = _queue(request)
+    item = queue_item(ctx, q, stats=not _disable_stats(request))
+    item["consumer_details"] = [
+        consumer_item(c, ctx.node)
+        for c in ctx.monitor.consumers(q.stats.vhost)
+        if c.queue == q.stats.name
+    ]
+    item["incoming"] = []
+    item["deliveries"] = []
+    return reply_item(request, item)
+
+
+@routes.put("/api/queues/{vhost}/{name}")
+async def put_queue(request: web.Request) -> web.Response:
+    ctx = context(request)
+    vhost = request.match_info["vhost"]
+    caller(request).require_vhost(ctx.broker, vhost)
+    values = await body(request)
+    if vhost not in ctx.broker.vhosts:
+        raise vhost_not_found()
+    arguments = values.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be an object")
+    try:
+        created = ctx.actions(caller(request)).declare_queue(
+            vhost,
+            request.match_info["name"],
+            durable=flag(values, "durable", False),
+            auto_delete=flag(values, "auto_delete", False),
+            arguments=arguments,
+        )
+    except AMQPError as error:
+        raise amqp_failure(error) from None
+    await ctx.admin.committed()
+    return web.Response(status=201 if created else 204)
+
+
+@routes.delete("/api/queues/{vhost}/{name}")
+async def delete_queue(request: web.Request) -> web.Response:
+    q = _queue(request)
+    ctx = context(request)
+    query = request.query
+    try:
+        ctx.actions(caller(request)).delete_queue(
+            q.stats.vhost,
+            q.stats.name,
+            if_unused=query.get("if-unused") == "true",
+            if_empty=query.get("if-empty") == "true",
+        )
+    except AMQPError as error:
+        raise amqp_failure(error) from None
+    await ctx.admin.committed()
+    return web.Response(status=204)
+
+
+@routes.delete("/api/queues/{vhost}/{name}/contents")
+async def purge_queue(request: web.Request) -> web.Response:
+    q = _queue(request)
+    ctx = context(request)
+    try:
+        ctx.actions(caller(request)).purge_queue(q.stats.vhost, q.stats.name)
+    except AMQPError as error:
+        raise amqp_failure(error) from None
+    return web.Response(status=204)
+
+
+def _fetched_item(m: Fetched, encoding: str, truncate: int | None) -> dict[str, Any]:
+    payload = m.body if truncate is None else m.body[:truncate]
+    item: dict[str, Any] = {
+        "payload_bytes": len(m.body),
+        "redelivered": m.redelivered,
+        "exchange": m.exchange,
+        "routing_key": m.routing_key,
+        "message_count": m.message_count,
+        "properties": properties_to_json(m.properties),
+    }
+    text: str | None = None
+    if encoding == "auto":
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    if text is not None:
+        item["payload"] = text
+        item["payload_encoding"] = "string"
+    else:
+        item["payload"] = base64.b64encode(payload).decode()
+        item["payload_encoding"] = "base64"
+    return item
+
+
+@routes.post("/api/queues/{vhost}/{name}/get")
+async def get_messages(request: web.Request) -> web.Response:
+    ctx = context(request)
+    vhost = vhost_param(request)
+    values = await body(request)
+    require(values, ("count", "ackmode", "encoding"))
+    count = integer(values, "count", 1)
+    ackmode = values["ackmode"]
+    encoding = values["encoding"]
+    if ackmode not in ACK_MODES:
+        raise ApiError(500, None)  # as RabbitMQ, which fails on it
+    if encoding not in ("auto", "base64"):
+        raise bad_request("Unsupported encoding. Please use auto or base64.")
+    truncate = integer(values, "truncate", -1) if values.get("truncate") is not None else None
+    try:
+        fetched = ctx.actions(caller(request)).get(
+            vhost, request.match_info["name"], count, ackmode
+        )
+    except AMQPError as error:
+        raise amqp_failure(error, with_code=True) from None
+    if truncate is not None and truncate < 0:
+        truncate = None
+    return json_reply([_fetched_item(m, encoding, truncate) for m in fetched])
+
+
+@routes.get("/api/queues/{vhost}/{name}/bindings")
+async def queue_bindings(request: web.Request) -> web.Response:
+    q = _queue(request)
+    items = [
+        b for b in bindings_of(request, q.stats.vhost)
+        if b["destination_type"] == "queue" and b["destination"] == q.stats.name
+    ]
+    return reply_list(request, items, ())

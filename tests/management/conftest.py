@@ -1,0 +1,62 @@
+"""Fixtures of the management API tests: an embedded kiltmq broker serving the API, and
+RabbitMQ's management API (``rabbitmq`` marker) to compare with."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from kiltmq.broker import Broker
+
+from .api import Api, q
+
+RABBITMQ_MANAGEMENT_PORT = 15672
+
+
+@pytest.fixture(scope="module")
+def kilt_broker() -> Iterator[Broker]:
+    with Broker(port=0, management_port=0) as broker:
+        yield broker
+
+
+@pytest.fixture
+def kilt(kilt_broker: Broker) -> Api:
+    assert kilt_broker.management_url is not None
+    return Api(kilt_broker.management_url)
+
+
+@pytest.fixture(scope="session")
+def rabbit_base(rabbitmq_url: str) -> str:
+    """RabbitMQ's management API (on the host of ``KILTMQ_RABBITMQ_URL``, port 15672)."""
+    host = urlsplit(rabbitmq_url).hostname or "127.0.0.1"
+    try:
+        socket.create_connection((host, RABBITMQ_MANAGEMENT_PORT), timeout=5).close()
+    except OSError as exc:
+        reason = f"RabbitMQ's management API is not reachable ({exc}); run scripts/rabbitmq.sh"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return f"http://{host}:{RABBITMQ_MANAGEMENT_PORT}"
+
+
+@pytest.fixture
+def rabbit(rabbit_base: str) -> Api:
+    return Api(rabbit_base)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def vhost(kilt: Api) -> Iterator[str]:
+    """A vhost of the test's own on the embedded broker (deleted after)."""
+    name = unique("mgmt")
+    assert kilt.put(f"/api/vhosts/{q(name)}").status == 201
+    yield name
+    kilt.delete(f"/api/vhosts/{q(name)}")

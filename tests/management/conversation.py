@@ -1,0 +1,302 @@
+"""One HTTP conversation with the management API, recorded so that RabbitMQ's and
+kiltmq's can be compared: each step's status code and what clients read of the reply
+(error bodies in full, the keys of objects, the values that must agree), with the
+conversation's own names replaced by placeholders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .api import Api, Reply, q
+
+Step = tuple[str, int, Any]
+
+#: Keys of a queue, an exchange, a binding, a vhost, a user, a permission that clients
+#: read and that both brokers show at once (RabbitMQ adds its statistics later).
+QUEUE_KEYS = {"name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "node"}
+EXCHANGE_KEYS = {"name", "vhost", "type", "durable", "auto_delete", "internal", "arguments"}
+BINDING_KEYS = {
+    "source", "vhost", "destination", "destination_type", "routing_key", "arguments",
+    "properties_key",
+}
+VHOST_KEYS = {"name", "tracing", "description", "tags", "metadata", "default_queue_type"}
+USER_KEYS = {"name", "password_hash", "hashing_algorithm", "tags", "limits"}
+PAGE_KEYS = {
+    "filtered_count", "item_count", "items", "page", "page_count", "page_size", "total_count",
+}
+
+
+def keys(value: Any, wanted: set[str]) -> Any:
+    """The keys of ``value`` (or of each item of it) among ``wanted``."""
+    if isinstance(value, list):
+        return [keys(v, wanted) for v in value]
+    if isinstance(value, dict):
+        return sorted(k for k in value if k in wanted)
+    return value
+
+
+class Recorder:
+    def __init__(self, api: Api, names: dict[str, str]) -> None:
+        self.api = api
+        self.names = names
+        self.steps: list[Step] = []
+
+    def _clean(self, value: Any) -> Any:
+        text = json.dumps(value)
+        for name, placeholder in sorted(self.names.items(), key=lambda i: -len(i[0])):
+            text = text.replace(name, placeholder)
+        return json.loads(text)
+
+    def __call__(
+        self,
+        label: str,
+        reply: Reply,
+        summary: Callable[[Any], Any] | None = None,
+    ) -> Reply:
+        body = reply.body
+        if isinstance(body, dict) and "error" in body and set(body) == {"error", "reason"}:
+            shown: Any = body
+        elif summary is not None:
+            shown = summary(body)
+        else:
+            shown = None
+        self.steps.append((label, reply.status, self._clean(shown)))
+        return reply
+
+
+def _get_items(body: Any) -> Any:
+    return [
+        {k: m[k] for k in (
+            "payload", "payload_encoding", "payload_bytes", "redelivered", "exchange",
+            "routing_key", "message_count", "properties",
+        )}
+        for m in body
+    ]
+
+
+def run(api: Api, amqp_port: int) -> list[Step]:
+    """The conversation; leaves nothing behind when it completes."""
+    tag = uuid.uuid4().hex[:8]
+    v = f"mgmt-compat-{tag}"
+    mon, plain = f"mgmt-mon-{tag}", f"mgmt-plain-{tag}"
+    names = {v: "<vhost>", mon: "<mon>", plain: "<plain>"}
+    r = Recorder(api, names)
+    V = q(v)
+    try:
+        _topology(r, api, V)
+        _messages(r, api, V)
+        _lists(r, api, V)
+        _users(r, api, V, v, mon, plain)
+        _teardown(r, api, V, amqp_port)
+    finally:
+        for user in (mon, plain):
+            api.delete(f"/api/users/{user}")
+        api.delete(f"/api/vhosts/{V}")
+    r("vhost gone", api.delete(f"/api/vhosts/{V}"))
+    return r.steps
+
+
+def _topology(r: Recorder, api: Api, V: str) -> None:
+    r("create vhost", api.put(f"/api/vhosts/{V}"))
+    r("create vhost again", api.put(f"/api/vhosts/{V}"))
+    r("get vhost", api.get(f"/api/vhosts/{V}"), lambda b: keys(b, VHOST_KEYS))
+    r("declare queue", api.put(f"/api/queues/{V}/q1", {"durable": True}))
+    r("declare queue again", api.put(f"/api/queues/{V}/q1", {"durable": True}))
+    r("inequivalent queue", api.put(f"/api/queues/{V}/q1", {"durable": False}))
+    r("malformed JSON", api.call("PUT", f"/api/queues/{V}/q2", raw=b'{"durable":'))
+    r("queue in unknown vhost", api.put("/api/queues/no-such-vhost-mgmt/q", {}))
+    r("unknown queue", api.get(f"/api/queues/{V}/nope"))
+    r("get queue", api.get(f"/api/queues/{V}/q1"), lambda b: keys(b, QUEUE_KEYS))
+    r("durable not a boolean", api.put(f"/api/queues/{V}/bad", {"durable": "maybe"}))
+    r("invalid queue argument", api.put(f"/api/queues/{V}/bad",
+                                        {"arguments": {"x-max-length": "abc"}}))
+    r("not an object", api.call("PUT", f"/api/queues/{V}/bad", raw=b"[1,2]"))
+    r("doubly encoded", api.call("PUT", f"/api/queues/{V}/bad", raw=b'"{}"'))
+    r("durable as text", api.put(f"/api/queues/{V}/q4", {"durable": "true"}))
+    r("declare exchange", api.put(f"/api/exchanges/{V}/x1", {"type": "topic"}))
+    r("bad exchange type", api.put(f"/api/exchanges/{V}/x2", {"type": "nope"}))
+    r("reserved exchange name", api.put(f"/api/exchanges/{V}/amq.foo", {"type": "direct"}))
+    r("get exchange", api.get(f"/api/exchanges/{V}/x1"), lambda b: keys(b, EXCHANGE_KEYS))
+    r("default exchange", api.get(f"/api/exchanges/{V}/amq.default"), lambda b: b["name"])
+    bind = api.post(f"/api/bindings/{V}/e/x1/q/q1", {"routing_key": "a", "arguments": {}})
+    r("bind", bind, lambda _: bind.headers.get("location"))
+    bind = api.post(f"/api/bindings/{V}/e/x1/q/q1", {"routing_key": "k", "arguments": {"x": 1}})
+    r("bind with arguments", bind, lambda _: bind.headers.get("location", "").split("~")[0])
+    r("bind to unknown queue", api.post(f"/api/bindings/{V}/e/x1/q/nope", {}))
+    r("bind from the default exchange", api.post(f"/api/bindings/{V}/e/amq.default/q/q1", {}))
+    r("bindings between", api.get(f"/api/bindings/{V}/e/x1/q/q1"),
+      lambda b: [(keys(i, BINDING_KEYS), i["routing_key"]) for i in b])
+    r("one binding", api.get(f"/api/bindings/{V}/e/x1/q/q1/a"), lambda b: keys(b, BINDING_KEYS))
+    r("queue bindings", api.get(f"/api/queues/{V}/q1/bindings"),
+      lambda b: [(i["source"], i["routing_key"]) for i in b])
+    r("exchange bindings", api.get(f"/api/exchanges/{V}/x1/bindings/source"),
+      lambda b: [i["routing_key"] for i in b])
+    r("declare another exchange", api.put(f"/api/exchanges/{V}/x3", {"type": "fanout"}))
+    e2e = api.post(f"/api/bindings/{V}/e/x1/e/x3", {"routing_key": "r.#", "arguments": {}})
+    r("bind exchanges", e2e, lambda _: e2e.headers.get("location"))
+    r("bindings to an exchange", api.get(f"/api/exchanges/{V}/x3/bindings/destination"),
+      lambda b: [(i["source"], i["destination_type"], i["routing_key"]) for i in b])
+    r("exchange to exchange", api.get(f"/api/bindings/{V}/e/x1/e/x3"),
+      lambda b: [keys(i, BINDING_KEYS) for i in b])
+    r("unbind exchanges", api.delete(f"/api/bindings/{V}/e/x1/e/x3/r.%23"))
+    r("delete the other exchange", api.delete(f"/api/exchanges/{V}/x3"))
+
+
+def _messages(r: Recorder, api: Api, V: str) -> None:
+    publish = f"/api/exchanges/{V}/x1/publish"
+    r("publish", api.post(publish, {
+        "properties": {"delivery_mode": 2, "headers": {"h": 1}, "content_type": "text/plain"},
+        "routing_key": "a", "payload": "hello", "payload_encoding": "string",
+    }), lambda b: b)
+    r("publish base64", api.post(publish, {
+        "properties": {}, "routing_key": "a", "payload": "/w==", "payload_encoding": "base64",
+    }), lambda b: b)
+    r("publish unroutable", api.post(publish, {
+        "properties": {}, "routing_key": "zzz", "payload": "x", "payload_encoding": "string",
+    }), lambda b: b)
+    r("publish without encoding", api.post(publish, {
+        "properties": {}, "routing_key": "a", "payload": "x",
+    }))
+    bad = {"routing_key": "a", "payload": "x", "payload_encoding": "string"}
+    r("publish unknown property", api.post(publish, {**bad, "properties": {"bogus": 1}}),
+      lambda b: b)
+    r("publish bad delivery mode",
+      api.post(publish, {**bad, "properties": {"delivery_mode": "x"}}))
+    r("publish unknown encoding",
+      api.post(publish, {**bad, "properties": {}, "payload_encoding": "rot13"}))
+    r("publish bad base64", api.post(publish, {
+        **bad, "properties": {}, "payload": "!!!", "payload_encoding": "base64",
+    }))
+    r("publish bad expiration", api.post(publish, {**bad, "properties": {"expiration": "abc"}}))
+    r("publish negative expiration",
+      api.post(publish, {**bad, "properties": {"expiration": "-5"}}))
+    r("publish as someone else",
+      api.post(publish, {**bad, "properties": {"user_id": "someone-else"}}))
+    r("publish to unknown exchange", api.post(f"/api/exchanges/{V}/nope/publish", {
+        "properties": {}, "routing_key": "a", "payload": "x", "payload_encoding": "string",
+    }))
+    get = f"/api/queues/{V}/q1/get"
+    r("get requeue", api.post(get, {"count": 5, "ackmode": "ack_requeue_true",
+                                    "encoding": "auto", "truncate": 50000}), _get_items)
+    r("get again", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
+                                  "encoding": "base64"}), _get_items)
+    r("get without ackmode", api.post(get, {"count": 1}))
+    r("get count not a number", api.post(get, {"count": "x", "ackmode": "ack_requeue_false",
+                                               "encoding": "auto"}))
+    unknown_mode = api.post(get, {"count": 1, "ackmode": "bad", "encoding": "auto"})
+    r("get unknown ackmode", unknown_mode, lambda _: unknown_mode.text)
+    r("get unknown encoding", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
+                                             "encoding": "utf8"}))
+    r("get from unknown queue", api.post(f"/api/queues/{V}/nope/get", {
+        "count": 1, "ackmode": "ack_requeue_false", "encoding": "auto",
+    }))
+    r("delete non-empty queue if empty", api.delete(f"/api/queues/{V}/q1?if-empty=true"))
+    r("purge", api.delete(f"/api/queues/{V}/q1/contents"))
+    r("purge unknown queue", api.delete(f"/api/queues/{V}/nope/contents"))
+    r("get after purge", api.post(get, {"count": 1, "ackmode": "ack_requeue_false",
+                                        "encoding": "auto"}), lambda b: b)
+
+
+def _lists(r: Recorder, api: Api, V: str) -> None:
+    for name in ("q2", "q3", "other"):
+        api.put(f"/api/queues/{V}/{name}", {"durable": False})
+    r("page", api.get(f"/api/queues/{V}?page=1&page_size=2&name=q"),
+      lambda b: (keys(b, PAGE_KEYS), {k: v for k, v in b.items() if k != "items"},
+                 [i["name"] for i in b["items"]]))
+    r("page by regex", api.get(f"/api/queues/{V}?page=1&name=%5Eq%5B23%5D&use_regex=true"),
+      lambda b: [i["name"] for i in b["items"]])
+    r("page zero", api.get(f"/api/queues/{V}?page=0"))
+    r("page size over 500", api.get(f"/api/queues/{V}?page=1&page_size=501"))
+    r("page not a number", api.get(f"/api/queues/{V}?page=x"))
+    r("bad regular expression", api.get(f"/api/queues/{V}?page=1&name=%28&use_regex=true"))
+    r("page out of range", api.get(f"/api/queues/{V}?page=9&page_size=2"))
+    r("columns", api.get(f"/api/queues/{V}?columns=name,durable"), lambda b: b)
+    r("sort reverse", api.get(f"/api/queues/{V}?sort=name&sort_reverse=true&columns=name"),
+      lambda b: b)
+    # RabbitMQ's amq.rabbitmq.trace (its firehose tracer) has no kiltmq counterpart
+    limit = f"/api/vhost-limits/{V}"
+    r("set a vhost limit", api.put(f"{limit}/max-connections", {"value": 10}))
+    r("vhost limits", api.get(limit), lambda b: b)
+    r("unknown vhost limit", api.put(f"{limit}/max-foo", {"value": 10}))
+    r("vhost limit without value", api.put(f"{limit}/max-queues", {}))
+    r("vhost limit not a number", api.put(f"{limit}/max-queues", {"value": "x"}))
+    r("vhost limit in unknown vhost", api.put("/api/vhost-limits/no-such-vhost-mgmt/max-queues",
+                                              {"value": 1}))
+    r("clear a vhost limit", api.delete(f"{limit}/max-connections"))
+    r("no vhost limits", api.get(limit), lambda b: b)
+    r("auth settings", api.get("/api/auth"), lambda b: b)
+    r("cluster name", api.get("/api/cluster-name"), lambda b: sorted(b))
+    r("extensions", api.get("/api/extensions"), lambda b: type(b).__name__)
+    r("node health check", api.get("/api/healthchecks/node"), lambda b: b)
+    r("exchanges", api.get(f"/api/exchanges/{V}?columns=name,type"),
+      lambda b: [x for x in b if not x["name"].startswith("amq.rabbitmq.")])
+
+
+def _users(r: Recorder, api: Api, V: str, v: str, mon: str, plain: str) -> None:
+    r("user without tags key", api.put(f"/api/users/{mon}", {"password": "pw"}))
+    r("monitoring user", api.put(f"/api/users/{mon}", {"password": "pw", "tags": "monitoring"}))
+    r("plain user", api.put(f"/api/users/{plain}", {"password": "pw", "tags": ""}))
+    r("get user", api.get(f"/api/users/{mon}"), lambda b: (keys(b, USER_KEYS), b["tags"]))
+    r("bad password hash", api.put(f"/api/users/{plain}", {"password_hash": "abc", "tags": ""}))
+    perm = {"configure": "", "write": ".*", "read": ".*"}
+    r("permissions", api.put(f"/api/permissions/{V}/{mon}", perm))
+    r("permissions again", api.put(f"/api/permissions/{V}/{mon}", perm))
+    r("get permissions", api.get(f"/api/permissions/{V}/{mon}"), lambda b: b)
+    r("permissions missing keys", api.put(f"/api/permissions/{V}/{mon}", {"configure": ""}))
+    r("permissions unknown user", api.put(f"/api/permissions/{V}/nobody-mgmt", perm))
+    r("users without permissions", api.get("/api/users/without-permissions"),
+      lambda b: sorted(u["name"] for u in b if u["name"] in (mon, plain)))
+    r("vhost permissions", api.get(f"/api/vhosts/{V}/permissions"),
+      lambda b: sorted(p["user"] for p in b))
+    r("user permissions", api.get(f"/api/users/{mon}/permissions"), lambda b: b)
+    r("vhost topic permissions", api.get(f"/api/vhosts/{V}/topic-permissions"), lambda b: b)
+    r("user topic permissions", api.get(f"/api/users/{mon}/topic-permissions"), lambda b: b)
+    as_mon = api.as_user(mon, "pw")
+    r("monitor whoami", as_mon.get("/api/whoami"), lambda b: b)
+    r("monitor deletes vhost", as_mon.delete(f"/api/vhosts/{V}"))
+    r("monitor deletes user", as_mon.delete(f"/api/users/{plain}"))
+    r("monitor lists users", as_mon.get("/api/users"))
+    r("monitor deletes queue without configure", as_mon.delete(f"/api/queues/{V}/q2"))
+    r("vhost still there", api.get(f"/api/vhosts/{V}"), lambda b: b["name"])
+    r("queue still there", api.get(f"/api/queues/{V}/q2"), lambda b: b["name"])
+    r("monitor sees queues", as_mon.get(f"/api/queues/{V}?columns=name"), lambda b: b)
+    r("no management tag", api.as_user(plain, "pw").get("/api/overview"))
+    r("wrong password", api.as_user(mon, "wrong").get("/api/overview"))
+    r("unknown user", api.as_user("nobody-mgmt", "x").get("/api/overview"))
+    no_auth = api.get("/api/overview", auth=False)
+    r("no credentials", no_auth, lambda _: no_auth.headers.get("www-authenticate"))
+    r("delete permissions", api.delete(f"/api/permissions/{V}/{mon}"))
+    r("outsider queue list", api.as_user(mon, "pw").get(f"/api/queues/{V}"))
+    del v
+
+
+def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:
+    r("delete binding", api.delete(f"/api/bindings/{V}/e/x1/q/q1/a"))
+    r("delete missing binding", api.delete(f"/api/bindings/{V}/e/x1/q/q1/a"))
+    r("delete exchange", api.delete(f"/api/exchanges/{V}/x1"))
+    r("delete missing exchange", api.delete(f"/api/exchanges/{V}/x1"))
+    r("delete system exchange", api.delete(f"/api/exchanges/{V}/amq.direct"))
+    r("delete queue", api.delete(f"/api/queues/{V}/q1"))
+    r("delete missing queue", api.delete(f"/api/queues/{V}/q1"))
+    r("port listener", api.get(f"/api/health/checks/port-listener/{amqp_port}"),
+      lambda b: (b["status"], b["port"] == amqp_port))
+    r("bad port", api.get("/api/health/checks/port-listener/abc"))
+    r("virtual hosts", api.get("/api/health/checks/virtual-hosts"), lambda b: b)
+    r("aliveness", api.get(f"/api/aliveness-test/{V}"), lambda b: b)
+    r("aliveness unknown vhost", api.get("/api/aliveness-test/no-such-vhost-mgmt"))
+    r("unknown path", api.get("/api/no-such-thing"))
+    r("unknown path without credentials", api.get("/api/no-such-thing", auth=False))
+    wrong = api.call("POST", "/api/overview", {})
+    r("method not allowed", wrong, lambda _: wrong.text)
+    r("delete vhost", api.delete(f"/api/vhosts/{V}"))
+
+
+def differences(theirs: Iterable[Step], ours: Iterable[Step]) -> list[str]:
+    return [
+        f"{a[0]}: RabbitMQ {a[1]} {a[2]!r}\n{' ' * len(a[0])}  kiltmq   {b[1]} {b[2]!r}"
+        for a, b in zip(theirs, ours, strict=True)
+        if a != b
+    ]

@@ -1,0 +1,190 @@
+"""Message counters and rates, connections, channels and consumers, seen through the
+management API of kiltmq while pika clients work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pika
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+
+from kiltmq.broker import Broker
+from kiltmq.management.context import CONTEXT
+from kiltmq.management.stats import Sampler
+
+from .api import Api, q
+
+
+@pytest.fixture
+def channel(kilt_broker: Broker, vhost: str) -> Iterator[BlockingChannel]:
+    params = pika.URLParameters(kilt_broker.url + q(vhost))
+    params.client_properties = {"connection_name": "stats-test"}
+    conn = pika.BlockingConnection(params)
+    try:
+        yield conn.channel()
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _sampler(broker: Broker) -> Sampler:
+    from kiltmq.management.app import ManagementServer
+
+    server = broker._services["management"]  # to sample now rather than in 5 s
+    assert isinstance(server, ManagementServer)
+    return server.app[CONTEXT].sampler
+
+
+def test_queue_and_channel_counters(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.confirm_delivery()
+    channel.queue_declare("work")
+    for i in range(3):
+        channel.basic_publish("", "work", f"m{i}".encode())
+    channel.basic_publish("", "nowhere", b"dropped")
+    method, _props, _body = channel.basic_get("work", auto_ack=True)
+    assert method is not None
+    method, _props, _body = channel.basic_get("work")
+    assert method is not None
+    channel.basic_nack(method.delivery_tag, requeue=True)
+    method, _props, _body = channel.basic_get("work")
+    assert method is not None and method.redelivered
+    channel.basic_ack(method.delivery_tag)
+    assert channel.basic_get("work")[0] is not None  # the third, left unacked
+
+    stats = kilt.get(f"/api/queues/{q(vhost)}/work").body["message_stats"]
+    assert {k: stats[k] for k in ("publish", "get", "get_no_ack", "ack", "redeliver")} == {
+        "publish": 3, "get": 3, "get_no_ack": 1, "ack": 1, "redeliver": 1,
+    }
+    assert stats["deliver_get"] == 4
+    assert stats["publish_details"] == {"rate": 0.0}
+
+    [chan] = kilt.get(f"/api/vhosts/{q(vhost)}/channels").body
+    stats = chan["message_stats"]
+    assert (stats["publish"], stats["confirm"], stats["drop_unroutable"]) == (4, 4, 1)
+    assert (stats["get"], stats["get_no_ack"], stats["ack"]) == (3, 1, 1)
+    assert chan["messages_unacknowledged"] == 1
+    assert chan["confirm"] is True
+    assert chan["connection_details"]["name"] in chan["name"]
+    vhost_stats = kilt.get(f"/api/vhosts/{q(vhost)}").body["message_stats"]
+    assert (vhost_stats["publish"], vhost_stats["get"], vhost_stats["deliver_get"]) == (4, 3, 4)
+
+
+def test_rates_come_from_samples(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("rated")
+    sampler = _sampler(kilt_broker)
+    kilt_broker.call_in_loop(sampler.sample)
+    for _ in range(10):
+        channel.basic_publish("", "rated", b"x")
+    channel.basic_get("rated", auto_ack=True)  # a round trip: the publishes are in
+    kilt_broker.call_in_loop(sampler.sample)
+    stats = kilt.get(f"/api/queues/{q(vhost)}/rated").body["message_stats"]
+    assert stats["publish"] == 10
+    assert stats["publish_details"]["rate"] > 0
+    overview = kilt.get("/api/overview").body
+    assert overview["message_stats"]["publish"] >= 10
+    assert overview["queue_totals"]["messages_ready"] >= 9
+
+
+def test_closed_channels_stay_in_the_totals(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("kept")
+    before = kilt.get("/api/overview").body["message_stats"].get("publish", 0)
+    for _ in range(5):
+        channel.basic_publish("", "kept", b"x")
+    channel.basic_get("kept", auto_ack=True)
+    channel.close()
+    assert kilt.get("/api/overview").body["message_stats"]["publish"] == before + 5
+    vhost_stats = kilt.get(f"/api/vhosts/{q(vhost)}").body["message_stats"]
+    assert (vhost_stats["publish"], vhost_stats["get_no_ack"]) == (5, 1)
+
+
+def test_disable_stats_leaves_message_stats_out(
+    kilt: Api, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("quiet")
+    channel.basic_publish("", "quiet", b"x")
+    channel.basic_get("quiet", auto_ack=False)
+    [item] = kilt.get(f"/api/queues/{q(vhost)}?disable_stats=true").body
+    assert "message_stats" not in item and "messages" not in item
+    [item] = kilt.get(f"/api/queues/{q(vhost)}").body
+    assert item["messages_unacknowledged"] == 1 and item["message_stats"]["get"] == 1
+
+
+def test_connections_consumers_and_closing_with_a_reason(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("watched")
+    channel.basic_qos(prefetch_count=7)
+    channel.basic_consume("watched", lambda *a: None, consumer_tag="watcher")
+    [conn] = kilt.get(f"/api/vhosts/{q(vhost)}/connections").body
+    assert conn["user_provided_name"] == "stats-test"
+    assert conn["vhost"] == vhost and conn["user"] == "guest"
+    assert conn["port"] == kilt_broker.port and conn["protocol"] == "AMQP 0-9-1"
+    assert conn["client_properties"]["product"] == "Pika Python Client Library"
+    assert conn["recv_oct"] > 0 and conn["send_oct"] > 0
+    [consumer] = kilt.get(f"/api/consumers/{q(vhost)}").body
+    assert consumer["consumer_tag"] == "watcher"
+    assert consumer["queue"] == {"name": "watched", "vhost": vhost}
+    assert consumer["prefetch_count"] == 7 and consumer["ack_required"] is True
+    assert consumer["channel_details"]["connection_name"] == conn["name"]
+    details = kilt.get(f"/api/queues/{q(vhost)}/watched").body["consumer_details"]
+    assert [c["consumer_tag"] for c in details] == ["watcher"]
+    [chan] = kilt.get(f"/api/connections/{q(conn['name'])}/channels").body
+    assert chan["prefetch_count"] == 7 and chan["consumer_count"] == 1
+    one = kilt.get(f"/api/channels/{q(chan['name'])}").body
+    assert [c["consumer_tag"] for c in one["consumer_details"]] == ["watcher"]
+    assert kilt.get(f"/api/connections/{q(conn['name'])}").body["name"] == conn["name"]
+
+    closed = kilt.delete(
+        f"/api/connections/{q(conn['name'])}", headers={"X-Reason": "maintenance now"}
+    )
+    assert closed.status == 204
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
+        channel.connection.process_data_events(time_limit=5)
+        channel.connection.process_data_events(time_limit=5)
+    assert info.value.reply_code == 320
+    assert info.value.reply_text == "CONNECTION_FORCED - maintenance now"
+    assert kilt.get(f"/api/connections/{q(conn['name'])}").status == 404
+
+
+def test_users_see_only_their_own_connections(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    assert kilt.put("/api/users/mgmt-own", {"password": "pw", "tags": "management"}).status == 201
+    perm = {"configure": ".*", "write": ".*", "read": ".*"}
+    assert kilt.put(f"/api/permissions/{q(vhost)}/mgmt-own", perm).status == 201
+    try:
+        own = kilt.as_user("mgmt-own", "pw")
+        assert own.get("/api/connections").body == []
+        [guests] = kilt.get(f"/api/vhosts/{q(vhost)}/connections").body
+        refused = own.delete(f"/api/connections/{q(guests['name'])}")
+        assert refused.status == 401
+        assert refused.body == {
+            "error": "not_authorised", "reason": "User not authorised to access object",
+        }
+        assert channel.connection.is_open
+    finally:
+        kilt.delete("/api/users/mgmt-own")
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [{"priority": 300}, {"headers": {"big": 2**70}}, {"content_type": "x" * 300}],
+    ids=["priority", "integer", "shortstr"],
+)
+def test_properties_that_cannot_be_encoded_are_a_bad_request(
+    kilt: Api, vhost: str, properties: dict[str, object]
+) -> None:
+    assert kilt.put(f"/api/queues/{q(vhost)}/props").status == 201
+    reply = kilt.post(f"/api/exchanges/{q(vhost)}/amq.default/publish", {
+        "properties": properties, "routing_key": "props", "payload": "x",
+        "payload_encoding": "string",
+    })
+    assert (reply.status, reply.body["error"]) == (400, "bad_request")
+    assert kilt.get(f"/api/queues/{q(vhost)}/props").body["messages"] == 0
