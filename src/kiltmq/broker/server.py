@@ -28,7 +28,7 @@ import asyncio
 import logging
 from typing import Protocol, cast
 
-from kiltmq.broker.session import Session, SessionBroker
+from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
@@ -137,9 +137,8 @@ class ServerConnection(asyncio.Protocol):
             events = core.receive_data(data)
             if events:
                 self.session.handle(events)
-        except Exception:
-            log.exception("%s: internal error", self.session.peer_name)
-            self.session.internal_error()
+        except Exception as exc:
+            self.session.internal_error(exc)
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -158,8 +157,8 @@ class ServerConnection(asyncio.Protocol):
                 timer.cancel()
         try:
             self.session.cleanup()
-        except Exception:
-            log.exception("%s: error while cleaning up", self.session.peer_name)
+        except Exception as exc:
+            log_failure(self.session.peer_name, "error while cleaning up", exc)
         self.broker.connection_lost(self)
 
     def pause_writing(self) -> None:
@@ -226,9 +225,8 @@ class ServerConnection(asyncio.Protocol):
     def _resume_consumers(self) -> None:
         try:
             self.session.resume_consumers()
-        except Exception:
-            log.exception("%s: internal error", self.session.peer_name)
-            self.session.internal_error()
+        except Exception as exc:
+            self.session.internal_error(exc)
 
     def send_unsupported_header(self) -> None:
         """Answer an unsupported protocol header with ours, then close (as the spec says)."""

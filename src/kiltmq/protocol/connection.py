@@ -31,7 +31,8 @@ Everything that decides whether a frame is legal is reached from here:
   (406 PRECONDITION_FAILED, RabbitMQ's text); the channel is closing from then on, so its
   body frames are discarded, not buffered.
 * Negotiated limits (channel_max, frame_max, heartbeat) take effect when tune-ok passes
-  in either direction.
+  in either direction; until then a server takes frames of up to 4096 payload bytes
+  (:data:`HANDSHAKE_FRAME_MAX`), as RabbitMQ.
 * The dialect (:mod:`~kiltmq.protocol.dialect`): a client speaks the one it is built with;
   a server takes the one the client's protocol header names (AMQP 0-9-1 or 0-8), once,
   and decodes with its tables from then on.
@@ -106,6 +107,21 @@ _CHANNEL_REFUSING = ChannelState.REFUSING
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 #: No limit: the largest body size a content header can announce.
 NO_BODY_LIMIT = 2**64 - 1
+#: The largest frame a server takes before tune-ok settles frame_max: RabbitMQ's
+#: frame_min_size (4096) of payload, which it checks with 8 bytes to spare. A larger
+#: start-ok (client properties) makes RabbitMQ drop the socket.
+HANDSHAKE_FRAME_MAX = 4096 + 8
+
+
+def _decode(cls: type[Method], payload: bytes) -> Method:
+    """Decode a method frame's payload; malformed arguments are a connection error."""
+    try:
+        return cls.decode(payload)
+    except UnicodeDecodeError:
+        # a short string argument (field names and long strings take any bytes)
+        raise FrameError("Malformed UTF-8 in shortstr") from None
+    except (ValueError, struct.error, IndexError) as exc:
+        raise AMQPSyntaxError(f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID) from None
 
 
 class Connection:
@@ -121,7 +137,9 @@ class Connection:
         #: The largest body a content header may announce (server role; see
         #: :meth:`receive_data`). The broker sets it; a client takes any size.
         self.max_body_size = NO_BODY_LIMIT
-        self._reader = FrameReader(server=role is Role.SERVER)
+        server = role is Role.SERVER
+        frame_max = HANDSHAKE_FRAME_MAX if server else INITIAL_FRAME_MAX
+        self._reader = FrameReader(frame_max, server=server)
         self._out: list[bytes] = []
         self._failed = False
         self._use(dialect)
@@ -347,13 +365,7 @@ class Connection:
             if other.HAS_CONTENT and self._refuse_content(channel, other, payload):
                 return
             raise self._refused(other)
-        try:
-            method = cls.decode(payload)
-        except (ValueError, struct.error, IndexError) as exc:
-            # UnicodeDecodeError is a ValueError
-            raise AMQPSyntaxError(
-                f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
-            ) from None
+        method = _decode(cls, payload)
         if channel == 0:
             if cls.CLASS_ID != 10:  # 504, as RabbitMQ says
                 raise ChannelError(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
@@ -440,12 +452,7 @@ class Connection:
             or state.content_method is not None
         ):
             return False
-        try:
-            method = cls.decode(payload)
-        except (ValueError, struct.error, IndexError) as exc:
-            raise AMQPSyntaxError(
-                f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
-            ) from None
+        method = _decode(cls, payload)
         state.content_method = method
         state.header_seen = False
         state.state = _CHANNEL_REFUSING

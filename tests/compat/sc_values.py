@@ -1,0 +1,99 @@
+"""Scenarios: field values Python's types do not hold as they are, and malformed strings."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from kiltmq.protocol import BasicProperties, ContentReceived, MethodReceived, spec
+from kiltmq.protocol.codec import Timestamp, decode_table
+from kiltmq.protocol.frames import encode_frame
+
+from .context import Context
+from .registry import E, scenario
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    inner = b"\x00\x00\x00\x00"
+    for _ in range(depth):
+        entry = b"\x01kF" + inner
+        inner = struct.pack(">I", len(entry)) + entry
+    return decode_table(inner, 0)[0]
+
+
+# a timestamp of 2**64-1, a table 580 deep, a field name that is not UTF-8 (b"\xff\xfe")
+ODD: dict[str, Any] = {"ts": Timestamp(2**64 - 1), "deep": _nested(580), "\udcff\udcfe": 1}
+# as client properties: start-ok must fit the 4096 bytes of a frame before tune-ok
+ODD_CLIENT: dict[str, Any] = {**ODD, "deep": _nested(500)}
+
+
+@scenario(
+    E("connection.open-ok"),
+    E("queue.declare-ok", message_count=0),
+    E("delivered byte for byte", ok=True),
+)
+async def odd_field_values(ctx: Context) -> None:
+    conn = await ctx.socket()
+    conn.core.send_protocol_header()
+    conn.flush()
+    start = await conn.read_item(0)
+    ctx.check(isinstance(start, MethodReceived), "connection.start")
+    conn.send(
+        0,
+        spec.ConnectionStartOk(
+            client_properties={"product": "kiltmq compat test client", **ODD_CLIENT},
+            mechanism="PLAIN",
+            response=f"\0{ctx.username}\0{ctx.password}".encode(),
+            locale="en_US",
+        ),
+    )
+    tune = await conn.expect()
+    if not (isinstance(tune, MethodReceived) and isinstance(tune.method, spec.ConnectionTune)):
+        return
+    conn.send_tune_ok(tune.method, heartbeat=0)
+    conn.send(0, spec.ConnectionOpen(virtual_host=ctx.vhost))
+    await conn.expect()
+    ch = await conn.channel()
+    q, x = ctx.q("odd"), ctx.x("odd-headers")
+    await ch.call(spec.QueueDeclare(queue=q, arguments=ODD))
+    await ch.call(spec.QueueDeclare(queue=q, arguments=ODD))  # equivalent
+    await ch.call(spec.ExchangeDeclare(exchange=x, type="headers", arguments=ODD))
+    await ch.call(spec.QueueBind(queue=q, exchange=x, arguments={"x-match": "any", "n": 1}))
+    props = BasicProperties(headers={**ODD, "n": 1}, timestamp=2**64 - 1)
+    same = True
+    for exchange, key in (("", q), (x, "")):  # the headers exchange reads the headers
+        ch.publish(exchange, key, "odd", properties=props)
+        got = await ch.get(q, no_ack=True)
+        same = same and isinstance(got, ContentReceived) and got.raw_properties == props.encode()
+    ctx.check(same, "delivered byte for byte")
+
+
+@scenario(E("connection.close", reply_code=501, class_id=0, method_id=0))
+async def short_string_not_utf8(ctx: Context) -> None:
+    for name in (b"q-\xff", b"\xc3"):
+        conn = await ctx.connect()
+        await conn.channel()
+        payload = struct.pack(">HHH", 50, 10, 0) + bytes([len(name)]) + name + b"\x00"
+        conn.send_raw(encode_frame(1, 1, payload + b"\x00\x00\x00\x00"))
+        await conn.expect()
+        await conn.wait_eof()
+
+
+@scenario(E("connection.tune"), E("EOF"))
+async def start_ok_frame_size(ctx: Context) -> None:
+    # before tune-ok a frame holds at most 4096 bytes of payload; a larger start-ok (large
+    # client properties) makes the server drop the socket
+    for size in (4096, 4097):
+        conn = await ctx.socket()
+        conn.core.send_protocol_header()
+        conn.flush()
+        await conn.read_item(0)
+        response = f"\0{ctx.username}\0{ctx.password}".encode()
+        fixed = spec.ConnectionStartOk({"p": ""}, "PLAIN", response, "en_US").encode()
+        pad = size - len(fixed)
+        start_ok = spec.ConnectionStartOk({"p": "a" * pad}, "PLAIN", response, "en_US")
+        ctx.check(len(start_ok.encode()) == size, f"start-ok of {size} bytes")
+        conn.send(0, start_ok)
+        item = await conn.expect()
+        if isinstance(item, MethodReceived):
+            conn.abort()
