@@ -16,7 +16,7 @@ from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import Timestamp, decode_table, encode_table
 from kiltmq.protocol.connection import ContentReceived
-from kiltmq.protocol.frames import encode_frame
+from kiltmq.protocol.frames import FrameReader, encode_frame, method_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,3 +151,42 @@ async def test_a_bad_connection_is_one_log_line(
     assert len(lines) == 1, lines
     assert "502 SYNTAX_ERROR" in lines[0]
     assert not any(r.exc_info for r in caplog.records)
+
+
+async def _pipelined_open(port: int, vhost: str) -> list[spec.Method]:
+    """Tune-ok, connection.open, channel.open and queue.declare in one write, as RabbitMQ
+    takes them; the first three methods the broker answers with, or all until it closes."""
+    client = await RawClient.open(port)
+    await client.start()
+    tune = await client.login("guest", "guest")
+    assert isinstance(tune, spec.ConnectionTune)
+    frames = [
+        method_frame(0, spec.ConnectionTuneOk(tune.channel_max, tune.frame_max, 0)),
+        method_frame(0, spec.ConnectionOpen(vhost)),
+        method_frame(1, spec.ChannelOpen()),
+        method_frame(1, spec.QueueDeclare("", exclusive=True)),
+    ]
+    client.send_raw(b"".join(frames))
+    reader = FrameReader()
+    reader.feed(await client.read_bytes())  # start and tune, read above
+    replies: list[spec.Method] = []
+    while len(replies) < 3 and not client.closed:
+        for _, _, payload in reader.feed(await client.read_bytes()):
+            replies.append(spec.METHODS[struct.unpack_from(">I", payload)[0]].decode(payload))
+    client.abort()
+    return replies
+
+
+async def test_channel_methods_right_behind_connection_open(
+    abroker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies = await _pipelined_open(abroker.port, "/")
+    assert [type(r) for r in replies] == [
+        spec.ConnectionOpenOk,
+        spec.ChannelOpenOk,
+        spec.QueueDeclareOk,
+    ]
+    replies = await _pipelined_open(abroker.port, "no-such-vhost")
+    assert len(replies) == 1 and isinstance(replies[0], spec.ConnectionClose)
+    assert replies[0].reply_code == 530
+    assert _errors(caplog) == []

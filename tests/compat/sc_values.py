@@ -1,15 +1,24 @@
-"""Scenarios: field values Python's types do not hold as they are, and malformed strings."""
+"""Scenarios: field values Python's types do not hold as they are, malformed strings, and
+methods pipelined where the server's state is about to change."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from typing import Any
 
 from kiltmq.protocol import BasicProperties, ContentReceived, MethodReceived, spec
 from kiltmq.protocol.codec import Timestamp, decode_table
-from kiltmq.protocol.frames import encode_frame
+from kiltmq.protocol.frames import (
+    FrameReader,
+    content_frames,
+    content_header_payload,
+    encode_frame,
+    method_frame,
+)
 
 from .context import Context
+from .recording import RecordingConnection
 from .registry import E, scenario
 
 
@@ -97,3 +106,58 @@ async def start_ok_frame_size(ctx: Context) -> None:
         item = await conn.expect()
         if isinstance(item, MethodReceived):
             conn.abort()
+
+
+async def raw_replies(conn: RecordingConnection, data: bytes, count: int) -> None:
+    """Write ``data`` around the client's core and record the first ``count`` frames the
+    server sends back as method names and channels (or EOF)."""
+    skip = len(conn.received)
+    conn.send_raw(data)
+    reader = FrameReader(0)
+    frames: list[tuple[int, bytes]] = []
+    with contextlib.suppress(TimeoutError):
+        while len(frames) < count and not conn.closed:
+            await conn.wait_for_data(None, "")
+            frames = [(ch, p) for _, ch, p in reader.feed(bytes(conn.received[skip:]))]
+            reader = FrameReader(0)
+    for channel, payload in frames[:count]:
+        method = spec.METHODS[struct.unpack_from(">I", payload)[0]].decode(payload)
+        conn.t.add(conn.label, method.NAME, {"channel": channel})
+    conn.abort()
+
+
+@scenario(E("channel.close-ok", channel=1))
+async def methods_behind_channel_close(ctx: Context) -> None:
+    # Pipelined behind channel.close, before its close-ok: another close is answered
+    # again, anything else on the channel is discarded (content included)
+    close = method_frame(1, spec.ChannelClose(200, "bye", 0, 0))
+    publish = content_frames(
+        1, spec.BasicPublish("", "x").encode(), content_header_payload(60, 3, None), b"abc", 0
+    )
+    declare = method_frame(1, spec.QueueDeclare("", exclusive=True))
+    for frames in ((close, close), (close, publish, declare, close)):
+        conn = await ctx.connect()
+        await conn.channel()
+        await raw_replies(conn, b"".join(frames), 2)
+
+
+@scenario(E("queue.declare-ok", channel=1))
+async def methods_behind_connection_open(ctx: Context) -> None:
+    # tune-ok, connection.open, channel.open and queue.declare in one write
+    conn = await ctx.socket()
+    conn.core.send_protocol_header()
+    conn.flush()
+    await conn.read_item(0)
+    conn.send_start_ok(ctx.username, ctx.password)
+    item = await conn.read_item(0)
+    if not (isinstance(item, MethodReceived) and isinstance(item.method, spec.ConnectionTune)):
+        conn.record(conn.label, item)
+        return
+    tune = item.method
+    frames = (
+        method_frame(0, spec.ConnectionTuneOk(tune.channel_max, tune.frame_max, 0)),
+        method_frame(0, spec.ConnectionOpen(ctx.vhost)),
+        method_frame(1, spec.ChannelOpen()),
+        method_frame(1, spec.QueueDeclare("", exclusive=True)),
+    )
+    await raw_replies(conn, b"".join(frames), 3)

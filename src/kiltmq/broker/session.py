@@ -252,6 +252,8 @@ class Session:
 
     def _channel_method(self, number: int, channel: Channel | None, method: spec.Method) -> None:
         if isinstance(method, spec.ChannelOpen):
+            if self.closing:  # sent right behind a connection.open that was refused
+                return
             self.channels[number] = Channel(self, number)
             self.conn.send_method(number, self.core.dialect.channel_open_ok)
         elif isinstance(method, spec.ChannelClose):

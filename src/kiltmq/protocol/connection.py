@@ -98,11 +98,17 @@ _unpack_HHQ = CONTENT_HEADER.unpack_from  # class id, weight, body size of a hea
 # costs a class attribute lookup through the enum machinery each time.
 _HEADER = ConnectionState.HEADER
 _OPENED = ConnectionState.OPENED
+_OPEN_OK = ConnectionState.OPEN_OK
 _CLOSING = ConnectionState.CLOSING
 _CLOSED = ConnectionState.CLOSED
 _CHANNEL_OPEN = ChannelState.OPEN
 _CHANNEL_CLOSING = ChannelState.CLOSING
 _CHANNEL_REFUSING = ChannelState.REFUSING
+# Channel states whose stray content frames are discarded.
+_DISCARDING = frozenset({ChannelState.CLOSING, ChannelState.PEER_CLOSING})
+# Channel states in which content may still be sent (racing the peer's close is harmless).
+_SENDABLE = frozenset({ChannelState.OPEN, ChannelState.PEER_CLOSING})
+_ENDING = frozenset({_CLOSING, _CLOSED})
 # What still counts on a closing connection.
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 #: No limit: the largest body size a content header can announce.
@@ -187,10 +193,12 @@ class Connection:
         if method.HAS_CONTENT:
             raise LocalProtocolError(f"{method.NAME} carries content: use send_content")
         if channel == 0:
+            if self.state in _ENDING and method.NAME not in _CLOSE_METHODS:
+                return  # the peer closed meanwhile (connection.open-ok racing its close)
             self._connection_method_sent(method)
         else:
             if self.state is not _OPENED:
-                if self.state is _CLOSING:
+                if self.state in _ENDING:
                     return  # racing a connection close: harmless, the peer discards it
                 raise LocalProtocolError(f"connection not open (state {self.state.value})")
             channel_method_sent(self.channels, channel, method)
@@ -208,7 +216,7 @@ class Connection:
         ``properties`` may be a :class:`BasicProperties` or already-encoded property bytes.
         """
         state = self.channels.get(channel)
-        if state is None or state.state is not ChannelState.OPEN:
+        if state is None or state.state not in _SENDABLE:
             raise LocalProtocolError(f"channel {channel} is not open")
         self._out.append(
             content_frames(
@@ -378,11 +386,14 @@ class Connection:
         if self.state is not _OPENED:
             if self.state is _CLOSING:
                 return  # discarded while the connection closes
-            raise ChannelError(
-                f"{cls.NAME} on channel {channel} before the connection is open",
-                cls.CLASS_ID,
-                cls.METHOD_ID,
-            )
+            if self.state is not _OPEN_OK or self.role is not Role.SERVER:
+                raise ChannelError(
+                    f"{cls.NAME} on channel {channel} before the connection is open",
+                    cls.CLASS_ID,
+                    cls.METHOD_ID,
+                )
+            # sent right behind connection.open, before our open-ok: taken, as RabbitMQ
+            # takes it; the shell handles the open (answered or refused) first
         state = self.channels.get(channel)
         if state is not None and state.state is _CHANNEL_OPEN:
             if state.content_method is not None:
@@ -479,12 +490,12 @@ class Connection:
 
     def _header_frame(self, channel: int, state: Channel | None) -> None:
         """A content header frame that no content method announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state is _CHANNEL_CLOSING):
-            return  # discarded: we are closing the channel or the connection
+        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
+            return  # discarded: the channel or the connection is closing
         raise UnexpectedFrame(f"unexpected content header frame on channel {channel}")
 
     def _body_frame(self, channel: int, state: Channel | None) -> None:
         """A content body frame that no content header announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state is _CHANNEL_CLOSING):
-            return  # discarded: we are closing the channel or the connection
+        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
+            return  # discarded: the channel or the connection is closing
         raise UnexpectedFrame(f"unexpected content body frame on channel {channel}")
