@@ -37,6 +37,8 @@ def _with_payload(frame: bytes, payload: bytes) -> bytes:
 def flip_bits(rng: random.Random, frames: Frames, start: int, pool: Frames) -> None:
     i = _frame(rng, frames, start)
     data = bytearray(frames[i])
+    if not data:
+        return
     for _ in range(rng.randrange(1, 5)):
         pos = rng.randrange(len(data))
         data[pos] ^= 1 << rng.randrange(8)
@@ -91,7 +93,7 @@ def extend_payload(rng: random.Random, frames: Frames, start: int, pool: Frames)
 
 def cut_stream(rng: random.Random, frames: Frames, start: int, pool: Frames) -> None:
     i = _frame(rng, frames, start)
-    frames[i] = frames[i][: rng.randrange(len(frames[i]))]
+    frames[i] = frames[i][: rng.randrange(len(frames[i]) + 1)]
     del frames[i + 1 :]
 
 
@@ -191,6 +193,9 @@ def mutate(rng: random.Random, frames: Frames, start: int, pool: Frames) -> list
     for mutator in rng.choices(_FUNCTIONS, _WEIGHTS, k=rng.choice((1, 1, 1, 2, 3))):
         if len(frames) <= start:
             break
-        mutator(rng, frames, start, pool)
+        try:
+            mutator(rng, frames, start, pool)
+        except (ValueError, IndexError, struct.error):
+            continue  # a frame already too broken for this one (cut short by another)
         names.append(mutator.__name__)
     return names

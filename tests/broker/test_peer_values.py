@@ -16,7 +16,7 @@ from kiltmq.broker import Broker
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import Timestamp, decode_table, encode_table
 from kiltmq.protocol.connection import ContentReceived
-from kiltmq.protocol.frames import FrameReader, encode_frame, method_frame
+from kiltmq.protocol.frames import FrameReader, content_header_payload, encode_frame, method_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -189,4 +189,34 @@ async def test_channel_methods_right_behind_connection_open(
     replies = await _pipelined_open(abroker.port, "no-such-vhost")
     assert len(replies) == 1 and isinstance(replies[0], spec.ConnectionClose)
     assert replies[0].reply_code == 530
+    assert _errors(caplog) == []
+
+
+async def test_property_strings_not_utf8(abroker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    client = await RawClient.connect(abroker.port)
+    await client.open_channel(1)
+    await client.call(1, spec.QueueDeclare("dlq"))
+    dead_letter = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
+    await client.call(1, spec.QueueDeclare("work", arguments=dead_letter))
+    raw = struct.pack(">H", 0x8000) + b"\x02\xff\xfe"  # content-type, not UTF-8
+    publish = encode_frame(1, 1, spec.BasicPublish("", "work").encode())
+    header = encode_frame(2, 1, content_header_payload(60, 1, raw))
+    client.send_raw(publish + header + encode_frame(3, 1, b"x"))
+    client.send(1, spec.BasicGet("work"))
+    got = await _content(client)
+    assert got.raw_properties == raw
+    assert isinstance(got.method, spec.BasicGetOk)
+    client.send(1, spec.BasicReject(got.method.delivery_tag, requeue=False))
+    client.send(1, spec.BasicGet("dlq", no_ack=True))
+    dead = await _content(client)  # dead-lettered with its content-type as it came
+    assert spec.BasicProperties.decode(dead.raw_properties).content_type == "\udcff\udcfe"
+    assert dead.raw_properties[2:5] == b"\x02\xff\xfe"
+    # an expiration that is not UTF-8 is not an integer: 406, as RabbitMQ
+    raw = struct.pack(">H", 0x0100) + b"\x02\xff\xfe"
+    header = encode_frame(2, 1, content_header_payload(60, 1, raw))
+    client.send_raw(publish + header + encode_frame(3, 1, b"x"))
+    close = await client.method(1)
+    assert isinstance(close, spec.ChannelClose)
+    assert close.reply_code == 406 and "no_integer" in close.reply_text
+    await client.disconnect()
     assert _errors(caplog) == []

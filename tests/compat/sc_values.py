@@ -161,3 +161,25 @@ async def methods_behind_connection_open(ctx: Context) -> None:
         method_frame(1, spec.QueueDeclare("", exclusive=True)),
     )
     await raw_replies(conn, b"".join(frames), 3)
+
+
+@scenario(E("content-type kept", ok=True))
+async def property_strings_not_utf8(ctx: Context) -> None:
+    # a content-type of bytes that are not UTF-8 is passed on, dead-lettered too
+    ch = await ctx.channel()
+    dlq, work = ctx.q("dlq"), ctx.q("work")
+    await ch.call(spec.QueueDeclare(queue=dlq))
+    dead_letter = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
+    await ch.call(spec.QueueDeclare(queue=work, arguments=dead_letter))
+    await ch.call(spec.BasicConsume(queue=dlq, consumer_tag="dead", no_ack=True))
+    publish = encode_frame(1, ch.number, spec.BasicPublish("", work).encode())
+    raw = struct.pack(">H", 0x8000) + b"\x02\xff\xfe"
+    header = encode_frame(2, ch.number, content_header_payload(60, 1, raw))
+    ch.conn.send_raw(publish + header + encode_frame(3, ch.number, b"x"))
+    got = await ch.get(work)
+    kept = isinstance(got, ContentReceived) and got.raw_properties == raw
+    if isinstance(got, ContentReceived) and isinstance(got.method, spec.BasicGetOk):
+        ch.send(spec.BasicReject(got.method.delivery_tag, requeue=False))
+    dead = await ch.receive()
+    kept = kept and isinstance(dead, ContentReceived) and dead.raw_properties[2:5] == raw[2:]
+    ctx.check(kept, "content-type kept")

@@ -280,3 +280,13 @@ def test_server_core_reports_every_mutated_method_as_an_event() -> None:
             events = opened().server.conn.receive_data(encode_frame(1, 1, payload))
             # a violation, if any, is the last event
             assert not any(isinstance(e, ProtocolError) for e in events[:-1])
+
+
+def test_property_strings_not_utf8_encode_back() -> None:
+    # RabbitMQ passes any bytes on in content-header properties
+    raw = struct.pack(">H", 0x8000 | 0x0400 | 0x0100) + b"\x02\xff\xfe" + b"\x01\xc3" + b"\x01\x80"
+    props = spec.BasicProperties.decode(raw)
+    assert props.content_type == "\udcff\udcfe"
+    assert props.correlation_id == "\udcc3"
+    assert props.expiration == "\udc80"
+    assert props.encode() == raw
