@@ -7,13 +7,14 @@ reject (one or several, requeued or not), cancel the consumer, close channels (w
 requeues their unacknowledged messages), purge the queue. The model says which message
 comes next, with which redelivered flag, and how many are ready; after every rule the
 broker's deliveries, replies and queue.declare-ok counts must match it, and the consumer
-never holds more unacknowledged messages than its prefetch.
+never holds more unacknowledged messages than its prefetch (which counts per consumer:
+one consuming again after basic.cancel starts with room).
 
 The model of the order: a requeued message goes back to its original position (as in
 RabbitMQ), so the ready messages are always in publish order; a consumer with room takes
 ready messages from the head at once.
 
-``KILTMQ_QUEUE_MODEL_EXAMPLES`` sets how many sequences to try (default 15).
+``KILTMQ_QUEUE_MODEL_EXAMPLES`` sets how many sequences to try (default 20).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class QueueModel(RuleBasedStateMachine):
         self.delivered: set[int] = set()  # ids delivered at least once
         self.unacked: dict[int, dict[int, int]] = {C: {}, G: {}}  # channel: tag -> id
         self.next_tag = {C: 1, G: 1}
+        self.owner: dict[int, str] = {}  # delivery tag on C -> consumer tag
         self.prefetch = 0
         self.consumer: str | None = None
         self.consumers = itertools.count(1)
@@ -120,9 +122,7 @@ class QueueModel(RuleBasedStateMachine):
 
     def _expect_deliveries(self) -> None:
         """A consumer with room takes ready messages from the head: read them from C."""
-        while self.consumer and self.ready and (
-            not self.prefetch or len(self.unacked[C]) < self.prefetch
-        ):
+        while self.consumer and self.ready and self._room():
             message = self.ready.pop(0)
             event = self.d.next(C)
             assert isinstance(event, ContentReceived), event
@@ -132,8 +132,17 @@ class QueueModel(RuleBasedStateMachine):
             assert deliver.redelivered == (message in self.delivered)
             assert deliver.delivery_tag == self.next_tag[C]
             assert deliver.consumer_tag == self.consumer
+            self.owner[deliver.delivery_tag] = self.consumer
             self._delivered(C, message)
-            assert not self.prefetch or len(self.unacked[C]) <= self.prefetch
+            assert self._held() <= self.prefetch or not self.prefetch
+
+    def _held(self) -> int:
+        """Unacknowledged deliveries of the current consumer: prefetch (global=false)
+        counts per consumer, so a new one starts with room, as in RabbitMQ."""
+        return sum(1 for t in self.unacked[C] if self.owner.get(t) == self.consumer)
+
+    def _room(self) -> bool:
+        return not self.prefetch or self._held() < self.prefetch
 
     def _delivered(self, channel: int, message: int) -> None:
         self.unacked[channel][self.next_tag[channel]] = message
@@ -186,6 +195,11 @@ class QueueModel(RuleBasedStateMachine):
             self.tx_publishes.append(message)
         else:
             self.ready.append(message)
+
+    @rule(n=st.integers(2, 6), persistent=st.booleans())
+    def publish_several(self, n: int, persistent: bool) -> None:
+        for _ in range(n):
+            self.publish(mandatory=True, persistent=persistent, routed=True)
 
     @rule()
     def publish_transaction(self) -> None:
@@ -309,6 +323,7 @@ class QueueModel(RuleBasedStateMachine):
         self.unacked[channel] = {}
         self.next_tag[channel] = 1
         if channel == C:
+            self.owner = {}
             self.consumer = None
             self.prefetch = 0
         else:
@@ -327,8 +342,8 @@ def test_queue_matches_its_model(model_broker: Broker) -> None:
     run_state_machine_as_test(
         QueueModel,
         settings=settings(
-            max_examples=int(os.environ.get("KILTMQ_QUEUE_MODEL_EXAMPLES", "15")),
-            stateful_step_count=30,
+            max_examples=int(os.environ.get("KILTMQ_QUEUE_MODEL_EXAMPLES", "20")),
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
