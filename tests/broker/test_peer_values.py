@@ -13,9 +13,11 @@ import pytest
 
 from kiltmq.bench.rawclient import RawClient
 from kiltmq.broker import Broker
+from kiltmq.broker.declaration import validate_queue_args
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import Timestamp, decode_table, encode_table
 from kiltmq.protocol.connection import ContentReceived
+from kiltmq.protocol.errors import PreconditionFailed
 from kiltmq.protocol.frames import FrameReader, content_header_payload, encode_frame, method_frame
 
 pytestmark = pytest.mark.timeout(60)
@@ -220,3 +222,19 @@ async def test_property_strings_not_utf8(abroker: Broker, caplog: pytest.LogCapt
     assert close.reply_code == 406 and "no_integer" in close.reply_text
     await client.disconnect()
     assert _errors(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("arg", "value", "reason"),
+    [
+        ("x-message-ttl", Timestamp(2**64 - 1), '"expected integer, got timestamp"'),
+        ("x-max-length", Timestamp(5), '"expected integer, got timestamp"'),
+        ("x-expires", 315360000001, "{value_too_large,315360000001}"),
+        ("x-message-ttl", 2**62, f"{{value_too_large,{2**62}}}"),
+    ],
+)
+def test_queue_arguments_as_rabbitmq_checks_them(arg: str, value: int, reason: str) -> None:
+    with pytest.raises(PreconditionFailed) as caught:
+        validate_queue_args("queue 'q' in vhost '/'", {arg: value})
+    assert caught.value.reply_text.endswith(f"for queue 'q' in vhost '/': {reason}")
+    validate_queue_args("queue 'q' in vhost '/'", {"x-message-ttl": 315360000000})

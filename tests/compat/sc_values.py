@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from datetime import UTC, datetime
 from typing import Any
 
 from kiltmq.protocol import BasicProperties, ContentReceived, MethodReceived, spec
@@ -183,3 +184,29 @@ async def property_strings_not_utf8(ctx: Context) -> None:
     dead = await ch.receive()
     kept = kept and isinstance(dead, ContentReceived) and dead.raw_properties[2:5] == raw[2:]
     ctx.check(kept, "content-type kept")
+
+
+@scenario(
+    E("channel.close", reply_code=406),
+    E("queue.declare-ok"),
+    E("basic.get-ok"),
+)
+async def timestamps_and_long_ttls(ctx: Context) -> None:
+    # a timestamp is no integer, however late; a TTL or expiry over ten years is too large
+    late, early = Timestamp(2**64 - 1), datetime(2020, 1, 2, tzinfo=UTC)
+    for arg, value in (
+        ("x-message-ttl", late),
+        ("x-expires", early),
+        ("x-max-length", late),
+        ("x-message-ttl", 315360000000),
+        ("x-message-ttl", 315360000001),
+        ("x-expires", 315360000001),
+    ):
+        ch = await ctx.channel()
+        await ch.call(spec.QueueDeclare(queue=ctx.q("ttl"), exclusive=True, arguments={arg: value}))
+    ch = await ctx.channel()
+    q = ctx.q("expiring")
+    await ch.call(spec.QueueDeclare(queue=q, exclusive=True))
+    for expiration in ("315360000000", "315360000001"):
+        ch.publish("", q, "x", properties=BasicProperties(expiration=expiration))
+        await ch.get(q, no_ack=True)
