@@ -369,13 +369,6 @@ def decode_field_value(buf: bytes, offset: int, depth: int = 0) -> tuple[FieldVa
     raise ValueError(f"unknown field value type {chr(code)!r}")
 
 
-def _decode_key(data: bytes) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:  # RabbitMQ takes any bytes
-        return data.decode("utf-8", "surrogateescape")
-
-
 def decode_table(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, FieldValue], int]:
     """The table at ``offset`` (its length first); ``depth`` as for decode_field_value."""
     (n,) = _unpack_I(buf, offset)
@@ -386,7 +379,10 @@ def decode_table(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, Fie
     table: dict[str, FieldValue] = {}
     while offset < end:
         kend = offset + 1 + buf[offset]
-        key = _decode_key(buf[offset + 1 : kend])
+        try:
+            key = buf[offset + 1 : kend].decode()
+        except UnicodeDecodeError:  # RabbitMQ takes any bytes
+            key = buf[offset + 1 : kend].decode("utf-8", "surrogateescape")
         code = buf[kend]
         offset = kend + 1
         # the common types inline; a value running past ``end`` is caught below
