@@ -290,3 +290,19 @@ def test_property_strings_not_utf8_encode_back() -> None:
     assert props.correlation_id == "\udcc3"
     assert props.expiration == "\udc80"
     assert props.encode() == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"D\x00\x00\x00\x00\x00",
+        b"D\xff\x7f\xff\xff\xff",  # scale 255, the largest int32
+        b"D\xff\x80\x00\x00\x00",  # scale 255, the smallest int32
+        b"D\x02\x00\x00\x00\x00",  # zero with a scale: 0.00
+        b"D\x00\xff\xff\xff\xff",  # -1
+    ],
+)
+def test_every_decimal_encodes_back(raw: bytes) -> None:
+    value, end = decode_field_value(raw, 0)
+    assert end == len(raw)
+    assert encode_field_value(value) == raw
