@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("fuzz-findings"),
         help="directory for the broker log and saved inputs (default fuzz-findings)",
     )
+    parser.add_argument(
+        "--before-login",
+        type=float,
+        default=0.2,
+        help="share of streams mutated from start-ok on (default 0.2)",
+    )
     parser.add_argument("--replay", type=Path, help="send this saved input and show the log")
     args = parser.parse_args(argv)
     if args.replay is not None:
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         check_every=args.check_every,
         out=args.out,
+        before_login=args.before_login,
     )
     stats = asyncio.run(run.run())
     print(
