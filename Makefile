@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Options of the broker benchmark (`kiltmq bench --help`), e.g. BENCH_ARGS=--quick
 BENCH_ARGS ?=
+# Frames the fuzzer sends; FUZZ_ARGS: see `python -m fuzz --help`
+FUZZ_FRAMES ?= 1000000
+FUZZ_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint bench demo screenshots rabbitmq clean
+.PHONY: help install test lint bench fuzz demo screenshots rabbitmq clean
 
 help:
 	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
@@ -18,6 +21,7 @@ help:
 	@echo "make test      lint, then run the test suite"
 	@echo "make lint      ruff check and mypy --strict"
 	@echo "make bench     run the benchmarks"
+	@echo "make fuzz      feed the broker FUZZ_FRAMES mutated frames (default 1000000)"
 	@echo "make rabbitmq  install (if needed) and start a local RabbitMQ (root, Debian)"
 	@echo "make clean     remove $(VENV) and caches"
 
@@ -40,6 +44,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	KILTMQ_BENCH_ARGS='$(BENCH_ARGS)' $(BIN)/python -m benchmarks
+
+# Mutated frames against a broker process; findings and its log go to fuzz-findings/.
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --frames $(FUZZ_FRAMES) $(FUZZ_ARGS)
 
 # The kilt store on the embedded broker; Ctrl-C stops it. DEMO_ARGS: see `kiltmq demo --help`.
 DEMO_ARGS ?=

@@ -8,4 +8,5 @@ from . import (  # noqa: F401
     sc_protocol,
     sc_settlement,
     sc_topology,
+    sc_values,
 )

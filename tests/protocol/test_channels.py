@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import ChannelState, MethodReceived, Role
-from kiltmq.protocol.frames import content_header_payload, encode_frame
+from kiltmq.protocol.frames import content_header_payload, encode_frame, method_frame
 
 from .pair import channel_state, error_of, opened
 
@@ -106,3 +106,28 @@ def test_channel_closing_in_the_middle_of_content() -> None:
     assert pair.send(Role.CLIENT, 1, spec.ChannelCloseOk()) == [
         MethodReceived(1, spec.ChannelCloseOk())
     ]
+
+
+def test_methods_behind_the_peers_channel_close() -> None:
+    # as RabbitMQ: until our close-ok, another close is answered again, the rest dropped
+    pair = opened()
+    server = pair.server
+    close = method_frame(1, spec.ChannelClose(200, "bye", 0, 0))
+    publish = method_frame(1, spec.BasicPublish("", "q"))
+    header = encode_frame(2, 1, content_header_payload(60, 1, None))
+    body = encode_frame(3, 1, b"x")
+    events = server.receive(close + publish + header + body + close)
+    assert events == [MethodReceived(1, spec.ChannelClose(200, "bye", 0, 0))] * 2
+    assert channel_state(server.conn, 1) is ChannelState.PEER_CLOSING
+    server.act("send_method", 1, spec.ChannelCloseOk())
+    server.act("send_method", 1, spec.ChannelCloseOk())  # the repeated close's answer
+    assert server.conn.data_to_send() == method_frame(1, spec.ChannelCloseOk()) * 2
+    assert 1 not in server.conn.channels
+
+
+def test_channel_open_behind_the_peers_close_is_a_second_open() -> None:
+    pair = opened()
+    frames = method_frame(1, spec.ChannelClose(200, "bye", 0, 0))
+    frames += method_frame(1, spec.ChannelOpen())
+    events = pair.server.receive(frames)
+    assert error_of(events).error.reply_code == 504

@@ -11,11 +11,13 @@ from kiltmq.protocol.connection import (
     ConnectionState,
     ContentReceived,
     MethodReceived,
+    ProtocolError,
     ProtocolHeaderReceived,
     Role,
     negotiate,
 )
 from kiltmq.protocol.errors import LocalProtocolError
+from kiltmq.protocol.frames import method_frame
 
 from .pair import Pair, opened, state
 
@@ -125,3 +127,47 @@ def test_local_misuse_on_channels() -> None:
 )
 def test_negotiate(ours: int, theirs: int, agreed: int) -> None:
     assert negotiate(ours, theirs) == agreed
+
+
+def _open_sent() -> Pair:
+    """A pair whose client sent connection.open that the server has not answered."""
+    pair = Pair()
+    pair.handshake()
+    pair.client.conn.state = pair.server.conn.state = ConnectionState.OPEN_OK
+    return pair
+
+
+def test_server_takes_channel_methods_right_behind_connection_open() -> None:
+    # RabbitMQ answers the open first, then the channel methods pipelined behind it
+    pair = _open_sent()
+    frames = method_frame(1, spec.ChannelOpen()) + method_frame(1, spec.QueueDeclare("q"))
+    events = pair.server.receive(frames)
+    assert events == [
+        MethodReceived(1, spec.ChannelOpen()),
+        MethodReceived(1, spec.QueueDeclare("q", arguments={})),
+    ]
+    pair.server.act("send_method", 0, spec.ConnectionOpenOk())
+    pair.server.act("send_method", 1, spec.ChannelOpenOk())
+    assert state(pair.server.conn) is ConnectionState.OPENED
+
+
+def test_client_refuses_channel_methods_before_open_ok() -> None:
+    pair = _open_sent()
+    (event,) = pair.client.receive(method_frame(1, spec.ChannelOpenOk()))
+    assert isinstance(event, ProtocolError) and event.error.reply_code == 504
+
+
+def test_open_ok_racing_the_peers_close_is_dropped() -> None:
+    pair = _open_sent()
+    pair.server.receive(method_frame(0, spec.ConnectionClose(200, "bye", 0, 0)))
+    pair.server.act("send_method", 0, spec.ConnectionOpenOk())
+    pair.server.act("send_method", 0, spec.ConnectionCloseOk())
+    assert pair.server.conn.data_to_send() == method_frame(0, spec.ConnectionCloseOk())
+
+
+def test_replies_after_the_peers_close_ok_are_dropped() -> None:
+    pair = _open_sent()
+    pair.server.receive(method_frame(0, spec.ConnectionCloseOk()))
+    pair.server.act("send_method", 0, spec.ConnectionOpenOk())
+    pair.server.act("send_method", 1, spec.ChannelOpenOk())
+    assert pair.server.conn.data_to_send() == b""

@@ -130,8 +130,14 @@ def test_malformed_arguments() -> None:
     assert (error.error.reply_code, error.error.class_id, error.error.method_id) == (502, 60, 40)
     bad_table = spec.QueueDeclare("q").encode()[:-4] + b"\x00\x00\x00\x03\x01kZ"
     assert violation(opened(), encode_frame(1, 1, bad_table)).error.reply_code == 502
+
+
+def test_short_string_argument_not_utf8_is_a_frame_error() -> None:
+    # RabbitMQ: 501 "Malformed UTF-8 in shortstr", without the method's ids
     bad_utf8 = b"\x00\x3c\x00\x28\x00\x00\x01\xff\x00\x00"
-    assert violation(opened(), encode_frame(1, 1, bad_utf8)).error.reply_code == 502
+    error = violation(opened(), encode_frame(1, 1, bad_utf8)).error
+    assert (error.reply_code, error.reply_text) == (501, "Malformed UTF-8 in shortstr")
+    assert (error.class_id, error.method_id) == (0, 0)
 
 
 def test_method_frame_too_short_for_its_ids() -> None:

@@ -62,7 +62,10 @@ def gen_properties_encode(w: Writer, props: list[Field], structs: dict[str, str]
         w(f"if _{p.py} is not None:", 3)
         w(f"flags |= 0x{bit:04X}", 4)
         if p.type == "shortstr":
-            w(f"_d = _{p.py}.encode()", 4)
+            w("try:", 4)
+            w(f"_d = _{p.py}.encode()", 5)
+            w("except UnicodeEncodeError:  # decoded from bytes that were not UTF-8", 4)
+            w(f'_d = _{p.py}.encode("utf-8", "surrogateescape")', 5)
             w("parts += (OCTETS[len(_d)], _d)", 4)
         elif p.type == "longstr":
             w(f"parts.append(encode_longstr(_{p.py}))", 4)
@@ -101,7 +104,13 @@ def gen_properties_decode(w: Writer, props: list[Field], structs: dict[str, str]
         if p.type == "shortstr":
             w("_n = buf[offset]", indent + 1)
             w("offset += 1", indent + 1)
-            w(f"self.{p.py} = buf[offset : offset + _n].decode()", indent + 1)
+            w("try:", indent + 1)
+            w(f"self.{p.py} = buf[offset : offset + _n].decode()", indent + 2)
+            w("except UnicodeDecodeError:  # RabbitMQ passes any bytes on", indent + 1)
+            w(
+                f'self.{p.py} = buf[offset : offset + _n].decode("utf-8", "surrogateescape")',
+                indent + 2,
+            )
             w("offset += _n", indent + 1)
         elif p.type == "longstr":
             w(f"self.{p.py}, offset = decode_longstr(buf, offset)", indent + 1)

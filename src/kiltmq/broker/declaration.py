@@ -7,9 +7,11 @@ text; ``what`` names the object as the vhost describes it ("queue 'q' in vhost '
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.codec import DeepValue, FieldTable, Timestamp
 from kiltmq.protocol.errors import PreconditionFailed
 
 __all__ = [
@@ -37,6 +39,9 @@ QUEUE_EQUIVALENCE_ARGS = (
     "x-single-active-consumer",
 )
 _OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
+#: The longest TTL or expiry RabbitMQ takes, in milliseconds (ten years): longer ones
+#: are ``{value_too_large,N}``.
+MAX_EXPIRY = 315360000000
 
 
 def _bool(value: bool) -> str:
@@ -58,6 +63,12 @@ def _type_name(value: Any) -> str:
     """The AMQP field type of ``value`` as RabbitMQ names it."""
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, Timestamp | datetime):
+        return "timestamp"
+    if isinstance(value, Decimal):
+        return "decimal"
+    if isinstance(value, DeepValue):
+        return "table" if value.encoded[:1] == b"F" else "array"
     if isinstance(value, int):
         return "signedint" if -(2**31) <= value < 2**31 else "long"
     if isinstance(value, float):
@@ -120,10 +131,12 @@ def validate_queue_args(what: str, args: FieldTable) -> None:
         if arg not in args:
             continue
         value = args[arg]
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, int) or isinstance(value, bool | Timestamp):
             raise invalid(arg, f'"expected integer, got {_type_name(value)}"')
         if value < minimum:
             raise invalid(arg, f"{{value_{'zero' if value == 0 else 'negative'},{value}}}")
+        if value > MAX_EXPIRY and arg in ("x-message-ttl", "x-expires"):
+            raise invalid(arg, f"{{value_too_large,{value}}}")
     for arg in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
         if arg in args and not isinstance(args[arg], str):
             raise invalid(arg, f'"expected string, got {_type_name(args[arg])}"')

@@ -17,8 +17,13 @@ def reply_text(error: AMQPError) -> str:
 
 
 def short(text: str) -> str:
-    """Cut ``text`` to the 255 bytes a short string can hold."""
-    data = text.encode()
+    """Cut ``text`` to the 255 bytes a short string can hold (bytes a client sent that
+    were not UTF-8, kept in ``text`` as surrogates, become "?")."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "replace")
+        text = data.decode()
     if len(data) <= 255:
         return text
     return data[:255].decode(errors="ignore")

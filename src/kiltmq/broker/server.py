@@ -39,7 +39,7 @@ import time
 from typing import Protocol, cast
 
 from kiltmq.broker.endpoint import Endpoint
-from kiltmq.broker.session import Session, SessionBroker
+from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
@@ -239,9 +239,8 @@ class ServerConnection(asyncio.Protocol):
             events = core.receive_data(data)
             if events:
                 self.session.handle(events)
-        except Exception:
-            log.exception("%s: internal error", self.session.peer_name)
-            self.session.internal_error()
+        except Exception as exc:
+            self.session.internal_error(exc)
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -263,8 +262,8 @@ class ServerConnection(asyncio.Protocol):
                 timer.cancel()
         try:
             self.session.cleanup()
-        except Exception:
-            log.exception("%s: error while cleaning up", self.session.peer_name)
+        except Exception as exc:
+            log_failure(self.session.peer_name, "error while cleaning up", exc)
         self.broker.connection_lost(self)
         self.endpoint.release(self, self._admitted)
         # the session refers to this connection: let go of it, so that reference
@@ -339,9 +338,8 @@ class ServerConnection(asyncio.Protocol):
     def _resume_consumers(self) -> None:
         try:
             self.session.resume_consumers()
-        except Exception:
-            log.exception("%s: internal error", self.session.peer_name)
-            self.session.internal_error()
+        except Exception as exc:
+            self.session.internal_error(exc)
 
     def send_unsupported_header(self) -> None:
         """Answer an unsupported protocol header with ours, then close (as the spec says)."""

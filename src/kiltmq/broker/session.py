@@ -61,6 +61,17 @@ __all__ = ["Session", "SessionBroker", "SessionConnection", "server_properties"]
 
 log = logging.getLogger("kiltmq.broker")
 
+
+def log_failure(peer: str, what: str, exc: BaseException) -> None:
+    """One log line for an unexpected exception on a connection; its traceback only at
+    debug level, so no peer can fill the log with them."""
+    text = str(exc)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    log.error("%s: %s: %s: %s", peer, what, type(exc).__name__, text)
+    log.debug("%s: %s", peer, what, exc_info=exc)
+
+
 #: Events held on a channel waiting for a reply that waits for the store (tx.commit-ok,
 #: declare-ok of a durable object) beyond which the connection stops reading until the
 #: commit is on disk.
@@ -196,7 +207,6 @@ class Session:
                     self.channel_error(channel, event.error)  # nothing if already closed
             elif kind is ProtocolError:
                 assert isinstance(event, ProtocolError)
-                log.info("%s: protocol error: %s", self.peer_name, event.error)
                 self.connection_error(event.error, core_failed=True)
                 return
             elif kind is ProtocolHeaderReceived:
@@ -220,9 +230,8 @@ class Session:
             return
         try:
             self.handle(events)
-        except Exception:
-            log.exception("%s: internal error", self.peer_name)
-            self.internal_error()
+        except Exception as exc:
+            self.internal_error(exc)
 
     @staticmethod
     def _fill_ids(error: AMQPError, method: spec.Method) -> None:
@@ -249,6 +258,8 @@ class Session:
 
     def _channel_method(self, number: int, channel: Channel | None, method: spec.Method) -> None:
         if isinstance(method, spec.ChannelOpen):
+            if self.closing:  # sent right behind a connection.open that was refused
+                return
             self.channels[number] = Channel(self, number)
             self.conn.send_method(number, self.core.dialect.channel_open_ok)
         elif isinstance(method, spec.ChannelClose):
@@ -451,8 +462,10 @@ class Session:
         )
         self.conn.await_close_ok(core_failed=core_failed)
 
-    def internal_error(self) -> None:
-        """An unexpected exception while handling this connection: 541, as RabbitMQ."""
+    def internal_error(self, exc: BaseException) -> None:
+        """An unexpected exception while handling this connection: 541, as RabbitMQ.
+        Logged in one line (the traceback at debug level)."""
+        log_failure(self.peer_name, "internal error", exc)
         if self.closing:
             self.conn.abort()
             return

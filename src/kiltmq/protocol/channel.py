@@ -3,7 +3,8 @@ the content being assembled on it.
 
 A channel exists from channel.open until channel.close-ok. A method on a channel that is
 not open is 504 CHANNEL_ERROR; a second channel.open too. After we send channel.close,
-everything on that channel but close/close-ok is discarded, as the spec requires.
+everything on that channel but close/close-ok is discarded, as the spec requires; after
+the peer sent it, until our close-ok, the same (a repeated close is answered again).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ class ChannelState(Enum):
     OPENING = "opening"  # channel.open sent, open-ok expected
     OPEN = "open"
     CLOSING = "closing"  # we sent channel.close; only close/close-ok count now
+    # The peer sent channel.close and our close-ok is not out yet: as RabbitMQ, another
+    # close is answered again, channel.open is a second open, the rest is discarded.
+    PEER_CLOSING = "peer-closing"
     # Reading the content of a method this side does not take: 503 once it is complete.
     REFUSING = "refusing"
 
@@ -72,6 +76,8 @@ def channel_method_sent(channels: dict[int, Channel], channel: int, method: Meth
             raise LocalProtocolError(f"channel {channel} is already open")
         channels[channel] = Channel(channel, ChannelState.OPENING)
     elif state is None:
+        if name == "channel.close-ok":
+            return  # answering a close the peer repeated (see ChannelState.PEER_CLOSING)
         raise LocalProtocolError(f"channel {channel} is not open (sending {name})")
     elif name == "channel.open-ok":
         state.state = ChannelState.OPEN
@@ -118,6 +124,12 @@ def channel_method_received(
         elif name != "channel.close":
             state.drop_content()
             return False  # discarded: we are closing this channel
+    elif state.state is ChannelState.PEER_CLOSING:
+        if name != "channel.close":
+            state.drop_content()
+            return False  # discarded: the peer closed this channel
+    elif name == "channel.close":
+        state.state = ChannelState.PEER_CLOSING
     elif state.state is ChannelState.OPENING:
         if name == "channel.open-ok":
             state.state = ChannelState.OPEN

@@ -17,9 +17,19 @@ Python values map as: ``bool`` -> t, ``int`` -> I (or l when it does not fit 32 
 types (all integer codes decode to ``int``, f and d to ``float``). An ``S`` value that is
 not valid UTF-8 decodes to ``bytes`` rather than failing: RabbitMQ treats it as binary.
 
+Whatever RabbitMQ accepts decodes, and encodes back to the same bytes:
+
+* a ``T`` value after the year 9999 (``datetime``'s limit) decodes to a
+  :class:`Timestamp`, an ``int`` of its seconds that encodes as ``T`` again;
+* a field name that is not UTF-8 decodes with ``surrogateescape`` (and encodes back so);
+* a table or array nested deeper than :data:`MAX_DEPTH` is checked without recursion and
+  kept encoded, as a :class:`DeepValue`: RabbitMQ takes any depth a frame can hold, and
+  Python values that deep could not be compared, encoded or printed without hitting the
+  recursion limit.
+
 Decoders take ``(buf, offset)`` and return ``(value, new_offset)``. They raise
-``ValueError`` (or ``struct.error`` / ``IndexError``) on malformed input; the frame layer
-turns those into a 502 SYNTAX_ERROR.
+``ValueError`` (or ``struct.error`` / ``IndexError``) on malformed input, and nothing
+else; the frame layer turns those into a 502 SYNTAX_ERROR.
 """
 
 from __future__ import annotations
@@ -60,6 +70,42 @@ _unpack_I = _S_I.unpack_from
 _unpack_i = _S_i.unpack_from
 
 _EMPTY_TABLE = b"\x00\x00\x00\x00"
+
+MAX_DEPTH = 64
+"""Tables and arrays nested deeper than this decode to :class:`DeepValue`."""
+
+_MAX_DATETIME = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime holds
+
+
+class Timestamp(int):
+    """A ``T`` field value too late for ``datetime``: its seconds since the epoch."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Timestamp({int(self)})"
+
+
+class DeepValue:
+    """A table or array nested deeper than :data:`MAX_DEPTH`, kept as it was encoded
+    (``encoded``: type code and value); it encodes back to the same bytes and compares
+    by them."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, encoded: bytes) -> None:
+        self.encoded = encoded
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeepValue) and other.encoded == self.encoded
+
+    def __hash__(self) -> int:
+        return hash(self.encoded)
+
+    def __repr__(self) -> str:
+        kind = "table" if self.encoded[:1] == b"F" else "array"
+        return f"DeepValue({kind}, {len(self.encoded)} bytes)"
+
 
 OCTETS: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
 """``OCTETS[n]`` is the one-byte ``bytes`` of ``n``: length prefixes and bit octets without a
@@ -156,6 +202,14 @@ def _enc_datetime(v: datetime) -> bytes:
     return b"T" + _pack_Q(seconds)
 
 
+def _enc_timestamp(v: Timestamp) -> bytes:
+    return b"T" + _pack_Q(v)
+
+
+def _enc_deep(v: DeepValue) -> bytes:
+    return v.encoded
+
+
 def _enc_table(v: FieldTable) -> bytes:
     return b"F" + encode_table(v)
 
@@ -178,6 +232,8 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     memoryview: _enc_bytes,
     Decimal: _enc_decimal,
     datetime: _enc_datetime,
+    Timestamp: _enc_timestamp,
+    DeepValue: _enc_deep,
     dict: _enc_table,
     list: _enc_array,
     tuple: _enc_array,
@@ -209,7 +265,10 @@ def encode_table(table: FieldTable | None) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     for key, value in table.items():
-        k = key.encode()
+        try:
+            k = key.encode()
+        except UnicodeEncodeError:  # a name decoded with surrogateescape
+            k = key.encode("utf-8", "surrogateescape")
         try:
             append(OCTETS[len(k)] + k)
         except IndexError:
@@ -263,8 +322,10 @@ def _dec_longstr_text(buf: bytes, offset: int) -> tuple[str | bytes, int]:
         return data, offset
 
 
-def _dec_timestamp(buf: bytes, offset: int) -> tuple[datetime, int]:
+def _dec_timestamp(buf: bytes, offset: int) -> tuple[datetime | Timestamp, int]:
     (seconds,) = _S_Q.unpack_from(buf, offset)
+    if seconds > _MAX_DATETIME:
+        return Timestamp(seconds), offset + 8
     return datetime.fromtimestamp(seconds, UTC), offset + 8
 
 
@@ -291,19 +352,25 @@ _DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
 }
 
 
-def decode_field_value(buf: bytes, offset: int) -> tuple[FieldValue, int]:
+def decode_field_value(buf: bytes, offset: int, depth: int = 0) -> tuple[FieldValue, int]:
+    """The field value at ``offset`` (its type code first). ``depth`` counts the tables
+    and arrays around it."""
     code = buf[offset]
     dec = _DECODERS.get(code)
     if dec is not None:
         return dec(buf, offset + 1)
-    if code == 70:  # F
-        return decode_table(buf, offset + 1)
-    if code == 65:  # A
-        return decode_array(buf, offset + 1)
+    if code == 70 or code == 65:  # F, A
+        if depth >= MAX_DEPTH:
+            end = _skip_value(buf, offset)
+            return DeepValue(bytes(buf[offset:end])), end
+        if code == 70:
+            return decode_table(buf, offset + 1, depth + 1)
+        return decode_array(buf, offset + 1, depth + 1)
     raise ValueError(f"unknown field value type {chr(code)!r}")
 
 
-def decode_table(buf: bytes, offset: int) -> tuple[dict[str, FieldValue], int]:
+def decode_table(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, FieldValue], int]:
+    """The table at ``offset`` (its length first); ``depth`` as for decode_field_value."""
     (n,) = _unpack_I(buf, offset)
     offset += 4
     end = offset + n
@@ -312,7 +379,10 @@ def decode_table(buf: bytes, offset: int) -> tuple[dict[str, FieldValue], int]:
     table: dict[str, FieldValue] = {}
     while offset < end:
         kend = offset + 1 + buf[offset]
-        key = buf[offset + 1 : kend].decode()
+        try:
+            key = buf[offset + 1 : kend].decode()
+        except UnicodeDecodeError:  # RabbitMQ takes any bytes
+            key = buf[offset + 1 : kend].decode("utf-8", "surrogateescape")
         code = buf[kend]
         offset = kend + 1
         # the common types inline; a value running past ``end`` is caught below
@@ -330,13 +400,14 @@ def decode_table(buf: bytes, offset: int) -> tuple[dict[str, FieldValue], int]:
             table[key] = buf[offset] != 0
             offset += 1
         else:
-            table[key], offset = decode_field_value(buf, offset - 1)
+            table[key], offset = decode_field_value(buf, offset - 1, depth)
     if offset != end:
         raise ValueError("field table length does not match its contents")
     return table, end
 
 
-def decode_array(buf: bytes, offset: int) -> tuple[list[FieldValue], int]:
+def decode_array(buf: bytes, offset: int, depth: int = 0) -> tuple[list[FieldValue], int]:
+    """The array at ``offset`` (its length first); ``depth`` as for decode_field_value."""
     (n,) = _S_I.unpack_from(buf, offset)
     offset += 4
     end = offset + n
@@ -344,8 +415,49 @@ def decode_array(buf: bytes, offset: int) -> tuple[list[FieldValue], int]:
         raise ValueError("truncated field array")
     values: list[FieldValue] = []
     while offset < end:
-        value, offset = decode_field_value(buf, offset)
+        value, offset = decode_field_value(buf, offset, depth)
         values.append(value)
     if offset != end:
         raise ValueError("field array length does not match its contents")
     return values, end
+
+
+# Encoded sizes of the fixed-width field value types, by type code.
+_WIDTHS = dict(zip(b"tbBsuIilfdDTV", (1, 1, 1, 2, 2, 4, 4, 8, 4, 8, 5, 8, 0), strict=True))
+
+
+def _skip_value(buf: bytes, offset: int) -> int:
+    """The end of the field value at ``offset`` (type code first), checked as the
+    decoders would, without recursion: open tables and arrays wait on a stack."""
+    n = len(buf)
+    ends: list[tuple[int, bool]] = []  # each open container's end, and if it is a table
+    pos = offset
+    while True:
+        code = buf[pos]
+        pos += 1
+        width = _WIDTHS.get(code)
+        if width is not None:
+            pos += width
+        elif code == 83 or code == 120:  # S, x
+            pos += 4 + _unpack_I(buf, pos)[0]
+        elif code == 70 or code == 65:  # F, A
+            end = pos + 4 + _unpack_I(buf, pos)[0]
+            if end > n:
+                raise ValueError("truncated field table" if code == 70 else "truncated field array")
+            ends.append((end, code == 70))
+            pos += 4
+        else:
+            raise ValueError(f"unknown field value type {chr(code)!r}")
+        while ends:
+            end, table = ends[-1]
+            if pos < end:
+                if table:
+                    pos += 1 + buf[pos]  # the field name
+                break
+            if pos != end:
+                raise ValueError("field table length does not match its contents")
+            ends.pop()
+        else:
+            if pos > n:
+                raise ValueError("truncated field value")
+            return pos

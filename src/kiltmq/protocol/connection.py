@@ -31,7 +31,8 @@ Everything that decides whether a frame is legal is reached from here:
   (406 PRECONDITION_FAILED, RabbitMQ's text); the channel is closing from then on, so its
   body frames are discarded, not buffered.
 * Negotiated limits (channel_max, frame_max, heartbeat) take effect when tune-ok passes
-  in either direction.
+  in either direction; until then a server takes frames of up to 4096 payload bytes
+  (:data:`HANDSHAKE_FRAME_MAX`), as RabbitMQ.
 * The dialect (:mod:`~kiltmq.protocol.dialect`): a client speaks the one it is built with;
   a server takes the one the client's protocol header names (AMQP 0-9-1 or 0-8), once,
   and decodes with its tables from then on.
@@ -97,15 +98,36 @@ _unpack_HHQ = CONTENT_HEADER.unpack_from  # class id, weight, body size of a hea
 # costs a class attribute lookup through the enum machinery each time.
 _HEADER = ConnectionState.HEADER
 _OPENED = ConnectionState.OPENED
+_OPEN_OK = ConnectionState.OPEN_OK
 _CLOSING = ConnectionState.CLOSING
 _CLOSED = ConnectionState.CLOSED
 _CHANNEL_OPEN = ChannelState.OPEN
 _CHANNEL_CLOSING = ChannelState.CLOSING
 _CHANNEL_REFUSING = ChannelState.REFUSING
+# Channel states whose stray content frames are discarded.
+_DISCARDING = frozenset({ChannelState.CLOSING, ChannelState.PEER_CLOSING})
+# Channel states in which content may still be sent (racing the peer's close is harmless).
+_SENDABLE = frozenset({ChannelState.OPEN, ChannelState.PEER_CLOSING})
+_ENDING = frozenset({_CLOSING, _CLOSED})
 # What still counts on a closing connection.
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
 #: No limit: the largest body size a content header can announce.
 NO_BODY_LIMIT = 2**64 - 1
+#: The largest frame a server takes before tune-ok settles frame_max: RabbitMQ's
+#: frame_min_size (4096) of payload, which it checks with 8 bytes to spare. A larger
+#: start-ok (client properties) makes RabbitMQ drop the socket.
+HANDSHAKE_FRAME_MAX = 4096 + 8
+
+
+def _decode(cls: type[Method], payload: bytes) -> Method:
+    """Decode a method frame's payload; malformed arguments are a connection error."""
+    try:
+        return cls.decode(payload)
+    except UnicodeDecodeError:
+        # a short string argument (field names and long strings take any bytes)
+        raise FrameError("Malformed UTF-8 in shortstr") from None
+    except (ValueError, struct.error, IndexError) as exc:
+        raise AMQPSyntaxError(f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID) from None
 
 
 class Connection:
@@ -121,7 +143,9 @@ class Connection:
         #: The largest body a content header may announce (server role; see
         #: :meth:`receive_data`). The broker sets it; a client takes any size.
         self.max_body_size = NO_BODY_LIMIT
-        self._reader = FrameReader(server=role is Role.SERVER)
+        server = role is Role.SERVER
+        frame_max = HANDSHAKE_FRAME_MAX if server else INITIAL_FRAME_MAX
+        self._reader = FrameReader(frame_max, server=server)
         self._out: list[bytes] = []
         self._failed = False
         self._use(dialect)
@@ -169,10 +193,12 @@ class Connection:
         if method.HAS_CONTENT:
             raise LocalProtocolError(f"{method.NAME} carries content: use send_content")
         if channel == 0:
+            if self.state in _ENDING and method.NAME not in _CLOSE_METHODS:
+                return  # the peer closed meanwhile (connection.open-ok racing its close)
             self._connection_method_sent(method)
         else:
             if self.state is not _OPENED:
-                if self.state is _CLOSING:
+                if self.state in _ENDING:
                     return  # racing a connection close: harmless, the peer discards it
                 raise LocalProtocolError(f"connection not open (state {self.state.value})")
             channel_method_sent(self.channels, channel, method)
@@ -190,7 +216,7 @@ class Connection:
         ``properties`` may be a :class:`BasicProperties` or already-encoded property bytes.
         """
         state = self.channels.get(channel)
-        if state is None or state.state is not ChannelState.OPEN:
+        if state is None or state.state not in _SENDABLE:
             raise LocalProtocolError(f"channel {channel} is not open")
         self._out.append(
             content_frames(
@@ -347,13 +373,7 @@ class Connection:
             if other.HAS_CONTENT and self._refuse_content(channel, other, payload):
                 return
             raise self._refused(other)
-        try:
-            method = cls.decode(payload)
-        except (ValueError, struct.error, IndexError) as exc:
-            # UnicodeDecodeError is a ValueError
-            raise AMQPSyntaxError(
-                f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
-            ) from None
+        method = _decode(cls, payload)
         if channel == 0:
             if cls.CLASS_ID != 10:  # 504, as RabbitMQ says
                 raise ChannelError(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
@@ -366,11 +386,14 @@ class Connection:
         if self.state is not _OPENED:
             if self.state is _CLOSING:
                 return  # discarded while the connection closes
-            raise ChannelError(
-                f"{cls.NAME} on channel {channel} before the connection is open",
-                cls.CLASS_ID,
-                cls.METHOD_ID,
-            )
+            if self.state is not _OPEN_OK or self.role is not Role.SERVER:
+                raise ChannelError(
+                    f"{cls.NAME} on channel {channel} before the connection is open",
+                    cls.CLASS_ID,
+                    cls.METHOD_ID,
+                )
+            # sent right behind connection.open, before our open-ok: taken, as RabbitMQ
+            # takes it; the shell handles the open (answered or refused) first
         state = self.channels.get(channel)
         if state is not None and state.state is _CHANNEL_OPEN:
             if state.content_method is not None:
@@ -440,12 +463,7 @@ class Connection:
             or state.content_method is not None
         ):
             return False
-        try:
-            method = cls.decode(payload)
-        except (ValueError, struct.error, IndexError) as exc:
-            raise AMQPSyntaxError(
-                f"malformed {cls.NAME}: {exc}", cls.CLASS_ID, cls.METHOD_ID
-            ) from None
+        method = _decode(cls, payload)
         state.content_method = method
         state.header_seen = False
         state.state = _CHANNEL_REFUSING
@@ -472,12 +490,12 @@ class Connection:
 
     def _header_frame(self, channel: int, state: Channel | None) -> None:
         """A content header frame that no content method announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state is _CHANNEL_CLOSING):
-            return  # discarded: we are closing the channel or the connection
+        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
+            return  # discarded: the channel or the connection is closing
         raise UnexpectedFrame(f"unexpected content header frame on channel {channel}")
 
     def _body_frame(self, channel: int, state: Channel | None) -> None:
         """A content body frame that no content header announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state is _CHANNEL_CLOSING):
-            return  # discarded: we are closing the channel or the connection
+        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
+            return  # discarded: the channel or the connection is closing
         raise UnexpectedFrame(f"unexpected content body frame on channel {channel}")

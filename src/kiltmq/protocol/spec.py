@@ -3379,12 +3379,18 @@ class BasicProperties:
             _content_type = self.content_type
             if _content_type is not None:
                 flags |= 0x8000
-                _d = _content_type.encode()
+                try:
+                    _d = _content_type.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _content_type.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _content_encoding = self.content_encoding
             if _content_encoding is not None:
                 flags |= 0x4000
-                _d = _content_encoding.encode()
+                try:
+                    _d = _content_encoding.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _content_encoding.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _headers = self.headers
             if _headers is not None:
@@ -3401,22 +3407,34 @@ class BasicProperties:
             _correlation_id = self.correlation_id
             if _correlation_id is not None:
                 flags |= 0x0400
-                _d = _correlation_id.encode()
+                try:
+                    _d = _correlation_id.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _correlation_id.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _reply_to = self.reply_to
             if _reply_to is not None:
                 flags |= 0x0200
-                _d = _reply_to.encode()
+                try:
+                    _d = _reply_to.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _reply_to.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _expiration = self.expiration
             if _expiration is not None:
                 flags |= 0x0100
-                _d = _expiration.encode()
+                try:
+                    _d = _expiration.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _expiration.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _message_id = self.message_id
             if _message_id is not None:
                 flags |= 0x0080
-                _d = _message_id.encode()
+                try:
+                    _d = _message_id.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _message_id.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _timestamp = self.timestamp
             if _timestamp is not None:
@@ -3425,22 +3443,34 @@ class BasicProperties:
             _type = self.type
             if _type is not None:
                 flags |= 0x0020
-                _d = _type.encode()
+                try:
+                    _d = _type.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _type.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _user_id = self.user_id
             if _user_id is not None:
                 flags |= 0x0010
-                _d = _user_id.encode()
+                try:
+                    _d = _user_id.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _user_id.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _app_id = self.app_id
             if _app_id is not None:
                 flags |= 0x0008
-                _d = _app_id.encode()
+                try:
+                    _d = _app_id.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _app_id.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
             _cluster_id = self.cluster_id
             if _cluster_id is not None:
                 flags |= 0x0004
-                _d = _cluster_id.encode()
+                try:
+                    _d = _cluster_id.encode()
+                except UnicodeEncodeError:  # decoded from bytes that were not UTF-8
+                    _d = _cluster_id.encode("utf-8", "surrogateescape")
                 parts += (OCTETS[len(_d)], _d)
         except IndexError:
             too_long = {
@@ -3464,14 +3494,20 @@ class BasicProperties:
         if flags & 0x8000:
             _n = buf[offset]
             offset += 1
-            self.content_type = buf[offset : offset + _n].decode()
+            try:
+                self.content_type = buf[offset : offset + _n].decode()
+            except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                self.content_type = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
             offset += _n
         else:
             self.content_type = None
         if flags & 0x4000:
             _n = buf[offset]
             offset += 1
-            self.content_encoding = buf[offset : offset + _n].decode()
+            try:
+                self.content_encoding = buf[offset : offset + _n].decode()
+            except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                self.content_encoding = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
             offset += _n
         else:
             self.content_encoding = None
@@ -3493,28 +3529,40 @@ class BasicProperties:
             if flags & 0x0400:
                 _n = buf[offset]
                 offset += 1
-                self.correlation_id = buf[offset : offset + _n].decode()
+                try:
+                    self.correlation_id = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.correlation_id = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.correlation_id = None
             if flags & 0x0200:
                 _n = buf[offset]
                 offset += 1
-                self.reply_to = buf[offset : offset + _n].decode()
+                try:
+                    self.reply_to = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.reply_to = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.reply_to = None
             if flags & 0x0100:
                 _n = buf[offset]
                 offset += 1
-                self.expiration = buf[offset : offset + _n].decode()
+                try:
+                    self.expiration = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.expiration = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.expiration = None
             if flags & 0x0080:
                 _n = buf[offset]
                 offset += 1
-                self.message_id = buf[offset : offset + _n].decode()
+                try:
+                    self.message_id = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.message_id = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.message_id = None
@@ -3526,28 +3574,40 @@ class BasicProperties:
             if flags & 0x0020:
                 _n = buf[offset]
                 offset += 1
-                self.type = buf[offset : offset + _n].decode()
+                try:
+                    self.type = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.type = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.type = None
             if flags & 0x0010:
                 _n = buf[offset]
                 offset += 1
-                self.user_id = buf[offset : offset + _n].decode()
+                try:
+                    self.user_id = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.user_id = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.user_id = None
             if flags & 0x0008:
                 _n = buf[offset]
                 offset += 1
-                self.app_id = buf[offset : offset + _n].decode()
+                try:
+                    self.app_id = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.app_id = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.app_id = None
             if flags & 0x0004:
                 _n = buf[offset]
                 offset += 1
-                self.cluster_id = buf[offset : offset + _n].decode()
+                try:
+                    self.cluster_id = buf[offset : offset + _n].decode()
+                except UnicodeDecodeError:  # RabbitMQ passes any bytes on
+                    self.cluster_id = buf[offset : offset + _n].decode("utf-8", "surrogateescape")
                 offset += _n
             else:
                 self.cluster_id = None

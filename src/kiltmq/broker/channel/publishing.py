@@ -16,6 +16,7 @@ import re
 import struct
 
 from kiltmq.broker.channel.reply_to import DirectReplyTo
+from kiltmq.broker.declaration import MAX_EXPIRY
 from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
 from kiltmq.broker.reply_target import REPLY_PREFIX, REPLY_TO, Target
 from kiltmq.protocol import spec
@@ -105,6 +106,8 @@ class Publishing(DirectReplyTo):
             reason = f'{{leftover_string,"{text[number.end():]}"}}'
         elif int(text) < 0:
             reason = f"{{value_negative,{int(text)}}}"
+        elif int(text) > MAX_EXPIRY:
+            reason = f"{{value_too_large,{int(text)}}}"
         else:
             return
         raise PreconditionFailed(f"PRECONDITION_FAILED - invalid expiration '{text}': {reason}")
