@@ -240,6 +240,8 @@ class Broker:
             vhost.loop = loop
         if isinstance(self.store, MemoryStore):
             log.info("no data directory: memory-only, nothing survives a restart")
+        # a store that cannot write blocks publishers, as RabbitMQ's disk alarm
+        self.store.set_alarm_handler(self.set_alarm)
         self.store.open()  # raises StoreError (locked, newer or damaged store)
         try:
             self._recover()

@@ -50,7 +50,8 @@ from kiltmq.broker.store.schema import (
     damaged,
     definition_key,
 )
-from kiltmq.broker.store.writer import Writer
+from kiltmq.broker.store.watermark import WATERMARK_NAME, Watermark
+from kiltmq.broker.store.writer import AlarmHandler, Writer
 from kiltmq.protocol.codec import encode_table
 
 __all__ = [
@@ -96,8 +97,9 @@ class SQLiteStore(Store):
     ``threaded``: commit in a writer thread (default) rather than on the event loop.
 
     Opening takes an exclusive lock on the directory (a second broker on it fails with
-    :class:`StoreError`), and refuses a database written by a newer kiltmq or a damaged
-    one, leaving the files as they are.
+    :class:`StoreError`), and refuses a database written by a newer kiltmq, and a damaged
+    one or one behind its commit watermark (:class:`StoreDamaged`), leaving the files as
+    they are.
     """
 
     defers_confirms = True
@@ -118,11 +120,14 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._lock = DirectoryLock(self.data_dir)
+        self._watermark: Watermark | None = None
+        self._alarm: AlarmHandler | None = None
         self._queues: dict[tuple[str, str], _Queue] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._writer = Writer(self.path)
+        self._writer.alarm = self._alarm
         self._next_pos = KEY_BASE
         self._next_qid = 1
         # The message enqueued last, and the position of its first row.
@@ -161,8 +166,21 @@ class SQLiteStore(Store):
                 f"cannot create data directory {self.data_dir}: {exc.strerror or exc}"
             ) from None
         self._lock.acquire()
+        watermark_path = self.data_dir / WATERMARK_NAME
         try:
-            self._db, self._was_clean = connect(self.path)
+            opened = connect(self.path, watermark_path)
+        except BaseException:
+            self._lock.release(untouched=True)
+            raise
+        try:
+            self._db, self._was_clean = opened.db, opened.was_clean
+            self._watermark = Watermark(watermark_path, opened.store_id)
+            try:
+                self._watermark.open(opened.seq)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write {watermark_path}: {exc.strerror or exc}"
+                ) from None
             self._reader = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
@@ -171,12 +189,16 @@ class SQLiteStore(Store):
             self._close_connections()
             self._lock.release()
             raise
+        self._lock.claim()
         try:
             loop = get_running_loop()
         except RuntimeError:
             loop = None
-        self._writer.start(self._db, loop, self.threaded)
+        self._writer.start(self._db, loop, self.threaded, self._watermark, opened.seq)
         log.info("store %s opened", self.path)
+
+    def set_alarm_handler(self, handler: AlarmHandler | None) -> None:
+        self._alarm = self._writer.alarm = handler
 
     def _close_connections(self) -> None:
         for attr in ("_reader", "_db"):
@@ -184,6 +206,9 @@ class SQLiteStore(Store):
             setattr(self, attr, None)
             if conn is not None:
                 conn.close()
+        watermark, self._watermark = self._watermark, None
+        if watermark is not None:
+            watermark.close()
 
     def close(self) -> None:
         """Write what is pending, mark the shutdown clean, release the directory."""
@@ -203,8 +228,10 @@ class SQLiteStore(Store):
     def _op(self, sql: str, params: tuple[Any, ...]) -> None:
         self._writer.op(sql, params)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self._writer.after_commit(callback)
+    def after_commit(
+        self, callback: Callable[[], None], failed: Callable[[], None] | None = None
+    ) -> None:
+        self._writer.after_commit(callback, failed)
 
     def definitions_pending(self) -> bool:
         return self._writer.definitions_pending()
