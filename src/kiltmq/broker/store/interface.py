@@ -22,7 +22,8 @@ survive a restart; a store never drives routing or delivery. The calls:
 A store that keeps bodies on disk may page them out of memory: a durable queue holding
 more than :attr:`Store.page_messages` ready messages (or :attr:`Store.page_bytes` bytes)
 swaps the bodies of further persistent messages for stand-ins (:meth:`Store.page_out`) and
-reads them back in batches before delivery (:meth:`Store.load`). Users, permissions and
+reads them back in batches ahead of delivery (:meth:`Store.load_later`; :meth:`Store.load`
+where the answer is needed at once). Users, permissions and
 vhosts are reported too (:meth:`Store.user_added`, :meth:`Store.permission_set`,
 :meth:`Store.vhost_added`), and at a clean shutdown the broker reports which waiting
 messages had been delivered before (:meth:`Store.mark_redelivered`).
@@ -184,3 +185,15 @@ class Store:
         """The full messages for ``messages``, in order (stand-ins are read back from the
         store; other messages are returned as they are)."""
         return list(messages)
+
+    def load_later(
+        self,
+        vhost: str,
+        queue: str,
+        messages: Sequence[Message],
+        done: Callable[[list[Message] | None], None],
+    ) -> None:
+        """As :meth:`load`, but off the event loop where the store can: ``done`` gets the
+        full messages on the loop, maybe later (None: they could not be read that way,
+        :meth:`load` says why)."""
+        done(self.load(vhost, queue, messages))

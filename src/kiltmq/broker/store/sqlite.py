@@ -4,8 +4,10 @@
 docs/durability.md; the tables are in :mod:`~kiltmq.broker.store.schema`, the batching of
 writes in :mod:`~kiltmq.broker.store.writer`). It also pages message bodies out of memory:
 :meth:`SQLiteStore.page_out` swaps a message for a
-:class:`~kiltmq.broker.message.PagedMessage` stand-in, :meth:`SQLiteStore.load` reads the
-bodies back, a few hundred per query.
+:class:`~kiltmq.broker.message.PagedMessage` stand-in; :meth:`SQLiteStore.load_later`
+reads the bodies back in a reader thread (:mod:`~kiltmq.broker.store.reader`), a few
+hundred per query, and :meth:`SQLiteStore.load` on the loop where an answer is needed
+at once (basic.get, dead-lettering).
 
 Where a message is: messages are shared by every queue they are in and never changed, so
 the store keeps its own record. Per durable queue it maps the id of each published
@@ -41,6 +43,7 @@ from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message, PagedMessage
 from kiltmq.broker.store.interface import Definition, Recovered, Store, StoreError
 from kiltmq.broker.store.lock import DirectoryLock
+from kiltmq.broker.store.reader import Reader, read_rows
 from kiltmq.broker.store.recovery import read_back
 from kiltmq.broker.store.schema import (
     DB_NAME,
@@ -65,7 +68,6 @@ log = logging.getLogger("kiltmq.broker.store")
 
 DEFAULT_PAGE_MESSAGES = 10_000
 DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
-_IN_CHUNK = 500  # parameters per "IN (...)" query when reading bodies back
 
 
 def default_data_dir() -> Path:
@@ -119,6 +121,8 @@ class SQLiteStore(Store):
         self.threaded = threaded
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        #: The reader thread (while open on an event loop).
+        self.body_reader: Reader | None = None
         self._lock = DirectoryLock(self.data_dir)
         self._watermark: Watermark | None = None
         self._alarm: AlarmHandler | None = None
@@ -195,12 +199,18 @@ class SQLiteStore(Store):
         except RuntimeError:
             loop = None
         self._writer.start(self._db, loop, self.threaded, self._watermark, opened.seq)
+        if loop is not None:
+            self.body_reader = Reader(self.path)
+            self.body_reader.start(loop)
         log.info("store %s opened", self.path)
 
     def set_alarm_handler(self, handler: AlarmHandler | None) -> None:
         self._alarm = self._writer.alarm = handler
 
     def _close_connections(self) -> None:
+        body_reader, self.body_reader = self.body_reader, None
+        if body_reader is not None:
+            body_reader.close()
         for attr in ("_reader", "_db"):
             conn = getattr(self, attr)
             setattr(self, attr, None)
@@ -393,9 +403,11 @@ class SQLiteStore(Store):
             pos = message.id
         return PagedMessage.stub(pos, message.size, message.raw_properties)
 
-    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+    def _unwritten(self, messages: Sequence[Message]) -> tuple[list[Message], dict[int, int]]:
+        """``messages`` with the stand-ins of rows still to be written replaced (from the
+        writer's batches), and the positions to read: pos -> index."""
         out = list(messages)
-        wanted: dict[int, int] = {}  # pos -> index in out
+        wanted: dict[int, int] = {}
         pending = self._writer.pending
         for i, message in enumerate(out):
             if not message.paged:
@@ -413,32 +425,60 @@ class SQLiteStore(Store):
                 )
             else:
                 wanted[pos] = i
+        return out, wanted
+
+    def _fill(
+        self, queue: str, out: list[Message], wanted: dict[int, int], found: dict[int, Message]
+    ) -> list[Message]:
+        for pos, i in wanted.items():
+            message = found.get(pos)
+            if message is None:
+                lost = len(wanted) - len(found)
+                raise StoreError(
+                    f"the store {self.path} lost {lost} message(s) of queue '{queue}'"
+                )
+            out[i] = message
+        return out
+
+    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+        out, wanted = self._unwritten(messages)
         if not wanted:
             return out
         reader = self._reader
         if reader is None:
             raise StoreError(f"the store {self.path} is closed")
-        positions = list(wanted)
-        for start in range(0, len(positions), _IN_CHUNK):
-            chunk = positions[start : start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        try:
+            found = read_rows(reader, list(wanted))
+        except sqlite3.Error as exc:
+            raise damaged(self.path, exc) from None
+        return self._fill(queue, out, wanted, found)
+
+    def load_later(
+        self,
+        vhost: str,
+        queue: str,
+        messages: Sequence[Message],
+        done: Callable[[list[Message] | None], None],
+    ) -> None:
+        out, wanted = self._unwritten(messages)
+        body_reader = self.body_reader
+        if not wanted or body_reader is None:
+            done(out if not wanted else None)
+            return
+
+        def finish(found: dict[int, Message] | BaseException) -> None:
+            if isinstance(found, BaseException):
+                log.error("store %s: reading messages back failed: %s", self.path, found)
+                done(None)
+                return
             try:
-                rows = reader.execute(
-                    "SELECT pos, exchange, routing_key, properties, body FROM messages"
-                    f" WHERE pos IN ({marks})",
-                    chunk,
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise damaged(self.path, exc) from None
-            for pos, exchange, routing_key, properties, body in rows:
-                out[wanted.pop(pos)] = Message.restored(
-                    pos, exchange, routing_key, properties, body
-                )
-        if wanted:
-            raise StoreError(
-                f"the store {self.path} lost {len(wanted)} message(s) of queue '{queue}'"
-            )
-        return out
+                done(self._fill(queue, out, wanted, found))
+            except StoreError as exc:
+                log.error("%s", exc)
+                done(None)
+
+        if not body_reader.read(list(wanted), finish):
+            done(None)
 
     # -- recovery ---------------------------------------------------------------------------
 
