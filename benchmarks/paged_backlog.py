@@ -3,7 +3,8 @@
 A kiltmq broker process (``kiltmq broker --data-dir DIR``) gets a backlog of persistent
 messages in a durable queue (``--count``, default 200,000, of ``--size`` bytes), and is
 restarted, so that every body is in the store only. Then one consumer (the load
-generator, in its own process: manual acks, prefetch 1000) drains the backlog while a
+aiormq client, in its own process: manual acks, prefetch 1000, ``multiple`` every
+100) drains the backlog while a
 prober on another connection publishes one transient message at a time to a queue of
 its own, with publisher confirms, every 5 ms, and times each publish-to-confirm round
 trip. Reported: the drain rate and the round trip's median, 99th percentile and maximum.
@@ -25,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import aiormq
+import aiormq.abc
 
 from kiltmq.bench.loadclient import connect, encode_publish
 from kiltmq.protocol import spec
@@ -79,17 +83,27 @@ async def _fill(url: str, count: int, size: int) -> None:
 
 
 async def _consume(url: str, count: int, shared: Any) -> None:
-    client = await connect(url)
+    conn = await aiormq.connect(url)
     try:
-        await client.open_channel(1)
-        client.on_delivered = lambda n: shared.__setitem__(0, n)
-        await client.consume(1, QUEUE, no_ack=False, prefetch=1000)
-        while shared[0] < count:
-            if client.error is not None:
-                raise client.error
-            await asyncio.sleep(0.01)
+        channel = await conn.channel()
+        await channel.basic_qos(prefetch_count=1000)
+        done = asyncio.Event()
+        received = 0
+
+        async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal received
+            received += 1
+            shared[0] = received
+            if received % 100 == 0 or received == count:
+                assert message.delivery_tag is not None
+                await channel.basic_ack(message.delivery_tag, multiple=True)
+            if received == count:
+                done.set()
+
+        await channel.basic_consume(QUEUE, on_message, no_ack=False)
+        await done.wait()
     finally:
-        await client.close()
+        await conn.close()
 
 
 def _consumer(url: str, count: int, shared: Any) -> None:
