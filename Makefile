@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint bench demo screenshots rabbitmq clean
+.PHONY: help install test lint bench soak demo screenshots rabbitmq clean
 
 help:
 	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
@@ -18,6 +18,7 @@ help:
 	@echo "make test      lint, then run the test suite"
 	@echo "make lint      ruff check and mypy --strict"
 	@echo "make bench     run the benchmarks"
+	@echo "make soak      kill -9 the broker at random moments, 100 rounds (SOAK_ARGS)"
 	@echo "make rabbitmq  install (if needed) and start a local RabbitMQ (root, Debian)"
 	@echo "make clean     remove $(VENV) and caches"
 
@@ -40,6 +41,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	KILTMQ_BENCH_ARGS='$(BENCH_ARGS)' $(BIN)/python -m benchmarks
+
+# tools/soak.py --help: --rounds, --queues, --seed, --data-dir
+SOAK_ARGS ?= --rounds 100
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py $(SOAK_ARGS)
 
 # The kilt store on the embedded broker; Ctrl-C stops it. DEMO_ARGS: see `kiltmq demo --help`.
 DEMO_ARGS ?=

@@ -141,12 +141,12 @@ def check(path: Path, watermark: Path, newest: int) -> Checked:
             raise StoreDamaged(
                 f"the commit watermark {watermark} of the store {path} is missing; {_ADVICE}"
             )
-    elif store_id != mark.store_id and (store_id is not None or mark.seq > 0):
+    elif store_id is not None and store_id != mark.store_id:
         raise StoreDamaged(
             f"the store {path} is not the one its commit watermark {watermark} was "
             f"written for; {_ADVICE}"
         )
-    elif seq < mark.seq:
+    elif seq < mark.seq:  # (a database without an id has not even its first commit)
         raise StoreDamaged(
             f"the store {path} lost committed transactions: it ends at commit {seq} but "
             f"commit {mark.seq} was confirmed (damaged or missing write-ahead log?); "

@@ -15,10 +15,16 @@ Expiry: a message with a TTL in a queue (expiration property or x-message-ttl) h
 absolute deadline in its row (``expires``, milliseconds since the epoch), so that it
 expires at the same moment after a restart, as in RabbitMQ.
 
+The ``meta`` table also holds ``store_id`` (random, hex; also in the commit watermark)
+and ``commit_seq``, the number of the last commit, which every transaction of the writer
+sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
+its first open, without a change of format.
+
 Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
-damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is.
+damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
+(:mod:`~kiltmq.broker.store.check`).
 """
 
 from __future__ import annotations

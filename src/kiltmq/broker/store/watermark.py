@@ -93,22 +93,35 @@ class Watermark:
         self._fd: int | None = None
 
     def open(self, seq: int) -> None:
-        """Create the file if needed (owner only, 0600) and record commit ``seq``."""
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Record commit ``seq``, creating the file (owner only, 0600) if there is none:
+        whole, under a temporary name renamed into place, so that a kill never leaves a
+        partial watermark behind. (A watermark of another store that committed nothing,
+        which the checks let pass, is replaced the same way.)"""
+        path = self.path
+        try:
+            mark = read_mark(path)
+        except StoreDamaged:
+            mark = None
+        if mark is None or mark.store_id != self.store_id:
+            new = path.with_name(path.name + ".new")
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, _slot(self.store_id, max(seq - 1, 0)) * 2)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(new, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new directory entry is durable too
+            finally:
+                os.close(dir_fd)
+        fd = os.open(path, os.O_RDWR)
         try:
             os.fchmod(fd, 0o600)
-            if created or os.fstat(fd).st_size != _SIZE:
-                other = _slot(self.store_id, max(seq - 1, 0))
-                os.pwrite(fd, other + other, 0)
             self._fd = fd
             self.advance(seq)
-            if created:  # make the new directory entry durable too
-                dir_fd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
         except BaseException:
             self._fd = None
             os.close(fd)
