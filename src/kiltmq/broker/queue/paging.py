@@ -6,8 +6,10 @@ A message arriving while the queue is over the store's page limits
 is swapped for its stand-in (``message.paged``). Bodies come back ahead of delivery, off
 the event loop (:meth:`~kiltmq.broker.store.Store.load_later`): when delivery reaches a
 stand-in, it and the next stand-ins behind it are read in one batch, and delivery waits
-for that batch (:meth:`Pager.wait`); once a batch is in, delivering its first message
-starts the read of the next one (:attr:`Pager.trigger`), so reads overlap delivery.
+for that batch (:meth:`Pager.wait`). Reads then run ahead of delivery: a batch that comes
+in starts the read of the next one while fewer than ``2 * PAGE_IN_BATCH`` entries lie
+before it, and delivering the first message of a batch starts a read again
+(:attr:`Pager.trigger`), so reads overlap delivery.
 Order never changes: the queue delivers its head only once its body is in. basic.get and
 dead-lettering need a body at once and read it on the loop (:meth:`Pager.page_in`).
 """
@@ -102,9 +104,8 @@ class Pager:
         return False
 
     def prefetch(self, ready: Iterable[Entry]) -> None:
-        """Start reading the stand-ins among the first entries of ``ready`` (unless a
-        read is under way)."""
-        self.trigger = None
+        """Start reading the stand-ins among the first ``2 * PAGE_IN_BATCH`` entries of
+        ``ready`` (unless a read is under way)."""
         if self._reading is not None or self._sync:
             return
         batch = {
@@ -122,7 +123,7 @@ class Pager:
             self._vhost,
             self._queue,
             [stand_in for _entry, stand_in in asked],
-            lambda messages: self._loaded(batch, asked, messages),
+            lambda messages: self._loaded(batch, asked, messages, ready),
         )
 
     def _loaded(
@@ -130,6 +131,7 @@ class Pager:
         batch: dict[Entry, Message],
         asked: list[tuple[Entry, Message]],
         messages: list[Message] | None,
+        ready: Iterable[Entry],
     ) -> None:
         if self._reading is not batch:  # the queue was purged or deleted meanwhile
             return
@@ -147,6 +149,7 @@ class Pager:
                     if first is None:
                         first = entry
             self.trigger = first
+            self.prefetch(ready)  # the next batch, if it is near enough
         self._wake()
 
     # -- reading back on the loop ----------------------------------------------------------
