@@ -360,7 +360,8 @@ def run(rounds: int, queues: int, seed: int, data_dir: Path) -> int:
         f"seed {seed}: {rounds} rounds of kill -9 in {time.monotonic() - started:.0f} s, "
         f"{len(model.queues)} queues: {model.next_id} published, {len(model.confirmed)} "
         f"confirmed ({model.nacked} nacked), {acked} acks committed, "
-        f"{model.redelivered} deliveries again after a kill, largest backlog "
+        f"{model.redelivered} deliveries flagged redelivered (after a kill or a read-through), "
+        f"largest backlog "
         f"{model.max_backlog}; nothing confirmed lost, no committed ack undone",
         flush=True,
     )
