@@ -134,11 +134,6 @@ class Writer:
         #: Told when the store cannot write, and when it can again.
         self.alarm: AlarmHandler | None = None
 
-    @property
-    def failing(self) -> bool:
-        """True while the last write failed (the store is in alarm)."""
-        return self._failures > 0
-
     def start(
         self,
         db: sqlite3.Connection,
