@@ -13,7 +13,7 @@ FUZZ_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint bench fuzz demo screenshots rabbitmq clean
+.PHONY: help install test lint bench fuzz soak demo screenshots rabbitmq clean
 
 help:
 	@echo "make install   create $(VENV) and install kiltmq with its test dependencies"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint      ruff check and mypy --strict"
 	@echo "make bench     run the benchmarks"
 	@echo "make fuzz      feed the broker FUZZ_FRAMES mutated frames (default 1000000)"
+	@echo "make soak      kill -9 the broker at random moments, 100 rounds (SOAK_ARGS)"
 	@echo "make rabbitmq  install (if needed) and start a local RabbitMQ (root, Debian)"
 	@echo "make clean     remove $(VENV) and caches"
 
@@ -48,6 +49,11 @@ bench: $(STAMP)
 # Mutated frames against a broker process; findings and its log go to fuzz-findings/.
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz --frames $(FUZZ_FRAMES) $(FUZZ_ARGS)
+
+# tools/soak.py --help: --rounds, --queues, --seed, --data-dir
+SOAK_ARGS ?= --rounds 100
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py $(SOAK_ARGS)
 
 # The kilt store on the embedded broker; Ctrl-C stops it. DEMO_ARGS: see `kiltmq demo --help`.
 DEMO_ARGS ?=

@@ -8,6 +8,7 @@ from kiltmq.broker.store import (
     Recovered,
     SQLiteStore,
     Store,
+    StoreDamaged,
     StoredMessage,
     StoreError,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Recovered",
     "SQLiteStore",
     "Store",
+    "StoreDamaged",
     "StoreError",
     "StoredMessage",
     "User",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kiltmq.broker import snapshots
 from kiltmq.broker.admin_error import AdminError, NotFound
+from kiltmq.broker.alarm import shown
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.definitions import DefinitionsAdmin
 from kiltmq.broker.policy_admin import PolicyAdmin
@@ -479,7 +480,7 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
             queued_bytes=broker.memory_used(),
             memory_limit=broker.memory_limit,
             memory_alarm="memory" in broker.alarms,
-            alarms=tuple(sorted(broker.alarms)),
+            alarms=tuple(sorted({shown(r) for r in broker.alarms})),
             disk_free_limit=broker.disk_free_limit,
             process_memory=snapshots.resident_memory(),
             data_dir=data_dir,

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-__all__ = ["DISK", "MEMORY", "Alarms", "blocked_reason"]
+__all__ = ["DISK", "MEMORY", "STORE", "Alarms", "blocked_reason", "shown"]
 
 #: The memory alarm: messages take more memory than the limit.
 MEMORY = "memory"
 #: The disk alarm: the data directory's filesystem has less free space than the limit.
 DISK = "disk"
 
+#: The store cannot write (disk full, I/O error): shown as the disk alarm, as RabbitMQ
+#: knows only memory and disk, but raised and cleared by the store alone.
+STORE = "store"
+
 #: The order of resources in a reason text; others follow by name.
 _ORDER = {MEMORY: 0, DISK: 1}
 
 
+def shown(resource: str) -> str:
+    """The resource as RabbitMQ names it (the store's alarm is a disk alarm)."""
+    return DISK if resource == STORE else resource
+
+
 def blocked_reason(resources: Iterable[str]) -> str:
     """connection.blocked's reason for ``resources`` ("" for none)."""
-    names = sorted(resources, key=lambda r: (_ORDER.get(r, len(_ORDER)), r))
+    names = sorted({shown(r) for r in resources}, key=lambda r: (_ORDER.get(r, len(_ORDER)), r))
     return f"low on {' & '.join(names)}" if names else ""
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kiltmq.broker.admin import Admin, AdminError
-from kiltmq.broker.alarm import MEMORY, Alarms
+from kiltmq.broker.alarm import MEMORY, STORE, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
@@ -335,6 +335,8 @@ class Broker:
             vhost.loop = loop
         if isinstance(self.store, MemoryStore):
             log.info("no data directory: memory-only, nothing survives a restart")
+        # a store that cannot write blocks publishers, as RabbitMQ's disk alarm
+        self.store.set_alarm_handler(lambda on, detail: self.set_alarm(STORE, on, detail))
         self.store.open()  # raises StoreError (locked, newer or damaged store)
         try:
             self._recover()

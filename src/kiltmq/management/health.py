@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kiltmq.broker.alarm import shown
 from kiltmq.broker.user_actions import UserActions
 from kiltmq.management.context import caller, context, vhost_param
 from kiltmq.management.errors import bad_request
@@ -33,7 +34,8 @@ def _failed(reason: str, extra: dict[str, Any] | None = None) -> web.Response:
 def _alarms(request: web.Request, reason: str) -> web.Response:
     ctx = context(request)
     if ctx.broker.alarms:
-        found = [{"node": ctx.node, "resource": r} for r in sorted(ctx.broker.alarms)]
+        resources = sorted({shown(r) for r in ctx.broker.alarms})
+        found = [{"node": ctx.node, "resource": r} for r in resources]
         return _failed(reason, {"alarms": found})
     return _ok()
 

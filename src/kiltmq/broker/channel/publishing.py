@@ -140,7 +140,9 @@ class Publishing(DirectReplyTo):
         store = self.vhost.store
         if store.defers_confirms and message.persistent and any(q.durable for q in queues):
             self._unconfirmed.add(seq)
-            store.after_commit(lambda: self._commit_confirmed(seq))
+            store.after_commit(
+                lambda: self._commit_confirmed(seq), lambda: self._commit_nacked(seq)
+            )
         else:
             self._confirmed(seq)
 
@@ -173,4 +175,12 @@ class Publishing(DirectReplyTo):
             return
         self._unconfirmed.discard(seq)
         self._confirmed(seq)
+        self.out.want_flush()
+
+    def _commit_nacked(self, seq: int) -> None:
+        """The store could not make the message durable (it cannot write): basic.nack."""
+        if self.closed:
+            return
+        self._unconfirmed.discard(seq)
+        self._nacked(seq)
         self.out.want_flush()

@@ -177,7 +177,7 @@ class Queue:
         self._seq = 0
         self._store = store = vhost.store
         self._persist = durable
-        self._pager = Pager(store, vhost.name, name, durable)
+        self._pager = Pager(store, vhost.name, name, durable, self.drain)
         self._ttl = Deadline(vhost.call_at, self._expire_head)
         self._expiry: QueueExpiry | None = None
         self._set_expiry()
@@ -348,18 +348,23 @@ class Queue:
             return
         pick = self._lineup.pick
         delivered = 0
+        pager = self._pager
+        trigger = pager.trigger
         while ready:
+            if ready[0].message.paged and not pager.wait(ready):
+                break  # its body is being read: drain runs again once it is in
             consumer = pick()
             if consumer is None:
                 break
             entry = ready.popleft()
+            if entry is trigger:
+                pager.prefetch(ready)  # read the next bodies while these are delivered
+                trigger = None
             self.ready_bytes -= entry.message.size
             expires = entry.expires
             if expires is not None and expires <= self.vhost.now():
                 self._dead_letter(entry, "expired")
                 continue
-            if entry.message.paged:
-                self._pager.page_in(entry, ready)
             consumer.channel.deliver(consumer, entry)
             delivered += 1
         self.delivered += delivered
@@ -498,7 +503,7 @@ class Queue:
                 self._store.queue_purged(self.vhost.name, self.name, persistent)
         self.ready.clear()
         self.ready_bytes = 0
-        self._pager.paged_bytes = 0
+        self._pager.forget()
         self._ttl.cancel()
 
     # -- timers: message TTL and queue expiry -------------------------------------------

@@ -5,7 +5,9 @@
 * :mod:`~kiltmq.broker.store.memory`: :class:`MemoryStore`, no storage at all.
 * :mod:`~kiltmq.broker.store.sqlite`: :class:`SQLiteStore`, one SQLite database in a
   data directory, built from :mod:`~kiltmq.broker.store.schema` (tables, format
-  versions), :mod:`~kiltmq.broker.store.lock` (one broker per directory),
+  versions), :mod:`~kiltmq.broker.store.check` (refusing a damaged store untouched),
+  :mod:`~kiltmq.broker.store.watermark` (how far it committed, kept outside the
+  database), :mod:`~kiltmq.broker.store.lock` (one broker per directory),
   :mod:`~kiltmq.broker.store.writer` (batches, group commit) and
   :mod:`~kiltmq.broker.store.recovery` (reading it back).
 """
@@ -15,6 +17,7 @@ from kiltmq.broker.store.interface import (
     Definition,
     Recovered,
     Store,
+    StoreDamaged,
     StoredMessage,
     StoreError,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "Recovered",
     "SQLiteStore",
     "Store",
+    "StoreDamaged",
     "StoreError",
     "StoredMessage",
     "default_data_dir",

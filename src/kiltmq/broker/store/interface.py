@@ -12,7 +12,9 @@ survive a restart; a store never drives routing or delivery. The calls:
   :meth:`Store.message_expires` follows ``message_enqueued`` for a message with a TTL in
   that queue: its deadline, kept across a restart.
 * :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
-  the callback runs once everything enqueued so far is safely written. A store that
+  the callback runs once everything enqueued so far is safely written (or, while the
+  store cannot write, its failure path: basic.nack; :meth:`Store.set_alarm_handler` is
+  told then, to block publishers). A store that
   batches writes (group commit) calls it after the batch commits. Replies to
   declarations of durable objects wait for it too while :meth:`Store.definitions_pending`.
 * :meth:`Store.recover`: at start, the definitions and messages to rebuild.
@@ -20,7 +22,8 @@ survive a restart; a store never drives routing or delivery. The calls:
 A store that keeps bodies on disk may page them out of memory: a durable queue holding
 more than :attr:`Store.page_messages` ready messages (or :attr:`Store.page_bytes` bytes)
 swaps the bodies of further persistent messages for stand-ins (:meth:`Store.page_out`) and
-reads them back in batches before delivery (:meth:`Store.load`). Users, permissions and
+reads them back in batches ahead of delivery (:meth:`Store.load_later`; :meth:`Store.load`
+where the answer is needed at once). Users, permissions and
 vhosts are reported too (:meth:`Store.user_added`, :meth:`Store.permission_set`,
 :meth:`Store.vhost_added`), and at a clean shutdown the broker reports which waiting
 messages had been delivered before (:meth:`Store.mark_redelivered`).
@@ -38,7 +41,7 @@ from typing import Any
 from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message
 
-__all__ = ["Definition", "Recovered", "Store", "StoreError", "StoredMessage"]
+__all__ = ["Definition", "Recovered", "Store", "StoreDamaged", "StoreError", "StoredMessage"]
 
 Definition = dict[str, Any]
 """A definition: for ``kind == "exchange"`` keys name, type, durable, auto_delete,
@@ -50,6 +53,12 @@ routing_key, arguments."""
 class StoreError(Exception):
     """The store cannot be used: locked by another broker, written by a newer version,
     damaged, or unreadable. The message is one line fit for the command line."""
+
+
+class StoreDamaged(StoreError):
+    """The store's files are damaged or lost committed data (a failed integrity check, a
+    database behind its commit watermark, a missing write-ahead log): refused, and left
+    exactly as found."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +136,17 @@ class Store:
         for message in messages:
             self.message_removed(vhost, queue, message)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once everything reported so far is durable."""
+    def after_commit(
+        self, callback: Callable[[], None], failed: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``callback`` once everything reported so far is durable. ``failed``: run
+        instead when that cannot be done now (the store cannot write); without it the
+        callback waits until the store can write again."""
         callback()
+
+    def set_alarm_handler(self, handler: Callable[[bool, str], None] | None) -> None:
+        """Tell ``handler(True, reason)`` when the store cannot write (publishers should
+        be blocked) and ``handler(False, "")`` when it can again."""
 
     def definitions_pending(self) -> bool:
         """True while a reported definition (exchange, queue, binding, vhost, user,
@@ -168,3 +185,15 @@ class Store:
         """The full messages for ``messages``, in order (stand-ins are read back from the
         store; other messages are returned as they are)."""
         return list(messages)
+
+    def load_later(
+        self,
+        vhost: str,
+        queue: str,
+        messages: Sequence[Message],
+        done: Callable[[list[Message] | None], None],
+    ) -> None:
+        """As :meth:`load`, but off the event loop where the store can: ``done`` gets the
+        full messages on the loop, maybe later (None: they could not be read that way,
+        :meth:`load` says why)."""
+        done(self.load(vhost, queue, messages))

@@ -15,10 +15,16 @@ Expiry: a message with a TTL in a queue (expiration property or x-message-ttl) h
 absolute deadline in its row (``expires``, milliseconds since the epoch), so that it
 expires at the same moment after a restart, as in RabbitMQ.
 
+The ``meta`` table also holds ``store_id`` (random, hex; also in the commit watermark)
+and ``commit_seq``, the number of the last commit, which every transaction of the writer
+sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
+its first open, without a change of format.
+
 Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
-damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is.
+damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
+(:mod:`~kiltmq.broker.store.check`).
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import uuid
 from pathlib import Path
+from typing import NamedTuple
 
+from kiltmq.broker.store.check import check, damaged
 from kiltmq.broker.store.interface import Definition, StoreError
 from kiltmq.protocol.codec import encode_table
 
@@ -39,6 +48,7 @@ __all__ = [
     "MARK_DELIVERED",
     "SCHEMA_VERSION",
     "SET_META",
+    "Opened",
     "connect",
     "damaged",
     "definition_key",
@@ -111,49 +121,6 @@ def definition_key(kind: str, definition: Definition) -> bytes:
     return str(definition["name"]).encode()
 
 
-def damaged(path: Path, exc: BaseException) -> StoreError:
-    """The error for a store that cannot be read."""
-    return StoreError(
-        f"the store {path} cannot be read ({exc}); kiltmq will not start on it "
-        "and has not changed it: move the data directory away to start empty, or "
-        "restore a backup"
-    )
-
-
-def _check(path: Path) -> int:
-    """The store's format version, read without changing anything (a read-only
-    connection never checkpoints or rolls back): refuse a newer, foreign or damaged
-    database before the read-write connection could touch it."""
-    if not path.exists():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise damaged(path, exc) from None
-    try:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store {path} has format {version}, written by a newer "
-                f"kiltmq (this one reads format {SCHEMA_VERSION} at most): refusing "
-                "to open it"
-            )
-        if version == 0:
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise StoreError(
-                    f"{path} is an SQLite database but not a kiltmq store: "
-                    "refusing to touch it"
-                )
-        elif db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
-            raise damaged(path, sqlite3.DatabaseError("integrity check failed"))
-        return version
-    except sqlite3.Error as exc:
-        raise damaged(path, exc) from None
-    finally:
-        db.close()
-
-
 def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     """Upgrade a store of an older format in place, one version at a time, each step
     in one transaction (a failed step leaves the store as it was)."""
@@ -180,12 +147,25 @@ def private_file(path: Path) -> None:
         os.close(fd)
 
 
-def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
-    """The read-write connection to the store at ``path`` (created, or upgraded to the
-    current format, as needed), and whether the broker that used it last stopped
-    cleanly. From then on the store says "not stopped cleanly" until a commit of
-    ``SET_META`` says otherwise."""
-    version = _check(path)
+class Opened(NamedTuple):
+    """The read-write connection to a store and what was read when opening it."""
+
+    db: sqlite3.Connection
+    #: Whether the broker that used it last stopped cleanly.
+    was_clean: bool
+    #: The store's id (also in its commit watermark).
+    store_id: bytes
+    #: The number of its last commit (see :mod:`~kiltmq.broker.store.watermark`).
+    seq: int
+
+
+def connect(path: Path, watermark: Path) -> Opened:
+    """Open the store at ``path`` read-write (created, or upgraded to the current
+    format, as needed) once it passed its checks (:func:`check`, against the commit
+    watermark at ``watermark``). From then on the store says "not stopped cleanly"
+    until a commit of ``SET_META`` says otherwise."""
+    checked = check(path, watermark, SCHEMA_VERSION)
+    version = checked.version
     try:
         private_file(path)
         for suffix in ("-wal", "-shm"):  # SQLite gives new ones the database file's mode
@@ -210,12 +190,19 @@ def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
             _migrate(db, path, version)
         row = db.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
         was_clean = bool(row and row[0])
+        store_id = checked.store_id
+        db.execute("BEGIN")
+        if store_id is None:  # a new store, or one written before it had an id
+            store_id = uuid.uuid4().bytes
+            db.execute(SET_META, ("store_id", store_id.hex()))
+            db.execute(SET_META, ("commit_seq", checked.seq))
         # From now on an unclean stop is detectable: the marker is set again at close.
         db.execute(SET_META, ("clean_shutdown", 0))
+        db.execute("COMMIT")
     except StoreError:
         db.close()
         raise
     except sqlite3.Error as exc:
         db.close()
         raise damaged(path, exc) from None
-    return db, was_clean
+    return Opened(db, was_clean, store_id, checked.seq)

@@ -4,8 +4,10 @@
 docs/durability.md; the tables are in :mod:`~kiltmq.broker.store.schema`, the batching of
 writes in :mod:`~kiltmq.broker.store.writer`). It also pages message bodies out of memory:
 :meth:`SQLiteStore.page_out` swaps a message for a
-:class:`~kiltmq.broker.message.PagedMessage` stand-in, :meth:`SQLiteStore.load` reads the
-bodies back, a few hundred per query.
+:class:`~kiltmq.broker.message.PagedMessage` stand-in; :meth:`SQLiteStore.load_later`
+reads the bodies back in a reader thread (:mod:`~kiltmq.broker.store.reader`), a few
+hundred per query, and :meth:`SQLiteStore.load` on the loop where an answer is needed
+at once (basic.get, dead-lettering).
 
 Where a message is: messages are shared by every queue they are in and never changed, so
 the store keeps its own record. Per durable queue it maps the id of each published
@@ -41,6 +43,7 @@ from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message, PagedMessage
 from kiltmq.broker.store.interface import Definition, Recovered, Store, StoreError
 from kiltmq.broker.store.lock import DirectoryLock
+from kiltmq.broker.store.reader import Reader, read_rows
 from kiltmq.broker.store.recovery import read_back
 from kiltmq.broker.store.schema import (
     DB_NAME,
@@ -50,7 +53,8 @@ from kiltmq.broker.store.schema import (
     damaged,
     definition_key,
 )
-from kiltmq.broker.store.writer import Writer
+from kiltmq.broker.store.watermark import WATERMARK_NAME, Watermark
+from kiltmq.broker.store.writer import AlarmHandler, Writer
 from kiltmq.protocol.codec import encode_table
 
 __all__ = [
@@ -64,7 +68,6 @@ log = logging.getLogger("kiltmq.broker.store")
 
 DEFAULT_PAGE_MESSAGES = 10_000
 DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
-_IN_CHUNK = 500  # parameters per "IN (...)" query when reading bodies back
 
 
 def default_data_dir() -> Path:
@@ -96,8 +99,9 @@ class SQLiteStore(Store):
     ``threaded``: commit in a writer thread (default) rather than on the event loop.
 
     Opening takes an exclusive lock on the directory (a second broker on it fails with
-    :class:`StoreError`), and refuses a database written by a newer kiltmq or a damaged
-    one, leaving the files as they are.
+    :class:`StoreError`), and refuses a database written by a newer kiltmq, and a damaged
+    one or one behind its commit watermark (:class:`StoreDamaged`), leaving the files as
+    they are.
     """
 
     defers_confirms = True
@@ -117,12 +121,17 @@ class SQLiteStore(Store):
         self.threaded = threaded
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        #: The reader thread (while open on an event loop).
+        self.body_reader: Reader | None = None
         self._lock = DirectoryLock(self.data_dir)
+        self._watermark: Watermark | None = None
+        self._alarm: AlarmHandler | None = None
         self._queues: dict[tuple[str, str], _Queue] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._writer = Writer(self.path)
+        self._writer.alarm = self._alarm
         self._next_pos = KEY_BASE
         self._next_qid = 1
         # The message enqueued last, and the position of its first row.
@@ -161,8 +170,21 @@ class SQLiteStore(Store):
                 f"cannot create data directory {self.data_dir}: {exc.strerror or exc}"
             ) from None
         self._lock.acquire()
+        watermark_path = self.data_dir / WATERMARK_NAME
         try:
-            self._db, self._was_clean = connect(self.path)
+            opened = connect(self.path, watermark_path)
+        except BaseException:
+            self._lock.release(untouched=True)
+            raise
+        try:
+            self._db, self._was_clean = opened.db, opened.was_clean
+            self._watermark = Watermark(watermark_path, opened.store_id)
+            try:
+                self._watermark.open(opened.seq)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write {watermark_path}: {exc.strerror or exc}"
+                ) from None
             self._reader = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
@@ -171,19 +193,32 @@ class SQLiteStore(Store):
             self._close_connections()
             self._lock.release()
             raise
+        self._lock.claim()
         try:
             loop = get_running_loop()
         except RuntimeError:
             loop = None
-        self._writer.start(self._db, loop, self.threaded)
+        self._writer.start(self._db, loop, self.threaded, self._watermark, opened.seq)
+        if loop is not None:
+            self.body_reader = Reader(self.path)
+            self.body_reader.start(loop)
         log.info("store %s opened", self.path)
 
+    def set_alarm_handler(self, handler: AlarmHandler | None) -> None:
+        self._alarm = self._writer.alarm = handler
+
     def _close_connections(self) -> None:
+        body_reader, self.body_reader = self.body_reader, None
+        if body_reader is not None:
+            body_reader.close()
         for attr in ("_reader", "_db"):
             conn = getattr(self, attr)
             setattr(self, attr, None)
             if conn is not None:
                 conn.close()
+        watermark, self._watermark = self._watermark, None
+        if watermark is not None:
+            watermark.close()
 
     def close(self) -> None:
         """Write what is pending, mark the shutdown clean, release the directory."""
@@ -203,8 +238,10 @@ class SQLiteStore(Store):
     def _op(self, sql: str, params: tuple[Any, ...]) -> None:
         self._writer.op(sql, params)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self._writer.after_commit(callback)
+    def after_commit(
+        self, callback: Callable[[], None], failed: Callable[[], None] | None = None
+    ) -> None:
+        self._writer.after_commit(callback, failed)
 
     def definitions_pending(self) -> bool:
         return self._writer.definitions_pending()
@@ -366,9 +403,11 @@ class SQLiteStore(Store):
             pos = message.id
         return PagedMessage.stub(pos, message.size, message.raw_properties)
 
-    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+    def _unwritten(self, messages: Sequence[Message]) -> tuple[list[Message], dict[int, int]]:
+        """``messages`` with the stand-ins of rows still to be written replaced (from the
+        writer's batches), and the positions to read: pos -> index."""
         out = list(messages)
-        wanted: dict[int, int] = {}  # pos -> index in out
+        wanted: dict[int, int] = {}
         pending = self._writer.pending
         for i, message in enumerate(out):
             if not message.paged:
@@ -386,32 +425,60 @@ class SQLiteStore(Store):
                 )
             else:
                 wanted[pos] = i
+        return out, wanted
+
+    def _fill(
+        self, queue: str, out: list[Message], wanted: dict[int, int], found: dict[int, Message]
+    ) -> list[Message]:
+        for pos, i in wanted.items():
+            message = found.get(pos)
+            if message is None:
+                lost = len(wanted) - len(found)
+                raise StoreError(
+                    f"the store {self.path} lost {lost} message(s) of queue '{queue}'"
+                )
+            out[i] = message
+        return out
+
+    def load(self, vhost: str, queue: str, messages: Sequence[Message]) -> list[Message]:
+        out, wanted = self._unwritten(messages)
         if not wanted:
             return out
         reader = self._reader
         if reader is None:
             raise StoreError(f"the store {self.path} is closed")
-        positions = list(wanted)
-        for start in range(0, len(positions), _IN_CHUNK):
-            chunk = positions[start : start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        try:
+            found = read_rows(reader, list(wanted))
+        except sqlite3.Error as exc:
+            raise damaged(self.path, exc) from None
+        return self._fill(queue, out, wanted, found)
+
+    def load_later(
+        self,
+        vhost: str,
+        queue: str,
+        messages: Sequence[Message],
+        done: Callable[[list[Message] | None], None],
+    ) -> None:
+        out, wanted = self._unwritten(messages)
+        body_reader = self.body_reader
+        if not wanted or body_reader is None:
+            done(out if not wanted else None)
+            return
+
+        def finish(found: dict[int, Message] | BaseException) -> None:
+            if isinstance(found, BaseException):
+                log.error("store %s: reading messages back failed: %s", self.path, found)
+                done(None)
+                return
             try:
-                rows = reader.execute(
-                    "SELECT pos, exchange, routing_key, properties, body FROM messages"
-                    f" WHERE pos IN ({marks})",
-                    chunk,
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise damaged(self.path, exc) from None
-            for pos, exchange, routing_key, properties, body in rows:
-                out[wanted.pop(pos)] = Message.restored(
-                    pos, exchange, routing_key, properties, body
-                )
-        if wanted:
-            raise StoreError(
-                f"the store {self.path} lost {len(wanted)} message(s) of queue '{queue}'"
-            )
-        return out
+                done(self._fill(queue, out, wanted, found))
+            except StoreError as exc:
+                log.error("%s", exc)
+                done(None)
+
+        if not body_reader.read(list(wanted), finish):
+            done(None)
 
     # -- recovery ---------------------------------------------------------------------------
 

@@ -9,9 +9,19 @@ committed, the writer schedules :meth:`Writer._committed` on the loop, which run
 batch's ``after_commit`` callbacks (publisher confirms, tx.commit-ok) and sends the next
 batch. At most one batch is in flight.
 
+Every transaction also sets ``commit_seq`` in ``meta``; after SQLite's commit the writer
+records that number in the commit watermark (:mod:`~kiltmq.broker.store.watermark`,
+fsynced) before the batch's callbacks run.
+
 Without a writer thread (``threaded=False``) the flush writes on the loop; without an
-event loop every change is written at once. A transaction that fails (disk full, I/O
-error) is rolled back and the same batch is tried again every second; its callbacks wait.
+event loop every change is written at once.
+
+A transaction that fails (disk full, I/O error, read-only file system) is rolled back
+and the same batch is tried again every second. Meanwhile the store is in alarm: the
+alarm handler is told (the broker blocks publishers), callbacks that have a failure path
+(publisher confirms: basic.nack) take it at once, for the failed batch and for whatever
+is reported until a write succeeds again; other callbacks (tx.commit-ok, replies to
+declarations) wait for the commit. The first successful commit clears the alarm.
 """
 
 from __future__ import annotations
@@ -27,9 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.message import Message
-from kiltmq.broker.store.schema import DELETE, INSERT, MARK_DELIVERED
+from kiltmq.broker.store.schema import DELETE, INSERT, MARK_DELIVERED, SET_META
+from kiltmq.broker.store.watermark import Watermark
 
-__all__ = ["Batch", "Writer"]
+__all__ = ["AlarmHandler", "Batch", "Writer"]
+
+#: Told ``(True, reason)`` when the store cannot write, ``(False, "")`` when it can again.
+AlarmHandler = Callable[[bool, str], None]
+#: An after-commit callback and what to run instead if the batch cannot be written.
+Callback = tuple[Callable[[], None], Callable[[], None] | None]
 
 log = logging.getLogger("kiltmq.broker.store")
 
@@ -37,7 +53,7 @@ log = logging.getLogger("kiltmq.broker.store")
 class Batch:
     """Changes collected on the loop for one transaction."""
 
-    __slots__ = ("inserts", "expires", "deletes", "ops", "delivered", "callbacks")
+    __slots__ = ("inserts", "expires", "deletes", "ops", "delivered", "callbacks", "written")
 
     def __init__(self) -> None:
         #: pos -> (queue id, message key, message): rows to insert
@@ -50,16 +66,19 @@ class Batch:
         self.ops: list[tuple[str, tuple[Any, ...]]] = []
         #: pos of rows to mark delivered (after the inserts)
         self.delivered: list[int] = []
-        self.callbacks: list[Callable[[], None]] = []
+        self.callbacks: list[Callback] = []
+        #: True once committed (only the watermark is still to be written)
+        self.written = False
 
     def empty(self) -> bool:
         return not (self.inserts or self.deletes or self.ops or self.delivered or self.callbacks)
 
 
-def _apply(db: sqlite3.Connection, batch: Batch) -> None:
-    """Write one batch in one transaction (any thread)."""
+def _apply(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
+    """Write one batch in one transaction numbered ``seq`` (any thread)."""
     db.execute("BEGIN")
     try:
+        db.execute(SET_META, ("commit_seq", seq))
         for sql, params in batch.ops:
             db.execute(sql, params)
         if batch.inserts:
@@ -109,14 +128,27 @@ class Writer:
         self._jobs: queue_module.SimpleQueue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
         self._failures = 0
+        self._watermark: Watermark | None = None
+        #: The number of the last commit (see :mod:`~kiltmq.broker.store.watermark`).
+        self.seq = 0
+        #: Told when the store cannot write, and when it can again.
+        self.alarm: AlarmHandler | None = None
 
     def start(
-        self, db: sqlite3.Connection, loop: AbstractEventLoop | None, threaded: bool
+        self,
+        db: sqlite3.Connection,
+        loop: AbstractEventLoop | None,
+        threaded: bool,
+        watermark: Watermark,
+        seq: int,
     ) -> None:
         """Write to ``db`` from now on: in a thread if ``threaded`` and there is a loop
-        to report back to."""
+        to report back to. ``seq``: the number of the last commit, which ``watermark``
+        records."""
         self._db = db
         self._loop = loop
+        self._watermark = watermark
+        self.seq = seq
         if threaded and loop is not None:
             self._jobs = queue_module.SimpleQueue()
             self._thread = threading.Thread(
@@ -158,10 +190,13 @@ class Writer:
             log.error("store %s: the last writes failed at close: %s", self.path, exc)
         finally:
             self.inflight = None
+            self._watermark = None
         # The writer's own report of the final batch, if the loop still runs it, then
         # finds an empty list.
         callbacks, final.callbacks = final.callbacks, []
-        return callbacks
+        if not final.written:  # not durable: callbacks that can say so do
+            return [failed or ok for ok, failed in callbacks]
+        return [ok for ok, _failed in callbacks]
 
     # -- on the loop -------------------------------------------------------------------------
 
@@ -173,16 +208,22 @@ class Writer:
         if not self.scheduled:
             self.schedule()
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once everything reported so far is committed."""
+    def after_commit(
+        self, callback: Callable[[], None], failed: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``callback`` once everything reported so far is committed; while the store
+        cannot write, run ``failed`` at once instead, if given."""
         if self._db is None:
             callback()
             return
+        if failed is not None and self._failures:
+            failed()
+            return
         batch = self.batch
         if not batch.empty():
-            batch.callbacks.append(callback)
+            batch.callbacks.append((callback, failed))
         elif self.inflight is not None:
-            self.inflight.callbacks.append(callback)
+            self.inflight.callbacks.append((callback, failed))
         else:
             callback()
 
@@ -240,9 +281,11 @@ class Writer:
         if self._failures:
             log.warning("store %s: writing again after %d failures", self.path, self._failures)
             self._failures = 0
+            if self.alarm is not None:
+                self.alarm(False, "")
         # the writer thread still refers to the batch: let go of what the callbacks hold
         callbacks, batch.callbacks = batch.callbacks, []
-        for callback in callbacks:
+        for callback, _failed in callbacks:
             try:
                 callback()
             except Exception:
@@ -255,15 +298,31 @@ class Writer:
 
     def _write_failed(self, batch: Batch, exc: BaseException) -> None:
         """A transaction failed (disk full, I/O error): it was rolled back; try the same
-        batch again in a second. Confirms wait meanwhile."""
+        batch again in a second. Meanwhile the store is in alarm and callbacks with a
+        failure path take it."""
+        if self._db is None:
+            return  # closed meanwhile: close() reported the last batch
         self._failures += 1
         if self._failures == 1 or self._failures % 60 == 0:
             log.error(
-                "store %s: cannot write (%s); confirms of persistent messages wait, "
-                "retrying every second",
+                "store %s: cannot write (%s); publishers are blocked and confirms of "
+                "persistent messages are nacked until a write succeeds, retrying every second",
                 self.path,
                 exc,
             )
+        if self._failures == 1 and self.alarm is not None:
+            self.alarm(True, "low on disk" if "full" in str(exc) else "disk write error")
+        for failing in (batch, self.batch):  # the batch filling up cannot go first
+            waiting: list[Callback] = []
+            for callback, failed in failing.callbacks:
+                if failed is None:
+                    waiting.append((callback, failed))
+                    continue
+                try:
+                    failed()
+                except Exception:
+                    log.exception("after-commit failure callback failed")
+            failing.callbacks = waiting
         if self._loop is not None:
             self._loop.call_later(1.0, self._retry, batch)
 
@@ -275,9 +334,22 @@ class Writer:
     # -- in the writer thread (or on the loop) -------------------------------------------
 
     def _write(self, db: sqlite3.Connection, batch: Batch) -> None:
-        _apply(db, batch)
-        self.commits += 1
-        self.rows_written += len(batch.inserts)
+        """Commit ``batch``, then record its number in the watermark (a batch committed
+        whose watermark write failed only retries that)."""
+        if not batch.written:
+            seq = self.seq + 1
+            _apply(db, batch, seq)
+            self.seq = seq
+            batch.written = True
+            self.commits += 1
+            self.rows_written += len(batch.inserts)
+        if self._watermark is not None:
+            try:
+                self._watermark.advance(self.seq)
+            except OSError as exc:
+                raise sqlite3.OperationalError(
+                    f"cannot write the commit watermark: {exc.strerror or exc}"
+                ) from None
 
     def _run(
         self,
