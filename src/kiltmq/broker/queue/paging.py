@@ -17,6 +17,7 @@ dead-lettering need a body at once and read it on the loop (:meth:`Pager.page_in
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from itertools import islice
 
@@ -52,13 +53,15 @@ class Pager:
     def __init__(
         self, store: Store, vhost: str, queue: str, durable: bool, wake: Callable[[], None]
     ) -> None:
+        """``wake``: a bound method (of the queue), called when bodies are read in."""
         self._store = store
         self._vhost = vhost
         self._queue = queue
         self._max_messages = store.page_messages if durable else None
         self._max_bytes = store.page_bytes if durable else None
-        #: Called when a batch of bodies is in (the queue's delivery loop).
-        self._wake = wake
+        #: Called when a batch of bodies is in (the queue's delivery loop); held weakly,
+        #: so that the queue and its pager are no cycle and a deleted queue is freed
+        self._wake = weakref.WeakMethod(wake)
         #: The entries of the batch being read, with their stand-ins (None: no read).
         self._reading: dict[Entry, Message] | None = None
         #: Read on the loop from now on (a read off the loop failed).
@@ -150,7 +153,9 @@ class Pager:
                         first = entry
             self.trigger = first
             self.prefetch(ready)  # the next batch, if it is near enough
-        self._wake()
+        wake = self._wake()
+        if wake is not None:
+            wake()
 
     # -- reading back on the loop ----------------------------------------------------------
 
