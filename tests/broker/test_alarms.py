@@ -112,11 +112,11 @@ async def test_alarms_of_two_resources(tmp_path: Path) -> None:
         broker.set_alarm(False)  # the memory alarm, in the older form: already clear
         broker.set_alarm("disk", False)
         assert await publisher.method(0) == spec.ConnectionUnblocked()
-        # another part of the broker may raise an alarm of its own
+        # the store raises its own alarm when it cannot write: clients see a disk alarm
         broker.set_alarm("store", True)
         assert broker.alarms == {"store"}
         publisher.publish(1, "", "nowhere", b"blocked again")
-        assert await publisher.method(0) == spec.ConnectionBlocked("low on store")
+        assert await publisher.method(0) == spec.ConnectionBlocked("low on disk")
         broker.set_alarm("store", False)
         assert await publisher.method(0) == spec.ConnectionUnblocked()
         await publisher.close()
