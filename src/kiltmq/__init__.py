@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         QueueDeclareOk,
         Unroutable,
         connect,
+        parse_addresses,
         parse_url,
     )
     from kiltmq.protocol.errors import (
@@ -128,5 +129,6 @@ __all__ = [
     "Unroutable",
     "__version__",
     "connect",
+    "parse_addresses",
     "parse_url",
 ]

@@ -57,6 +57,23 @@ async def test_nack_raises(ch: Channel, unique: Callable[[str], str]) -> None:
     assert (await ch.queue_declare(queue, passive=True)).message_count == 1
 
 
+async def test_wait_for_confirms_reports_a_settled_nack(
+    ch: Channel, unique: Callable[[str], str]
+) -> None:
+    queue = unique("full")
+    await ch.queue_declare(
+        queue, exclusive=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    await ch.confirm_select()
+    futures = [ch.publish_nowait(b"m%d" % i, routing_key=queue) for i in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 10)
+    assert [isinstance(result, PublishNacked) for result in results] == [False, True, True]
+    # every future is settled, yet the nacks since the last call are still reported once
+    with pytest.raises(PublishNacked):
+        await ch.wait_for_confirms(timeout=10)
+    await ch.wait_for_confirms(timeout=10)
+
+
 async def test_unroutable_mandatory_with_confirms(
     ch: Channel, unique: Callable[[str], str]
 ) -> None:

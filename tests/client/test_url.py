@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from kiltmq.client.url import DEFAULT_URL, InvalidURL, default_url, parse_url
+from kiltmq.client.url import DEFAULT_URL, InvalidURL, default_url, parse_addresses, parse_url
 
 
 def test_full_url() -> None:
@@ -88,3 +88,57 @@ def test_default_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_display_hides_password() -> None:
     assert "secret" not in parse_url("amqp://u:secret@h/").display
+
+
+def test_host_list_shares_credentials_vhost_and_query() -> None:
+    first, second, third = parse_addresses(
+        "amqps://us%40er:pw@node1:5681,node2,[::1]:5683/prod?heartbeat=5&verify=verify_none"
+    )
+    assert [(p.host, p.port) for p in (first, second, third)] == [
+        ("node1", 5681),
+        ("node2", 5671),
+        ("::1", 5683),
+    ]
+    for p in (first, second, third):
+        assert (p.username, p.password, p.virtual_host) == ("us@er", "pw", "prod")
+        assert p.ssl and not p.verify and p.heartbeat == 5
+
+
+def test_list_of_urls_keeps_each_url_and_the_order() -> None:
+    given = parse_url("amqp://b:5673")
+    addresses = parse_addresses(["amqp://x:y@a:5672/v1", given, "amqp://c1,c2:5690/"])
+    assert [(p.host, p.port) for p in addresses] == [
+        ("a", 5672),
+        ("b", 5673),
+        ("c1", 5672),
+        ("c2", 5690),
+    ]
+    assert (addresses[0].username, addresses[0].virtual_host) == ("x", "v1")
+    assert addresses[1] is given
+    assert parse_addresses("amqp://only") == (parse_url("amqp://only"),)
+
+
+@pytest.mark.parametrize(
+    ("urls", "message"),
+    [
+        ("amqp://h1,,h2", "an empty host"),
+        ("amqp://h1,", "an empty host"),
+        ("amqp://h1:5672,amqp://h2:5672", "several URLs in one string"),
+        ([], "no AMQP URL"),
+        ("amqp://h1,h2:port", "invalid AMQP URL"),
+        ("http://h1,h2", "scheme"),
+    ],
+)
+def test_bad_address_lists(urls: str | list[str], message: str) -> None:
+    with pytest.raises(InvalidURL, match=message):
+        parse_addresses(urls)
+
+
+def test_parse_url_refuses_a_host_list() -> None:
+    with pytest.raises(InvalidURL, match="several hosts"):
+        parse_url("amqp://h1,h2/")
+
+
+def test_default_address_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://n1:5681,n2:5682/")
+    assert [p.port for p in parse_addresses()] == [5681, 5682]

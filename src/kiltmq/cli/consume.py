@@ -21,6 +21,7 @@ from kiltmq.cli.publish import (
     open_connection,
     run_async,
 )
+from kiltmq.client.url import parse_addresses
 
 
 def _positive(text: str) -> int:
@@ -83,7 +84,10 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 async def _consume(args: argparse.Namespace) -> int:
     topology = Topology(args)
-    async with open_connection(args.url, "kiltmq consume") as conn:
+    # With several brokers (a cluster's nodes), a lost connection moves to another one.
+    addresses = parse_addresses(args.url)
+    recovery = len(addresses) > 1
+    async with open_connection(addresses, "kiltmq consume", recovery=recovery) as conn:
         ch = await conn.channel()
         await topology.declare_exchange(conn, ch)
         if topology.broadcast:
@@ -124,4 +128,4 @@ async def _consume(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_async("consume", _consume(args), args.url)
+    return run_async("consume", _consume(args))

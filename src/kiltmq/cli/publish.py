@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from kiltmq.cli.main import SubParsers
@@ -22,7 +22,7 @@ from kiltmq.client.errors import (
     ConnectError,
     PublishError,
 )
-from kiltmq.client.url import InvalidURL, default_url
+from kiltmq.client.url import ConnectionParameters, InvalidURL, default_url
 from kiltmq.protocol.errors import AMQPError, NotFound
 from kiltmq.protocol.spec import BasicProperties
 
@@ -53,8 +53,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``publish`` and ``consume``."""
     parser.add_argument(
         "--url",
+        action="append",
         default=None,
-        help="broker URL (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/)",
+        help="broker URL (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/); "
+        "repeat it, or list the hosts (amqp://user:password@host1:5672,host2:5672/), "
+        "for the nodes of a cluster: the first that accepts the connection is used",
     )
     parser.add_argument(
         "--exchange",
@@ -139,8 +142,14 @@ class CLIError(Exception):
     """A failure to report in one line."""
 
 
-def describe(error: BaseException, url: str | None) -> str:
-    """One line saying what went wrong."""
+def describe(error: BaseException) -> str:
+    """One line saying what went wrong (with the failures at other addresses)."""
+    notes = getattr(error, "__notes__", None)
+    line = _describe(error)
+    return "; ".join([line, *notes]) if notes else line
+
+
+def _describe(error: BaseException) -> str:
     if isinstance(error, InvalidURL):
         return f"invalid URL: {error}"
     if isinstance(error, AuthenticationError):
@@ -154,22 +163,25 @@ def describe(error: BaseException, url: str | None) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def run_async(command: str, main: Coroutine[Any, Any, int], url: str | None) -> int:
+def run_async(command: str, main: Coroutine[Any, Any, int]) -> int:
     """Run a command's coroutine; report errors in one line on stderr."""
     try:
         return asyncio.run(main)
     except KeyboardInterrupt:
         return 130
     except InvalidURL as error:
-        print(f"kiltmq {command}: {describe(error, url)}", file=sys.stderr)
+        print(f"kiltmq {command}: {describe(error)}", file=sys.stderr)
         return 2
     except (AMQPError, ClientError, CLIError, TimeoutError, OSError) as error:
-        print(f"kiltmq {command}: {describe(error, url)}", file=sys.stderr)
+        print(f"kiltmq {command}: {describe(error)}", file=sys.stderr)
         return 1
 
 
-def open_connection(url: str | None, name: str) -> connect:
-    return connect(url or default_url(), name=name, recovery=False)
+def open_connection(
+    urls: Sequence[str | ConnectionParameters] | None, name: str, *, recovery: bool = False
+) -> connect:
+    """Connect to the first of the given brokers (default: $AMQP_URL) that accepts."""
+    return connect(urls or default_url(), name=name, recovery=recovery)
 
 
 def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
@@ -278,5 +290,5 @@ async def _publish(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_async("publish", _publish(args), args.url)
+    return run_async("publish", _publish(args))
 

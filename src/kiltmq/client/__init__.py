@@ -16,7 +16,7 @@
 Modules, bottom to top: ``errors``, ``url``, ``state``, ``flow``, ``message``,
 ``consumer``, ``topology``, ``rpc``, ``confirms``, ``publisher``, ``dispatch``,
 ``channel``, ``registry``, ``transport``, ``heartbeat``, ``handshake``, ``closing``,
-``recovery``, ``connection``, ``blocking``.
+``addresses``, ``recovery``, ``connection``, ``connect``, ``blocking``.
 See :mod:`kiltmq.client.connection` (connecting), :mod:`kiltmq.client.recovery`,
 :mod:`kiltmq.client.channel` (the methods), :mod:`kiltmq.client.consumer` and
 :mod:`kiltmq.client.message`, :mod:`kiltmq.client.blocking` (the synchronous facade)
@@ -41,7 +41,7 @@ from kiltmq.client.errors import (
     Unroutable,
 )
 from kiltmq.client.message import Message
-from kiltmq.client.url import ConnectionParameters, InvalidURL, parse_url
+from kiltmq.client.url import ConnectionParameters, InvalidURL, parse_addresses, parse_url
 
 __all__ = [
     "AuthenticationError",
@@ -65,5 +65,6 @@ __all__ = [
     "QueueDeclareOk",
     "Unroutable",
     "connect",
+    "parse_addresses",
     "parse_url",
 ]

@@ -36,7 +36,7 @@ import concurrent.futures
 import contextlib
 import queue as queue_module
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kiltmq.client.channel import Channel, QueueDeclareOk
@@ -103,7 +103,10 @@ class _LoopThread:
             self.thread.join(10)
 
 
-def connect(url: str | ConnectionParameters | None = None, **options: Any) -> BlockingConnection:
+def connect(
+    url: str | ConnectionParameters | Sequence[str | ConnectionParameters] | None = None,
+    **options: Any,
+) -> BlockingConnection:
     """Open a connection; same arguments as :func:`kiltmq.connect`. Usable as a context
     manager (``with kiltmq.blocking.connect(url) as conn:``)."""
     opener = async_connect(url, **options)
@@ -113,7 +116,8 @@ def connect(url: str | ConnectionParameters | None = None, **options: Any) -> Bl
         return await opener
 
     try:
-        connection = runner.run(open_connection(), opener.parameters.connection_timeout + 5)
+        timeout = sum(address.connection_timeout for address in opener.addresses) + 5
+        connection = runner.run(open_connection(), timeout)
     except BaseException:
         runner.stop()
         raise

@@ -4,7 +4,9 @@ Each publish in confirm mode gets the next sequence number (the delivery tag the
 confirms it with) and a future: basic.ack resolves it, basic.nack fails it with
 :class:`~kiltmq.client.errors.PublishNacked`, and a mandatory message that came back
 with basic.return fails it with :class:`~kiltmq.client.errors.Unroutable` when its ack
-arrives.
+arrives; a lost connection or closed channel fails every unconfirmed one. The first
+failure is also kept for ``wait_for_confirms``, which reports it even when the
+publish's own future was not awaited.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Confirms:
         self._order: deque[int] = deque()
         self._mandatory: deque[tuple[int, str, str, bytes]] = deque()
         self._returned: dict[int, Unroutable] = {}
+        #: The first failure since :meth:`take_failure` was last called.
+        self.failure: BaseException | None = None
 
     def track(
         self, mandatory: bool, exchange: str, routing_key: str, body: bytes
@@ -66,12 +70,17 @@ class Confirms:
         returned = self._returned.pop(seq, None) if self._returned else None
         if future.done():
             return
+        error: BaseException | None = None
         if returned is not None:
-            future.set_exception(returned)
+            error = returned
         elif nack:
-            future.set_exception(PublishNacked(seq))
-        else:
+            error = PublishNacked(seq)
+        if error is None:
             future.set_result(None)
+            return
+        future.set_exception(error)
+        if self.failure is None:
+            self.failure = error
 
     def on_return(self, message: Message, reply_code: int, reply_text: str) -> None:
         """basic.return: fail the returned publish when its confirm comes.
@@ -97,6 +106,13 @@ class Confirms:
         self._order.clear()
         self._mandatory.clear()
         self._returned.clear()
+        if unconfirmed and self.failure is None:
+            self.failure = error
         for future in unconfirmed.values():
             if not future.done():
                 future.set_exception(error)
+
+    def take_failure(self) -> BaseException | None:
+        """The first failure since the last call (None if there was none), forgotten."""
+        failure, self.failure = self.failure, None
+        return failure

@@ -4,17 +4,23 @@ awaited or used as an async context manager::
     conn = await kiltmq.connect("amqp://guest:guest@localhost/")
     async with kiltmq.connect(url) as conn:
         ch = await conn.channel()
+
+For a cluster, give every node: a list of URLs, or one URL listing the hosts::
+
+    conn = await kiltmq.connect(["amqp://node1:5672", "amqp://node2:5672"])
+    conn = await kiltmq.connect("amqp://user:password@node1,node2,node3/vhost")
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, TypedDict, Unpack
 
+from kiltmq.client.addresses import open_first
 from kiltmq.client.connection import Connection
 from kiltmq.client.state import ConnectionState
-from kiltmq.client.url import ConnectionParameters, parse_url
+from kiltmq.client.url import ConnectionParameters, parse_addresses
 from kiltmq.protocol.codec import FieldTable
 
 __all__ = ["ConnectionOptions", "connect"]
@@ -32,6 +38,7 @@ class ConnectionOptions(TypedDict, total=False):
     recovery_max_delay: float
     recovery_attempts: int | None
     client_properties: FieldTable | None
+    shuffle_addresses: bool
 
 
 class connect:  # used like a function
@@ -39,7 +46,11 @@ class connect:  # used like a function
     ``async with connect(url) as conn``.
 
     ``url`` defaults to ``$AMQP_URL``, else ``amqp://guest:guest@localhost:5672/``; see
-    :mod:`kiltmq.client.url` for its query parameters. Keyword arguments:
+    :mod:`kiltmq.client.url` for its query parameters. Several brokers (a cluster's
+    nodes) are a list of URLs or one URL with a comma-separated host list
+    (``amqp://user:password@host1:5672,host2:5672/vhost``): the connection opens to the
+    first that accepts it and recovery moves to the others (see
+    :mod:`kiltmq.client.addresses`). Keyword arguments:
 
     * ``name``: shown by the broker as the connection's name (client property
       ``connection_name``);
@@ -48,6 +59,8 @@ class connect:  # used like a function
       :class:`BlockedTimeout` after this (None: wait as long as it takes);
     * ``recovery`` (True), ``recovery_initial_delay`` (0.1 s), ``recovery_max_delay``
       (10 s), ``recovery_attempts`` (None: keep trying): automatic recovery;
+    * ``shuffle_addresses`` (False): try several brokers in a random order rather than
+      in the order given;
     * ``heartbeat``, ``connection_timeout`` (seconds), ``frame_max``, ``channel_max``:
       override the URL's values;
     * ``client_properties``: extra client properties for connection.start-ok;
@@ -56,12 +69,13 @@ class connect:  # used like a function
 
     Errors: :class:`ConnectError` (refused, unreachable, TLS), :class:`ConnectTimeout`,
     :class:`AuthenticationError` (bad credentials), the broker's connection error (e.g.
-    ``NotAllowed`` for a missing virtual host), :class:`InvalidURL`.
+    ``NotAllowed`` for a missing virtual host), :class:`InvalidURL`. With several
+    brokers, the last one's error, with a note for each of the others.
     """
 
     def __init__(
         self,
-        url: str | ConnectionParameters | None = None,
+        url: str | ConnectionParameters | Sequence[str | ConnectionParameters] | None = None,
         *,
         heartbeat: int | None = None,
         connection_timeout: float | None = None,
@@ -73,7 +87,7 @@ class connect:  # used like a function
         for option in options:
             if option not in ConnectionOptions.__optional_keys__:
                 raise TypeError(f"connect.__init__() got an unexpected keyword argument {option!r}")
-        params = url if isinstance(url, ConnectionParameters) else parse_url(url)
+        addresses = parse_addresses(url)
         given = {
             "heartbeat": heartbeat,
             "connection_timeout": connection_timeout,
@@ -86,15 +100,18 @@ class connect:  # used like a function
         if ssl_context is not None:
             overrides.update(ssl=True, context=ssl_context)
         if overrides:
-            params = params.replace(**overrides)
-        self.parameters = params
+            addresses = tuple(address.replace(**overrides) for address in addresses)
+        #: The brokers to connect to, in the order given.
+        self.addresses = addresses
+        #: The first of them.
+        self.parameters = addresses[0]
         self._options = options
         self._connection: Connection | None = None
 
     async def _open(self) -> Connection:
-        connection = Connection(self.parameters, **self._options)
+        connection = Connection(self.addresses, **self._options)
         try:
-            await connection._establish()
+            await open_first(connection, connection.addresses.first())
         except BaseException:
             connection.state = ConnectionState.CLOSED
             if not connection._closed.done():

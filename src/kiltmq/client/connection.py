@@ -34,9 +34,10 @@ import itertools
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from kiltmq.client.addresses import Addresses
 from kiltmq.client.channel import Channel
 from kiltmq.client.closing import CloseHandshake
 from kiltmq.client.consumer import Consumer
@@ -103,7 +104,7 @@ class Connection(Lifecycle[ConnectionState]):
 
     def __init__(
         self,
-        parameters: ConnectionParameters,
+        parameters: ConnectionParameters | Sequence[ConnectionParameters],
         *,
         name: str | None = None,
         rpc_timeout: float = 30.0,
@@ -113,9 +114,15 @@ class Connection(Lifecycle[ConnectionState]):
         recovery_max_delay: float = 10.0,
         recovery_attempts: int | None = None,
         client_properties: FieldTable | None = None,
+        shuffle_addresses: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.parameters = parameters
+        if isinstance(parameters, ConnectionParameters):
+            parameters = (parameters,)
+        #: The brokers this connection may use (see :mod:`kiltmq.client.addresses`).
+        self.addresses = Addresses(parameters, shuffle_addresses)
+        #: The broker the connection is (or was last) connected to.
+        self.parameters = self.addresses.all[0]
         self.name = name
         #: Default timeout (seconds) of synchronous methods and confirms.
         self.rpc_timeout = rpc_timeout
@@ -141,8 +148,8 @@ class Connection(Lifecycle[ConnectionState]):
         self._send_method = self._writer.send_method
         self._send_frames = self._writer.send_frames
         self._flush = self._writer.flush
-        self._frame_max = parameters.frame_max
-        self._registry = ChannelRegistry(parameters.channel_max or 65535)
+        self._frame_max = self.parameters.frame_max
+        self._registry = ChannelRegistry(self.parameters.channel_max or 65535)
         self._channels = self._registry.channels
         self._channel_closed = self._registry.remove
         self._handshaking = False

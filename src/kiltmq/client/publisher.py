@@ -236,15 +236,18 @@ class PublishingChannel(RpcChannel):
         return self._confirms.track(mandatory, exchange, routing_key, body)
 
     async def wait_for_confirms(self, timeout: float | None = None) -> None:
-        """Wait until every publish so far is confirmed; raise the first failure."""
+        """Wait until every publish so far is confirmed. Raise the first failure since
+        the previous call (a nack, an unroutable mandatory message, or publishes lost
+        with the connection or channel), even if that publish's own future reported it."""
         futures = list(self._confirms.unconfirmed.values())
-        if not futures:
-            return
-        async with asyncio.timeout(timeout if timeout is not None else self.connection.rpc_timeout):
-            results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        if futures:
+            async with asyncio.timeout(
+                timeout if timeout is not None else self.connection.rpc_timeout
+            ):
+                await asyncio.gather(*futures, return_exceptions=True)
+        failure = self._confirms.take_failure()
+        if failure is not None:
+            raise failure
 
     async def confirm_select(self, *, timeout: float | None = None) -> None:
         """confirm.select: publisher confirms on this channel (see :meth:`basic_publish`)."""

@@ -3,8 +3,10 @@
 When the connection ends without the application closing it (the socket drops,
 heartbeats stop, the server closes it), calls that were waiting and publishes not yet
 confirmed fail with :class:`~kiltmq.client.errors.ConnectionLost`; then :func:`recover`
-reconnects with exponential backoff and restores what the application declared
-through the connection, in this order: channels (same numbers, with their basic.qos,
+reconnects, to the next broker of its address list that accepts it (see
+:mod:`kiltmq.client.addresses`; a round over the list is one attempt, with exponential
+backoff between rounds), and restores what the application declared through the
+connection, in this order: channels (same numbers, with their basic.qos,
 confirm and tx modes), exchanges, queues (a server-named queue gets a new name, and the
 old name keeps working on this connection: it is translated wherever a queue name is
 passed, including the routing key of publishes to the default exchange), bindings
@@ -22,6 +24,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kiltmq.client.addresses import Addresses
 from kiltmq.client.channel import Channel
 from kiltmq.client.errors import ConnectionLost
 from kiltmq.client.state import ChannelState, ConnectionState
@@ -40,6 +43,7 @@ class Recoverable(Protocol):
 
     state: ConnectionState
     parameters: ConnectionParameters
+    addresses: Addresses
     recovery_initial_delay: float
     recovery_max_delay: float
     recovery_attempts: int | None
@@ -68,44 +72,60 @@ async def recover(connection: Recoverable) -> None:
     delay = connection.recovery_initial_delay
     attempt = 0
     last_error: BaseException | None = None
+    lost = connection.parameters
     while _recovering(connection):
         attempt += 1
         await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
         delay = min(delay * 2, connection.recovery_max_delay)
-        if not _recovering(connection):
-            return
-        try:
-            await connection._establish()
-            await _restore(connection)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            last_error = exc
-            logger.warning("recovery attempt %d failed: %s", attempt, exc)
-            for channel in list(connection._channels.values()):
-                if channel.state is not ChannelState.CLOSED:
-                    channel._suspend(ConnectionLost("connection lost during recovery", exc))
-            connection._abort_transport()
-            attempts = connection.recovery_attempts
-            if attempts is not None and attempt >= attempts:
-                connection._terminate(
-                    ConnectionLost(f"recovery failed after {attempt} attempts", last_error)
-                )
+        for address in connection.addresses.after(lost):
+            if not _recovering(connection):
                 return
-            continue
-        connection.state = ConnectionState.OPEN
-        connection.recoveries += 1
-        for channel in connection._channels.values():
-            if channel.state in (ChannelState.RECOVERING, ChannelState.OPENING):
-                channel.state = ChannelState.OPEN
-        connection._recovered.set()
-        logger.info("connection to %s recovered", connection.parameters.display)
-        for callback in list(connection.on_recovered):
-            try:
-                callback()
-            except Exception:
-                logger.exception("on_recovered callback failed")
-        return
+            error = await _attempt(connection, address)
+            if error is None:
+                _recovered(connection)
+                return
+            last_error = error
+            logger.warning(
+                "recovery attempt %d on %s failed: %s", attempt, address.display, error
+            )
+        attempts = connection.recovery_attempts
+        if attempts is not None and attempt >= attempts:
+            connection._terminate(
+                ConnectionLost(f"recovery failed after {attempt} attempts", last_error)
+            )
+            return
+
+
+async def _attempt(connection: Recoverable, address: ConnectionParameters) -> Exception | None:
+    """Connect to ``address`` and restore; the error if that failed (cleaned up)."""
+    connection.parameters = address
+    try:
+        await connection._establish()
+        await _restore(connection)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        for channel in list(connection._channels.values()):
+            if channel.state is not ChannelState.CLOSED:
+                channel._suspend(ConnectionLost("connection lost during recovery", exc))
+        connection._abort_transport()
+        return exc
+    return None
+
+
+def _recovered(connection: Recoverable) -> None:
+    connection.state = ConnectionState.OPEN
+    connection.recoveries += 1
+    for channel in connection._channels.values():
+        if channel.state in (ChannelState.RECOVERING, ChannelState.OPENING):
+            channel.state = ChannelState.OPEN
+    connection._recovered.set()
+    logger.info("connection to %s recovered", connection.parameters.display)
+    for callback in list(connection.on_recovered):
+        try:
+            callback()
+        except Exception:
+            logger.exception("on_recovered callback failed")
 
 
 async def _restore(connection: Recoverable) -> None:

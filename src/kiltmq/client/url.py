@@ -15,20 +15,28 @@ parameter guide:
 
 :func:`parse_url` returns :class:`ConnectionParameters`; unknown query parameters are an
 error, so a typo does not go unnoticed.
+
+Several brokers (the nodes of a cluster) are given as a list of URLs, or as one URL with
+a comma-separated host list: ``amqp://user:password@host1:5672,host2,host3:5673/vhost``,
+where every host shares the URL's user, password, vhost and query (each host's port
+defaults to the scheme's). :func:`parse_addresses` takes either and returns one
+:class:`ConnectionParameters` per broker, in the order given.
 """
 
 from __future__ import annotations
 
 import os
 import ssl as _ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 __all__ = [
     "DEFAULT_URL",
     "ConnectionParameters",
     "InvalidURL",
     "default_url",
+    "parse_addresses",
     "parse_url",
 ]
 
@@ -128,7 +136,13 @@ def parse_url(url: str | None = None) -> ConnectionParameters:
         url = default_url()
     try:
         parts = urlsplit(url)
+        if "," in parts.netloc:
+            raise InvalidURL(
+                f"invalid AMQP URL {url!r}: it lists several hosts (use parse_addresses)"
+            )
         port = parts.port
+    except InvalidURL:
+        raise
     except ValueError as exc:
         raise InvalidURL(f"invalid AMQP URL {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
@@ -186,3 +200,46 @@ def parse_url(url: str | None = None) -> ConnectionParameters:
     if mechanisms:
         kwargs["auth_mechanisms"] = tuple(mechanisms)
     return ConnectionParameters(**kwargs)  # type: ignore[arg-type]
+
+
+def _split_hosts(url: str) -> list[str]:
+    """One URL per host of ``url``'s comma-separated host list."""
+    if url.count("://") > 1:
+        raise InvalidURL(
+            f"invalid AMQP URL {url!r}: several URLs in one string; pass a list of URLs, "
+            "or list the hosts in one URL (amqp://user:password@host1:5672,host2:5672/vhost)"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidURL(f"invalid AMQP URL {url!r}: {exc}") from None
+    if "," not in parts.netloc:
+        return [url]
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    urls = []
+    for host in hosts.split(","):
+        if not host.strip():
+            raise InvalidURL(f"invalid AMQP URL {url!r}: an empty host in its host list")
+        netloc = f"{userinfo}{at}{host.strip()}"
+        urls.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+    return urls
+
+
+def parse_addresses(
+    urls: str | ConnectionParameters | Sequence[str | ConnectionParameters] | None = None,
+) -> tuple[ConnectionParameters, ...]:
+    """The brokers to connect to, in order: from one URL (its host list may name several),
+    a list of URLs, or :class:`ConnectionParameters` (default: :func:`default_url`)."""
+    if urls is None or isinstance(urls, (str, ConnectionParameters)):
+        urls = [default_url() if urls is None else urls]
+    addresses: list[ConnectionParameters] = []
+    for url in urls:
+        if isinstance(url, ConnectionParameters):
+            addresses.append(url)
+        elif isinstance(url, str):
+            addresses.extend(parse_url(one) for one in _split_hosts(url))
+        else:
+            raise InvalidURL(f"not an AMQP URL: {url!r}")
+    if not addresses:
+        raise InvalidURL("no AMQP URL given (an empty list)")
+    return tuple(addresses)
