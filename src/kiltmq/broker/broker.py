@@ -27,6 +27,7 @@ from urllib.parse import quote
 from kiltmq.broker.admin import Admin, AdminError
 from kiltmq.broker.alarm import MEMORY, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.clock import Clock
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT, parse_disk_free_limit
@@ -90,6 +91,9 @@ class Broker:
 
     ``load_definitions``: a JSON file of definitions (RabbitMQ's export format) loaded at
     every start, after what the store kept (AdminError if it cannot be).
+
+    ``clock``: the :class:`~kiltmq.broker.clock.Clock` its timing code follows (TTLs,
+    expiry, timeouts, heartbeats); default the event loop's.
     """
 
     def __init__(
@@ -124,9 +128,12 @@ class Broker:
         tls_verify: str | None = None,
         tls_login_from: str = "distinguished_name",
         load_definitions: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self._port = port
+        #: What TTLs, expiry, timeouts and heartbeats follow.
+        self.clock = clock if clock is not None else Clock()
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 (None: no limit)")
         self.max_connections = max_connections
@@ -152,7 +159,9 @@ class Broker:
         )
         self.memory_check_interval = memory_check_interval
         self.consumer_timeout = consumer_timeout or None
-        self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
+        self._ack_check = ConsumerTimeout(
+            self.clock, lambda: [c.session for c in self.connections]
+        )
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
         self.load_definitions = load_definitions
@@ -210,9 +219,7 @@ class Broker:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, self.store)
-            if self._loop is not None:
-                vhost.loop = self._loop
+            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock)
         return vhost
 
     def delete_vhost(self, name: str) -> bool:
@@ -298,8 +305,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopped = asyncio.Event()
-        for vhost in self.vhosts.values():
-            vhost.loop = loop
+        self.clock.attach(loop)
         if isinstance(self.store, MemoryStore):
             log.info("no data directory: memory-only, nothing survives a restart")
         self.store.open()  # raises StoreError (locked, newer or damaged store)
@@ -330,7 +336,7 @@ class Broker:
         self._started_at = time.monotonic()
         await self._open_control()
         self._monitor.start(loop, self.memory_check_interval)
-        self._ack_check.start(loop, self.consumer_timeout)
+        self._ack_check.start(self.consumer_timeout)
 
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self._loop is not None

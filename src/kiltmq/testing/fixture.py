@@ -40,6 +40,8 @@ from kiltmq.broker.admin import Admin, ConnectionInfo, ExchangeInfo
 from kiltmq.broker.message import Message
 from kiltmq.protocol.spec import BasicProperties
 from kiltmq.testing.broker_loop import BrokerLoop
+from kiltmq.testing.clock import ControlledClock
+from kiltmq.testing.clock_control import ClockControl
 from kiltmq.testing.properties import message_properties
 from kiltmq.testing.snapshots import QueueInfo, queue_info
 
@@ -92,14 +94,21 @@ class BrokerFixture:
         self._owned = owned
         self._admin = Admin(broker)
         self._loop = BrokerLoop(broker)
+        #: The broker's time (``advance``, ``freeze``, ``resume``): see docs/testing.md.
+        self.clock = ClockControl(broker.clock, self._loop)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     @classmethod
     def start(cls, **options: Any) -> BrokerFixture:
         """Start ``Broker(port=0, **options)`` (memory-only unless ``data_dir``/``store``
-        says otherwise) in its own thread; :meth:`stop` stops it."""
+        says otherwise) in its own thread; :meth:`stop` stops it. Its clock is a
+        :class:`~kiltmq.testing.ControlledClock` (``clock="frozen"``: one that starts
+        frozen)."""
         options.setdefault("port", 0)
+        clock = options.get("clock")
+        if clock is None or clock in ("running", "frozen"):
+            options["clock"] = ControlledClock(frozen=clock == "frozen")
         broker = Broker(**options)
         broker.start_in_thread()
         try:
