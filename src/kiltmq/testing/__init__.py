@@ -6,6 +6,7 @@ installed) provides the fixtures ``amqp_broker`` and ``amqp_url``; outside pytes
 """
 
 from kiltmq.broker.admin import BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo
+from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.fixture import OWN_VHOST, BrokerFixture
 from kiltmq.testing.snapshots import MessageInfo, QueueInfo
 
@@ -15,6 +16,7 @@ __all__ = [
     "BrokerFixture",
     "ConnectionInfo",
     "ConsumerInfo",
+    "ControlledClock",
     "ExchangeInfo",
     "MessageInfo",
     "QueueInfo",

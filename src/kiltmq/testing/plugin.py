@@ -27,7 +27,8 @@ Marker
 ------
 ``@pytest.mark.kiltmq_broker(scope="function", **options)``: the test's ``amqp_broker``
 is a broker of its own, started with ``options`` (``Broker`` keyword arguments, e.g.
-``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``.
+``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``;
+``clock="frozen"`` starts its clock frozen (``amqp_broker.clock.advance`` moves it).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
         yield fixture
     finally:
         fixture.delete_vhost()
+        if fixture.clock.frozen:  # time flows again for the next test
+            fixture.clock.resume()
 
 
 @pytest.fixture
