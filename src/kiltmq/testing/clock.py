@@ -44,9 +44,18 @@ class ControlledClock(Clock):
         self._cancelled = 0
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().attach(loop)
-        if self._start_frozen and self._frozen_at is None:
-            self._frozen_at = loop.time()
+        previous = self._loop
+        if previous is not None and previous is not loop:  # a restart: carry the time over
+            now = self.time()
+            self._timers.clear()  # they belonged to the broker that stopped
+            self._wakeup = None
+            super().attach(loop)
+            self.offset = 0.0
+            self.offset = now - self.time()
+        else:
+            super().attach(loop)
+            if self._start_frozen and self._frozen_at is None:
+                self._frozen_at = loop.time()
         self._arm()
 
     # -- reading ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from kiltmq.protocol.spec import BasicProperties
 from kiltmq.testing.broker_loop import BrokerLoop
 from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.clock_control import ClockControl
+from kiltmq.testing.faults import Faults
 from kiltmq.testing.properties import message_properties
 from kiltmq.testing.snapshots import QueueInfo, queue_info
 
@@ -88,14 +89,20 @@ class BrokerFixture:
     :meth:`stop` only if it started it.
     """
 
-    def __init__(self, broker: Broker, vhost: str = "/", *, owned: bool = False) -> None:
+    def __init__(
+        self, broker: Broker, vhost: str = "/", *, owned: bool = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.broker = broker
         self.vhost = vhost
         self._owned = owned
+        self._options = dict(options or {})
         self._admin = Admin(broker)
         self._loop = BrokerLoop(broker)
         #: The broker's time (``advance``, ``freeze``, ``resume``): see docs/testing.md.
         self.clock = ClockControl(broker.clock, self._loop)
+        #: Faults on demand (nacks, held confirms, refusals, closes, alarms).
+        self.faults = Faults(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -112,7 +119,7 @@ class BrokerFixture:
         broker = Broker(**options)
         broker.start_in_thread()
         try:
-            return cls(broker, owned=True)
+            return cls(broker, owned=True, options=options)
         except BaseException:
             broker.stop_thread()
             raise
@@ -128,6 +135,36 @@ class BrokerFixture:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def restart(self) -> None:
+        """Restart the broker in place, as a RabbitMQ node restarts: clients get
+        connection.close 320 (CONNECTION_FORCED, reason 'shutdown'), then a new broker
+        with the same options, port and clock recovers the durable queues, exchanges,
+        bindings and persistent messages from its data directory. Only for a broker of
+        the fixture's own with a data directory (``kiltmq_broker(durable=True)``)."""
+        if not self._owned:
+            raise RuntimeError(
+                "restart() needs a broker of the test's own: "
+                "@pytest.mark.kiltmq_broker(durable=True)"
+            )
+        if self._options.get("data_dir") is None:
+            raise RuntimeError(
+                "a memory-only broker keeps nothing over a restart: give it a data "
+                "directory (@pytest.mark.kiltmq_broker(durable=True))"
+            )
+        options = {**self._options, "port": self.broker.port}
+        self.broker.stop_thread()
+        broker = Broker(**options)
+        broker.start_in_thread()
+        self.broker = broker
+        self._admin = Admin(broker)
+        self._loop = BrokerLoop(broker)
+        self.clock = ClockControl(broker.clock, self._loop)
+
+    def call_in_loop(self, function: Callable[[], T]) -> T:
+        """Run ``function()`` on the broker's event loop and return its result (for
+        looking at broker objects directly; they may only be touched there)."""
+        return self._loop.call(function)
 
     def add_vhost(self, name: str, *, users: Iterable[str] | None = None) -> BrokerFixture:
         """Create virtual host ``name`` (ValueError if it exists), let ``users`` (default:

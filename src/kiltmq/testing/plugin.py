@@ -28,7 +28,9 @@ Marker
 ``@pytest.mark.kiltmq_broker(scope="function", **options)``: the test's ``amqp_broker``
 is a broker of its own, started with ``options`` (``Broker`` keyword arguments, e.g.
 ``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``;
-``clock="frozen"`` starts its clock frozen (``amqp_broker.clock.advance`` moves it).
+``clock="frozen"`` starts its clock frozen (``amqp_broker.clock.advance`` moves it);
+``durable=True`` gives it a data directory of its own, so ``amqp_broker.restart()``
+keeps durable queues and persistent messages.
 """
 
 from __future__ import annotations
@@ -138,14 +140,22 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
             )
     if scope == "function":
         base: dict[str, Any] = request.getfixturevalue("amqp_broker_options")
-        with BrokerFixture.start(**{**base, **options}) as fixture:
-            yield fixture
+        options = {**base, **options}
+        if options.pop("durable", False) and options.get("data_dir") is None:
+            factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+            options["data_dir"] = factory.mktemp("kiltmq")
+        with BrokerFixture.start(**options) as fixture:
+            try:
+                yield fixture
+            finally:
+                fixture.faults.clear()
         return
     shared: BrokerFixture = request.getfixturevalue("amqp_broker_session")
     fixture = shared.add_vhost(_vhost_name(request.node.name))
     try:
         yield fixture
     finally:
+        fixture.faults.clear()
         fixture.delete_vhost()
         if fixture.clock.frozen:  # time flows again for the next test
             fixture.clock.resume()
