@@ -209,7 +209,8 @@ async def test_a_partition_after_some_methods_is_survived_by_kiltmq(
         await channel.queue_declare("bills")
         amqp_broker.faults.drop_connection("billing", after=1)
         await channel.basic_publish(b"b1", routing_key="bills")  # then the TCP reset
-        await amqp_broker.wait_connections_async(1, "billing")
+        await amqp_broker.wait_messages_async("bills")
+        await amqp_broker.wait_connections_async(1, "billing")  # a new one
         await channel.basic_publish(b"b2", routing_key="bills")  # once recovered
         assert (await amqp_broker.wait_messages_async("bills", 2)).bodies == [b"b1", b"b2"]
         assert conn.recoveries == 1

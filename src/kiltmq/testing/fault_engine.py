@@ -1,7 +1,8 @@
 """Faults a test sets on a running broker, applied on the broker's loop.
 
 Nothing in the broker checks for faults. While at least one is active, the engine puts
-its own ``handle`` on each session (an instance attribute over ``Session.handle``), sees
+its own ``handle`` on each session (new ones through
+:mod:`~kiltmq.testing.connection_hooks`) (an instance attribute over ``Session.handle``), sees
 the client's methods before the session does, and puts faulty ``_enqueue`` or
 ``flush_confirms`` methods on the channels a fault applies to; once the last fault is
 gone every one of these is removed again, and the broker runs as if never touched.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kiltmq.protocol.connection import ContentReceived, Event, MethodReceived
+from kiltmq.testing.connection_hooks import hooks_of
 
 if TYPE_CHECKING:
     from kiltmq.broker import Broker
@@ -113,20 +115,15 @@ class FaultEngine:
     # -- sessions ---------------------------------------------------------------------
 
     def _install(self) -> None:
-        broker: Any = self.broker
-        original = type(broker).connection_made
-
-        def connection_made(conn: ServerConnection) -> None:
-            original(broker, conn)
-            self._hook(conn.session)
-
-        broker.connection_made = connection_made
+        hooks_of(self.broker).add(self._connection_made)
         for conn in list(self.broker.connections):
             self._hook(conn.session)
 
+    def _connection_made(self, conn: ServerConnection) -> None:
+        self._hook(conn.session)
+
     def _uninstall(self) -> None:
-        broker: Any = self.broker
-        broker.__dict__.pop("connection_made", None)
+        hooks_of(self.broker).remove(self._connection_made)
         for session in self._sessions:
             session.__dict__.pop("handle", None)
         self._sessions.clear()
