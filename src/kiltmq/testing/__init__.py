@@ -8,7 +8,10 @@ installed) provides the fixtures ``amqp_broker`` and ``amqp_url``; outside pytes
 from kiltmq.broker.admin import BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo
 from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.fixture import OWN_VHOST, BrokerFixture
+from kiltmq.testing.frames import FrameInfo
+from kiltmq.testing.published import PublishedInfo
 from kiltmq.testing.snapshots import MessageInfo, QueueInfo
+from kiltmq.testing.topology import Topology
 
 __all__ = [
     "OWN_VHOST",
@@ -18,6 +21,9 @@ __all__ = [
     "ConsumerInfo",
     "ControlledClock",
     "ExchangeInfo",
+    "FrameInfo",
     "MessageInfo",
+    "PublishedInfo",
     "QueueInfo",
+    "Topology",
 ]

@@ -32,7 +32,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import quote
 
 from kiltmq.broker import Broker
@@ -43,8 +43,9 @@ from kiltmq.testing.broker_loop import BrokerLoop
 from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.clock_control import ClockControl
 from kiltmq.testing.faults import Faults
-from kiltmq.testing.frames import FrameInfo, capture_of, conversation
+from kiltmq.testing.fixture_frames import FixtureFrames
 from kiltmq.testing.properties import message_properties
+from kiltmq.testing.published import FixtureAssertions, PublishLog
 from kiltmq.testing.snapshots import QueueInfo, queue_info
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _consumers(queue: Queue) -> int:
     return len(queue.consumers)
 
 
-class BrokerFixture:
+class BrokerFixture(FixtureFrames, FixtureAssertions):
     """An embedded broker running in its own thread, seen from one virtual host.
 
     ``broker`` must have been started with ``start_in_thread`` (:meth:`start` does both).
@@ -161,48 +162,12 @@ class BrokerFixture:
         self._admin = Admin(broker)
         self._loop = BrokerLoop(broker)
         self.clock = ClockControl(broker.clock, self._loop)
-
-    # -- frames -----------------------------------------------------------------------------
-
-    def capture_frames(self) -> None:
-        """Record every frame of the broker's connections from now on, both ways, until
-        :meth:`stop_capture` (the plugin stops it after the test)."""
-        capture = capture_of(self.broker)
-        self._loop.call(capture.start)
-
-    @property
-    def capturing(self) -> bool:
-        """Whether frames are being recorded."""
-        return capture_of(self.broker).active
-
-    def stop_capture(self) -> None:
-        """Stop recording, and forget what was recorded."""
-        capture = capture_of(self.broker)
-
-        def stop() -> None:
-            capture.stop()
-            capture.recordings.clear()
-
-        self._loop.call(stop)
-
-    def frames(self, connection: str | None = None) -> list[FrameInfo]:
-        """The recorded frames of ``connection`` (its client-given ``connection_name``
-        or its "host:port"; None: every connection of this fixture's vhost), in order,
-        after :meth:`capture_frames` (RuntimeError before)."""
-        capture = capture_of(self.broker)
-
-        def collect() -> list[FrameInfo]:
-            if not capture.active:
-                raise RuntimeError("no frames captured: call amqp_broker.capture_frames()")
-            return [f for r in capture.find(connection, self.vhost) for f in r.frames]
-
-        return self._loop.call(collect)
-
-    def conversation(self, connection: str | None = None) -> str:
-        """The recorded frames as text, a connection after the other (what a failed test's
-        report shows)."""
-        capture = capture_of(self.broker)
-        return self._loop.call(lambda: conversation(capture.find(connection, self.vhost)))
+        old = self._publish_log
+        if old is not None:  # the log goes on (what came before is kept)
+            self._publish_log = None
+            self.record_published()
+            log = cast(PublishLog, self._publish_log)
+            log.messages[:0] = old.messages
 
     def call_in_loop(self, function: Callable[[], T]) -> T:
         """Run ``function()`` on the broker's event loop and return its result (for

@@ -216,6 +216,7 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
 def _serve(request: pytest.FixtureRequest, fixture: BrokerFixture) -> Iterator[BrokerFixture]:
     """Yield the fixture, recording frames if asked to (then stopped)."""
     request.node.stash[FIXTURE_KEY] = fixture
+    fixture.record_published()
     if _wants_frames(request):
         fixture.capture_frames()
     try:
@@ -223,6 +224,7 @@ def _serve(request: pytest.FixtureRequest, fixture: BrokerFixture) -> Iterator[B
     finally:
         if fixture.capturing:
             fixture.stop_capture()
+        fixture.stop_recording_published()
 
 
 @pytest.fixture
