@@ -27,12 +27,11 @@ The pytest plugin (:mod:`kiltmq.testing.plugin`) hands these out as fixtures.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 from kiltmq.broker import Broker
@@ -44,6 +43,7 @@ from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.clock_control import ClockControl
 from kiltmq.testing.faults import Faults
 from kiltmq.testing.fixture_frames import FixtureFrames
+from kiltmq.testing.fixture_waits import OWN_VHOST, FixtureWaits, VhostFilter, _Own
 from kiltmq.testing.properties import message_properties
 from kiltmq.testing.published import FixtureAssertions, PublishLog
 from kiltmq.testing.snapshots import QueueInfo, queue_info
@@ -60,30 +60,10 @@ _REPLY_PREFIX = "amq.rabbitmq.reply-to."
 _DIGITS = re.compile(r"[0-9]+")
 
 
-class _Own(enum.Enum):
-    VHOST = "the fixture's own virtual host"
-
-
-#: Default of the ``vhost`` filter of the connection methods: the fixture's virtual host.
-#: Pass ``vhost=None`` for every virtual host, or a name.
-OWN_VHOST = _Own.VHOST
-VhostFilter = str | None | _Own
-
 T = TypeVar("T")
-#: A wait: the check run on the broker's loop until it returns something other than
-#: None, and what to say when it times out.
-_Wait: TypeAlias = tuple[Callable[[], T | None], Callable[[], str]]
 
 
-def _ready(queue: Queue) -> int:
-    return len(queue.ready)
-
-
-def _consumers(queue: Queue) -> int:
-    return len(queue.consumers)
-
-
-class BrokerFixture(FixtureFrames, FixtureAssertions):
+class BrokerFixture(FixtureWaits, FixtureFrames, FixtureAssertions):
     """An embedded broker running in its own thread, seen from one virtual host.
 
     ``broker`` must have been started with ``start_in_thread`` (:meth:`start` does both).
@@ -329,112 +309,6 @@ class BrokerFixture(FixtureFrames, FixtureAssertions):
         target = self.vhost if vhost is OWN_VHOST else vhost
         assert not isinstance(target, _Own)
         return dict(self._loop.call(lambda: self._admin.export_definitions(target)))
-
-    # -- waiting --------------------------------------------------------------------------
-    # Each wait is a check that runs on the broker's loop until it returns something
-    # other than None, and a description of what was found for the timeout's message.
-
-    def _describe_queue(self, name: str) -> str:
-        queue = self._find_queue(name)
-        if queue is None:
-            return f"no queue '{name}' in vhost '{self.vhost}'"
-        return (
-            f"queue '{name}' in vhost '{self.vhost}' has {len(queue.ready)} ready, "
-            f"{len(self._unacked_entries(queue))} unacknowledged and {queue.acked} "
-            f"acknowledged messages and {len(queue.consumers)} consumers"
-        )
-
-    def _acked(self, name: str, count: int | None) -> _Wait[QueueInfo]:
-        def check() -> QueueInfo | None:
-            queue = self._find_queue(name)
-            if queue is None:
-                return None
-            if count is None:
-                if not queue.acked or queue.ready or self._unacked_entries(queue):
-                    return None
-            elif queue.acked < count:
-                return None
-            return self._queue_info(queue)
-
-        return check, lambda: self._describe_queue(name)
-
-    def _counted(self, name: str, what: Callable[[Queue], int], count: int) -> _Wait[QueueInfo]:
-        def check() -> QueueInfo | None:
-            queue = self._find_queue(name)
-            if queue is None or what(queue) < count:
-                return None
-            return self._queue_info(queue)
-
-        return check, lambda: self._describe_queue(name)
-
-    def _connected(
-        self, count: int, name: str | None, user: str | None, vhost: VhostFilter
-    ) -> _Wait[list[ConnectionInfo]]:
-        def check() -> list[ConnectionInfo] | None:
-            found = self._matching(name, user, vhost)
-            if (count == 0 and found) or len(found) < count:
-                return None
-            return [self._connection_info(c) for c in found]
-
-        def describe() -> str:
-            found = len(self._matching(name, user, vhost))
-            wanted = "none" if count == 0 else f"at least {count}"
-            return f"{found} matching connections, wanted {wanted}"
-
-        return check, describe
-
-    def wait_acked(
-        self, queue: str, count: int | None = None, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """Wait until ``queue`` has acknowledged messages and none ready or unacknowledged
-        (``count`` None), or until at least ``count`` of its messages were acknowledged
-        since it was declared. Returns the queue's snapshot; TimeoutError after
-        ``timeout`` seconds, saying what the queue holds."""
-        return self._loop.wait(*self._acked(queue, count), timeout)
-
-    async def wait_acked_async(
-        self, queue: str, count: int | None = None, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_acked` for ``async`` tests."""
-        return await self._loop.wait_async(*self._acked(queue, count), timeout)
-
-    def wait_messages(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
-        """Wait until ``queue`` exists and has at least ``count`` ready messages."""
-        return self._loop.wait(*self._counted(queue, _ready, count), timeout)
-
-    async def wait_messages_async(
-        self, queue: str, count: int = 1, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_messages` for ``async`` tests."""
-        return await self._loop.wait_async(*self._counted(queue, _ready, count), timeout)
-
-    def wait_consumers(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
-        """Wait until ``queue`` exists and has at least ``count`` consumers (0: until
-        it exists)."""
-        return self._loop.wait(*self._counted(queue, _consumers, count), timeout)
-
-    async def wait_consumers_async(
-        self, queue: str, count: int = 1, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_consumers` for ``async`` tests."""
-        return await self._loop.wait_async(*self._counted(queue, _consumers, count), timeout)
-
-    def wait_connections(
-        self, count: int = 1, name: str | None = None, *, user: str | None = None,
-        vhost: VhostFilter = OWN_VHOST, timeout: float = 5.0,
-    ) -> list[ConnectionInfo]:
-        """Wait until at least ``count`` open connections match the filters (as
-        :meth:`connections`), or, with ``count=0``, until none does. Connections being
-        closed do not count, so after :meth:`close_connections` this waits for clients
-        to reconnect."""
-        return self._loop.wait(*self._connected(count, name, user, vhost), timeout)
-
-    async def wait_connections_async(
-        self, count: int = 1, name: str | None = None, *, user: str | None = None,
-        vhost: VhostFilter = OWN_VHOST, timeout: float = 5.0,
-    ) -> list[ConnectionInfo]:
-        """:meth:`wait_connections` for ``async`` tests."""
-        return await self._loop.wait_async(*self._connected(count, name, user, vhost), timeout)
 
     # -- injecting messages -----------------------------------------------------------------
 
