@@ -23,8 +23,13 @@ class Clock:
     #: send anything meanwhile, so heartbeats missed during a jump do not count.
     jumping = False
 
+    #: Monotonic seconds: the event loop's ``time`` itself once attached (read on every
+    #: received chunk for heartbeats, so no wrapper call in between).
+    time: Callable[[], float]
+
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.time = self._time
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -36,9 +41,10 @@ class Clock:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Follow ``loop`` (the broker's, at start)."""
         self._loop = loop
+        self.time = loop.time
 
-    def time(self) -> float:
-        """Monotonic seconds (the event loop's clock)."""
+    def _time(self) -> float:
+        """Monotonic seconds before :meth:`attach` (the running loop's clock)."""
         return self.loop.time()
 
     def wall(self) -> float:

@@ -32,6 +32,7 @@ class ControlledClock(Clock):
 
     def __init__(self, *, frozen: bool = False) -> None:
         super().__init__()
+        self.time = self._controlled_time
         #: Seconds added to the event loop's clock (and to the wall clock).
         self.offset = 0.0
         self._start_frozen = frozen
@@ -50,10 +51,12 @@ class ControlledClock(Clock):
             self._timers.clear()  # they belonged to the broker that stopped
             self._wakeup = None
             super().attach(loop)
+            self.time = self._controlled_time
             self.offset = 0.0
             self.offset = now - self.time()
         else:
             super().attach(loop)
+            self.time = self._controlled_time
             if self._start_frozen and self._frozen_at is None:
                 self._frozen_at = loop.time()
         self._arm()
@@ -64,7 +67,7 @@ class ControlledClock(Clock):
     def frozen(self) -> bool:
         return self._frozen_at is not None
 
-    def time(self) -> float:
+    def _controlled_time(self) -> float:
         frozen_at = self._frozen_at
         if frozen_at is None:
             return self.loop.time() + self.offset
