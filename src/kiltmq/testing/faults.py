@@ -1,6 +1,7 @@
 """Faults on demand (``amqp_broker.faults``): the failures RabbitMQ can hand a client,
 set by the test, each scoped to the fixture's virtual host and, if given, to one
-connection (its client-given ``connection_name`` or its "host:port"). Each method
+connection (its client-given ``connection_name`` or its "host:port"; None: every
+connection of the vhost). Each method
 returns a :class:`Fault`; every fault ends when the test does (:meth:`Faults.clear`).
 
 ::
@@ -124,7 +125,7 @@ class Faults:
     # -- closing -----------------------------------------------------------------------
 
     def close_channel(
-        self, connection: str, channel: int | None = None, *, reply_code: int = 406,
+        self, connection: str | None, channel: int | None = None, *, reply_code: int = 406,
         reply_text: str = "PRECONDITION_FAILED - closed by test", after: int = 0,
     ) -> Fault:
         """Close ``channel`` (None: every channel) of ``connection`` with channel.close
@@ -149,7 +150,7 @@ class Faults:
         return _done(self._target)
 
     def close_connection(
-        self, connection: str, *, reply_code: int = 320,
+        self, connection: str | None, *, reply_code: int = 320,
         reply_text: str = "CONNECTION_FORCED - closed by test", after: int = 0,
     ) -> Fault:
         """Close ``connection`` with connection.close ``reply_code`` and ``reply_text``:
@@ -169,7 +170,7 @@ class Faults:
         self._target.call_in_loop(close)
         return _done(self._target)
 
-    def drop_connection(self, connection: str, *, after: int = 0) -> Fault:
+    def drop_connection(self, connection: str | None, *, after: int = 0) -> Fault:
         """Reset ``connection``'s TCP connection without connection.close, as a network
         partition or a crashed node does: now, or after the client's next ``after``
         methods."""
