@@ -27,6 +27,7 @@ from urllib.parse import quote
 from kiltmq.broker.admin import Admin, AdminError
 from kiltmq.broker.alarm import MEMORY, STORE, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.clock import Clock
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
 from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT, parse_disk_free_limit
@@ -100,6 +101,9 @@ class Broker:
     ``optional_services``: of ``"management"`` and ``"prometheus"``, those that, if they
     cannot start (the port is taken, aiohttp is missing), are logged as a warning and left
     out (``kiltmq broker``'s default ports) instead of failing :meth:`start`.
+
+    ``clock``: the :class:`~kiltmq.broker.clock.Clock` its timing code follows (TTLs,
+    expiry, timeouts, heartbeats); default the event loop's.
     """
 
     def __init__(
@@ -138,9 +142,12 @@ class Broker:
         management_port: int | None = None,
         prometheus_port: int | None = None,
         optional_services: Iterable[str] = (),
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self._port = port
+        #: What TTLs, expiry, timeouts and heartbeats follow.
+        self.clock = clock if clock is not None else Clock()
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 (None: no limit)")
         self.max_connections = max_connections
@@ -166,7 +173,9 @@ class Broker:
         )
         self.memory_check_interval = memory_check_interval
         self.consumer_timeout = consumer_timeout or None
-        self._ack_check = ConsumerTimeout(lambda: [c.session for c in self.connections])
+        self._ack_check = ConsumerTimeout(
+            self.clock, lambda: [c.session for c in self.connections]
+        )
         self.cluster_name = cluster_name
         self.ctl_socket = ctl_socket
         self.load_definitions = load_definitions
@@ -230,9 +239,7 @@ class Broker:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, self.store)
-            if self._loop is not None:
-                vhost.loop = self._loop
+            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock)
         return vhost
 
     def delete_vhost(self, name: str) -> bool:
@@ -331,8 +338,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopped = asyncio.Event()
-        for vhost in self.vhosts.values():
-            vhost.loop = loop
+        self.clock.attach(loop)
         if isinstance(self.store, MemoryStore):
             log.info("no data directory: memory-only, nothing survives a restart")
         # a store that cannot write blocks publishers, as RabbitMQ's disk alarm
@@ -375,7 +381,7 @@ class Broker:
             await self.stop()
             raise
         self._monitor.start(loop, self.memory_check_interval)
-        self._ack_check.start(loop, self.consumer_timeout)
+        self._ack_check.start(self.consumer_timeout)
 
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self._loop is not None

@@ -13,13 +13,14 @@ __all__ = ["dead_lettered"]
 
 
 def dead_lettered(
-    message: Message, queue: str, reason: str, exchange: str, routing_key: str | None
+    message: Message, queue: str, reason: str, exchange: str, routing_key: str | None,
+    now: float,
 ) -> tuple[Message, frozenset[str]] | None:
     """``message``, which died in ``queue`` for ``reason``, as it is republished to the
-    dead-letter ``exchange`` (with ``routing_key``, else its own), and the names of the
-    queues it must not enter: RabbitMQ drops a message that would cycle back into a
-    queue it died in automatically (with no rejection along the way). None if its
-    properties do not decode."""
+    dead-letter ``exchange`` (with ``routing_key``, else its own) at ``now`` (seconds
+    since the epoch), and the names of the queues it must not enter: RabbitMQ drops a
+    message that would cycle back into a queue it died in automatically (with no
+    rejection along the way). None if its properties do not decode."""
     try:
         props = message.properties
     except (ValueError, IndexError):
@@ -35,7 +36,7 @@ def dead_lettered(
         "count": (previous.get("count", 1) + 1) if previous else 1,
         "reason": reason,
         "queue": queue,
-        "time": datetime.now(UTC).replace(microsecond=0),
+        "time": datetime.fromtimestamp(int(now), UTC),
         "exchange": message.exchange,
         "routing-keys": [message.routing_key],
     }

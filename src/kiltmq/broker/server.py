@@ -38,6 +38,7 @@ import ssl
 import time
 from typing import Protocol, cast
 
+from kiltmq.broker.clock import Clock
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.broker.tls import external_login, feed_protocol
@@ -96,6 +97,9 @@ class ServerBroker(SessionBroker, Protocol):
     needs)."""
 
     @property
+    def clock(self) -> Clock: ...
+
+    @property
     def handshake_timeout(self) -> float: ...
 
     @property
@@ -118,6 +122,7 @@ class ServerConnection(asyncio.Protocol):
         self.core = Connection(Role.SERVER)
         self.core.max_body_size = broker.max_message_size
         self.loop = asyncio.get_running_loop()
+        self.clock = broker.clock
         self.transport: asyncio.Transport | None = None
         self.session: Session = None  # type: ignore[assignment]  # set in connection_made
         #: False while deliveries must wait (batch full or transport paused).
@@ -174,7 +179,7 @@ class ServerConnection(asyncio.Protocol):
     def _begin(self) -> None:
         timeout = self.broker.handshake_timeout
         if timeout:
-            self._handshake_timer = self.loop.call_later(timeout, self._handshake_expired)
+            self._handshake_timer = self.clock.call_later(timeout, self._handshake_expired)
         context = self.endpoint.tls
         if context is None:
             early, self._early = self._early, None
@@ -233,7 +238,7 @@ class ServerConnection(asyncio.Protocol):
                 self.transport.pause_reading()  # once more: uvloop reads after connection_made
             return
         core = self.core
-        core.heartbeat.last_received = self.loop.time()
+        core.heartbeat.last_received = self.clock.time()
         self.recv_oct += len(data)
         try:
             events = core.receive_data(data)
@@ -327,7 +332,7 @@ class ServerConnection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.write(data)
             self.send_oct += len(data)
-            self.core.heartbeat.last_sent = self.loop.time()
+            self.core.heartbeat.last_sent = self.clock.time()
         self.pending = 0
         if not self._paused_writing:
             self.can_send = True
@@ -367,7 +372,7 @@ class ServerConnection(asyncio.Protocol):
             self._handshake_timer.cancel()
             self._handshake_timer = None
         if self.broker.content_timeout > 0 and not self._closed:
-            self._content_timer = self.loop.call_later(
+            self._content_timer = self.clock.call_later(
                 self.broker.content_timeout / 4, self._check_content
             )
 
@@ -378,7 +383,7 @@ class ServerConnection(asyncio.Protocol):
         if self._closed or self.session.closing:
             return
         timeout = self.broker.content_timeout
-        now = self.loop.time()
+        now = self.clock.time()
         partial: dict[int, tuple[spec.Method, int, float]] = {}
         if not self._read_pauses:  # a client we do not read cannot make progress
             for number, channel in self.core.channels.items():
@@ -394,7 +399,7 @@ class ServerConnection(asyncio.Protocol):
                 else:
                     partial[number] = seen
         self._partial = partial
-        self._content_timer = self.loop.call_later(timeout / 4, self._check_content)
+        self._content_timer = self.clock.call_later(timeout / 4, self._check_content)
 
     def _content_stalled(self, number: int, method: spec.Method, received: int, size: int) -> None:
         log.warning("%s: content on channel %d stalled", self.session.peer_name, number)
@@ -417,22 +422,26 @@ class ServerConnection(asyncio.Protocol):
     def start_heartbeat(self, interval: int) -> None:
         if interval <= 0 or self._closed:
             return
-        now = self.loop.time()
+        now = self.clock.time()
         self.core.heartbeat.start(interval, now)
         self._schedule_heartbeat(now)
 
     def _schedule_heartbeat(self, now: float) -> None:
         deadline = self.core.heartbeat.next_deadline(now)
         if deadline is not None:
-            self._heartbeat_timer = self.loop.call_at(max(deadline, now + 0.01), self._on_heartbeat)
+            self._heartbeat_timer = self.clock.call_at(
+                max(deadline, now + 0.01), self._on_heartbeat
+            )
 
     def _on_heartbeat(self) -> None:
         self._heartbeat_timer = None
         if self._closed:
             return
         heartbeat = self.core.heartbeat
-        now = self.loop.time()
-        if "alarm" in self._read_pauses:  # blocked: heartbeats are not read (as RabbitMQ)
+        now = self.clock.time()
+        # blocked: heartbeats are not read (as RabbitMQ); a jump of the clock: the client
+        # could not send meanwhile
+        if "alarm" in self._read_pauses or self.clock.jumping:
             heartbeat.last_received = now
         if heartbeat.peer_dead(now):
             log.warning(

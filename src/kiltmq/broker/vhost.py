@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiltmq.broker.clock import Clock
 from kiltmq.broker.dead_letter import dead_lettered
 from kiltmq.broker.declaration import (
     EXCHANGE_EQUIVALENCE_ARGS,
@@ -80,15 +81,16 @@ def _default_exchange_refused() -> AccessRefused:
 class VirtualHost:
     """Exchanges, queues and bindings of one vhost."""
 
-    def __init__(self, name: str, store: Store | None = None) -> None:
+    def __init__(self, name: str, store: Store | None = None, clock: Clock | None = None) -> None:
         self.name = name
+        #: The broker's clock: TTLs, queue expiry and x-death times follow it.
+        self.clock = clock if clock is not None else Clock()
         self.store = store if store is not None else MemoryStore()
         self.queues: dict[str, Queue] = {}
         self.default_exchange = DefaultExchange(self.queues)
         self.exchanges: dict[str, Exchange] = {"": self.default_exchange}
         #: Bindings by destination (queue or exchange), for deletion.
         self.incoming: dict[Destination, dict[tuple[Exchange, Any], Binding]] = {}
-        self.loop: asyncio.AbstractEventLoop | None = None
         #: Direct reply-to: reply routing keys -> the requesting channel's reply target.
         self.reply_targets: dict[str, ReplyTarget] = {}
         #: Limits as set (``max-connections``, ``max-queues``), and the open connections.
@@ -107,16 +109,13 @@ class VirtualHost:
     # -- time ---------------------------------------------------------------------------
 
     def now(self) -> float:
-        loop = self.loop
-        if loop is None:
-            loop = self.loop = asyncio.get_running_loop()
-        return loop.time()
+        return self.clock.time()
+
+    def wall(self) -> float:
+        return self.clock.wall()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        loop = self.loop
-        if loop is None:
-            loop = self.loop = asyncio.get_running_loop()
-        return loop.call_at(when, callback)
+        return self.clock.call_at(when, callback)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -427,7 +426,8 @@ class VirtualHost:
         if exchange is None:
             return
         dead = dead_lettered(
-            message, queue.name, reason, dlx_name, queue.dead_letter_routing_key
+            message, queue.name, reason, dlx_name, queue.dead_letter_routing_key,
+            self.clock.wall(),
         )
         if dead is None:
             return

@@ -6,8 +6,12 @@ installed) provides the fixtures ``amqp_broker`` and ``amqp_url``; outside pytes
 """
 
 from kiltmq.broker.admin import BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo
+from kiltmq.testing.clock import ControlledClock
 from kiltmq.testing.fixture import OWN_VHOST, BrokerFixture
+from kiltmq.testing.frames import FrameInfo
+from kiltmq.testing.published import PublishedInfo
 from kiltmq.testing.snapshots import MessageInfo, QueueInfo
+from kiltmq.testing.topology import Topology
 
 __all__ = [
     "OWN_VHOST",
@@ -15,7 +19,11 @@ __all__ = [
     "BrokerFixture",
     "ConnectionInfo",
     "ConsumerInfo",
+    "ControlledClock",
     "ExchangeInfo",
+    "FrameInfo",
     "MessageInfo",
+    "PublishedInfo",
     "QueueInfo",
+    "Topology",
 ]

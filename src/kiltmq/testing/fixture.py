@@ -27,12 +27,11 @@ The pytest plugin (:mod:`kiltmq.testing.plugin`) hands these out as fixtures.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 from kiltmq.broker import Broker
@@ -40,7 +39,13 @@ from kiltmq.broker.admin import Admin, ConnectionInfo, ExchangeInfo
 from kiltmq.broker.message import Message
 from kiltmq.protocol.spec import BasicProperties
 from kiltmq.testing.broker_loop import BrokerLoop
+from kiltmq.testing.clock import ControlledClock
+from kiltmq.testing.clock_control import ClockControl
+from kiltmq.testing.faults import Faults
+from kiltmq.testing.fixture_frames import FixtureFrames
+from kiltmq.testing.fixture_waits import OWN_VHOST, FixtureWaits, VhostFilter, _Own
 from kiltmq.testing.properties import message_properties
+from kiltmq.testing.published import FixtureAssertions, PublishLog
 from kiltmq.testing.snapshots import QueueInfo, queue_info
 
 if TYPE_CHECKING:
@@ -55,30 +60,10 @@ _REPLY_PREFIX = "amq.rabbitmq.reply-to."
 _DIGITS = re.compile(r"[0-9]+")
 
 
-class _Own(enum.Enum):
-    VHOST = "the fixture's own virtual host"
-
-
-#: Default of the ``vhost`` filter of the connection methods: the fixture's virtual host.
-#: Pass ``vhost=None`` for every virtual host, or a name.
-OWN_VHOST = _Own.VHOST
-VhostFilter = str | None | _Own
-
 T = TypeVar("T")
-#: A wait: the check run on the broker's loop until it returns something other than
-#: None, and what to say when it times out.
-_Wait: TypeAlias = tuple[Callable[[], T | None], Callable[[], str]]
 
 
-def _ready(queue: Queue) -> int:
-    return len(queue.ready)
-
-
-def _consumers(queue: Queue) -> int:
-    return len(queue.consumers)
-
-
-class BrokerFixture:
+class BrokerFixture(FixtureWaits, FixtureFrames, FixtureAssertions):
     """An embedded broker running in its own thread, seen from one virtual host.
 
     ``broker`` must have been started with ``start_in_thread`` (:meth:`start` does both).
@@ -86,24 +71,37 @@ class BrokerFixture:
     :meth:`stop` only if it started it.
     """
 
-    def __init__(self, broker: Broker, vhost: str = "/", *, owned: bool = False) -> None:
+    def __init__(
+        self, broker: Broker, vhost: str = "/", *, owned: bool = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.broker = broker
         self.vhost = vhost
         self._owned = owned
+        self._options = dict(options or {})
         self._admin = Admin(broker)
         self._loop = BrokerLoop(broker)
+        #: The broker's time (``advance``, ``freeze``, ``resume``): see docs/testing.md.
+        self.clock = ClockControl(broker.clock, self._loop)
+        #: Faults on demand (nacks, held confirms, refusals, closes, alarms).
+        self.faults = Faults(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     @classmethod
     def start(cls, **options: Any) -> BrokerFixture:
         """Start ``Broker(port=0, **options)`` (memory-only unless ``data_dir``/``store``
-        says otherwise) in its own thread; :meth:`stop` stops it."""
+        says otherwise) in its own thread; :meth:`stop` stops it. Its clock is a
+        :class:`~kiltmq.testing.ControlledClock` (``clock="frozen"``: one that starts
+        frozen)."""
         options.setdefault("port", 0)
+        clock = options.get("clock")
+        if clock is None or clock in ("running", "frozen"):
+            options["clock"] = ControlledClock(frozen=clock == "frozen")
         broker = Broker(**options)
         broker.start_in_thread()
         try:
-            return cls(broker, owned=True)
+            return cls(broker, owned=True, options=options)
         except BaseException:
             broker.stop_thread()
             raise
@@ -119,6 +117,42 @@ class BrokerFixture:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def restart(self) -> None:
+        """Restart the broker in place, as a RabbitMQ node restarts: clients get
+        connection.close 320 (CONNECTION_FORCED, reason 'shutdown'), then a new broker
+        with the same options, port and clock recovers the durable queues, exchanges,
+        bindings and persistent messages from its data directory. Only for a broker of
+        the fixture's own with a data directory (``kiltmq_broker(durable=True)``)."""
+        if not self._owned:
+            raise RuntimeError(
+                "restart() needs a broker of the test's own: "
+                "@pytest.mark.kiltmq_broker(durable=True)"
+            )
+        if self._options.get("data_dir") is None:
+            raise RuntimeError(
+                "a memory-only broker keeps nothing over a restart: give it a data "
+                "directory (@pytest.mark.kiltmq_broker(durable=True))"
+            )
+        options = {**self._options, "port": self.broker.port}
+        self.broker.stop_thread()
+        broker = Broker(**options)
+        broker.start_in_thread()
+        self.broker = broker
+        self._admin = Admin(broker)
+        self._loop = BrokerLoop(broker)
+        self.clock = ClockControl(broker.clock, self._loop)
+        old = self._publish_log
+        if old is not None:  # the log goes on (what came before is kept)
+            self._publish_log = None
+            self.record_published()
+            log = cast(PublishLog, self._publish_log)
+            log.messages[:0] = old.messages
+
+    def call_in_loop(self, function: Callable[[], T]) -> T:
+        """Run ``function()`` on the broker's event loop and return its result (for
+        looking at broker objects directly; they may only be touched there)."""
+        return self._loop.call(function)
 
     def add_vhost(self, name: str, *, users: Iterable[str] | None = None) -> BrokerFixture:
         """Create virtual host ``name`` (ValueError if it exists), let ``users`` (default:
@@ -287,112 +321,6 @@ class BrokerFixture:
         target = self.vhost if vhost is OWN_VHOST else vhost
         assert not isinstance(target, _Own)
         return dict(self._loop.call(lambda: self._admin.export_definitions(target)))
-
-    # -- waiting --------------------------------------------------------------------------
-    # Each wait is a check that runs on the broker's loop until it returns something
-    # other than None, and a description of what was found for the timeout's message.
-
-    def _describe_queue(self, name: str) -> str:
-        queue = self._find_queue(name)
-        if queue is None:
-            return f"no queue '{name}' in vhost '{self.vhost}'"
-        return (
-            f"queue '{name}' in vhost '{self.vhost}' has {len(queue.ready)} ready, "
-            f"{len(self._unacked_entries(queue))} unacknowledged and {queue.acked} "
-            f"acknowledged messages and {len(queue.consumers)} consumers"
-        )
-
-    def _acked(self, name: str, count: int | None) -> _Wait[QueueInfo]:
-        def check() -> QueueInfo | None:
-            queue = self._find_queue(name)
-            if queue is None:
-                return None
-            if count is None:
-                if not queue.acked or queue.ready or self._unacked_entries(queue):
-                    return None
-            elif queue.acked < count:
-                return None
-            return self._queue_info(queue)
-
-        return check, lambda: self._describe_queue(name)
-
-    def _counted(self, name: str, what: Callable[[Queue], int], count: int) -> _Wait[QueueInfo]:
-        def check() -> QueueInfo | None:
-            queue = self._find_queue(name)
-            if queue is None or what(queue) < count:
-                return None
-            return self._queue_info(queue)
-
-        return check, lambda: self._describe_queue(name)
-
-    def _connected(
-        self, count: int, name: str | None, user: str | None, vhost: VhostFilter
-    ) -> _Wait[list[ConnectionInfo]]:
-        def check() -> list[ConnectionInfo] | None:
-            found = self._matching(name, user, vhost)
-            if (count == 0 and found) or len(found) < count:
-                return None
-            return [self._connection_info(c) for c in found]
-
-        def describe() -> str:
-            found = len(self._matching(name, user, vhost))
-            wanted = "none" if count == 0 else f"at least {count}"
-            return f"{found} matching connections, wanted {wanted}"
-
-        return check, describe
-
-    def wait_acked(
-        self, queue: str, count: int | None = None, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """Wait until ``queue`` has acknowledged messages and none ready or unacknowledged
-        (``count`` None), or until at least ``count`` of its messages were acknowledged
-        since it was declared. Returns the queue's snapshot; TimeoutError after
-        ``timeout`` seconds, saying what the queue holds."""
-        return self._loop.wait(*self._acked(queue, count), timeout)
-
-    async def wait_acked_async(
-        self, queue: str, count: int | None = None, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_acked` for ``async`` tests."""
-        return await self._loop.wait_async(*self._acked(queue, count), timeout)
-
-    def wait_messages(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
-        """Wait until ``queue`` exists and has at least ``count`` ready messages."""
-        return self._loop.wait(*self._counted(queue, _ready, count), timeout)
-
-    async def wait_messages_async(
-        self, queue: str, count: int = 1, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_messages` for ``async`` tests."""
-        return await self._loop.wait_async(*self._counted(queue, _ready, count), timeout)
-
-    def wait_consumers(self, queue: str, count: int = 1, *, timeout: float = 5.0) -> QueueInfo:
-        """Wait until ``queue`` exists and has at least ``count`` consumers (0: until
-        it exists)."""
-        return self._loop.wait(*self._counted(queue, _consumers, count), timeout)
-
-    async def wait_consumers_async(
-        self, queue: str, count: int = 1, *, timeout: float = 5.0
-    ) -> QueueInfo:
-        """:meth:`wait_consumers` for ``async`` tests."""
-        return await self._loop.wait_async(*self._counted(queue, _consumers, count), timeout)
-
-    def wait_connections(
-        self, count: int = 1, name: str | None = None, *, user: str | None = None,
-        vhost: VhostFilter = OWN_VHOST, timeout: float = 5.0,
-    ) -> list[ConnectionInfo]:
-        """Wait until at least ``count`` open connections match the filters (as
-        :meth:`connections`), or, with ``count=0``, until none does. Connections being
-        closed do not count, so after :meth:`close_connections` this waits for clients
-        to reconnect."""
-        return self._loop.wait(*self._connected(count, name, user, vhost), timeout)
-
-    async def wait_connections_async(
-        self, count: int = 1, name: str | None = None, *, user: str | None = None,
-        vhost: VhostFilter = OWN_VHOST, timeout: float = 5.0,
-    ) -> list[ConnectionInfo]:
-        """:meth:`wait_connections` for ``async`` tests."""
-        return await self._loop.wait_async(*self._connected(count, name, user, vhost), timeout)
 
     # -- injecting messages -----------------------------------------------------------------
 

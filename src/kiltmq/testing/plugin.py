@@ -34,7 +34,14 @@ Marker
 ------
 ``@pytest.mark.kiltmq_broker(scope="function", **options)``: the test's ``amqp_broker``
 is a broker of its own, started with ``options`` (``Broker`` keyword arguments, e.g.
-``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``.
+``heartbeat=2`` or ``users={"app": "secret"}``) on top of ``amqp_broker_options``;
+``clock="frozen"`` starts its clock frozen (``amqp_broker.clock.advance`` moves it);
+``durable=True`` gives it a data directory of its own, so ``amqp_broker.restart()``
+keeps durable queues and persistent messages.
+
+``@pytest.mark.kiltmq_frames`` (or ``--kiltmq-frames``, or the ini option
+``kiltmq_frames = true`` for every test): record the test's AMQP frames
+(``amqp_broker.frames(connection)``); the report of a failed test shows them.
 """
 
 from __future__ import annotations
@@ -54,7 +61,36 @@ MARKER = "kiltmq_broker"
 #: Longest per-test vhost name (a connection.open path is at most 127 bytes).
 VHOST_MAX = 100
 
+FRAMES_MARKER = "kiltmq_frames"
+#: The test's fixture, for the report of a failed test.
+FIXTURE_KEY = pytest.StashKey["BrokerFixture"]()
+
 _counter = itertools.count(1)
+
+
+def _wants_frames(request: pytest.FixtureRequest) -> bool:
+    config = request.config
+    if config.getoption("kiltmq_frames", None) or config.getini("kiltmq_frames"):
+        return True
+    return request.node.get_closest_marker(FRAMES_MARKER) is not None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that recorded frames gets them in its report ("kiltmq frames")."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    fixture = item.stash.get(FIXTURE_KEY, None)
+    if fixture is None or not report.failed or report.when == "teardown":
+        return
+    if not fixture.capturing:
+        return
+    try:
+        text = fixture.conversation()
+    except Exception as exc:  # the broker may be gone with the failure
+        text = f"(frames unavailable: {exc})"
+    if text:
+        report.sections.append(("kiltmq frames", text))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,6 +121,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="scope of the amqp_broker fixture's broker: session (default) or function",
         default="session",
     )
+    group.addoption(
+        "--kiltmq-frames",
+        dest="kiltmq_frames",
+        action="store_true",
+        default=None,
+        help="record the AMQP frames of every test using amqp_broker; a failed test's "
+        "report shows them",
+    )
+    parser.addini(
+        "kiltmq_frames",
+        type="bool",
+        help="record the AMQP frames of every test using amqp_broker (default false)",
+        default=False,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,6 +142,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(scope='function', **options): give the test an embedded AMQP broker of "
         "its own, started with Broker(**options)",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{FRAMES_MARKER}: record the test's AMQP frames (amqp_broker.frames(); shown in "
+        "the report if it fails)",
     )
 
 
@@ -160,15 +215,39 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
             )
     if scope == "function":
         base: dict[str, Any] = request.getfixturevalue("amqp_broker_options")
-        with BrokerFixture.start(**{**base, **options}) as fixture:
-            yield fixture
+        options = {**base, **options}
+        if options.pop("durable", False) and options.get("data_dir") is None:
+            factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+            options["data_dir"] = factory.mktemp("kiltmq")
+        with BrokerFixture.start(**options) as fixture:
+            try:
+                yield from _serve(request, fixture)
+            finally:
+                fixture.faults.clear()
         return
     shared: BrokerFixture = request.getfixturevalue("amqp_broker_session")
     fixture = shared.add_vhost(_vhost_name(request.node.name))
     try:
+        yield from _serve(request, fixture)
+    finally:
+        fixture.faults.clear()
+        fixture.delete_vhost()
+        if fixture.clock.frozen:  # time flows again for the next test
+            fixture.clock.resume()
+
+
+def _serve(request: pytest.FixtureRequest, fixture: BrokerFixture) -> Iterator[BrokerFixture]:
+    """Yield the fixture, recording frames if asked to (then stopped)."""
+    request.node.stash[FIXTURE_KEY] = fixture
+    fixture.record_published()
+    if _wants_frames(request):
+        fixture.capture_frames()
+    try:
         yield fixture
     finally:
-        fixture.delete_vhost()
+        if fixture.capturing:
+            fixture.stop_capture()
+        fixture.stop_recording_published()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ virtual host) and :class:`ConsumerChannel` (the channel of each consumer).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -48,10 +47,13 @@ class QueueOwner(Protocol):
     def store(self) -> Store: ...
 
     def now(self) -> float:
-        """The event loop's clock."""
+        """The broker's monotonic clock."""
+
+    def wall(self) -> float:
+        """The broker's wall clock (seconds since the epoch)."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        """Run ``callback`` at ``when`` (the event loop's clock)."""
+        """Run ``callback`` at ``when`` (the broker's monotonic clock)."""
 
     def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
         """Republish ``message``, dead in ``queue``, to its dead-letter exchange."""
@@ -282,7 +284,7 @@ class Queue:
             self._store.message_enqueued(self.vhost.name, self.name, message)
             if ttl is not None:  # the deadline survives a restart
                 self._store.message_expires(
-                    self.vhost.name, self.name, message, time.time() + ttl / 1000.0
+                    self.vhost.name, self.name, message, self.vhost.wall() + ttl / 1000.0
                 )
         ready = self.ready
         if not ready and self.consumers:
@@ -316,7 +318,7 @@ class Queue:
         if self.max_priority:
             entry.priority = priority_level(message, self.max_priority)
         if expires_at is not None:
-            entry.expires = self.vhost.now() + (expires_at - time.time())
+            entry.expires = self.vhost.now() + (expires_at - self.vhost.wall())
         elif self.message_ttl is not None or message.flags & FLAG_EXPIRATION:
             ttl = message_ttl(message, self.message_ttl)
             if ttl is not None:
