@@ -57,6 +57,7 @@ QUEUE_KEYS = {
     "dead-letter-exchange": "arg",
     "dead-letter-routing-key": "arg",
     "overflow": "arg",
+    "delivery-limit": "min",
 }
 
 

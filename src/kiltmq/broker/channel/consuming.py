@@ -48,7 +48,7 @@ class Consuming(DirectReplyTo):
         if 0 < size <= self.body_max:
             # method, header and body frames in one join (the common case)
             number = self.number
-            header = message.header_payload
+            header = entry.header or message.header_payload
             data = _join(
                 (
                     _pack_frame(1, number, len(payload)),
@@ -63,7 +63,7 @@ class Consuming(DirectReplyTo):
                 )
             )
         else:
-            data = self._content(payload, message)
+            data = self._content(payload, message, entry.header)
         self.out.send_delivery(data)
         if consumer.no_ack:
             consumer.queue.ack(entry)
@@ -105,6 +105,13 @@ class Consuming(DirectReplyTo):
         self._check("read", "queue", name)
         queue = self.vhost.get_queue(name, self.session)
         tag = self._consumer_tag(m.consumer_tag)
+        if self.prefetch_global and queue.type == "quorum":
+            raise AMQPNotImplemented(
+                f"NOT_IMPLEMENTED - {self.vhost.describe('queue', name)} does not support "
+                "global qos",
+                60,
+                20,
+            )
         if queue.exclusive_consumer is not None or (m.exclusive and queue.consumers):
             raise AccessRefused(
                 f"ACCESS_REFUSED - {self.vhost.describe('queue', name)} in exclusive use"
@@ -159,7 +166,7 @@ class Consuming(DirectReplyTo):
             + message.deliver_tail
             + struct.pack(">I", len(queue.ready))
         )
-        self.out.send_raw(self._content(payload, message))
+        self.out.send_raw(self._content(payload, message, entry.header))
         if m.no_ack:
             queue.ack(entry)
         else:

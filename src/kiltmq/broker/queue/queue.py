@@ -124,6 +124,9 @@ class Consumer:
 class Queue:
     """One queue in a virtual host. Created and deleted through the vhost."""
 
+    #: The queue type (x-queue-type), as RabbitMQ names it.
+    type = "classic"
+
     def __init__(
         self,
         vhost: QueueOwner,
@@ -393,6 +396,10 @@ class Queue:
         if head is not None and head.expires is not None:
             self._ttl.schedule(head.expires)
         self.drain()
+
+    def release(self, entries: Iterable[Entry]) -> None:
+        """Entries of a channel that closed come back: as :meth:`requeue` here."""
+        self.requeue(entries)
 
     def reject(self, entry: Entry, requeue: bool) -> None:
         if requeue:
