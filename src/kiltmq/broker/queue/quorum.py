@@ -14,6 +14,8 @@ keep their own path:
 * ``x-overflow: reject-publish`` refuses publishes once the queue went over its limit,
   until it is down to 80 % of it again; ``reject-publish-dlx`` is taken as ``drop-head``
   (RabbitMQ logs a warning and does the same);
+* every message is stored, whatever its delivery mode (a quorum queue keeps all in
+  its log); the confirm of a transient one does not wait for the store's commit;
 * ``x-dead-letter-strategy: at-least-once`` needs ``reject-publish``, else it is
   at-most-once; on one node dead-lettering is immediate, so both behave alike.
 """
@@ -67,6 +69,7 @@ class QuorumQueue(Queue):
     """A durable queue with delivery counting, as RabbitMQ's quorum queues."""
 
     type = "quorum"
+    stores_transient = True
 
     def _settings(self, args: dict[str, Any]) -> None:
         if args.get("x-overflow") == "reject-publish-dlx":
