@@ -21,7 +21,7 @@ QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": 1}
 
 
 def _bodies(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> list[bytes]:
-    bodies = []
+    bodies: list[bytes] = []
     while True:
         method, _props, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
