@@ -58,6 +58,7 @@ QUEUE_KEYS = {
     "dead-letter-routing-key": "arg",
     "overflow": "arg",
     "delivery-limit": "min",
+    "dead-letter-strategy": "arg",
 }
 
 
