@@ -21,6 +21,7 @@ __all__ = [
     "check_type_args",
     "queue_type",
     "refuse_server_named",
+    "type_name",
     "validate_exchange_args",
     "validate_queue_args",
 ]
@@ -94,7 +95,7 @@ def check_flags(what: str, *flags: tuple[str, bool, bool]) -> None:
             )
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     """The AMQP field type of ``value`` as RabbitMQ names it."""
     if isinstance(value, bool):
         return "bool"
@@ -114,7 +115,7 @@ def _type_name(value: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    return f"the value '{value}' of type '{_type_name(value)}'"
+    return f"the value '{value}' of type '{type_name(value)}'"
 
 
 def queue_type(args: FieldTable | None) -> str:
@@ -142,7 +143,7 @@ def check_queue_type(
     if not isinstance(value, str):
         raise PreconditionFailed(
             f"PRECONDITION_FAILED - invalid arg 'x-queue-type' for {what}: "
-            f"{{unacceptable_type,{_type_name(value)}}}"
+            f"{{unacceptable_type,{type_name(value)}}}"
         )
     if value not in QUEUE_TYPES:
         raise PreconditionFailed(
@@ -220,17 +221,20 @@ def validate_queue_args(what: str, args: FieldTable) -> None:
             continue
         value = args[arg]
         if not isinstance(value, int) or isinstance(value, bool):
-            raise invalid(arg, f'"expected integer, got {_type_name(value)}"')
+            raise invalid(arg, f'"expected integer, got {type_name(value)}"')
         if value < minimum:
             raise invalid(arg, f"{{value_{'zero' if value == 0 else 'negative'},{value}}}")
     for arg in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
         if arg in args and not isinstance(args[arg], str):
-            raise invalid(arg, f'"expected string, got {_type_name(args[arg])}"')
+            raise invalid(arg, f'"expected string, got {type_name(args[arg])}"')
     if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
         raise invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
     strategy = args.get("x-dead-letter-strategy")
     if strategy is not None and strategy not in ("at-most-once", "at-least-once"):
         raise invalid("x-dead-letter-strategy", "invalid_dlx_strategy")
+    age = args.get("x-max-age")
+    if age is not None and not isinstance(age, str):
+        raise invalid("x-max-age", f"{{unacceptable_type,{type_name(age)}}}")
     overflow = args.get("x-overflow")
     if overflow is not None and overflow not in _OVERFLOW:
         raise invalid("x-overflow", "invalid_overflow")

@@ -48,7 +48,6 @@ from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_r
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
     AccessRefused,
-    AMQPNotImplemented,
     CommandInvalid,
     NotFound,
     PreconditionFailed,
@@ -310,10 +309,7 @@ class VirtualHost:
             raise queue_refused(self.name, name, self.max_queues)
         args = dict(arguments or {})
         validate_queue_args(what, args)
-        queue_class = QUEUE_CLASSES.get(kind)
-        if queue_class is None:
-            raise AMQPNotImplemented(f"NOT_IMPLEMENTED - queue type '{kind}'", 50, 10)
-        queue = queue_class(
+        queue = QUEUE_CLASSES[kind](
             self, name, durable=durable, auto_delete=auto_delete, owner=owner_declared,
             arguments=args,
         )

@@ -112,6 +112,8 @@ class Consuming(DirectReplyTo):
                 60,
                 20,
             )
+        what = self.vhost.describe("queue", name)
+        queue.check_consumer(m.no_ack, 0 if m.no_ack else self.prefetch, m.arguments, what)
         if queue.exclusive_consumer is not None or (m.exclusive and queue.consumers):
             raise AccessRefused(
                 f"ACCESS_REFUSED - {self.vhost.describe('queue', name)} in exclusive use"

@@ -10,6 +10,7 @@
 * :mod:`~kiltmq.broker.queue.limits`: x-max-length, x-max-length-bytes, x-overflow;
 * :mod:`~kiltmq.broker.queue.paging`: bodies paged out to the store and back;
 * :mod:`~kiltmq.broker.queue.quorum`: :class:`QuorumQueue`, RabbitMQ's quorum queues;
+* :mod:`~kiltmq.broker.queue.stream`: :class:`StreamQueue`, RabbitMQ's streams;
 * :mod:`~kiltmq.broker.queue.types`: the queue class of each ``x-queue-type``.
 """
 
@@ -18,6 +19,7 @@ from kiltmq.broker.queue.paging import PAGE_IN_BATCH
 from kiltmq.broker.queue.queue import Consumer, ConsumerChannel, Queue, QueueOwner
 from kiltmq.broker.queue.quorum import QuorumQueue
 from kiltmq.broker.queue.ready import FifoReady, PriorityReady, Ready
+from kiltmq.broker.queue.stream import StreamQueue
 from kiltmq.broker.queue.types import QUEUE_CLASSES
 
 __all__ = [
@@ -32,4 +34,5 @@ __all__ = [
     "QueueOwner",
     "QuorumQueue",
     "Ready",
+    "StreamQueue",
 ]

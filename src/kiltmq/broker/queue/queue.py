@@ -402,6 +402,12 @@ class Queue:
             self._ttl.schedule(head.expires)
         self.drain()
 
+    def check_consumer(
+        self, no_ack: bool, prefetch: int, arguments: FieldTable | None, describe: str
+    ) -> None:
+        """Refuse a basic.consume the queue's type does not take (``describe``: the
+        queue as reply texts name it)."""
+
     def release(self, entries: Iterable[Entry]) -> None:
         """Entries of a channel that closed come back: as :meth:`requeue` here."""
         self.requeue(entries)
