@@ -7,7 +7,7 @@ from . import (  # noqa: F401
     sc_messaging,
     sc_protocol,
     sc_quorum,
-    sc_stream,
     sc_settlement,
+    sc_stream,
     sc_topology,
 )

@@ -105,3 +105,57 @@ def test_delivery_count_on_a_message_larger_than_a_frame() -> None:
         while len(seen) < 2:
             conn.process_data_events(time_limit=1)
         assert seen == [({"k": "v"}, len(body)), ({"k": "v", "x-delivery-count": 1}, len(body))]
+
+
+def _read_stream(
+    conn: pika.BlockingConnection, queue: str, offset: object, count: int
+) -> list[tuple[int, bytes]]:
+    """The first ``count`` messages of stream ``queue`` from ``offset``:
+    (x-stream-offset, body)."""
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=10)
+    seen: list[tuple[int, bytes]] = []
+
+    def on_message(channel: object, method: object, props: pika.BasicProperties,
+                   body: bytes) -> None:
+        seen.append((props.headers["x-stream-offset"], body))
+        ch.basic_ack(method.delivery_tag)  # type: ignore[attr-defined]
+
+    ch.basic_consume(queue, on_message, arguments={"x-stream-offset": offset})
+    while len(seen) < count:
+        conn.process_data_events(time_limit=1)
+    ch.close()
+    return seen[:count]
+
+
+def test_a_stream_keeps_its_messages_and_offsets_across_a_restart(tmp_path: Path) -> None:
+    stream = {"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 10,
+              "x-max-length-bytes": 25}
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("log", durable=True, arguments=stream)
+        for i in range(5):  # five messages of 5 bytes: segments of two messages
+            ch.basic_publish("", "log", b"m%04d" % i, pika.BasicProperties(delivery_mode=1))
+        assert _read_stream(conn, "log", "first", 5) == [
+            (i, b"m%04d" % i) for i in range(5)
+        ]
+        for i in range(5, 8):
+            ch.basic_publish("", "log", b"m%04d" % i)
+        # segments [m0 m1] [m2 m3] [m4 m5] [m6 ...]: when the fourth starts, the log is
+        # over 25 bytes and the oldest whole segment goes
+        assert _read_stream(conn, "log", "first", 6) == [
+            (i, b"m%04d" % i) for i in range(2, 8)
+        ]
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        assert Admin(broker).queue_stats("/", "log").type == "stream"
+        assert _read_stream(conn, "log", 5, 3) == [(i, b"m%04d" % i) for i in range(5, 8)]
+        assert _read_stream(conn, "log", "first", 1) == [(2, b"m0002")]
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("", "log", b"after")
+        assert _read_stream(conn, "log", "last", 1) == [(8, b"after")]
