@@ -40,7 +40,7 @@ def test_old_segments_go_when_a_new_one_starts() -> None:
             queue.times[0] -= 7200
             queue.times[1] -= 7200
             assert queue.start_of("1h") == 2
-            assert queue.start_of(datetime.fromtimestamp(queue.times[2], UTC)) == 2
+            assert queue.start_of(datetime.fromtimestamp(int(queue.times[2]), UTC)) == 2
             queue.publish(Message.build("", "s", b"m4"))  # a third segment starts
             assert (queue.first, queue.end) == (2, 5)
             assert [m.body for m in queue.log] == [b"m2", b"m3", b"m4"]
