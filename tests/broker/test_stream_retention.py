@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kiltmq.broker import Broker
+from kiltmq.broker.admin import Admin, AdminError
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import StreamQueue
 from kiltmq.broker.queue.stream import parse_age
@@ -53,5 +54,18 @@ def test_old_segments_go_when_a_new_one_starts() -> None:
                 "PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue 's' in "
                 "vhost '/': {invalid_stream_offset_arg,{double,1.5}}"
             )
+
+    asyncio.run(run())
+
+
+def test_a_stream_is_not_purged_from_the_admin_interface() -> None:
+    async def run() -> None:
+        async with Broker(port=0) as broker:
+            broker.vhosts["/"].declare_queue(
+                "s", durable=True, arguments={"x-queue-type": "stream"}
+            )
+            with pytest.raises(AdminError) as refused:
+                Admin(broker).purge_queue("/", "s")
+            assert str(refused.value) == "queue 's' in vhost '/' does not support purge"
 
     asyncio.run(run())
