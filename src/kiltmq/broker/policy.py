@@ -59,6 +59,8 @@ QUEUE_KEYS = {
     "overflow": "arg",
     "delivery-limit": "min",
     "dead-letter-strategy": "arg",
+    "max-age": "arg",
+    "stream-max-segment-size-bytes": "arg",
 }
 
 
