@@ -105,15 +105,13 @@ class Consuming(DirectReplyTo):
         self._check("read", "queue", name)
         queue = self.vhost.get_queue(name, self.session)
         tag = self._consumer_tag(m.consumer_tag)
-        if self.prefetch_global and queue.type == "quorum":
-            raise AMQPNotImplemented(
-                f"NOT_IMPLEMENTED - {self.vhost.describe('queue', name)} does not support "
-                "global qos",
-                60,
-                20,
-            )
-        what = self.vhost.describe("queue", name)
-        queue.check_consumer(m.no_ack, 0 if m.no_ack else self.prefetch, m.arguments, what)
+        queue.check_consumer(
+            m.no_ack,
+            0 if m.no_ack else self.prefetch,
+            self.prefetch_global,
+            m.arguments,
+            self.vhost.describe("queue", name),
+        )
         if queue.exclusive_consumer is not None or (m.exclusive and queue.consumers):
             raise AccessRefused(
                 f"ACCESS_REFUSED - {self.vhost.describe('queue', name)} in exclusive use"

@@ -381,7 +381,7 @@ class Queue:
         self.acked += 1
         message = entry.message
         if self._persist and (message.persistent or self._persist_all) and not self.deleted:
-            self._store.message_removed(self.vhost.name, self.name, entry.message)
+            self._store.message_removed(self.vhost.name, self.name, message)
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put entries back at their original positions, marked redelivered."""
@@ -403,10 +403,16 @@ class Queue:
         self.drain()
 
     def check_consumer(
-        self, no_ack: bool, prefetch: int, arguments: FieldTable | None, describe: str
+        self,
+        no_ack: bool,
+        prefetch: int,
+        global_prefetch: int,
+        arguments: FieldTable | None,
+        describe: str,
     ) -> None:
-        """Refuse a basic.consume the queue's type does not take (``describe``: the
-        queue as reply texts name it)."""
+        """Refuse a basic.consume the queue's type does not take (``prefetch``: the
+        consumer's own, ``global_prefetch``: its channel's; ``describe``: the queue as
+        reply texts name it)."""
 
     def release(self, entries: Iterable[Entry]) -> None:
         """Entries of a channel that closed come back: as :meth:`requeue` here."""

@@ -16,6 +16,7 @@ keep their own path:
   (RabbitMQ logs a warning and does the same);
 * every message is stored, whatever its delivery mode (a quorum queue keeps all in
   its log); the confirm of a transient one does not wait for the store's commit;
+* consumers on a channel with a global prefetch are not implemented (540);
 * ``x-dead-letter-strategy: at-least-once`` needs ``reject-publish``, else it is
   at-most-once; on one node dead-lettering is immediate, so both behave alike.
 """
@@ -29,6 +30,8 @@ from kiltmq.broker.message import Message
 from kiltmq.broker.queue.entry import Entry
 from kiltmq.broker.queue.limits import Limits
 from kiltmq.broker.queue.queue import Queue
+from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.errors import AMQPNotImplemented
 from kiltmq.protocol.frames import CONTENT_HEADER
 from kiltmq.protocol.spec import BasicProperties
 
@@ -112,6 +115,19 @@ class QuorumQueue(Queue):
         return cap.max_length_bytes is None or self.ready_bytes <= int(
             cap.max_length_bytes * _LOW_LIMIT
         )
+
+    def check_consumer(
+        self,
+        no_ack: bool,
+        prefetch: int,
+        global_prefetch: int,
+        arguments: FieldTable | None,
+        describe: str,
+    ) -> None:
+        if global_prefetch:
+            raise AMQPNotImplemented(
+                f"NOT_IMPLEMENTED - {describe} does not support global qos"
+            )
 
     def get(self) -> Entry | None:
         entry = super().get()

@@ -164,7 +164,12 @@ class StreamQueue(Queue):
     # -- consumers ----------------------------------------------------------------------
 
     def check_consumer(
-        self, no_ack: bool, prefetch: int, arguments: FieldTable | None, describe: str
+        self,
+        no_ack: bool,
+        prefetch: int,
+        global_prefetch: int,
+        arguments: FieldTable | None,
+        describe: str,
     ) -> None:
         if no_ack:
             raise AMQPNotImplemented(
