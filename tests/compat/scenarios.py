@@ -6,7 +6,9 @@ from . import (  # noqa: F401
     sc_features,
     sc_messaging,
     sc_protocol,
+    sc_quorum,
     sc_settlement,
+    sc_stream,
     sc_topology,
     sc_values,
 )

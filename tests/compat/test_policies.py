@@ -251,3 +251,34 @@ def test_expires_by_policy(hosts: Any) -> None:
         return exists(host, "e.idle"), exists(host, "e.long"), count(ch, "e.used")
 
     assert same_on_both(hosts, steps) == (False, False, 0)
+
+
+def test_delivery_limit_policy_on_quorum_queues(hosts: Any) -> None:
+    """delivery-limit counts for quorum queues (the lower of policy and argument wins);
+    classic queues ignore it."""
+
+    def steps(host: PolicyHost, ch: Any) -> Any:
+        host.set_policy("limit", "^dl", {"delivery-limit": 1})
+        quorum = {"x-queue-type": "quorum"}
+        ch.queue_declare("dl.quorum", durable=True, arguments=quorum)
+        ch.queue_declare("dl.lower-arg", durable=True,
+                         arguments={**quorum, "x-delivery-limit": 0})
+        ch.queue_declare("dl.classic")
+        seen = {}
+        for queue in ("dl.quorum", "dl.lower-arg", "dl.classic"):
+            publish(ch, queue, "m")
+            counts = []
+            for _ in range(4):
+                method, props, _body = ch.basic_get(queue)
+                if method is None:
+                    break
+                counts.append((props.headers or {}).get("x-delivery-count"))
+                ch.basic_reject(method.delivery_tag, requeue=True)
+            seen[queue] = counts
+        return seen
+
+    assert same_on_both(hosts, steps) == {
+        "dl.quorum": [0, 1],
+        "dl.lower-arg": [0],
+        "dl.classic": [None, None, None, None],
+    }

@@ -56,6 +56,7 @@ def test_list_queues_counts_ready_and_unacknowledged(broker: BrokerProcess, ctl:
         rows = {q["name"]: q for q in ctl.json("list_queues")}
         assert rows["lq.work"] == {
             "name": "lq.work",
+            "type": "classic",
             "messages": 3,
             "messages_ready": 2,
             "messages_unacknowledged": 1,
@@ -67,16 +68,37 @@ def test_list_queues_counts_ready_and_unacknowledged(broker: BrokerProcess, ctl:
         }
         table = ctl("list_queues").splitlines()
         assert table[0].split() == [
-            "name", "messages", "messages_ready", "messages_unacknowledged", "consumers",
+            "name", "type", "messages", "messages_ready", "messages_unacknowledged", "consumers",
             "durable", "auto_delete", "exclusive",
         ]
         (row,) = [line for line in table if line.startswith("lq.work ")]
-        assert row.split() == ["lq.work", "3", "2", "1", "0", "true", "false", "false"]
+        assert row.split() == [
+            "lq.work", "classic", "3", "2", "1", "0", "true", "false", "false",
+        ]
         # the columns line up under their headers
         assert table[0].index("messages_ready") == row.index("2")
         assert "name" not in ctl("-q", "list_queues")
         channel.basic_ack(method.delivery_tag)
         channel.queue_delete("lq.work")
+
+
+def test_list_queues_shows_the_queue_type_and_chosen_columns(
+    broker: BrokerProcess, ctl: Ctl
+) -> None:
+    with contextlib.closing(connect(broker.port)) as conn:
+        channel = conn.channel()
+        channel.queue_declare("lt.quorum", durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare("lt.classic", durable=True)
+        rows = [line.split() for line in ctl("list_queues", "name", "type").splitlines()]
+        assert rows[0] == ["name", "type"]
+        assert ["lt.quorum", "quorum"] in rows and ["lt.classic", "classic"] in rows
+        assert ctl.error("list_queues", "name", "kind", status=2) == (
+            "kiltmq ctl: unknown column 'kind' (columns: name, type, messages, "
+            "messages_ready, messages_unacknowledged, consumers, durable, auto_delete, "
+            "exclusive)"
+        )
+        channel.queue_delete("lt.quorum")
+        channel.queue_delete("lt.classic")
 
 
 def test_exchanges_bindings_and_consumers(broker: BrokerProcess, ctl: Ctl) -> None:

@@ -110,6 +110,16 @@ def test_queue_shows_consumers_and_unacked_messages(
     assert info.consumers == ()
 
 
+def test_queue_snapshot_shows_the_queue_type(
+    amqp_broker: BrokerFixture, pika_conn: pika.BlockingConnection
+) -> None:
+    channel = pika_conn.channel()
+    channel.queue_declare("typed.quorum", durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare("typed.classic")
+    assert amqp_broker.queue("typed.quorum").type == "quorum"
+    assert amqp_broker.queue("typed.classic").type == "classic"
+
+
 def test_missing_queue_and_exchange(amqp_broker: BrokerFixture) -> None:
     with pytest.raises(LookupError, match="no queue 'nope'"):
         amqp_broker.queue("nope")

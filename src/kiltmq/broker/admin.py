@@ -206,7 +206,10 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
     def purge_queue(self, vhost: str, name: str) -> int:
         """Drop the ready messages of a queue (unacknowledged ones stay); returns how
         many."""
-        return self.queue(vhost, name).purge()
+        try:
+            return self.queue(vhost, name).purge()
+        except AMQPError as error:  # NOT_IMPLEMENTED - a stream is not purged
+            raise AdminError(error.reply_text.removeprefix("NOT_IMPLEMENTED - ")) from None
 
     def delete_queue(
         self, vhost: str, name: str, *, if_unused: bool = False, if_empty: bool = False

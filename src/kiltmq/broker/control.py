@@ -193,7 +193,7 @@ def _list_exchanges(admin: Admin, args: dict[str, Any]) -> Any:
 
 def _list_queues(admin: Admin, args: dict[str, Any]) -> Any:
     columns = (
-        "name messages messages_ready=ready messages_unacknowledged=unacked consumers "
+        "name type messages messages_ready=ready messages_unacknowledged=unacked consumers "
         "durable auto_delete exclusive arguments"
     )
     return _rows(admin.queues(_vhost(args)), columns)

@@ -57,6 +57,10 @@ QUEUE_KEYS = {
     "dead-letter-exchange": "arg",
     "dead-letter-routing-key": "arg",
     "overflow": "arg",
+    "delivery-limit": "min",
+    "dead-letter-strategy": "arg",
+    "max-age": "arg",
+    "stream-max-segment-size-bytes": "arg",
 }
 
 

@@ -111,6 +111,8 @@ class QueueStats:
     auto_delete: bool
     exclusive: bool
     arguments: dict[str, Any]
+    #: The queue type: "classic", "quorum" or "stream".
+    type: str
     #: Messages waiting to be delivered.
     ready: int
     #: Messages delivered (or fetched) and not yet acknowledged.
@@ -216,6 +218,7 @@ def queue_stats(queue: Queue, unacked: int) -> QueueStats:
         auto_delete=queue.auto_delete,
         exclusive=queue.exclusive,
         arguments=dict(queue.arguments),
+        type=queue.type,
         ready=len(queue.ready),
         unacked=unacked,
         consumers=len(queue.consumers),

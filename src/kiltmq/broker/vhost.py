@@ -25,6 +25,9 @@ from kiltmq.broker.declaration import (
     QUEUE_EQUIVALENCE_ARGS,
     check_args,
     check_flags,
+    check_queue_type,
+    check_type_args,
+    queue_type,
     validate_exchange_args,
     validate_queue_args,
 )
@@ -39,7 +42,7 @@ from kiltmq.broker.exchange import (
 )
 from kiltmq.broker.message import Message
 from kiltmq.broker.policies import POLICY_KINDS, VhostPolicies
-from kiltmq.broker.queue import Entry, Queue
+from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
 from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
@@ -283,8 +286,14 @@ class VirtualHost:
         """Declare a queue (not passive: use :meth:`get_queue`). ``owner`` is the declaring
         connection. Returns the queue and whether it was created."""
         owner_declared = owner if exclusive else None
-        durable = durable and not exclusive  # RabbitMQ: exclusive queues are transient
         queue = self.queues.get(name)
+        if queue is None:
+            what = self.describe("queue", name)
+            kind = check_queue_type(
+                what, arguments or {}, durable=durable, exclusive=exclusive,
+                auto_delete=auto_delete,
+            )
+        durable = durable and not exclusive  # RabbitMQ: exclusive queues are transient
         if queue is not None:
             if queue.owner is not owner_declared:
                 raise self.locked(name)
@@ -295,13 +304,14 @@ class VirtualHost:
                 ("auto_delete", auto_delete, queue.auto_delete),
             )
             check_args(what, QUEUE_EQUIVALENCE_ARGS, arguments, queue.arguments)
+            check_type_args(what, arguments, queue.arguments)
             queue.touch()
             return queue, False
         if self.max_queues is not None and len(self.queues) >= self.max_queues:
             raise queue_refused(self.name, name, self.max_queues)
         args = dict(arguments or {})
-        validate_queue_args(self.describe("queue", name), args)
-        queue = Queue(
+        validate_queue_args(what, args)
+        queue = QUEUE_CLASSES[kind](
             self, name, durable=durable, auto_delete=auto_delete, owner=owner_declared,
             arguments=args,
         )
@@ -455,7 +465,8 @@ class VirtualHost:
         elif kind == "queue":
             if definition["name"] in self.queues:
                 return
-            self.queues[definition["name"]] = Queue(
+            queue_class = QUEUE_CLASSES.get(queue_type(definition.get("arguments")), Queue)
+            self.queues[definition["name"]] = queue_class(
                 self,
                 definition["name"],
                 durable=True,

@@ -138,6 +138,11 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         _vhost_option(p)
         p.add_argument("name", metavar="QUEUE")
 
+    def list_queues(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("columns", metavar="COLUMN", nargs="*",
+                       help=f"columns to show (default: all): {', '.join(QUEUE_COLUMNS)}")
+
     def delete_queue(p: argparse.ArgumentParser) -> None:
         queue(p)
         p.add_argument("--if-empty", action="store_true", help="only if it has no messages")
@@ -180,7 +185,7 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         "clear_vhost_limits": ("remove a vhost's limits", vhost_only),
         "list_vhost_limits": ("a vhost's limits", list_vhost_limits),
         "list_exchanges": ("exchanges of a vhost", vhost_only),
-        "list_queues": ("queues of a vhost with their message counts", vhost_only),
+        "list_queues": ("queues of a vhost with their message counts", list_queues),
         "list_bindings": ("bindings of a vhost", vhost_only),
         "list_connections": ("client connections", list_connections),
         "list_consumers": ("consumers of a vhost's queues", vhost_only),
@@ -341,16 +346,18 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, header: boo
 
 
 _POLICY_COLUMNS = ("vhost", "name", "pattern", "apply-to", "definition", "priority")
+#: The columns list_queues can show.
+QUEUE_COLUMNS = (
+    "name", "type", "messages", "messages_ready", "messages_unacknowledged", "consumers",
+    "durable", "auto_delete", "exclusive",
+)
 #: Columns of the text tables of the list commands.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "list_vhosts": ("name",),
     "list_users": ("user", "tags"),
     "list_permissions": ("user", "configure", "write", "read"),
     "list_exchanges": ("name", "type", "durable", "auto_delete", "internal"),
-    "list_queues": (
-        "name", "messages", "messages_ready", "messages_unacknowledged", "consumers",
-        "durable", "auto_delete", "exclusive",
-    ),
+    "list_queues": QUEUE_COLUMNS,
     "list_bindings": (
         "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
     ),
@@ -493,6 +500,7 @@ def _arguments(command: str, args: argparse.Namespace) -> dict[str, Any]:
     """The request's arguments from the parsed command line."""
     skip = {"socket", "data_dir", "port", "timeout", "json", "quiet", "command", "ctl_command",
             "_run"}
+    skip.add("columns")
     arguments = {k: v for k, v in vars(args).items() if k not in skip}
     if command in ("add_user", "change_password") and arguments.get("password") is None:
         arguments["password"] = _read_password()
@@ -509,6 +517,11 @@ def run(args: argparse.Namespace) -> int:
     command = args.ctl_command
     if command is None:
         print("kiltmq ctl: a command is needed (kiltmq ctl --help lists them)", file=sys.stderr)
+        return 2
+    unknown = [c for c in getattr(args, "columns", None) or () if c not in QUEUE_COLUMNS]
+    if unknown:
+        print(f"kiltmq ctl: unknown column '{unknown[0]}' (columns: "
+              f"{', '.join(QUEUE_COLUMNS)})", file=sys.stderr)
         return 2
     try:
         path = socket_path(args)
@@ -536,7 +549,7 @@ def _print(command: str, args: argparse.Namespace, result: Any) -> None:
         if text:
             print(text)
         return
-    columns = COLUMNS.get(command)
+    columns = getattr(args, "columns", None) or COLUMNS.get(command)
     if columns is not None:
         sys.stdout.write(table(result, columns, header=not args.quiet))
         return

@@ -68,6 +68,8 @@ class QueueInfo:
     policy: str | None = None
     operator_policy: str | None = None
     effective_policy_definition: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The queue type: "classic", "quorum" or "stream".
+    type: str = "classic"
 
     def __repr__(self) -> str:
         return (
@@ -137,4 +139,5 @@ def queue_info(admin: Admin, queue: Queue) -> QueueInfo:
             queue.operator_policy.name if queue.operator_policy is not None else None
         ),
         effective_policy_definition=dict(queue.effective_policy_definition),
+        type=queue.type,
     )

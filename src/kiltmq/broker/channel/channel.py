@@ -82,7 +82,7 @@ class Channel(Declarations, Transactions):
         if tx is not None:
             for _kind, settled in tx.settles:
                 records.extend(settled)
-        requeue(records)
+        requeue(records, released=True)
         for consumer in consumers:
             consumer.queue.consumer_gone()
 

@@ -48,7 +48,7 @@ class Consuming(DirectReplyTo):
         if 0 < size <= self.body_max:
             # method, header and body frames in one join (the common case)
             number = self.number
-            header = message.header_payload
+            header = entry.header or message.header_payload
             data = _join(
                 (
                     _pack_frame(1, number, len(payload)),
@@ -63,7 +63,7 @@ class Consuming(DirectReplyTo):
                 )
             )
         else:
-            data = self._content(payload, message)
+            data = self._content(payload, message, entry.header)
         self.out.send_delivery(data)
         if entry.redelivered:
             self.redelivered += 1
@@ -111,6 +111,13 @@ class Consuming(DirectReplyTo):
         self._check("read", "queue", name)
         queue = self.vhost.get_queue(name, self.session)
         tag = self._consumer_tag(m.consumer_tag)
+        queue.check_consumer(
+            m.no_ack,
+            0 if m.no_ack else self.prefetch,
+            self.prefetch_global,
+            m.arguments,
+            self.vhost.describe("queue", name),
+        )
         if queue.exclusive_consumer is not None or (m.exclusive and queue.consumers):
             raise AccessRefused(
                 f"ACCESS_REFUSED - {self.vhost.describe('queue', name)} in exclusive use"
@@ -170,7 +177,7 @@ class Consuming(DirectReplyTo):
             + message.deliver_tail
             + struct.pack(">I", len(queue.ready))
         )
-        self.out.send_raw(self._content(payload, message))
+        self.out.send_raw(self._content(payload, message, entry.header))
         if m.no_ack:
             self.no_ack_got += 1
             queue.no_ack_got += 1

@@ -4,6 +4,7 @@ reply to a change of a durable object waits until its definition is on disk."""
 from __future__ import annotations
 
 from kiltmq.broker.channel.reply_to import DirectReplyTo
+from kiltmq.broker.declaration import refuse_server_named
 from kiltmq.broker.reply_target import REPLY_TO
 from kiltmq.broker.vhost import generate_name
 from kiltmq.protocol import spec
@@ -91,6 +92,7 @@ class Declarations(DirectReplyTo):
                 name = m.queue
                 vhost.check_queue_name(name)
             else:
+                refuse_server_named(m.arguments)
                 name = generate_name("amq.gen-")
             self._check("configure", "queue", name)
             dlx = (m.arguments or {}).get("x-dead-letter-exchange")

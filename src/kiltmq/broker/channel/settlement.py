@@ -15,13 +15,17 @@ from kiltmq.protocol.errors import AMQPNotImplemented, PreconditionFailed
 __all__ = ["Settlement", "requeue"]
 
 
-def requeue(records: Iterable[tuple[int, Unacked]]) -> None:
-    """Put the entries of ``records`` back into their queues, one call per queue."""
+def requeue(records: Iterable[tuple[int, Unacked]], released: bool = False) -> None:
+    """Put the entries of ``records`` back into their queues, one call per queue:
+    requeued by the client, or ``released`` by a channel that closed."""
     by_queue: dict[Queue, list[Entry]] = {}
     for _tag, (queue, entry, _consumer) in records:
         by_queue.setdefault(queue, []).append(entry)
     for queue, entries in by_queue.items():
-        queue.requeue(entries)
+        if released:
+            queue.release(entries)
+        else:
+            queue.requeue(entries)
 
 
 class Settlement(Consuming):

@@ -147,10 +147,15 @@ class ChannelState:
             else:
                 out.send_method(number, spec.BasicNack(seq, False, False))
 
-    def _content(self, payload: bytes, message: Message) -> bytes:
-        """The frames of a content-carrying method (``payload``) with ``message``."""
+    def _content(self, payload: bytes, message: Message, header: bytes | None = None) -> bytes:
+        """The frames of a content-carrying method (``payload``) with ``message`` (and
+        ``header`` instead of its own content header if given)."""
         return content_frames(
-            self.number, payload, message.header_payload, message.body, self.out.core.frame_max
+            self.number,
+            payload,
+            header or message.header_payload,
+            message.body,
+            self.out.core.frame_max,
         )
 
     def _reply_stored(self, reply: spec.Method, durable: bool) -> None:

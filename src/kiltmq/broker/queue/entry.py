@@ -14,6 +14,12 @@ class Entry:
 
     __slots__ = ("message", "seq", "redelivered", "expires", "priority")
 
+    #: Deliveries returned so far (counted by quorum queues only, see
+    #: :class:`~kiltmq.broker.queue.quorum.CountedEntry`).
+    delivery_count = 0
+    #: The content header to send instead of the message's own (None: the message's).
+    header: bytes | None = None
+
     def __init__(
         self,
         message: Message,

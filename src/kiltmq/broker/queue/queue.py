@@ -126,6 +126,11 @@ class Consumer:
 class Queue:
     """One queue in a virtual host. Created and deleted through the vhost."""
 
+    #: The queue type (x-queue-type), as RabbitMQ names it.
+    type = "classic"
+    #: A durable queue of this type stores transient messages too (quorum queues do).
+    stores_transient = False
+
     def __init__(
         self,
         vhost: QueueOwner,
@@ -179,6 +184,8 @@ class Queue:
         self._seq = 0
         self._store = store = vhost.store
         self._persist = durable
+        #: Messages of every delivery mode go to the store.
+        self._persist_all = durable and self.stores_transient
         self._pager = Pager(store, vhost.name, name, durable, self.drain)
         self._ttl = Deadline(vhost.call_at, self._expire_head)
         self._expiry: QueueExpiry | None = None
@@ -280,7 +287,7 @@ class Queue:
         entry = Entry(message, self._seq, False, expires)
         if self.max_priority:
             entry.priority = priority_level(message, self.max_priority)
-        if self._persist and message.persistent:
+        if self._persist and (message.persistent or self._persist_all):
             self._store.message_enqueued(self.vhost.name, self.name, message)
             if ttl is not None:  # the deadline survives a restart
                 self._store.message_expires(
@@ -396,8 +403,9 @@ class Queue:
     def ack(self, entry: Entry) -> None:
         """The entry was acknowledged (or delivered with no-ack): it is gone for good."""
         self.acked += 1
-        if self._persist and entry.message.persistent and not self.deleted:
-            self._store.message_removed(self.vhost.name, self.name, entry.message)
+        message = entry.message
+        if self._persist and (message.persistent or self._persist_all) and not self.deleted:
+            self._store.message_removed(self.vhost.name, self.name, message)
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put entries back at their original positions, marked redelivered."""
@@ -418,6 +426,22 @@ class Queue:
             self._ttl.schedule(head.expires)
         self.drain()
 
+    def check_consumer(
+        self,
+        no_ack: bool,
+        prefetch: int,
+        global_prefetch: int,
+        arguments: FieldTable | None,
+        describe: str,
+    ) -> None:
+        """Refuse a basic.consume the queue's type does not take (``prefetch``: the
+        consumer's own, ``global_prefetch``: its channel's; ``describe``: the queue as
+        reply texts name it)."""
+
+    def release(self, entries: Iterable[Entry]) -> None:
+        """Entries of a channel that closed come back: as :meth:`requeue` here."""
+        self.requeue(entries)
+
     def reject(self, entry: Entry, requeue: bool) -> None:
         if requeue:
             self.requeue((entry,))
@@ -431,7 +455,7 @@ class Queue:
         if entry.message.paged:  # it left ready without being read back
             self._pager.dropped(entry, keep=republish)
         message = entry.message
-        if self._persist and message.persistent and not self.deleted:
+        if self._persist and (message.persistent or self._persist_all) and not self.deleted:
             self._store.message_removed(self.vhost.name, self.name, message)
         if republish:
             self.vhost.dead_letter(self, message, reason)
@@ -500,7 +524,8 @@ class Queue:
     def _forget_ready(self) -> None:
         """Drop every ready entry (purge, delete)."""
         if self._persist:
-            persistent = [e.message for e in self.ready if e.message.persistent]
+            every = self._persist_all
+            persistent = [e.message for e in self.ready if every or e.message.persistent]
             if persistent:
                 self._store.queue_purged(self.vhost.name, self.name, persistent)
         self.ready.clear()

@@ -1,0 +1,161 @@
+"""Quorum queues in the store: their type, arguments and messages (of any delivery mode)
+survive a restart, and definitions carry the type. (Their behaviour towards clients is
+compared with RabbitMQ in tests/compat/sc_quorum.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pika
+import pytest
+
+from kiltmq.broker import Broker
+from kiltmq.broker.admin import Admin
+
+from .conftest import blocking
+
+pytestmark = pytest.mark.timeout(60)
+
+QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": 1}
+
+
+def _bodies(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> list[bytes]:
+    bodies: list[bytes] = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return bodies
+        bodies.append(body)
+
+
+def test_quorum_queue_keeps_its_type_and_every_message_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("jobs", durable=True, arguments=QUORUM)
+        ch.basic_publish("", "jobs", b"persistent", pika.BasicProperties(delivery_mode=2))
+        ch.basic_publish("", "jobs", b"transient", pika.BasicProperties(delivery_mode=1))
+        ch.basic_publish("", "jobs", b"acked")
+        ch.queue_declare("plain", durable=True)
+        ch.basic_publish("", "plain", b"transient", pika.BasicProperties(delivery_mode=1))
+        ch.basic_publish("", "plain", b"persistent", pika.BasicProperties(delivery_mode=2))
+        ch.basic_get("jobs", auto_ack=True)  # a message acked is gone from the store too
+        ch.basic_get("jobs", auto_ack=True)
+        ch.basic_publish("", "jobs", b"later", pika.BasicProperties(delivery_mode=1))
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        stats = {q.name: q for q in Admin(broker).queues("/")}
+        assert stats["jobs"].type == "quorum" and stats["plain"].type == "classic"
+        assert stats["jobs"].arguments == QUORUM
+        ch = conn.channel()
+        # a quorum queue keeps transient messages; a classic durable queue does not
+        assert _bodies(ch, "plain") == [b"persistent"]
+        ch.basic_publish("", "jobs", b"after")
+        # still a quorum queue: deliveries counted, the limit applies
+        method, props, body = ch.basic_get("jobs")
+        assert method is not None and body == b"acked"
+        assert props.headers == {"x-delivery-count": 0}
+        ch.basic_reject(method.delivery_tag, requeue=True)
+        method, props, body = ch.basic_get("jobs")
+        assert method is not None and body == b"acked"
+        assert props.headers == {"x-delivery-count": 1}
+        ch.basic_reject(method.delivery_tag, requeue=True)  # over the limit: dropped
+        assert _bodies(ch, "jobs") == [b"later", b"after"]
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            ch.queue_declare("jobs", durable=True)
+        assert refused.value.reply_code == 406
+
+
+def test_definitions_carry_the_queue_type() -> None:
+    with Broker(port=0) as broker:
+        admin = Admin(broker)
+        admin.import_definitions({"queues": [{
+            "name": "imported", "vhost": "/", "durable": True, "auto_delete": False,
+            "arguments": {"x-queue-type": "quorum"},
+        }]})
+        queue = broker.vhosts["/"].queues["imported"]
+        assert queue.type == "quorum"
+        exported = admin.export_definitions()
+        assert {
+            "name": "imported", "vhost": "/", "durable": True, "auto_delete": False,
+            "arguments": {"x-queue-type": "quorum"},
+        } in exported["queues"]
+
+
+def test_delivery_count_on_a_message_larger_than_a_frame() -> None:
+    body = b"x" * 300_000
+    with Broker(port=0) as broker, contextlib.closing(blocking(broker.url)) as conn:
+        ch = conn.channel()
+        ch.queue_declare("big", durable=True, arguments={"x-queue-type": "quorum"})
+        ch.basic_publish("", "big", body, pika.BasicProperties(headers={"k": "v"}))
+        seen = []
+
+        def on_message(channel: object, method: object, props: pika.BasicProperties,
+                       got: bytes) -> None:
+            seen.append((props.headers, len(got)))
+            ch.basic_nack(method.delivery_tag, requeue=len(seen) < 2)  # type: ignore[attr-defined]
+
+        ch.basic_consume("big", on_message)
+        while len(seen) < 2:
+            conn.process_data_events(time_limit=1)
+        assert seen == [({"k": "v"}, len(body)), ({"k": "v", "x-delivery-count": 1}, len(body))]
+
+
+def _read_stream(
+    conn: pika.BlockingConnection, queue: str, offset: object, count: int
+) -> list[tuple[int, bytes]]:
+    """The first ``count`` messages of stream ``queue`` from ``offset``:
+    (x-stream-offset, body)."""
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=10)
+    seen: list[tuple[int, bytes]] = []
+
+    def on_message(channel: object, method: object, props: pika.BasicProperties,
+                   body: bytes) -> None:
+        seen.append((props.headers["x-stream-offset"], body))
+        ch.basic_ack(method.delivery_tag)  # type: ignore[attr-defined]
+
+    ch.basic_consume(queue, on_message, arguments={"x-stream-offset": offset})
+    while len(seen) < count:
+        conn.process_data_events(time_limit=1)
+    ch.close()
+    return seen[:count]
+
+
+def test_a_stream_keeps_its_messages_and_offsets_across_a_restart(tmp_path: Path) -> None:
+    stream = {"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 10,
+              "x-max-length-bytes": 25}
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("log", durable=True, arguments=stream)
+        for i in range(5):  # five messages of 5 bytes: segments of two messages
+            ch.basic_publish("", "log", b"m%04d" % i, pika.BasicProperties(delivery_mode=1))
+        assert _read_stream(conn, "log", "first", 5) == [
+            (i, b"m%04d" % i) for i in range(5)
+        ]
+        for i in range(5, 8):
+            ch.basic_publish("", "log", b"m%04d" % i)
+        # segments [m0 m1] [m2 m3] [m4 m5] [m6 ...]: when the fourth starts, the log is
+        # over 25 bytes and the oldest whole segment goes
+        assert _read_stream(conn, "log", "first", 6) == [
+            (i, b"m%04d" % i) for i in range(2, 8)
+        ]
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        assert Admin(broker).queue_stats("/", "log").type == "stream"
+        assert _read_stream(conn, "log", 5, 3) == [(i, b"m%04d" % i) for i in range(5, 8)]
+        assert _read_stream(conn, "log", "first", 1) == [(2, b"m0002")]
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("", "log", b"after")
+        assert _read_stream(conn, "log", "last", 1) == [(8, b"after")]
