@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from kiltmq.broker.admin_error import AdminError
 from kiltmq.broker.auth import AuthDB, User, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy
+from kiltmq.broker.policy_admin import PolicyInvalid
 from kiltmq.broker.store import Store
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.protocol.errors import AMQPError
@@ -282,6 +283,8 @@ class DefinitionsAdmin:
             target = where(item, "parameters")
             value = item.get("value")
             if component == "vhost-limits":
+                if value == []:  # RabbitMQ's export of cleared limits (an empty proplist)
+                    value = {}
                 if not isinstance(value, Mapping):
                     raise AdminError("definitions: vhost limits must be a JSON object")
                 self.set_vhost_limits(target, value)
@@ -303,11 +306,15 @@ class DefinitionsAdmin:
 def _set_policy(admin: _Admin, vhost: str, name: str, value: Any, operator: bool) -> None:
     if not isinstance(value, Mapping):
         raise AdminError(f"definitions: policy '{name}' must be a JSON object")
-    admin.set_policy(
-        vhost, name, value.get("pattern"), value.get("definition"),
-        priority=value.get("priority", 0), apply_to=value.get("apply-to", "all"),
-        operator=operator,
-    )
+    try:
+        admin.set_policy(
+            vhost, name, value.get("pattern"), value.get("definition"),
+            priority=value.get("priority", 0), apply_to=value.get("apply-to", "all"),
+            operator=operator,
+        )
+    except PolicyInvalid as error:
+        error.reason = f"{error.reason} ({vhost}/{name})"  # which one, as RabbitMQ says
+        raise
 
 
 def _arguments(item: Mapping[str, Any], section: str) -> dict[str, Any]:

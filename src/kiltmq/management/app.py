@@ -14,11 +14,13 @@ from kiltmq.broker.monitor import Monitor
 from kiltmq.management import (
     bindings,
     connections,
+    definitions,
     exchanges,
     health,
     limits,
     overview,
     permissions,
+    policies,
     queues,
     users,
     vhosts,
@@ -82,7 +84,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     )
     for module in (
         overview, vhosts, users, permissions, limits, connections, exchanges, queues,
-        bindings, health,
+        bindings, health, policies, definitions,
     ):
         app.add_routes(module.routes)
     return app

@@ -33,7 +33,7 @@ routes = web.RouteTableDef()
 
 
 def exchange_item(vhost: str, x: ExchangeInfo) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         "name": x.name,
         "vhost": vhost,
         "type": x.type,
@@ -42,6 +42,9 @@ def exchange_item(vhost: str, x: ExchangeInfo) -> dict[str, Any]:
         "internal": x.internal,
         "arguments": plain(x.arguments),
     }
+    if x.policy is not None:  # RabbitMQ shows the key only when a policy applies
+        item["policy"] = x.policy
+    return item
 
 
 def _items(request: web.Request, vhosts: list[str]) -> list[dict[str, Any]]:
@@ -102,7 +105,10 @@ async def put_exchange(request: web.Request) -> web.Response:
             arguments=arguments,
         )
     except AMQPError as error:
-        raise amqp_failure(error) from None
+        failure = amqp_failure(error)
+        if isinstance(failure.reason, str) and failure.reason.startswith("unknown exchange type"):
+            failure.reason = "invalid" + failure.reason[len("unknown"):]  # RabbitMQ's word here
+        raise failure from None
     await ctx.admin.committed()
     return web.Response(status=204 if existed else 201)
 
