@@ -92,6 +92,7 @@ def run(api: Api, amqp_port: int) -> list[Step]:
         _users(r, api, V, v, mon, plain)
         _policies(r, api, V, mon)
         _definitions(r, api, V)
+        _parameters(r, api, V, v, mon)
         _teardown(r, api, V, amqp_port)
     finally:
         for user in (mon, plain):
@@ -353,6 +354,79 @@ def _definitions(r: Recorder, api: Api, V: str) -> None:
     r("import a bad policy", api.post(path, {"policies": [
         {"name": "p", "pattern": "x", "definition": {"foo": 1}}]}))
     r("delete imported", api.delete(f"/api/queues/{V}/imported"))
+
+
+FLAG_KEYS = {"name", "desc", "doc_url", "state", "stability", "provided_by"}
+
+
+def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
+    def mine(body: Any) -> Any:
+        return [p for p in body if p.get("vhost") == v]
+
+    limits = f"/api/parameters/vhost-limits/{V}"
+    # RabbitMQ keeps an empty "limits" parameter once its last limit is cleared
+    api.delete(f"{limits}/limits")
+    r("no parameters", api.get(f"/api/parameters/vhost-limits/{V}"), lambda b: b)
+    r("set limits as a parameter", api.put(f"{limits}/limits", {"value": {"max-queues": 7}}))
+    r("set them again", api.put(f"{limits}/limits", {"value": {"max-connections": 9}}))
+    r("limits parameter", api.get(f"{limits}/limits"), lambda b: b)
+    r("limits shown", api.get(f"/api/vhost-limits/{V}"), lambda b: b)
+    r("all parameters", api.get("/api/parameters"), mine)
+    r("parameters of a component", api.get("/api/parameters/vhost-limits"), mine)
+    r("parameter without value", api.put(f"{limits}/limits", {}))
+    r("clear limits parameter", api.delete(f"{limits}/limits"))
+    r("clear it again", api.delete(f"{limits}/limits"))
+    r("unknown component", api.get("/api/parameters/no-such-component"), lambda b: b)
+    r("unknown component in vhost", api.get(f"/api/parameters/no-such-component/{V}"),
+      lambda b: b)
+    r("unknown component parameter", api.get(f"/api/parameters/no-such-component/{V}/x"))
+    r("set unknown component", api.put(f"/api/parameters/no-such-component/{V}/x",
+                                       {"value": {"a": 1}}))
+    r("parameters of unknown vhost", api.get("/api/parameters/vhost-limits/no-such-vhost-mgmt"))
+    op = {"pattern": "^q", "definition": {"max-length": 2}, "priority": 0, "apply-to": "all"}
+    r("operator policy as a parameter", api.put(f"/api/parameters/operator_policy/{V}/op",
+                                                {"value": op}))
+    r("operator policy parameters", api.get(f"/api/parameters/operator_policy/{V}"),
+      lambda b: b)
+    r("operator policy listed", api.get(f"/api/operator-policies/{V}/op"), lambda b: b)
+    r("policies as parameters", api.get(f"/api/parameters/policy/{V}"), lambda b: b)
+    r("clear operator policy parameter", api.delete(f"/api/parameters/operator_policy/{V}/op"))
+    r("global parameters", api.get("/api/global-parameters"),
+      lambda b: type(b).__name__)
+    r("unknown global parameter", api.get("/api/global-parameters/no-such-parameter"))
+    as_mon = api.as_user(mon, "pw")
+    r("policymaker reads parameters", as_mon.get("/api/parameters"), mine)
+    r("policymaker reads global parameters", as_mon.get("/api/global-parameters"),
+      lambda b: type(b).__name__)
+    api.put(f"/api/users/{mon}", {"password": "pw", "tags": "monitoring"})
+    r("monitor reads parameters", as_mon.get("/api/parameters"))
+    r("monitor reads global parameters", as_mon.get("/api/global-parameters"))
+    r("monitor reads feature flags", as_mon.get("/api/feature-flags"))
+    r("feature flags", api.get("/api/feature-flags"),
+      lambda b: [(f["name"], keys(f, FLAG_KEYS)) for f in b])
+    r("user limits", api.get("/api/user-limits"), lambda b: b)
+    r("limits of a user", api.get(f"/api/user-limits/{mon}"), lambda b: b)
+    r("limits of unknown user", api.get("/api/user-limits/nobody-mgmt"))
+    r("limit for unknown user", api.put("/api/user-limits/nobody-mgmt/max-channels",
+                                        {"value": 5}))
+    r("vhost metadata", api.put(f"/api/vhosts/{V}", {"description": "Shop", "tags": "a,b"}))
+    r("vhost shows it", api.get(f"/api/vhosts/{V}?columns=name,description,tags,metadata"),
+      lambda b: b)
+    r("vhost tags as a list", api.put(f"/api/vhosts/{V}", {"tags": ["c"]}))
+    r("vhost shows them", api.get(f"/api/vhosts/{V}?columns=description,tags,metadata"),
+      lambda b: b)
+    r("vhost metadata cleared", api.put(f"/api/vhosts/{V}", {}))
+    r("vhost shows none", api.get(f"/api/vhosts/{V}?columns=description,tags"), lambda b: b)
+    doomed = [f"{mon}-a", f"{mon}-b"]
+    for name in doomed:
+        api.put(f"/api/users/{name}", {"password": "pw", "tags": ""})
+    r("bulk delete without users", api.post("/api/users/bulk-delete", {}))
+    r("bulk delete unknown", api.post("/api/users/bulk-delete",
+                                      {"users": [doomed[0], "nobody-mgmt", doomed[1]]}))
+    r("first one gone", api.get(f"/api/users/{doomed[0]}"))
+    r("last one kept", api.get(f"/api/users/{doomed[1]}"), lambda b: b["name"])
+    r("bulk delete", api.post("/api/users/bulk-delete", {"users": [doomed[1]]}))
+    r("gone", api.get(f"/api/users/{doomed[1]}"))
 
 
 def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:

@@ -42,6 +42,7 @@ from kiltmq.broker.queue import Entry, Queue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
 from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
+from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
     AccessRefused,
@@ -99,6 +100,7 @@ class VirtualHost:
         #: Message counters of the channels that were open on this vhost and closed
         #: (see ``ChannelState.COUNTERS``), for monitoring.
         self.closed_channel_counts: dict[str, int] = {}
+        self.metadata = VhostMetadata()
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
         #: Policies and operator policies (see :mod:`kiltmq.broker.policies`).
@@ -140,6 +142,11 @@ class VirtualHost:
                 self.store.definition_added(self.name, "limits", {"name": "limits", **checked})
             else:
                 self.store.definition_removed(self.name, "limits", {"name": "limits"})
+
+    def set_metadata(self, metadata: VhostMetadata) -> None:
+        """Replace the description, tags and default queue type; kept in the store."""
+        self.metadata = metadata
+        self.store.definition_added(self.name, metadata.KIND, metadata.record())
 
     def open_connection(self, user: str) -> None:
         """Count a connection of ``user`` opening this vhost (530 over
@@ -464,6 +471,8 @@ class VirtualHost:
             )
         elif kind in POLICY_KINDS:
             self.policies.restore(kind, definition)
+        elif kind == VhostMetadata.KIND:
+            self.metadata = VhostMetadata.from_record(definition)
         elif kind == "limits":
             self.set_limits({k: v for k, v in definition.items() if k != "name"}, store=False)
         elif kind == "binding":

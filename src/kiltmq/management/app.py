@@ -16,9 +16,11 @@ from kiltmq.management import (
     connections,
     definitions,
     exchanges,
+    features,
     health,
     limits,
     overview,
+    parameters,
     permissions,
     policies,
     queues,
@@ -84,7 +86,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     )
     for module in (
         overview, vhosts, users, permissions, limits, connections, exchanges, queues,
-        bindings, health, policies, definitions,
+        bindings, health, policies, definitions, parameters, features,
     ):
         app.add_routes(module.routes)
     return app
