@@ -250,6 +250,7 @@ class Session:
     def _channel_method(self, number: int, channel: Channel | None, method: spec.Method) -> None:
         if isinstance(method, spec.ChannelOpen):
             self.channels[number] = Channel(self, number)
+            self.vhost.churn.channel_created += 1
             self.conn.send_method(number, self.core.dialect.channel_open_ok)
         elif isinstance(method, spec.ChannelClose):
             if channel is not None:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiltmq.broker.churn import Churn
 from kiltmq.broker.dead_letter import dead_lettered
 from kiltmq.broker.declaration import (
     EXCHANGE_EQUIVALENCE_ARGS,
@@ -101,6 +102,10 @@ class VirtualHost:
         #: (see ``ChannelState.COUNTERS``), for monitoring.
         self.closed_channel_counts: dict[str, int] = {}
         self.metadata = VhostMetadata()
+        #: Connections, channels and queues made and gone (the broker's, once added).
+        self.churn = Churn()
+        #: Messages that died here, by (reason, whether the queue has a dead-letter exchange).
+        self.dead_lettered: dict[tuple[str, bool], int] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
         #: Policies and operator policies (see :mod:`kiltmq.broker.policies`).
@@ -292,6 +297,7 @@ class VirtualHost:
         connection. Returns the queue and whether it was created."""
         owner_declared = owner if exclusive else None
         durable = durable and not exclusive  # RabbitMQ: exclusive queues are transient
+        self.churn.queue_declared += 1
         queue = self.queues.get(name)
         if queue is not None:
             if queue.owner is not owner_declared:
@@ -314,6 +320,7 @@ class VirtualHost:
             arguments=args,
         )
         self.queues[name] = queue
+        self.churn.queue_created += 1
         self.policies.apply_queue(queue)
         if durable:
             self.store.definition_added(self.name, "queue", queue.definition())
@@ -336,6 +343,7 @@ class VirtualHost:
             )
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
+            self.churn.queue_deleted += 1
         for binding in list(self.incoming.get(queue, {}).values()):
             self._unbind(binding)
         self.incoming.pop(queue, None)
@@ -426,8 +434,11 @@ class VirtualHost:
 
     def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
         """Republish a message that died in ``queue`` (rejected, expired, maxlen) to the
-        queue's dead-letter exchange, with RabbitMQ's x-death headers."""
+        queue's dead-letter exchange, with RabbitMQ's x-death headers; counted by reason
+        and whether the queue has a dead-letter exchange."""
         dlx_name = queue.dead_letter_exchange
+        key = (reason, dlx_name is not None)
+        self.dead_lettered[key] = self.dead_lettered.get(key, 0) + 1
         if dlx_name is None:
             return
         exchange = self.exchanges.get(dlx_name)
