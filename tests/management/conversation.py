@@ -404,6 +404,9 @@ def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
     r("monitor reads feature flags", as_mon.get("/api/feature-flags"))
     r("feature flags", api.get("/api/feature-flags"),
       lambda b: [(f["name"], keys(f, FLAG_KEYS)) for f in b])
+    r("churn rates", api.get("/api/overview"), lambda b: sorted(b["churn_rates"]))
+    r("monitor sees churn rates", as_mon.get("/api/overview"),
+      lambda b: sorted(b.get("churn_rates", {})))
     r("user limits", api.get("/api/user-limits"), lambda b: b)
     r("limits of a user", api.get(f"/api/user-limits/{mon}"), lambda b: b)
     r("limits of unknown user", api.get("/api/user-limits/nobody-mgmt"))
