@@ -93,6 +93,9 @@ def run(api: Api, amqp_port: int) -> list[Step]:
         _messages(r, api, V)
         _lists(r, api, V)
         _users(r, api, V, v, mon, plain)
+        _policies(r, api, V, mon)
+        _definitions(r, api, V)
+        _parameters(r, api, V, v, mon)
         _teardown(r, api, V, amqp_port)
     finally:
         for user in (mon, plain):
@@ -274,6 +277,162 @@ def _users(r: Recorder, api: Api, V: str, v: str, mon: str, plain: str) -> None:
     r("delete permissions", api.delete(f"/api/permissions/{V}/{mon}"))
     r("outsider queue list", api.as_user(mon, "pw").get(f"/api/queues/{V}"))
     del v
+
+
+POLICY_KEYS = {"vhost", "name", "pattern", "apply-to", "definition", "priority"}
+
+
+def _policies(r: Recorder, api: Api, V: str, mon: str) -> None:
+    policies, operator = f"/api/policies/{V}", f"/api/operator-policies/{V}"
+    cap = {"pattern": "^q", "definition": {"max-length": 5}, "apply-to": "queues"}
+    r("no policies", api.get(policies), lambda b: b)
+    r("set a policy", api.put(f"{policies}/cap", cap))
+    r("set it again", api.put(f"{policies}/cap", {**cap, "priority": 2}))
+    r("get a policy", api.get(f"{policies}/cap"), lambda b: b)
+    r("list policies", api.get(policies), lambda b: [keys(p, POLICY_KEYS) for p in b])
+    r("all policies", api.get("/api/policies"),
+      lambda b: [p["name"] for p in b if p["vhost"].startswith("mgmt-compat")])
+    r("unknown policy", api.get(f"{policies}/nope"))
+    r("policies of unknown vhost", api.get("/api/policies/no-such-vhost-mgmt"))
+    r("policy in unknown vhost", api.put("/api/policies/no-such-vhost-mgmt/p", cap))
+    r("policy without pattern", api.put(f"{policies}/p", {"definition": {"max-length": 1}}))
+    r("policy without definition", api.put(f"{policies}/p", {"pattern": "x"}))
+    r("unknown policy key", api.put(f"{policies}/p", {"pattern": "x", "definition": {"foo": 1}}))
+    r("bad max-length", api.put(f"{policies}/p", {"pattern": "x",
+                                                  "definition": {"max-length": "x"}}))
+    r("bad pattern", api.put(f"{policies}/p", {"pattern": "(", "definition": {"expires": 1}}))
+    r("bad apply-to", api.put(f"{policies}/p", {**cap, "apply-to": "x"}))
+    r("bad priority", api.put(f"{policies}/p", {**cap, "priority": "x"}))
+    r("exchange policy", api.put(f"{policies}/ae", {
+        "pattern": "^x1$", "definition": {"alternate-exchange": "amq.fanout"},
+        "apply-to": "exchanges"}))
+    r("exchange shows its policy", api.get(f"/api/exchanges/{V}/x1"),
+      lambda b: b.get("policy"))
+    r("exchange without policy", api.get(f"/api/exchanges/{V}/amq.direct"),
+      lambda b: "policy" in b)
+    as_mon = api.as_user(mon, "pw")
+    api.put(f"/api/permissions/{V}/{mon}", {"configure": ".*", "write": ".*", "read": ".*"})
+    r("monitor lists policies", as_mon.get(policies), lambda b: [p["name"] for p in b])
+    r("monitor sets a policy", as_mon.put(f"{policies}/m", cap))
+    r("monitor clears a policy", as_mon.delete(f"{policies}/cap"))
+    r("monitor sets an operator policy", as_mon.put(f"{operator}/m", cap))
+    r("monitor policies elsewhere", as_mon.get("/api/policies/%2F"))
+    r("policymaker", api.put(f"/api/users/{mon}", {"password": "pw",
+                                                    "tags": "policymaker"}))
+    r("policymaker sets a policy", as_mon.put(f"{policies}/m", cap))
+    r("policymaker clears it", as_mon.delete(f"{policies}/m"))
+    r("policymaker sets an operator policy", as_mon.put(f"{operator}/m", cap))
+    r("policymaker lists operator policies", as_mon.get(operator), lambda b: b)
+    api.delete(f"/api/permissions/{V}/{mon}")
+    r("policymaker without permissions", as_mon.put(f"{policies}/m", cap))
+    r("set an operator policy", api.put(f"{operator}/op", {
+        "pattern": "^q", "definition": {"max-length": 3, "message-ttl": 1000}}))
+    r("get an operator policy", api.get(f"{operator}/op"), lambda b: b)
+    r("operator policies", api.get(operator), lambda b: [keys(p, POLICY_KEYS) for p in b])
+    r("operator policy not allowed key", api.put(f"{operator}/op2", {
+        "pattern": "^q", "definition": {"alternate-exchange": "x"}}))
+    r("clear operator policy", api.delete(f"{operator}/op"))
+    r("clear it again", api.delete(f"{operator}/op"))
+    r("clear policy", api.delete(f"{policies}/cap"))
+    r("clear missing policy", api.delete(f"{policies}/cap"))
+    r("clear exchange policy", api.delete(f"{policies}/ae"))
+
+
+def _definitions(r: Recorder, api: Api, V: str) -> None:
+    path = f"/api/definitions/{V}"
+    r("vhost definitions", api.get(path),
+      lambda b: (sorted(b), sorted(x["name"] for x in b["queues"]),
+                 [(x["name"], x["type"]) for x in b["exchanges"]], b["bindings"]))
+    download = api.get(f"{path}?download=some%20file.json")
+    r("download", download, lambda _: download.headers.get("content-disposition"))
+    r("all definitions", api.get("/api/definitions"), lambda b: sorted(b))
+    r("definitions of unknown vhost", api.get("/api/definitions/no-such-vhost-mgmt"))
+    queue = {"name": "imported", "durable": True, "auto_delete": False, "arguments": {}}
+    r("import into vhost", api.post(path, {"queues": [queue]}))
+    r("imported queue", api.get(f"/api/queues/{V}/imported"), lambda b: keys(b, QUEUE_KEYS))
+    r("import into unknown vhost",
+      api.post("/api/definitions/no-such-vhost-mgmt", {"queues": [queue]}))
+    r("import not JSON", api.call("POST", path, raw=b"nope"))
+    r("import a list", api.call("POST", path, raw=b"[1]"))
+    r("import a bad policy", api.post(path, {"policies": [
+        {"name": "p", "pattern": "x", "definition": {"foo": 1}}]}))
+    r("delete imported", api.delete(f"/api/queues/{V}/imported"))
+
+
+FLAG_KEYS = {"name", "desc", "doc_url", "state", "stability", "provided_by"}
+
+
+def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
+    def mine(body: Any) -> Any:
+        return [p for p in body if p.get("vhost") == v]
+
+    limits = f"/api/parameters/vhost-limits/{V}"
+    # RabbitMQ keeps an empty "limits" parameter once its last limit is cleared
+    api.delete(f"{limits}/limits")
+    r("no parameters", api.get(f"/api/parameters/vhost-limits/{V}"), lambda b: b)
+    r("set limits as a parameter", api.put(f"{limits}/limits", {"value": {"max-queues": 7}}))
+    r("set them again", api.put(f"{limits}/limits", {"value": {"max-connections": 9}}))
+    r("limits parameter", api.get(f"{limits}/limits"), lambda b: b)
+    r("limits shown", api.get(f"/api/vhost-limits/{V}"), lambda b: b)
+    r("all parameters", api.get("/api/parameters"), mine)
+    r("parameters of a component", api.get("/api/parameters/vhost-limits"), mine)
+    r("parameter without value", api.put(f"{limits}/limits", {}))
+    r("clear limits parameter", api.delete(f"{limits}/limits"))
+    r("clear it again", api.delete(f"{limits}/limits"))
+    r("unknown component", api.get("/api/parameters/no-such-component"), lambda b: b)
+    r("unknown component in vhost", api.get(f"/api/parameters/no-such-component/{V}"),
+      lambda b: b)
+    r("unknown component parameter", api.get(f"/api/parameters/no-such-component/{V}/x"))
+    r("set unknown component", api.put(f"/api/parameters/no-such-component/{V}/x",
+                                       {"value": {"a": 1}}))
+    r("parameters of unknown vhost", api.get("/api/parameters/vhost-limits/no-such-vhost-mgmt"))
+    op = {"pattern": "^q", "definition": {"max-length": 2}, "priority": 0, "apply-to": "all"}
+    r("operator policy as a parameter", api.put(f"/api/parameters/operator_policy/{V}/op",
+                                                {"value": op}))
+    r("operator policy parameters", api.get(f"/api/parameters/operator_policy/{V}"),
+      lambda b: b)
+    r("operator policy listed", api.get(f"/api/operator-policies/{V}/op"), lambda b: b)
+    r("policies as parameters", api.get(f"/api/parameters/policy/{V}"), lambda b: b)
+    r("clear operator policy parameter", api.delete(f"/api/parameters/operator_policy/{V}/op"))
+    r("global parameters", api.get("/api/global-parameters"),
+      lambda b: type(b).__name__)
+    r("unknown global parameter", api.get("/api/global-parameters/no-such-parameter"))
+    as_mon = api.as_user(mon, "pw")
+    r("policymaker reads parameters", as_mon.get("/api/parameters"), mine)
+    r("policymaker reads global parameters", as_mon.get("/api/global-parameters"),
+      lambda b: type(b).__name__)
+    api.put(f"/api/users/{mon}", {"password": "pw", "tags": "monitoring"})
+    r("monitor reads parameters", as_mon.get("/api/parameters"))
+    r("monitor reads global parameters", as_mon.get("/api/global-parameters"))
+    r("monitor reads feature flags", as_mon.get("/api/feature-flags"))
+    r("feature flags", api.get("/api/feature-flags"),
+      lambda b: [(f["name"], keys(f, FLAG_KEYS)) for f in b])
+    r("churn rates", api.get("/api/overview"), lambda b: sorted(b["churn_rates"]))
+    r("monitor sees churn rates", as_mon.get("/api/overview"),
+      lambda b: sorted(b.get("churn_rates", {})))
+    r("user limits", api.get("/api/user-limits"), lambda b: b)
+    r("limits of a user", api.get(f"/api/user-limits/{mon}"), lambda b: b)
+    r("limits of unknown user", api.get("/api/user-limits/nobody-mgmt"))
+    r("limit for unknown user", api.put("/api/user-limits/nobody-mgmt/max-channels",
+                                        {"value": 5}))
+    r("vhost metadata", api.put(f"/api/vhosts/{V}", {"description": "Shop", "tags": "a,b"}))
+    r("vhost shows it", api.get(f"/api/vhosts/{V}?columns=name,description,tags,metadata"),
+      lambda b: b)
+    r("vhost tags as a list", api.put(f"/api/vhosts/{V}", {"tags": ["c"]}))
+    r("vhost shows them", api.get(f"/api/vhosts/{V}?columns=description,tags,metadata"),
+      lambda b: b)
+    r("vhost metadata cleared", api.put(f"/api/vhosts/{V}", {}))
+    r("vhost shows none", api.get(f"/api/vhosts/{V}?columns=description,tags"), lambda b: b)
+    doomed = [f"{mon}-a", f"{mon}-b"]
+    for name in doomed:
+        api.put(f"/api/users/{name}", {"password": "pw", "tags": ""})
+    r("bulk delete without users", api.post("/api/users/bulk-delete", {}))
+    r("bulk delete unknown", api.post("/api/users/bulk-delete",
+                                      {"users": [doomed[0], "nobody-mgmt", doomed[1]]}))
+    r("first one gone", api.get(f"/api/users/{doomed[0]}"))
+    r("last one kept", api.get(f"/api/users/{doomed[1]}"), lambda b: b["name"])
+    r("bulk delete", api.post("/api/users/bulk-delete", {"users": [doomed[1]]}))
+    r("gone", api.get(f"/api/users/{doomed[1]}"))
 
 
 def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:

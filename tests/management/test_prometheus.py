@@ -98,3 +98,44 @@ def test_a_taken_port_is_left_out_when_optional(caplog: pytest.LogCaptureFixture
             assert broker.management_url is None
             assert broker.prometheus_url is not None
         assert f"cannot listen on 127.0.0.1:{port} for the management API" in caplog.text
+
+
+def test_churn_and_dead_letter_counters(metered: Broker) -> None:
+    _, before = scrape(f"{metered.prometheus_url}/metrics")
+    conn = pika.BlockingConnection(pika.URLParameters(metered.url))
+    try:
+        channel = conn.channel()
+        channel.exchange_declare("graveyard", "fanout")
+        channel.queue_declare("graves")
+        channel.queue_bind("graves", "graveyard")
+        channel.queue_declare("mortal", arguments={"x-dead-letter-exchange": "graveyard"})
+        channel.queue_declare("mortal", arguments={"x-dead-letter-exchange": "graveyard"})
+        channel.queue_declare("dropped")
+        for queue in ("mortal", "dropped"):
+            channel.basic_publish("", queue, b"x")
+            method, _, _ = channel.basic_get(queue)
+            assert method is not None
+            channel.basic_reject(method.delivery_tag, requeue=False)
+        channel.basic_get("graves", auto_ack=True)
+        for queue in ("graves", "mortal", "dropped"):
+            channel.queue_delete(queue)
+        channel.exchange_delete("graveyard")
+        conn.channel().close()
+    finally:
+        conn.close()
+    _, after = scrape(f"{metered.prometheus_url}/metrics")
+
+    def grew(series: str) -> float:
+        return after[series] - before.get(series, 0)
+
+    assert grew("rabbitmq_connections_opened_total") == 1
+    assert grew("rabbitmq_connections_closed_total") == 1
+    assert grew("rabbitmq_channels_opened_total") == 2
+    assert grew("rabbitmq_channels_closed_total") == 2
+    assert grew("rabbitmq_queues_declared_total") == 4
+    assert grew("rabbitmq_queues_created_total") == 3
+    assert grew("rabbitmq_queues_deleted_total") == 3
+    rejected = ('rabbitmq_global_messages_dead_lettered_rejected_total{'
+                'queue_type="rabbit_classic_queue",dead_letter_strategy="%s"}')
+    assert grew(rejected % "at_most_once") == 1
+    assert grew(rejected % "disabled") == 1

@@ -204,18 +204,32 @@ def test_ctl_sets_user_tags_for_the_api(tmp_path: Path) -> None:
         assert result.stderr.strip() == "kiltmq ctl: no such user 'nobody'"
 
 
-def test_the_command_line_serves_the_api_and_the_metrics() -> None:
+def _free_ports(count: int) -> list[int]:
     ports = []
-    for _ in range(2):
+    for _ in range(count):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
+    return ports
+
+
+@pytest.mark.parametrize("where", ["options", "config file"])
+def test_the_command_line_serves_the_api_and_the_metrics(where: str, tmp_path: Path) -> None:
+    ports = _free_ports(2)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
+    if where == "options":
+        chosen = ["--management-port", str(ports[0]), "--prometheus-port", str(ports[1])]
+    else:
+        config = tmp_path / "kiltmq.toml"
+        config.write_text(
+            f'management_host = "127.0.0.1"\nmanagement_port = {ports[0]}\n'
+            f"prometheus_port = {ports[1]}\n"
+        )
+        chosen = ["--config", str(config)]
     process = subprocess.Popen(
         [sys.executable, "-m", "kiltmq", "broker", "--port", "0", "--memory-only",
-         "--no-ctl-socket", "--management-port", str(ports[0]),
-         "--prometheus-port", str(ports[1])],
+         "--no-ctl-socket", *chosen],
         stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -234,3 +248,32 @@ def test_the_command_line_serves_the_api_and_the_metrics() -> None:
         process.terminate()
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_the_config_file_turns_the_api_off_and_options_win(tmp_path: Path) -> None:
+    config = tmp_path / "kiltmq.json"
+    config.write_text('{"management_port": 0, "prometheus_port": 0}')
+    (port,) = _free_ports(1)
+    code = (
+        "import sys\n"
+        "from kiltmq.cli.main import main\n"
+        "class Stop(Exception): pass\n"
+        "def seen(*args, **kwargs):\n"
+        "    print(sorted(k for k in kwargs if 'port' in k or 'host' in k), "
+        "kwargs.get('management_port'), kwargs.get('optional_services'))\n"
+        "    raise Stop\n"
+        "import kiltmq.broker\n"
+        "kiltmq.broker.Broker = seen\n"
+        "try:\n"
+        "    main()\n"
+        "except Stop:\n"
+        "    pass\n"
+    )
+    off = _python(code, "broker", "--memory-only", "--config", str(config))
+    assert off.stdout.strip() == "[] None []", off.stderr
+    chosen = _python(code, "broker", "--memory-only", "--config", str(config),
+                     "--management-port", str(port))
+    assert chosen.stdout.strip() == f"['management_host', 'management_port'] {port} []"
+    config.write_text('{"management_port": 70000}')
+    bad = _python(code, "broker", "--memory-only", "--config", str(config))
+    assert bad.stderr.strip() == "kiltmq broker: invalid management_port 70000"

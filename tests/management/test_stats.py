@@ -188,3 +188,46 @@ def test_properties_that_cannot_be_encoded_are_a_bad_request(
     })
     assert (reply.status, reply.body["error"]) == (400, "bad_request")
     assert kilt.get(f"/api/queues/{q(vhost)}/props").body["messages"] == 0
+
+
+def test_overview_churn_and_exchange_message_stats(
+    kilt: Api, kilt_broker: Broker, vhost: str
+) -> None:
+    before = kilt.get("/api/overview").body["churn_rates"]
+    assert set(before) == {
+        f"{name}{suffix}"
+        for name in ("channel_closed", "channel_created", "connection_closed",
+                     "connection_created", "queue_created", "queue_declared", "queue_deleted")
+        for suffix in ("", "_details")
+    }
+    assert kilt.put(f"/api/queues/{q(vhost)}/counted", {}).status == 201
+    assert kilt.put(f"/api/exchanges/{q(vhost)}/shop", {"type": "direct"}).status == 201
+    assert "message_stats" not in kilt.get(f"/api/exchanges/{q(vhost)}/shop").body
+    assert kilt.post(f"/api/bindings/{q(vhost)}/e/shop/q/counted",
+                     {"routing_key": "k"}).status == 201
+    kilt_broker.call_in_loop(_sampler(kilt_broker).sample)
+    conn = pika.BlockingConnection(pika.URLParameters(kilt_broker.url + q(vhost)))
+    try:
+        channel = conn.channel()
+        for key in ("k", "k", "nowhere"):
+            channel.basic_publish("shop", key, b"x")
+        channel.queue_declare("counted")
+    finally:
+        conn.close()
+    assert kilt.post(f"/api/exchanges/{q(vhost)}/shop/publish", {
+        "properties": {}, "routing_key": "k", "payload": "x", "payload_encoding": "string",
+    }).body == {"routed": True}
+    kilt_broker.call_in_loop(_sampler(kilt_broker).sample)
+    stats = kilt.get(f"/api/exchanges/{q(vhost)}/shop").body["message_stats"]
+    assert (stats["publish_in"], stats["publish_out"]) == (4, 3)
+    assert stats["publish_in_details"]["rate"] > 0
+    listed = kilt.get(f"/api/exchanges/{q(vhost)}?columns=name,message_stats.publish_out").body
+    assert {"name": "shop", "message_stats": {"publish_out": 3}} in listed
+    after = kilt.get("/api/overview").body["churn_rates"]
+    assert after["connection_created"] - before["connection_created"] == 1
+    assert after["connection_closed"] - before["connection_closed"] == 1
+    assert after["channel_created"] - before["channel_created"] == 1
+    assert after["channel_closed"] - before["channel_closed"] == 1
+    assert after["queue_declared"] - before["queue_declared"] == 2
+    assert after["queue_created"] - before["queue_created"] == 1
+    assert after["connection_created_details"]["rate"] > 0, after

@@ -30,6 +30,7 @@ from kiltmq.broker import snapshots
 from kiltmq.broker.admin_error import AdminError, NotFound
 from kiltmq.broker.alarm import shown
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.churn import Churn
 from kiltmq.broker.definitions import DefinitionsAdmin
 from kiltmq.broker.policy_admin import PolicyAdmin
 from kiltmq.broker.snapshots import (
@@ -104,6 +105,9 @@ class ManagedBroker(Protocol):
 
     @property
     def ctl_path(self) -> Path | None: ...
+
+    @property
+    def churn(self) -> Churn: ...
 
     def memory_used(self) -> int: ...
 

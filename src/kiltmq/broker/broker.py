@@ -27,6 +27,7 @@ from urllib.parse import quote
 from kiltmq.broker.admin import Admin, AdminError
 from kiltmq.broker.alarm import MEMORY, STORE, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
+from kiltmq.broker.churn import Churn
 from kiltmq.broker.clock import Clock
 from kiltmq.broker.consumer_timeout import ConsumerTimeout
 from kiltmq.broker.control import ControlError, ControlServer, default_socket_path
@@ -211,6 +212,8 @@ class Broker:
         #: Users given to the constructor (the default guest too, on a new store).
         self._configured_users = set(self.auth.users)
         self.vhosts: dict[str, VirtualHost] = {}
+        #: Connections, channels and queues made and gone (RabbitMQ's churn_rates).
+        self.churn = Churn()
         for name in vhosts if vhosts is not None else ["/"]:
             self.add_vhost(name)
         if permissions is None:
@@ -240,6 +243,7 @@ class Broker:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock)
+            vhost.churn = self.churn
         return vhost
 
     def delete_vhost(self, name: str) -> bool:
@@ -499,12 +503,15 @@ class Broker:
     def connection_made(self, conn: ServerConnection) -> None:
         """Called by a new :class:`ServerConnection` (not part of the embedding API)."""
         self.connections.add(conn)
+        self.churn.connection_created += 1
         if self._alarms:
             conn.session.set_alarm(self._alarms.reason)
 
     def connection_lost(self, conn: ServerConnection) -> None:
         """Called by a :class:`ServerConnection` whose socket closed."""
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.churn.connection_closed += 1
 
     def _force_close(self, reply_text: str, vhost: VirtualHost | None = None) -> None:
         """Close every connection (to ``vhost`` if given) with 320 CONNECTION_FORCED."""

@@ -15,6 +15,9 @@ The format (TOML shown; JSON has the same keys)::
     vhosts = ["/", "shop"]    # or [{name = "/"}, ...] as in a RabbitMQ definitions export
     loopback_users = ["guest"]
     max_connections = 1000    # per listener, as RabbitMQ's connection_max (default: none)
+    management_host = "127.0.0.1"  # address of the management API and the metrics
+    management_port = 15672   # the management HTTP API (0: none)
+    prometheus_port = 15692   # Prometheus metrics on the management host (0: none)
 
     [tls]                     # an amqps listener (on the first listener's host)
     port = 5671
@@ -143,6 +146,17 @@ def parse_config(data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError("'max_connections' must be at least 1")
         kwargs["max_connections"] = max_connections
     kwargs.update(_tls(data.get("tls")))
+    for key in ("management_port", "prometheus_port"):
+        port = _int(data, key)
+        if port is not None:
+            if port >= 65536:
+                raise ConfigError(f"invalid {key} {port}")
+            kwargs[key] = port
+    host = data.get("management_host")
+    if host is not None:
+        if not isinstance(host, str):
+            raise ConfigError("'management_host' must be a string")
+        kwargs["management_host"] = host
     for key, parse in (
         ("memory_limit", parse_memory_limit),
         ("disk_free_limit", parse_disk_free_limit),

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 from kiltmq.broker.admin_error import AdminError
 from kiltmq.broker.auth import AuthDB, User, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy
+from kiltmq.broker.policy_admin import PolicyInvalid
 from kiltmq.broker.store import Store
 from kiltmq.broker.vhost import VirtualHost
+from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.protocol.errors import AMQPError
 from kiltmq.version import __version__
 
@@ -264,7 +266,9 @@ class DefinitionsAdmin:
                 broker.auth.add_user(user)
                 broker.store.user_added(user)
             for item in sections["vhosts"]:
-                self.add_vhost(_text(item, "name", "vhosts"), users=[])
+                name = _text(item, "name", "vhosts")
+                self.add_vhost(name, users=[])
+                _set_metadata(self.vhost(name), item)
             for item in sections["permissions"]:
                 self.set_permissions(
                     _text(item, "user", "permissions"),
@@ -282,6 +286,8 @@ class DefinitionsAdmin:
             target = where(item, "parameters")
             value = item.get("value")
             if component == "vhost-limits":
+                if value == []:  # RabbitMQ's export of cleared limits (an empty proplist)
+                    value = {}
                 if not isinstance(value, Mapping):
                     raise AdminError("definitions: vhost limits must be a JSON object")
                 self.set_vhost_limits(target, value)
@@ -300,14 +306,36 @@ class DefinitionsAdmin:
             _bind(self.vhost(where(item, "bindings")), item)
 
 
+def _set_metadata(host: VirtualHost, item: Mapping[str, Any]) -> None:
+    """The description and tags of a later RabbitMQ's export (3.10's has none)."""
+    meta = item.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else item
+    description, tags = meta.get("description"), meta.get("tags")
+    if description is None and tags is None:
+        return
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    if not isinstance(description or "", str) or not isinstance(tags or [], list):
+        raise AdminError(f"definitions: the metadata of vhost '{host.name}' is not valid")
+    queue_type = item.get("default_queue_type")
+    host.set_metadata(VhostMetadata.of(
+        description or "", [str(t) for t in tags or []],
+        queue_type if isinstance(queue_type, str) else None,
+    ))
+
+
 def _set_policy(admin: _Admin, vhost: str, name: str, value: Any, operator: bool) -> None:
     if not isinstance(value, Mapping):
         raise AdminError(f"definitions: policy '{name}' must be a JSON object")
-    admin.set_policy(
-        vhost, name, value.get("pattern"), value.get("definition"),
-        priority=value.get("priority", 0), apply_to=value.get("apply-to", "all"),
-        operator=operator,
-    )
+    try:
+        admin.set_policy(
+            vhost, name, value.get("pattern"), value.get("definition"),
+            priority=value.get("priority", 0), apply_to=value.get("apply-to", "all"),
+            operator=operator,
+        )
+    except PolicyInvalid as error:
+        error.reason = f"{error.reason} ({vhost}/{name})"  # which one, as RabbitMQ says
+        raise
 
 
 def _arguments(item: Mapping[str, Any], section: str) -> dict[str, Any]:

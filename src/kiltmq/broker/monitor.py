@@ -320,6 +320,23 @@ class Monitor:
                 counts[name] = counts[name] + channel.counts
         return counts
 
+    def dead_lettered(self) -> dict[tuple[str, bool], int]:
+        """Messages dead in every vhost's queues, by (reason: ``rejected``, ``expired``,
+        ``maxlen``; whether the queue had a dead-letter exchange)."""
+        totals: dict[tuple[str, bool], int] = {}
+        for host in self.broker.vhosts.values():
+            for key, count in host.dead_lettered.items():
+                totals[key] = totals.get(key, 0) + count
+        return totals
+
+    def exchange_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(publish_in, publish_out) of each exchange, by (vhost, exchange name)."""
+        return {
+            (vname, x.name): (x.publish_in, x.publish_out)
+            for vname, host in self.broker.vhosts.items()
+            for x in host.exchanges.values()
+        }
+
     # -- queues -----------------------------------------------------------------------------
 
     def queues(self, vhost: str | None = None) -> list[QueueDetail]:

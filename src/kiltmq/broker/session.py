@@ -261,6 +261,7 @@ class Session:
             if self.closing:  # sent right behind a connection.open that was refused
                 return
             self.channels[number] = Channel(self, number)
+            self.vhost.churn.channel_created += 1
             self.conn.send_method(number, self.core.dialect.channel_open_ok)
         elif isinstance(method, spec.ChannelClose):
             if channel is not None:

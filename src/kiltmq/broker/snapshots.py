@@ -99,6 +99,9 @@ class ExchangeInfo:
     bindings: tuple[BindingInfo, ...]
     #: The name of the policy that applies (None: none).
     policy: str | None = None
+    #: Messages published to the exchange, and those of them it routed somewhere.
+    publish_in: int = 0
+    publish_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,8 @@ def exchange_info(exchange: Exchange) -> ExchangeInfo:
         arguments=dict(exchange.arguments),
         bindings=tuple(binding_info(b) for b in exchange.bindings.values()),
         policy=exchange.policy.name if exchange.policy is not None else None,
+        publish_in=exchange.publish_in,
+        publish_out=exchange.publish_out,
     )
 
 

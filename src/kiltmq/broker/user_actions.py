@@ -205,6 +205,9 @@ class UserActions:
                     f"authenticated user was '{self.user}'"
                 )
         queues = host.route(target, message)
+        target.publish_in += 1
+        if queues:
+            target.publish_out += 1
         for queue in queues:
             queue.publish(message)
         return bool(queues)

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiltmq.broker.churn import Churn
 from kiltmq.broker.clock import Clock
 from kiltmq.broker.dead_letter import dead_lettered
 from kiltmq.broker.declaration import (
@@ -46,6 +47,7 @@ from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
 from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
+from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
     AccessRefused,
@@ -104,6 +106,11 @@ class VirtualHost:
         #: Message counters of the channels that were open on this vhost and closed
         #: (see ``ChannelState.COUNTERS``), for monitoring.
         self.closed_channel_counts: dict[str, int] = {}
+        self.metadata = VhostMetadata()
+        #: Connections, channels and queues made and gone (the broker's, once added).
+        self.churn = Churn()
+        #: Messages that died here, by (reason, whether the queue has a dead-letter exchange).
+        self.dead_lettered: dict[tuple[str, bool], int] = {}
         for xname, xtype in STANDARD_EXCHANGES:
             self.exchanges[xname] = EXCHANGE_TYPES[xtype](xname, durable=True)
         #: Policies and operator policies (see :mod:`kiltmq.broker.policies`).
@@ -142,6 +149,11 @@ class VirtualHost:
                 self.store.definition_added(self.name, "limits", {"name": "limits", **checked})
             else:
                 self.store.definition_removed(self.name, "limits", {"name": "limits"})
+
+    def set_metadata(self, metadata: VhostMetadata) -> None:
+        """Replace the description, tags and default queue type; kept in the store."""
+        self.metadata = metadata
+        self.store.definition_added(self.name, metadata.KIND, metadata.record())
 
     def open_connection(self, user: str) -> None:
         """Count a connection of ``user`` opening this vhost (530 over
@@ -286,6 +298,7 @@ class VirtualHost:
         """Declare a queue (not passive: use :meth:`get_queue`). ``owner`` is the declaring
         connection. Returns the queue and whether it was created."""
         owner_declared = owner if exclusive else None
+        self.churn.queue_declared += 1
         queue = self.queues.get(name)
         if queue is None:
             what = self.describe("queue", name)
@@ -316,6 +329,7 @@ class VirtualHost:
             arguments=args,
         )
         self.queues[name] = queue
+        self.churn.queue_created += 1
         self.policies.apply_queue(queue)
         if durable:
             self.store.definition_added(self.name, "queue", queue.definition())
@@ -338,6 +352,7 @@ class VirtualHost:
             )
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
+            self.churn.queue_deleted += 1
         for binding in list(self.incoming.get(queue, {}).values()):
             self._unbind(binding)
         self.incoming.pop(queue, None)
@@ -428,8 +443,11 @@ class VirtualHost:
 
     def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
         """Republish a message that died in ``queue`` (rejected, expired, maxlen) to the
-        queue's dead-letter exchange, with RabbitMQ's x-death headers."""
+        queue's dead-letter exchange, with RabbitMQ's x-death headers; counted by reason
+        and whether the queue has a dead-letter exchange."""
         dlx_name = queue.dead_letter_exchange
+        key = (reason, dlx_name is not None)
+        self.dead_lettered[key] = self.dead_lettered.get(key, 0) + 1
         if dlx_name is None:
             return
         exchange = self.exchanges.get(dlx_name)
@@ -475,6 +493,8 @@ class VirtualHost:
             )
         elif kind in POLICY_KINDS:
             self.policies.restore(kind, definition)
+        elif kind == VhostMetadata.KIND:
+            self.metadata = VhostMetadata.from_record(definition)
         elif kind == "limits":
             self.set_limits({k: v for k, v in definition.items() if k != "name"}, store=False)
         elif kind == "binding":

@@ -192,7 +192,7 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--management-host",
-        default="127.0.0.1",
+        default=None,
         help="address of the management HTTP API (default 127.0.0.1)",
     )
     parser.add_argument(
@@ -303,15 +303,20 @@ def run(args: argparse.Namespace) -> int:
     if args.load_definitions:
         kwargs["load_definitions"] = args.load_definitions
     optional = []
+    configured = {s: kwargs.pop(f"{s}_port", None) for s in ("management", "prometheus")}
+    management_host = args.management_host or kwargs.pop("management_host", "127.0.0.1")
+    kwargs.pop("management_host", None)
     for service, default in (("management", 15672), ("prometheus", 15692)):
         port = getattr(args, f"{service}_port")
+        if port is None:  # the configuration file's, else the default
+            port = configured[service]
         if port is None:  # the default: left out with a warning if it cannot start
             port = default
             optional.append(service)
         if not 0 <= port < 65536:
             return _fail(f"invalid --{service}-port {port}")
         if port:
-            kwargs["management_host"] = args.management_host
+            kwargs["management_host"] = management_host
             kwargs[f"{service}_port"] = port
     kwargs["optional_services"] = optional
     if not args.no_ctl_socket:

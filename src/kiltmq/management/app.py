@@ -14,11 +14,15 @@ from kiltmq.broker.monitor import Monitor
 from kiltmq.management import (
     bindings,
     connections,
+    definitions,
     exchanges,
+    features,
     health,
     limits,
     overview,
+    parameters,
     permissions,
+    policies,
     queues,
     users,
     vhosts,
@@ -82,7 +86,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     )
     for module in (
         overview, vhosts, users, permissions, limits, connections, exchanges, queues,
-        bindings, health,
+        bindings, health, policies, definitions, parameters, features,
     ):
         app.add_routes(module.routes)
     return app

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from kiltmq.broker.snapshots import ExchangeInfo
 from kiltmq.management.bindings import bindings_of, exchange_name
-from kiltmq.management.context import caller, context, vhost_param
+from kiltmq.management.context import Context, caller, context, vhost_param
 from kiltmq.management.errors import (
     ApiError,
     amqp_failure,
@@ -25,6 +25,7 @@ from kiltmq.management.errors import (
 from kiltmq.management.listing import json_reply, reply_item, reply_list
 from kiltmq.management.message_json import plain, properties_from_json
 from kiltmq.management.request import body, flag, require, text
+from kiltmq.management.stats import exchange_stats
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = ["routes"]
@@ -32,8 +33,8 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def exchange_item(vhost: str, x: ExchangeInfo) -> dict[str, Any]:
-    return {
+def exchange_item(ctx: Context, vhost: str, x: ExchangeInfo) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "name": x.name,
         "vhost": vhost,
         "type": x.type,
@@ -42,11 +43,18 @@ def exchange_item(vhost: str, x: ExchangeInfo) -> dict[str, Any]:
         "internal": x.internal,
         "arguments": plain(x.arguments),
     }
+    if x.policy is not None:  # RabbitMQ shows the key only when a policy applies
+        item["policy"] = x.policy
+    rates = ctx.sampler.rates(("exchange", vhost, x.name), 2)
+    stats = exchange_stats(x.publish_in, x.publish_out, rates)
+    if stats is not None:
+        item["message_stats"] = stats
+    return item
 
 
 def _items(request: web.Request, vhosts: list[str]) -> list[dict[str, Any]]:
-    admin = context(request).admin
-    return [exchange_item(v, x) for v in vhosts for x in admin.exchanges(v)]
+    ctx = context(request)
+    return [exchange_item(ctx, v, x) for v in vhosts for x in ctx.admin.exchanges(v)]
 
 
 @routes.get("/api/exchanges")
@@ -72,7 +80,7 @@ def _exchange(request: web.Request) -> tuple[str, ExchangeInfo]:
 @routes.get("/api/exchanges/{vhost}/{name}")
 async def get_exchange(request: web.Request) -> web.Response:
     vhost, x = _exchange(request)
-    item = exchange_item(vhost, x)
+    item = exchange_item(context(request), vhost, x)
     item["incoming"] = []
     item["outgoing"] = []
     return reply_item(request, item)

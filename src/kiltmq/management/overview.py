@@ -125,6 +125,12 @@ async def get_overview(request: web.Request) -> web.Response:
         "statistics_db_event_queue": 0,
         "node": ctx.node,
     }
+    churn = ctx.broker.churn
+    body["churn_rates"] = {}
+    with_rates(
+        body["churn_rates"], dict(zip(churn.FIELDS, churn.values(), strict=True)),
+        sampler.rates("churn", len(churn.FIELDS)),
+    )
     if who.is_monitor:
         body["listeners"] = _listeners(ctx, request)
         body["contexts"] = _contexts(ctx, request)

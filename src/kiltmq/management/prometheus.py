@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from kiltmq.broker.admin import Admin, ManagedBroker
+from kiltmq.broker.churn import Churn
 from kiltmq.broker.monitor import Monitor, QueueDetail
 from kiltmq.management.overview import API_VERSION
 from kiltmq.management.site import HttpService
@@ -91,6 +92,32 @@ PER_QUEUE: tuple[tuple[str, str, QueueValue], ...] = (
 )
 
 
+#: Churn counters (:class:`~kiltmq.broker.churn.Churn` fields) under RabbitMQ's names.
+CHURN = (
+    ("connections_opened", "connection_created", "Total number of connections opened"),
+    ("connections_closed", "connection_closed", "Total number of connections closed or "
+     "terminated"),
+    ("channels_opened", "channel_created", "Total number of channels opened"),
+    ("channels_closed", "channel_closed", "Total number of channels closed"),
+    ("queues_declared", "queue_declared", "Total number of queues declared"),
+    ("queues_created", "queue_created", "Total number of queues created"),
+    ("queues_deleted", "queue_deleted", "Total number of queues deleted"),
+)
+#: Dead-lettering reasons the broker counts (classic queues: ``at_most_once`` when the
+#: queue has a dead-letter exchange, ``disabled`` when the message is dropped).
+DEAD_LETTERED = (
+    ("expired", "Total number of messages dead-lettered due to message TTL exceeded"),
+    ("maxlen", "Total number of messages dead-lettered due to overflow drop-head or "
+     "reject-publish-dlx"),
+    ("rejected", "Total number of messages dead-lettered due to basic.reject or basic.nack"),
+)
+
+
+def _churn(w: _Writer, churn: Churn) -> None:
+    for name, field, text in CHURN:
+        w.one(f"rabbitmq_{name}_total", "counter", text, getattr(churn, field))
+
+
 def render(metrics: Metrics, *, per_object: bool = False) -> str:
     """The exposition text."""
     monitor, sampler = metrics.monitor, metrics.sampler
@@ -163,6 +190,20 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
     )
     for name, labels, text, value in counters:
         w.one(f"rabbitmq_global_messages_{name}_total", "counter", text, value, labels)
+    _churn(w, metrics.broker.churn)
+    w.one("rabbitmq_channel_messages_unroutable_returned_total", "counter",
+          "Total number of messages published as mandatory into an exchange and returned to "
+          "the publisher as unroutable", totals.return_unroutable)
+    w.one("rabbitmq_channel_messages_unroutable_dropped_total", "counter",
+          "Total number of messages published as non-mandatory into an exchange and dropped "
+          "as unroutable", totals.drop_unroutable)
+    dead = monitor.dead_lettered()
+    for reason, text in DEAD_LETTERED:
+        w.metric(f"rabbitmq_global_messages_dead_lettered_{reason}_total", "counter", text, [
+            ((("queue_type", "rabbit_classic_queue"), ("dead_letter_strategy", strategy)),
+             dead.get((reason, has_dlx), 0))
+            for strategy, has_dlx in (("at_most_once", True), ("disabled", False))
+        ])
     if per_object:
         per_queue: list[tuple[Labels, QueueDetail]] = [
             ((("vhost", q.stats.vhost), ("queue", q.stats.name)), q) for q in queues

@@ -21,6 +21,7 @@ __all__ = [
     "OVERVIEW_FIELDS",
     "QUEUE_FIELDS",
     "Sampler",
+    "exchange_stats",
     "message_stats",
     "with_rates",
 ]
@@ -102,6 +103,9 @@ class Sampler:
             queued[0] += stats.messages
             queued[1] += stats.ready
             queued[2] += stats.unacked
+        for (vhost, name), published in monitor.exchange_counts().items():
+            self._record(seen, ("exchange", vhost, name), published)
+        self._record(seen, "churn", monitor.broker.churn.values())
         self._record(seen, "overview", overall.values())
         self._record(seen, "queue_totals", tuple(queued))
         self._samples = seen
@@ -141,6 +145,17 @@ def message_stats(
     for name in names:
         stats[name] = values[name]
         stats[f"{name}_details"] = {"rate": round(rate[name], 1)}
+    return stats
+
+
+def exchange_stats(
+    publish_in: int, publish_out: int, rates: Sequence[float]
+) -> dict[str, Any] | None:
+    """An exchange's ``message_stats`` (None until a message was published to it)."""
+    if not publish_in:
+        return None
+    stats: dict[str, Any] = {}
+    with_rates(stats, {"publish_in": publish_in, "publish_out": publish_out}, rates)
     return stats
 
 

@@ -1,5 +1,6 @@
 """Users: ``/api/users`` and ``/api/users/{user}`` (GET, PUT with ``password`` or
-``password_hash`` and ``tags``, DELETE); administrators only."""
+``password_hash`` and ``tags``, DELETE), ``/api/users/bulk-delete`` (POST) and
+``/api/user-limits`` (none: the broker has no per-user limits); administrators only."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from kiltmq.broker.auth import User, hash_password
 from kiltmq.management.context import caller, context
 from kiltmq.management.errors import ApiError, bad_request, object_not_found
 from kiltmq.management.listing import reply_item, reply_list
-from kiltmq.management.request import body
+from kiltmq.management.request import body, require
 
 __all__ = ["HASHING_ALGORITHM", "routes"]
 
@@ -112,3 +113,49 @@ async def delete_user(request: web.Request) -> web.Response:
     ctx.admin.delete_user(name)
     await ctx.admin.committed()
     return web.Response(status=204)
+
+
+@routes.post("/api/users/bulk-delete")
+async def bulk_delete(request: web.Request) -> web.Response:
+    """Delete the ``users`` listed, in order; 400 ``["no_such_user", name]`` at the first
+    that does not exist (those before it are deleted, as in RabbitMQ)."""
+    caller(request).require_admin()
+    values = await body(request)
+    require(values, ("users",))
+    names = values["users"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad_request("users must be a list of user names")
+    ctx = context(request)
+    try:
+        for name in names:
+            if name not in ctx.broker.auth.users:
+                raise ApiError(400, "bad_request", ["no_such_user", name])
+            ctx.admin.delete_user(name)
+    finally:
+        await ctx.admin.committed()
+    return web.Response(status=204)
+
+
+@routes.get("/api/user-limits")
+async def list_user_limits(request: web.Request) -> web.Response:
+    """Per-user limits: the broker has none, so no user has any."""
+    caller(request).require_admin()
+    return reply_list(request, [], ("user",))
+
+
+@routes.get("/api/user-limits/{user}")
+async def user_limits(request: web.Request) -> web.Response:
+    caller(request).require_admin()
+    if request.match_info["user"] not in context(request).broker.auth.users:
+        raise object_not_found()
+    return reply_list(request, [], ("user",))
+
+
+@routes.put("/api/user-limits/{user}/{name}")
+@routes.delete("/api/user-limits/{user}/{name}")
+async def change_user_limit(request: web.Request) -> web.Response:
+    caller(request).require_admin()
+    user = request.match_info["user"]
+    if user not in context(request).broker.auth.users:
+        raise ApiError(400, "bad_request", ["no_such_user", user])
+    raise bad_request("per-user limits are not supported by kiltmq (vhost limits are)")

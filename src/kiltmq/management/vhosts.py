@@ -1,4 +1,5 @@
-"""Virtual hosts: ``/api/vhosts`` and ``/api/vhosts/{vhost}`` (GET, PUT, DELETE)."""
+"""Virtual hosts: ``/api/vhosts`` and ``/api/vhosts/{vhost}`` (GET, PUT with
+``description``, ``tags`` and ``default_queue_type``, kept as given by each PUT, DELETE)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
+from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.management.context import Context, caller, context, vhost_param
-from kiltmq.management.errors import object_not_found
+from kiltmq.management.errors import bad_request, object_not_found
 from kiltmq.management.listing import reply_item, reply_list
-from kiltmq.management.request import body
+from kiltmq.management.request import body, text
 from kiltmq.management.stats import CHANNEL_FIELDS, message_stats
+from kiltmq.management.users import parse_tags
 
 __all__ = ["routes", "vhost_item"]
 
@@ -19,12 +22,13 @@ routes = web.RouteTableDef()
 
 def vhost_item(ctx: Context, name: str) -> dict[str, Any]:
     queues = ctx.monitor.queues(name)
+    meta = ctx.admin.vhost(name).metadata
     item: dict[str, Any] = {
         "name": name,
-        "description": "",
-        "tags": [],
-        "default_queue_type": "undefined",
-        "metadata": {"description": "", "tags": []},
+        "description": meta.description,
+        "tags": list(meta.tags),
+        "default_queue_type": meta.default_queue_type or "undefined",
+        "metadata": {"description": meta.description, "tags": list(meta.tags)},
         "tracing": False,
         "cluster_state": {ctx.node: "running"},
     }
@@ -61,10 +65,19 @@ async def get_vhost(request: web.Request) -> web.Response:
 async def put_vhost(request: web.Request) -> web.Response:
     who = caller(request)
     who.require_admin()
-    await body(request)
+    values = await body(request)
+    description = text(values, "description")
+    tags = parse_tags(values.get("tags") or [])
+    queue_type = values.get("default_queue_type")
+    if queue_type is not None and not isinstance(queue_type, str):
+        raise bad_request("default_queue_type must be a string")
     ctx = context(request)
     name = request.match_info["vhost"]
     created = ctx.admin.add_vhost(name, users=[who.name])
+    metadata = VhostMetadata.of(description, tags, queue_type)
+    host = ctx.admin.vhost(name)
+    if metadata != host.metadata:
+        host.set_metadata(metadata)
     await ctx.admin.committed()
     return web.Response(status=201 if created else 204)
 

@@ -65,6 +65,7 @@ class Channel(Declarations, Transactions):
         if self.closed:
             return
         self.closed = True
+        self.vhost.churn.channel_closed += 1
         totals = self.vhost.closed_channel_counts
         for name in self.COUNTERS:
             totals[name] = totals.get(name, 0) + getattr(self, name)

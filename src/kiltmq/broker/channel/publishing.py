@@ -87,6 +87,9 @@ class Publishing(DirectReplyTo):
             log.info("%s: undecodable content properties", self.session.peer_name)
             raise InternalError("INTERNAL_ERROR") from None
         self.published += 1
+        exchange.publish_in += 1
+        if queues:
+            exchange.publish_out += 1
         if self.session.blocked_by_alarm:
             self.session.publishing_while_blocked()
         if self.tx is not None:

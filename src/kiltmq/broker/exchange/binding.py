@@ -115,6 +115,9 @@ class Exchange:
         #: How many bindings lead to other exchanges (0: routing ends here).
         self.exchange_destinations = 0
         self.deleted = False
+        #: Messages published to the exchange, and those of them it routed somewhere.
+        self.publish_in = 0
+        self.publish_out = 0
 
     def apply_policy(self, policy: Policy | None) -> None:
         """Take ``policy``'s alternate-exchange, unless the exchange's own argument gives

@@ -56,7 +56,8 @@ class QueueOwner(Protocol):
         """Run ``callback`` at ``when`` (the broker's monotonic clock)."""
 
     def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
-        """Republish ``message``, dead in ``queue``, to its dead-letter exchange."""
+        """Count ``message``, dead in ``queue``, and republish it to the queue's dead-letter
+        exchange if it has one."""
 
     def delete_queue(
         self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False
@@ -457,8 +458,7 @@ class Queue:
         message = entry.message
         if self._persist and (message.persistent or self._persist_all) and not self.deleted:
             self._store.message_removed(self.vhost.name, self.name, message)
-        if republish:
-            self.vhost.dead_letter(self, message, reason)
+        self.vhost.dead_letter(self, message, reason)  # counted; republished if it may be
 
     # -- consumers --------------------------------------------------------------------
 
