@@ -1,4 +1,4 @@
-"""The management API's aiohttp application and the server that runs it on the broker's
+"""The management API's aiohttp application (with the web UI at ``/``) and the server that runs it on the broker's
 event loop (:class:`ManagementServer`, started by the broker when asked for)."""
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ from kiltmq.management.context import CALLER, CONTEXT, Context
 from kiltmq.management.errors import ApiError, bad_request, object_not_found
 from kiltmq.management.site import HttpService
 from kiltmq.management.stats import Sampler
+from kiltmq.management.ui import UI_API_PREFIX, add_ui
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = ["ManagementServer", "make_app"]
+
+#: Paths answered only to an authenticated caller.
+API_PREFIXES = ("/api/", UI_API_PREFIX)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,8 +54,9 @@ async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.Stream
         unmatched = request.match_info.http_exception
         if unmatched is not None:  # no such path (404) or method (405): before any login
             raise unmatched
-        if request.path.startswith("/api/"):
-            CALLER.set(authenticate(request, request.app[CONTEXT].broker))
+        if request.path.startswith(API_PREFIXES):
+            ctx = request.app[CONTEXT]
+            CALLER.set(authenticate(request, ctx.broker, ctx.sessions))
         return await handler(request)
     except ApiError as error:
         return _error_reply(error)
@@ -85,6 +90,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
         bindings, health,
     ):
         app.add_routes(module.routes)
+    add_ui(app)
     return app
 
 
