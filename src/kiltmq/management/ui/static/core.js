@@ -214,7 +214,9 @@ const K = (() => {
         }
       }
     }
+    let latest = 0;
     const load = async () => {
+      const mine = ++latest;
       const q = K.params();
       const vhost = byVhost ? q.get("vhost") || "" : "";
       const api = new URLSearchParams({
@@ -236,6 +238,7 @@ const K = (() => {
         }
         throw err;
       }
+      if (mine !== latest) return;  /* a newer load is on its way */
       const sort = api.get("sort"), reverse = api.get("sort_reverse") === "true";
       K.fill("#table", K.table(columns, data.items, {
         sort, reverse, empty: q.get("name") ? "No match." : "Nothing here yet.",
