@@ -1,5 +1,6 @@
-"""The management API's aiohttp application (with the web UI at ``/``) and the server that runs it on the broker's
-event loop (:class:`ManagementServer`, started by the broker when asked for)."""
+"""The management API's aiohttp application (with the web UI at ``/``) and the server
+that runs it on the broker's event loop (:class:`ManagementServer`, started by the broker
+when asked for)."""
 
 from __future__ import annotations
 

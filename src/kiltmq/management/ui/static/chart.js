@@ -5,7 +5,8 @@
 
 K.chart = (container, series, opts = {}) => {
   const NS = "http://www.w3.org/2000/svg";
-  const span = (opts.minutes || 10) * 60 * 1000;
+  const longest = (opts.minutes || 10) * 60 * 1000;
+  let span = longest;
   const key = opts.store ? "kiltmq.chart." + opts.store : null;
   let samples = [];
   if (key) {
@@ -31,11 +32,14 @@ K.chart = (container, series, opts = {}) => {
     return 10 * p;
   };
   const format = opts.format || K.fmt.rate;
+  const axis = opts.format || ((v) => (v === 0 ? "0" : v < 10 ? String(+v.toFixed(2)) : K.fmt.rate(v)));
 
   const draw = () => {
     const width = Math.max(box.clientWidth || 400, 240), height = opts.height || 170;
     const left = 48, right = 8, top = 8, bottom = 20;
     const now = Date.now();
+    const oldest = samples.length ? now - samples[0][0] : 0;
+    span = Math.min(longest, Math.max(60000, Math.ceil(oldest / 60000) * 60000));
     const shown = samples.filter((p) => p[0] >= now - span);
     const top_ = nice(Math.max(0, ...shown.flatMap((p) => p[1])));
     const x = (t) => left + (width - left - right) * (1 - (now - t) / span);
@@ -47,11 +51,12 @@ K.chart = (container, series, opts = {}) => {
     for (let i = 0; i <= 4; i++) {
       const v = (top_ * i) / 4;
       parts.push(s("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid" }));
-      parts.push(s("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, format(v)));
+      parts.push(s("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, axis(v)));
     }
-    for (let m = 0; m <= span / 60000; m += 2) {
-      parts.push(s("text", { x: x(now - m * 60000), y: height - 4, class: "axis", "text-anchor": m ? "middle" : "end" },
-        m ? `-${m}m` : "now"));
+    const step = span <= 60000 ? 10000 : span <= 300000 ? 60000 : 120000;
+    for (let t = 0; t <= span; t += step) {
+      const label = t === 0 ? "now" : step < 60000 ? `-${t / 1000}s` : `-${t / 60000}m`;
+      parts.push(s("text", { x: x(now - t), y: height - 4, class: "axis", "text-anchor": t ? (t === span ? "start" : "middle") : "end" }, label));
     }
     series.forEach((ser, i) => {
       if (shown.length === 0) return;
@@ -71,7 +76,7 @@ K.chart = (container, series, opts = {}) => {
     add(values) {
       const now = Date.now();
       samples.push([now, values.map((v) => Number(v) || 0)]);
-      samples = samples.filter((p) => p[0] >= now - span - 60000);
+      samples = samples.filter((p) => p[0] >= now - longest - 60000);
       if (key) {
         try { sessionStorage.setItem(key, JSON.stringify(samples)); } catch (e) { /* full */ }
       }

@@ -25,7 +25,7 @@
       K.el("div", { class: "bar" }, bar),
       K.el("small", {}, lowIsBad
         ? `${K.fmt.bytes(used)} free · alarm below ${K.fmt.bytes(limit)}`
-        : `${K.fmt.bytes(used)} used · alarm at ${limit ? K.fmt.bytes(limit) : "no limit"}`));
+        : `${K.fmt.bytes(used)} used · ${limit ? "alarm at " + K.fmt.bytes(limit) : "no memory limit set"}`));
   };
 
   K.every(async () => {
