@@ -105,10 +105,10 @@ def _shots() -> Path:
     return Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="kiltmq-ui-shots-"))
 
 
-async def screenshot(page: Page, name: str) -> None:
+async def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
     folder = _shots()
     folder.mkdir(parents=True, exist_ok=True)
-    await page.page.screenshot(path=str(folder / name), full_page=True)
+    await page.page.screenshot(path=str(folder / name), full_page=full_page)
     assert (folder / name).stat().st_size > 0
 
 
@@ -164,8 +164,19 @@ async def test_every_page_loads_without_console_errors(browser: Any, broker: Bro
         await page.page.wait_for_selector("#consumers td:has-text('ctag')")
         assert "new" in await page.page.locator("#bindings").inner_text()
         assert page.errors == []
+        # Close the connection with a reason from its page.
+        await page.goto(f"/connections/{q(name)}")
+        await page.page.fill("#close-form input[name=reason]", "closed for the ceilidh")
+        page.page.once("dialog", lambda dialog: dialog.accept())
+        await page.page.locator("#close-form button").click()
+        await page.page.wait_for_selector("#summary:has-text('This connection is closed.')")
+        assert api.get("/api/connections").body == []
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            connection.process_data_events(time_limit=5)
+        assert "closed for the ceilidh" in str(closed.value)
     finally:
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
 
 async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Broker) -> None:
@@ -332,7 +343,7 @@ async def test_the_queues_list_with_ten_thousand_queues(browser: Any, broker: Br
     await page.goto("/queues?sort=name&sort_reverse=true")
     await page.page.wait_for_selector("#table td a:text-is('load-09999')")
     log.warning("queues page, 10,000 queues, sorted: %.2f s", time.perf_counter() - started)
-    await screenshot(page, "management-queues.png")
+    await screenshot(page, "management-queues.png", full_page=False)
     pages = await page.page.locator("#pager a").all_inner_texts()
     assert pages[-1] == "100"
     # Filters and sort are in the address, so the list can be shared.

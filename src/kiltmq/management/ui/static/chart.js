@@ -31,6 +31,14 @@ K.chart = (container, series, opts = {}) => {
     for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= max) return m * p;
     return 10 * p;
   };
+  /* Counts and bytes: ticks on whole numbers (1, 2, 5, 10, 20, 50, ...). */
+  const wholeStep = (quarter) => {
+    let p = 1;
+    for (;;) {
+      for (const m of [1, 2, 5]) if (m * p >= quarter) return m * p;
+      p *= 10;
+    }
+  };
   const format = opts.format || K.fmt.rate;
   const axis = opts.format || ((v) => (v === 0 ? "0" : v < 10 ? String(+v.toFixed(2)) : K.fmt.rate(v)));
 
@@ -41,7 +49,8 @@ K.chart = (container, series, opts = {}) => {
     const oldest = samples.length ? now - samples[0][0] : 0;
     span = Math.min(longest, Math.max(60000, Math.ceil(oldest / 60000) * 60000));
     const shown = samples.filter((p) => p[0] >= now - span);
-    const top_ = nice(Math.max(0, ...shown.flatMap((p) => p[1])));
+    const highest = Math.max(0, ...shown.flatMap((p) => p[1]));
+    const top_ = opts.whole ? 4 * wholeStep(highest / 4) : nice(highest);
     const x = (t) => left + (width - left - right) * (1 - (now - t) / span);
     const y = (v) => top + (height - top - bottom) * (1 - v / top_);
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);

@@ -5,7 +5,7 @@
   const { name } = document.body.dataset;
   const base = `/api/connections/${K.enc(name)}`;
   const rates = K.chart("#rate-chart", [{ label: "From client" }, { label: "To client" }],
-    { store: `connection.${name}`, format: (v) => K.fmt.bytes(Math.round(v)), label: "data rates" });
+    { store: `connection.${name}`, format: (v) => K.fmt.bytes(Math.round(v)), whole: true, label: "data rates" });
   K.every(async () => {
     let c;
     try {

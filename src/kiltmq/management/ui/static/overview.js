@@ -13,7 +13,7 @@
   ], { store: "overview.rates", label: "message rates" });
   const queued = K.chart("#queued-chart", [
     { label: "Ready" }, { label: "Unacknowledged" }, { label: "Total" },
-  ], { store: "overview.queued", format: K.fmt.num, label: "queued messages" });
+  ], { store: "overview.queued", format: K.fmt.num, whole: true, label: "queued messages" });
   const keys = ["publish", "deliver_get", "ack", "redeliver", "confirm", "return_unroutable"];
 
   const gauge = (label, used, limit, alarm, lowIsBad) => {

@@ -6,7 +6,7 @@
   const { vhost, name } = document.body.dataset;
   const base = `/api/queues/${K.enc(vhost)}/${K.enc(name)}`;
   const depth = K.chart("#depth-chart", [{ label: "Ready" }, { label: "Unacked" }, { label: "Total" }],
-    { store: `queue.${vhost}.${name}.depth`, format: K.fmt.num, label: "queue depth" });
+    { store: `queue.${vhost}.${name}.depth`, format: K.fmt.num, whole: true, label: "queue depth" });
   const rateKeys = ["publish", "deliver_get", "ack", "redeliver"];
   const rates = K.chart("#rate-chart", [{ label: "In" }, { label: "Out" }, { label: "Ack" }, { label: "Redelivered" }],
     { store: `queue.${vhost}.${name}.rates`, label: "queue message rates" });
