@@ -131,3 +131,35 @@ def test_tags_decide_the_pages(broker: Broker) -> None:
     fields = f"csrf={other.token(form)}&username=plain&password=pw".encode()
     status, _url, page = other.send("POST", "/login", fields)
     assert status == 401 and "Not management user" in page
+
+
+def test_policies_and_definitions_for_the_pages(broker: Broker) -> None:
+    browser = Browser(str(broker.management_url))
+    csrf = {"X-CSRF-Token": browser.login("guest", "guest"), "Content-Type": "application/json"}
+    policy = {"pattern": "^ui-", "definition": {"max-length": 3}, "apply-to": "queues"}
+    assert browser.send("PUT", "/ui/api/policies/%2F/ui-cap", json.dumps(policy).encode())[0] == 403
+    status, _url, _body = browser.send(
+        "PUT", "/ui/api/policies/%2F/ui-cap", json.dumps(policy).encode(), csrf
+    )
+    assert status == 201
+    bad = {"pattern": "^ui-", "definition": {"max-length": "many"}}
+    status, _url, body = browser.send(
+        "PUT", "/ui/api/policies/%2F/ui-bad", json.dumps(bad).encode(), csrf
+    )
+    assert status == 400 and json.loads(body)["error"] == "bad_request"
+    listed = json.loads(browser.send("GET", "/ui/api/policies")[2])
+    assert [(p["name"], p["definition"]) for p in listed] == [("ui-cap", {"max-length": 3})]
+
+    status, _url, body = browser.send("GET", "/ui/api/definitions?download=d.json")
+    exported = json.loads(body)
+    assert status == 200 and exported["policies"][0]["name"] == "ui-cap"
+    assert browser.send("DELETE", "/ui/api/policies/%2F/ui-cap", None, csrf)[0] == 204
+    assert json.loads(browser.send("GET", "/ui/api/policies")[2]) == []
+    # Uploading the export brings the policy back.
+    upload = json.dumps(exported).encode()
+    assert browser.send("POST", "/ui/api/definitions", upload)[0] == 403
+    assert browser.send("POST", "/ui/api/definitions", upload, csrf)[0] == 204
+    assert [p["name"] for p in json.loads(browser.send("GET", "/ui/api/policies")[2])] == [
+        "ui-cap"
+    ]
+    assert browser.send("POST", "/ui/api/definitions", b"{nope", csrf)[0] == 400
