@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -163,3 +166,29 @@ def test_policies_and_definitions_for_the_pages(broker: Broker) -> None:
         "ui-cap"
     ]
     assert browser.send("POST", "/ui/api/definitions", b"{nope", csrf)[0] == 400
+
+
+_WITHOUT_JINJA2 = """
+import sys, urllib.error, urllib.request
+sys.modules["jinja2"] = None  # as if it were not installed
+from kiltmq.broker import Broker
+with Broker(port=0, management_port=0) as broker:
+    request = urllib.request.Request(broker.management_url + "/api/overview",
+                                     headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
+    print(urllib.request.urlopen(request).status)
+    try:
+        urllib.request.urlopen(broker.management_url + "/login")
+    except urllib.error.HTTPError as error:
+        print(error.code, error.read().decode())
+"""
+
+
+def test_the_api_runs_without_jinja2_and_the_pages_say_what_is_missing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_JINJA2], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "200", "503 the web UI needs jinja2: pip install 'kiltmq[management]'"
+    ]

@@ -4,11 +4,11 @@ Pages a user's tags do not allow answer 403, as their API calls would."""
 
 from __future__ import annotations
 
+import functools
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import jinja2
 from aiohttp import web
 
 from kiltmq.management.access import Caller, check_login, session_caller
@@ -24,11 +24,25 @@ routes = web.RouteTableDef()
 #: The double-submit cookie guarding the login form.
 LOGIN_COOKIE = "kiltmq_login"
 
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("kiltmq.management.ui", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+if TYPE_CHECKING:
+    import jinja2
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The page templates; jinja2 is imported only when a page is asked for, so the API
+    runs without it."""
+    try:
+        import jinja2
+    except ImportError:
+        raise web.HTTPServiceUnavailable(
+            text="the web UI needs jinja2: pip install 'kiltmq[management]'"
+        ) from None
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("kiltmq.management.ui", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 #: (path, title, who sees it) of the navigation.
 NAV = (
@@ -67,7 +81,7 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 def _render(template: str, **values: Any) -> str:
-    return _templates.get_template(template).render(version=__version__, **values)
+    return _templates().get_template(template).render(version=__version__, **values)
 
 
 def _session(request: web.Request) -> tuple[Caller, Session] | None:
