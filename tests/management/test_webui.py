@@ -353,3 +353,35 @@ async def test_the_queues_list_with_ten_thousand_queues(browser: Any, broker: Br
     assert "use_regex=true" in page.page.url and "sort_reverse=true" in page.page.url
     assert page.errors == []
 
+
+
+async def test_the_overview_shows_the_deepest_queues(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    for name, count in (("shallow", 1), ("deep", 3)):
+        assert api.put(f"/api/queues/%2F/{name}", {}).status == 201
+        for _ in range(count):
+            published = api.post("/api/exchanges/%2F/amq.default/publish", {
+                "routing_key": name, "properties": {}, "payload": "x",
+                "payload_encoding": "string",
+            })
+            assert published.body == {"routed": True}
+    page = await open_page(browser, broker)
+    await page.goto("/")
+    await page.page.wait_for_selector("#deepest td a")
+    assert await page.page.locator("#deepest td a").all_inner_texts() == ["deep", "shallow"]
+    # Messages wait and nobody consumes: the consumer count is marked.
+    assert await page.page.locator("#deepest .starved").count() == 2
+    assert page.errors == []
+
+
+async def test_the_overview_shows_a_resource_alarm(browser: Any, tmp_path: Path) -> None:
+    with Broker(
+        port=0, management_port=0, data_dir=tmp_path, disk_free_limit=10**18
+    ) as broker:
+        page = await open_page(browser, broker)
+        await page.goto("/")
+        banner = page.page.locator(".alarm-banner")
+        await banner.wait_for()
+        assert "disk" in await banner.inner_text()
+        assert "ALARM" in await page.page.locator(".gauge.alarm").inner_text()
+        assert page.errors == []

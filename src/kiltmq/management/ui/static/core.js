@@ -138,6 +138,9 @@ const K = (() => {
     ...pairs.map(([k, v]) => K.el("tr", {}, K.el("th", {}, k), K.el("td", {}, v))));
   K.tile = (label, value, extra) => K.el("div", { class: "tile" + (extra ? " " + extra : "") },
     K.el("span", { class: "value" }, value), K.el("span", { class: "label" }, label));
+  /* A queue's consumer count, marked when messages wait and nobody consumes. */
+  K.consumers = (q) => K.el("span", { class: q.consumers === 0 && q.messages_ready > 0 ? "starved" : null,
+    title: q.consumers === 0 && q.messages_ready > 0 ? "messages wait, no consumer" : null }, K.fmt.num(q.consumers));
   K.badge = (text, kind) => K.el("span", { class: "badge " + (kind || "") }, text);
 
   /* Fill every <select class="vhost-choice"> and the vhost filter with the vhosts. */

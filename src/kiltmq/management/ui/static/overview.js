@@ -49,11 +49,25 @@
           { label: "Port", value: (l) => l.port, num: true },
         ], o.listeners)
       : K.el("p", { class: "muted" }, "Shown to monitoring and administrator users."));
+    const deepest = await K.api("GET", "/api/queues?page=1&page_size=5&sort=messages&sort_reverse=true" +
+      "&columns=name,vhost,messages,messages_ready,messages_unacknowledged,consumers,message_stats.publish_details,message_stats.deliver_get_details");
+    K.fill("#deepest", K.table([
+      { label: "Queue", value: (q) => K.el("a", { href: K.link.queue(q.vhost, q.name) }, q.name) },
+      { label: "Virtual host", value: (q) => q.vhost },
+      { label: "Ready", value: (q) => K.fmt.num(q.messages_ready), num: true },
+      { label: "Unacked", value: (q) => K.fmt.num(q.messages_unacknowledged), num: true },
+      { label: "Consumers", value: K.consumers, num: true },
+      { label: "In /s", value: (q) => K.fmt.rate(K.rate(q, "publish")), num: true },
+      { label: "Out /s", value: (q) => K.fmt.rate(K.rate(q, "deliver_get")), num: true },
+    ], deepest.items.filter((q) => q.messages > 0), { empty: "Every queue is empty." }));
     if (!K.isMonitor) {
       K.fill("#node", K.kv([["Version", `kiltmq ${o.product_version} (RabbitMQ ${o.rabbitmq_version} API)`], ["Node", o.node]]));
       return;
     }
     const n = await K.api("GET", "/api/nodes/" + K.enc(o.node));
+    const alarms = [n.mem_alarm ? "memory" : null, n.disk_free_alarm ? "disk" : null].filter(Boolean);
+    K.fill("#alarms", alarms.length ? K.el("p", { class: "alarm-banner", role: "alert" },
+      `Resource alarm (${alarms.join(", ")}): publishers are blocked until it clears.`) : null);
     K.fill("#node",
       gauge("Memory", n.mem_used, n.mem_limit, n.mem_alarm, false),
       gauge("Disk", n.disk_free, n.disk_free_limit, n.disk_free_alarm, true),

@@ -26,7 +26,7 @@
       { label: "Features", value: features },
       { label: "Policy", value: policy, sort: "policy" },
       { label: "State", value: state, sort: "state" },
-      { label: "Consumers", value: (q) => K.fmt.num(q.consumers), sort: "consumers", num: true },
+      { label: "Consumers", value: K.consumers, sort: "consumers", num: true },
       { label: "Ready", value: (q) => K.fmt.num(q.messages_ready), sort: "messages_ready", num: true },
       { label: "Unacked", value: (q) => K.fmt.num(q.messages_unacknowledged), sort: "messages_unacknowledged", num: true },
       { label: "Total", value: (q) => K.fmt.num(q.messages), sort: "messages", num: true },
