@@ -73,6 +73,8 @@ class Settings:
     #: Back-off before each retry of a message that failed for a passing reason, seconds
     #: (at most four; after the last the message goes to the Dead Letter Channel).
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    #: The broker's management web UI (the order board links the queues to it), or "".
+    management_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,6 +92,7 @@ class Settings:
             smtp_port=int(_env("KILTSTORE_SMTP_PORT", str(base.smtp_port))),
             webstore_url=_env("KILTSTORE_WEBSTORE_URL", base.webstore_url),
             poll_interval=float(_env("KILTSTORE_POLL_INTERVAL", str(base.poll_interval))),
+            management_url=_env("KILTSTORE_MANAGEMENT_URL", base.management_url),
             retry_delays=tuple(
                 float(delay)
                 for delay in _env(

@@ -129,10 +129,17 @@ class Store:
 
             port = free_port(self.host, self.amqp_port) if self.amqp_port else 0
             data_dir = self.broker_dir if self.persistent_broker else None
-            # A control socket, as `kiltmq broker` opens, so `kiltmq ctl` can inspect it.
-            self.broker = Broker(host=self.host, port=port, data_dir=data_dir, ctl_socket=True)
+            # A control socket, as `kiltmq broker` opens, so `kiltmq ctl` can inspect it,
+            # and the management API with its web UI (15672, or a free port if taken).
+            management_port = free_port(self.host, 15672) if self.fixed_ports else 0
+            self.broker = Broker(
+                host=self.host, port=port, data_dir=data_dir, ctl_socket=True,
+                management_port=management_port,
+            )
             await self.broker.start()
             self.amqp_url = str(self.broker.url)
+            if self.broker.management_url is not None:
+                self.urls["management"] = str(self.broker.management_url)
         self.urls["AMQP broker"] = self.amqp_url
         smtp_port = free_port(self.host, DEFAULT_SMTP_PORT) if self.fixed_ports else 0
         settings = Settings(
@@ -143,6 +150,7 @@ class Store:
             smtp_host=self.host,
             smtp_port=smtp_port,
             poll_interval=self.poll_interval,
+            management_url=self.urls.get("management", ""),
         )
         if self.retry_delays is not None:
             settings = replace(settings, retry_delays=self.retry_delays)
@@ -209,7 +217,7 @@ class Store:
 
 #: The pages a person opens, in the order the demo prints them.
 PAGES = ("web store", "workshop", "CRM", "phone orders", "mailbox", "order board",
-         "payment gateway")
+         "payment gateway", "management")
 
 
 def print_urls(store: Store, out: TextIO) -> None:

@@ -4,6 +4,7 @@ broker, prints the pages' addresses, serves them, and stops cleanly on Ctrl-C.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import aiohttp
 
 from .conftest import WAIT
+
+GUEST = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
 
 
 async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -40,6 +43,20 @@ async def test_kiltmq_demo_prints_the_pages_and_stops_on_ctrl_c(tmp_path: Path) 
                     assert response.status == 200
             async with http.get(urls["CRM"]) as response:
                 assert "Jamie" in await response.text()  # the demo's seeded customers
+            # The broker's management UI, and the board's links to each queue's page.
+            management = urls["management"]
+            assert management.startswith("http://127.0.0.1:"), output
+            async with http.get(management + "/api/overview", headers=GUEST) as response:
+                assert response.status == 200
+            async with http.get(urls["order board"]) as response:
+                board = await response.text()
+            links = re.findall(r'<a href="([^"]+)">kiltstore\.([^<]+)</a>', board)
+            assert (management + "/queues/%2F/kiltstore.billing", "billing") in links, board
+            async with http.get(
+                management + "/queues/%2F/kiltstore.billing", allow_redirects=False
+            ) as response:
+                assert response.status == 302
+                assert response.headers["Location"].startswith("/login?next=")
 
         # The embedded broker has a control socket, and the demo says how to use it.
         command = re.search(r"^  (kiltmq ctl --socket \S+ list_queues)$", output, re.MULTILINE)

@@ -7,6 +7,10 @@ loopback (``guest``) may use the API only from loopback. ``administrator`` sees 
 changes everything; ``monitoring`` also sees every connection, channel and node; the
 others see the vhosts they have permissions in and their own connections. Refusals are
 RabbitMQ's 401 replies.
+
+The web UI's pages call the same API with a session cookie instead of basic
+authentication (:mod:`kiltmq.management.sessions`); a state-changing request of a
+session must carry the session's CSRF token in ``X-CSRF-Token`` (403 otherwise).
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from aiohttp import web
 from kiltmq.broker.admin import ManagedBroker
 from kiltmq.broker.auth import check_password
 from kiltmq.management.errors import REALM, ApiError, login_failed, not_authorised
+from kiltmq.management.sessions import COOKIE, CSRF_HEADER, Session, Sessions
 
-__all__ = ["MANAGEMENT_TAGS", "Caller", "authenticate", "is_loopback"]
+__all__ = [
+    "MANAGEMENT_TAGS", "SAFE_METHODS", "Caller", "authenticate", "check_login", "is_loopback",
+    "session_caller",
+]
+
+#: Methods that change nothing (no CSRF token needed).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: Tags that let a user use the management API at all.
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
@@ -114,22 +125,62 @@ def _credentials(header: str) -> tuple[str, str] | None:
     return (name, password) if sep else None
 
 
-def authenticate(request: web.Request, broker: ManagedBroker) -> Caller:
-    """The caller of ``request``, or the ApiError RabbitMQ answers with."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        raise ApiError(401, None, headers={"WWW-Authenticate": REALM})
-    credentials = _credentials(header)
-    if credentials is None:
-        raise login_failed()
-    name, password = credentials
+def check_login(
+    broker: ManagedBroker, name: str, password: str, remote: str | None
+) -> Caller:
+    """The caller ``name`` logging in with ``password`` from ``remote``, or the
+    ApiError RabbitMQ answers with."""
     user = broker.auth.users.get(name)
     if user is None or user.password_hash is None:
         raise login_failed()
     if not check_password(password, user.password_hash):
         raise login_failed()
-    if broker.auth.loopback_only(name) and not is_loopback(request.remote):
+    return _allowed(broker, name, remote)
+
+
+def _allowed(broker: ManagedBroker, name: str, remote: str | None) -> Caller:
+    user = broker.auth.users[name]
+    if broker.auth.loopback_only(name) and not is_loopback(remote):
         raise not_authorised("User can only log in via localhost")
     if not user.tags & MANAGEMENT_TAGS:
         raise not_authorised("Not management user")
     return Caller(name, user.tags)
+
+
+def session_caller(
+    request: web.Request, broker: ManagedBroker, sessions: Sessions
+) -> tuple[Caller, Session] | None:
+    """The caller of a request sent with a live session cookie, or None (no cookie, an
+    ended session, a user removed or given a new password since)."""
+    session = sessions.find(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    user = broker.auth.users.get(session.user)
+    if user is None or user.password_hash != session.password_hash:
+        sessions.close(session.token)
+        return None
+    return _allowed(broker, session.user, request.remote), session
+
+
+def authenticate(
+    request: web.Request, broker: ManagedBroker, sessions: Sessions | None = None
+) -> Caller:
+    """The caller of ``request``, or the ApiError RabbitMQ answers with."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        if sessions is not None and COOKIE in request.cookies:
+            found = session_caller(request, broker, sessions)
+            if found is None:  # no challenge: the page sends its user to the login form
+                raise ApiError(401, "not_authorized", "Login failed")
+            who, session = found
+            if request.method not in SAFE_METHODS and not session.csrf_matches(
+                request.headers.get(CSRF_HEADER)
+            ):
+                raise ApiError(403, "forbidden", "CSRF token missing or wrong")
+            return who
+        raise ApiError(401, None, headers={"WWW-Authenticate": REALM})
+    credentials = _credentials(header)
+    if credentials is None:
+        raise login_failed()
+    name, password = credentials
+    return check_login(broker, name, password, request.remote)

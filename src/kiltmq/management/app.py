@@ -1,5 +1,6 @@
-"""The management API's aiohttp application and the server that runs it on the broker's
-event loop (:class:`ManagementServer`, started by the broker when asked for)."""
+"""The management API's aiohttp application (with the web UI at ``/``) and the server
+that runs it on the broker's event loop (:class:`ManagementServer`, started by the broker
+when asked for)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ from kiltmq.management.context import CALLER, CONTEXT, Context
 from kiltmq.management.errors import ApiError, bad_request, object_not_found
 from kiltmq.management.site import HttpService
 from kiltmq.management.stats import Sampler
+from kiltmq.management.ui import add_ui
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = ["ManagementServer", "make_app"]
+
+#: Paths answered only to an authenticated caller.
+API_PREFIXES = ("/api/",)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,8 +59,9 @@ async def _rabbitmq_errors(request: web.Request, handler: Handler) -> web.Stream
         unmatched = request.match_info.http_exception
         if unmatched is not None:  # no such path (404) or method (405): before any login
             raise unmatched
-        if request.path.startswith("/api/"):
-            CALLER.set(authenticate(request, request.app[CONTEXT].broker))
+        if request.path.startswith(API_PREFIXES):
+            ctx = request.app[CONTEXT]
+            CALLER.set(authenticate(request, ctx.broker, ctx.sessions))
         return await handler(request)
     except ApiError as error:
         return _error_reply(error)
@@ -89,6 +95,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
         bindings, health, policies, definitions, parameters, features,
     ):
         app.add_routes(module.routes)
+    add_ui(app)
     return app
 
 

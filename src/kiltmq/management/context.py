@@ -5,7 +5,7 @@ sampler, and the caller of the request."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -14,6 +14,7 @@ from kiltmq.broker.monitor import Monitor
 from kiltmq.broker.user_actions import UserActions
 from kiltmq.management.access import Caller
 from kiltmq.management.errors import object_not_found
+from kiltmq.management.sessions import Sessions
 from kiltmq.management.stats import Sampler
 
 __all__ = ["CALLER", "CONTEXT", "Context", "caller", "context", "vhost_param"]
@@ -28,6 +29,8 @@ class Context:
     #: "rabbit@<host>" style node name shown in every object.
     node: str
     cluster_name: str
+    #: The web UI's browser sessions.
+    sessions: Sessions = field(default_factory=Sessions)
 
     def actions(self, caller: Caller) -> UserActions:
         return UserActions(self.broker, caller.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
@@ -196,7 +197,21 @@ class Board(Service):
             "untranslatable": self.untranslatable(),
             "dead_letters": dead_letters.listing(self.db),
             "stages": [label for label, _ in STAGES],
+            "queues": self.queue_links(),
         }
+
+    def queue_links(self) -> list[dict[str, str]]:
+        """The store's queues, each with its page in the broker's management UI (none
+        without a management URL)."""
+        base = self.settings.management_url.rstrip("/")
+        if not base:
+            return []
+        vhost = unquote(urlsplit(self.settings.amqp_url).path[1:]) or "/"
+        names = [self.topology.queue(spec.key) for spec in self.topology.queues]
+        return [
+            {"name": name, "url": f"{base}/queues/{quote(vhost, safe='')}/{quote(name, safe='')}"}
+            for name in names
+        ]
 
     async def page(self, request: web.Request) -> web.Response:
         return render("board.html", **self._context())

@@ -1,0 +1,122 @@
+/* Admin pages: users and permissions, virtual hosts, policies, limits, definitions. */
+"use strict";
+
+(() => {
+  const page = document.body.dataset.page;
+  const del = (label, path, what) => K.el("button", { class: "small", onclick: async () => {
+    if (!confirm(`Delete ${what}?`)) return;
+    try {
+      await K.api("DELETE", path);
+      K.flash(`Deleted ${what}.`);
+      K.refreshNow();
+    } catch (err) { K.flash(err.message, "error"); }
+  } }, label);
+  const code = (v) => K.el("code", {}, JSON.stringify(v));
+  const done = (message, form) => { K.flash(message); if (form) form.reset(); K.refreshNow(); K.vhosts(); };
+
+  if (page === "admin-users") {
+    K.every(async () => {
+      const [users, perms] = await Promise.all([K.api("GET", "/api/users"), K.api("GET", "/api/permissions")]);
+      K.fill("#table", K.table([
+        { label: "Name", value: (u) => u.name },
+        { label: "Tags", value: (u) => (Array.isArray(u.tags) ? u.tags : String(u.tags || "").split(",")).filter(Boolean).map((t) => K.badge(t, "f")) },
+        { label: "Can access", value: (u) => perms.filter((p) => p.user === u.name).map((p) => p.vhost).join(", ") || K.badge("no vhosts", "warn") },
+        { label: "Password", value: (u) => (u.password_hash ? "set" : "none") },
+        { label: "", value: (u) => (u.name === K.user ? "" : del("Delete", `/api/users/${K.enc(u.name)}`, `user ${u.name}`)) },
+      ], users));
+      K.fill("#permissions", K.table([
+        { label: "User", value: (p) => p.user }, { label: "Virtual host", value: (p) => p.vhost },
+        { label: "Configure", value: (p) => K.el("code", {}, p.configure) },
+        { label: "Write", value: (p) => K.el("code", {}, p.write) }, { label: "Read", value: (p) => K.el("code", {}, p.read) },
+        { label: "", value: (p) => del("Clear", `/api/permissions/${K.enc(p.vhost)}/${K.enc(p.user)}`, `permissions of ${p.user} in ${p.vhost}`) },
+      ], perms));
+      for (const select of document.querySelectorAll("select.user-choice")) {
+        const keep = select.value;
+        K.fill(select, users.map((u) => K.el("option", { value: u.name }, u.name)));
+        if (keep) select.value = keep;
+      }
+    });
+    K.vhosts();
+    K.form("#user-form", async (v, form) => {
+      const data = { tags: v.tags.split(",").map((t) => t.trim()).filter(Boolean).join(",") };
+      if (v.password) data.password = v.password; else data.password_hash = "";
+      await K.api("PUT", `/api/users/${K.enc(v.name)}`, data);
+      done(`User ${v.name} saved.`, form);
+    });
+    K.form("#perm-form", async (v) => {
+      await K.api("PUT", `/api/permissions/${K.enc(v.vhost)}/${K.enc(v.user)}`,
+        { configure: v.configure, write: v.write, read: v.read });
+      done(`Permissions of ${v.user} in ${v.vhost} set.`);
+    });
+  }
+
+  if (page === "admin-vhosts") {
+    K.every(async () => {
+      const vhosts = await K.api("GET", "/api/vhosts");
+      K.fill("#table", K.table([
+        { label: "Name", value: (v) => K.el("a", { href: "/queues?vhost=" + K.enc(v.name) }, v.name) },
+        { label: "Description", value: (v) => v.description || "" },
+        { label: "Ready", value: (v) => K.fmt.num(v.messages_ready), num: true },
+        { label: "Unacked", value: (v) => K.fmt.num(v.messages_unacknowledged), num: true },
+        { label: "Publish /s", value: (v) => K.fmt.rate(K.rate(v, "publish")), num: true },
+        { label: "Deliver /s", value: (v) => K.fmt.rate(K.rate(v, "deliver_get")), num: true },
+        { label: "", value: (v) => del("Delete", `/api/vhosts/${K.enc(v.name)}`, `virtual host ${v.name} and everything in it`) },
+      ], vhosts));
+    });
+    K.form("#vhost-form", async (v, form) => {
+      await K.api("PUT", `/api/vhosts/${K.enc(v.name)}`, { description: v.description });
+      done(`Virtual host ${v.name} added.`, form);
+    });
+  }
+
+  if (page === "admin-policies") {
+    const only = K.params().get("name");
+    K.every(async () => {
+      let policies = await K.api("GET", `${K.adminApi}/policies`);
+      if (only) policies = policies.filter((p) => p.name === only);
+      K.fill("#table", K.table([
+        { label: "Virtual host", value: (p) => p.vhost }, { label: "Name", value: (p) => p.name },
+        { label: "Pattern", value: (p) => K.el("code", {}, p.pattern) }, { label: "Apply to", value: (p) => p["apply-to"] },
+        { label: "Definition", value: (p) => code(p.definition) }, { label: "Priority", value: (p) => p.priority, num: true },
+        { label: "", value: (p) => del("Delete", `${K.adminApi}/policies/${K.enc(p.vhost)}/${K.enc(p.name)}`, `policy ${p.name}`) },
+      ], policies, { empty: only ? `No policy ${only}.` : "No policies." }));
+    });
+    K.vhosts();
+    K.form("#policy-form", async (v, form) => {
+      await K.api("PUT", `${K.adminApi}/policies/${K.enc(v.vhost)}/${K.enc(v.name)}`, {
+        pattern: v.pattern, "apply-to": v["apply-to"], priority: Number(v.priority || 0),
+        definition: K.parseJson(v.definition, "Definition"),
+      });
+      done(`Policy ${v.name} saved.`, form);
+    });
+  }
+
+  if (page === "admin-limits") {
+    K.every(async () => {
+      const limits = await K.api("GET", "/api/vhost-limits");
+      const rows = limits.flatMap((l) => Object.entries(l.value).map(([k, n]) => ({ vhost: l.vhost, limit: k, value: n })));
+      K.fill("#table", K.table([
+        { label: "Virtual host", value: (r) => r.vhost }, { label: "Limit", value: (r) => r.limit },
+        { label: "Value", value: (r) => r.value, num: true },
+        { label: "", value: (r) => del("Clear", `/api/vhost-limits/${K.enc(r.vhost)}/${K.enc(r.limit)}`, `${r.limit} of ${r.vhost}`) },
+      ], rows, { empty: "No limits." }));
+    });
+    K.vhosts();
+    K.form("#limit-form", async (v) => {
+      await K.api("PUT", `/api/vhost-limits/${K.enc(v.vhost)}/${K.enc(v.limit)}`, { value: Number(v.value) });
+      done(`${v.limit} of ${v.vhost} set.`);
+    });
+  }
+
+  if (page === "admin-definitions") {
+    const stamp = new Date().toISOString().slice(0, 10);
+    K.$("#download").href = `${K.adminApi}/definitions?download=kiltmq-definitions-${stamp}.json`;
+    K.form("#upload-form", async (v, form) => {
+      const text = await v.file.text();
+      K.parseJson(text, "The file");
+      await K.api("POST", `${K.adminApi}/definitions`, text);
+      K.flash("Definitions imported.");
+      form.reset();
+    });
+  }
+})();

@@ -1,0 +1,387 @@
+"""The management web UI in a real browser (Playwright driving Debian's chromium):
+every page loads without a console error, the pages publish, get, purge, move and
+create policies through the HTTP API, tags decide what a user sees and may do, and a
+state-changing request without the session's CSRF token is refused.
+
+With KILTSTORE_SCREENSHOTS=docs/screenshots the pictures of docs/management.md are
+refreshed (``make screenshots``). Needs /usr/bin/chromium, as tests/e2e/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pika
+import pytest
+
+from kiltmq.broker import Broker
+
+from .api import Api
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS_ENV = "KILTSTORE_SCREENSHOTS"
+TIMEOUT_MS = 20_000
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+log = logging.getLogger(__name__)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires the browser tests to run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed: {exc}")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=ARGS, timeout=TIMEOUT_MS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with Broker(port=0, management_port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def api(broker: Broker) -> Api:
+    assert broker.management_url is not None
+    return Api(broker.management_url)
+
+
+class Page:
+    """A browser page that records console errors and failed requests."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    async def goto(self, path: str) -> Any:
+        return await self.page.goto(self.base + path)
+
+    async def login(self, user: str = "guest", password: str = "guest") -> None:
+        await self.goto("/")
+        await self.page.fill("input[name=username]", user)
+        await self.page.fill("input[name=password]", password)
+        await self.page.click("button[type=submit]")
+        await self.page.wait_for_selector("header.top")
+
+
+async def open_page(browser: Any, broker: Broker, user: str = "guest") -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    assert broker.management_url is not None
+    wrapped = Page(page, broker.management_url)
+    await wrapped.login(user, "secret" if user != "guest" else "guest")
+    return wrapped
+
+
+def _shots() -> Path:
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    return Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="kiltmq-ui-shots-"))
+
+
+async def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
+    folder = _shots()
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.page.screenshot(path=str(folder / name), full_page=full_page)
+    assert (folder / name).stat().st_size > 0
+
+
+def q(name: str) -> str:
+    return quote(name, safe="")
+
+
+async def tile(page: Page, label: str) -> str:
+    text = await page.page.locator(f".tile:has(.label:text-is('{label}')) .value").inner_text()
+    return str(text).replace(",", "")
+
+
+async def wait_tile(page: Page, label: str, value: str) -> None:
+    await page.page.wait_for_function(
+        """([label, value]) => [...document.querySelectorAll('.tile')].some((t) =>
+             t.querySelector('.label').textContent === label &&
+             t.querySelector('.value').textContent.replace(/,/g, '') === value)""",
+        arg=[label, value],
+    )
+
+
+async def test_every_page_loads_without_console_errors(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    assert api.put("/api/queues/%2F/orders", {"durable": True}).status == 201
+    assert api.post("/api/bindings/%2F/e/amq.direct/q/orders", {"routing_key": "new"}).status == 201
+    connection = pika.BlockingConnection(
+        pika.URLParameters(broker.url + "?heartbeat=0&connection_attempts=1")
+    )
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_qos(prefetch_count=10)
+        channel.basic_consume("orders", lambda *a: None)
+        name = api.get("/api/connections").body[0]["name"]
+        page = await open_page(browser, broker)
+        for path in [
+            "/", "/connections", f"/connections/{q(name)}", "/channels", "/exchanges",
+            "/exchanges/%2F/amq.direct", "/exchanges/%2F/", "/queues", "/queues/%2F/orders",
+            "/admin/users", "/admin/vhosts", "/admin/policies", "/admin/limits",
+            "/admin/definitions",
+        ]:
+            reply = await page.goto(path)
+            assert reply.status == 200, path
+            await page.page.wait_for_load_state("networkidle")
+            await page.page.wait_for_selector("main h1")
+            assert page.errors == [], (path, page.errors)
+        # The pages show what the API says.
+        await page.goto(f"/connections/{q(name)}")
+        await page.page.wait_for_selector("#channels td:text-is('1')")
+        assert "confirm" in await page.page.locator("#channels").inner_text()
+        await screenshot(page, "management-connection.png")
+        await page.goto("/queues/%2F/orders")
+        await page.page.wait_for_selector("#consumers td:has-text('ctag')")
+        assert "new" in await page.page.locator("#bindings").inner_text()
+        assert page.errors == []
+        # Close the connection with a reason from its page.
+        await page.goto(f"/connections/{q(name)}")
+        await page.page.fill("#close-form input[name=reason]", "closed for the ceilidh")
+        page.page.once("dialog", lambda dialog: dialog.accept())
+        await page.page.locator("#close-form button").click()
+        await page.page.wait_for_selector("#summary:has-text('This connection is closed.')")
+        assert api.get("/api/connections").body == []
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            connection.process_data_events(time_limit=5)
+        assert "closed for the ceilidh" in str(closed.value)
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    for name in ("kilts", "kilts-archive"):
+        assert api.put(f"/api/queues/%2F/{name}", {"durable": True}).status == 201
+    bound = api.post("/api/bindings/%2F/e/amq.topic/q/kilts", {"routing_key": "kilt.#"})
+    assert bound.status == 201
+    page = await open_page(browser, broker)
+    await page.goto("/")
+    await wait_tile(page, "Ready", "0")
+
+    # Publish from the exchange page: the overview's queued messages go up.
+    await page.goto("/exchanges/%2F/amq.topic")
+    await page.page.wait_for_selector("#source td:has-text('kilts')")
+    form = page.page.locator("#publish-form")
+    await form.locator("input[name=routing_key]").fill("kilt.tartan")
+    await form.locator("textarea[name=headers]").fill('{"x-pattern": "MacLeod"}')
+    await form.locator("textarea[name=properties]").fill('{"content_type": "text/plain"}')
+    await form.locator("textarea[name=payload]").fill("one Isle of Skye kilt")
+    await form.locator("button").click()
+    await page.page.wait_for_selector("#flash .note:has-text('Message published.')")
+    await page.goto("/")
+    await wait_tile(page, "Ready", "1")
+    await page.page.wait_for_selector("#rates-chart polyline", state="attached")
+    await screenshot(page, "management-overview.png")
+
+    # Get messages shows payload, headers and properties (and requeues them).
+    await page.goto("/queues/%2F/kilts")
+    await wait_tile(page, "Ready", "1")
+    await page.page.locator("#get-form button").click()
+    message = page.page.locator("#messages .message")
+    await message.wait_for()
+    text = await message.inner_text()
+    assert "one Isle of Skye kilt" in text
+    assert "x-pattern" in text and "MacLeod" in text and "text/plain" in text
+    await screenshot(page, "management-queue.png")
+
+    # Move it to the archive queue: properties and headers go with it.
+    await page.page.locator("#move-form input[name=target]").fill("kilts-archive")
+    await page.page.locator("#move-form button").click()
+    await page.page.wait_for_selector("#flash .note:has-text('Moved 1 message to kilts-archive.')")
+    archived = api.post(
+        "/api/queues/%2F/kilts-archive/get",
+        {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"},
+    ).body
+    assert [m["payload"] for m in archived] == ["one Isle of Skye kilt"]
+    assert archived[0]["properties"]["headers"] == {"x-pattern": "MacLeod"}
+    assert archived[0]["properties"]["content_type"] == "text/plain"
+    assert api.get("/api/queues/%2F/kilts").body["messages"] == 0
+
+    # Purge empties the archive queue.
+    await page.goto("/queues/%2F/kilts-archive")
+    await wait_tile(page, "Total", "1")
+    page.page.once("dialog", lambda dialog: dialog.accept())
+    await page.page.locator("#purge").click()
+    await wait_tile(page, "Total", "0")
+    assert api.get("/api/queues/%2F/kilts-archive").body["messages"] == 0
+    assert page.errors == []
+
+
+async def test_a_policy_created_in_the_ui_applies_to_a_queue(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    assert api.put("/api/queues/%2F/capped", {}).status == 201
+    page = await open_page(browser, broker)
+    await page.goto("/admin/policies")
+    form = page.page.locator("#policy-form")
+    await form.locator("select[name=vhost]").select_option("/")
+    await form.locator("input[name=name]").fill("cap")
+    await form.locator("input[name=pattern]").fill("^capped$")
+    await form.locator("select[name=apply-to]").select_option("queues")
+    await form.locator("textarea[name=definition]").fill('{"max-length": 2}')
+    await form.locator("button").click()
+    await page.page.wait_for_selector("#table td:text-is('cap')")
+    for n in range(5):
+        reply = api.post("/api/exchanges/%2F/amq.default/publish", {
+            "routing_key": "capped", "properties": {}, "payload": str(n),
+            "payload_encoding": "string",
+        })
+        assert reply.body == {"routed": True}
+    assert api.get("/api/queues/%2F/capped").body["messages"] == 2
+    assert page.errors == []
+
+
+async def test_a_monitoring_user_sees_no_admin_page_and_cannot_delete(
+    browser: Any, broker: Broker
+) -> None:
+    api = Api(str(broker.management_url))
+    assert api.put("/api/users/watcher", {"password": "secret", "tags": "monitoring"}).status == 201
+    assert api.put(
+        "/api/permissions/%2F/watcher", {"configure": "", "write": "", "read": ".*"}
+    ).status == 201
+    assert api.put("/api/queues/%2F/precious", {}).status == 201
+    page = await open_page(browser, broker, "watcher")
+    nav = await page.page.locator("header.top nav").inner_text()
+    assert "Queues" in nav and "Admin" not in nav
+    for path in ("/admin/users", "/admin/policies", "/admin/definitions"):
+        reply = await page.goto(path)
+        assert reply.status == 403, path
+        assert await page.page.locator("#table").count() == 0
+    page.errors.clear()  # the browser reports the 403 replies above
+    await page.goto("/queues/%2F/precious")
+    await wait_tile(page, "Total", "0")
+    assert not await page.page.locator("#delete").is_visible()
+    assert not await page.page.locator("#purge").is_visible()
+    assert page.errors == []
+    # The API refuses the delete too, even with the session's CSRF token.
+    status = await page.page.evaluate(
+        """async () => (await fetch('/api/queues/%2F/precious', {method: 'DELETE',
+             headers: {'X-CSRF-Token': document.body.dataset.csrf}})).status"""
+    )
+    assert status == 401
+    assert api.get("/api/queues/%2F/precious").status == 200
+
+
+async def test_state_changing_requests_need_the_csrf_token(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    page = await open_page(browser, broker)
+    await page.goto("/queues")
+    refused = await page.page.evaluate(
+        """async () => { const r = await fetch('/api/queues/%2F/forged', {method: 'PUT',
+             body: '{}'}); return [r.status, await r.json()]; }"""
+    )
+    assert refused == [403, {"error": "forbidden", "reason": "CSRF token missing or wrong"}]
+    assert api.get("/api/queues/%2F/forged").status == 404
+    allowed = await page.page.evaluate(
+        """async () => (await fetch('/api/queues/%2F/forged', {method: 'PUT', body: '{}',
+             headers: {'X-CSRF-Token': document.body.dataset.csrf}})).status"""
+    )
+    assert allowed == 201
+    # A login form posted without its token is refused; so is a logout.
+    login = await page.page.evaluate(
+        """async () => (await fetch('/login', {method: 'POST', body: new URLSearchParams(
+             {username: 'guest', password: 'guest'})})).status"""
+    )
+    assert login == 403
+    logout = await page.page.evaluate(
+        "async () => (await fetch('/logout', {method: 'POST', redirect: 'manual'})).status"
+    )
+    assert logout == 403
+    await page.goto("/queues")
+    assert await page.page.locator("header.top").count() == 1  # still logged in
+    await page.page.locator(".logout button").click()
+    await page.page.wait_for_selector("input[name=username]")
+    assert (await page.goto("/queues")).url.startswith(page.base + "/login")
+
+
+async def test_the_queues_list_with_ten_thousand_queues(browser: Any, broker: Broker) -> None:
+    connection = pika.BlockingConnection(
+        pika.URLParameters(broker.url + "?heartbeat=0&connection_attempts=1")
+    )
+    try:
+        channel = connection.channel()
+        for n in range(10_000):
+            channel.queue_declare(f"load-{n:05d}")
+    finally:
+        connection.close()
+    page = await open_page(browser, broker)
+    started = time.perf_counter()
+    await page.goto("/queues?name=load-0999&page_size=20")
+    await page.page.wait_for_selector("#count:has-text('10 of 10,000')")
+    log.warning("queues page, 10,000 queues, filtered: %.2f s", time.perf_counter() - started)
+    started = time.perf_counter()
+    await page.goto("/queues?sort=name&sort_reverse=true")
+    await page.page.wait_for_selector("#table td a:text-is('load-09999')")
+    log.warning("queues page, 10,000 queues, sorted: %.2f s", time.perf_counter() - started)
+    await screenshot(page, "management-queues.png", full_page=False)
+    pages = await page.page.locator("#pager a").all_inner_texts()
+    assert pages[-1] == "100"
+    # Filters and sort are in the address, so the list can be shared.
+    await page.page.fill("#name-filter", "load-000[12]")
+    await page.page.check("#regex-filter")
+    await page.page.wait_for_selector("#count:has-text('20 of 10,000')")
+    assert "use_regex=true" in page.page.url and "sort_reverse=true" in page.page.url
+    assert page.errors == []
+
+
+
+async def test_the_overview_shows_the_deepest_queues(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    for name, count in (("shallow", 1), ("deep", 3)):
+        assert api.put(f"/api/queues/%2F/{name}", {}).status == 201
+        for _ in range(count):
+            published = api.post("/api/exchanges/%2F/amq.default/publish", {
+                "routing_key": name, "properties": {}, "payload": "x",
+                "payload_encoding": "string",
+            })
+            assert published.body == {"routed": True}
+    page = await open_page(browser, broker)
+    await page.goto("/")
+    await page.page.wait_for_selector("#deepest td a")
+    assert await page.page.locator("#deepest td a").all_inner_texts() == ["deep", "shallow"]
+    # Messages wait and nobody consumes: the consumer count is marked.
+    assert await page.page.locator("#deepest .starved").count() == 2
+    assert page.errors == []
+
+
+async def test_the_overview_shows_a_resource_alarm(browser: Any, tmp_path: Path) -> None:
+    with Broker(
+        port=0, management_port=0, data_dir=tmp_path, disk_free_limit=10**18
+    ) as broker:
+        page = await open_page(browser, broker)
+        await page.goto("/")
+        banner = page.page.locator(".alarm-banner")
+        await banner.wait_for()
+        assert "disk" in await banner.inner_text()
+        assert "ALARM" in await page.page.locator(".gauge.alarm").inner_text()
+        assert page.errors == []
