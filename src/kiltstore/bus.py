@@ -42,10 +42,12 @@ from typing import Any
 
 import kiltmq
 from kiltmq import BasicProperties
+from kiltstore import history
 from kiltstore.storage import Database, Transaction
 from kiltstore.topology import (
     DEAD_LETTERS,
     DEFAULT_EXCHANGE,
+    HISTORY,
     RETRY,
     RETRY_COUNT,
     RETRY_DELAYS,
@@ -128,6 +130,7 @@ class Bus:
         self.app_id = app_id
         self._conn: Any = None
         self._pub: Any = None
+        self._history: Any = None  # channel without confirms for Message History records
         self._publish_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._flushes: set[asyncio.Task[None]] = set()
@@ -161,6 +164,7 @@ class Bus:
         self._pub = await self._conn.channel()
         await self._pub.confirm_select()
         await self.topology.declare(self._pub)
+        self._history = await self._conn.channel()
 
     async def _ensure_connected(self) -> None:
         """Open a new connection if the client gave up recovering the old one."""
@@ -357,8 +361,10 @@ class Bus:
         )
         if key is not None:
             incoming = replace(incoming, message_id=key(incoming))
+        outcome = history.DUPLICATE
         try:
             if not self._processed(db, incoming.message_id):
+                outcome = history.HANDLED
                 apply = await handler(incoming)
                 with db.transaction() as tx:
                     # Checked again inside the transaction: the check above is only a
@@ -372,13 +378,35 @@ class Bus:
             raise
         except (PoisonMessage, ValueError) as exc:
             await self._give_up(queue_key, message, incoming, f"{exc}", permanent=True)
+            await self._report(queue_key, incoming, history.DEAD_LETTERED)
             return
         except Exception as exc:
             await self._retry_later(queue_key, message, incoming, exc)
+            await self._report(queue_key, incoming, history.RETRY)
             return
         await message.ack()
+        await self._report(queue_key, incoming, outcome)
         for callback in self.on_handled:
             callback(queue_key, incoming)
+
+    async def _report(self, queue_key: str, incoming: Incoming, outcome: str) -> None:
+        """Publish the Message History record of a message (no confirm; never fails)."""
+        if queue_key == HISTORY or self._history is None:
+            return
+        entry = history.record(
+            self.app_id, self.topology.queue(queue_key), incoming.message_id,
+            incoming.properties, exchange=incoming.exchange,
+            routing_key=incoming.routing_key, outcome=outcome,
+        )
+        properties = BasicProperties(
+            content_type=history.HISTORY_CONTENT_TYPE, type=history.HISTORY_TYPE,
+            app_id=self.app_id, timestamp=int(time.time()),
+        )
+        with contextlib.suppress(Exception):
+            await self._history.basic_publish(
+                entry.to_json(), exchange=self.topology.exchange(HISTORY), routing_key="",
+                properties=properties, timeout=CONNECT_TIMEOUT,
+            )
 
     async def _retry_later(
         self, queue_key: str, message: Any, incoming: Incoming, exc: Exception

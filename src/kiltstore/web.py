@@ -11,12 +11,13 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
-from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, TARTANS, format_pence
+from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, STYLES, TARTANS, format_pence
 from kiltstore.limits import MAX_LENGTH
 
 _env = jinja2.Environment(
@@ -24,9 +25,26 @@ _env = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
 )
+
+
+def readable_time(value: str | None) -> str:
+    """An ISO 8601 time as people write it: ``6 Dec 2026, 09:50:12 UTC`` (the text
+    unchanged if it isn't one)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
+    return f"{moment.day} {moment:%b %Y, %H:%M:%S}{zone}"
+
+
 _env.filters["pence"] = format_pence
+_env.filters["when"] = readable_time
 _env.globals.update(
-    TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES, LIMITS=MAX_LENGTH
+    TARTANS=TARTANS, STYLES=STYLES, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES,
+    LIMITS=MAX_LENGTH,
 )
 
 SSE_PING = 15.0
