@@ -189,6 +189,25 @@ class Bus:
                 await asyncio.wait_for(self._conn.close(), 5)
             self._conn = None
 
+    async def queue_depths(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """Each queue's (messages ready, consumers), by passive declare; a queue that
+        doesn't exist is left out."""
+        await self._ensure_connected()
+        depths: dict[str, tuple[int, int]] = {}
+        channel = await self._conn.channel()
+        try:
+            for name in names:
+                try:
+                    ok = await channel.queue_declare(name, passive=True, timeout=CONNECT_TIMEOUT)
+                except Exception:
+                    channel = await self._conn.channel()  # a 404 closed the channel
+                    continue
+                depths[name] = (int(ok.message_count), int(ok.consumer_count))
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return depths
+
     # -- publishing ---------------------------------------------------------------------
 
     async def publish(
