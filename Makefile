@@ -50,7 +50,7 @@ rabbitmq:
 	bash scripts/rabbitmq.sh
 
 screenshots: $(STAMP)
-	KILTSTORE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/test_browser.py
+	KILTSTORE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/test_browser.py tests/e2e/test_shop_browser.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
