@@ -16,7 +16,10 @@ to the last approval) and the latency from placing an order (the request sent) t
 ``approved`` event, p50 and p99, overall and per source. Every order must be approved;
 a declined or invalid one, or one missing after ``--timeout`` seconds, fails the run.
 
-``python -m benchmarks.kiltstore_load [--orders 1000] [--concurrency 16]
+With ``--rate R`` the orders are placed at R per second (open loop) instead of all at
+once, so the latency is that of a store keeping up rather than of a backlog.
+
+``python -m benchmarks.kiltstore_load [--orders 1000] [--concurrency 16] [--rate R]
 [--no-rabbitmq] [--no-kiltmq] [--rabbitmq-url URL]``; under ``python -m benchmarks``
 options come from ``KILTSTORE_LOAD_BENCH_ARGS``.
 """
@@ -29,7 +32,6 @@ import contextlib
 import logging
 import os
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -137,7 +139,7 @@ async def delete_topology(amqp_url: str, topology: Topology) -> None:
 
 
 async def run_store(broker: str, amqp_url: str | None, orders: int, concurrency: int,
-                    timeout: float) -> Run:
+                    timeout: float, rate: float = 0.0) -> Run:
     run = Run(broker)
     prefix = f"kiltload-{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="kiltload-") as folder:
@@ -154,15 +156,17 @@ async def run_store(broker: str, amqp_url: str | None, orders: int, concurrency:
                     connector=connector, timeout=aiohttp.ClientTimeout(total=120)
                 ) as http:
 
+                    start = time.monotonic()
+
                     async def one(index: int) -> None:
+                        if rate:  # open loop: order i is placed at i / rate seconds
+                            await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
                         async with limit:
                             await place(http, store, index, run)
 
                     await asyncio.gather(*(one(i) for i in range(orders)))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watcher, timeout)
-                except TimeoutError:
-                    pass
         finally:
             if amqp_url is not None:
                 with contextlib.suppress(Exception):
@@ -188,7 +192,8 @@ def report(run: Run, orders: int) -> tuple[str, bool]:
                      f"{percentile(mine, .5) * 1000:7.0f} ms  p99 "
                      f"{percentile(mine, .99) * 1000:7.0f} ms")
     if run.failed:
-        line += f"\n           {len(run.failed)} not approved, e.g. {next(iter(run.failed.items()))}"
+        example = next(iter(run.failed.items()))
+        line += f"\n           {len(run.failed)} not approved, e.g. {example}"
     return line, ok
 
 
@@ -197,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="orders per second (default 0: as fast as the front doors take them)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for the last approval")
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
@@ -211,13 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets.append(("kiltmq", None))
     if not args.no_rabbitmq:
         targets.append(("rabbitmq", args.rabbitmq_url))
-    print(f"{args.orders} orders (web, phone, CRM in turn), {args.concurrency} at a time; "
+    pace = f"{args.rate:g}/s" if args.rate else "as fast as taken"
+    print(f"{args.orders} orders (web, phone, CRM in turn), {pace}, {args.concurrency} at a time; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     failures = 0
     for broker, url in targets:
         try:
             run = asyncio.run(run_store(broker, url, args.orders, args.concurrency,
-                                        args.timeout))
+                                        args.timeout, args.rate))
         except (OSError, kiltmq.ConnectError) as exc:
             print(f"{broker:9}  not run: {exc}", flush=True)
             failures += 1

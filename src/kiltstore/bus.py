@@ -410,22 +410,14 @@ class Bus:
 
     async def _report(self, queue_key: str, incoming: Incoming, outcome: str) -> None:
         """Publish the Message History record of a message (no confirm; never fails)."""
-        if queue_key == HISTORY or self._history is None:
-            return
-        entry = history.record(
-            self.app_id, self.topology.queue(queue_key), incoming.message_id,
-            incoming.properties, exchange=incoming.exchange,
-            routing_key=incoming.routing_key, outcome=outcome,
-        )
-        properties = BasicProperties(
-            content_type=history.HISTORY_CONTENT_TYPE, type=history.HISTORY_TYPE,
-            app_id=self.app_id, timestamp=int(time.time()),
-        )
-        with contextlib.suppress(Exception):
-            await self._history.basic_publish(
-                entry.to_json(), exchange=self.topology.exchange(HISTORY), routing_key="",
-                properties=properties, timeout=CONNECT_TIMEOUT,
+        if queue_key != HISTORY and self._history is not None:
+            entry = history.record(
+                self.app_id, self.topology.queue(queue_key), incoming.message_id,
+                incoming.properties, exchange=incoming.exchange,
+                routing_key=incoming.routing_key, outcome=outcome,
             )
+            await history.publish(self._history, self.topology.exchange(HISTORY), entry,
+                                  self.app_id, CONNECT_TIMEOUT)
 
     async def _retry_later(
         self, queue_key: str, message: Any, incoming: Incoming, exc: Exception

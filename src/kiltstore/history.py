@@ -13,11 +13,14 @@ or stops the work (a record lost in a broker restart only leaves a gap on the bo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from kiltmq import BasicProperties
 
 #: AMQP ``type`` of history records.
 HISTORY_TYPE = "kiltstore.history.v1"
@@ -97,3 +100,15 @@ def record(
         handled_at=iso(time.time()),
         outcome=outcome,
     )
+
+
+async def publish(channel: Any, exchange: str, entry: HistoryRecord, app_id: str,
+                  timeout: float) -> None:
+    """Publish ``entry`` on ``channel`` (one without confirms); a failure is ignored."""
+    properties = BasicProperties(
+        content_type=HISTORY_CONTENT_TYPE, type=HISTORY_TYPE, app_id=app_id,
+        timestamp=int(time.time()),
+    )
+    with contextlib.suppress(Exception):
+        await channel.basic_publish(entry.to_json(), exchange=exchange, routing_key="",
+                                    properties=properties, timeout=timeout)

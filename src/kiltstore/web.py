@@ -27,7 +27,7 @@ _env = jinja2.Environment(
 )
 
 
-def readable_time(value: str | None) -> str:
+def readable_time(value: object) -> str:
     """An ISO 8601 time as people write it: ``6 Dec 2026, 09:50:12 UTC`` (the text
     unchanged if it isn't one)."""
     if not value:
@@ -35,7 +35,10 @@ def readable_time(value: str | None) -> str:
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
-        return str(value)
+        try:  # XML-RPC's dateTime.iso8601
+            moment = datetime.strptime(str(value), "%Y%m%dT%H:%M:%S")
+        except ValueError:
+            return str(value)
     zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
     return f"{moment.day} {moment:%b %Y, %H:%M:%S}{zone}"
 

@@ -61,6 +61,7 @@ def test_a_basket_line_is_checked() -> None:
 def test_dates_are_readable() -> None:
     assert readable_time("2026-12-06T09:50:12+00:00") == "6 Dec 2026, 09:50:12 UTC"
     assert readable_time("2026-12-06T09:50:12") == "6 Dec 2026, 09:50:12"
+    assert readable_time("20240501T10:00:00") == "1 May 2024, 10:00:00"
     assert readable_time("soon") == "soon"
     assert readable_time("") == ""
 
