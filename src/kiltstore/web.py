@@ -43,11 +43,22 @@ def readable_time(value: object) -> str:
     return f"{moment.day} {moment:%b %Y, %H:%M:%S}{zone}"
 
 
+#: The store's pages by label (filled by the demo, which runs them all): every page links
+#: to the others in a bar at its top. Empty when a service runs on its own.
+SITE_LINKS: dict[str, str] = {}
+
+
+def link_sites(links: dict[str, str]) -> None:
+    """Show ``links`` (label -> URL) at the top of every page (empty: none)."""
+    SITE_LINKS.clear()
+    SITE_LINKS.update(links)
+
+
 _env.filters["pence"] = format_pence
 _env.filters["when"] = readable_time
 _env.globals.update(
     TARTANS=TARTANS, STYLES=STYLES, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES,
-    LIMITS=MAX_LENGTH,
+    LIMITS=MAX_LENGTH, SITE_LINKS=SITE_LINKS,
 )
 
 SSE_PING = 15.0

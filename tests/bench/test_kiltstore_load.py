@@ -4,7 +4,6 @@ its front door and seen approved (it asserts nothing about speed)."""
 from __future__ import annotations
 
 import pytest
-
 from benchmarks.kiltstore_load import Run, main, percentile, report
 
 

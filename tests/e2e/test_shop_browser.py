@@ -51,6 +51,12 @@ async def test_basket_checkout_checks_cancel_and_refund(
     page = await new_page(browser)
     await accept_dialogs(page)
     await page.goto(url)
+    # Every page of the store links to the others; the shop's pages to each other.
+    sites = {await a.inner_text(): await a.get_attribute("href")
+             for a in await page.locator("#sites a").all()}
+    assert sites["workshop"] == store.urls["workshop"]
+    assert sites["order board"] == store.urls["order board"] and len(sites) == 7
+    assert await page.locator("#shopnav a[href='/basket']").count() == 1
     # The catalogue: a swatch drawn from each tartan's thread count.
     assert await page.locator("a.product svg.tartan-swatch").count() == 6
     assert "from £340.00" in await page.inner_text("a.product[data-tartan='Black Watch']")
@@ -110,8 +116,9 @@ async def test_basket_checkout_checks_cancel_and_refund(
     jobs = await get_json(http, store.urls["workshop"] + "/jobs.json")
     assert jobs == {"todo": [], "done": []}
 
-    # The customer's order list, from the link in the e-mail.
+    # The customer's order list, from the link in the e-mail (and the status page's bar).
     orders_link = await mail_link(http, store, "web-1", "All your orders:")
+    assert await page.get_attribute("#nav-my-orders", "href") == orders_link.removeprefix(url)
     await page.goto(orders_link)
     row = page.locator("#my-orders tr[data-order='web-1']")
     assert "refunded" in await row.inner_text()
