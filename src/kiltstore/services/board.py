@@ -254,7 +254,7 @@ class Board(Service):
 
     async def _context(self) -> dict[str, Any]:
         return {
-            "queues": await self.queues(),
+            "depths": await self.queues(),
             "paths": self.paths(),
             "journeys": self.journeys(),
             "untranslatable": self.untranslatable(),
