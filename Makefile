@@ -65,7 +65,7 @@ rabbitmq:
 
 screenshots: $(STAMP)
 	KILTSTORE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/test_browser.py \
-		tests/management/test_webui.py
+		tests/e2e/test_shop_browser.py tests/management/test_webui.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

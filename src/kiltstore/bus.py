@@ -42,10 +42,12 @@ from typing import Any
 
 import kiltmq
 from kiltmq import BasicProperties
+from kiltstore import history
 from kiltstore.storage import Database, Transaction
 from kiltstore.topology import (
     DEAD_LETTERS,
     DEFAULT_EXCHANGE,
+    HISTORY,
     RETRY,
     RETRY_COUNT,
     RETRY_DELAYS,
@@ -128,6 +130,7 @@ class Bus:
         self.app_id = app_id
         self._conn: Any = None
         self._pub: Any = None
+        self._history: Any = None  # channel without confirms for Message History records
         self._publish_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._flushes: set[asyncio.Task[None]] = set()
@@ -161,6 +164,7 @@ class Bus:
         self._pub = await self._conn.channel()
         await self._pub.confirm_select()
         await self.topology.declare(self._pub)
+        self._history = await self._conn.channel()
 
     async def _ensure_connected(self) -> None:
         """Open a new connection if the client gave up recovering the old one."""
@@ -184,6 +188,25 @@ class Bus:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._conn.close(), 5)
             self._conn = None
+
+    async def queue_depths(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """Each queue's (messages ready, consumers), by passive declare; a queue that
+        doesn't exist is left out."""
+        await self._ensure_connected()
+        depths: dict[str, tuple[int, int]] = {}
+        channel = await self._conn.channel()
+        try:
+            for name in names:
+                try:
+                    ok = await channel.queue_declare(name, passive=True, timeout=CONNECT_TIMEOUT)
+                except Exception:
+                    channel = await self._conn.channel()  # a 404 closed the channel
+                    continue
+                depths[name] = (int(ok.message_count), int(ok.consumer_count))
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return depths
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -357,8 +380,10 @@ class Bus:
         )
         if key is not None:
             incoming = replace(incoming, message_id=key(incoming))
+        outcome = history.DUPLICATE
         try:
             if not self._processed(db, incoming.message_id):
+                outcome = history.HANDLED
                 apply = await handler(incoming)
                 with db.transaction() as tx:
                     # Checked again inside the transaction: the check above is only a
@@ -372,13 +397,27 @@ class Bus:
             raise
         except (PoisonMessage, ValueError) as exc:
             await self._give_up(queue_key, message, incoming, f"{exc}", permanent=True)
+            await self._report(queue_key, incoming, history.DEAD_LETTERED)
             return
         except Exception as exc:
             await self._retry_later(queue_key, message, incoming, exc)
+            await self._report(queue_key, incoming, history.RETRY)
             return
         await message.ack()
+        await self._report(queue_key, incoming, outcome)
         for callback in self.on_handled:
             callback(queue_key, incoming)
+
+    async def _report(self, queue_key: str, incoming: Incoming, outcome: str) -> None:
+        """Publish the Message History record of a message (no confirm; never fails)."""
+        if queue_key != HISTORY and self._history is not None:
+            entry = history.record(
+                self.app_id, self.topology.queue(queue_key), incoming.message_id,
+                incoming.properties, exchange=incoming.exchange,
+                routing_key=incoming.routing_key, outcome=outcome,
+            )
+            await history.publish(self._history, self.topology.exchange(HISTORY), entry,
+                                  self.app_id, CONNECT_TIMEOUT)
 
     async def _retry_later(
         self, queue_key: str, message: Any, incoming: Incoming, exc: Exception

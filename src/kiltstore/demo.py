@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, SERVICES, Settings
 from kiltstore.services.base import Service, service_class
 from kiltstore.topology import DEFAULT_PREFIX
+from kiltstore.web import link_sites
 
 log = logging.getLogger("kiltstore.demo")
 
@@ -188,6 +189,7 @@ class Store:
             )
             await self._start_service(name, replace(settings, port=port))
         self.settings = settings
+        link_sites({label: self.urls[label] for label in PAGES if label in self.urls})
 
     async def _start_service(self, name: str, settings: Settings) -> None:
         service = service_class(name)(settings)
@@ -196,6 +198,7 @@ class Store:
         self.urls.update(service.urls)
 
     async def stop(self) -> None:
+        link_sites({})
         for name in reversed(list(self.services)):
             try:
                 await asyncio.wait_for(self.services[name].stop(), 10)

@@ -47,12 +47,15 @@ class State(StrEnum):
     VALID = "valid"  # passed validation, waiting for payment
     APPROVED = "approved"  # payment approved: the workshop makes the kilt
     DECLINED = "declined"  # payment declined; the customer is told
+    STARTED = "started"  # MacGrudder started making it: it can no longer be cancelled
     FINISHED = "finished"  # MacGrudder pressed "kilt finished"
     SHIPPED = "shipped"  # shipping recorded a shipment and printed a label
+    CANCELLED = "cancelled"  # the customer cancelled before the workshop started
+    REFUNDED = "refunded"  # billing refunded the charge of a cancelled order
 
 
 #: States after which nothing more happens to an order.
-FINAL_STATES = frozenset({State.INVALID, State.DECLINED, State.SHIPPED})
+FINAL_STATES = frozenset({State.INVALID, State.DECLINED, State.SHIPPED, State.REFUNDED})
 
 #: The tartans MacGrudder weaves, with the price of one kilt in pence.
 TARTANS: dict[str, int] = {
@@ -63,6 +66,23 @@ TARTANS: dict[str, int] = {
     "MacLeod of Lewis": 46_000,
     "Isle of Skye": 43_000,
 }
+
+#: Kilt styles, with what each adds to (or takes off) the tartan's price, in pence.
+#: An order line without a style is the first, the traditional kilt.
+STYLES: dict[str, int] = {
+    "Traditional 8-yard": 0,
+    "Casual 5-yard": -8_000,
+    "Box-pleated": 6_000,
+}
+DEFAULT_STYLE = next(iter(STYLES))
+
+
+def unit_price(tartan: str, style: str = DEFAULT_STYLE) -> int:
+    """Price of one kilt of ``tartan`` in ``style``, in pence (0: no such tartan or style)."""
+    if tartan not in TARTANS or style not in STYLES:
+        return 0
+    return TARTANS[tartan] + STYLES[style]
+
 
 #: Kilt sizes, by waist range in centimetres (inclusive).
 SIZES: dict[str, tuple[int, int]] = {
@@ -118,6 +138,7 @@ class OrderLine:
     length_cm: float
     quantity: int
     unit_price_pence: int
+    style: str = DEFAULT_STYLE
 
 
 @dataclass(frozen=True)

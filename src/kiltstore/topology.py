@@ -59,6 +59,10 @@ ORDERS = "orders"
 INVALID = "invalid-messages"
 DEAD_LETTERS = "dead-letters"
 RETRY = "retry"
+COMMANDS = "commands"
+HISTORY = "history"
+#: Routing key of a customer's request to cancel an order (on ``commands``).
+CANCEL = "cancel"
 #: The default exchange: replies go to the queue named by the Return Address.
 DEFAULT_EXCHANGE = ""
 
@@ -101,6 +105,18 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
         "Retry with back-off (one delay queue per attempt)",
         "messages to try again later, routed by their retry-level header",
     ),
+    ExchangeSpec(
+        COMMANDS,
+        "direct",
+        "Command Message channel (one routing key per command)",
+        "requests to a service: cancel (a customer's cancellation, the Saga's first step)",
+    ),
+    ExchangeSpec(
+        HISTORY,
+        "fanout",
+        "Message History (each service reports every message it handled)",
+        "one record per message handled: service, queue, message id, order, outcome",
+    ),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (
@@ -120,10 +136,11 @@ QUEUES: tuple[QueueSpec, ...] = (
     ),
     QueueSpec(
         "billing",
-        ((ORDERS, "order.valid.*"),),
+        ((ORDERS, "order.valid.*"), (ORDERS, "order.cancelled.*")),
         "billing",
         "Idempotent Receiver + Channel Adapter to the payment gateway",
-        "charges valid orders; approved or declined",
+        "charges valid orders (approved or declined); refunds cancelled ones (the Saga's"
+        " compensation)",
     ),
     QueueSpec(
         "workshop",
@@ -147,6 +164,8 @@ QUEUES: tuple[QueueSpec, ...] = (
             (ORDERS, "order.approved.*"),
             (ORDERS, "order.finished.*"),
             (ORDERS, "order.shipped.*"),
+            (ORDERS, "order.cancelled.*"),
+            (ORDERS, "order.refunded.*"),
         ),
         "mailer",
         "Publish-Subscribe subscriber, Channel Adapter to SMTP",
@@ -165,6 +184,21 @@ QUEUES: tuple[QueueSpec, ...] = (
         "board",
         "Wire Tap / Message Store",
         "every event of every order, for the order board",
+        dead_letter=False,
+    ),
+    QueueSpec(
+        "cancellations",
+        ((COMMANDS, CANCEL),),
+        "workshop",
+        "Point-to-Point Channel of Command Messages (Saga: cancel unless started)",
+        "customers' cancellations; the workshop cancels what it has not started",
+    ),
+    QueueSpec(
+        "history",
+        ((HISTORY, ""),),
+        "board",
+        "Message History / Message Store",
+        "what each service did with each message, for the board's order paths",
         dead_letter=False,
     ),
     QueueSpec(
@@ -221,8 +255,19 @@ PUBLISHERS: tuple[PublisherSpec, ...] = (
     PublisherSpec(
         "validator", ORDERS, ("order.valid.*", "order.invalid.*"), "Content-Based Router"
     ),
-    PublisherSpec("billing", ORDERS, ("order.approved.*", "order.declined.*"), "Message Endpoint"),
-    PublisherSpec("workshop", ORDERS, ("order.finished.*",), "Message Endpoint (the button)"),
+    PublisherSpec("webstore", COMMANDS, (CANCEL,), "Command Message (cancel an order)"),
+    PublisherSpec(
+        "billing",
+        ORDERS,
+        ("order.approved.*", "order.declined.*", "order.refunded.*"),
+        "Message Endpoint (Saga compensation: the refund)",
+    ),
+    PublisherSpec(
+        "workshop",
+        ORDERS,
+        ("order.started.*", "order.finished.*", "order.cancelled.*"),
+        "Message Endpoint (the buttons; the Saga's cancel)",
+    ),
     PublisherSpec("shipping", ORDERS, ("order.shipped.*",), "Message Endpoint"),
 )
 

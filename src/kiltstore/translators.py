@@ -27,6 +27,7 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 from kiltstore.domain import (
+    DEFAULT_STYLE,
     SHIPPING_COUNTRIES,
     TARTANS,
     Address,
@@ -120,6 +121,7 @@ def translate_web(body: bytes) -> CanonicalOrder:
                 length_cm=_number(item.get("length_cm"), f"length of cart item {index}"),
                 quantity=_integer(item.get("qty"), f"quantity of cart item {index}"),
                 unit_price_pence=_integer(item.get("price_pence"), f"price of cart item {index}"),
+                style=str(item.get("style") or DEFAULT_STYLE),
             )
         )
     street = ", ".join(

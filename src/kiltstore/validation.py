@@ -14,9 +14,11 @@ from kiltstore.domain import (
     MAX_QUANTITY,
     SHIPPING_COUNTRIES,
     SIZES,
+    STYLES,
     TARTANS,
     CanonicalOrder,
     OrderLine,
+    unit_price,
 )
 from kiltstore.domain import luhn_ok as luhn_ok  # re-exported: the card check
 from kiltstore.limits import MAX_LENGTH, too_long
@@ -39,10 +41,14 @@ def _check_line(index: int, line: OrderLine) -> list[str]:
             f"{where}: we don't weave the tartan {line.tartan!r} "
             f"(we weave {', '.join(sorted(TARTANS))})"
         )
-    elif line.unit_price_pence != TARTANS[line.tartan]:
+    elif line.style not in STYLES:
+        problems.append(
+            f"{where}: we don't make the style {line.style!r} (we make {', '.join(STYLES)})"
+        )
+    elif line.unit_price_pence != unit_price(line.tartan, line.style):
         problems.append(
             f"{where}: price {line.unit_price_pence} p doesn't match the price list "
-            f"({TARTANS[line.tartan]} p)"
+            f"({unit_price(line.tartan, line.style)} p)"
         )
     if line.size not in SIZES:
         problems.append(f"{where}: unknown size {line.size!r} (sizes: {', '.join(SIZES)})")

@@ -11,12 +11,13 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
-from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, TARTANS, format_pence
+from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, STYLES, TARTANS, format_pence
 from kiltstore.limits import MAX_LENGTH
 
 _env = jinja2.Environment(
@@ -24,9 +25,40 @@ _env = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
 )
+
+
+def readable_time(value: object) -> str:
+    """An ISO 8601 time as people write it: ``6 Dec 2026, 09:50:12 UTC`` (the text
+    unchanged if it isn't one)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        try:  # XML-RPC's dateTime.iso8601
+            moment = datetime.strptime(str(value), "%Y%m%dT%H:%M:%S")
+        except ValueError:
+            return str(value)
+    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
+    return f"{moment.day} {moment:%b %Y, %H:%M:%S}{zone}"
+
+
+#: The store's pages by label (filled by the demo, which runs them all): every page links
+#: to the others in a bar at its top. Empty when a service runs on its own.
+SITE_LINKS: dict[str, str] = {}
+
+
+def link_sites(links: dict[str, str]) -> None:
+    """Show ``links`` (label -> URL) at the top of every page (empty: none)."""
+    SITE_LINKS.clear()
+    SITE_LINKS.update(links)
+
+
 _env.filters["pence"] = format_pence
+_env.filters["when"] = readable_time
 _env.globals.update(
-    TARTANS=TARTANS, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES, LIMITS=MAX_LENGTH
+    TARTANS=TARTANS, STYLES=STYLES, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES,
+    LIMITS=MAX_LENGTH, SITE_LINKS=SITE_LINKS,
 )
 
 SSE_PING = 15.0

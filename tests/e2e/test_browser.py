@@ -96,6 +96,40 @@ async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     assert path.stat().st_size > 0
 
 
+async def accept_dialogs(page: Any) -> None:
+    """Answer "OK" to every confirm() of ``page`` (the "Kilt finished" and cancel buttons
+    ask first)."""
+
+    async def accept(dialog: Any) -> None:
+        await dialog.accept()
+
+    page.on("dialog", accept)
+
+
+async def add_to_basket(
+    page: Any, shop_url: str, tartan: str, *, style: str = "Traditional 8-yard",
+    size: str = "M", waist: str = "84", qty: str = "1",
+) -> None:
+    """Choose ``tartan`` in the catalogue and put one kilt of it in the basket."""
+    await page.goto(shop_url)
+    await page.click(f"a.product[data-tartan='{tartan}']")
+    await page.check(f"input[name=style][value='{style}']")
+    await page.select_option("select[name=size]", size)
+    await page.fill("input[name=waist_cm]", waist)
+    await page.fill("input[name=qty]", qty)
+    await page.click("#add-to-basket")
+    await page.wait_for_url(shop_url + "/basket")
+
+
+async def fill_checkout(page: Any, card: str, **changes: str) -> None:
+    """Type the customer's details into the checkout form."""
+    fields = {"full_name": "Jamie Fraser", "email": "jamie@lallybroch.example",
+              "line1": "1 High Street", "town": "Inverness", "postcode": "IV1 1AA",
+              "card_number": card, **changes}
+    for name, value in fields.items():
+        await page.fill(f"#checkout input[name={name}]", value)
+
+
 def crm_order(rpc_url: str) -> None:
     with xmlrpc.client.ServerProxy(rpc_url, allow_none=True) as crm:
         customer = dict(samples.CRM_CUSTOMER, first_name="Flora", last_name="MacDonald",
@@ -117,15 +151,10 @@ async def test_checkout_finish_and_live_status_in_a_browser(
     await shop.goto(store.urls["web store"])
     await screenshot(shop, "webstore.png", full_page=True)
 
-    # The customer checks out.
-    await shop.select_option("select[name=tartan]", "Royal Stewart")
-    await shop.fill("input[name=full_name]", "Jamie Fraser")
-    await shop.fill("input[name=email]", "jamie@lallybroch.example")
-    await shop.fill("input[name=line1]", "1 High Street")
-    await shop.fill("input[name=town]", "Inverness")
-    await shop.fill("input[name=postcode]", "IV1 1AA")
-    await shop.fill("input[name=card_number]", samples.APPROVED_CARD)
-    await shop.fill("input[name=notes]", "For the Gathering, please")
+    # The customer puts a kilt in the basket and checks out.
+    await add_to_basket(shop, store.urls["web store"], "Royal Stewart")
+    await shop.click("#to-checkout")
+    await fill_checkout(shop, samples.APPROVED_CARD, notes="For the Gathering, please")
     await shop.click("#place-order")
     await shop.wait_for_url(store.urls["web store"] + status_path(store, 1))
     await shop.wait_for_selector("#state:text('approved')")
@@ -136,6 +165,7 @@ async def test_checkout_finish_and_live_status_in_a_browser(
 
     # MacGrudder finishes the kilt.
     workshop = await new_page(browser)
+    await accept_dialogs(workshop)
     await workshop.goto(store.urls["workshop"])
     button = workshop.locator("#finish-web-1")
     await button.wait_for()
@@ -225,6 +255,7 @@ async def test_long_text_wraps_and_dead_letters_have_working_buttons(
 
     await eventually(both_in_workshop, "the long orders in the workshop")
     workshop = await new_page(browser)
+    await accept_dialogs(workshop)
     await workshop.goto(store.urls["workshop"])
     assert await fits_the_window(workshop)
     for index in (1, 2):

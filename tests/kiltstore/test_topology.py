@@ -62,6 +62,9 @@ async def test_routing_on_a_real_broker(amqp_url: str) -> None:
                 ("orders", "order.valid.crm"),
                 ("orders", "order.approved.web"),
                 ("orders", "order.finished.crm"),
+                ("orders", "order.cancelled.web"),
+                ("commands", "cancel"),
+                ("history", ""),
                 ("invalid-messages", ""),
             ]:
                 await ch.basic_publish(
@@ -75,17 +78,19 @@ async def test_routing_on_a_real_broker(amqp_url: str) -> None:
             assert counts == {
                 "normalizer": 1,
                 "validator": 1,
-                "billing": 1,
+                "billing": 2,  # valid, and cancelled (to refund)
                 "workshop": 1,
                 "shipping": 1,
-                "mailer": 2,  # approved and finished
-                "webstore-status": 1,  # the web order only
-                "board": 5,  # every order event and the invalid message
+                "mailer": 3,  # approved, finished and cancelled
+                "webstore-status": 2,  # the web orders only
+                "board": 6,  # every order event and the invalid message
                 "invalid-messages": 1,
                 "dead-letters": 0,
                 **{f"retry-{level}": 0 for level in range(1, len(RETRY_DELAYS) + 1)},
                 "phone-replies": 0,
                 "crm-replies": 0,
+                "cancellations": 1,  # the cancel command
+                "history": 1,  # the Message History record
             }
         finally:
             for queue in QUEUES:

@@ -10,6 +10,11 @@ redelivered and the gateway, seeing the same idempotency key, answers with the f
 charge instead of charging again: the customer pays once. A gateway that can't be
 reached is a transient failure: the message is retried after a back-off delay.
 
+Billing also compensates: a cancelled order (``order.cancelled.*``, published by the
+workshop when a customer cancels before it started: the Saga's first step) is refunded
+through the gateway, with ``refund-<order id>`` as the idempotency key, and
+``order.refunded`` follows. Refunding twice refunds once.
+
 From here on the order carries the gateway's card token and the last four digits, never
 the card number: the ``approved`` and ``declined`` events and everything after them.
 """
@@ -35,6 +40,12 @@ CREATE TABLE IF NOT EXISTS charges (
     status       TEXT NOT NULL,
     reason       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    order_id     TEXT PRIMARY KEY,
+    refund_id    TEXT NOT NULL,
+    charge_id    TEXT NOT NULL,
+    amount_pence INTEGER NOT NULL
+);
 """
 HTTP_TIMEOUT = 30.0
 
@@ -54,15 +65,20 @@ class Billing(Service):
 
     async def charge(self, event: OrderEvent) -> dict[str, Any]:
         order = event.order
-        payload = {
+        answer = await self._post("/charges", {
             "idempotency_key": order.order_id,
             "amount_pence": order.total_pence,
             "card_number": order.payment.card_number,
             "description": f"MacGrudder's Kilts order {order.order_id}",
-        }
+        })
+        if answer.get("status") not in ("approved", "declined"):
+            raise GatewayError(f"gateway gave an unknown answer: {answer!r}")
+        return answer
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             async with self.session.post(
-                self.settings.payment_url.rstrip("/") + "/charges",
+                self.settings.payment_url.rstrip("/") + path,
                 json=payload,
                 timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
             ) as response:
@@ -71,12 +87,33 @@ class Billing(Service):
                 answer: dict[str, Any] = await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise GatewayError(f"gateway unreachable: {exc!r}") from exc
-        if answer.get("status") not in ("approved", "declined"):
-            raise GatewayError(f"gateway gave an unknown answer: {answer!r}")
         return answer
+
+    async def refund(self, event: OrderEvent) -> Apply:
+        """The Saga's compensation: give back the charge of a cancelled order."""
+        charge_id = event.detail.get("charge_id", "")
+        if not charge_id:
+            raise ValueError(f"cancelled order {event.order_id} has no charge to refund")
+        answer = await self._post("/refunds", {
+            "idempotency_key": f"refund-{event.order_id}",
+            "charge_id": charge_id,
+            "amount_pence": event.order.total_pence,
+        })
+        if answer.get("status") != "refunded":
+            raise GatewayError(f"gateway did not refund: {answer!r}")
+        refunded = event.then(State.REFUNDED, detail={"refund_id": str(answer["refund_id"])})
+
+        def apply(tx: Transaction) -> None:
+            tx.execute("INSERT INTO refunds VALUES (?, ?, ?, ?)",
+                       (event.order_id, answer["refund_id"], charge_id, event.order.total_pence))
+            publish_event(tx, refunded)
+
+        return apply
 
     async def handle(self, incoming: Incoming) -> Apply:
         event = parse_event(incoming)
+        if event.state is State.CANCELLED:
+            return await self.refund(event)
         answer = await self.charge(event)
         token = str(answer.get("card_token", ""))
         event = event.with_order(

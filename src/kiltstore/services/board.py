@@ -4,6 +4,11 @@ A Wire Tap on the ``orders`` exchange (``order.#``) and the invalid-message chan
 keeping each event in its own database (a Message Store) and pushing it live to the
 board page. ``GET /orders.json`` gives the journeys as data.
 
+It also keeps the Message History every service reports (the ``history`` queue, see
+:mod:`kiltstore.history`): each order's path through the services, which message on
+which queue, when, and what became of it; and it shows how many messages wait in each
+of the store's queues (a passive declare of each when the page is drawn).
+
 It also reads the Dead Letter Channel (:mod:`kiltstore.services.dead_letters`): each
 message given up on is listed with its reason and queue, with **retry** and **discard**
 buttons (``POST /dead-letters/<id>/retry`` and ``/discard``).
@@ -19,6 +24,7 @@ from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import OrderEvent, State, format_pence, mask_cards
+from kiltstore.history import HistoryRecord
 from kiltstore.services import dead_letters
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
@@ -37,6 +43,20 @@ CREATE TABLE IF NOT EXISTS events (
     note       TEXT NOT NULL,
     seq        REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id    TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    exchange    TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    sent_at     TEXT NOT NULL,
+    handled_at  TEXT NOT NULL,
+    outcome     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_order ON history (order_id, handled_at);
 CREATE TABLE IF NOT EXISTS untranslatable (
     message_id TEXT PRIMARY KEY,
     source     TEXT NOT NULL,
@@ -52,8 +72,8 @@ STAGES: tuple[tuple[str, tuple[State, ...]], ...] = (
     ("Received", (State.RECEIVED,)),
     ("Validated", (State.VALID, State.INVALID)),
     ("Paid", (State.APPROVED, State.DECLINED)),
-    ("Made", (State.FINISHED,)),
-    ("Shipped", (State.SHIPPED,)),
+    ("Made", (State.FINISHED, State.CANCELLED, State.STARTED)),
+    ("Shipped or refunded", (State.SHIPPED, State.REFUNDED)),
 )
 
 
@@ -62,6 +82,8 @@ def _note(event: OrderEvent) -> str:
         return "; ".join(event.reasons)
     if "tracking" in event.detail:
         return f"{event.detail.get('carrier', '')} {event.detail['tracking']}".strip()
+    if "refund_id" in event.detail and event.state is State.REFUNDED:
+        return f"refund {event.detail['refund_id']}"
     if "charge_id" in event.detail and event.state is State.APPROVED:
         return f"charge {event.detail['charge_id']}"
     return ""
@@ -78,6 +100,8 @@ class Board(Service):
         self.the_bus.consume(
             "dead-letters", self.db, self.handle_dead_letter, key=dead_letters.letter_key
         )
+        self.the_bus.consume("history", self.db, self.handle_history,
+                             prefetch=self.settings.prefetch)
         self.the_bus.on_handled.append(lambda _queue, _msg: self.hub.publish("board", {}))
         assert self.app is not None
         self.app.router.add_get("/", self.page)
@@ -86,6 +110,44 @@ class Board(Service):
         self.app.router.add_get("/events", self.hub.stream)
         self.app.router.add_post("/dead-letters/{letter:\\d+}/retry", self.retry)
         self.app.router.add_post("/dead-letters/{letter:\\d+}/discard", self.discard)
+
+    async def handle_history(self, incoming: Incoming) -> Apply:
+        entry = HistoryRecord.from_json(incoming.body)
+
+        def apply(tx: Transaction) -> None:
+            tx.execute(
+                "INSERT INTO history (order_id, service, queue, message_id, exchange,"
+                " routing_key, type, sent_at, handled_at, outcome)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.order_id, entry.service, entry.queue, entry.message_id,
+                 entry.exchange, entry.routing_key, entry.type, entry.sent_at,
+                 entry.handled_at, entry.outcome),
+            )
+
+        return apply
+
+    def paths(self) -> dict[str, list[dict[str, Any]]]:
+        """Each order's Message History, oldest step first."""
+        paths: dict[str, list[dict[str, Any]]] = {}
+        for row in self.db.query(
+            "SELECT * FROM history WHERE order_id != '' ORDER BY handled_at, id"
+        ):
+            paths.setdefault(row["order_id"], []).append(dict(row))
+        return paths
+
+    async def queues(self) -> list[dict[str, Any]]:
+        """Every queue of the store with its depth and consumers (None if unknown)."""
+        names = [self.topology.queue(q.key) for q in self.topology.queues]
+        try:
+            depths = await self.the_bus.queue_depths(names)
+        except Exception:
+            depths = {}
+        return [
+            {"key": q.key, "name": name, "pattern": q.pattern,
+             "messages": depths.get(name, (None, None))[0],
+             "consumers": depths.get(name, (None, None))[1]}
+            for q, name in zip(self.topology.queues, names, strict=True)
+        ]
 
     async def handle_dead_letter(self, incoming: Incoming) -> Apply:
         return lambda tx: dead_letters.record(tx, incoming)
@@ -191,13 +253,16 @@ class Board(Service):
     def untranslatable(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.query("SELECT * FROM untranslatable ORDER BY seq DESC")]
 
-    def _context(self) -> dict[str, Any]:
+    async def _context(self) -> dict[str, Any]:
         return {
+            "depths": await self.queues(),
+            "paths": self.paths(),
             "journeys": self.journeys(),
             "untranslatable": self.untranslatable(),
             "dead_letters": dead_letters.listing(self.db),
             "stages": [label for label, _ in STAGES],
-            "queues": self.queue_links(),
+            "queues": (links := self.queue_links()),
+            "queue_urls": {link["name"]: link["url"] for link in links},
         }
 
     def queue_links(self) -> list[dict[str, str]]:
@@ -214,20 +279,25 @@ class Board(Service):
         ]
 
     async def page(self, request: web.Request) -> web.Response:
-        return render("board.html", **self._context())
+        return render("board.html", **await self._context())
 
     async def fragment(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=render_string("board_journeys.html", **self._context()), content_type="text/html"
+            text=render_string("board_journeys.html", **await self._context()),
+            content_type="text/html",
         )
 
     async def orders_json(self, request: web.Request) -> web.Response:
+        paths = self.paths()
         return web.json_response(
             {
                 "orders": [
-                    {key: j[key] for key in ("order_id", "source", "customer", "events", "latest")}
+                    {**{key: j[key] for key in ("order_id", "source", "customer", "events",
+                                                "latest")},
+                     "path": paths.get(j["order_id"], [])}
                     for j in self.journeys()
                 ],
+                "queues": await self.queues(),
                 "untranslatable": self.untranslatable(),
                 "dead_letters": dead_letters.listing(self.db),
             }

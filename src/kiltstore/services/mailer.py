@@ -1,8 +1,8 @@
 """The mailer: a Channel Adapter from order events to the customer's e-mail (SMTP).
 
 It subscribes to the changes a customer cares about (invalid, declined, approved,
-finished, shipped) and sends one e-mail for each. Each e-mail has a deterministic
-``Message-ID`` (order id and state), and the event's id is stored once the mail is
+finished, shipped, cancelled, refunded) and sends one e-mail for each. Each e-mail has a
+deterministic ``Message-ID`` (order id and state), and the event's id is stored once the mail is
 accepted by the SMTP server. If the mailer dies between the two, the event is
 redelivered and the mail sent again with the same Message-ID, which mail systems
 (and the demo's mailbox) use to drop the duplicate.
@@ -55,6 +55,8 @@ def compose(event: OrderEvent, *, sender: str, store_url: str) -> EmailMessage |
     link = ""
     if event.detail.get("status_path"):
         link = f"\nFollow your order at {store_url}{event.detail['status_path']}\n"
+    if event.detail.get("orders_path"):
+        link += f"All your orders: {store_url}{event.detail['orders_path']}\n"
     subjects_bodies: dict[State, tuple[str, str]] = {
         State.INVALID: (
             f"We can't make order {order.order_id} as it stands",
@@ -71,6 +73,17 @@ def compose(event: OrderEvent, *, sender: str, store_url: str) -> EmailMessage |
             f"Order {order.order_id} confirmed: your kilt is on the loom",
             f"Thank you! We've charged {format_pence(order.total_pence)} to your card ending "
             f"{order.payment.last4}, and MacGrudder has started on:\n{_kilts(event)}\n",
+        ),
+        State.CANCELLED: (
+            f"Order {order.order_id} cancelled",
+            f"As you asked, we've cancelled your order:\n{_kilts(event)}\n\n"
+            f"We're refunding {format_pence(order.total_pence)} to your card ending "
+            f"{order.payment.last4}; you'll hear from us when it's done.\n",
+        ),
+        State.REFUNDED: (
+            f"Refund for order {order.order_id}",
+            f"We've refunded {format_pence(order.total_pence)} to your card ending "
+            f"{order.payment.last4} (refund {event.detail.get('refund_id', '?')}).\n",
         ),
         State.FINISHED: (
             f"Your kilt is finished (order {order.order_id})",

@@ -10,7 +10,8 @@ header: nothing is silently dropped. A source that gave a Return Address
 Return Address travels on with the ``received`` event (see :mod:`kiltstore.replies`).
 
 Web checkouts carry the secret path of their status page, which the normalizer keeps
-in the event's ``detail`` (``status_path``) for the e-mails' links.
+in the event's ``detail`` (``status_path``, and ``orders_path``: the customer's own
+order list) for the e-mails' links.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def normalize(incoming: Incoming) -> OrderEvent:
     order = translate(incoming.type, incoming.body)
     detail: dict[str, str] = {}
     if incoming.type == WEB_TYPE:
-        token = json.loads(incoming.body).get("status_token")
+        document = json.loads(incoming.body)
+        token = document.get("status_token")
         if isinstance(token, str) and token:
             detail["status_path"] = f"/orders/{token}"
+        customer_token = document.get("customer_token")
+        if isinstance(customer_token, str) and customer_token:
+            detail["orders_path"] = f"/my-orders/{customer_token}"
     return OrderEvent(state=State.RECEIVED, order=order, detail=detail)
 
 

@@ -23,6 +23,11 @@ requests each key got); ``GET /`` shows them as a page. An answer carries
 ``card_token``, the gateway's token for the card, which the store keeps in place of the
 card number (with the last four digits).
 
+``POST /refunds`` takes JSON ``{"idempotency_key", "charge_id", "amount_pence"}`` and
+gives back (part of) an approved charge: ``{"status": "refunded", "refund_id", ...}``,
+or ``{"status": "refused", "reason"}`` (no such approved charge, more than was charged).
+A repeated idempotency key returns the first answer and refunds nothing more.
+
 ``POST /outage`` with ``{"down": true}`` makes the gateway answer ``503`` to every charge
 until ``{"down": false}``: an outage of the processor.
 
@@ -57,6 +62,16 @@ CREATE TABLE IF NOT EXISTS charges (
     status          TEXT NOT NULL,
     reason          TEXT NOT NULL,
     description     TEXT NOT NULL,
+    requests        INTEGER NOT NULL,
+    created_at      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refunds (
+    idempotency_key TEXT PRIMARY KEY,
+    refund_id       TEXT NOT NULL,
+    charge_id       TEXT NOT NULL,
+    amount_pence    INTEGER NOT NULL,
+    status          TEXT NOT NULL,
+    reason          TEXT NOT NULL,
     requests        INTEGER NOT NULL,
     created_at      REAL NOT NULL
 );
@@ -98,6 +113,8 @@ class PaymentGateway(Service):
         self.app.router.add_get("/", self.page)
         self.app.router.add_post("/charges", self.charge)
         self.app.router.add_get("/charges", self.list_charges)
+        self.app.router.add_post("/refunds", self.refund)
+        self.app.router.add_get("/refunds", self.list_refunds)
         self.app.router.add_post("/hold", self.hold)
         self.app.router.add_post("/outage", self.outage)
 
@@ -155,6 +172,49 @@ class PaymentGateway(Service):
             }
         )
 
+    def refunds(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.query("SELECT * FROM refunds ORDER BY created_at")]
+
+    async def refund(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.json_response({"error": "service unavailable"}, status=503)
+        try:
+            data = await request.json()
+            key = str(data["idempotency_key"])
+            charge_id = str(data["charge_id"])
+            amount = int(data["amount_pence"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad request: {exc}"}, status=400)
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (key,)).fetchone()
+            replayed = row is not None
+            if row is None:
+                charge = tx.execute(
+                    "SELECT * FROM charges WHERE charge_id = ?", (charge_id,)
+                ).fetchone()
+                refunded = tx.execute(
+                    "SELECT COALESCE(SUM(amount_pence), 0) FROM refunds"
+                    " WHERE charge_id = ? AND status = 'refunded'", (charge_id,),
+                ).fetchone()[0]
+                status, reason = "refunded", ""
+                if charge is None or charge["status"] != "approved":
+                    status, reason = "refused", "no such approved charge"
+                elif amount <= 0 or amount + refunded > charge["amount_pence"]:
+                    status, reason = "refused", "more than was charged"
+                tx.execute(
+                    "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                    (key, "re_" + uuid.uuid4().hex[:16], charge_id, amount, status, reason,
+                     time.time()),
+                )
+            else:
+                tx.execute("UPDATE refunds SET requests = requests + 1 WHERE idempotency_key = ?",
+                           (key,))
+            row = tx.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (key,)).fetchone()
+        return web.json_response({**dict(row), "replayed": replayed})
+
+    async def list_refunds(self, request: web.Request) -> web.Response:
+        return web.json_response({"refunds": self.refunds()})
+
     async def list_charges(self, request: web.Request) -> web.Response:
         return web.json_response({"charges": self.charges(), "waiting": self.waiting})
 
@@ -172,7 +232,8 @@ class PaymentGateway(Service):
         return web.json_response({"down": self.down})
 
     async def page(self, request: web.Request) -> web.Response:
-        return render("gateway.html", charges=self.charges(), held=not self._released.is_set())
+        return render("gateway.html", charges=self.charges(), refunds=self.refunds(),
+                      held=not self._released.is_set())
 
     async def stopped(self) -> None:
         released: asyncio.Event | None = getattr(self, "_released", None)
