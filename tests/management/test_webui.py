@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
@@ -216,6 +216,9 @@ async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Bro
     await screenshot(page, "management-queue.png")
 
     # Move it to the archive queue: properties and headers go with it.
+    # The broker moves it (a shovel parameter), not the page.
+    calls: list[tuple[str, str]] = []
+    page.page.on("request", lambda r: calls.append((r.method, urlsplit(r.url).path)))
     await page.page.locator("#move-form input[name=target]").fill("kilts-archive")
     await page.page.locator("#move-form button").click()
     await page.page.wait_for_selector("#flash .note:has-text('Moved 1 message to kilts-archive.')")
@@ -226,7 +229,12 @@ async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Bro
     assert [m["payload"] for m in archived] == ["one Isle of Skye kilt"]
     assert archived[0]["properties"]["headers"] == {"x-pattern": "MacLeod"}
     assert archived[0]["properties"]["content_type"] == "text/plain"
+    # the broker moved it, as RabbitMQ's shovel: to the default exchange, the queue's name
+    assert (archived[0]["exchange"], archived[0]["routing_key"]) == ("", "kilts-archive")
     assert api.get("/api/queues/%2F/kilts").body["messages"] == 0
+    assert api.get("/api/parameters/shovel").body == []
+    assert ("PUT", "/api/parameters/shovel/%2F/Move%20from%20kilts") in calls
+    assert not [c for c in calls if c[0] == "POST"]
 
     # Purge empties the archive queue.
     await page.goto("/queues/%2F/kilts-archive")

@@ -62,6 +62,13 @@ class UserActions:
             raise NotFound(f"no such vhost '{name}'")
         return vhost
 
+    def queue_to(self, action: str, vhost: str, queue: str) -> Queue:
+        """The queue ``queue`` of ``vhost`` if the user may ``action`` ("read" or "write")
+        it."""
+        host = self.vhost(vhost)
+        self._check(host, action, "queue", queue)
+        return host.get_queue(queue)
+
     def _check(self, vhost: VirtualHost, action: str, kind: str, name: str) -> None:
         permission = self.broker.auth.permission(self.user, vhost.name)
         if permission is None or not permission.allows(action, name):

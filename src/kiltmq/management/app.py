@@ -25,6 +25,7 @@ from kiltmq.management import (
     permissions,
     policies,
     queues,
+    shovels,
     users,
     vhosts,
 )
@@ -92,7 +93,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     )
     for module in (
         overview, vhosts, users, permissions, limits, connections, exchanges, queues,
-        bindings, health, policies, definitions, parameters, features,
+        bindings, health, policies, definitions, parameters, shovels, features,
     ):
         app.add_routes(module.routes)
     add_ui(app)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from kiltmq.broker.admin import Admin, ManagedBroker
 from kiltmq.broker.monitor import Monitor
+from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.user_actions import UserActions
 from kiltmq.management.access import Caller
 from kiltmq.management.errors import object_not_found
@@ -31,6 +32,8 @@ class Context:
     cluster_name: str
     #: The web UI's browser sessions.
     sessions: Sessions = field(default_factory=Sessions)
+    #: The shovels moving messages between the broker's queues.
+    shovels: Shovels = field(default_factory=Shovels)
 
     def actions(self, caller: Caller) -> UserActions:
         return UserActions(self.broker, caller.name)

@@ -1,12 +1,13 @@
 """Runtime parameters: ``/api/parameters[/{component}[/{vhost}[/{name}]]]`` and
 ``/api/global-parameters[/{name}]``.
 
-The broker's components are ``vhost-limits`` (the one parameter ``limits``) and
-``operator_policy``; ``policy`` is listed when asked for by name, as RabbitMQ does, and
-set through here too. Other components have no parameters: their lists are empty and
-setting one is RabbitMQ's 400 ``component ... not found``. As RabbitMQ, parameters are
-for ``policymaker`` users (operator policies for administrators). The only global
-parameter is the broker's cluster name, read only."""
+The broker's components are ``vhost-limits`` (the one parameter ``limits``),
+``operator_policy`` and ``shovel`` (moves between queues, see
+:mod:`~kiltmq.management.shovels`); ``policy`` is listed when asked for by name, as
+RabbitMQ does, and set through here too. Other components have no parameters: their
+lists are empty and setting one is RabbitMQ's 400 ``component ... not found``. As
+RabbitMQ, parameters are for ``policymaker`` users (operator policies for
+administrators). The only global parameter is the broker's cluster name, read only."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ from kiltmq.management.errors import (
 from kiltmq.management.listing import reply_item, reply_list
 from kiltmq.management.policies import invalid
 from kiltmq.management.request import body, require
+from kiltmq.management.shovels import COMPONENT as SHOVEL
+from kiltmq.management.shovels import parameter_items as shovel_items
+from kiltmq.management.shovels import start as start_shovel
+from kiltmq.management.shovels import stop as stop_shovel
 
 __all__ = ["routes"]
 
@@ -35,7 +40,7 @@ routes = web.RouteTableDef()
 
 POLICY_COMPONENTS = {"policy": False, "operator_policy": True}
 #: The components /api/parameters lists when no component is named.
-LISTED = ("vhost-limits", "operator_policy")
+LISTED = ("vhost-limits", "operator_policy", SHOVEL)
 LIMITS = "limits"
 
 
@@ -61,6 +66,8 @@ def _items(request: web.Request, component: str, vhost: str | None) -> list[dict
     elif component in POLICY_COMPONENTS:
         operator = POLICY_COMPONENTS[component]
         items = [_policy_item(p, component) for p in ctx.admin.policies(vhost, operator=operator)]
+    elif component == SHOVEL:
+        items = shovel_items(request, vhost)
     return [i for i in items if i["vhost"] in visible]
 
 
@@ -152,6 +159,8 @@ async def put_parameter(request: web.Request) -> web.Response:
             )
         except PolicyInvalid as error:
             raise invalid(error, operator=operator) from None
+    elif component == SHOVEL:
+        start_shovel(request, vhost, name, value)
     else:
         raise _component_not_found(component)
     await ctx.admin.committed()
@@ -169,6 +178,9 @@ async def delete_parameter(request: web.Request) -> web.Response:
         raise object_not_found()
     if component == "vhost-limits":
         ctx.admin.set_vhost_limits(vhost, {})
+    elif component == SHOVEL:
+        stop_shovel(request, vhost, name)
+        return web.Response(status=204)
     else:
         try:
             ctx.admin.clear_policy(vhost, name, operator=POLICY_COMPONENTS[component])

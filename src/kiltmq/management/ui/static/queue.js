@@ -120,25 +120,27 @@
     const target = v.target;
     if (target === name) throw new Error("Choose another queue.");
     await K.api("GET", `/api/queues/${K.enc(vhost)}/${K.enc(target)}?columns=name`);
-    let left = Number(v.count), moved = 0;
-    const publish = (to, m) => K.api("POST", `/api/exchanges/${K.enc(vhost)}/amq.default/publish`,
-      { routing_key: to, properties: m.properties, payload: m.payload, payload_encoding: "base64" });
-    while (left > 0) {
-      const batch = await K.api("POST", base + "/get",
-        { count: Math.min(left, 50), ackmode: "ack_requeue_false", encoding: "base64" });
-      if (!batch.length) break;
-      for (let i = 0; i < batch.length; i++) {
-        try {
-          const reply = await publish(target, batch[i]);
-          if (!reply.routed) throw new Error(`queue ${target} did not take the message`);
-          moved++;
-        } catch (err) {
-          for (const m of batch.slice(i)) await publish(name, m);
-          throw new Error(`Moved ${moved}; stopped: ${err.message} (the rest were put back)`);
-        }
+    const before = (await K.api("GET", base + "?columns=messages_ready")).messages_ready || 0;
+    const shovel = `Move from ${name}`;
+    const uri = "amqp:///" + K.enc(vhost);
+    const path = `/api/parameters/shovel/${K.enc(vhost)}/${K.enc(shovel)}`;
+    await K.api("PUT", path, { value: {
+      "src-protocol": "amqp091", "src-uri": uri, "src-queue": name,
+      "dest-protocol": "amqp091", "dest-uri": uri, "dest-queue": target,
+      "src-delete-after": Number(v.count), "ack-mode": "on-confirm",
+    } });
+    // the broker moves the messages; the parameter goes away when it is done
+    for (;;) {
+      const running = await K.api("GET", `/api/shovels/${K.enc(vhost)}?name=${K.enc(shovel)}`);
+      const mine = running.find((s) => s.name === shovel);
+      if (!mine) break;
+      if (mine.state === "terminated") {
+        await K.api("DELETE", path);
+        throw new Error(`Move stopped: ${mine.reason}`);
       }
-      left -= batch.length;
+      await new Promise((done) => setTimeout(done, 200));
     }
+    const moved = Math.min(Number(v.count), before);
     K.flash(`Moved ${moved} message${moved === 1 ? "" : "s"} to ${target}.`);
     K.refreshNow();
   });

@@ -1,0 +1,74 @@
+"""The broker's shovel between two of its queues: batches on the loop, running until the
+count is reached, stopped or terminated without losing a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pika
+
+from kiltmq.broker import Broker
+from kiltmq.broker.shovel import BATCH, Shovels
+
+TOTAL = BATCH * 2 + 7
+
+
+def _fill(broker: Broker) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = conn.channel()
+    channel.queue_declare("from")
+    channel.queue_declare("to")
+    for i in range(TOTAL):
+        channel.basic_publish("", "from", str(i).encode())
+    assert channel.queue_declare("from", passive=True).method.message_count == TOTAL
+    conn.close()
+
+
+def test_a_shovel_moves_a_batch_per_loop_turn_and_stops_when_told() -> None:
+    shovels = Shovels()
+    with Broker(port=0) as broker:
+        _fill(broker)
+        vhost = broker.vhosts["/"]
+        source, destination = vhost.queues["from"], vhost.queues["to"]
+
+        def start_and_stop() -> tuple[Any, ...]:
+            shovel = shovels.start("/", "mv", source, destination, None)
+            running = (shovel.state, shovel.moved, shovels.all() == [shovel])
+            assert shovels.stop("/", "mv")
+            return running, shovel.state, shovel.reason, shovels.all()
+
+        running, state, reason, left = broker.call_in_loop(start_and_stop)
+        assert running == ("running", BATCH, True)
+        assert (state, reason, left) == ("terminated", "stopped", [])
+
+        def counts() -> tuple[int, int]:
+            return source.message_count, destination.message_count
+
+        assert broker.call_in_loop(counts) == (TOTAL - BATCH, BATCH)
+
+        def order() -> list[bytes]:
+            return [e.message.body for e in destination.ready][:3]
+
+        assert broker.call_in_loop(order) == [b"0", b"1", b"2"]
+
+
+def test_a_deleted_destination_terminates_the_shovel() -> None:
+    shovels = Shovels()
+    with Broker(port=0) as broker:
+        _fill(broker)
+        vhost = broker.vhosts["/"]
+        source, destination = vhost.queues["from"], vhost.queues["to"]
+
+        def start_then_delete() -> None:
+            shovels.start("/", "mv", source, destination, None)
+            vhost.delete_queue(destination)
+
+        broker.call_in_loop(start_then_delete)
+
+        def after() -> tuple[Any, ...]:
+            [shovel] = shovels.all()
+            return shovel.state, shovel.reason, source.message_count
+
+        assert broker.call_in_loop(after) == (
+            "terminated", "queue 'to' was deleted", TOTAL - BATCH,
+        )
