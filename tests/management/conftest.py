@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from tests.e2e.test_browser import browser  # noqa: F401  (chromium, shared with the store's pages)
 
 from kiltmq.broker import Broker
 

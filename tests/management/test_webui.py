@@ -13,49 +13,23 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
+from tests.e2e.test_browser import BROWSER_TIMEOUT_MS
 
 from kiltmq.broker import Broker
 
 from .api import Api
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS_ENV = "KILTSTORE_SCREENSHOTS"
-TIMEOUT_MS = 20_000
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = BROWSER_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI requires the browser tests to run: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS, timeout=TIMEOUT_MS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
