@@ -95,6 +95,39 @@ class Context:
         conn = await self.connect(label)
         return await conn.channel()
 
+    async def wait_counts(
+        self, queue: str, *, messages: int, consumers: int, timeout: float = REPLY_TIMEOUT
+    ) -> bool:
+        """Poll queue.declare (passive) off the record until ``queue`` holds ``messages``
+        ready messages and ``consumers`` consumers. A quorum queue on RabbitMQ applies a
+        closed channel's returns a moment after channel.close-ok; this waits for that
+        without the transcript depending on when it happens."""
+        conn = await RecordingConnection.open(
+            self.port, self.host, timeout=REPLY_TIMEOUT, transcript=Transcript(self.prefix),
+            label="poll",
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            if not await conn.try_handshake(
+                username=self.username, password=self.password, vhost=self.vhost
+            ):
+                return False
+            ch = await conn.channel()
+            while True:
+                item = await ch.call(spec.QueueDeclare(queue=queue, passive=True))
+                if not (isinstance(item, MethodReceived)
+                        and isinstance(item.method, spec.QueueDeclareOk)):
+                    return False
+                ok = item.method
+                if ok.message_count == messages and ok.consumer_count == consumers:
+                    return True
+                if loop.time() > deadline:
+                    return False
+                await asyncio.sleep(0.02)
+        finally:
+            conn.abort()
+
     def check(self, condition: bool, what: str) -> None:
         """Record a fact the scenario computed itself (so both brokers must agree)."""
         self.t.add("check", what, {"ok": condition})

@@ -134,6 +134,9 @@ async def quorum_consumer_redeliveries(ctx: Context) -> None:
     await ch.call(spec.BasicRecover(requeue=True))
     await ch.receive()
     await ch.close()
+    ctx.check(
+        await ctx.wait_counts(q, messages=3, consumers=0), "the closed channel's message returns"
+    )
     other = await conn.channel()
     await other.call(QueueDeclare(queue=q, passive=True))
     await other.get(q)
