@@ -24,6 +24,10 @@ _pack_frame = FRAME_HEAD.pack
 _END = FRAME_END_OCTET
 _join = b"".join
 _GET_OK_IDS = struct.pack(">HH", 60, 71)
+# Bodies up to this size are joined with their delivery's frames; larger ones are queued
+# as they are, so the batch's join is their only copy. (frame_max is at least 4096, so
+# bodies this size always fit one frame.)
+_JOINED_BODY_MAX = 2048
 
 
 class Consuming(DirectReplyTo):
@@ -45,26 +49,45 @@ class Consuming(DirectReplyTo):
         payload = consumer.deliver_prefix + pack_QB(tag, entry.redelivered) + message.deliver_tail
         body = message.body
         size = len(body)
-        if 0 < size <= self.body_max:
+        if 0 < size <= _JOINED_BODY_MAX:
             # method, header and body frames in one join (the common case)
             number = self.number
             header = entry.header or message.header_payload
-            data = _join(
-                (
-                    _pack_frame(1, number, len(payload)),
-                    payload,
-                    _END,
-                    _pack_frame(2, number, len(header)),
-                    header,
-                    _END,
-                    _pack_frame(3, number, size),
-                    body,
-                    _END,
+            self.out.send_delivery(
+                _join(
+                    (
+                        _pack_frame(1, number, len(payload)),
+                        payload,
+                        _END,
+                        _pack_frame(2, number, len(header)),
+                        header,
+                        _END,
+                        _pack_frame(3, number, size),
+                        body,
+                        _END,
+                    )
                 )
             )
+        elif 0 < size <= self.body_max:
+            # a large body in one frame: queued as it is, not copied into a join of its own
+            number = self.number
+            header = entry.header or message.header_payload
+            self.out.send_delivery(
+                _join(
+                    (
+                        _pack_frame(1, number, len(payload)),
+                        payload,
+                        _END,
+                        _pack_frame(2, number, len(header)),
+                        header,
+                        _END,
+                        _pack_frame(3, number, size),
+                    )
+                ),
+                body,
+            )
         else:
-            data = self._content(payload, message, entry.header)
-        self.out.send_delivery(data)
+            self.out.send_delivery(self._content(payload, message, entry.header))
         if entry.redelivered:
             self.redelivered += 1
             consumer.queue.redelivered += 1
