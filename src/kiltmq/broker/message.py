@@ -2,8 +2,8 @@
 
 A published message is kept as it arrived: the exchange and routing key it was published
 with, its content-header properties still encoded (``raw_properties``, flags word first)
-and its body. What every delivery needs is computed once: the content-header frame
-payload (``header_payload``) and the encoded exchange/routing-key tail of basic.deliver.
+and its body. What every delivery needs is kept ready: the raw properties and the
+encoded exchange/routing-key tail of basic.deliver.
 Publishing checks the properties by skipping through them (a headers table is walked, not
 built). The few properties the broker itself reads (reply-to, expiration, user-id,
 priority, delivery-mode) are read straight from the raw bytes; all of them are decoded
@@ -145,7 +145,6 @@ class Message:
         "routing_key",
         "raw_properties",
         "body",
-        "header_payload",
         "flags",
         "persistent",
         "size",
@@ -169,7 +168,6 @@ class Message:
         self.routing_key = routing_key
         self.raw_properties = raw_properties
         self.body = body
-        self.header_payload = _pack_header(60, 0, len(body)) + raw_properties
         flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
         self.flags = flags
         self.persistent = bool(flags & FLAG_DELIVERY_MODE) and delivery_mode(raw_properties) == 2
@@ -210,6 +208,13 @@ class Message:
         message = cls(exchange, routing_key, raw_properties, body, deliver_tail)
         message.id = key
         return message
+
+    @property
+    def header_payload(self) -> bytes:
+        """The payload of this message's content-header frame: class basic, weight 0, the
+        body size and the raw properties (built when asked for; deliveries write these
+        fields straight into their frames)."""
+        return _pack_header(60, 0, self.size) + self.raw_properties
 
     @property
     def properties(self) -> BasicProperties:
