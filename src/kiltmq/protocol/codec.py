@@ -440,12 +440,27 @@ def skip_table(buf: bytes, offset: int) -> int:
     widths = _WIDTH_OF
     while pos < end:
         pos += 1 + buf[pos]  # the field name
-        width = widths[buf[pos]]
+        code = buf[pos]
+        width = widths[code]
         if width >= 0:
             pos += 1 + width
         elif width == -2:
             pos += 5 + _unpack_I(buf, pos + 1)[0]
-        else:  # a table or array (checked without recursion), or an unknown type
+        elif code == 65 and pos + 5 <= end:  # A: an array of plain values is walked here
+            stop = pos + 5 + _unpack_I(buf, pos + 1)[0]
+            at = pos + 5
+            if stop <= end:
+                while at < stop:
+                    width = widths[buf[at]]
+                    if width >= 0:
+                        at += 1 + width
+                    elif width == -2:
+                        at += 5 + _unpack_I(buf, at + 1)[0]
+                    else:
+                        break
+            # anything else (nested containers, unknown types, bad lengths): the full check
+            pos = stop if at == stop else _skip_value(buf, pos)
+        else:  # a table (checked without recursion), or an unknown type
             pos = _skip_value(buf, pos)
     if pos != end:
         raise ValueError("field table length does not match its contents")
