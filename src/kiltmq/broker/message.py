@@ -235,9 +235,11 @@ class Message:
         """Raise ValueError (or IndexError, struct.error) if the properties do not decode.
 
         RabbitMQ decodes every published message's properties; here they are only
-        skipped through (:func:`check_properties`), which refuses the same inputs.
+        skipped through (:func:`check_properties`), which refuses the same inputs; an
+        empty property list (the flags word 0) needs no walk at all.
         """
-        check_properties(self.raw_properties)
+        if self.flags or len(self.raw_properties) < 2:
+            check_properties(self.raw_properties)
 
     def shortstr(self, bit: int) -> str | None:
         """The short-string property of flag ``bit`` (e.g. :data:`FLAG_REPLY_TO`), read
