@@ -26,8 +26,9 @@ writes the broker thread's cProfile statistics of one more run of each case (not
 counted) to ``--profile-dir``.
 
 Run: ``PYTHONPATH=src python -m benchmarks.hot_path [--shapes bare,celery] [--modes e2e]
-[--repeat 5] [--count 20000]``; it prints one line per case with the median and the
-spread of the repeats.
+[--repeat 5] [--count 20000]`` (under ``python -m benchmarks``, the options from the
+``KILTMQ_HOT_PATH_ARGS`` environment variable); it prints one line per case with the
+median and the spread of the repeats.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
+import shlex
 import statistics
 import sys
 import threading
@@ -237,6 +240,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Under ``python -m benchmarks`` the options come from ``KILTMQ_HOT_PATH_ARGS``."""
+    if argv is None:
+        argv = shlex.split(os.environ.get("KILTMQ_HOT_PATH_ARGS", ""))
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hot_path")
     parser.add_argument("--shapes", default="bare,celery,4k,64k")
     parser.add_argument("--modes", default="e2e,publish")
