@@ -434,7 +434,7 @@ def skip_table(buf: bytes, offset: int) -> int:
     keys or values: for a table that only has to be valid."""
     (n,) = _unpack_I(buf, offset)
     pos = offset + 4
-    end = pos + n
+    end: int = pos + n
     if end > len(buf):
         raise ValueError("truncated field table")
     widths = _WIDTH_OF
