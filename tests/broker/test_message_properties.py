@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.protocol.malformed import MALFORMED
-from tests.protocol.strategies import properties
+from tests.protocol.strategies import SETTINGS, properties
 from tests.protocol.test_skip_table import corrupt
 
 from kiltmq.bench.rawclient import RawClient
@@ -53,6 +53,7 @@ def _accepted(fn: Any, raw: bytes) -> bool:
     return True
 
 
+@SETTINGS
 @given(properties(), st.integers(0, 2**32 - 1))
 def test_check_refuses_exactly_what_decoding_refuses(
     props: spec.BasicProperties, seed: int
@@ -69,6 +70,7 @@ def test_check_refuses_exactly_what_decoding_refuses(
         )
 
 
+@SETTINGS
 @given(properties())
 def test_properties_read_from_the_raw_bytes_agree_with_decoding(
     props: spec.BasicProperties,
