@@ -194,3 +194,21 @@ def test_random_input_never_escapes_as_an_exception(role: Role, data: st.DataObj
         assert events[-1] is errors[0]  # nothing is reported after the error
         assert errors[0].error.reply_code in {501, 502, 503, 504, 505, 530, 540}
         assert conn.receive_data(HEARTBEAT_FRAME) == []
+
+
+def test_a_repeated_publish_is_decoded_once() -> None:
+    """A publisher sends the same basic.publish over and over: the server decodes it once
+    and hands the same (never changed) method object with each message; another one is
+    decoded afresh."""
+    pair = opened()
+    frames = [
+        encode_frame(1, 1, spec.BasicPublish("", key).encode())
+        + encode_frame(2, 1, content_header_payload(60, 1, None))
+        + encode_frame(3, 1, b"x")
+        for key in ("a", "a", "b", "b")
+    ]
+    events = pair.server.receive(b"".join(frames))
+    methods = [e.method for e in events if isinstance(e, ContentReceived)]
+    assert [m.routing_key for m in methods] == ["a", "a", "b", "b"]  # type: ignore[attr-defined]
+    assert methods[0] is methods[1] and methods[2] is methods[3]
+    assert methods[1] is not methods[2]

@@ -2,11 +2,12 @@
 
 A published message is kept as it arrived: the exchange and routing key it was published
 with, its content-header properties still encoded (``raw_properties``, flags word first)
-and its body. What every delivery needs is computed once: the content-header frame
-payload (``header_payload``) and the encoded exchange/routing-key tail of basic.deliver.
-Properties are decoded only when someone needs them (the headers exchange, per-message
-TTL, dead-lettering) and then only once. Whether the message is persistent
-(delivery-mode 2) is read straight from the raw bytes.
+and its body. What every delivery needs is kept ready: the raw properties and the
+encoded exchange/routing-key tail of basic.deliver.
+Publishing checks the properties by skipping through them (a headers table is walked, not
+built). The few properties the broker itself reads (reply-to, expiration, user-id,
+priority, delivery-mode) are read straight from the raw bytes; all of them are decoded
+only when someone needs them all (the headers exchange, dead-lettering) and then only once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import itertools
 import struct
 from typing import ClassVar
 
-from kiltmq.protocol.codec import FieldTable, encode_shortstr
+from kiltmq.protocol.codec import FieldTable, encode_shortstr, skip_table
 from kiltmq.protocol.frames import CONTENT_HEADER
 from kiltmq.protocol.spec import BasicProperties
 
@@ -29,6 +30,8 @@ FLAG_CONTENT_TYPE = 0x8000
 FLAG_CONTENT_ENCODING = 0x4000
 FLAG_HEADERS = 0x2000
 FLAG_DELIVERY_MODE = 0x1000
+FLAG_PRIORITY = 0x0800
+FLAG_REPLY_TO = 0x0200
 FLAG_EXPIRATION = 0x0100
 FLAG_USER_ID = 0x0010
 
@@ -42,6 +45,12 @@ _LAYOUT = (
     (0x0008, 0), (0x0004, 0),
 )
 _STEPS: dict[int, tuple[int, ...]] = {}
+# The attribute of BasicProperties for each short-string property's flag bit.
+_SHORTSTR_NAMES = {
+    0x8000: "content_type", 0x4000: "content_encoding", 0x0400: "correlation_id",
+    0x0200: "reply_to", 0x0100: "expiration", 0x0080: "message_id", 0x0020: "type",
+    0x0010: "user_id", 0x0008: "app_id", 0x0004: "cluster_id",
+}
 
 
 def _steps(flags: int) -> tuple[int, ...]:
@@ -52,21 +61,53 @@ def _steps(flags: int) -> tuple[int, ...]:
 
 
 def check_properties(raw: bytes) -> None:
-    """Raise ValueError unless ``raw`` is a well-formed basic property list without a
-    headers table (fields are skipped, not decoded: this is on the publish path)."""
+    """Raise ValueError (or IndexError, struct.error) unless ``raw`` is a basic property
+    list that :meth:`BasicProperties.decode` decodes: the same inputs are refused, but the
+    fields, a headers table too, are skipped rather than decoded (the publish path)."""
     n = len(raw)
     if n < 2:
         raise ValueError("no property flags")
+    flags = (raw[0] << 8) | raw[1]
     pos = 2
-    for size in _steps((raw[0] << 8) | raw[1]):
-        if size:
+    if flags & 1:  # continuation: further flag words (none are defined for basic)
+        more = flags
+        while more & 1:
+            more = (raw[pos] << 8) | raw[pos + 1]
+            pos += 2
+    for size in _steps(flags):
+        if size > 0:
             pos += size
-        elif pos < n:
-            pos += 1 + raw[pos]
+        elif size == 0:
+            if pos < n:
+                pos += 1 + raw[pos]
+            else:
+                raise ValueError("truncated properties")
         else:
-            raise ValueError("truncated properties")
+            pos = skip_table(raw, pos)
     if pos > n:
         raise ValueError("truncated properties")
+
+
+def _field_offset(raw: bytes, flags: int, bit: int) -> int:
+    """Where the property ``bit`` (present in ``flags``) starts in ``raw``, which
+    :func:`check_properties` accepted."""
+    pos = 2
+    if flags & 1:
+        more = flags
+        while more & 1:
+            more = (raw[pos] << 8) | raw[pos + 1]
+            pos += 2
+    for field, size in _LAYOUT:
+        if field == bit:
+            return pos
+        if flags & field:
+            if size > 0:
+                pos += size
+            elif size == 0:
+                pos += 1 + raw[pos]
+            else:
+                pos += 4 + _S_I.unpack_from(raw, pos)[0]
+    raise ValueError(f"no property flag {bit:#06x}")
 
 
 def delivery_mode(raw: bytes) -> int:
@@ -104,7 +145,6 @@ class Message:
         "routing_key",
         "raw_properties",
         "body",
-        "header_payload",
         "flags",
         "persistent",
         "size",
@@ -128,7 +168,6 @@ class Message:
         self.routing_key = routing_key
         self.raw_properties = raw_properties
         self.body = body
-        self.header_payload = _pack_header(60, 0, len(body)) + raw_properties
         flags = (raw_properties[0] << 8) | raw_properties[1] if len(raw_properties) >= 2 else 0
         self.flags = flags
         self.persistent = bool(flags & FLAG_DELIVERY_MODE) and delivery_mode(raw_properties) == 2
@@ -171,6 +210,13 @@ class Message:
         return message
 
     @property
+    def header_payload(self) -> bytes:
+        """The payload of this message's content-header frame: class basic, weight 0, the
+        body size and the raw properties (built when asked for; deliveries write these
+        fields straight into their frames)."""
+        return _pack_header(60, 0, self.size) + self.raw_properties
+
+    @property
     def properties(self) -> BasicProperties:
         """The decoded properties (decoded on first use; raises ValueError/struct.error if
         the publisher sent malformed ones)."""
@@ -188,21 +234,44 @@ class Message:
     def check(self) -> None:
         """Raise ValueError (or IndexError, struct.error) if the properties do not decode.
 
-        RabbitMQ decodes every published message's properties; this is cheaper for the
-        common case: without a headers table (or continuation flags) the fields are only
-        skipped, otherwise the properties are decoded (and kept).
+        RabbitMQ decodes every published message's properties; here they are only
+        skipped through (:func:`check_properties`), which refuses the same inputs; an
+        empty property list (the flags word 0) needs no walk at all.
         """
-        if self.flags & (FLAG_HEADERS | 0x0003):
-            _ = self.properties
-        else:
+        if self.flags or len(self.raw_properties) < 2:
             check_properties(self.raw_properties)
+
+    def shortstr(self, bit: int) -> str | None:
+        """The short-string property of flag ``bit`` (e.g. :data:`FLAG_REPLY_TO`), read
+        from the raw properties without decoding the others (None when absent)."""
+        flags = self.flags
+        if not flags & bit:
+            return None
+        props = self._properties
+        if props is not None:
+            return getattr(props, _SHORTSTR_NAMES[bit])  # type: ignore[no-any-return]
+        raw = self.raw_properties
+        pos = _field_offset(raw, flags, bit)
+        end = pos + 1 + raw[pos]
+        if end > len(raw):
+            raise ValueError("truncated properties")
+        try:
+            return raw[pos + 1 : end].decode()
+        except UnicodeDecodeError:  # as BasicProperties.decode: any bytes pass
+            return raw[pos + 1 : end].decode("utf-8", "surrogateescape")
+
+    def priority(self) -> int | None:
+        """The priority property (None when absent), read from the raw properties."""
+        flags = self.flags
+        if not flags & FLAG_PRIORITY:
+            return None
+        raw = self.raw_properties
+        return raw[_field_offset(raw, flags, FLAG_PRIORITY)]
 
     def expiration_ms(self) -> int | None:
         """The per-message TTL from the expiration property, in milliseconds (None when
         absent; ValueError when it is not a non-negative integer string)."""
-        if not self.flags & FLAG_EXPIRATION:
-            return None
-        text = self.properties.expiration
+        text = self.shortstr(FLAG_EXPIRATION)
         if text is None:
             return None
         value = int(text)
@@ -211,9 +280,7 @@ class Message:
         return value
 
     def user_id(self) -> str | None:
-        if not self.flags & FLAG_USER_ID:
-            return None
-        return self.properties.user_id
+        return self.shortstr(FLAG_USER_ID)
 
     def __repr__(self) -> str:
         return (

@@ -45,6 +45,7 @@ from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
+from kiltmq.protocol.frames import FRAME_END_OCTET
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -304,10 +305,19 @@ class ServerConnection(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
-    def send_delivery(self, data: bytes) -> None:
-        """Queue an encoded delivery; stop taking more once the batch is full."""
-        self.core.send_raw(data)
-        self.pending += len(data)
+    def send_delivery(self, data: bytes, body: bytes | None = None) -> None:
+        """Queue an encoded delivery; stop taking more once the batch is full. With
+        ``body``, ``data`` is the delivery's frames up to its body frame's head, and the
+        body and frame end are queued after it as they are (a large body is then copied
+        once, into the batch, rather than also into a delivery of its own)."""
+        core = self.core
+        core.send_raw(data)
+        if body is None:
+            self.pending += len(data)
+        else:
+            core.send_raw(body)
+            core.send_raw(FRAME_END_OCTET)
+            self.pending += len(data) + len(body) + 1
         if self.pending >= OUTPUT_BATCH:
             self.can_send = False
         if not self._flush_scheduled:

@@ -424,6 +424,47 @@ def decode_array(buf: bytes, offset: int, depth: int = 0) -> tuple[list[FieldVal
 
 # Encoded sizes of the fixed-width field value types, by type code.
 _WIDTHS = dict(zip(b"tbBsuIilfdDTV", (1, 1, 1, 2, 2, 4, 4, 8, 4, 8, 5, 8, 0), strict=True))
+# The same for every octet: -2 for a long string (S, x), -1 for the rest (F, A, unknown).
+_WIDTH_OF = tuple(_WIDTHS.get(code, -2 if code in b"Sx" else -1) for code in range(256))
+
+
+def skip_table(buf: bytes, offset: int) -> int:
+    """The end of the field table at ``offset`` (its length first), checked exactly as
+    :func:`decode_table` checks it (the same inputs raise), but without building a dict,
+    keys or values: for a table that only has to be valid."""
+    (n,) = _unpack_I(buf, offset)
+    pos = offset + 4
+    end: int = pos + n
+    if end > len(buf):
+        raise ValueError("truncated field table")
+    widths = _WIDTH_OF
+    while pos < end:
+        pos += 1 + buf[pos]  # the field name
+        code = buf[pos]
+        width = widths[code]
+        if width >= 0:
+            pos += 1 + width
+        elif width == -2:
+            pos += 5 + _unpack_I(buf, pos + 1)[0]
+        elif code == 65 and pos + 5 <= end:  # A: an array of plain values is walked here
+            stop = pos + 5 + _unpack_I(buf, pos + 1)[0]
+            at = pos + 5
+            if stop <= end:
+                while at < stop:
+                    width = widths[buf[at]]
+                    if width >= 0:
+                        at += 1 + width
+                    elif width == -2:
+                        at += 5 + _unpack_I(buf, at + 1)[0]
+                    else:
+                        break
+            # anything else (nested containers, unknown types, bad lengths): the full check
+            pos = stop if at == stop else _skip_value(buf, pos)
+        else:  # a table (checked without recursion), or an unknown type
+            pos = _skip_value(buf, pos)
+    if pos != end:
+        raise ValueError("field table length does not match its contents")
+    return end
 
 
 def _skip_value(buf: bytes, offset: int) -> int:

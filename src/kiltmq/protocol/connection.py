@@ -50,6 +50,7 @@ The events, :class:`Heartbeat`, :class:`Role`, the states, :class:`Channel` and
 from __future__ import annotations
 
 import struct
+from typing import cast
 
 from kiltmq.protocol import spec
 from kiltmq.protocol.channel import Channel as Channel
@@ -148,6 +149,10 @@ class Connection:
         self._reader = FrameReader(frame_max, server=server)
         self._out: list[bytes] = []
         self._failed = False
+        # The last content method received (method objects are never changed): a
+        # publisher sends the same basic.publish over and over, decoded once here.
+        self._publish_payload = b""
+        self._publish_method = cast(Method, None)
         self._use(dialect)
         #: The peer's tune-ok / tune values, once seen.
         self.peer_tune: spec.ConnectionTune | spec.ConnectionTuneOk | None = None
@@ -373,7 +378,13 @@ class Connection:
             if other.HAS_CONTENT and self._refuse_content(channel, other, payload):
                 return
             raise self._refused(other)
-        method = _decode(cls, payload)
+        if payload == self._publish_payload:  # the same basic.publish as the last one
+            method = self._publish_method
+        else:
+            method = _decode(cls, payload)
+            if cls.HAS_CONTENT:
+                self._publish_payload = payload
+                self._publish_method = method
         if channel == 0:
             if cls.CLASS_ID != 10:  # 504, as RabbitMQ says
                 raise ChannelError(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)

@@ -88,6 +88,7 @@ class FrameReader:
     __slots__ = (
         "_buf",
         "_chunks",
+        "_frame",
         "_have",
         "_max_payload",
         "_need",
@@ -97,8 +98,9 @@ class FrameReader:
 
     def __init__(self, frame_max: int = INITIAL_FRAME_MAX, *, server: bool = False) -> None:
         self._buf = b""
-        # Large incomplete frames collect here without re-joining on every read.
-        self._chunks: list[bytes] = []
+        # An incomplete frame (its head read) collects here, joined once when complete.
+        self._chunks: list[bytes | memoryview] = []
+        self._frame = (0, 0)  # its type and channel
         self._need = 0
         self._have = 0
         self._max_payload = 0
@@ -120,27 +122,41 @@ class FrameReader:
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         if self.error is not None:
             raise self.error
-        if self._chunks:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-        elif self._buf:
-            buf = self._buf + data
-        elif type(data) is bytes:
-            buf = data
-        else:
-            buf = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
+        frames: list[tuple[int, int, bytes]] = []
         pos = 0
+        if self._chunks:
+            # A frame begun in earlier data: its payload is joined from the pieces, the
+            # one copy its bytes get here, and the rest of ``data`` is read in place.
+            chunks = self._chunks
+            have = self._have + len(data)
+            need = self._need
+            if have < need:
+                chunks.append(data)
+                self._have = have
+                return frames
+            pos = len(data) - (have - need)  # this frame's bytes in ``data`` (at least 1)
+            if data[pos - 1] != FRAME_END:
+                return self._fail(
+                    frames, f"frame end octet is {data[pos - 1]:#04x}, expected 0xce"
+                )
+            chunks[0] = chunks[0][7:]
+            chunks.append(memoryview(data)[: pos - 1])
+            self._chunks = []
+            frame_type, channel = self._frame
+            frames.append((frame_type, channel, b"".join(chunks)))
+            buf = data
+        elif self._buf:
+            buf = self._buf + data  # at most 6 octets of a frame head were left
+        else:
+            buf = data
         if self.protocol_header is None:
             if len(buf) < 8:
                 self._buf = buf
                 return []
             self.protocol_header = buf[:8]
             pos = 8
-        frames: list[tuple[int, int, bytes]] = []
         append = frames.append
         n = len(buf)
         max_payload = self._max_payload
@@ -157,13 +173,15 @@ class FrameReader:
                 return self._fail(frames, _not_a_frame(buf, pos) or f"unknown frame type {ftype}")
             end = pos + 7 + size
             if end >= n:
-                if size > 65536:
-                    self._chunks = [buf[pos:]]
-                    self._have = n - pos
-                    self._need = end + 1 - pos
-                    self._buf = b""
-                    return frames
-                break
+                # The frame continues in later data. Its start is kept without copying
+                # the data it came in, unless it is a small part of that data.
+                rest = n - pos
+                self._chunks = [memoryview(buf)[pos:] if rest * 4 >= n else buf[pos:]]
+                self._have = rest
+                self._need = size + 8
+                self._frame = (ftype, channel)
+                self._buf = b""
+                return frames
             if buf[end] != frame_end:
                 return self._fail(frames, f"frame end octet is {buf[end]:#04x}, expected 0xce")
             append((ftype, channel, buf[pos + 7 : end]))

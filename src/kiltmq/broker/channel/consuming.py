@@ -21,9 +21,17 @@ from kiltmq.protocol.frames import FRAME_END_OCTET, FRAME_HEAD
 __all__ = ["Consuming"]
 
 _pack_frame = FRAME_HEAD.pack
+# The end of the previous frame, then a content-header frame's head and the fixed fields
+# of its payload (class, weight, body size); the end of that frame and a body frame's head.
+_pack_header_head = struct.Struct(">BBHIHHQ").pack
+_pack_body_head = struct.Struct(">BBHI").pack
 _END = FRAME_END_OCTET
 _join = b"".join
 _GET_OK_IDS = struct.pack(">HH", 60, 71)
+# Bodies up to this size are joined with their delivery's frames; larger ones are queued
+# as they are, so the batch's join is their only copy. (frame_max is at least 4096, so
+# bodies this size always fit one frame.)
+_JOINED_BODY_MAX = 2048
 
 
 class Consuming(DirectReplyTo):
@@ -42,29 +50,52 @@ class Consuming(DirectReplyTo):
     def deliver(self, consumer: Consumer, entry: Entry) -> None:
         self.delivery_tag = tag = self.delivery_tag + 1
         message = entry.message
-        payload = consumer.deliver_prefix + pack_QB(tag, entry.redelivered) + message.deliver_tail
         body = message.body
         size = len(body)
-        if 0 < size <= self.body_max:
-            # method, header and body frames in one join (the common case)
+        if 0 < size <= self.body_max and entry.header is None:
+            # basic.deliver, content header and body frames written field by field: the
+            # frame heads, ends and content-header fields packed together, nothing per
+            # message built in advance
             number = self.number
-            header = entry.header or message.header_payload
-            data = _join(
-                (
-                    _pack_frame(1, number, len(payload)),
-                    payload,
-                    _END,
-                    _pack_frame(2, number, len(header)),
-                    header,
-                    _END,
-                    _pack_frame(3, number, size),
-                    body,
-                    _END,
+            prefix = consumer.deliver_prefix
+            tail = message.deliver_tail
+            raw = message.raw_properties
+            if size <= _JOINED_BODY_MAX:
+                self.out.send_delivery(
+                    _join(
+                        (
+                            _pack_frame(1, number, len(prefix) + 9 + len(tail)),
+                            prefix,
+                            pack_QB(tag, entry.redelivered),
+                            tail,
+                            _pack_header_head(0xCE, 2, number, 12 + len(raw), 60, 0, size),
+                            raw,
+                            _pack_body_head(0xCE, 3, number, size),
+                            body,
+                            _END,
+                        )
+                    )
                 )
+            else:  # a large body: queued as it is, not copied into a join of its own
+                self.out.send_delivery(
+                    _join(
+                        (
+                            _pack_frame(1, number, len(prefix) + 9 + len(tail)),
+                            prefix,
+                            pack_QB(tag, entry.redelivered),
+                            tail,
+                            _pack_header_head(0xCE, 2, number, 12 + len(raw), 60, 0, size),
+                            raw,
+                            _pack_body_head(0xCE, 3, number, size),
+                        )
+                    ),
+                    body,
+                )
+        else:  # no body, a body over frame_max, or a quorum queue's x-delivery-count
+            payload = (
+                consumer.deliver_prefix + pack_QB(tag, entry.redelivered) + message.deliver_tail
             )
-        else:
-            data = self._content(payload, message, entry.header)
-        self.out.send_delivery(data)
+            self.out.send_delivery(self._content(payload, message, entry.header))
         if entry.redelivered:
             self.redelivered += 1
             consumer.queue.redelivered += 1

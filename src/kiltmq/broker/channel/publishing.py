@@ -17,7 +17,7 @@ import struct
 
 from kiltmq.broker.channel.reply_to import DirectReplyTo
 from kiltmq.broker.declaration import MAX_EXPIRY
-from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
+from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_REPLY_TO, FLAG_USER_ID, Message
 from kiltmq.broker.reply_target import REPLY_PREFIX, REPLY_TO, Target
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import encode_shortstr
@@ -33,7 +33,6 @@ __all__ = ["Publishing"]
 log = logging.getLogger("kiltmq.broker")
 
 _INTEGER_PREFIX = re.compile(r"[+-]?[0-9]+")
-_FLAG_REPLY_TO = 0x0200
 
 
 class Publishing(DirectReplyTo):
@@ -66,7 +65,7 @@ class Publishing(DirectReplyTo):
         message = Message(name, routing_key, raw_properties, body, tail)
         try:
             message.check()
-            if message.flags & _FLAG_REPLY_TO and message.properties.reply_to == REPLY_TO:
+            if message.flags & FLAG_REPLY_TO and message.shortstr(FLAG_REPLY_TO) == REPLY_TO:
                 message = self._with_reply_key(message)
             if message.flags & FLAG_EXPIRATION:
                 self._check_expiration(message)
@@ -101,7 +100,7 @@ class Publishing(DirectReplyTo):
     @staticmethod
     def _check_expiration(message: Message) -> None:
         """RabbitMQ refuses a publish whose expiration is not a non-negative integer."""
-        text = message.properties.expiration or ""
+        text = message.shortstr(FLAG_EXPIRATION) or ""
         number = _INTEGER_PREFIX.match(text)
         if number is None:
             reason = "no_integer"

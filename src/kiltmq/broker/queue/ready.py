@@ -11,6 +11,7 @@ of entries put back plus those it passes, not the length of the queue.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Iterator
 from typing import Protocol
@@ -67,8 +68,8 @@ def priority_level(message: Message, max_priority: int) -> int:
     """The level of ``message`` in a queue with x-max-priority ``max_priority``: its
     priority property, capped (0 without one, or with malformed properties)."""
     try:
-        priority = message.properties.priority
-    except (ValueError, IndexError):
+        priority = message.priority()
+    except (ValueError, IndexError, struct.error):
         return 0
     return min(priority or 0, max_priority)
 

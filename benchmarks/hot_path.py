@@ -1,0 +1,259 @@
+"""The broker's hot path, CPU per message: publish -> route -> enqueue -> deliver -> ack.
+
+The broker runs in this process on its own thread (``Broker.start_in_thread``); the load
+generator (:mod:`kiltmq.bench.loadclient`, which counts deliveries without decoding them)
+runs on the main thread. What is reported is the CPU time of the broker's thread alone
+(its POSIX thread CPU clock), divided by the messages: on a shared, loaded machine CPU
+time is far steadier than a rate.
+
+Message shapes:
+
+* ``bare``: 100-byte body, no properties;
+* ``celery``: what Celery sends: content type and encoding, correlation id, reply-to,
+  delivery mode 2, priority 0 and a headers table of 16 entries (strings, ints, a list,
+  voids), a 400-byte body;
+* ``4k`` and ``64k``: bodies of 4 KiB and 64 KiB, no properties.
+
+Modes:
+
+* ``e2e``: one producer, one consumer with manual acks (prefetch 1000, a multiple ack every
+  100 deliveries), at most 2,000 messages in flight;
+* ``publish``: publish only, into a queue without consumers (purged after each run).
+
+``--allocs`` also reports the memory blocks a queued message keeps
+(``sys.getallocatedblocks`` after publishing into a queue, per message); ``--profile``
+writes the broker thread's cProfile statistics of one more run of each case (not
+counted) to ``--profile-dir``.
+
+Run: ``PYTHONPATH=src python -m benchmarks.hot_path [--shapes bare,celery] [--modes e2e]
+[--repeat 5] [--count 20000]`` (under ``python -m benchmarks``, the options from the
+``KILTMQ_HOT_PATH_ARGS`` environment variable); it prints one line per case with the
+median and the spread of the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import shlex
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kiltmq.bench import loadclient
+from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
+from kiltmq.broker import Broker
+from kiltmq.protocol import spec
+from kiltmq.protocol.spec import BasicProperties
+
+BATCH = 50
+MAX_IN_FLIGHT = 2000
+
+# The load client's idle-ack timer can acknowledge the tag of a delivery whose body has
+# not all arrived yet, and then that tag again (406 unknown delivery tag). Here every
+# acknowledgement is a multiple ack per 100 deliveries, and the rest once all came.
+loadclient.ACK_DELAY = 3600.0
+
+
+def celery_properties() -> BasicProperties:
+    """Properties as Celery 5 sends a task message."""
+    task_id = str(uuid.UUID(int=0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF0))
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": "proj.tasks.add",
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "(2, 2)",
+        "kwargsrepr": "{}",
+        "origin": "gen4242@worker-1.example.com",
+        "ignore_result": 0,
+    }
+    return BasicProperties(
+        content_type="application/json",
+        content_encoding="utf-8",
+        correlation_id=task_id,
+        reply_to="c5a8e2f0-9d5e-3b41-a2c7-5f1e8d0b6a93",
+        delivery_mode=2,
+        priority=0,
+        headers=headers,
+    )
+
+
+SHAPES: dict[str, tuple[int, Callable[[], BasicProperties | None]]] = {
+    "bare": (100, lambda: None),
+    "celery": (400, celery_properties),
+    "4k": (4096, lambda: None),
+    "64k": (65536, lambda: None),
+}
+DEFAULT_COUNTS = {"bare": 20000, "celery": 20000, "4k": 10000, "64k": 2000}
+
+
+class BrokerClock:
+    """CPU seconds of the broker's thread."""
+
+    def __init__(self, broker: Broker) -> None:
+        ident = broker.call_in_loop(threading.get_ident)
+        self.clock = time.pthread_getcpuclockid(ident)
+
+    def seconds(self) -> float:
+        return time.clock_gettime(self.clock)
+
+
+async def _publish(
+    producer: LoadClient, frames: bytes, count: int, bound: Callable[[int], Any]
+) -> None:
+    sent = 0
+    batch = frames * BATCH
+    while sent < count:
+        n = min(BATCH, count - sent)
+        producer.send_raw(batch if n == BATCH else frames * n)
+        sent += n
+        if producer.paused:
+            await producer.wait_writable()
+        await bound(sent)
+
+
+async def run_case(
+    broker: Broker, clock: BrokerClock, shape: str, mode: str, count: int,
+    profiler: cProfile.Profile | None = None,
+) -> tuple[float, float | None]:
+    """One run: broker CPU µs per message, and (publish mode) blocks kept per message."""
+    size, props = SHAPES[shape]
+    body = bytes(i % 251 for i in range(size))
+    queue = f"hot.{shape}.{mode}"
+    url = broker.url
+    producer = await connect(url)
+    await producer.open_channel(1)
+    await producer.request(1, spec.QueueDeclare(queue=queue), spec.QueueDeclareOk)
+    frames = encode_publish("", queue, body, props(), frame_max=producer.frame_max)
+    consumer: LoadClient | None = None
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    progress: list[asyncio.Future[None]] = []
+
+    if mode == "e2e":
+        consumer = await connect(url)
+        await consumer.open_channel(1)
+        await consumer.consume(1, queue, no_ack=False, prefetch=1000, ack_every=100)
+
+        def delivered(n: int) -> None:
+            while progress and not progress[0].done():
+                progress.pop(0).set_result(None)
+            if n >= count and not done.done():
+                done.set_result(None)
+
+        consumer.on_delivered = delivered
+
+        async def bound(sent: int) -> None:
+            assert consumer is not None
+            while sent - consumer.delivered > MAX_IN_FLIGHT:
+                waiter = loop.create_future()
+                progress.append(waiter)
+                await waiter
+    else:
+        async def bound(sent: int) -> None:
+            return None
+
+    gc.collect()
+    blocks = sys.getallocatedblocks()
+    if profiler is not None:
+        broker.call_in_loop(profiler.enable)
+    start = clock.seconds()
+    await _publish(producer, frames, count, bound)
+    if mode == "e2e":
+        await done
+        assert consumer is not None
+        consumer._flush_acks()
+    else:
+        while True:
+            ok = await producer.request(
+                1, spec.QueueDeclare(queue=queue, passive=True), spec.QueueDeclareOk
+            )
+            if ok.message_count >= count:
+                break
+            await asyncio.sleep(0.01)
+    cpu = clock.seconds() - start
+    if profiler is not None:
+        broker.call_in_loop(profiler.disable)
+    kept = None
+    if mode == "publish":
+        gc.collect()
+        kept = (sys.getallocatedblocks() - blocks) / count
+    if consumer is not None:
+        await asyncio.sleep(0.05)  # the last acks
+        await consumer.close()
+    await producer.request(1, spec.QueueDelete(queue=queue), spec.QueueDeleteOk)
+    await producer.close()
+    return cpu / count * 1e6, kept
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    broker = Broker(port=0, heartbeat=0, memory_limit=None, disk_free_limit=None)
+    broker.start_in_thread()
+    try:
+        clock = BrokerClock(broker)
+        for shape in args.shapes.split(","):
+            for mode in args.modes.split(","):
+                count = args.count or DEFAULT_COUNTS[shape]
+                await run_case(broker, clock, shape, mode, min(count, 2000))  # warm-up
+                results: list[float] = []
+                kept: list[float] = []
+                profiler = None
+                for _ in range(args.repeat):
+                    us, blocks = await run_case(broker, clock, shape, mode, count)
+                    results.append(us)
+                    if blocks is not None:
+                        kept.append(blocks)
+                if args.profile:  # one more run, not counted: the profiler costs CPU too
+                    profiler = cProfile.Profile()
+                    await run_case(broker, clock, shape, mode, count, profiler)
+                line = (
+                    f"{shape:7} {mode:8} n={count:6} broker CPU µs/msg: median "
+                    f"{statistics.median(results):7.2f}  min {min(results):7.2f}  "
+                    f"max {max(results):7.2f}"
+                )
+                if args.allocs and kept:
+                    line += f"  blocks kept/queued msg {statistics.median(kept):.1f}"
+                print(line, flush=True)
+                if profiler is not None:
+                    out = Path(args.profile_dir)
+                    out.mkdir(parents=True, exist_ok=True)
+                    profiler.dump_stats(str(out / f"{shape}-{mode}.prof"))
+    finally:
+        broker.stop_thread()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Under ``python -m benchmarks`` the options come from ``KILTMQ_HOT_PATH_ARGS``."""
+    if argv is None:
+        argv = shlex.split(os.environ.get("KILTMQ_HOT_PATH_ARGS", ""))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hot_path")
+    parser.add_argument("--shapes", default="bare,celery,4k,64k")
+    parser.add_argument("--modes", default="e2e,publish")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--count", type=int, default=0, help="messages per run")
+    parser.add_argument("--allocs", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-dir", default="hot-path-profiles")
+    asyncio.run(main_async(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
