@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from kiltmq.bench import Options, run
 from kiltmq.bench.payloads import PAYLOADS
 from kiltmq.bench.scenarios import ALIASES, SCENARIOS, select
 from kiltmq.bench.topology import Topology, topic_pattern
@@ -80,3 +81,9 @@ def test_each_topic_routing_key_matches_exactly_one_binding() -> None:
     assert len(keys) > 1000
     for key in keys[:: len(keys) // 20]:  # a sample: every pattern is tried against each
         assert sum(1 for r in regexes if r.fullmatch(key)) == 1, key
+
+
+def test_run_takes_old_keys() -> None:
+    report = run(Options(only=("b",), seconds=0.2, warmup=0.1, rabbitmq=False))
+    assert report.options.only == ("e2e-noack/100b",)
+    assert [(r.scenario, r.error) for r in report.results] == [("e2e-noack/100b", None)]

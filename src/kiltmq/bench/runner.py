@@ -8,6 +8,7 @@ measures one run (see :mod:`kiltmq.bench.scenario_run`); :func:`run` collects th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -19,7 +20,7 @@ from kiltmq.bench.options import DEFAULT_RABBITMQ_URL, Options, add_arguments, o
 from kiltmq.bench.report import render
 from kiltmq.bench.results import Report, Result
 from kiltmq.bench.scenario_run import run_scenario
-from kiltmq.bench.scenarios import SCENARIOS, Scenario
+from kiltmq.bench.scenarios import SCENARIOS, Scenario, select
 from kiltmq.bench.targets import Target, kiltmq_process, open_targets
 
 __all__ = [
@@ -65,7 +66,9 @@ def _run_one(target: Target, scenario: Scenario, options: Options) -> Result:
 
 
 def run(options: Options, log: Any = None) -> Report:
-    """Run the selected scenarios against the selected brokers, interleaved."""
+    """Run the selected scenarios against the selected brokers, interleaved. ``options.only``
+    may name scenarios as ``--only`` does (keys, old keys, patterns)."""
+    options = dataclasses.replace(options, only=select(options.only))
     started = datetime.now(UTC)
     results: list[Result] = []
     with open_targets(options) as targets:
