@@ -1,8 +1,9 @@
-"""Broker scenarios (a)-(e), kiltmq and RabbitMQ side by side (see :mod:`kiltmq.bench`).
+"""Broker scenarios, kiltmq and RabbitMQ side by side (see :mod:`kiltmq.bench`).
 
-(a) one producer and one consumer on one queue, manual ack with prefetch 1000;
-(b) the same with no-ack; (c) publish only; (d) a fanout exchange to 4 queues with 4
-consumers; (e) latency at 1,000 msg/s. 100-byte transient messages throughout.
+The matrix of ``kiltmq bench``: 100 B, 4 KiB, 64 KiB and Celery-shaped messages with
+manual ack, no-ack, publish only and durable with confirms; fanout to 4 and 100 queues,
+topic routing over 10,000 bindings, latency at 1,000 and 10,000 msg/s; memory per queued
+message and per connection (docs/benchmarks.md).
 
 Alone: ``python -m benchmarks.broker_vs_rabbitmq [options]`` (the options of
 ``kiltmq bench``). Under ``python -m benchmarks`` (``make bench``) it takes its options

@@ -3,7 +3,7 @@
 ``kiltmq bench`` (or ``python -m benchmarks``) runs them; :func:`run` does it from Python::
 
     from kiltmq.bench import Options, run
-    report = run(Options(seconds=1, only=("a", "b")))
+    report = run(Options(seconds=1, only=("e2e-ack/celery", "publish/*")))
 
 The load generator (:mod:`kiltmq.bench.loadclient`) is the raw AMQP client on the sans-IO
 protocol core (:mod:`kiltmq.bench.rawclient`, also what the compatibility and protocol tests

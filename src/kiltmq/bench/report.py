@@ -5,7 +5,7 @@ from __future__ import annotations
 from kiltmq.bench.results import Report, Result
 from kiltmq.bench.scenarios import SCENARIOS
 
-__all__ = ["BUSY_CORE", "render", "warnings"]
+__all__ = ["BUSY_CORE", "details", "memory", "render", "summary", "warnings"]
 
 #: A generator process using more than this share of a core may be the bottleneck.
 BUSY_CORE = 0.9
@@ -46,11 +46,30 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def summary(report: Report, markdown: bool = False) -> str:
-    """The side-by-side table: throughput, broker CPU per message, ratios, latency."""
+def _pair(report: Report) -> tuple[str, str | None]:
     names = [t.name for t in report.targets if t.error is None]
-    a = names[0] if names else "kiltmq"
-    b = names[1] if len(names) > 1 else None
+    return (names[0] if names else "kiltmq"), (names[1] if len(names) > 1 else None)
+
+
+def _ok(report: Report, target: str | None, key: str) -> Result | None:
+    r = report.result(target, key) if target else None
+    return r if r is not None and r.error is None else None
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / (1 << 20):,.0f}"
+
+
+def _label(key: str) -> str:
+    scenario = SCENARIOS[key]
+    return (
+        key if scenario.unit in ("msg/s", "bytes/msg", "bytes/conn") else f"{key} [{scenario.unit}]"
+    )
+
+
+def summary(report: Report, markdown: bool = False) -> str:
+    """The side-by-side table: throughput, broker CPU per message, ratios, latency, RSS."""
+    a, b = _pair(report)
     header = ["scenario", f"{a} msg/s"]
     if b:
         header += [f"{b} msg/s", f"{a}/{b}"]
@@ -60,20 +79,20 @@ def summary(report: Report, markdown: bool = False) -> str:
     header += [f"{a} p50/p99 ms"]
     if b:
         header += [f"{b} p50/p99 ms"]
+    header += [f"{a} RSS MiB"]
+    if b:
+        header += [f"{b} RSS MiB"]
     rows: list[list[str]] = []
     for key in report.options.only:
-        scenario = SCENARIOS[key]
-        ra = report.result(a, key)
-        rb = report.result(b, key) if b else None
-        label = f"({key}) {scenario.title}"
-        if scenario.unit != "msg/s":
-            label += f" [{scenario.unit}]"
-        rate_a = ra.rate if ra and not ra.error else None
-        cpu_a = ra.broker_us_per_msg if ra and not ra.error else None
-        row = [label, _num(rate_a)]
+        if SCENARIOS[key].kind != "flow":
+            continue
+        ra, rb = _ok(report, a, key), _ok(report, b, key)
+        rate_a = ra.rate if ra else None
+        cpu_a = ra.broker_us_per_msg if ra else None
+        row = [_label(key), _num(rate_a)]
         if b:
-            rate_b = rb.rate if rb and not rb.error else None
-            cpu_b = rb.broker_us_per_msg if rb and not rb.error else None
+            rate_b = rb.rate if rb else None
+            cpu_b = rb.broker_us_per_msg if rb else None
             row += [_num(rate_b), _ratio(rate_a, rate_b)]
         row += [_num(cpu_a, 1)]
         if b:
@@ -81,8 +100,32 @@ def summary(report: Report, markdown: bool = False) -> str:
         row += [_latency(ra)]
         if b:
             row += [_latency(rb)]
+        row += [_mib(ra.broker_rss if ra else None)]
+        if b:
+            row += [_mib(rb.broker_rss if rb else None)]
         rows.append(row)
-    return _table(header, rows, markdown)
+    return _table(header, rows, markdown) if rows else ""
+
+
+def memory(report: Report, markdown: bool = False) -> str:
+    """The memory scenarios: RSS growth per queued message or per connection."""
+    a, b = _pair(report)
+    header = ["scenario", f"{a} bytes"]
+    if b:
+        header += [f"{b} bytes", f"{a}/{b}"]
+    rows = []
+    for key in report.options.only:
+        scenario = SCENARIOS[key]
+        if scenario.kind == "flow":
+            continue
+        ra, rb = _ok(report, a, key), _ok(report, b, key)
+        per_a = ra.memory_per if ra else None
+        row = [f"{key} ({scenario.unit.split('/')[1]})", _num(per_a)]
+        if b:
+            per_b = rb.memory_per if rb else None
+            row += [_num(per_b), _ratio(per_a, per_b)]
+        rows.append(row)
+    return _table(header, rows, markdown) if rows else ""
 
 
 def details(report: Report, markdown: bool = False) -> str:
@@ -103,7 +146,7 @@ def details(report: Report, markdown: bool = False) -> str:
     for r in report.results:
         rows.append(
             [
-                f"({r.scenario}) {r.target}",
+                f"{r.scenario} {r.target}",
                 _num(r.rate),
                 _num(r.publish_rate),
                 _num(r.broker_cores, 2),
@@ -129,7 +172,7 @@ def warnings(report: Report) -> list[str]:
         elif t.pid is None:
             out.append(f"{t.name}: broker process not found; its CPU is not measured")
     for r in report.results:
-        where = f"({r.scenario}) {r.target}"
+        where = f"{r.scenario} {r.target}"
         if r.error:
             out.append(f"{where} failed: {r.error}")
             continue
@@ -152,13 +195,13 @@ def render(report: Report, markdown: bool = False) -> str:
     lines = [
         f"{report.started:%Y-%m-%d %H:%M} UTC; {machine}",
         f"{opts.warmup:g} s warm-up + {opts.seconds:g} s measured per scenario; "
-        f"100-byte transient messages; at most {opts.max_in_flight:,} in flight"
-        + (f"; median of {opts.repeat} runs" if opts.repeat > 1 else ""),
-        "",
-        summary(report, markdown),
-        "",
-        details(report, markdown),
+        f"at most {opts.max_in_flight:,} deliveries in flight"
+        + (f"; median of {opts.repeat} runs" if opts.repeat > 1 else "")
+        + ("; kiltmq with its management API" if opts.management else ""),
     ]
+    for part in (summary(report, markdown), memory(report, markdown), details(report, markdown)):
+        if part:
+            lines += ["", part]
     notes = warnings(report)
     if notes:
         lines.append("")

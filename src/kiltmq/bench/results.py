@@ -29,6 +29,9 @@ class Result:
     expected: int = 0  # deliveries (or queued messages) the published ones should give
     accounted: int = 0  # deliveries (or queued messages) seen at the end
     latencies_ns: list[int] = field(default_factory=list, repr=False)
+    broker_rss: int | None = None  # bytes, at the end of the window
+    memory_per: float | None = None  # memory scenarios: RSS growth per message or connection
+    nacked: int = 0  # publisher confirms that were nacks (durable scenarios)
     error: str | None = None
 
     @property
@@ -65,7 +68,12 @@ class Result:
 
     @property
     def accounted_ok(self) -> bool:
-        return self.error is None and self.published > 0 and self.accounted == self.expected
+        return (
+            self.error is None
+            and self.published > 0
+            and self.accounted == self.expected
+            and not self.nacked
+        )
 
     def latency_ms(self, fraction: float) -> float | None:
         if not self.latencies_ns:
@@ -87,9 +95,13 @@ class Report:
         return [r for r in self.results if r.target == target and r.scenario == scenario]
 
     def result(self, target: str, scenario: str) -> Result | None:
-        """The run to show: the median by rate of the successful runs (with --repeat)."""
+        """The run to show: the median by rate (by memory for the memory scenarios) of the
+        successful runs (with --repeat)."""
         runs = self.runs(target, scenario)
-        good = sorted((r for r in runs if r.error is None), key=lambda r: r.rate)
+        good = sorted(
+            (r for r in runs if r.error is None),
+            key=lambda r: r.rate if r.memory_per is None else r.memory_per,
+        )
         if good:
             return good[(len(good) - 1) // 2]
         return runs[0] if runs else None

@@ -2,20 +2,25 @@
 
 The orchestrator (this process):
 
-1. declares the scenario's queues (and fanout exchange) on a control connection;
+1. declares the scenario's queues (and exchange, and bindings) on a control connection
+   (:mod:`kiltmq.bench.topology`);
 2. starts the consumer process and waits until every consumer is registered, then the
    producer process, which connects and waits for the go flag;
 3. lets it run for a warm-up, then measures for ``seconds``: messages counted by the
-   consumers (for the publish-only scenario: growth of the queue's message count, read
-   with a passive queue.declare), the broker's CPU time and the generator processes'
-   CPU time from /proc/<pid>/stat;
+   consumers, the broker's CPU time and the generator processes' CPU time from
+   /proc/<pid>/stat, and the broker's resident memory at the end. Publish-only
+   scenarios stop the producer at the end of the window (or once it published
+   ``publish_limit_bytes`` of bodies in it), wait until it has finished, and count the
+   growth of the queue's message count (read with a passive queue.declare);
 4. stops the producer, waits until every published message has been delivered (or
    sits in the queue, for publish-only) and checks the counts agree;
 5. deletes the queues and the exchange.
 
-Flat-out producers keep at most ``max_in_flight`` messages published but not yet
-consumed, so what is measured is the rate the broker sustains end to end rather than a
-queue filling up; the publish-only scenario has no such bound (TCP back-pressure only).
+Flat-out producers keep at most ``max_in_flight`` deliveries published but not yet
+consumed (``max_in_flight_bytes`` of bodies), so what is measured is the rate the broker
+sustains end to end rather than a queue filling up; publish-only scenarios have no such
+bound (TCP back-pressure only). Durable scenarios also keep at most 1,000 publishes
+unconfirmed. Memory scenarios are measured by :mod:`kiltmq.bench.memory` instead.
 """
 
 from __future__ import annotations
@@ -29,20 +34,16 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
+from kiltmq import event_loop
 from kiltmq.bench import procstat
 from kiltmq.bench.loadclient import LoadClient, connect
+from kiltmq.bench.memory import measure_connections, measure_queue
 from kiltmq.bench.options import Options
 from kiltmq.bench.results import Result
-from kiltmq.bench.scenarios import (
-    Plan,
-    Scenario,
-    Shared,
-    Slot,
-    consumer_main,
-    producer_main,
-)
+from kiltmq.bench.scenarios import Scenario
 from kiltmq.bench.targets import Target
-from kiltmq.protocol import spec
+from kiltmq.bench.topology import Topology
+from kiltmq.bench.workers import Plan, Shared, Slot, consumer_main, producer_main
 
 __all__ = ["ScenarioRun", "run_scenario"]
 
@@ -65,26 +66,29 @@ class ScenarioRun:
         self.scenario = scenario
         self.options = options
         tag = f"{os.getpid()}.{int(time.time() * 1000) % 100000}"
-        self.exchange = f"kiltmq.bench.{scenario.key}.{tag}" if scenario.fanout else ""
-        self.queues = tuple(
-            f"kiltmq.bench.{scenario.key}.{tag}.{i}" for i in range(scenario.queues)
-        )
+        name = scenario.key.replace("/", ".")
+        self.topology = Topology.named(scenario, f"kiltmq.bench.{name}.{tag}")
+        self.queues = self.topology.queues
         self.result = Result(target.name, scenario.key)
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["kiltmq.bench.scenarios"])
+        ctx.set_forkserver_preload(["kiltmq.bench.workers"])
         self.ctx = ctx
         self.shared = cast(Shared, ctx.RawArray("q", Slot.size()))
         self.processes: list[tuple[BaseProcess, Any]] = []
         self.reports: dict[str, dict[str, Any]] = {}
 
     def _plan(self) -> Plan:
+        size = max(1, self.scenario.body_size)
         return Plan(
             url=self.target.url,
             scenario=self.scenario,
-            exchange=self.exchange,
-            routing_key="" if self.scenario.fanout else self.queues[0],
+            exchange=self.topology.exchange,
+            routing_keys=self.topology.routing_keys,
             queues=self.queues,
-            max_in_flight=self.options.max_in_flight,
+            max_in_flight=max(
+                100, min(self.options.max_in_flight, self.options.max_in_flight_bytes // size)
+            ),
+            uvloop=self.options.uvloop,
         )
 
     def _start(self, name: str, target: Any) -> BaseProcess:
@@ -99,16 +103,11 @@ class ScenarioRun:
         return process
 
     def _consumed(self) -> int:
-        return sum(self.shared[Slot.CONSUMED + i] for i in range(len(self.queues)))
+        n = self.scenario.consumer_connections
+        return sum(self.shared[Slot.CONSUMED + i] for i in range(n))
 
     async def _depth(self, ctl: LoadClient) -> int:
-        total = 0
-        for queue in self.queues:
-            ok = await ctl.request(
-                1, spec.QueueDeclare(queue=queue, passive=True), spec.QueueDeclareOk
-            )
-            total += ok.message_count
-        return total
+        return await self.topology.depth(ctl)
 
     async def _snapshot(self, ctl: LoadClient) -> _Snapshot:
         consumed = self._consumed() if self.scenario.consumers else await self._depth(ctl)
@@ -143,18 +142,27 @@ class ScenarioRun:
         result = self.result
         scenario = self.scenario
         shared = self.shared
-        ctl = await connect(self.target.url)
+        options, target = self.options, self.target
+        ctl = await connect(target.url)
         try:
             await ctl.open_channel(1)
-            await self._declare(ctl)
+            if scenario.kind == "memory-connection":
+                count = options.memory_connections
+                await measure_connections(target.url, target.pid, count, result)
+                return result
+            await self.topology.declare(ctl)
             try:
-                await self._measure(ctl)
+                if scenario.kind == "memory-queue":
+                    count = options.memory_messages
+                    await measure_queue(ctl, target.url, target.pid, self.topology, count, result)
+                else:
+                    await self._measure(ctl)
             finally:
                 shared[Slot.STOP_PRODUCER] = 1
                 shared[Slot.STOP_CONSUMERS] = 1
                 self._collect()
                 if ctl.error is None:
-                    await self._delete(ctl)
+                    await self.topology.delete(ctl)
         except BaseException as exc:
             result.error = result.error or f"{type(exc).__name__}: {exc}"
             if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
@@ -167,35 +175,15 @@ class ScenarioRun:
             result.latencies_ns.sort()
         return result
 
-    async def _declare(self, ctl: LoadClient) -> None:
-        if self.exchange:
-            await ctl.request(
-                1,
-                spec.ExchangeDeclare(exchange=self.exchange, type="fanout"),
-                spec.ExchangeDeclareOk,
-            )
-        for queue in self.queues:
-            await ctl.request(1, spec.QueueDeclare(queue=queue), spec.QueueDeclareOk)
-            if self.exchange:
-                await ctl.request(
-                    1, spec.QueueBind(queue=queue, exchange=self.exchange), spec.QueueBindOk
-                )
-
-    async def _delete(self, ctl: LoadClient) -> None:
-        for queue in self.queues:
-            await ctl.request(1, spec.QueueDelete(queue=queue), spec.QueueDeleteOk)
-        if self.exchange:
-            await ctl.request(1, spec.ExchangeDelete(exchange=self.exchange), spec.ExchangeDeleteOk)
-
     async def _measure(self, ctl: LoadClient) -> None:
         scenario, shared, result, options = self.scenario, self.shared, self.result, self.options
-        n = len(self.queues)
         if scenario.consumers:
             self._start("consumer", consumer_main)
+            n = scenario.consumer_connections
             await self._wait(
                 "waiting for consumers",
                 lambda: all(shared[Slot.CONSUMER_READY + i] for i in range(n)),
-                30,
+                60,
             )
         self._start("producer", producer_main)
         await self._wait("waiting for the producer", lambda: shared[Slot.PRODUCER_READY], 30)
@@ -203,10 +191,28 @@ class ScenarioRun:
         await asyncio.sleep(options.warmup)
         shared[Slot.MEASURING] = 1
         first = await self._snapshot(ctl)
-        await asyncio.sleep(options.seconds)
-        last = await self._snapshot(ctl)
-        shared[Slot.MEASURING] = 0
-        shared[Slot.STOP_PRODUCER] = 1
+        if scenario.consumers:
+            await asyncio.sleep(options.seconds)
+            last = await self._snapshot(ctl)
+            shared[Slot.MEASURING] = 0
+            shared[Slot.STOP_PRODUCER] = 1
+        else:
+            # Publish only: until the window ends or enough is queued, then count what
+            # the broker has queued once the producer's channel.close-ok came back.
+            limit = first.published + max(1, options.publish_limit_bytes // scenario.body_size)
+            end = first.at + options.seconds
+            await self._wait(
+                "publishing",
+                lambda: time.monotonic() >= end or shared[Slot.PUBLISHED] >= limit,
+                options.seconds + 30,
+            )
+            shared[Slot.STOP_PRODUCER] = 1
+            await self._wait(
+                "waiting for the producer to finish", lambda: shared[Slot.PRODUCER_DONE], 60
+            )
+            last = await self._snapshot(ctl)
+            shared[Slot.MEASURING] = 0
+        result.broker_rss = self._rss()
         result.window = last.at - first.at
         result.messages = last.consumed - first.consumed
         result.published_in_window = last.published - first.published
@@ -222,10 +228,17 @@ class ScenarioRun:
         result.generator_cpu = sum(spent.values())
         result.generator_busiest = max(spent.values(), default=0.0) / result.window
         # Everything published must arrive: n deliveries each, or sit in the queue.
-        producer = self.processes[-1][0]
-        await self._wait("waiting for the producer to finish", lambda: not producer.is_alive(), 30)
+        await self._wait(
+            "waiting for the producer to finish", lambda: shared[Slot.PRODUCER_DONE], 60
+        )
         result.published = shared[Slot.PUBLISHED]
-        result.expected = result.published * (n if scenario.consumers else 1)
+        result.expected = result.published * scenario.copies
+        if scenario.durable:
+            result.nacked = shared[Slot.NACKED]
+            if shared[Slot.CONFIRMED] != result.published:
+                raise RuntimeError(
+                    f"{shared[Slot.CONFIRMED]:,} of {result.published:,} publishes confirmed"
+                )
         if scenario.consumers:
             with contextlib.suppress(TimeoutError):
                 await self._wait(
@@ -241,6 +254,12 @@ class ScenarioRun:
             while result.accounted < result.expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
                 result.accounted = await self._depth(ctl)
+
+    def _rss(self) -> int | None:
+        try:
+            return procstat.rss_bytes(self.target.pid) if self.target.pid else None
+        except (OSError, RuntimeError):
+            return None
 
     def _report(self, process: BaseProcess, receiver: Any, timeout: float = 0) -> dict[str, Any]:
         """A worker's final report (cached: it can be received only once)."""
@@ -264,4 +283,4 @@ class ScenarioRun:
 
 def run_scenario(target: Target, scenario: Scenario, options: Options) -> Result:
     """Run one scenario against one broker."""
-    return asyncio.run(ScenarioRun(target, scenario, options).run())
+    return event_loop.run(ScenarioRun(target, scenario, options).run(), uvloop=options.uvloop)

@@ -1,39 +1,39 @@
-"""The broker scenarios and the load-generator processes that run them.
+"""The broker scenarios: a matrix of traffic shapes and message payloads.
 
-Each scenario is data (:class:`Scenario`); the same two worker functions run all of them:
-:func:`producer_main` (one process, one connection) and :func:`consumer_main` (one
-process, one connection per queue). The orchestrating process talks to them through a
-small shared array of 64-bit counters and flags (:class:`Slot`) and receives their
-final report through a pipe.
+A scenario's key is ``SHAPE/PAYLOAD``, e.g. ``e2e-ack/celery``: the shape says what
+producer, queues and consumers do (:data:`SHAPES`), the payload what is published
+(:data:`~kiltmq.bench.payloads.PAYLOADS`). Two more shapes measure memory instead of
+throughput: ``memory-queue/PAYLOAD`` (per message sitting in a queue) and
+``memory-connection`` (per idle connection). The keys of earlier versions, ``a`` to
+``e``, still name the scenarios they named (:data:`ALIASES`). Scenarios are data; the
+same worker processes (:mod:`kiltmq.bench.workers`) run all of them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from dataclasses import dataclass
-from enum import IntEnum
-from functools import partial
-from multiprocessing.connection import Connection as Pipe
-from typing import Any, Protocol
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
-from kiltmq.protocol import spec
-from kiltmq.protocol.frames import FRAME_END_OCTET
-from kiltmq.protocol.spec import BasicProperties
+from kiltmq.bench.payloads import PAYLOADS, Payload
 
 __all__ = [
+    "ALIASES",
+    "MAX_CONSUMER_CONNECTIONS",
     "MAX_QUEUES",
     "SCENARIOS",
-    "Plan",
+    "SHAPES",
     "Scenario",
-    "Shared",
-    "Slot",
-    "consumer_main",
-    "producer_main",
+    "select",
 ]
 
-MAX_QUEUES = 8
+MAX_QUEUES = 100
+"""The most queues one scenario uses (fanout to 100)."""
+
+MAX_CONSUMER_CONNECTIONS = 8
+"""The most consumer connections one scenario opens; they share its queues."""
+
+TOPIC_BINDINGS = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,211 +42,154 @@ class Scenario:
 
     key: str
     title: str
+    payload: Payload = PAYLOADS["100b"]
+    kind: str = "flow"  # "flow" (throughput), "memory-queue" or "memory-connection"
     queues: int = 1
+    consumer_connections: int = 1  # the queues are shared among them, round-robin
     consumers: bool = True
     no_ack: bool = False
-    fanout: bool = False
+    exchange_type: str = ""  # "": the default exchange
+    topic_bindings: int = 0  # bindings of distinct patterns, spread over the queues
+    durable: bool = False  # durable queues, persistent messages, publisher confirms
     prefetch: int = 1000
     rate: int = 0  # messages per second; 0: as fast as the broker takes them
     latency: bool = False
-    body_size: int = 100
     unit: str = "msg/s"
 
+    @property
+    def copies(self) -> int:
+        """Deliveries (or queued messages) each published message gives."""
+        return self.queues if self.exchange_type == "fanout" else 1
 
-SCENARIOS: dict[str, Scenario] = {
+    @property
+    def body_size(self) -> int:
+        return len(self.payload.body)
+
+
+SHAPES: dict[str, Scenario] = {
     s.key: s
     for s in (
-        Scenario("a", "1 producer, 1 consumer, 1 queue, manual ack, prefetch 1000"),
-        Scenario("b", "1 producer, 1 consumer, 1 queue, no-ack", no_ack=True, prefetch=0),
-        Scenario("c", "publish only, 1 queue, no consumer", consumers=False),
+        Scenario("e2e-ack", "1 producer, 1 consumer, 1 queue, manual ack, prefetch 1000"),
+        Scenario("e2e-noack", "1 producer, 1 consumer, 1 queue, no-ack", no_ack=True, prefetch=0),
+        Scenario("publish", "publish only, 1 queue, no consumer", consumers=False),
         Scenario(
-            "d",
-            "fanout exchange to 4 queues, 4 consumers, manual ack",
+            "durable-confirm",
+            "durable queue, persistent messages, publisher confirms, 1 consumer, manual ack",
+            durable=True,
+        ),
+        Scenario(
+            "fanout-4",
+            "fanout exchange to 4 queues, 4 consumer connections, manual ack",
             queues=4,
-            fanout=True,
+            consumer_connections=4,
+            exchange_type="fanout",
             unit="deliveries/s",
         ),
-        Scenario("e", "latency at 1,000 msg/s, 1 consumer, manual ack", rate=1000, latency=True),
+        Scenario(
+            "fanout-100",
+            "fanout exchange to 100 queues, 100 consumers on 1 connection, manual ack",
+            queues=100,
+            exchange_type="fanout",
+            unit="deliveries/s",
+        ),
+        Scenario(
+            "topic-10k",
+            f"topic exchange, {TOPIC_BINDINGS:,} bindings of distinct patterns over 10 queues, "
+            "each message matches one; 10 consumers on 1 connection, manual ack",
+            queues=10,
+            exchange_type="topic",
+            topic_bindings=TOPIC_BINDINGS,
+        ),
+        Scenario(
+            "latency-1k",
+            "latency at 1,000 msg/s, 1 consumer, manual ack",
+            rate=1000,
+            latency=True,
+        ),
+        Scenario(
+            "latency-10k",
+            "latency at 10,000 msg/s, 1 consumer, manual ack",
+            rate=10_000,
+            latency=True,
+        ),
+        Scenario(
+            "memory-queue",
+            "memory per message in an unconsumed queue",
+            kind="memory-queue",
+            consumers=False,
+            unit="bytes/msg",
+        ),
+        Scenario(
+            "memory-connection",
+            "memory per idle connection (with one open channel)",
+            kind="memory-connection",
+            consumers=False,
+            unit="bytes/conn",
+        ),
     )
 }
 
-
-class Slot(IntEnum):
-    """Indexes into the shared counter array."""
-
-    GO = 0  # producer may start
-    STOP_PRODUCER = 1
-    STOP_CONSUMERS = 2
-    MEASURING = 3  # consumers record latencies while set
-    PUBLISHED = 4
-    PRODUCER_READY = 5
-    CONSUMED = 8  # MAX_QUEUES slots: deliveries counted per consumer
-    CONSUMER_READY = 8 + MAX_QUEUES  # MAX_QUEUES slots
-
-    @staticmethod
-    def size() -> int:
-        return 8 + 2 * MAX_QUEUES
+# Which payloads each shape runs with, in the table's order.
+_MATRIX: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("memory-queue", ("100b", "celery")),
+    ("memory-connection", ("",)),
+    ("e2e-ack", ("100b", "celery", "4k", "64k")),
+    ("e2e-noack", ("100b", "celery", "4k", "64k")),
+    ("publish", ("100b", "celery", "4k", "64k")),
+    ("durable-confirm", ("100b", "celery", "4k", "64k")),
+    ("fanout-4", ("100b", "celery")),
+    ("fanout-100", ("100b",)),
+    ("topic-10k", ("100b", "celery")),
+    ("latency-1k", ("100b", "celery")),
+    ("latency-10k", ("100b", "celery")),
+)
 
 
-class Shared(Protocol):
-    """The shared ``multiprocessing`` array of int64 (``RawArray('q', Slot.size())``)."""
-
-    def __getitem__(self, index: int, /) -> int: ...
-    def __setitem__(self, index: int, value: int, /) -> None: ...
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the worker processes need to know."""
-
-    url: str
-    scenario: Scenario
-    exchange: str
-    routing_key: str
-    queues: tuple[str, ...]
-    max_in_flight: int = 10000
-    batch_bytes: int = 16384
-
-
-# -- producer ------------------------------------------------------------------------------
-
-
-async def _wait_flag(shared: Shared, slot: int, client: LoadClient) -> None:
-    while not shared[slot]:
-        if client.error is not None:
-            raise client.error
-        await asyncio.sleep(0.001)
-
-
-async def _produce(plan: Plan, shared: Shared) -> None:
-    client = await connect(plan.url)
-    try:
-        channel = await client.open_channel(1)
-        assert client.transport is not None
-        client.transport.set_write_buffer_limits(high=256 * 1024)
-        body = bytes(plan.scenario.body_size)
-        frame = encode_publish(
-            plan.exchange,
-            plan.routing_key,
-            body,
-            BasicProperties(delivery_mode=1),
-            channel,
-            client.frame_max,
-        )
-        shared[Slot.PRODUCER_READY] = 1
-        await _wait_flag(shared, Slot.GO, client)
-        if plan.scenario.rate:
-            await _produce_paced(plan, shared, client, frame)
-        else:
-            await _produce_flat_out(plan, shared, client, frame)
-        # A broker may drop what a channel has not yet routed when the connection closes
-        # (RabbitMQ does); channel.close-ok comes after every publish before it is routed.
-        await asyncio.wait_for(
-            client.request(channel, spec.ChannelClose(reply_code=200), spec.ChannelCloseOk), 60
-        )
-    finally:
-        await client.close()
-
-
-async def _produce_flat_out(plan: Plan, shared: Shared, client: LoadClient, frame: bytes) -> None:
-    count = max(1, plan.batch_bytes // len(frame))
-    batch = frame * count
-    write = client.send_raw
-    sleep = asyncio.sleep
-    stop = Slot.STOP_PRODUCER
-    cap = plan.max_in_flight if plan.scenario.consumers else 0
-    slots = [Slot.CONSUMED + i for i in range(len(plan.queues))]
-    published = 0
-    while not shared[stop]:
-        if client.error is not None:
-            raise client.error
-        if client.paused:
-            await client.wait_writable()
-            continue
-        if cap and published - min([shared[i] for i in slots]) >= cap:
-            await sleep(0.0005)
-            continue
-        write(batch)
-        published += count
-        shared[Slot.PUBLISHED] = published
-        await sleep(0)
-
-
-async def _produce_paced(plan: Plan, shared: Shared, client: LoadClient, frame: bytes) -> None:
-    """Publish ``rate`` messages per second, each carrying its send time in its body."""
-    rate = plan.scenario.rate
-    size = plan.scenario.body_size
-    if size < 8:
-        raise ValueError("latency scenarios need a body of at least 8 bytes")
-    prefix = frame[: len(frame) - 1 - size]
-    pad = bytes(size - 8) + FRAME_END_OCTET
-    monotonic_ns = time.monotonic_ns
-    monotonic = time.monotonic
-    start = monotonic()
-    sent = 0
-    while not shared[Slot.STOP_PRODUCER]:
-        if client.error is not None:
-            raise client.error
-        if client.paused:
-            await client.wait_writable()
-        due = min(int((monotonic() - start) * rate) + 1 - sent, 1000)
-        if due > 0:
-            client.send_raw(
-                b"".join([prefix + monotonic_ns().to_bytes(8, "big") + pad for _ in range(due)])
+def _matrix() -> dict[str, Scenario]:
+    out: dict[str, Scenario] = {}
+    for shape_key, payloads in _MATRIX:
+        shape = SHAPES[shape_key]
+        for name in payloads:
+            if not name:
+                out[shape_key] = shape
+                continue
+            payload = PAYLOADS[name]
+            key = f"{shape_key}/{name}"
+            out[key] = replace(
+                shape, key=key, title=f"{shape.title}; {payload.title}", payload=payload
             )
-            sent += due
-            shared[Slot.PUBLISHED] = sent
-        await asyncio.sleep(max(0.0, start + sent / rate - monotonic()))
+    return out
 
 
-def producer_main(plan: Plan, shared: Shared, report: Pipe) -> None:
-    """Entry point of the producer process."""
-    result: dict[str, Any] = {"error": None}
-    try:
-        asyncio.run(_produce(plan, shared))
-    except BaseException as exc:
-        result["error"] = f"producer: {type(exc).__name__}: {exc}"
-    report.send(result)
-    report.close()
+SCENARIOS: dict[str, Scenario] = _matrix()
+"""Every scenario by key, in the order of the results table."""
+
+ALIASES: dict[str, str] = {
+    "a": "e2e-ack/100b",
+    "b": "e2e-noack/100b",
+    "c": "publish/100b",
+    "d": "fanout-4/100b",
+    "e": "latency-1k/100b",
+}
+"""The keys of earlier versions and the scenarios they name."""
 
 
-# -- consumers -----------------------------------------------------------------------------
-
-
-async def _consume(plan: Plan, shared: Shared) -> list[int]:
-    scenario = plan.scenario
-    clients: list[LoadClient] = []
-    samples: list[int] = []
-    try:
-        for i, queue in enumerate(plan.queues):
-            client = await connect(plan.url)
-            clients.append(client)
-            channel = await client.open_channel(1)
-            client.on_delivered = partial(shared.__setitem__, Slot.CONSUMED + i)
-            await client.consume(channel, queue, no_ack=scenario.no_ack, prefetch=scenario.prefetch)
-            shared[Slot.CONSUMER_READY + i] = 1
-        recording = False
-        while not shared[Slot.STOP_CONSUMERS]:
-            for client in clients:
-                if client.error is not None:
-                    raise client.error
-            if scenario.latency and recording != bool(shared[Slot.MEASURING]):
-                recording = not recording
-                for client in clients:
-                    client.latencies = samples if recording else None
-            await asyncio.sleep(0.005)
-    finally:
-        for client in clients:
-            await client.close()
-    return samples
-
-
-def consumer_main(plan: Plan, shared: Shared, report: Pipe) -> None:
-    """Entry point of the consumer process (all of a scenario's consumers)."""
-    result: dict[str, Any] = {"error": None, "latencies": []}
-    try:
-        result["latencies"] = asyncio.run(_consume(plan, shared))
-    except BaseException as exc:
-        result["error"] = f"consumer: {type(exc).__name__}: {exc}"
-    report.send(result)
-    report.close()
+def select(patterns: Iterable[str]) -> tuple[str, ...]:
+    """The scenario keys that ``patterns`` name, in the table's order: keys, aliases, and
+    shell-style patterns (``e2e-ack/*``, ``*/celery``). ValueError for one that names none."""
+    wanted: set[str] = set()
+    unknown = []
+    for pattern in patterns:
+        pattern = ALIASES.get(pattern, pattern)
+        matched = fnmatch.filter(SCENARIOS, pattern)
+        if not matched and pattern in SHAPES:
+            matched = [k for k in SCENARIOS if k.split("/")[0] == pattern]
+        if not matched:
+            unknown.append(pattern)
+        wanted.update(matched)
+    if unknown:
+        raise ValueError(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)} "
+            f"(or {', '.join(ALIASES)}, or a pattern such as '*/celery')"
+        )
+    return tuple(k for k in SCENARIOS if k in wanted)

@@ -27,7 +27,10 @@ class Target:
     url: str
     pid: int | None = None
     version: str = ""
+    loop: str = ""  # the event loop of a kiltmq broker started for the run
     error: str | None = None
+    #: The arguments of ``_broker_proc`` that started this broker, if the run started it.
+    start_args: tuple[str, ...] | None = None
 
 
 @contextlib.contextmanager
@@ -51,6 +54,8 @@ def kiltmq_process(
                 urls = [line.strip() for line in lines if line.startswith("amqp://")]
                 if urls:
                     target.url = urls[0]
+                    loops = [line[12:].strip() for line in lines if line.startswith("event loop:")]
+                    target.loop = loops[0] if loops else ""
                 elif proc.poll() is not None or time.monotonic() > deadline:
                     last = lines[-1:] or ["no URL printed within 15 s"]
                     target.error = f"kiltmq broker did not start: {last[0]}"
@@ -85,8 +90,16 @@ def open_targets(options: Options) -> Iterator[list[Target]]:
                     pid = procstat.find_listener_pid(parse_url(options.kiltmq_url).port)
                 targets.append(Target("kiltmq", options.kiltmq_url, pid))
             else:
-                args = ["--uvloop"] if options.uvloop else []
-                targets.append(stack.enter_context(kiltmq_process(args)))
+                # A data directory of its own, for the durable scenarios' messages.
+                data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kiltmq-bench-"))
+                args = ["--data-dir", data_dir]
+                if options.uvloop is not None:
+                    args.append("--uvloop" if options.uvloop else "--no-uvloop")
+                if options.management:
+                    args.append("--management")
+                target = stack.enter_context(kiltmq_process(args))
+                target.start_args = tuple(args)
+                targets.append(target)
         if options.rabbitmq:
             pid = options.rabbitmq_pid
             if pid is None and _local(options.rabbitmq_url):

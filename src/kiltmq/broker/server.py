@@ -13,6 +13,12 @@ they resume after the flush or ``resume_writing``, and a connection whose transp
 full is not read from either, so a client that does not read cannot make the broker
 buffer without bound.
 
+Reading
+-------
+A read of :data:`READ_TURN` bytes or more pauses reading that connection until the next
+loop turn, so that a publisher with a backlog in its socket cannot hold up the other
+connections (uvloop would otherwise read it up to 32 times in one turn).
+
 Stalled content
 ---------------
 A message whose content header came but whose body is incomplete holds its bytes in
@@ -62,6 +68,8 @@ log = logging.getLogger("kiltmq.broker")
 OUTPUT_BATCH = 256 * 1024
 #: Transport write buffer high-water mark (pause_writing above it).
 WRITE_BUFFER_HIGH = 1024 * 1024
+#: A read at least this big pauses reading the connection until the next loop turn.
+READ_TURN = 64 * 1024
 #: How long to wait for connection.close-ok after sending connection.close.
 CLOSE_TIMEOUT = 3.0
 #: RabbitMQ's default ``max_message_size``: 128 MiB.
@@ -248,6 +256,12 @@ class ServerConnection(asyncio.Protocol):
         except Exception as exc:
             self.session.internal_error(exc)
         self.flush()
+        if len(data) >= READ_TURN and not self._closed:
+            # uvloop (libuv) reads a busy socket again and again within one loop turn
+            # (up to 32 times): a publisher with a backlog would hold up every other
+            # connection. One big read per turn, as asyncio's own loop does.
+            self.pause_reading("turn")
+            self.loop.call_soon(self.resume_reading, "turn")
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

@@ -209,10 +209,19 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         metavar="PORT",
         help="port of the Prometheus metrics, on the management host (default 15692; 0: none)",
     )
-    parser.add_argument(
+    loop = parser.add_mutually_exclusive_group()
+    loop.add_argument(
         "--uvloop",
         action="store_true",
-        help="run on uvloop (pip install uvloop, or kiltmq[fast]) instead of asyncio's loop",
+        default=None,
+        help="run on uvloop, and fail if it is not installed (default: uvloop when it is "
+        "installed, e.g. with kiltmq[fast], unless KILTMQ_UVLOOP=0)",
+    )
+    loop.add_argument(
+        "--no-uvloop",
+        action="store_false",
+        dest="uvloop",
+        help="run on asyncio's own event loop even if uvloop is installed",
     )
     parser.add_argument(
         "--log-level",
@@ -325,13 +334,14 @@ def run(args: argparse.Namespace) -> int:
         broker = Broker(listeners[0][0], listeners[0][1], listeners=listeners[1:], **kwargs)
     except (re.error, ValueError, TypeError) as exc:
         return _fail(f"invalid configuration: {exc}")
-    if args.uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            return _fail("--uvloop needs the uvloop package (pip install uvloop)")
-        return int(uvloop.run(_serve(broker)))
-    return asyncio.run(_serve(broker))
+    from kiltmq import event_loop
+
+    try:
+        factory = event_loop.loop_factory(args.uvloop)
+    except (RuntimeError, ValueError) as exc:
+        return _fail(str(exc))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_serve(broker))
 
 
 async def _serve(broker: Any) -> int:
@@ -351,6 +361,9 @@ async def _serve(broker: Any) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    from kiltmq.event_loop import loop_name
+
+    logging.getLogger("kiltmq.broker").info("event loop: %s", loop_name(loop))
     hosts = [host for host, _ in broker.listeners]
     addresses = ", ".join(_address(h, p) for h, p in zip(hosts, broker.ports, strict=True))
     if broker.tls_port is not None:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
+from kiltmq import event_loop
 from kiltmq.cli.main import SubParsers
 from kiltmq.client import Channel, Connection, connect
 from kiltmq.client.errors import (
@@ -164,9 +165,17 @@ def _describe(error: BaseException) -> str:
 
 
 def run_async(command: str, main: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine; report errors in one line on stderr."""
+    """Run a command's coroutine (on uvloop when it is installed, unless KILTMQ_UVLOOP=0);
+    report errors in one line on stderr."""
     try:
-        return asyncio.run(main)
+        factory = event_loop.loop_factory()
+    except (ValueError, RuntimeError) as error:
+        main.close()
+        print(f"kiltmq {command}: {error}", file=sys.stderr)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main)
     except KeyboardInterrupt:
         return 130
     except InvalidURL as error:

@@ -15,12 +15,13 @@
 
 Each :class:`BlockingConnection` runs the asyncio client (the very same
 :class:`~kiltmq.client.connection.Connection` and channels) on an event loop in a
-background thread; every method here hands a coroutine to that loop and waits for its
-result. So heartbeats keep flowing however long the application takes between calls,
-and the objects are thread-safe: several threads may publish, consume and ack on one
-connection or even one channel at once (calls on a channel run one at a time, in the
-order the loop receives them). Messages are the async client's
-:class:`~kiltmq.client.message.Message`; ``message.ack()`` works from any thread.
+background thread (uvloop's when it is installed, unless ``KILTMQ_UVLOOP=0``); every
+method here hands a coroutine to that loop and waits for its result. So heartbeats keep
+flowing however long the application takes between calls, and the objects are
+thread-safe: several threads may publish, consume and ack on one connection or even one
+channel at once (calls on a channel run one at a time, in the order the loop receives
+them). Messages are the async client's :class:`~kiltmq.client.message.Message`;
+``message.ack()`` works from any thread.
 
 Method names, arguments, results and errors are those of the async client (see
 :mod:`kiltmq.client.channel`), which bounds its own waits (a call's ``timeout``, by
@@ -39,6 +40,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from kiltmq import event_loop
 from kiltmq.client.channel import Channel, QueueDeclareOk
 from kiltmq.client.connect import connect as async_connect
 from kiltmq.client.connection import Connection
@@ -55,10 +57,11 @@ T = TypeVar("T")
 
 
 class _LoopThread:
-    """An event loop running forever in a daemon thread."""
+    """An event loop running forever in a daemon thread (uvloop's when it is installed,
+    unless ``KILTMQ_UVLOOP=0``: :mod:`kiltmq.event_loop`)."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.new_event_loop()
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
