@@ -10,7 +10,7 @@ successive snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -339,17 +339,28 @@ class Monitor:
 
     # -- queues -----------------------------------------------------------------------------
 
+    def queue_names(self, vhost: str | None = None) -> list[tuple[str, str]]:
+        """(vhost, name) of the queues of ``vhost`` (None: every vhost), by vhost and
+        name."""
+        names = [vhost] if vhost is not None else sorted(self.broker.vhosts)
+        return [(v, q) for v in names for q in sorted(self.admin.vhost(v).queues)]
+
     def queues(self, vhost: str | None = None) -> list[QueueDetail]:
         """The queues of ``vhost`` (None: every vhost), by vhost and name."""
-        names = [vhost] if vhost is not None else sorted(self.broker.vhosts)
+        return self.queues_named(self.queue_names(vhost))
+
+    def queues_named(self, names: Iterable[tuple[str, str]]) -> list[QueueDetail]:
+        """The queues named by (vhost, name), in that order (NotFound if one is not)."""
+        unacked: dict[str, dict[Queue, list[int]]] = {}
         found = []
-        for name in names:
-            host = self.admin.vhost(name)
-            unacked: dict[Queue, list[int]] = {}
-            for owner, entry in self.admin._unacked(host):
-                unacked.setdefault(owner, []).append(entry.message.size)
-            for _qname, queue in sorted(host.queues.items()):
-                found.append(self._queue(queue, unacked.get(queue, [])))
+        for vhost, name in names:
+            queue = self.admin.queue(vhost, name)
+            sizes = unacked.get(vhost)
+            if sizes is None:
+                sizes = unacked[vhost] = {}
+                for owner, entry in self.admin._unacked(queue.vhost):
+                    sizes.setdefault(owner, []).append(entry.message.size)
+            found.append(self._queue(queue, sizes.get(queue, [])))
         return found
 
     def queue(self, vhost: str, name: str) -> QueueDetail:

@@ -6,6 +6,7 @@ Changes are done as the calling user, with that user's permissions."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from kiltmq.management.errors import (
     object_not_found,
     vhost_not_found,
 )
-from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.listing import Item, json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_to_json
 from kiltmq.management.request import body, flag, integer, require
 from kiltmq.management.stats import QUEUE_FIELDS, message_stats, with_rates
@@ -34,7 +35,20 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def queue_item(ctx: Context, q: QueueDetail, *, stats: bool = True) -> dict[str, Any]:
+#: The keys of a queue's statistics (left out with ``disable_stats``).
+STATS_KEYS = (
+    "messages", "messages_details", "messages_ready", "messages_ready_details",
+    "messages_unacknowledged", "messages_unacknowledged_details", "messages_ram",
+    "messages_ready_ram", "messages_unacknowledged_ram", "message_bytes",
+    "message_bytes_ready", "message_bytes_unacknowledged", "message_stats",
+)
+
+
+def queue_item(
+    ctx: Context, q: QueueDetail, *, stats: bool = True, keys: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A queue's JSON; with ``keys``, at least those keys (the statistics only if one of
+    them is asked for)."""
     s = q.stats
     item: dict[str, Any] = {
         "name": s.name,
@@ -58,7 +72,7 @@ def queue_item(ctx: Context, q: QueueDetail, *, stats: bool = True) -> dict[str,
         item["owner_pid_details"] = {
             "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
         }
-    if not stats:
+    if not stats or not wanted(keys, *STATS_KEYS):
         return item
     key = ("queue", s.vhost, s.name)
     with_rates(
@@ -89,8 +103,16 @@ def _disable_stats(request: web.Request) -> bool:
 def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
     stats = not _disable_stats(request)
-    items = [queue_item(ctx, q, stats=stats) for v in vhosts for q in ctx.monitor.queues(v)]
-    return reply_list(request, items)
+
+    def build(rows: Sequence[tuple[str, str]], keys: frozenset[str] | None) -> list[Item]:
+        if keys is not None and keys <= {"name", "vhost"}:
+            return [{"name": name, "vhost": vhost} for vhost, name in rows]
+        return [
+            queue_item(ctx, q, stats=stats, keys=keys) for q in ctx.monitor.queues_named(rows)
+        ]
+
+    names = [n for v in vhosts for n in ctx.monitor.queue_names(v)]
+    return reply_rows(request, names, build)
 
 
 @routes.get("/api/queues")

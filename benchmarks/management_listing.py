@@ -1,0 +1,92 @@
+"""The management API's lists with many queues.
+
+An embedded broker (in a thread, with the management API and Prometheus metrics on free
+ports) gets ``--queues`` queues (default 10,000, declared by pika on one channel); then
+each request below is made ``--rounds`` times over HTTP (urllib, basic auth as guest)
+and its median and slowest time are printed, in milliseconds:
+
+- page 1 (``/api/queues?page=1&page_size=100``, the web UI's first request),
+- a page sorted by a statistic (``sort=messages&sort_reverse=true``, the overview's
+  deepest queues), and by name in reverse,
+- a regular-expression filter (``name=^load-000[12]&use_regex=true``),
+- the same page with ``columns=name,messages`` and with ``disable_stats=true``,
+- the whole list without paging (``/api/queues``), and
+- Prometheus' ``/metrics/per-object`` (one series per queue).
+
+``python -m benchmarks.management_listing [--queues N] [--rounds N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import time
+import urllib.request
+from collections.abc import Sequence
+
+import pika
+
+from kiltmq.broker import Broker
+
+REQUESTS = (
+    ("page 1", "/api/queues?page=1&page_size=100"),
+    ("sorted by messages", "/api/queues?page=1&page_size=100&sort=messages&sort_reverse=true"),
+    ("sorted by name, reversed", "/api/queues?page=1&page_size=100&sort=name&sort_reverse=true"),
+    ("regex filter", "/api/queues?page=1&page_size=100&name=%5Eload-000%5B12%5D&use_regex=true"),
+    ("page 1, columns=name,messages", "/api/queues?page=1&page_size=100&columns=name,messages"),
+    ("page 1, disable_stats", "/api/queues?page=1&page_size=100&disable_stats=true"),
+    ("whole list", "/api/queues"),
+)
+AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+
+def _get(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": AUTH})
+    with urllib.request.urlopen(request, timeout=300) as reply:
+        body: bytes = reply.read()
+        return body
+
+
+def _timed(url: str, rounds: int) -> tuple[float, float]:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        _get(url)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), max(times)
+
+
+def _declare(url: str, count: int) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url + "?heartbeat=0"))
+    try:
+        channel = conn.channel()
+        for n in range(count):
+            channel.queue_declare(f"load-{n:05d}")
+    finally:
+        conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.management_listing")
+    parser.add_argument("--queues", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    broker = Broker(port=0, management_port=0, prometheus_port=0)
+    with broker:
+        start = time.perf_counter()
+        _declare(broker.url, args.queues)
+        print(f"{args.queues} queues declared in {time.perf_counter() - start:.1f} s")
+        base = str(broker.management_url)
+        cases = [(name, base + path) for name, path in REQUESTS]
+        cases.append(("prometheus /metrics/per-object",
+                      f"{broker.prometheus_url}/metrics/per-object"))
+        print(f"{'request':<34} {'median ms':>10} {'max ms':>10}")
+        for name, url in cases:
+            median, slowest = _timed(url, args.rounds)
+            print(f"{name:<34} {median:>10.1f} {slowest:>10.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
