@@ -114,11 +114,13 @@ def channel_item(ctx: Context, c: ChannelDetail) -> dict[str, Any]:
         "confirm": c.confirm,
         "transactional": c.transactional,
     }
-    stats = message_stats(
-        c.counts, ctx.sampler.rates(("channel", c.name), 11), CHANNEL_FIELDS
-    )
+    key = ("channel", c.name)
+    stats = message_stats(c.counts, ctx.sampler.rates(key, 11), CHANNEL_FIELDS)
     if stats is not None:
         item["message_stats"] = stats
+    idle = ctx.sampler.idle_since(key)
+    if idle is not None:
+        item["idle_since"] = idle
     return item
 
 

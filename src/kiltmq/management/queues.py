@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from kiltmq.broker.admin import NotFound
-from kiltmq.broker.monitor import QueueDetail
+from kiltmq.broker.monitor import QueueDetail, QueueFigures
 from kiltmq.broker.user_actions import ACK_MODES, Fetched
 from kiltmq.management.bindings import bindings_of
 from kiltmq.management.connections import consumer_item
@@ -35,64 +35,100 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-#: The keys of a queue's statistics (left out with ``disable_stats``).
-STATS_KEYS = (
+#: The keys of a queue's JSON by what they cost: its properties, its depth with rates,
+#: its bytes, its counters with rates.
+PROPERTY_KEYS = (
+    "durable", "auto_delete", "exclusive", "arguments", "node", "type", "state", "policy",
+    "operator_policy", "effective_policy_definition", "consumers", "exclusive_consumer_tag",
+    "head_message_timestamp", "owner_pid_details",
+)
+DEPTH_KEYS = (
     "messages", "messages_details", "messages_ready", "messages_ready_details",
     "messages_unacknowledged", "messages_unacknowledged_details", "messages_ram",
-    "messages_ready_ram", "messages_unacknowledged_ram", "message_bytes",
-    "message_bytes_ready", "message_bytes_unacknowledged", "message_stats",
+    "messages_ready_ram", "messages_unacknowledged_ram",
 )
+BYTES_KEYS = ("message_bytes", "message_bytes_ready", "message_bytes_unacknowledged")
 
 
 def queue_item(
     ctx: Context, q: QueueDetail, *, stats: bool = True, keys: frozenset[str] | None = None
 ) -> dict[str, Any]:
-    """A queue's JSON; with ``keys``, at least those keys (the statistics only if one of
-    them is asked for)."""
+    """A queue's JSON; with ``keys``, at least those keys (statistics only if ``stats``)."""
     s = q.stats
-    item: dict[str, Any] = {
-        "name": s.name,
-        "vhost": s.vhost,
-        "durable": s.durable,
-        "auto_delete": s.auto_delete,
-        "exclusive": s.exclusive,
-        "arguments": plain(s.arguments),
-        "node": ctx.node,
-        "type": "classic",
-        "state": "running",
-        "policy": s.policy,
-        "operator_policy": s.operator_policy,
-        "effective_policy_definition": plain(s.effective_policy_definition),
-        "consumers": s.consumers,
-        "exclusive_consumer_tag": q.exclusive_consumer_tag,
-        "head_message_timestamp": None,
-    }
-    if q.owner is not None:
-        host, _, port = q.owner.partition(" -> ")[0].rpartition(":")
-        item["owner_pid_details"] = {
-            "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
-        }
-    if not stats or not wanted(keys, *STATS_KEYS):
-        return item
-    key = ("queue", s.vhost, s.name)
-    with_rates(
-        item,
-        {
-            "messages": s.messages,
-            "messages_ready": s.ready,
-            "messages_unacknowledged": s.unacked,
-        },
-        ctx.sampler.rates(("depth", *key), 3),
-    )
-    item["messages_ram"] = s.messages
-    item["messages_ready_ram"] = s.ready
-    item["messages_unacknowledged_ram"] = s.unacked
-    item["message_bytes"] = q.ready_bytes + q.unacked_bytes
-    item["message_bytes_ready"] = q.ready_bytes
-    item["message_bytes_unacknowledged"] = q.unacked_bytes
-    counts = message_stats(q.counts, ctx.sampler.rates(key, 11), QUEUE_FIELDS)
-    if counts is not None:
-        item["message_stats"] = counts
+    item: dict[str, Any] = {"name": s.name, "vhost": s.vhost}
+    if wanted(keys, *PROPERTY_KEYS):
+        item.update({
+            "durable": s.durable,
+            "auto_delete": s.auto_delete,
+            "exclusive": s.exclusive,
+            "arguments": plain(s.arguments),
+            "node": ctx.node,
+            "type": "classic",
+            "state": "running",
+            "policy": s.policy,
+            "operator_policy": s.operator_policy,
+            "effective_policy_definition": plain(s.effective_policy_definition),
+            "consumers": s.consumers,
+            "exclusive_consumer_tag": q.exclusive_consumer_tag,
+            "head_message_timestamp": None,
+        })
+        if q.owner is not None:
+            host, _, port = q.owner.partition(" -> ")[0].rpartition(":")
+            item["owner_pid_details"] = {
+                "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
+            }
+    if stats:
+        figures = QueueFigures(
+            s.vhost, s.name, s.ready, s.unacked, s.consumers, q.ready_bytes, q.unacked_bytes,
+            q.counts.values(),
+        )
+        _statistics(item, ctx, figures, keys)
+    return item
+
+
+def _statistics(
+    item: dict[str, Any], ctx: Context, f: QueueFigures, keys: frozenset[str] | None
+) -> None:
+    key = ("queue", f.vhost, f.name)
+    if wanted(keys, *DEPTH_KEYS):
+        with_rates(
+            item,
+            {
+                "messages": f.messages,
+                "messages_ready": f.ready,
+                "messages_unacknowledged": f.unacked,
+            },
+            ctx.sampler.rates(("depth", *key), 3),
+        )
+        item["messages_ram"] = f.messages
+        item["messages_ready_ram"] = f.ready
+        item["messages_unacknowledged_ram"] = f.unacked
+    if wanted(keys, *BYTES_KEYS):
+        item["message_bytes"] = f.ready_bytes + f.unacked_bytes
+        item["message_bytes_ready"] = f.ready_bytes
+        item["message_bytes_unacknowledged"] = f.unacked_bytes
+    if wanted(keys, "message_stats"):
+        counts = message_stats(f.counts, ctx.sampler.rates(key, 11), QUEUE_FIELDS)
+        if counts is not None:
+            item["message_stats"] = counts
+    if wanted(keys, "idle_since"):
+        idle = ctx.sampler.idle_since(key, ("depth", *key))
+        if idle is not None:
+            item["idle_since"] = idle
+
+
+#: The keys an item made of a queue's figures has (see :func:`_figures_item`).
+FIGURES_KEYS = frozenset(
+    {"name", "vhost", "consumers", *DEPTH_KEYS, *BYTES_KEYS, "message_stats", "idle_since"}
+)
+
+
+def _figures_item(
+    ctx: Context, f: QueueFigures, keys: frozenset[str] | None, stats: bool
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": f.name, "vhost": f.vhost, "consumers": f.consumers}
+    if stats:
+        _statistics(item, ctx, f, keys)
     return item
 
 
@@ -107,6 +143,8 @@ def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     def build(rows: Sequence[tuple[str, str]], keys: frozenset[str] | None) -> list[Item]:
         if keys is not None and keys <= {"name", "vhost"}:
             return [{"name": name, "vhost": vhost} for vhost, name in rows]
+        if keys is not None and keys <= FIGURES_KEYS:
+            return [_figures_item(ctx, f, keys, stats) for f in ctx.monitor.queue_figures(rows)]
         return [
             queue_item(ctx, q, stats=stats, keys=keys) for q in ctx.monitor.queues_named(rows)
         ]
