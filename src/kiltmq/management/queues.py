@@ -42,11 +42,8 @@ PROPERTY_KEYS = (
     "operator_policy", "effective_policy_definition", "consumers", "exclusive_consumer_tag",
     "head_message_timestamp", "owner_pid_details",
 )
-DEPTH_KEYS = (
-    "messages", "messages_details", "messages_ready", "messages_ready_details",
-    "messages_unacknowledged", "messages_unacknowledged_details", "messages_ram",
-    "messages_ready_ram", "messages_unacknowledged_ram",
-)
+DEPTH = ("messages", "messages_ready", "messages_unacknowledged")
+DEPTH_KEYS = (*DEPTH, *(f"{n}_details" for n in DEPTH), *(f"{n}_ram" for n in DEPTH))
 BYTES_KEYS = ("message_bytes", "message_bytes_ready", "message_bytes_unacknowledged")
 
 
@@ -90,7 +87,11 @@ def _statistics(
     item: dict[str, Any], ctx: Context, f: QueueFigures, keys: frozenset[str] | None
 ) -> None:
     key = ("queue", f.vhost, f.name)
-    if wanted(keys, *DEPTH_KEYS):
+    if keys is not None and keys.isdisjoint(DEPTH_KEYS[3:]):  # depths only
+        for name, value in zip(DEPTH, (f.messages, f.ready, f.unacked), strict=True):
+            if name in keys:
+                item[name] = value
+    elif wanted(keys, *DEPTH_KEYS):
         with_rates(
             item,
             {
