@@ -13,7 +13,9 @@ milliseconds:
 - a regular-expression filter (``name=^load-000[12]&use_regex=true``),
 - the same page with ``columns=name,messages`` and with ``disable_stats=true``,
 - the whole list without paging (``/api/queues``), and
-- Prometheus' ``/metrics/per-object`` (one series per queue).
+- Prometheus' ``/metrics/per-object`` (one series per queue), and
+- one sample of the management API's statistics sampler (every 5 s, on the broker's
+  loop: what the API's rates and ``idle_since`` come from).
 
 ``python -m benchmarks.management_listing [--queues N] [--rounds N]``
 """
@@ -25,11 +27,13 @@ import base64
 import statistics
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pika
 
 from kiltmq.broker import Broker
+from kiltmq.broker.monitor import Monitor
+from kiltmq.management.stats import Sampler
 
 REQUESTS = (
     ("page 1", "/api/queues?page=1&page_size=100"),
@@ -51,11 +55,15 @@ def _get(url: str) -> bytes:
 
 
 def _timed(url: str, rounds: int) -> tuple[float, float, float]:
+    return _timed_call(lambda: _get(url), rounds)
+
+
+def _timed_call(call: Callable[[], object], rounds: int) -> tuple[float, float, float]:
     times = []
     cpu = []
     for _ in range(rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
-        _get(url)
+        call()
         times.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
     return statistics.median(times), statistics.median(cpu), max(times)
@@ -89,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, url in cases:
             median, cpu, slowest = _timed(url, args.rounds)
             print(f"{name:<34} {median:>10.1f} {cpu:>10.1f} {slowest:>10.1f}", flush=True)
+        sampler = Sampler(Monitor(broker))
+        median, cpu, slowest = _timed_call(lambda: broker.call_in_loop(sampler.sample),
+                                           args.rounds)
+        print(f"{'sampler, one sample':<34} {median:>10.1f} {cpu:>10.1f} {slowest:>10.1f}")
     return 0
 
 
