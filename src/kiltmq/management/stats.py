@@ -141,7 +141,6 @@ class Sampler:
             return (0.0,) * size
         return tuple(max(0.0, (b - a) / span) for a, b in zip(v0, v1, strict=True))
 
-
     def idle_since(self, *keys: Hashable) -> str | None:
         """When the objects recorded under ``keys`` last changed, as RabbitMQ shows
         ``idle_since`` (local time, "2026-12-06T11:42:09.939+00:00"), if none changed
