@@ -10,10 +10,10 @@ successive snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kiltmq.broker.admin import Admin, ManagedBroker
 from kiltmq.broker.snapshots import QueueStats, queue_stats
@@ -30,6 +30,7 @@ __all__ = [
     "MessageCounts",
     "Monitor",
     "QueueDetail",
+    "QueueFigures",
     "connection_name",
 ]
 
@@ -131,6 +132,24 @@ class ConsumerDetail:
     arguments: dict[str, Any] = field(repr=False)
 
 
+class QueueFigures(NamedTuple):
+    """A queue's depth and counters: cheap to take of every queue at once."""
+
+    vhost: str
+    name: str
+    ready: int
+    unacked: int
+    consumers: int
+    ready_bytes: int
+    unacked_bytes: int
+    #: :meth:`MessageCounts.values` of the queue's counts.
+    counts: tuple[int, ...]
+
+    @property
+    def messages(self) -> int:
+        return self.ready + self.unacked
+
+
 @dataclass(frozen=True)
 class QueueDetail:
     """A queue's properties, counts and counters."""
@@ -192,18 +211,19 @@ def channel_counts(channel: Channel) -> MessageCounts:
     return _channel_counts(lambda name: int(getattr(channel, name)))
 
 
-def queue_counts(queue: Queue) -> MessageCounts:
-    no_ack = queue.no_ack_delivered + queue.no_ack_got
-    return MessageCounts(
-        publish=queue.published,
-        deliver=queue.delivered - queue.no_ack_delivered,
-        deliver_no_ack=queue.no_ack_delivered,
-        get=queue.got - queue.no_ack_got,
-        get_no_ack=queue.no_ack_got,
-        get_empty=queue.got_empty,
-        ack=queue.acked - no_ack,
-        redeliver=queue.redelivered,
+def queue_count_values(queue: Queue) -> tuple[int, ...]:
+    """:meth:`MessageCounts.values` of :func:`queue_counts`."""
+    no_ack_delivered = queue.no_ack_delivered
+    no_ack_got = queue.no_ack_got
+    return (
+        queue.published, queue.delivered - no_ack_delivered, no_ack_delivered,
+        queue.got - no_ack_got, no_ack_got, queue.got_empty,
+        queue.acked - no_ack_delivered - no_ack_got, queue.redelivered, 0, 0, 0,
     )
+
+
+def queue_counts(queue: Queue) -> MessageCounts:
+    return MessageCounts(*queue_count_values(queue))
 
 
 class Monitor:
@@ -339,17 +359,61 @@ class Monitor:
 
     # -- queues -----------------------------------------------------------------------------
 
+    def queue_names(self, vhost: str | None = None) -> list[tuple[str, str]]:
+        """(vhost, name) of the queues of ``vhost`` (None: every vhost), by vhost and
+        name."""
+        names = [vhost] if vhost is not None else sorted(self.broker.vhosts)
+        return [(v, q) for v in names for q in sorted(self.admin.vhost(v).queues)]
+
+    def queue_figures(
+        self, names: Iterable[tuple[str, str]] | None = None
+    ) -> list[QueueFigures]:
+        """The figures of the queues named by (vhost, name), in that order (None: every
+        queue, by vhost and name; NotFound if one is not)."""
+        unacked: dict[str, dict[Queue, list[int]]] = {}
+        found = []
+        for vhost, queue in self._named(names):
+            sizes = unacked.get(vhost)
+            if sizes is None:
+                sizes = unacked[vhost] = {}
+                for owner, entry in self.admin._unacked(queue.vhost):
+                    counted = sizes.get(owner)
+                    if counted is None:
+                        counted = sizes[owner] = [0, 0]
+                    counted[0] += 1
+                    counted[1] += entry.message.size
+            count, size = sizes.get(queue, (0, 0))
+            found.append(QueueFigures(
+                vhost, queue.name, len(queue.ready), count, len(queue.consumers),
+                queue.ready_bytes, size, queue_count_values(queue),
+            ))
+        return found
+
+    def _named(self, names: Iterable[tuple[str, str]] | None) -> Iterator[tuple[str, Queue]]:
+        if names is None:
+            vhosts = self.broker.vhosts
+            for vhost in sorted(vhosts):
+                for _name, queue in sorted(vhosts[vhost].queues.items()):
+                    yield vhost, queue
+        else:
+            for vhost, name in names:
+                yield vhost, self.admin.queue(vhost, name)
+
     def queues(self, vhost: str | None = None) -> list[QueueDetail]:
         """The queues of ``vhost`` (None: every vhost), by vhost and name."""
-        names = [vhost] if vhost is not None else sorted(self.broker.vhosts)
+        return self.queues_named(self.queue_names(vhost))
+
+    def queues_named(self, names: Iterable[tuple[str, str]]) -> list[QueueDetail]:
+        """The queues named by (vhost, name), in that order (NotFound if one is not)."""
+        unacked: dict[str, dict[Queue, list[int]]] = {}
         found = []
-        for name in names:
-            host = self.admin.vhost(name)
-            unacked: dict[Queue, list[int]] = {}
-            for owner, entry in self.admin._unacked(host):
-                unacked.setdefault(owner, []).append(entry.message.size)
-            for _qname, queue in sorted(host.queues.items()):
-                found.append(self._queue(queue, unacked.get(queue, [])))
+        for vhost, queue in self._named(names):
+            sizes = unacked.get(vhost)
+            if sizes is None:
+                sizes = unacked[vhost] = {}
+                for owner, entry in self.admin._unacked(queue.vhost):
+                    sizes.setdefault(owner, []).append(entry.message.size)
+            found.append(self._queue(queue, sizes.get(queue, [])))
         return found
 
     def queue(self, vhost: str, name: str) -> QueueDetail:

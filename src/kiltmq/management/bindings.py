@@ -16,7 +16,7 @@ from aiohttp import web
 from kiltmq.broker.snapshots import BindingInfo
 from kiltmq.management.context import caller, context, vhost_param
 from kiltmq.management.errors import amqp_failure, bad_request, object_not_found
-from kiltmq.management.listing import reply_item, reply_list
+from kiltmq.management.listing import reply_item, reply_list, reply_rows
 from kiltmq.management.message_json import plain
 from kiltmq.management.request import body, text
 from kiltmq.protocol.errors import AMQPError
@@ -59,8 +59,11 @@ def bindings_of(request: web.Request, vhost: str) -> list[dict[str, Any]]:
 
 
 def _all(request: web.Request, vhosts: list[str]) -> web.Response:
-    items = [item for v in vhosts for item in bindings_of(request, v)]
-    return reply_list(request, items, ())
+    admin = context(request).admin
+    rows = [(v, b) for v in vhosts for b in admin.bindings(v)]
+    return reply_rows(
+        request, rows, lambda shown, _keys: [binding_item(v, b) for v, b in shown], ()
+    )
 
 
 @routes.get("/api/bindings")

@@ -15,7 +15,7 @@ from aiohttp import web
 from kiltmq.broker.monitor import ChannelDetail, ConnectionDetail, ConsumerDetail
 from kiltmq.management.context import Context, caller, context, vhost_param
 from kiltmq.management.errors import not_authorised, object_not_found
-from kiltmq.management.listing import reply_item, reply_list
+from kiltmq.management.listing import reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain
 from kiltmq.management.stats import CHANNEL_FIELDS, message_stats, with_rates
 
@@ -24,7 +24,10 @@ __all__ = ["channel_details", "consumer_item", "routes"]
 routes = web.RouteTableDef()
 
 
-def connection_item(ctx: Context, c: ConnectionDetail) -> dict[str, Any]:
+def connection_item(
+    ctx: Context, c: ConnectionDetail, keys: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A connection's JSON; with ``keys``, at least those keys."""
     item: dict[str, Any] = {
         "name": c.name,
         "node": ctx.node,
@@ -52,12 +55,14 @@ def connection_item(ctx: Context, c: ConnectionDetail) -> dict[str, Any]:
         "frame_max": c.frame_max,
         "timeout": c.heartbeat,
         "connected_at": int(c.connected_at * 1000),
-        "client_properties": plain(c.client_properties),
     }
+    if wanted(keys, "client_properties"):
+        item["client_properties"] = plain(c.client_properties)
     if c.user_provided_name is not None:
         item["user_provided_name"] = c.user_provided_name
-    rates = ctx.sampler.rates(("connection", c.name), 2)
-    with_rates(item, {"recv_oct": c.recv_oct, "send_oct": c.send_oct}, rates)
+    if wanted(keys, "recv_oct", "recv_oct_details", "send_oct", "send_oct_details"):
+        rates = ctx.sampler.rates(("connection", c.name), 2)
+        with_rates(item, {"recv_oct": c.recv_oct, "send_oct": c.send_oct}, rates)
     return item
 
 
@@ -89,7 +94,10 @@ def consumer_item(c: ConsumerDetail, node: str) -> dict[str, Any]:
     }
 
 
-def channel_item(ctx: Context, c: ChannelDetail) -> dict[str, Any]:
+def channel_item(
+    ctx: Context, c: ChannelDetail, keys: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A channel's JSON; with ``keys``, at least those keys."""
     conn = c.connection
     item: dict[str, Any] = {
         "name": c.name,
@@ -114,11 +122,15 @@ def channel_item(ctx: Context, c: ChannelDetail) -> dict[str, Any]:
         "confirm": c.confirm,
         "transactional": c.transactional,
     }
-    stats = message_stats(
-        c.counts, ctx.sampler.rates(("channel", c.name), 11), CHANNEL_FIELDS
-    )
-    if stats is not None:
-        item["message_stats"] = stats
+    key = ("channel", c.name)
+    if wanted(keys, "message_stats"):
+        stats = message_stats(c.counts, ctx.sampler.rates(key, 11), CHANNEL_FIELDS)
+        if stats is not None:
+            item["message_stats"] = stats
+    if wanted(keys, "idle_since"):
+        idle = ctx.sampler.idle_since(key)
+        if idle is not None:
+            item["idle_since"] = idle
     return item
 
 
@@ -144,19 +156,28 @@ def _connection(request: web.Request) -> ConnectionDetail:
     raise object_not_found()
 
 
+def _reply_connections(request: web.Request, rows: list[ConnectionDetail]) -> web.Response:
+    ctx = context(request)
+    return reply_rows(
+        request, rows, lambda shown, keys: [connection_item(ctx, c, keys) for c in shown]
+    )
+
+
+def _reply_channels(request: web.Request, rows: list[ChannelDetail]) -> web.Response:
+    ctx = context(request)
+    return reply_rows(
+        request, rows, lambda shown, keys: [channel_item(ctx, c, keys) for c in shown]
+    )
+
+
 @routes.get("/api/connections")
 async def list_connections(request: web.Request) -> web.Response:
-    ctx = context(request)
-    items = [connection_item(ctx, c) for c in _connections(request)]
-    return reply_list(request, items)
+    return _reply_connections(request, _connections(request))
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
 async def vhost_connections(request: web.Request) -> web.Response:
-    vhost = vhost_param(request)
-    ctx = context(request)
-    items = [connection_item(ctx, c) for c in _connections(request, vhost)]
-    return reply_list(request, items)
+    return _reply_connections(request, _connections(request, vhost_param(request)))
 
 
 @routes.get("/api/connections/{name}")
@@ -183,25 +204,18 @@ async def close_connection(request: web.Request) -> web.Response:
 @routes.get("/api/connections/{name}/channels")
 async def connection_channels(request: web.Request) -> web.Response:
     conn = _connection(request)
-    ctx = context(request)
-    items = [
-        channel_item(ctx, c) for c in ctx.monitor.channels(conn.vhost)
-        if c.connection.name == conn.name
-    ]
-    return reply_list(request, items)
+    channels = context(request).monitor.channels(conn.vhost)
+    return _reply_channels(request, [c for c in channels if c.connection.name == conn.name])
 
 
 @routes.get("/api/channels")
 async def list_channels(request: web.Request) -> web.Response:
-    ctx = context(request)
-    return reply_list(request, [channel_item(ctx, c) for c in _channels(request)])
+    return _reply_channels(request, _channels(request))
 
 
 @routes.get("/api/vhosts/{vhost}/channels")
 async def vhost_channels(request: web.Request) -> web.Response:
-    vhost = vhost_param(request)
-    ctx = context(request)
-    return reply_list(request, [channel_item(ctx, c) for c in _channels(request, vhost)])
+    return _reply_channels(request, _channels(request, vhost_param(request)))
 
 
 @routes.get("/api/channels/{name}")

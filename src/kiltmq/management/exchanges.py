@@ -22,7 +22,7 @@ from kiltmq.management.errors import (
     object_not_found,
     vhost_not_found,
 )
-from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.listing import json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_from_json
 from kiltmq.management.request import body, flag, require, text
 from kiltmq.management.stats import exchange_stats
@@ -33,7 +33,10 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def exchange_item(ctx: Context, vhost: str, x: ExchangeInfo) -> dict[str, Any]:
+def exchange_item(
+    ctx: Context, vhost: str, x: ExchangeInfo, keys: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """An exchange's JSON; with ``keys``, at least those keys."""
     item: dict[str, Any] = {
         "name": x.name,
         "vhost": vhost,
@@ -45,27 +48,31 @@ def exchange_item(ctx: Context, vhost: str, x: ExchangeInfo) -> dict[str, Any]:
     }
     if x.policy is not None:  # RabbitMQ shows the key only when a policy applies
         item["policy"] = x.policy
-    rates = ctx.sampler.rates(("exchange", vhost, x.name), 2)
-    stats = exchange_stats(x.publish_in, x.publish_out, rates)
-    if stats is not None:
-        item["message_stats"] = stats
+    if wanted(keys, "message_stats"):
+        rates = ctx.sampler.rates(("exchange", vhost, x.name), 2)
+        stats = exchange_stats(x.publish_in, x.publish_out, rates)
+        if stats is not None:
+            item["message_stats"] = stats
     return item
 
 
-def _items(request: web.Request, vhosts: list[str]) -> list[dict[str, Any]]:
+def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
-    return [exchange_item(ctx, v, x) for v in vhosts for x in ctx.admin.exchanges(v)]
+    rows = [(v, x) for v in vhosts for x in ctx.admin.exchanges(v)]
+    return reply_rows(
+        request, rows, lambda shown, keys: [exchange_item(ctx, v, x, keys) for v, x in shown]
+    )
 
 
 @routes.get("/api/exchanges")
 async def list_exchanges(request: web.Request) -> web.Response:
     visible = caller(request).visible_vhosts(context(request).broker)
-    return reply_list(request, _items(request, sorted(visible)))
+    return _list(request, sorted(visible))
 
 
 @routes.get("/api/exchanges/{vhost}")
 async def vhost_exchanges(request: web.Request) -> web.Response:
-    return reply_list(request, _items(request, [vhost_param(request)]))
+    return _list(request, [vhost_param(request)])
 
 
 def _exchange(request: web.Request) -> tuple[str, ExchangeInfo]:

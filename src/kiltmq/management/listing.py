@@ -9,19 +9,37 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from kiltmq.management.errors import ApiError, bad_request
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "json_reply", "reply_item", "reply_list"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "Build",
+    "Item",
+    "json_reply",
+    "reply_item",
+    "reply_list",
+    "reply_rows",
+    "wanted",
+]
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 
 Item = dict[str, Any]
+Row = TypeVar("Row")
+#: Makes the items of rows; given top-level keys, it may leave the others out.
+Build = Callable[[Sequence[Row], frozenset[str] | None], list[Item]]
+
+
+def wanted(keys: frozenset[str] | None, *names: str) -> bool:
+    """Whether an item built for ``keys`` (None: all) needs any of ``names``."""
+    return keys is None or not keys.isdisjoint(names)
 
 
 def json_reply(data: Any, status: int = 200) -> web.Response:
@@ -78,6 +96,8 @@ def _dotted(item: Mapping[str, Any], path: str) -> Any:
 def _order(value: Any) -> tuple[int, Any]:
     """Erlang's term order, which RabbitMQ sorts by: numbers, atoms (true, false,
     null), maps, lists, then strings."""
+    if type(value) is str:  # code point order is UTF-8's byte order
+        return (4, value)
     if isinstance(value, bool) or value is None:
         return (1, str(value).lower())
     if isinstance(value, int | float):
@@ -86,18 +106,15 @@ def _order(value: Any) -> tuple[int, Any]:
         return (2, json.dumps(value, sort_keys=True))
     if isinstance(value, list):
         return (3, json.dumps(value, sort_keys=True))
-    return (4, str(value).encode())
+    return (4, str(value))
 
 
-def _sorted(items: list[Item], request: web.Request, default: Sequence[str]) -> list[Item]:
-    sort = request.query.get("sort")
-    if sort == "":
-        return items
-    keys = ([sort] if sort is not None else []) + list(default)
-    result = sorted(items, key=lambda item: [_order(_dotted(item, k)) for k in keys])
-    if request.query.get("sort_reverse") == "true":
-        result.reverse()
-    return result
+def _sort_key(path: str) -> Callable[[Item], tuple[int, Any]]:
+    parts = [p for p in path.split(".") if p]
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda item: _order(item.get(key, 0))
+    return lambda item: _order(_dotted(item, path))
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -127,48 +144,91 @@ def _pagination(request: web.Request) -> tuple[int, int] | None:
     )
 
 
-def _name_filter(items: list[Item], request: web.Request) -> list[Item]:
+def _name_filter(request: web.Request) -> Callable[[str], bool] | None:
     name = request.query.get("name")
     if not name:
-        return items
+        return None
     if request.query.get("use_regex") == "true":
         try:
             pattern = re.compile(name, re.IGNORECASE)
         except re.error:
             raise bad_request("Pagination parameters are invalid") from None
-        return [i for i in items if pattern.search(str(i.get("name", "")))]
+        return lambda text: pattern.search(text) is not None
     needle = name.lower()
-    return [i for i in items if needle in str(i.get("name", "")).lower()]
+    return lambda text: needle in text.lower()
+
+
+def _top(paths: Iterable[str]) -> frozenset[str] | None:
+    """The top-level keys the dotted ``paths`` start with (None: the whole item)."""
+    tops = set()
+    for path in paths:
+        parts = [p for p in path.split(".") if p]
+        if not parts:
+            return None
+        tops.add(parts[0])
+    return frozenset(tops)
 
 
 def reply_list(
     request: web.Request, items: list[Item], default_sort: Sequence[str] = ("vhost", "name")
 ) -> web.Response:
     """Sort, filter, page and cut ``items`` as the request's query asks."""
+    return reply_rows(request, items, lambda rows, _wanted: list(rows), default_sort)
+
+
+def reply_rows(
+    request: web.Request,
+    rows: Sequence[Row],
+    build: Build[Row],
+    default_sort: Sequence[str] = ("vhost", "name"),
+) -> web.Response:
+    """Sort, filter, page and cut the items that ``build`` makes of ``rows``, as the
+    request's query asks, building the whole items of the rows shown only.
+
+    ``build(rows, wanted)`` makes one item per row; with ``wanted`` (top-level keys) it
+    may leave out the other keys, so filtering and sorting cost only the columns they
+    read."""
     pagination = _pagination(request)
     columns = _columns(request)
-    ordered = _sorted(items, request, default_sort)
+    sort = request.query.get("sort")
+    keys = [] if sort == "" else ([sort] if sort is not None else []) + list(default_sort)
+    reverse = sort != "" and request.query.get("sort_reverse") == "true"
+    matches = _name_filter(request) if pagination is not None else None
+    chosen: Sequence[Row] = rows
+    if keys or matches is not None:
+        needed = _top([*keys, *(["name"] if matches is not None else [])])
+        pairs = list(zip(build(rows, needed), rows, strict=True))
+        if keys:
+            order = [_sort_key(k) for k in keys]
+            pairs.sort(key=lambda pair: [f(pair[0]) for f in order])
+        if reverse:
+            pairs.reverse()
+        if matches is not None:
+            pairs = [p for p in pairs if matches(str(p[0].get("name", "")))]
+        chosen = [row for _item, row in pairs]
+    elif reverse:
+        chosen = list(reversed(rows))
+    wanted = None if columns is None else _top(".".join(c) for c in columns)
     if pagination is None:
-        return json_reply(_extract(ordered, columns))
+        return json_reply(_extract(build(chosen, wanted), columns))
     page, size = pagination
-    filtered = _name_filter(ordered, request)
     start = (page - 1) * size
-    if start > len(filtered):
+    if start > len(chosen):
         raise ApiError(
             400,
             "page_out_of_range",
-            f"Page out of range, page: {page} page size: {size}, len: {len(filtered)}",
+            f"Page out of range, page: {page} page size: {size}, len: {len(chosen)}",
         )
-    chosen = filtered[start : start + size]
+    shown = chosen[start : start + size]
     return json_reply(
         {
-            "filtered_count": len(filtered),
-            "item_count": len(chosen),
-            "items": _extract(chosen, columns),
+            "filtered_count": len(chosen),
+            "item_count": len(shown),
+            "items": _extract(build(shown, wanted), columns),
             "page": page,
-            "page_count": math.ceil(len(filtered) / size),
+            "page_count": math.ceil(len(chosen) / size),
             "page_size": size,
-            "total_count": len(ordered),
+            "total_count": len(rows),
         }
     )
 

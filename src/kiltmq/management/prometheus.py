@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kiltmq.broker.admin import Admin, ManagedBroker
 from kiltmq.broker.churn import Churn
-from kiltmq.broker.monitor import Monitor, QueueDetail
+from kiltmq.broker.monitor import Monitor, QueueFigures
 from kiltmq.management.overview import API_VERSION
 from kiltmq.management.site import HttpService
 from kiltmq.management.stats import Sampler
@@ -36,7 +36,13 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
+    if type(value) is int:
+        return str(value)
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _labels(labels: Labels) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
 
 
 class _Writer:
@@ -46,10 +52,13 @@ class _Writer:
     def metric(
         self, name: str, kind: str, text: str, series: Iterable[tuple[Labels, float]]
     ) -> None:
+        self.shown(name, kind, text, ((_labels(labels), value) for labels, value in series))
+
+    def shown(self, name: str, kind: str, text: str, series: Iterable[tuple[str, float]]) -> None:
+        """A metric whose series' labels are written already (see :func:`_labels`)."""
         self.lines.append(f"# TYPE {name} {kind}")
         self.lines.append(f"# HELP {name} {text}")
-        for labels, value in series:
-            shown = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+        for shown, value in series:
             self.lines.append(f"{name}{{{shown}}} {_number(value)}" if shown else
                               f"{name} {_number(value)}")
 
@@ -72,19 +81,19 @@ class Metrics:
 PROMETHEUS = web.AppKey("kiltmq.management.prometheus", Metrics)
 
 
-QueueValue = Callable[[QueueDetail], int]
+QueueValue = Callable[[QueueFigures], int]
 
 #: Queue depths: summed in /metrics, per queue in /metrics/per-object.
 DEPTH: tuple[tuple[str, str, QueueValue], ...] = (
     ("rabbitmq_queue_messages_ready", "Messages ready to be delivered to consumers",
-     lambda q: q.stats.ready),
+     lambda q: q.ready),
     ("rabbitmq_queue_messages_unacked",
-     "Messages delivered to consumers but not yet acknowledged", lambda q: q.stats.unacked),
+     "Messages delivered to consumers but not yet acknowledged", lambda q: q.unacked),
     ("rabbitmq_queue_messages", "Sum of ready and unacknowledged messages - total queue depth",
-     lambda q: q.stats.messages),
+     lambda q: q.messages),
 )
 PER_QUEUE: tuple[tuple[str, str, QueueValue], ...] = (
-    ("rabbitmq_queue_consumers", "Consumers on a queue", lambda q: q.stats.consumers),
+    ("rabbitmq_queue_consumers", "Consumers on a queue", lambda q: q.consumers),
     ("rabbitmq_queue_messages_ready_bytes", "Size in bytes of ready messages",
      lambda q: q.ready_bytes),
     ("rabbitmq_queue_messages_unacked_bytes", "Size in bytes of all unacknowledged messages",
@@ -122,7 +131,7 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
     """The exposition text."""
     monitor, sampler = metrics.monitor, metrics.sampler
     status = metrics.admin.status()
-    queues = monitor.queues()
+    queues = monitor.queue_figures()
     channels = monitor.channels()
     totals = sampler.totals()
     w = _Writer()
@@ -134,7 +143,7 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
            ("kiltmq_version", __version__)))
     w.one("rabbitmq_connections", "gauge", "Connections currently open", status.connections)
     w.one("rabbitmq_channels", "gauge", "Channels currently open", len(channels))
-    consumers = sum(q.stats.consumers for q in queues)
+    consumers = sum(q.consumers for q in queues)
     w.one("rabbitmq_consumers", "gauge", "Consumers currently connected", consumers)
     w.one("rabbitmq_queues", "gauge", "Queues available", len(queues))
     for name, text, get in DEPTH:
@@ -205,11 +214,9 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
             for strategy, has_dlx in (("at_most_once", True), ("disabled", False))
         ])
     if per_object:
-        per_queue: list[tuple[Labels, QueueDetail]] = [
-            ((("vhost", q.stats.vhost), ("queue", q.stats.name)), q) for q in queues
-        ]
+        per_queue = [(_labels((("vhost", q.vhost), ("queue", q.name))), q) for q in queues]
         for name, text, get in (*DEPTH, *PER_QUEUE):
-            w.metric(name, "gauge", text, [(key, float(get(q))) for key, q in per_queue])
+            w.shown(name, "gauge", text, [(shown, get(q)) for shown, q in per_queue])
     return "\n".join(w.lines) + "\n"
 
 

@@ -6,12 +6,13 @@ Changes are done as the calling user, with that user's permissions."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from kiltmq.broker.admin import NotFound
-from kiltmq.broker.monitor import QueueDetail
+from kiltmq.broker.monitor import QueueDetail, QueueFigures
 from kiltmq.broker.user_actions import ACK_MODES, Fetched
 from kiltmq.management.bindings import bindings_of
 from kiltmq.management.connections import consumer_item
@@ -23,7 +24,7 @@ from kiltmq.management.errors import (
     object_not_found,
     vhost_not_found,
 )
-from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.listing import Item, json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_to_json
 from kiltmq.management.request import body, flag, integer, require
 from kiltmq.management.stats import QUEUE_FIELDS, message_stats, with_rates
@@ -34,51 +35,101 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def queue_item(ctx: Context, q: QueueDetail, *, stats: bool = True) -> dict[str, Any]:
+#: The keys of a queue's JSON by what they cost: its properties, its depth with rates,
+#: its bytes, its counters with rates.
+PROPERTY_KEYS = (
+    "durable", "auto_delete", "exclusive", "arguments", "node", "type", "state", "policy",
+    "operator_policy", "effective_policy_definition", "consumers", "exclusive_consumer_tag",
+    "head_message_timestamp", "owner_pid_details",
+)
+DEPTH = ("messages", "messages_ready", "messages_unacknowledged")
+DEPTH_KEYS = (*DEPTH, *(f"{n}_details" for n in DEPTH), *(f"{n}_ram" for n in DEPTH))
+BYTES_KEYS = ("message_bytes", "message_bytes_ready", "message_bytes_unacknowledged")
+
+
+def queue_item(
+    ctx: Context, q: QueueDetail, *, stats: bool = True, keys: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A queue's JSON; with ``keys``, at least those keys (statistics only if ``stats``)."""
     s = q.stats
-    item: dict[str, Any] = {
-        "name": s.name,
-        "vhost": s.vhost,
-        "durable": s.durable,
-        "auto_delete": s.auto_delete,
-        "exclusive": s.exclusive,
-        "arguments": plain(s.arguments),
-        "node": ctx.node,
-        "type": "classic",
-        "state": "running",
-        "policy": s.policy,
-        "operator_policy": s.operator_policy,
-        "effective_policy_definition": plain(s.effective_policy_definition),
-        "consumers": s.consumers,
-        "exclusive_consumer_tag": q.exclusive_consumer_tag,
-        "head_message_timestamp": None,
-    }
-    if q.owner is not None:
-        host, _, port = q.owner.partition(" -> ")[0].rpartition(":")
-        item["owner_pid_details"] = {
-            "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
-        }
-    if not stats:
-        return item
-    key = ("queue", s.vhost, s.name)
-    with_rates(
-        item,
-        {
-            "messages": s.messages,
-            "messages_ready": s.ready,
-            "messages_unacknowledged": s.unacked,
-        },
-        ctx.sampler.rates(("depth", *key), 3),
-    )
-    item["messages_ram"] = s.messages
-    item["messages_ready_ram"] = s.ready
-    item["messages_unacknowledged_ram"] = s.unacked
-    item["message_bytes"] = q.ready_bytes + q.unacked_bytes
-    item["message_bytes_ready"] = q.ready_bytes
-    item["message_bytes_unacknowledged"] = q.unacked_bytes
-    counts = message_stats(q.counts, ctx.sampler.rates(key, 11), QUEUE_FIELDS)
-    if counts is not None:
-        item["message_stats"] = counts
+    item: dict[str, Any] = {"name": s.name, "vhost": s.vhost}
+    if wanted(keys, *PROPERTY_KEYS):
+        item.update({
+            "durable": s.durable,
+            "auto_delete": s.auto_delete,
+            "exclusive": s.exclusive,
+            "arguments": plain(s.arguments),
+            "node": ctx.node,
+            "type": "classic",
+            "state": "running",
+            "policy": s.policy,
+            "operator_policy": s.operator_policy,
+            "effective_policy_definition": plain(s.effective_policy_definition),
+            "consumers": s.consumers,
+            "exclusive_consumer_tag": q.exclusive_consumer_tag,
+            "head_message_timestamp": None,
+        })
+        if q.owner is not None:
+            host, _, port = q.owner.partition(" -> ")[0].rpartition(":")
+            item["owner_pid_details"] = {
+                "name": q.owner, "peer_host": host, "peer_port": int(port or 0),
+            }
+    if stats:
+        figures = QueueFigures(
+            s.vhost, s.name, s.ready, s.unacked, s.consumers, q.ready_bytes, q.unacked_bytes,
+            q.counts.values(),
+        )
+        _statistics(item, ctx, figures, keys)
+    return item
+
+
+def _statistics(
+    item: dict[str, Any], ctx: Context, f: QueueFigures, keys: frozenset[str] | None
+) -> None:
+    key = ("queue", f.vhost, f.name)
+    if keys is not None and keys.isdisjoint(DEPTH_KEYS[3:]):  # depths only
+        for name, value in zip(DEPTH, (f.messages, f.ready, f.unacked), strict=True):
+            if name in keys:
+                item[name] = value
+    elif wanted(keys, *DEPTH_KEYS):
+        with_rates(
+            item,
+            {
+                "messages": f.messages,
+                "messages_ready": f.ready,
+                "messages_unacknowledged": f.unacked,
+            },
+            ctx.sampler.rates(("depth", *key), 3),
+        )
+        item["messages_ram"] = f.messages
+        item["messages_ready_ram"] = f.ready
+        item["messages_unacknowledged_ram"] = f.unacked
+    if wanted(keys, *BYTES_KEYS):
+        item["message_bytes"] = f.ready_bytes + f.unacked_bytes
+        item["message_bytes_ready"] = f.ready_bytes
+        item["message_bytes_unacknowledged"] = f.unacked_bytes
+    if wanted(keys, "message_stats"):
+        counts = message_stats(f.counts, ctx.sampler.rates(key, 11), QUEUE_FIELDS)
+        if counts is not None:
+            item["message_stats"] = counts
+    if wanted(keys, "idle_since"):
+        idle = ctx.sampler.idle_since(key, ("depth", *key))
+        if idle is not None:
+            item["idle_since"] = idle
+
+
+#: The keys an item made of a queue's figures has (see :func:`_figures_item`).
+FIGURES_KEYS = frozenset(
+    {"name", "vhost", "consumers", *DEPTH_KEYS, *BYTES_KEYS, "message_stats", "idle_since"}
+)
+
+
+def _figures_item(
+    ctx: Context, f: QueueFigures, keys: frozenset[str] | None, stats: bool
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": f.name, "vhost": f.vhost, "consumers": f.consumers}
+    if stats:
+        _statistics(item, ctx, f, keys)
     return item
 
 
@@ -89,8 +140,18 @@ def _disable_stats(request: web.Request) -> bool:
 def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
     stats = not _disable_stats(request)
-    items = [queue_item(ctx, q, stats=stats) for v in vhosts for q in ctx.monitor.queues(v)]
-    return reply_list(request, items)
+
+    def build(rows: Sequence[tuple[str, str]], keys: frozenset[str] | None) -> list[Item]:
+        if keys is not None and keys <= {"name", "vhost"}:
+            return [{"name": name, "vhost": vhost} for vhost, name in rows]
+        if keys is not None and keys <= FIGURES_KEYS:
+            return [_figures_item(ctx, f, keys, stats) for f in ctx.monitor.queue_figures(rows)]
+        return [
+            queue_item(ctx, q, stats=stats, keys=keys) for q in ctx.monitor.queues_named(rows)
+        ]
+
+    names = [n for v in vhosts for n in ctx.monitor.queue_names(v)]
+    return reply_rows(request, names, build)
 
 
 @routes.get("/api/queues")

@@ -5,13 +5,19 @@ The broker only counts (plain integers on channels and queues, see
 :class:`Sampler` reads the counters every :attr:`Sampler.INTERVAL` seconds and a rate is
 the change between its last two samples per second, as RabbitMQ's ``basic`` rates
 mode.
+
+An object whose counters did not change between the last two samples is idle
+(RabbitMQ's ``idle_since``, on queues and channels): since the time of the sample that
+first saw its counters as they are. Nothing on the message path reads a clock for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from kiltmq.broker.monitor import MessageCounts, Monitor
@@ -37,10 +43,12 @@ OVERVIEW_FIELDS = CHANNEL_FIELDS
 _NAMES = tuple(f.name for f in fields(MessageCounts))
 
 
-def _values(counts: MessageCounts) -> dict[str, int]:
-    values = dict(zip(_NAMES, counts.values(), strict=True))
+def _values(counts: MessageCounts | tuple[int, ...]) -> dict[str, int]:
+    values = dict(
+        zip(_NAMES, counts.values() if isinstance(counts, MessageCounts) else counts, strict=True)
+    )
     values["deliver_get"] = (
-        counts.deliver + counts.deliver_no_ack + counts.get + counts.get_no_ack
+        values["deliver"] + values["deliver_no_ack"] + values["get"] + values["get_no_ack"]
     )
     return values
 
@@ -55,8 +63,12 @@ class Sampler:
         self.interval = interval if interval is not None else self.INTERVAL
         # key -> ((time, values) before the last, (time, values) last)
         self._samples: dict[Hashable, tuple[tuple[float, tuple[int, ...]], ...]] = {}
+        # key -> wall-clock time of the first sample that saw its values as they are
+        self._since: dict[Hashable, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._now: Callable[[], float] = lambda: 0.0
+        self._at = 0.0
+        self._wall = 0.0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._now = loop.time
@@ -76,13 +88,16 @@ class Sampler:
     # -- sampling ---------------------------------------------------------------------
 
     def _record(self, seen: dict[Hashable, Any], key: Hashable, values: tuple[int, ...]) -> None:
-        now = self._now()
         history = self._samples.get(key, ())
-        seen[key] = (*history[-1:], (now, values))
+        seen[key] = (*history[-1:], (self._at, values))
+        if not history or history[-1][1] != values:
+            self._since[key] = self._wall
 
     def sample(self) -> None:
         """Read every counter once (on the broker's loop)."""
         monitor = self.monitor
+        self._at = self._now()
+        self._wall = time.time()
         seen: dict[Hashable, Any] = {}
         for channel in monitor.channels():
             self._record(seen, ("channel", channel.name), channel.counts.values())
@@ -93,22 +108,21 @@ class Sampler:
         for conn in monitor.connections():
             self._record(seen, ("connection", conn.name), (conn.recv_oct, conn.send_oct))
         queued = [0, 0, 0]
-        for queue in monitor.queues():
-            stats = queue.stats
-            key = ("queue", stats.vhost, stats.name)
-            self._record(seen, key, queue.counts.values())
-            self._record(
-                seen, ("depth", *key), (stats.messages, stats.ready, stats.unacked)
-            )
-            queued[0] += stats.messages
-            queued[1] += stats.ready
-            queued[2] += stats.unacked
+        for queue in monitor.queue_figures():
+            key = ("queue", queue.vhost, queue.name)
+            self._record(seen, key, queue.counts)
+            messages = queue.ready + queue.unacked
+            self._record(seen, ("depth", *key), (messages, queue.ready, queue.unacked))
+            queued[0] += messages
+            queued[1] += queue.ready
+            queued[2] += queue.unacked
         for (vhost, name), published in monitor.exchange_counts().items():
             self._record(seen, ("exchange", vhost, name), published)
         self._record(seen, "churn", monitor.broker.churn.values())
         self._record(seen, "overview", overall.values())
         self._record(seen, "queue_totals", tuple(queued))
         self._samples = seen
+        self._since = {k: v for k, v in self._since.items() if k in seen}
 
     def totals(self, vhost: str | None = None) -> MessageCounts:
         """What the channels of ``vhost`` (None: of every vhost) counted, open and
@@ -127,9 +141,26 @@ class Sampler:
             return (0.0,) * size
         return tuple(max(0.0, (b - a) / span) for a, b in zip(v0, v1, strict=True))
 
+    def idle_since(self, *keys: Hashable) -> str | None:
+        """When the objects recorded under ``keys`` last changed, as RabbitMQ shows
+        ``idle_since`` (local time, "2026-12-06T11:42:09.939+00:00"), if none changed
+        between the last two samples; else None."""
+        since = 0.0
+        for key in keys:
+            history = self._samples.get(key, ())
+            if len(history) < 2 or history[0][1] != history[1][1]:
+                return None
+            since = max(since, self._since[key])
+        moment = datetime.fromtimestamp(since).astimezone()
+        return moment.isoformat(timespec="milliseconds")
+
 
 def message_stats(
-    counts: MessageCounts, rates: Sequence[float], names: Sequence[str], *, always: bool = False
+    counts: MessageCounts | tuple[int, ...],
+    rates: Sequence[float],
+    names: Sequence[str],
+    *,
+    always: bool = False,
 ) -> dict[str, Any] | None:
     """RabbitMQ's ``message_stats`` object: each counter in ``names`` and its
     ``<name>_details`` rate. None (leave it out) when nothing was counted, unless
