@@ -30,6 +30,7 @@ class _Server:
     def __init__(self, piece: int) -> None:
         self.piece = piece
         self.acked = 0
+        self.acks: list[int] = []
         self.published: list[bytes] = []
         self.done = asyncio.Event()
 
@@ -75,6 +76,7 @@ class _Server:
         elif isinstance(method, spec.BasicAck):
             assert method.multiple
             self.acked = method.delivery_tag
+            self.acks.append(method.delivery_tag)
 
     async def _deliver(self, channel: int, tag: str, writer: asyncio.StreamWriter) -> None:
         props = spec.BasicProperties(delivery_mode=1)
@@ -124,6 +126,55 @@ async def test_deliveries_split_anywhere_are_counted_and_acked() -> None:
         assert server.acked == COUNT
         assert server.published == [b"hello"]
         assert client.error is None
+
+
+class _PausingServer(_Server):
+    """Sends delivery 1 whole and delivery 2 up to half its body, and the rest of it only
+    once the client has acknowledged something (after its ack delay with nothing coming)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.rest = b""
+
+    async def _event(self, conn: Connection, event: object, writer: asyncio.StreamWriter) -> None:
+        await super()._event(conn, event, writer)
+        if isinstance(event, MethodReceived) and isinstance(event.method, spec.BasicAck):
+            writer.write(self.rest)
+            self.rest = b""
+
+    async def _deliver(self, channel: int, tag: str, writer: asyncio.StreamWriter) -> None:
+        props = spec.BasicProperties(delivery_mode=2)
+        data = b"".join(
+            content_frames(
+                channel,
+                spec.BasicDeliver(tag, n, False, "", "q").encode(),
+                content_header_payload(60, 1024, props),
+                bytes(1024),
+                4096,
+            )
+            for n in (1, 2)
+        )
+        cut = len(data) - 512
+        writer.write(data[:cut])
+        self.rest = data[cut:]
+
+
+async def test_a_delivery_whose_body_is_still_coming_is_not_acked() -> None:
+    # Acking it early made the client ack its tag twice: 406 unknown delivery tag.
+    server = _PausingServer()
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        client = await connect(f"amqp://guest:guest@127.0.0.1:{port}/", timeout=5)
+        await client.open_channel(1)
+        await client.consume(1, "q", no_ack=False, prefetch=1000, ack_every=100)
+        async with asyncio.timeout(20):
+            while len(server.acks) < 2:
+                await asyncio.sleep(0.01)
+        await client.close()
+    assert client.delivered == 2
+    assert server.acks == [1, 2]
+    assert client.error is None
 
 
 def test_parse_url() -> None:

@@ -96,7 +96,8 @@ class LoadClient(RawClient):
         self._rest = b""
         self._left = -1  # body bytes of a delivery still to come; 0: its header; -1: none
         self._size = 0
-        self._tag = 0
+        self._tag = 0  # of the newest basic.deliver, its content maybe still to come
+        self._done = 0  # of the newest delivery received whole
         self._unacked = 0
         self._flush: asyncio.TimerHandle | None = None
         #: Deliveries counted since :meth:`consume`.
@@ -214,6 +215,7 @@ class LoadClient(RawClient):
         ack_channel = self.ack_channel
         confirm_channel = self.confirm_channel
         tag = self._tag
+        done = self._done
         latencies = self.latencies
         write = cast(asyncio.Transport, self.transport).write
         others: list[bytes] = []
@@ -234,6 +236,7 @@ class LoadClient(RawClient):
                 if left <= 0:
                     left = -1
                     delivered += 1
+                    done = tag
                     if ack_channel:
                         unacked += 1
                         if unacked >= ack_every:
@@ -245,6 +248,7 @@ class LoadClient(RawClient):
                 if size == 0:
                     left = -1
                     delivered += 1
+                    done = tag
                     if ack_channel:
                         unacked += 1
             elif ftype == FRAME_METHOD and (index := _unpack_i(buf, pos + 7)[0]) == _DELIVER:
@@ -263,6 +267,7 @@ class LoadClient(RawClient):
         self._rest = buf[pos:] if pos < n else b""
         self._left = left
         self._tag = tag
+        self._done = done
         self._unacked = unacked
         if unacked and self._flush is None:
             # Acknowledge the rest if nothing more arrives soon.
@@ -279,7 +284,8 @@ class LoadClient(RawClient):
     def _flush_acks(self) -> None:
         self._flush = None
         if self._unacked and self.ack_channel and self.transport is not None:
-            self.send_raw(_ack_frame(self.ack_channel, self._tag))
+            # the newest whole delivery: one whose body is still coming is acked later
+            self.send_raw(_ack_frame(self.ack_channel, self._done))
             self._unacked = 0
 
 
