@@ -70,7 +70,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kiltmq {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     if only is None:
-        commands = load_subcommands().values()
+        commands = list(load_subcommands().values())
     else:
         commands = [cast(Subcommand, importlib.import_module(SUBCOMMANDS[only]))]
     for command in commands:
