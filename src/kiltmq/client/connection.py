@@ -12,9 +12,9 @@ Theory of operation
 :class:`Connection` owns an :class:`asyncio.Protocol`
 (:class:`~kiltmq.client.transport.Transport`) and a sans-IO
 :class:`kiltmq.protocol.Connection` in the client role. Bytes read are fed to the
-protocol object; its events go to the channel objects (``Channel._on_method`` /
-``_on_content``, found in the :mod:`~kiltmq.client.registry`) or, for channel 0, to
-:meth:`Connection._on_connection_method` (and during the handshake to
+protocol object (:mod:`~kiltmq.client.reader`); its events go to the channel objects
+(``Channel._on_method`` / ``_on_content``, found in the :mod:`~kiltmq.client.registry`)
+or, for channel 0, to ``_on_connection_method`` (and during the handshake to
 :class:`~kiltmq.client.handshake.Handshake`). Frames to send are queued in the protocol
 object and written by the :class:`~kiltmq.client.transport.FrameWriter`. Publishers
 wait at the :mod:`~kiltmq.client.flow` gate while the socket buffer is full or the
