@@ -63,3 +63,18 @@ def test_the_package_root_names() -> None:
     assert isinstance(kiltmq.__version__, str)
     with pytest.raises(AttributeError, match="no_such_name"):
         kiltmq.no_such_name  # noqa: B018
+
+
+def test_a_subcommand_named_first_loads_its_own_module_only() -> None:
+    # `kiltmq ctl --socket ...` (a short-lived process, run often) loads neither the
+    # broker nor the client
+    loaded = _loaded(
+        "from kiltmq.cli.main import main\n"
+        "assert main(['ctl', '--socket', '/nonexistent/ctl.sock', 'status']) == 69"
+    )
+    assert "kiltmq.cli.ctl" in loaded
+    assert not [m for m in loaded if m.startswith(("kiltmq.broker", "kiltmq.client"))]
+    assert "kiltmq.cli.broker" not in loaded
+    # with no subcommand first, every one is there for --help
+    loaded = _loaded("from kiltmq.cli.main import build_parser\nbuild_parser()")
+    assert {"kiltmq.cli.ctl", "kiltmq.cli.broker", "kiltmq.cli.spec"} <= set(loaded)

@@ -30,6 +30,22 @@ async def ack_twice(ctx: Context) -> None:
 
 
 @scenario(E("channel.close", reply_code=406, class_id=60, method_id=80))
+async def ack_multiple_twice(ctx: Context) -> None:
+    # Acking a tag again with multiple, while later deliveries are outstanding, is an
+    # unknown tag too: a client that acks a delivery before it has all of it may do this.
+    ch = await ctx.channel()
+    q = ctx.q("q")
+    await ch.call(QueueDeclare(queue=q, exclusive=True))
+    for i in range(3):
+        ch.publish("", q, f"m{i}")
+    for _ in range(3):
+        await ch.get(q)
+    ch.send(spec.BasicAck(delivery_tag=2, multiple=True))
+    ch.send(spec.BasicAck(delivery_tag=2, multiple=True))
+    await ch.receive()
+
+
+@scenario(E("channel.close", reply_code=406, class_id=60, method_id=80))
 async def ack_multiple(ctx: Context) -> None:
     conn = await ctx.connect()
     ch = await conn.channel()

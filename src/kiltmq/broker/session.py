@@ -16,10 +16,10 @@ it shares exchanges and queues with 0-9-1 clients through the same handlers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from kiltmq.broker.channel import Channel, ChannelConnection
+from kiltmq.broker.channel import Channel
 from kiltmq.broker.channel.ack_timeout import timed_out_text
 from kiltmq.broker.handshake import (
     MECHANISMS,
@@ -31,6 +31,7 @@ from kiltmq.broker.handshake import (
 )
 from kiltmq.broker.queue import Queue
 from kiltmq.broker.reply_text import reply_text
+from kiltmq.broker.session_owner import SessionBroker, SessionConnection
 from kiltmq.broker.tls import ExternalLogin
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
@@ -54,7 +55,7 @@ from kiltmq.protocol.errors import (
 )
 
 if TYPE_CHECKING:
-    from kiltmq.broker.auth import AuthDB, Permission
+    from kiltmq.broker.auth import Permission
     from kiltmq.broker.vhost import VirtualHost
 
 __all__ = ["Session", "SessionBroker", "SessionConnection", "server_properties"]
@@ -76,48 +77,6 @@ def log_failure(peer: str, what: str, exc: BaseException) -> None:
 #: declare-ok of a durable object) beyond which the connection stops reading until the
 #: commit is on disk.
 HELD_EVENTS_MAX = 1000
-
-
-class SessionConnection(ChannelConnection, Protocol):
-    """What a session needs from its connection: output, reading, timers, closing."""
-
-    def send_unsupported_header(self) -> None: ...
-
-    def pause_reading(self, reason: str) -> None: ...
-
-    def resume_reading(self, reason: str) -> None: ...
-
-    def opened(self) -> None: ...
-
-    def start_heartbeat(self, interval: int) -> None: ...
-
-    def close_after_flush(self) -> None: ...
-
-    def await_close_ok(self, *, core_failed: bool = False) -> None: ...
-
-    def abort(self) -> None: ...
-
-
-class SessionBroker(Protocol):
-    """What a session needs from the broker: its limits, users and virtual hosts."""
-
-    @property
-    def cluster_name(self) -> str: ...
-
-    @property
-    def channel_max(self) -> int: ...
-
-    @property
-    def frame_max(self) -> int: ...
-
-    @property
-    def heartbeat(self) -> int: ...
-
-    @property
-    def auth(self) -> AuthDB: ...
-
-    @property
-    def vhosts(self) -> Mapping[str, VirtualHost]: ...
 
 
 class Session:

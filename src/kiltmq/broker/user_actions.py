@@ -21,7 +21,6 @@ from kiltmq.protocol.errors import AccessRefused, PreconditionFailed
 from kiltmq.protocol.spec import BasicProperties
 
 if TYPE_CHECKING:
-    from kiltmq.broker.exchange import Exchange
     from kiltmq.broker.queue import Entry, Queue
     from kiltmq.broker.vhost import VirtualHost
 
@@ -140,16 +139,6 @@ class UserActions:
 
     # -- bindings -------------------------------------------------------------------------
 
-    def _binding_ends(
-        self, host: VirtualHost, source: str, kind: str, destination: str
-    ) -> tuple[Exchange, Exchange | Queue]:
-        self._check(host, "write", kind, destination)
-        self._check(host, "read", "exchange", source or "amq.default")
-        exchange = host.get_exchange(source)
-        if kind == "queue":
-            return exchange, host.get_queue(destination)
-        return exchange, host.get_exchange(destination)
-
     def bind(
         self,
         vhost: str,
@@ -160,9 +149,7 @@ class UserActions:
         arguments: dict[str, Any] | None = None,
     ) -> None:
         """Bind ``destination`` (``kind`` "queue" or "exchange") to exchange ``source``."""
-        host = self.vhost(vhost)
-        exchange, target = self._binding_ends(host, source, kind, destination)
-        host.bind(exchange, target, routing_key, arguments)
+        self._binding(True, vhost, source, kind, destination, routing_key, arguments)
 
     def unbind(
         self,
@@ -173,9 +160,25 @@ class UserActions:
         routing_key: str,
         arguments: dict[str, Any] | None = None,
     ) -> None:
+        """Remove the binding that :meth:`bind` with the same arguments made."""
+        self._binding(False, vhost, source, kind, destination, routing_key, arguments)
+
+    def _binding(
+        self,
+        add: bool,
+        vhost: str,
+        source: str,
+        kind: str,
+        destination: str,
+        routing_key: str,
+        arguments: dict[str, Any] | None,
+    ) -> None:
         host = self.vhost(vhost)
-        exchange, target = self._binding_ends(host, source, kind, destination)
-        host.unbind(exchange, target, routing_key, arguments)
+        self._check(host, "write", kind, destination)
+        self._check(host, "read", "exchange", source or "amq.default")
+        exchange = host.get_exchange(source)
+        target = host.get_queue(destination) if kind == "queue" else host.get_exchange(destination)
+        (host.bind if add else host.unbind)(exchange, target, routing_key, arguments)
 
     # -- messages -------------------------------------------------------------------------
 

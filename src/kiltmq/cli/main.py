@@ -12,13 +12,15 @@ module with two functions and list it in :data:`SUBCOMMANDS`::
         ...
         return 0
 
-Modules are imported when the parser is built, in the order listed.
+Modules are imported when the parser is built, in the order listed; a command line that
+names its subcommand first imports that subcommand's module only.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 from typing import Protocol, TypeAlias, cast
 
@@ -58,15 +60,20 @@ def load_subcommands() -> dict[str, Subcommand]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every registered subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with every registered subcommand, or with the subcommand
+    ``only`` alone (so that only its module is imported)."""
     parser = argparse.ArgumentParser(
         prog="kiltmq",
         description="kiltmq: an AMQP 0-9-1 broker, client and tools.",
     )
     parser.add_argument("--version", action="version", version=f"kiltmq {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in load_subcommands().values():
+    if only is None:
+        commands = list(load_subcommands().values())
+    else:
+        commands = [cast(Subcommand, importlib.import_module(SUBCOMMANDS[only]))]
+    for command in commands:
         sub = command.add_parser(subparsers)
         sub.set_defaults(_run=command.run)
     return parser
@@ -77,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     With no subcommand, print help.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:

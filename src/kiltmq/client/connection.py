@@ -12,9 +12,9 @@ Theory of operation
 :class:`Connection` owns an :class:`asyncio.Protocol`
 (:class:`~kiltmq.client.transport.Transport`) and a sans-IO
 :class:`kiltmq.protocol.Connection` in the client role. Bytes read are fed to the
-protocol object; its events go to the channel objects (``Channel._on_method`` /
-``_on_content``, found in the :mod:`~kiltmq.client.registry`) or, for channel 0, to
-:meth:`Connection._on_connection_method` (and during the handshake to
+protocol object (:mod:`~kiltmq.client.reader`); its events go to the channel objects
+(``Channel._on_method`` / ``_on_content``, found in the :mod:`~kiltmq.client.registry`)
+or, for channel 0, to ``_on_connection_method`` (and during the handshake to
 :class:`~kiltmq.client.handshake.Handshake`). Frames to send are queued in the protocol
 object and written by the :class:`~kiltmq.client.transport.FrameWriter`. Publishers
 wait at the :mod:`~kiltmq.client.flow` gate while the socket buffer is full or the
@@ -52,26 +52,21 @@ from kiltmq.client.errors import (
 from kiltmq.client.flow import PublishGate
 from kiltmq.client.handshake import Handshake, client_properties
 from kiltmq.client.heartbeat import HeartbeatTimer
+from kiltmq.client.reader import ConnectionReader
 from kiltmq.client.recovery import recover
 from kiltmq.client.registry import ChannelRegistry
-from kiltmq.client.state import ChannelState, ConnectionState, Lifecycle
+from kiltmq.client.state import ChannelState, ConnectionState
 from kiltmq.client.topology import Topology
 from kiltmq.client.transport import FrameWriter, Transport
 from kiltmq.client.url import ConnectionParameters
-from kiltmq.protocol import spec
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.connection import (
     Connection as ProtocolConnection,
 )
 from kiltmq.protocol.connection import (
-    ContentReceived,
-    HeartbeatReceived,
-    MethodReceived,
-    ProtocolError,
     Role,
 )
-from kiltmq.protocol.errors import AMQPError, error_for
-from kiltmq.protocol.spec import Method
+from kiltmq.protocol.errors import AMQPError
 from kiltmq.version import __version__
 
 __all__ = ["Connection", "ConnectionState"]
@@ -95,7 +90,7 @@ def _weakly(method: Callable[_P, _R], gone: _R) -> Callable[_P, _R]:
     return call
 
 
-class Connection(Lifecycle[ConnectionState]):
+class Connection(ConnectionReader):
     """An AMQP connection; made by :func:`connect`."""
 
     _OPEN = ConnectionState.OPEN
@@ -216,10 +211,6 @@ class Connection(Lifecycle[ConnectionState]):
         return self._registry.channel_max
 
     @property
-    def _transport(self) -> asyncio.Transport | None:
-        return self._writer.transport
-
-    @property
     def local_address(self) -> tuple[str, int] | None:
         """The socket's local (host, port), e.g. to find the connection in the broker."""
         if self._transport is None:
@@ -312,71 +303,6 @@ class Connection(Lifecycle[ConnectionState]):
         logger.warning("%s", self._lost_reason)
         assert self._transport is not None
         self._transport.abort()
-
-    # -- reading --
-
-    def _data_received(self, data: bytes) -> None:
-        self._proto.heartbeat.last_received = self.loop.time()
-        channels = self._channels
-        for event in self._proto.receive_data(data):
-            kind = type(event)
-            if kind is ContentReceived:
-                assert isinstance(event, ContentReceived)
-                channel = channels.get(event.channel)
-                if channel is not None:
-                    channel._on_content(event)
-            elif kind is MethodReceived:
-                assert isinstance(event, MethodReceived)
-                if event.channel == 0:
-                    self._on_connection_method(event.method)
-                else:
-                    channel = channels.get(event.channel)
-                    if channel is not None:
-                        channel._on_method(event.method)
-            elif kind is HeartbeatReceived:
-                self.heartbeats_received += 1
-            elif kind is ProtocolError:
-                assert isinstance(event, ProtocolError)
-                self._protocol_error(event.error)
-
-    def _protocol_error(self, error: AMQPError) -> None:
-        logger.error("protocol error from %s: %s", self.parameters.display, error)
-        self._lost_reason = error
-        if self._handshaking:
-            self._handshake.fail(ConnectError(f"protocol error during the handshake: {error}"))
-        self._closing.refuse(error)
-        if self._transport is not None:
-            self._transport.close()
-
-    def _on_connection_method(self, method: Method) -> None:
-        if self._handshaking:
-            self._handshake.feed(method)
-            return
-        kind = type(method)
-        if kind is spec.ConnectionClose:
-            assert isinstance(method, spec.ConnectionClose)
-            self._closing.answer()
-            if self.state is ConnectionState.CLOSING:
-                self._closing.done()
-            else:
-                self._server_close = error_for(
-                    method.reply_code, method.reply_text, method.class_id, method.method_id,
-                    scope="connection",
-                )
-                logger.warning("the broker closed the connection: %s", self._server_close)
-            if self._transport is not None:
-                self._transport.close()
-        elif kind is spec.ConnectionCloseOk:
-            self._closing.done()
-        elif kind is spec.ConnectionBlocked:
-            assert isinstance(method, spec.ConnectionBlocked)
-            self._flow.set_blocked(method.reason)
-            for callback in list(self.on_blocked):
-                callback(method.reason)
-        elif kind is spec.ConnectionUnblocked:
-            self._flow.set_blocked(None)
-            for unblocked_callback in list(self.on_unblocked):
-                unblocked_callback()
 
     def _transport_lost(self, transport_proto: Transport, exc: Exception | None) -> None:
         if transport_proto is not self._transport_proto:
