@@ -72,7 +72,7 @@ def make_app(url: str, clock: ClockControl) -> Shop:
         task_default_routing_key="shop",
     )
 
-    app.task(bind=True, name="shop.charge", max_retries=3)(charge)
+    app.task(bind=True, name="payments.charge", max_retries=3)(charge)
     return app
 
 
@@ -112,7 +112,7 @@ def wait_attempts(n: int) -> None:
 def test_a_failing_charge_is_retried_every_ten_minutes_until_it_succeeds(
     amqp_broker: BrokerFixture, worker: Shop
 ) -> None:
-    result = worker.send_task("shop.charge", args=[7])
+    result = worker.send_task("payments.charge", args=[7])
     wait_attempts(1)
     # the retry waits in the broker's delay queues, not in the worker
     retry = amqp_broker.assert_published(exchange="celery_delayed_27", headers={"retries": 1})
@@ -135,7 +135,7 @@ def test_a_failing_charge_is_retried_every_ten_minutes_until_it_succeeds(
 def test_a_retry_waiting_in_the_broker_survives_the_worker_losing_its_connection(
     amqp_broker: BrokerFixture, worker: Shop
 ) -> None:
-    result = worker.send_task("shop.charge", args=[8])
+    result = worker.send_task("payments.charge", args=[8])
     wait_attempts(1)
     amqp_broker.assert_published(exchange="celery_delayed_27", headers={"retries": 1})
     amqp_broker.wait_acked("shop", count=1)  # the first run's message, settled
