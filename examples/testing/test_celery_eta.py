@@ -2,7 +2,8 @@
 as it does in production since RabbitMQ 3.8.15: the worker holds the message
 unacknowledged until the ETA, the broker closes its channel after 30 minutes. Celery's
 worker runs in a thread of the test; the broker's clock makes the half hour pass at
-once. (Set ``consumer_timeout`` above your longest ETA on RabbitMQ, or keep ETAs short.)"""
+once. (Set ``consumer_timeout`` above your longest ETA on RabbitMQ, or keep ETAs short;
+on quorum queues Celery waits in the broker instead: test_celery_retry.py.)"""
 
 # mypy: allow-untyped-calls, allow-untyped-decorators
 import time

@@ -288,3 +288,17 @@ async def test_long_text_wraps_and_dead_letters_have_working_buttons(
     await board.wait_for_selector("#dead-letters", state="detached")
     data = await get_json(http, store.urls["order board"] + "/orders.json")
     assert data["dead_letters"] == []
+
+
+@pytest.mark.parametrize("broker_kind", ["kiltmq"])
+async def test_phone_page_says_no_slip_was_sent_until_one_is(
+    store: Store, browser: Any, http: aiohttp.ClientSession
+) -> None:
+    page = await new_page(browser)
+    await page.goto(store.urls["phone orders"])
+    assert "No slips sent yet" in await page.inner_text("#slips #no-slips")
+    # A slip sent from another phone: the list shows it without a reload, and the
+    # empty-list note is gone.
+    await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
+    await page.wait_for_selector("#slips .slip[data-slip]")
+    assert await page.locator("#no-slips").count() == 0

@@ -193,3 +193,17 @@ def test_channel_error_leaves_connection_usable(connect: Connect, names: Names) 
     ch3.basic_publish(amqp.Message(b"fine"), exchange="", routing_key=queue)
     message = ch3.basic_get(queue, no_ack=True)
     assert message is not None and message.body == b"fine"
+
+
+def test_integers_beyond_32_bits_in_arguments(connect: Connect, names: Names) -> None:
+    # py-amqp writes them with the type code L, which RabbitMQ reads as a signed 64-bit
+    # integer (Celery's delay queues have an x-message-ttl of 2**27 s in milliseconds).
+    ch = connect().channel()
+    q = names.q("long-ttl")
+    ch.queue_declare(q, arguments={"x-message-ttl": 2**27 * 1000}, exclusive=True)
+    ch.basic_publish(amqp.Message(b"later", application_headers={"n": -(2**40)}), "", q)
+    message = ch.basic_get(q, no_ack=True)
+    assert message is not None and message.headers == {"n": -(2**40)}
+    with pytest.raises(amqp.exceptions.PreconditionFailed) as refused:
+        ch.queue_declare(names.q("negative"), arguments={"x-max-length": -(2**40)})
+    assert refused.value.reply_text.endswith("{value_negative,-1099511627776}")

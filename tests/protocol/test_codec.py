@@ -18,6 +18,8 @@ import pytest
 
 from kiltmq.protocol import spec
 from kiltmq.protocol.codec import (
+    MAX_DEPTH,
+    DeepValue,
     decode_array,
     decode_field_value,
     decode_longstr,
@@ -237,3 +239,19 @@ def test_truncated_containers() -> None:
     # a value that runs past the table's announced end
     with pytest.raises(MALFORMED):
         decode_table(b"\x00\x00\x00\x04\x01kI\x00\x00\x00\x00\x01", 0)
+
+
+def test_the_L_type_code_is_a_signed_64_bit_integer() -> None:
+    raw = b"L" + struct.pack(">q", -(2**40))
+    assert decode_field_value(raw, 0) == (-(2**40), 9)
+    entry = b"\x03ttl" + raw
+    table = struct.pack(">I", len(entry)) + entry
+    assert decode_table(table, 0) == ({"ttl": -(2**40)}, len(table))
+    for _ in range(MAX_DEPTH + 1):  # kept encoded past MAX_DEPTH, checked by its width
+        table = struct.pack(">I", len(table) + 3) + b"\x01kF" + table
+    decoded, end = decode_table(table, 0)
+    assert end == len(table)
+    value: Any = decoded
+    while isinstance(value, dict):
+        value = value["k"]
+    assert isinstance(value, DeepValue) and value.encoded.endswith(raw)

@@ -9,12 +9,14 @@ disagree, and every client follows RabbitMQ)::
     t bool          b int8     B uint8     s int16     u uint16
     I int32         i uint32   l int64     f float32   d float64
     D decimal       S longstr  x byte array (longstr)  A array     T timestamp
-    F table         V void
+    F table         V void     L int64 (read only: py-amqp writes integers beyond 32
+                               bits so, and RabbitMQ reads them as l)
 
 Python values map as: ``bool`` -> t, ``int`` -> I (or l when it does not fit 32 bits),
 ``float`` -> d, ``Decimal`` -> D, ``str`` -> S, ``bytes`` -> x, ``datetime`` -> T,
 ``dict`` -> F, ``list``/``tuple`` -> A, ``None`` -> V. Decoding gives back the same Python
-types (all integer codes decode to ``int``, f and d to ``float``). An ``S`` value that is
+types (all integer codes decode to ``int``, f and d to ``float``; an L value encodes
+back as l). An ``S`` value that is
 not valid UTF-8 decodes to ``bytes`` rather than failing: RabbitMQ treats it as binary.
 
 Whatever RabbitMQ accepts decodes, and encodes back to the same bytes:
@@ -342,6 +344,7 @@ _DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
     ord("I"): _fixed(_S_i),
     ord("i"): _fixed(_S_I),
     ord("l"): _fixed(_S_q),
+    ord("L"): _fixed(_S_q),
     ord("f"): _fixed(_S_f),
     ord("d"): _fixed(_S_d),
     ord("D"): _dec_decimal,
@@ -423,7 +426,7 @@ def decode_array(buf: bytes, offset: int, depth: int = 0) -> tuple[list[FieldVal
 
 
 # Encoded sizes of the fixed-width field value types, by type code.
-_WIDTHS = dict(zip(b"tbBsuIilfdDTV", (1, 1, 1, 2, 2, 4, 4, 8, 4, 8, 5, 8, 0), strict=True))
+_WIDTHS = dict(zip(b"tbBsuIilLfdDTV", (1, 1, 1, 2, 2, 4, 4, 8, 8, 4, 8, 5, 8, 0), strict=True))
 # The same for every octet: -2 for a long string (S, x), -1 for the rest (F, A, unknown).
 _WIDTH_OF = tuple(_WIDTHS.get(code, -2 if code in b"Sx" else -1) for code in range(256))
 
