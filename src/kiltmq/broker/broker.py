@@ -40,6 +40,7 @@ from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, che
 from kiltmq.broker.services import Service, start_services
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.tls import TLSSettings
+from kiltmq.broker.user_limits import UserUsage
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
 from kiltmq.protocol.errors import ConnectionForced
@@ -197,6 +198,8 @@ class Broker:
         self._recovered = False
         self.listeners: list[Listener] = [(host, port), *listeners]
         self.auth = AuthDB(loopback_users)
+        #: Open connections and channels per user (for the users' limits).
+        self.user_usage = UserUsage()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._passwords: dict[str, str] = {}
         if users is None:  # RabbitMQ's default user, an administrator
@@ -599,8 +602,11 @@ class Broker:
             for name in recovered.vhosts:
                 self.add_vhost(name)
             for user in recovered.users:
-                if user.name not in auth.users:
+                configured = auth.users.get(user.name)
+                if configured is None:
                     auth.add_user(user)
+                elif not configured.limits:  # limits are set at run time, and kept
+                    configured.limits = user.limits
             for user_name, vhost_name, configure, write, read in recovered.permissions:
                 if (user_name, vhost_name) not in auth.permissions:
                     auth.set_permission(user_name, vhost_name, configure, write, read)

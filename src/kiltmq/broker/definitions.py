@@ -1,7 +1,7 @@
 """Definitions export and import in the JSON of RabbitMQ 3.10's ``/api/definitions``
-(and ``rabbitmqctl export_definitions``): users with their password hashes, vhosts,
-permissions, parameters (vhost limits, operator policies), policies, queues, exchanges
-and bindings; for the whole broker or one vhost.
+(and ``rabbitmqctl export_definitions``): users with their password hashes and limits,
+vhosts, permissions, parameters (vhost limits, operator policies), policies, queues,
+exchanges and bindings; for the whole broker or one vhost.
 
 A RabbitMQ export loads here and one of ours loads into RabbitMQ: password hashes are
 RabbitMQ's (``rabbit_password_hashing_sha256``; SHA-512 and MD5 hashes load too), user
@@ -22,6 +22,7 @@ from kiltmq.broker.auth import AuthDB, User, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy
 from kiltmq.broker.policy_admin import PolicyInvalid
 from kiltmq.broker.store import Store
+from kiltmq.broker.user_limits import UserLimitError, parse_user_limits
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.protocol.errors import AMQPError
@@ -169,6 +170,16 @@ def _text(item: Mapping[str, Any], key: str, section: str, default: str | None =
 
 
 def _user(item: Mapping[str, Any]) -> User:
+    user = _user_login(item)
+    limits = item.get("limits") or {}
+    try:
+        user.limits = parse_user_limits(limits if limits != [] else {})
+    except UserLimitError as error:
+        raise AdminError(f"definitions: the limits of user '{user.name}': {error}") from None
+    return user
+
+
+def _user_login(item: Mapping[str, Any]) -> User:
     name = _text(item, "name", "users")
     if not name:
         raise AdminError("definitions: a user name cannot be empty")
@@ -215,7 +226,7 @@ class DefinitionsAdmin:
                     hashing_algorithm(u.password_hash) if u.password_hash else None
                 ) or "rabbit_password_hashing_sha256",
                 "tags": sorted(u.tags),
-                "limits": {},
+                "limits": dict(u.limits),
             }
             for _n, u in sorted(auth.users.items())
         ]
@@ -263,6 +274,9 @@ class DefinitionsAdmin:
                 raise AdminError("definitions: topic permissions are not supported by kiltmq")
             broker = self.broker
             for user in [_user(item) for item in sections["users"]]:
+                old = broker.auth.users.get(user.name)
+                if old is not None:  # limits not named stay, as RabbitMQ's
+                    user.limits = {**old.limits, **user.limits}
                 broker.auth.add_user(user)
                 broker.store.user_added(user)
             for item in sections["vhosts"]:

@@ -15,12 +15,14 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kiltmq.cli.definitions_file import DefinitionsFileError, read_definitions, write_definitions
+from kiltmq.cli.limits import format_limits
 from kiltmq.cli.main import SubParsers
+from kiltmq.cli.table import table
 
 DESCRIPTION = """\
 Administer a running kiltmq broker through its control socket (a Unix socket only the
@@ -126,6 +128,19 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         _vhost_option(p)
         p.add_argument("--global", action="store_true", help="every vhost with limits")
 
+    def set_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("definition", metavar="DEFINITION",
+                       help='JSON, e.g. \'{"max-connections": 10, "max-channels": 20}\'')
+
+    def clear_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("limit", metavar="LIMIT", help="max-connections, max-channels or all")
+
+    def list_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--user", default="guest", metavar="USER", help="(default guest)")
+        p.add_argument("--global", action="store_true", help="every user with limits")
+
     def list_connections(p: argparse.ArgumentParser) -> None:
         _vhost_option(p, None)
 
@@ -184,6 +199,10 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
                              set_vhost_limits),
         "clear_vhost_limits": ("remove a vhost's limits", vhost_only),
         "list_vhost_limits": ("a vhost's limits", list_vhost_limits),
+        "set_user_limits": ("set a user's max-connections and max-channels",
+                            set_user_limits),
+        "clear_user_limits": ("remove a user's limit, or all of them", clear_user_limits),
+        "list_user_limits": ("a user's limits", list_user_limits),
         "list_exchanges": ("exchanges of a vhost", vhost_only),
         "list_queues": ("queues of a vhost with their message counts", list_queues),
         "list_bindings": ("bindings of a vhost", vhost_only),
@@ -314,37 +333,6 @@ def _read_line(sock: socket.socket) -> bytes:
 # -- output ---------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return ",".join(_cell(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, header: bool = True) -> str:
-    """``rows`` as an aligned text table of ``columns`` (cells separated by two spaces,
-    the last column not padded)."""
-    lines = [[_cell(row.get(c)) for c in columns] for row in rows]
-    if header:
-        lines.insert(0, list(columns))
-    if not lines:
-        return ""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
-    out = []
-    for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
-        cells[-1] = line[-1]
-        out.append("  ".join(cells).rstrip())
-    return "\n".join(out) + "\n"
-
-
 _POLICY_COLUMNS = ("vhost", "name", "pattern", "apply-to", "definition", "priority")
 #: The columns list_queues can show.
 QUEUE_COLUMNS = (
@@ -450,6 +438,11 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
         return f"limits of vhost '{vhost}' set to {args.definition}"
     if command == "clear_vhost_limits":
         return f"limits of vhost '{vhost}' cleared"
+    if command == "set_user_limits":
+        return f"limits of user '{name}' set to {args.definition}"
+    if command == "clear_user_limits":
+        what = "limits" if args.limit == "all" else f"limit {args.limit}"
+        return f"{what} of user '{name}' cleared"
     if command in ("set_policy", "set_operator_policy"):
         kind = "operator policy" if command == "set_operator_policy" else "policy"
         return f"{kind} '{name}' set in vhost '{vhost}'"
@@ -472,16 +465,6 @@ def _confirmation(command: str, args: argparse.Namespace, result: Any) -> str | 
             f"deleted queue '{name}' in vhost '{vhost}' with {result['messages']} message(s)"
         )
     return None
-
-
-def _vhost_limits(result: list[dict[str, Any]], *, every: bool, header: bool) -> str:
-    """Limits as ``rabbitmqctl list_vhost_limits`` shows them: compact JSON, after the
-    vhost's name for ``--global``."""
-    rows = [(r["vhost"], json.dumps(r["limits"], separators=(",", ":"))) for r in result]
-    if not every:
-        return "\n".join(limits for _vhost, limits in rows if limits != "{}")
-    return table([{"vhost": v, "limits": lim} for v, lim in rows], ("vhost", "limits"),
-                 header=header).rstrip("\n")
 
 
 # -- running --------------------------------------------------------------------------------
@@ -544,8 +527,9 @@ def _print(command: str, args: argparse.Namespace, result: Any) -> None:
     if command == "status":
         sys.stdout.write(format_status(result))
         return
-    if command == "list_vhost_limits":
-        text = _vhost_limits(result, every=vars(args)["global"], header=not args.quiet)
+    if command in ("list_vhost_limits", "list_user_limits"):
+        owner = "vhost" if command == "list_vhost_limits" else "user"
+        text = format_limits(result, owner, every=vars(args)["global"], header=not args.quiet)
         if text:
             print(text)
         return
