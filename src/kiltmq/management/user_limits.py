@@ -1,6 +1,7 @@
 """Per-user limits: ``/api/user-limits``, ``/api/user-limits/{user}`` and
-``/api/user-limits/{user}/{name}`` (PUT ``{"value": N}``, DELETE); administrators only.
-Reasons of refusals are RabbitMQ's, without the "Validation failed" of vhost limits."""
+``/api/user-limits/{user}/{name}`` (PUT ``{"value": N}``, DELETE). As in RabbitMQ, every
+management user reads every user's limits and only administrators change them; reasons
+of refusals are RabbitMQ's, without the "Validation failed" of vhost limits."""
 
 from __future__ import annotations
 
@@ -37,13 +38,11 @@ def _no_such_user(request: web.Request) -> str:
 
 @routes.get("/api/user-limits")
 async def list_user_limits(request: web.Request) -> web.Response:
-    caller(request).require_admin()
     return reply_list(request, _items(request, None), ("user",))
 
 
 @routes.get("/api/user-limits/{user}")
 async def user_limits(request: web.Request) -> web.Response:
-    caller(request).require_admin()
     user = request.match_info["user"]
     if user not in context(request).broker.auth.users:
         raise object_not_found()
