@@ -33,6 +33,7 @@ from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.churn import Churn
 from kiltmq.broker.definitions import DefinitionsAdmin
 from kiltmq.broker.policy_admin import PolicyAdmin
+from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.snapshots import (
     BindingInfo,
     ConnectionInfo,
@@ -109,6 +110,9 @@ class ManagedBroker(Protocol):
 
     @property
     def churn(self) -> Churn: ...
+
+    @property
+    def shovels(self) -> Shovels: ...
 
     def memory_used(self) -> int: ...
 
