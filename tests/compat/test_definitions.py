@@ -101,6 +101,7 @@ def rabbit_setup(rabbitmq_url: str) -> Iterator[tuple[str, str, str]]:
             "pattern": ".*", "definition": {"max-length-bytes": 1000000},
             "priority": 0, "apply-to": "queues"}))
         ok(rabbitmq_api("PUT", f"/vhost-limits/{v}/max-queues", {"value": 50}))
+        ok(rabbitmq_api("PUT", f"/user-limits/{q(user)}/max-channels", {"value": 70}))
         yield vhost, user, password
     finally:
         rabbitmq_api("DELETE", f"/vhosts/{v}")
@@ -115,6 +116,7 @@ def test_rabbitmq_export_loads_into_kiltmq_and_comes_back_equivalent(
     assert exported["rabbit_version"].startswith("3.")
     ours = only(exported, vhost, user)
     assert ours["users"][0]["tags"] == ["monitoring", "policymaker"]
+    assert ours["users"][0]["limits"] == {"max-channels": 70}
     assert len(ours["bindings"]) == 3 and len(ours["parameters"]) == 2
     per_vhost = ok(rabbitmq_api("GET", f"/definitions/{q(vhost)}"))
     with Broker(port=0) as broker:
@@ -147,6 +149,7 @@ def test_kiltmq_export_loads_into_rabbitmq(rabbitmq_url: str) -> None:
         def define() -> None:
             admin.add_vhost(vhost, users=[])
             admin.add_user(user, "from-kiltmq", ["management"])
+            admin.set_user_limits(user, {"max-connections": 4, "max-channels": -1})
             admin.set_permissions(user, vhost, ".*", ".*", ".*")
             host = broker.vhosts[vhost]
             host.declare_queue("durable-q", durable=True, arguments={"x-max-length": 7})
@@ -157,6 +160,7 @@ def test_kiltmq_export_loads_into_rabbitmq(rabbitmq_url: str) -> None:
 
         broker.call_in_loop(define)
         exported = only(broker.call_in_loop(admin.export_definitions), vhost, user)
+    assert exported["users"][0]["limits"] == {"max-connections": 4, "max-channels": -1}
     try:
         ok(rabbitmq_api("POST", "/definitions", exported))
         assert login(5672, user, "from-kiltmq", vhost) == 0

@@ -410,11 +410,36 @@ def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
     r("churn rates", api.get("/api/overview"), lambda b: sorted(b["churn_rates"]))
     r("monitor sees churn rates", as_mon.get("/api/overview"),
       lambda b: sorted(b.get("churn_rates", {})))
-    r("user limits", api.get("/api/user-limits"), lambda b: b)
+    def of_mon(b: Any) -> Any:
+        return [i for i in b if i["user"] == mon] if isinstance(b, list) else b
+
+    r("user limits", api.get("/api/user-limits"), of_mon)
     r("limits of a user", api.get(f"/api/user-limits/{mon}"), lambda b: b)
     r("limits of unknown user", api.get("/api/user-limits/nobody-mgmt"))
     r("limit for unknown user", api.put("/api/user-limits/nobody-mgmt/max-channels",
                                         {"value": 5}))
+    user_limit = f"/api/user-limits/{mon}"
+    r("set a user limit", api.put(f"{user_limit}/max-connections", {"value": 10}))
+    r("set another", api.put(f"{user_limit}/max-channels", {"value": 20}))
+    r("user limits shown", api.get("/api/user-limits"), of_mon)
+    r("limits of the user shown", api.get(user_limit), lambda b: b)
+    r("limits on the user", api.get(f"/api/users/{mon}"), lambda b: b["limits"])
+    r("limits in definitions", api.get("/api/definitions"),
+      lambda b: [u["limits"] for u in b["users"] if u["name"] == mon])
+    r("unknown user limit", api.put(f"{user_limit}/max-queues", {"value": 2}))
+    r("user limit not a number", api.put(f"{user_limit}/max-channels", {"value": "x"}))
+    r("user limit a fraction", api.put(f"{user_limit}/max-channels", {"value": 1.5}))
+    r("user limit without value", api.put(f"{user_limit}/max-channels", {}))
+    r("monitor reads user limits", as_mon.get("/api/user-limits"))
+    r("monitor sets a user limit", as_mon.put(f"{user_limit}/max-channels", {"value": 1}))
+    api.put(f"/api/users/{mon}", {"password": "pw", "tags": "monitoring"})
+    r("limits kept by a new password", api.get(user_limit), lambda b: b)
+    r("clear a limit not set", api.delete(f"{user_limit}/max-queues"))
+    r("clear a user limit", api.delete(f"{user_limit}/max-connections"))
+    r("one user limit left", api.get(user_limit), lambda b: b)
+    r("clear the other", api.delete(f"{user_limit}/max-channels"))
+    r("no user limits left", api.get(user_limit), lambda b: b)
+    r("none on the user", api.get(f"/api/users/{mon}"), lambda b: b["limits"])
     r("vhost metadata", api.put(f"/api/vhosts/{V}", {"description": "Shop", "tags": "a,b"}))
     r("vhost shows it", api.get(f"/api/vhosts/{V}?columns=name,description,tags,metadata"),
       lambda b: b)

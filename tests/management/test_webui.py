@@ -243,6 +243,38 @@ async def test_a_policy_created_in_the_ui_applies_to_a_queue(browser: Any, broke
     assert page.errors == []
 
 
+async def test_a_user_limit_set_in_the_ui_applies(browser: Any, broker: Broker) -> None:
+    api = Api(str(broker.management_url))
+    assert api.put("/api/users/app", {"password": "pw", "tags": ""}).status == 201
+    assert api.put("/api/permissions/%2F/app", {
+        "configure": ".*", "write": ".*", "read": ".*"}).status == 201
+    page = await open_page(browser, broker)
+    await page.goto("/admin/limits")
+    form = page.page.locator("#user-limit-form")
+    await page.page.wait_for_selector("#user-limit-form option[value=app]", state="attached")
+    await form.locator("select[name=user]").select_option("app")
+    await form.locator("select[name=limit]").select_option("max-connections")
+    await form.locator("input[name=value]").fill("0")
+    await form.locator("button").click()
+    await page.page.wait_for_selector("#user-table td:text-is('max-connections')")
+    assert "app" in await page.page.locator("#user-table").inner_text()
+    assert api.get("/api/user-limits/app").body == [
+        {"user": "app", "value": {"max-connections": 0}}
+    ]
+    params = pika.ConnectionParameters(
+        "127.0.0.1", broker.port, "/", pika.PlainCredentials("app", "pw"),
+        connection_attempts=1,
+    )
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        pika.BlockingConnection(params)
+    assert "user connection limit (0) is reached" in str(refused.value)
+    page.page.once("dialog", lambda dialog: dialog.accept())
+    await page.page.locator("#user-table button:text-is('Clear')").click()
+    await page.page.wait_for_selector("#user-table :text('No user limits.')")
+    pika.BlockingConnection(params).close()
+    assert page.errors == []
+
+
 async def test_a_monitoring_user_sees_no_admin_page_and_cannot_delete(
     browser: Any, broker: Broker
 ) -> None:

@@ -33,6 +33,7 @@ from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.churn import Churn
 from kiltmq.broker.definitions import DefinitionsAdmin
 from kiltmq.broker.policy_admin import PolicyAdmin
+from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.snapshots import (
     BindingInfo,
     ConnectionInfo,
@@ -44,6 +45,7 @@ from kiltmq.broker.snapshots import (
     UserInfo,
 )
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
+from kiltmq.broker.user_limits_admin import UserLimitsAdmin
 from kiltmq.broker.vhost_limits import VhostLimitError
 from kiltmq.protocol.errors import AMQPError, error_for
 from kiltmq.version import __version__
@@ -109,6 +111,9 @@ class ManagedBroker(Protocol):
     @property
     def churn(self) -> Churn: ...
 
+    @property
+    def shovels(self) -> Shovels: ...
+
     def memory_used(self) -> int: ...
 
     def default_grantees(self) -> list[str]: ...
@@ -123,10 +128,11 @@ class ManagedBroker(Protocol):
 # -- the admin interface -----------------------------------------------------------------
 
 
-class Admin(PolicyAdmin, DefinitionsAdmin):
+class Admin(PolicyAdmin, DefinitionsAdmin, UserLimitsAdmin):
     """Inspect and change a running :class:`~kiltmq.broker.Broker` (on its loop).
     Policies: :class:`~kiltmq.broker.policy_admin.PolicyAdmin`; definitions export and
-    import: :class:`~kiltmq.broker.definitions.DefinitionsAdmin`."""
+    import: :class:`~kiltmq.broker.definitions.DefinitionsAdmin`; user limits:
+    :class:`~kiltmq.broker.user_limits_admin.UserLimitsAdmin`."""
 
     #: How long :meth:`committed` waits for the store.
     COMMIT_TIMEOUT = 10.0
@@ -380,11 +386,12 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
 
     def put_user(self, name: str, password_hash: str | None, tags: Iterable[str]) -> bool:
         """Create or replace a user with a password hash (None: no password login);
-        True if created. Open connections stay open."""
+        True if created. Open connections stay open, and the user's limits stay."""
         if not name:
             raise AdminError("a user name cannot be empty")
-        created = name not in self.broker.auth.users
-        user = User(name, password_hash, frozenset(tags))
+        old = self.broker.auth.users.get(name)
+        created = old is None
+        user = User(name, password_hash, frozenset(tags), {} if old is None else old.limits)
         self.broker.auth.add_user(user)
         self.broker.store.user_added(user)
         return created
@@ -392,7 +399,7 @@ class Admin(PolicyAdmin, DefinitionsAdmin):
     def change_password(self, name: str, password: str) -> None:
         """Set a user's password (open connections stay open, as in RabbitMQ)."""
         old = self.user(name)
-        user = User.with_password(name, password, old.tags)
+        user = User.with_password(name, password, old.tags, old.limits)
         self.broker.auth.add_user(user)
         self.broker.store.user_added(user)
 

@@ -76,15 +76,21 @@ def check_password(password: str, password_hash: str) -> bool:
 
 @dataclass(slots=True)
 class User:
-    """A user account. ``password_hash`` None means the user cannot log in with a password."""
+    """A user account. ``password_hash`` None means the user cannot log in with a password.
+    ``limits``: ``max-connections`` and ``max-channels`` as set (see
+    :mod:`kiltmq.broker.user_limits`), empty for none."""
 
     name: str
     password_hash: str | None
     tags: frozenset[str] = frozenset()
+    limits: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def with_password(cls, name: str, password: str, tags: Iterable[str] = ()) -> User:
-        return cls(name, hash_password(password), frozenset(tags))
+    def with_password(
+        cls, name: str, password: str, tags: Iterable[str] = (),
+        limits: dict[str, int] | None = None,
+    ) -> User:
+        return cls(name, hash_password(password), frozenset(tags), dict(limits or {}))
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

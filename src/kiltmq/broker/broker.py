@@ -35,11 +35,15 @@ from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT, parse_disk_free_limit
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.loop_thread import LoopThread
 from kiltmq.broker.memory import MESSAGE_OVERHEAD, MemoryUse, memory_use, parse_memory_limit
+from kiltmq.broker.queue import Queue
 from kiltmq.broker.resource_monitor import ResourceMonitor
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.services import Service, start_services
+from kiltmq.broker.shovel import KIND as SHOVEL
+from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.tls import TLSSettings
+from kiltmq.broker.user_limits import UserUsage
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_limits import parse_limits
 from kiltmq.protocol.errors import ConnectionForced
@@ -193,10 +197,14 @@ class Broker:
         if store is None:
             store = SQLiteStore(data_dir) if data_dir is not None else MemoryStore()
         self.store: Store = store
+        #: Dynamic shovels moving messages between queues (kept in the store).
+        self.shovels = Shovels(store)
         self._default_permissions = permissions is None
         self._recovered = False
         self.listeners: list[Listener] = [(host, port), *listeners]
         self.auth = AuthDB(loopback_users)
+        #: Open connections and channels per user (for the users' limits).
+        self.user_usage = UserUsage()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._passwords: dict[str, str] = {}
         if users is None:  # RabbitMQ's default user, an administrator
@@ -259,6 +267,7 @@ class Broker:
         self._force_close(f"CONNECTION_FORCED - vhost '{name}' is deleted", vhost)
         for queue in list(vhost.queues.values()):
             vhost.delete_queue(queue)
+        self.shovels.forget_vhost(name)
         for user_name, vhost_name in list(self.auth.permissions):
             if vhost_name == name:
                 del self.auth.permissions[(user_name, vhost_name)]
@@ -372,6 +381,7 @@ class Broker:
             self.store.close()
             raise
         self._start_timers()
+        self.shovels.resume(self._find_queue)
         self._started_at = time.monotonic()
         await self._open_control()
         try:
@@ -457,6 +467,7 @@ class Broker:
         self._ports.clear()
         self._tls_ports.clear()
         self._stop_timers()
+        self.shovels.pause()
         self._report_redelivered()
         self.store.close()
         if self._stopped is not None:
@@ -599,13 +610,19 @@ class Broker:
             for name in recovered.vhosts:
                 self.add_vhost(name)
             for user in recovered.users:
-                if user.name not in auth.users:
+                configured = auth.users.get(user.name)
+                if configured is None:
                     auth.add_user(user)
+                elif not configured.limits:  # limits are set at run time, and kept
+                    configured.limits = user.limits
             for user_name, vhost_name, configure, write, read in recovered.permissions:
                 if (user_name, vhost_name) not in auth.permissions:
                     auth.set_permission(user_name, vhost_name, configure, write, read)
             for vhost_name, kind, definition in recovered.definitions:
-                self.add_vhost(vhost_name).restore(kind, definition)
+                if kind == SHOVEL:  # started once everything else is back
+                    self.shovels.restore(vhost_name, definition)
+                else:
+                    self.add_vhost(vhost_name).restore(kind, definition)
             for stored in recovered.messages:
                 vhost = self.vhosts.get(stored.vhost)
                 if vhost is not None:
@@ -639,6 +656,10 @@ class Broker:
             Admin(self).import_definitions(data)
         except AdminError as exc:
             raise AdminError(f"cannot load definitions {path}: {exc}") from None
+
+    def _find_queue(self, vhost: str, name: str) -> Queue | None:
+        host = self.vhosts.get(vhost)
+        return None if host is None else host.queues.get(name)
 
     def _start_timers(self) -> None:
         for vhost in self.vhosts.values():

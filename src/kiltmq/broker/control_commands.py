@@ -124,6 +124,24 @@ def _list_vhost_limits(admin: Admin, args: dict[str, Any]) -> Any:
     return [{"vhost": name, "limits": limits} for name, limits in admin.vhost_limits(vhost)]
 
 
+def _set_user_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    definition = args.get("definition")
+    if not isinstance(definition, (str, dict)):
+        raise AdminError("argument 'definition' must be a JSON object or its text")
+    admin.set_user_limits(_str(args, "name"), definition)
+    return None
+
+
+def _clear_user_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    admin.clear_user_limits(_str(args, "name"), _str(args, "limit", "all"))
+    return None
+
+
+def _list_user_limits(admin: Admin, args: dict[str, Any]) -> Any:
+    user = None if _bool(args, "global") else _str(args, "user", "guest")
+    return [{"user": name, "limits": limits} for name, limits in admin.user_limits(user)]
+
+
 def _list_exchanges(admin: Admin, args: dict[str, Any]) -> Any:
     columns = "name type durable auto_delete internal arguments"
     return _rows(admin.exchanges(_vhost(args)), columns)
@@ -248,6 +266,9 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "set_vhost_limits": (_set_vhost_limits, True),
     "clear_vhost_limits": (_clear_vhost_limits, True),
     "list_vhost_limits": (_list_vhost_limits, False),
+    "set_user_limits": (_set_user_limits, True),
+    "clear_user_limits": (_clear_user_limits, True),
+    "list_user_limits": (_list_user_limits, False),
     "list_exchanges": (_list_exchanges, False),
     "list_queues": (_list_queues, False),
     "list_bindings": (_list_bindings, False),

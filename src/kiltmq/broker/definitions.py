@@ -1,7 +1,8 @@
 """Definitions export and import in the JSON of RabbitMQ 3.10's ``/api/definitions``
-(and ``rabbitmqctl export_definitions``): users with their password hashes, vhosts,
-permissions, parameters (vhost limits, operator policies), policies, queues, exchanges
-and bindings; for the whole broker or one vhost.
+(and ``rabbitmqctl export_definitions``): users with their password hashes and limits,
+vhosts, permissions, parameters (vhost limits, operator policies, shovels), policies,
+queues, exchanges and bindings; for the whole broker or one vhost. Imported shovels
+start once the queues, exchanges and bindings of the import are there.
 
 A RabbitMQ export loads here and one of ours loads into RabbitMQ: password hashes are
 RabbitMQ's (``rabbit_password_hashing_sha256``; SHA-512 and MD5 hashes load too), user
@@ -21,7 +22,12 @@ from kiltmq.broker.admin_error import AdminError
 from kiltmq.broker.auth import AuthDB, User, hash_password, hashing_algorithm
 from kiltmq.broker.policy import Policy
 from kiltmq.broker.policy_admin import PolicyInvalid
+from kiltmq.broker.queue import Queue
+from kiltmq.broker.shovel import KIND as SHOVEL
+from kiltmq.broker.shovel import Shovel, Shovels
+from kiltmq.broker.shovel_parameter import ShovelInvalid
 from kiltmq.broker.store import Store
+from kiltmq.broker.user_limits import UserLimitError, parse_user_limits
 from kiltmq.broker.vhost import VirtualHost
 from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.protocol.errors import AMQPError
@@ -48,6 +54,9 @@ class DefinitionsBroker(Protocol):
 
     @property
     def store(self) -> Store: ...
+
+    @property
+    def shovels(self) -> Shovels: ...
 
 
 class _Admin(Protocol):
@@ -113,8 +122,11 @@ def _policy_parameter(policy: Policy) -> dict[str, Any]:
     }
 
 
-def _vhost_content(host: VirtualHost, with_vhost: bool) -> dict[str, list[dict[str, Any]]]:
-    """The parameters, policies, queues, exchanges and bindings of one vhost."""
+def _vhost_content(
+    host: VirtualHost, with_vhost: bool, shovels: list[Shovel]
+) -> dict[str, list[dict[str, Any]]]:
+    """The parameters (``shovels`` of the vhost too), policies, queues, exchanges and
+    bindings of one vhost."""
     where = {"vhost": host.name} if with_vhost else {}
     parameters: list[dict[str, Any]] = [
         _policy_parameter(p) for _n, p in sorted(host.policies.operator_policies.items())
@@ -124,6 +136,11 @@ def _vhost_content(host: VirtualHost, with_vhost: bool) -> dict[str, list[dict[s
             "value": dict(host.limits), "vhost": host.name, "component": "vhost-limits",
             "name": "limits",
         })
+    parameters.extend(
+        {"value": json_value(dict(s.value)), "vhost": host.name, "component": SHOVEL,
+         "name": s.name}
+        for s in sorted(shovels, key=lambda s: s.name)
+    )
     queues = [
         {"name": q.name, **where, "durable": q.durable, "auto_delete": q.auto_delete,
          "arguments": json_value(q.arguments)}
@@ -169,6 +186,16 @@ def _text(item: Mapping[str, Any], key: str, section: str, default: str | None =
 
 
 def _user(item: Mapping[str, Any]) -> User:
+    user = _user_login(item)
+    limits = item.get("limits") or {}
+    try:
+        user.limits = parse_user_limits(limits if limits != [] else {})
+    except UserLimitError as error:
+        raise AdminError(f"definitions: the limits of user '{user.name}': {error}") from None
+    return user
+
+
+def _user_login(item: Mapping[str, Any]) -> User:
     name = _text(item, "name", "users")
     if not name:
         raise AdminError("definitions: a user name cannot be empty")
@@ -201,8 +228,9 @@ class DefinitionsAdmin:
     def export_definitions(self: _Admin, vhost: str | None = None) -> dict[str, Any]:
         """Everything (``vhost`` None) or one vhost's content, as RabbitMQ 3.10's
         ``GET /api/definitions`` (``/api/definitions/<vhost>``) answers."""
+        shovels = self.broker.shovels
         if vhost is not None:
-            content = _vhost_content(self.vhost(vhost), with_vhost=False)
+            content = _vhost_content(self.vhost(vhost), False, shovels.all(vhost))
             return {"rabbit_version": RABBIT_VERSION, **content}
         broker = self.broker
         auth = broker.auth
@@ -215,7 +243,7 @@ class DefinitionsAdmin:
                     hashing_algorithm(u.password_hash) if u.password_hash else None
                 ) or "rabbit_password_hashing_sha256",
                 "tags": sorted(u.tags),
-                "limits": {},
+                "limits": dict(u.limits),
             }
             for _n, u in sorted(auth.users.items())
         ]
@@ -227,7 +255,7 @@ class DefinitionsAdmin:
             "parameters": [], "policies": [], "queues": [], "exchanges": [], "bindings": [],
         }
         for _name, host in sorted(broker.vhosts.items()):
-            for section, items in _vhost_content(host, with_vhost=True).items():
+            for section, items in _vhost_content(host, True, shovels.all(host.name)).items():
                 merged[section].extend(items)
         return {
             "rabbit_version": RABBIT_VERSION,
@@ -263,6 +291,9 @@ class DefinitionsAdmin:
                 raise AdminError("definitions: topic permissions are not supported by kiltmq")
             broker = self.broker
             for user in [_user(item) for item in sections["users"]]:
+                old = broker.auth.users.get(user.name)
+                if old is not None:  # limits not named stay, as RabbitMQ's
+                    user.limits = {**old.limits, **user.limits}
                 broker.auth.add_user(user)
                 broker.store.user_added(user)
             for item in sections["vhosts"]:
@@ -281,6 +312,7 @@ class DefinitionsAdmin:
         def where(item: Mapping[str, Any], section: str) -> str:
             return vhost if vhost is not None else _text(item, "vhost", section, "/")
 
+        shovels: list[tuple[str, str, Any]] = []
         for item in sections["parameters"]:
             component = _text(item, "component", "parameters")
             target = where(item, "parameters")
@@ -293,6 +325,9 @@ class DefinitionsAdmin:
                 self.set_vhost_limits(target, value)
             elif component == "operator_policy":
                 _set_policy(self, target, _text(item, "name", "parameters"), value, True)
+            elif component == SHOVEL:  # started once the queues are there
+                self.vhost(target)
+                shovels.append((target, _text(item, "name", "parameters"), value))
             else:
                 raise AdminError(f"definitions: component {component} not found")
         for item in sections["policies"]:
@@ -304,6 +339,22 @@ class DefinitionsAdmin:
             _declare_exchange(self.vhost(where(item, "exchanges")), item)
         for item in sections["bindings"]:
             _bind(self.vhost(where(item, "bindings")), item)
+        for target, name, value in shovels:
+            _add_shovel(self, target, name, value)
+
+
+def _add_shovel(admin: _Admin, vhost: str, name: str, value: Any) -> None:
+    """Start a shovel of the definitions (listed terminated if a queue is missing)."""
+    broker = admin.broker
+
+    def find(where: str, queue: str) -> Queue | None:
+        host = broker.vhosts.get(where)
+        return None if host is None else host.queues.get(queue)
+
+    try:
+        broker.shovels.add(vhost, name, value, find)
+    except ShovelInvalid as error:
+        raise AdminError(f"definitions: shovel '{name}' in vhost '{vhost}': {error}") from None
 
 
 def _set_metadata(host: VirtualHost, item: Mapping[str, Any]) -> None:

@@ -219,6 +219,13 @@ class Session:
         if isinstance(method, spec.ChannelOpen):
             if self.closing:  # sent right behind a connection.open that was refused
                 return
+            broker = self.broker
+            try:
+                user = broker.auth.users.get(self.username)
+                broker.user_usage.open_channel(user, self.username)
+            except AMQPError as error:  # RabbitMQ names no method here
+                self.connection_error(error)
+                return
             self.channels[number] = Channel(self, number)
             self.vhost.churn.channel_created += 1
             self.conn.send_method(number, self.core.dialect.channel_open_ok)
@@ -236,6 +243,7 @@ class Session:
     def _forget_channel(self, channel: Channel) -> None:
         if self.channels.get(channel.number) is channel:
             del self.channels[channel.number]
+            self.broker.user_usage.close_channels(self.username)
 
     def channel_error(self, channel: Channel, error: AMQPError) -> None:
         """Close ``channel`` with a soft error; the channel stays known until close-ok."""
@@ -378,7 +386,11 @@ class Session:
         vhost = self.broker.vhosts.get(name)
         if vhost is None:
             raise NotAllowed(f"NOT_ALLOWED - vhost {name} not found", 10, 40)
-        permission = self.broker.auth.permission(self.username, name)
+        auth, usage = self.broker.auth, self.broker.user_usage
+        # RabbitMQ's order: the vhost's connection limit, the user's, then access
+        vhost.check_connection(self.username)
+        usage.check_connection(auth.users.get(self.username), self.username)
+        permission = auth.permission(self.username, name)
         if permission is None:
             raise NotAllowed(
                 f"NOT_ALLOWED - access to vhost '{name}' refused for user '{self.username}'",
@@ -386,6 +398,7 @@ class Session:
                 40,
             )
         vhost.open_connection(self.username)
+        usage.open_connection(self.username)
         self.vhost = vhost
         self.permission = permission
         self.opened = True
@@ -439,8 +452,11 @@ class Session:
         self.confirm_flushes = []  # channels' methods: a cycle through the session
         if self.opened:
             self.vhost.close_connection()
+            self.broker.user_usage.close_connection(self.username)
         channels = list(self.channels.values())
         self.channels.clear()
+        if channels:
+            self.broker.user_usage.close_channels(self.username, len(channels))
         for channel in channels:
             channel.close()
         for queue in list(self._exclusive):

@@ -11,6 +11,7 @@ from kiltmq.broker.channel import ChannelConnection
 
 if TYPE_CHECKING:
     from kiltmq.broker.auth import AuthDB
+    from kiltmq.broker.user_limits import UserUsage
     from kiltmq.broker.vhost import VirtualHost
 
 __all__ = ["SessionBroker", "SessionConnection"]
@@ -56,3 +57,6 @@ class SessionBroker(Protocol):
 
     @property
     def vhosts(self) -> Mapping[str, VirtualHost]: ...
+
+    @property
+    def user_usage(self) -> UserUsage: ...

@@ -155,12 +155,17 @@ class VirtualHost:
         self.metadata = metadata
         self.store.definition_added(self.name, metadata.KIND, metadata.record())
 
-    def open_connection(self, user: str) -> None:
-        """Count a connection of ``user`` opening this vhost (530 over
-        ``max-connections``)."""
+    def check_connection(self, user: str) -> None:
+        """Raise 530 if one more connection of ``user`` would be over
+        ``max-connections``."""
         limit = self.max_connections
         if limit is not None and self.connections >= limit:
             raise connection_refused(self.name, user, limit)
+
+    def open_connection(self, user: str) -> None:
+        """Count a connection of ``user`` opening this vhost (530 over
+        ``max-connections``)."""
+        self.check_connection(user)
         self.connections += 1
 
     def close_connection(self) -> None:

@@ -20,9 +20,9 @@ from kiltmq.cli.ctl_output import (
     COLUMNS,
     QUEUE_COLUMNS,
     confirmation,
+    format_limits,
     format_status,
     table,
-    vhost_limits,
 )
 from kiltmq.cli.ctl_request import CtlError, request, socket_path
 from kiltmq.cli.definitions_file import DefinitionsFileError, read_definitions, write_definitions
@@ -123,6 +123,19 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         _vhost_option(p)
         p.add_argument("--global", action="store_true", help="every vhost with limits")
 
+    def set_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("definition", metavar="DEFINITION",
+                       help='JSON, e.g. \'{"max-connections": 10, "max-channels": 20}\'')
+
+    def clear_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", metavar="USER")
+        p.add_argument("limit", metavar="LIMIT", help="max-connections, max-channels or all")
+
+    def list_user_limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--user", default="guest", metavar="USER", help="(default guest)")
+        p.add_argument("--global", action="store_true", help="every user with limits")
+
     def list_connections(p: argparse.ArgumentParser) -> None:
         _vhost_option(p, None)
 
@@ -181,6 +194,10 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
                              set_vhost_limits),
         "clear_vhost_limits": ("remove a vhost's limits", vhost_only),
         "list_vhost_limits": ("a vhost's limits", list_vhost_limits),
+        "set_user_limits": ("set a user's max-connections and max-channels",
+                            set_user_limits),
+        "clear_user_limits": ("remove a user's limit, or all of them", clear_user_limits),
+        "list_user_limits": ("a user's limits", list_user_limits),
         "list_exchanges": ("exchanges of a vhost", vhost_only),
         "list_queues": ("queues of a vhost with their message counts", list_queues),
         "list_bindings": ("bindings of a vhost", vhost_only),
@@ -281,8 +298,9 @@ def _print(command: str, args: argparse.Namespace, result: Any) -> None:
     if command == "status":
         sys.stdout.write(format_status(result))
         return
-    if command == "list_vhost_limits":
-        text = vhost_limits(result, every=vars(args)["global"], header=not args.quiet)
+    if command in ("list_vhost_limits", "list_user_limits"):
+        owner = "vhost" if command == "list_vhost_limits" else "user"
+        text = format_limits(result, owner, every=vars(args)["global"], header=not args.quiet)
         if text:
             print(text)
         return

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["COLUMNS", "QUEUE_COLUMNS", "confirmation", "format_status", "table", "vhost_limits"]
+__all__ = ["COLUMNS", "QUEUE_COLUMNS", "confirmation", "format_limits", "format_status", "table"]
 
 
 def _cell(value: Any) -> str:
@@ -146,6 +146,11 @@ def confirmation(command: str, args: argparse.Namespace, result: Any) -> str | N
         return f"limits of vhost '{vhost}' set to {args.definition}"
     if command == "clear_vhost_limits":
         return f"limits of vhost '{vhost}' cleared"
+    if command == "set_user_limits":
+        return f"limits of user '{name}' set to {args.definition}"
+    if command == "clear_user_limits":
+        what = "limits" if args.limit == "all" else f"limit {args.limit}"
+        return f"{what} of user '{name}' cleared"
     if command in ("set_policy", "set_operator_policy"):
         kind = "operator policy" if command == "set_operator_policy" else "policy"
         return f"{kind} '{name}' set in vhost '{vhost}'"
@@ -170,11 +175,15 @@ def confirmation(command: str, args: argparse.Namespace, result: Any) -> str | N
     return None
 
 
-def vhost_limits(result: list[dict[str, Any]], *, every: bool, header: bool) -> str:
-    """Limits as ``rabbitmqctl list_vhost_limits`` shows them: compact JSON, after the
-    vhost's name for ``--global``."""
-    rows = [(r["vhost"], json.dumps(r["limits"], separators=(",", ":"))) for r in result]
+def format_limits(result: list[dict[str, Any]], owner: str, *, every: bool, header: bool) -> str:
+    """Limits as ``rabbitmqctl list_vhost_limits`` and ``list_user_limits`` show them:
+    compact JSON with sorted keys, after the vhost's or user's name for ``--global``. For
+    one vhost nothing is printed without limits; for one user ``{}`` is (as rabbitmqctl)."""
+    rows = [(r[owner], json.dumps(r["limits"], separators=(",", ":"), sort_keys=True))
+            for r in result]
     if not every:
-        return "\n".join(limits for _vhost, limits in rows if limits != "{}")
-    return table([{"vhost": v, "limits": lim} for v, lim in rows], ("vhost", "limits"),
+        return "\n".join(
+            limits for _name, limits in rows if limits != "{}" or owner == "user"
+        )
+    return table([{owner: n, "limits": lim} for n, lim in rows], (owner, "limits"),
                  header=header).rstrip("\n")

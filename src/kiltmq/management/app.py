@@ -26,6 +26,7 @@ from kiltmq.management import (
     policies,
     queues,
     shovels,
+    user_limits,
     users,
     vhosts,
 )
@@ -92,8 +93,8 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
         cluster_name=getattr(broker, "cluster_name", "kiltmq"),
     )
     for module in (
-        overview, vhosts, users, permissions, limits, connections, exchanges, queues,
-        bindings, health, policies, definitions, parameters, shovels, features,
+        overview, vhosts, users, user_limits, permissions, limits, connections, exchanges,
+        queues, bindings, health, policies, definitions, parameters, shovels, features,
     ):
         app.add_routes(module.routes)
     add_ui(app)

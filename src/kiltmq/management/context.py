@@ -32,8 +32,11 @@ class Context:
     cluster_name: str
     #: The web UI's browser sessions.
     sessions: Sessions = field(default_factory=Sessions)
-    #: The shovels moving messages between the broker's queues.
-    shovels: Shovels = field(default_factory=Shovels)
+
+    @property
+    def shovels(self) -> Shovels:
+        """The shovels moving messages between the broker's queues."""
+        return self.broker.shovels
 
     def actions(self, caller: Caller) -> UserActions:
         return UserActions(self.broker, caller.name)

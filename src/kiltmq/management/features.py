@@ -32,8 +32,9 @@ FEATURE_FLAGS: tuple[tuple[str, str, str, str, bool], ...] = (
      "https://www.rabbitmq.com/quorum-queues.html", "rabbit", False),
     ("stream_queue", "Support queues of type `stream`",
      "https://www.rabbitmq.com/stream.html", "rabbit", False),
+    # users' max-connections and max-channels are kept and enforced
     ("user_limits", "Configure connection and channel limits for a user", "", "rabbit",
-     False),
+     True),
     # vhost descriptions and tags are kept
     ("virtual_host_metadata", "Virtual host metadata (description, tags, etc)", "", "rabbit",
      True),

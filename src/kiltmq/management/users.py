@@ -1,6 +1,6 @@
 """Users: ``/api/users`` and ``/api/users/{user}`` (GET, PUT with ``password`` or
-``password_hash`` and ``tags``, DELETE), ``/api/users/bulk-delete`` (POST) and
-``/api/user-limits`` (none: the broker has no per-user limits); administrators only."""
+``password_hash`` and ``tags``, DELETE) and ``/api/users/bulk-delete`` (POST);
+administrators only. Limits: :mod:`~kiltmq.management.user_limits`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def user_item(user: User) -> dict[str, Any]:
         "password_hash": user.password_hash or "",
         "hashing_algorithm": HASHING_ALGORITHM,
         "tags": sorted(user.tags),
-        "limits": {},
+        "limits": dict(sorted(user.limits.items())),
     }
 
 
@@ -134,28 +134,3 @@ async def bulk_delete(request: web.Request) -> web.Response:
     finally:
         await ctx.admin.committed()
     return web.Response(status=204)
-
-
-@routes.get("/api/user-limits")
-async def list_user_limits(request: web.Request) -> web.Response:
-    """Per-user limits: the broker has none, so no user has any."""
-    caller(request).require_admin()
-    return reply_list(request, [], ("user",))
-
-
-@routes.get("/api/user-limits/{user}")
-async def user_limits(request: web.Request) -> web.Response:
-    caller(request).require_admin()
-    if request.match_info["user"] not in context(request).broker.auth.users:
-        raise object_not_found()
-    return reply_list(request, [], ("user",))
-
-
-@routes.put("/api/user-limits/{user}/{name}")
-@routes.delete("/api/user-limits/{user}/{name}")
-async def change_user_limit(request: web.Request) -> web.Response:
-    caller(request).require_admin()
-    user = request.match_info["user"]
-    if user not in context(request).broker.auth.users:
-        raise ApiError(400, "bad_request", ["no_such_user", user])
-    raise bad_request("per-user limits are not supported by kiltmq (vhost limits are)")

@@ -43,10 +43,12 @@ def read_back(
     the rows of deleted queues. ``crashed``: the broker did not stop cleanly."""
     recovered = Recovered()
     recovered.vhosts = [r[0] for r in db.execute("SELECT name FROM vhosts ORDER BY rowid")]
-    for name, password_hash, tags in db.execute(
-        "SELECT name, password_hash, tags FROM users ORDER BY rowid"
+    for name, password_hash, tags, limits in db.execute(
+        "SELECT name, password_hash, tags, limits FROM users ORDER BY rowid"
     ):
-        recovered.users.append(User(name, password_hash, frozenset(json.loads(tags))))
+        recovered.users.append(User(
+            name, password_hash, frozenset(json.loads(tags)), json.loads(limits or "{}")
+        ))
     recovered.permissions = [
         (u, v, c, w, r)
         for u, v, c, w, r in db.execute(

@@ -20,7 +20,8 @@ and ``commit_seq``, the number of the last commit, which every transaction of th
 sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
 its first open, without a change of format.
 
-Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
+Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``;
+3 adds ``users.limits`` (a user's limits as JSON, NULL for none).
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
 damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
@@ -56,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger("kiltmq.broker.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "kiltmq.db"
 #: Positions of message rows start here, above any id ``Message`` hands out in a process,
 #: so a message the store creates (a stand-in, a body read back) can carry the position
@@ -67,7 +68,8 @@ _SCHEMA = """
 BEGIN;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE vhosts (name TEXT PRIMARY KEY);
-CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL);
+CREATE TABLE users (
+    name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL, limits TEXT);
 CREATE TABLE permissions (
     user TEXT NOT NULL, vhost TEXT NOT NULL,
     configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
@@ -82,13 +84,14 @@ CREATE TABLE messages (
     routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
     expires INTEGER);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 COMMIT;
 """
 #: Format version -> the statements that turn it into the next one (run in one
 #: transaction with the new user_version).
 _MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE messages ADD COLUMN expires INTEGER;",
+    2: "ALTER TABLE users ADD COLUMN limits TEXT;",
 }
 INSERT = (
     "INSERT INTO messages"

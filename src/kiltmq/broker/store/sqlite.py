@@ -262,8 +262,12 @@ class SQLiteStore(Store):
 
     def user_added(self, user: User) -> None:
         self._op(
-            "INSERT OR REPLACE INTO users (name, password_hash, tags) VALUES (?, ?, ?)",
-            (user.name, user.password_hash, json.dumps(sorted(user.tags))),
+            "INSERT OR REPLACE INTO users (name, password_hash, tags, limits)"
+            " VALUES (?, ?, ?, ?)",
+            (
+                user.name, user.password_hash, json.dumps(sorted(user.tags)),
+                json.dumps(user.limits, sort_keys=True) if user.limits else None,
+            ),
         )
 
     def user_removed(self, name: str) -> None:

@@ -92,19 +92,32 @@
   }
 
   if (page === "admin-limits") {
+    const rowsOf = (limits, owner) => limits.flatMap((l) => Object.entries(l.value).map(([k, n]) => ({ owner: l[owner], limit: k, value: n })));
+    const limitTable = (ownerLabel, api, rows, empty) => K.table([
+      { label: ownerLabel, value: (r) => r.owner }, { label: "Limit", value: (r) => r.limit },
+      { label: "Value", value: (r) => (r.value < 0 ? "no limit" : r.value), num: true },
+      { label: "", value: (r) => del("Clear", `${api}/${K.enc(r.owner)}/${K.enc(r.limit)}`, `${r.limit} of ${r.owner}`) },
+    ], rows, { empty });
     K.every(async () => {
-      const limits = await K.api("GET", "/api/vhost-limits");
-      const rows = limits.flatMap((l) => Object.entries(l.value).map(([k, n]) => ({ vhost: l.vhost, limit: k, value: n })));
-      K.fill("#table", K.table([
-        { label: "Virtual host", value: (r) => r.vhost }, { label: "Limit", value: (r) => r.limit },
-        { label: "Value", value: (r) => r.value, num: true },
-        { label: "", value: (r) => del("Clear", `/api/vhost-limits/${K.enc(r.vhost)}/${K.enc(r.limit)}`, `${r.limit} of ${r.vhost}`) },
-      ], rows, { empty: "No limits." }));
+      const [limits, userLimits, users] = await Promise.all([
+        K.api("GET", "/api/vhost-limits"), K.api("GET", "/api/user-limits"), K.api("GET", "/api/users"),
+      ]);
+      K.fill("#table", limitTable("Virtual host", "/api/vhost-limits", rowsOf(limits, "vhost"), "No virtual host limits."));
+      K.fill("#user-table", limitTable("User", "/api/user-limits", rowsOf(userLimits, "user"), "No user limits."));
+      for (const select of document.querySelectorAll("select.user-choice")) {
+        const keep = select.value;
+        K.fill(select, users.map((u) => K.el("option", { value: u.name }, u.name)));
+        if (keep) select.value = keep;
+      }
     });
     K.vhosts();
     K.form("#limit-form", async (v) => {
       await K.api("PUT", `/api/vhost-limits/${K.enc(v.vhost)}/${K.enc(v.limit)}`, { value: Number(v.value) });
       done(`${v.limit} of ${v.vhost} set.`);
+    });
+    K.form("#user-limit-form", async (v) => {
+      await K.api("PUT", `/api/user-limits/${K.enc(v.user)}/${K.enc(v.limit)}`, { value: Number(v.value) });
+      done(`${v.limit} of user ${v.user} set.`);
     });
   }
 
