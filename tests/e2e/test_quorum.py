@@ -12,7 +12,9 @@ import aiohttp
 import pytest
 
 import kiltmq
+from kiltmq import BasicProperties
 from kiltmq.protocol.errors import PreconditionFailed
+from kiltstore.bus import Bus
 from kiltstore.cli import build_parser, settings_from
 from kiltstore.config import Settings, broker_urls, queue_type_for
 from kiltstore.demo import Store
@@ -92,3 +94,33 @@ async def test_the_store_runs_on_quorum_queues(
     for _ in range(2):
         crm += await place_one_of_each(http, store)
     await check_once(http, store, web=2, phone=2, crm=crm, smtp=smtp, timeout=30)
+
+
+async def test_a_nacked_publish_gives_the_bus_a_new_channel(
+    embedded_broker_url: str, prefix: str
+) -> None:
+    """The publish is reported nacked, and the next one goes on a new channel (RabbitMQ
+    3.10 may nack every later publish of that channel to the queue)."""
+    bus = Bus(embedded_broker_url, Topology(prefix), app_id="test")
+    await bus.start()
+    try:
+        full = f"{prefix}.full"
+        ch = await bus._conn.channel()
+        await ch.queue_declare(full, durable=True, arguments={
+            "x-queue-type": "quorum", "x-max-length": 0, "x-overflow": "reject-publish"})
+        # A quorum queue refuses publishes once it went over its limit: the first goes in.
+        await bus.publish_properties("", full, b"taken", BasicProperties())
+        first = bus._pub
+        with pytest.raises(kiltmq.PublishNacked):
+            await bus.publish_properties("", full, b"refused", BasicProperties())
+        assert bus._pub is not first and first.is_closed and bus._pub.is_open
+        await ch.queue_purge(full)
+        await ch.queue_delete(full)
+        await bus.publish_properties("", topology_queue(prefix), b"taken", BasicProperties())
+    finally:
+        await bus.close()
+        await asyncio.wait_for(delete_topology(embedded_broker_url, Topology(prefix)), 30)
+
+
+def topology_queue(prefix: str) -> str:
+    return Topology(prefix).queue("invalid-messages")
