@@ -155,10 +155,8 @@ class Bus:
         deadline = time.monotonic() + self._retry_for
         while True:
             try:
-                urls = broker_urls(self.url)
-                self._conn = await asyncio.wait_for(
-                    kiltmq.connect(urls, shuffle_addresses=len(urls) > 1), CONNECT_TIMEOUT
-                )
+                connect = kiltmq.connect(broker_urls(self.url), shuffle_addresses=True)
+                self._conn = await asyncio.wait_for(connect, CONNECT_TIMEOUT)
                 break
             except (OSError, TimeoutError, kiltmq.ConnectError) as exc:
                 if time.monotonic() > deadline:
@@ -257,14 +255,10 @@ class Bus:
                 body, exchange=exchange, routing_key=routing_key, properties=properties
             )
         except kiltmq.PublishNacked:
-            # Publish again on a new channel. RabbitMQ 3.10 goes on nacking a channel's
-            # publishes to a quorum queue whose leader node died before the channel's
-            # first publish to it reached the queue; a new channel asks the new leader.
-            if channel is self._pub:
-                self._pub = await self._conn.channel()
-                await self._pub.confirm_select()
-                with contextlib.suppress(Exception):
-                    await channel.close()
+            # The next publish opens a new channel: RabbitMQ 3.10 may nack every later
+            # one of this channel (a quorum queue's dead leader, see docs/scaling.md).
+            with contextlib.suppress(Exception):
+                await channel.close()
             raise
 
     async def flush_outbox(self, db: Database) -> int:

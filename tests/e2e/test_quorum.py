@@ -113,10 +113,11 @@ async def test_a_nacked_publish_gives_the_bus_a_new_channel(
         first = bus._pub
         with pytest.raises(kiltmq.PublishNacked):
             await bus.publish_properties("", full, b"refused", BasicProperties())
-        assert bus._pub is not first and first.is_closed and bus._pub.is_open
+        assert first.is_closed
         await ch.queue_purge(full)
         await ch.queue_delete(full)
         await bus.publish_properties("", topology_queue(prefix), b"taken", BasicProperties())
+        assert bus._pub is not first and bus._pub.is_open
     finally:
         await bus.close()
         await asyncio.wait_for(delete_topology(embedded_broker_url, Topology(prefix)), 30)
