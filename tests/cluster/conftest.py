@@ -79,9 +79,10 @@ def rabbitmq_cluster() -> RabbitMQCluster:
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             _unavailable(f"{SCRIPT.name} status failed: {exc}")
-        # 1: some node runs but not all see each other yet (one that has just rejoined
-        # may still be seen down for a moment); 3: none runs.
-        if result.returncode != 1 or time.monotonic() > deadline:
+        # 1 with every node running: not all see each other yet (one that has just
+        # rejoined may still be seen down for a moment); a node down, or 3: none runs.
+        down = " down" in result.stdout
+        if result.returncode != 1 or down or time.monotonic() > deadline:
             break
         time.sleep(1)
     if result.returncode != 0:
