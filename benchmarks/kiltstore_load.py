@@ -2,7 +2,10 @@
 
 The store runs as the demo runs it (every service in one process, the mailbox, the
 payment gateway, the CRM), on kiltmq's embedded broker (persistent, in a temporary
-data directory) and on RabbitMQ (under a name prefix of its own, deleted afterwards).
+data directory), on ``kiltmq broker`` in a process of its own (``--kiltmq-broker``, also
+persistent), on RabbitMQ and on a RabbitMQ cluster (``--cluster-url``, every node's URL
+separated by commas: the store then declares quorum queues), each under a name prefix of
+its own, deleted afterwards.
 The driver places ``--orders`` orders (default 1,000) through the three front doors in
 turn: the web store's checkout form (HTTP POST), the phone-order form (HTTP POST) and
 the CRM's XML-RPC API (``crm.add_customer`` then ``crm.add_order``; the CRM adapter
@@ -20,8 +23,8 @@ With ``--rate R`` the orders are placed at R per second (open loop) instead of a
 once, so the latency is that of a store keeping up rather than of a backlog.
 
 ``python -m benchmarks.kiltstore_load [--orders 1000] [--concurrency 16] [--rate R]
-[--no-rabbitmq] [--no-kiltmq] [--rabbitmq-url URL]``; under ``python -m benchmarks``
-options come from ``KILTSTORE_LOAD_BENCH_ARGS``.
+[--no-rabbitmq] [--no-kiltmq] [--kiltmq-broker] [--rabbitmq-url URL] [--cluster-url URLS]``;
+under ``python -m benchmarks`` options come from ``KILTSTORE_LOAD_BENCH_ARGS``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import contextlib
 import logging
 import os
 import shlex
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +51,7 @@ import aiohttp
 
 import kiltmq
 from kiltstore import samples
+from kiltstore.config import broker_urls
 from kiltstore.demo import Store
 from kiltstore.domain import OrderEvent
 from kiltstore.topology import ORDERS, Topology
@@ -110,7 +116,7 @@ async def call(http: aiohttp.ClientSession, url: str, method: str, *params: Any)
 async def watch(amqp_url: str, topology: Topology, run: Run, ready: asyncio.Event,
                 total: int) -> None:
     """Record each order's outcome from a queue of the driver's own."""
-    async with kiltmq.connect(amqp_url) as conn:
+    async with kiltmq.connect(broker_urls(amqp_url)) as conn:
         ch = await conn.channel()
         ok = await ch.queue_declare("", exclusive=True)
         for key in ("order.approved.*", "order.declined.*", "order.invalid.*"):
@@ -130,7 +136,7 @@ async def watch(amqp_url: str, topology: Topology, run: Run, ready: asyncio.Even
 
 
 async def delete_topology(amqp_url: str, topology: Topology) -> None:
-    async with kiltmq.connect(amqp_url) as conn:
+    async with kiltmq.connect(broker_urls(amqp_url)) as conn:
         ch = await conn.channel()
         for queue in topology.queues:
             await ch.queue_delete(topology.queue(queue.key), timeout=10)
@@ -174,26 +180,53 @@ async def run_store(broker: str, amqp_url: str | None, orders: int, concurrency:
     return run
 
 
+@contextlib.contextmanager
+def kiltmq_broker(folder: str) -> Any:
+    """``kiltmq broker`` in a child process, persistent in ``folder``; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiltmq", "broker", "--port", str(port), "--data-dir", folder,
+         "--management-port", "0", "--prometheus-port", "0", "--no-ctl-socket",
+         "--log-level", "warning"],
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield f"amqp://guest:guest@127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def report(run: Run, orders: int) -> tuple[str, bool]:
     latencies = {email: run.approved[email] - run.placed[email]
                  for email in run.approved if email in run.placed}
     ok = len(latencies) == orders and not run.failed
     if not latencies:
-        return f"{run.broker:9}  no order approved", False
+        return f"{run.broker:13}  no order approved", False
     span = max(run.approved.values()) - min(run.placed.values())
     values = list(latencies.values())
-    line = (f"{run.broker:9}  {len(latencies):5d}/{orders} approved  "
+    line = (f"{run.broker:13}  {len(latencies):5d}/{orders} approved  "
             f"{len(latencies) / span:7.1f} orders/s  p50 {percentile(values, .5) * 1000:7.0f} ms"
             f"  p99 {percentile(values, .99) * 1000:7.0f} ms")
     for source in SOURCES:
         mine = [v for e, v in latencies.items() if run.source.get(e) == source]
         if mine:
-            line += (f"\n           {source:5}  {len(mine):4d} orders  p50 "
+            line += (f"\n               {source:5}  {len(mine):4d} orders  p50 "
                      f"{percentile(mine, .5) * 1000:7.0f} ms  p99 "
                      f"{percentile(mine, .99) * 1000:7.0f} ms")
     if run.failed:
         example = next(iter(run.failed.items()))
-        line += f"\n           {len(run.failed)} not approved, e.g. {example}"
+        line += f"\n               {len(run.failed)} not approved, e.g. {example}"
     return line, ok
 
 
@@ -208,26 +241,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds to wait for the last approval")
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
     parser.add_argument("--no-rabbitmq", action="store_true")
-    parser.add_argument("--no-kiltmq", action="store_true")
+    parser.add_argument("--no-kiltmq", action="store_true",
+                        help="skip the embedded broker")
+    parser.add_argument("--kiltmq-broker", action="store_true",
+                        help="also run on `kiltmq broker` in a process of its own")
+    parser.add_argument("--cluster-url", default="",
+                        help="also run on this RabbitMQ cluster (every node's URL, separated "
+                        "by commas), on quorum queues")
     if argv is None:
         argv = shlex.split(os.environ.get("KILTSTORE_LOAD_BENCH_ARGS", ""))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     targets: list[tuple[str, str | None]] = []
     if not args.no_kiltmq:
-        targets.append(("kiltmq", None))
+        targets.append(("embedded", None))
+    if args.kiltmq_broker:
+        targets.append(("kiltmq-broker", "kiltmq-broker"))
     if not args.no_rabbitmq:
         targets.append(("rabbitmq", args.rabbitmq_url))
+    if args.cluster_url:
+        targets.append(("cluster", args.cluster_url))
     pace = f"{args.rate:g}/s" if args.rate else "as fast as taken"
     print(f"{args.orders} orders (web, phone, CRM in turn), {pace}, {args.concurrency} at a time; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     failures = 0
     for broker, url in targets:
         try:
-            run = asyncio.run(run_store(broker, url, args.orders, args.concurrency,
-                                        args.timeout, args.rate))
+            with contextlib.ExitStack() as stack:
+                if url == "kiltmq-broker":
+                    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kiltmqb-"))
+                    url = stack.enter_context(kiltmq_broker(folder))
+                run = asyncio.run(run_store(broker, url, args.orders, args.concurrency,
+                                            args.timeout, args.rate))
         except (OSError, kiltmq.ConnectError) as exc:
-            print(f"{broker:9}  not run: {exc}", flush=True)
+            print(f"{broker:13}  not run: {exc}", flush=True)
             failures += 1
             continue
         line, ok = report(run, args.orders)

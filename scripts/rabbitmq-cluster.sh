@@ -20,12 +20,19 @@
 #
 # Environment: KILTMQ_CLUSTER_DIR (default /var/lib/kiltmq-cluster; each node's files go
 # in a subdirectory owned by the rabbitmq user), KILTMQ_CLUSTER_PORT (default 5681, the
-# first AMQP port; distribution ports are 20000 higher), KILTMQ_CLUSTER_TIMEOUT (seconds
-# to wait for a node to boot or join, default 180). Run as root (or as rabbitmq).
+# first AMQP port; distribution ports are 20000 higher), KILTMQ_CLUSTER_NAME (default
+# kiltc: the nodes' names are NAME1@HOST..NAME3@HOST; a second cluster on the same host
+# needs its own name, directory and ports), KILTMQ_CLUSTER_TIMEOUT (seconds to wait for
+# a node to boot or join, default 180). Run as root (or as rabbitmq).
 set -euo pipefail
 
 BASE="${KILTMQ_CLUSTER_DIR:-/var/lib/kiltmq-cluster}"
 FIRST_PORT="${KILTMQ_CLUSTER_PORT:-5681}"
+NAME="${KILTMQ_CLUSTER_NAME:-kiltc}"
+[[ "$NAME" =~ ^[a-z][a-z0-9_-]*$ ]] || {
+    echo "[rabbitmq-cluster] error: KILTMQ_CLUSTER_NAME must be lower-case letters, digits, - or _" >&2
+    exit 1
+}
 TIMEOUT="${KILTMQ_CLUSTER_TIMEOUT:-180}"
 NODES=(1 2 3)
 RMQ_BIN=/usr/lib/rabbitmq/bin
@@ -40,20 +47,20 @@ else
     HOST=localhost
 fi
 
-node_name() { echo "kiltc$1@$HOST"; }
+node_name() { echo "$NAME$1@$HOST"; }
 amqp_port() { echo $((FIRST_PORT + $1 - 1)); }
 dist_port() { echo $((FIRST_PORT + 20000 + $1 - 1)); }
-node_dir() { echo "$BASE/kiltc$1"; }
-pid_file() { echo "$(node_dir "$1")/kiltc$1.pid"; }
+node_dir() { echo "$BASE/$NAME$1"; }
+pid_file() { echo "$(node_dir "$1")/$NAME$1.pid"; }
 
-# "1", "kiltc1" or "kiltc1@HOST" -> 1
+# "1", "NAME1" or "NAME1@HOST" -> 1
 node_number() {
     local arg="${1:-}"
     arg="${arg%@*}"
-    arg="${arg#kiltc}"
+    arg="${arg#"$NAME"}"
     case "$arg" in
         1 | 2 | 3) echo "$arg" ;;
-        *) die "unknown node '${1:-}' (use 1, 2, 3 or kiltc1..kiltc3)" ;;
+        *) die "unknown node '${1:-}' (use 1, 2, 3 or ${NAME}1..${NAME}3)" ;;
     esac
 }
 
@@ -89,7 +96,7 @@ node_pid() {
     [ -s "$file" ] || return 0
     pid="$(tr -dc '0-9' <"$file")"
     [ -n "$pid" ] && [ -r "/proc/$pid/environ" ] || return 0
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=kiltc$1@$HOST"; then
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$NAME$1@$HOST"; then
         echo "$pid"
     fi
 }
@@ -136,8 +143,8 @@ launch() {
             RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
             RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
             RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-            RABBITMQ_MNESIA_DIR="$dir/mnesia/kiltc$n" \
-            RABBITMQ_FEATURE_FLAGS_FILE="$dir/mnesia/kiltc$n-feature_flags" \
+            RABBITMQ_MNESIA_DIR="$dir/mnesia/$NAME$n" \
+            RABBITMQ_FEATURE_FLAGS_FILE="$dir/mnesia/$NAME$n-feature_flags" \
             RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" \
             RABBITMQ_QUORUM_DIR="$dir/quorum" \
             RABBITMQ_STREAM_DIR="$dir/stream" \
@@ -183,7 +190,7 @@ sys.exit(0 if sys.argv[1] in members else 1)
 # Wait until node N sees all three nodes running.
 await_cluster() {
     local n="$1" deadline=$((SECONDS + TIMEOUT))
-    until [ "$(running_nodes "$n" | grep -c "^kiltc[123]@$HOST\$")" -eq 3 ]; do
+    until [ "$(running_nodes "$n" | grep -c "^$NAME[123]@$HOST\$")" -eq 3 ]; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             die "$(node_name "$n") does not see all 3 nodes running within ${TIMEOUT}s"
         fi
@@ -285,7 +292,7 @@ cmd_status() {
             continue
         fi
         up=$((up + 1))
-        running="$(running_nodes "$n" | grep -c "^kiltc[123]@$HOST\$" || true)"
+        running="$(running_nodes "$n" | grep -c "^$NAME[123]@$HOST\$" || true)"
         [ "$running" -eq 3 ] && clustered=$((clustered + 1))
         echo "$(node_name "$n") 127.0.0.1:$(amqp_port "$n") running pid $pid, sees $running of 3 nodes running"
     done

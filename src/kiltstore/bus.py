@@ -43,6 +43,7 @@ from typing import Any
 import kiltmq
 from kiltmq import BasicProperties
 from kiltstore import history
+from kiltstore.config import broker_urls
 from kiltstore.storage import Database, Transaction
 from kiltstore.topology import (
     DEAD_LETTERS,
@@ -154,7 +155,8 @@ class Bus:
         deadline = time.monotonic() + self._retry_for
         while True:
             try:
-                self._conn = await asyncio.wait_for(kiltmq.connect(self.url), CONNECT_TIMEOUT)
+                connect = kiltmq.connect(broker_urls(self.url), shuffle_addresses=True)
+                self._conn = await asyncio.wait_for(connect, CONNECT_TIMEOUT)
                 break
             except (OSError, TimeoutError, kiltmq.ConnectError) as exc:
                 if time.monotonic() > deadline:
@@ -247,9 +249,17 @@ class Bus:
         """Publish with these properties to the exchange named ``exchange`` (the full
         name) and wait for the broker's confirm."""
         await self._ensure_connected()
-        await self._pub.basic_publish(
-            body, exchange=exchange, routing_key=routing_key, properties=properties
-        )
+        channel = self._pub
+        try:
+            await channel.basic_publish(
+                body, exchange=exchange, routing_key=routing_key, properties=properties
+            )
+        except kiltmq.PublishNacked:
+            # The next publish opens a new channel: RabbitMQ 3.10 may nack every later
+            # one of this channel (a quorum queue's dead leader, see docs/scaling.md).
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
 
     async def flush_outbox(self, db: Database) -> int:
         """Publish the outbox's unsent messages in order; return how many were sent."""

@@ -25,6 +25,7 @@ from kiltstore.config import (
     SERVICES,
     Settings,
 )
+from kiltstore.topology import QUEUE_TYPES
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +33,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--amqp-url",
         default=None,
-        help="use this broker (e.g. RabbitMQ) instead of the embedded one",
+        help="use this broker (e.g. RabbitMQ) instead of the embedded one; for the nodes "
+        "of a cluster, URLs separated by commas or one URL with a host list",
     )
+    add_queue_type_argument(parser)
     parser.add_argument(
         "--amqp-port",
         type=int,
@@ -62,6 +65,16 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_queue_type_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--queue-type",
+        choices=QUEUE_TYPES,
+        default=None,
+        help="type of the store's queues (KILTSTORE_QUEUE_TYPE; default: quorum when "
+        "several broker URLs are given, else classic)",
+    )
+
+
 def demo_main(args: argparse.Namespace) -> int:
     """Run the demo from parsed :func:`add_demo_arguments` options."""
     from kiltstore.demo import run_demo
@@ -75,6 +88,7 @@ def demo_main(args: argparse.Namespace) -> int:
             fixed_ports=not args.any_ports,
             amqp_port=args.amqp_port,
             persistent_broker=not args.memory_only,
+            queue_type=args.queue_type or "",
         )
     )
 
@@ -88,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_arguments(demo)
     for name in SERVICES:
         service = sub.add_parser(name, help=f"run the {name} service")
-        service.add_argument("--amqp-url", help="broker URL (env AMQP_URL)")
+        service.add_argument(
+            "--amqp-url",
+            help="broker URL (env AMQP_URL); for the nodes of a cluster, URLs separated by "
+            "commas or one URL with a host list",
+        )
         service.add_argument("--prefix", help="exchange and queue name prefix (KILTSTORE_PREFIX)")
         service.add_argument("--data-dir", type=Path, help="database folder (KILTSTORE_DATA_DIR)")
         service.add_argument("--host", help="address to listen on (KILTSTORE_HOST)")
@@ -104,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--smtp-port", type=int, help=f"SMTP port (default {DEFAULT_SMTP_PORT})"
         )
         service.add_argument("--webstore-url", help="web store URL for e-mail links")
+        add_queue_type_argument(service)
         service.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -123,6 +142,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "smtp_host": args.smtp_host,
         "smtp_port": args.smtp_port,
         "webstore_url": args.webstore_url,
+        "queue_type": args.queue_type,
     }
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -4,15 +4,24 @@ Each value comes from a command-line option, else an environment variable, else 
 default that suits one machine. Running services on several machines means setting
 ``AMQP_URL`` (the broker, e.g. RabbitMQ) and the URLs of the HTTP services they call
 (``KILTSTORE_CRM_URL``, ``KILTSTORE_PAYMENT_URL``) and the SMTP server.
+
+``AMQP_URL`` may name several brokers, the nodes of a cluster: URLs separated by commas
+(``amqp://u:p@node1:5672/,amqp://u:p@node2:5672/``) or one URL with a host list
+(``amqp://u:p@node1:5672,node2:5672/``). Each service then connects to one of them,
+picked at random, and moves to another when its node goes away. The queue type
+(``KILTSTORE_QUEUE_TYPE``) is ``quorum`` by default when several brokers are named,
+``classic`` otherwise.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kiltstore.topology import DEFAULT_PREFIX, RETRY_DELAYS
+from kiltmq import parse_addresses
+from kiltstore.topology import DEFAULT_PREFIX, QUEUE_TYPES, RETRY_DELAYS
 
 #: Default ports when each service runs on its own on one machine.
 DEFAULT_PORTS: dict[str, int] = {
@@ -50,6 +59,29 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def broker_urls(amqp_url: str) -> list[str]:
+    """The brokers named by ``amqp_url``: one URL, URLs separated by commas, or one URL
+    with a comma-separated host list (kept whole: the client reads it)."""
+    return [url.strip() for url in re.split(r",\s*(?=amqps?://)", amqp_url) if url.strip()]
+
+
+def broker_count(amqp_url: str) -> int:
+    """How many brokers ``amqp_url`` names (host lists counted per host)."""
+    return len(parse_addresses(broker_urls(amqp_url)))
+
+
+def queue_type_for(amqp_url: str, queue_type: str = "") -> str:
+    """The queue type to declare: ``queue_type`` if given, else ``quorum`` for several
+    brokers (a cluster) and ``classic`` for one."""
+    if queue_type:
+        if queue_type not in QUEUE_TYPES:
+            raise ValueError(
+                f"unknown queue type {queue_type!r} (use {' or '.join(QUEUE_TYPES)})"
+            )
+        return queue_type
+    return "quorum" if broker_count(amqp_url) > 1 else "classic"
+
+
 @dataclass(frozen=True)
 class Settings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -75,6 +107,9 @@ class Settings:
     retry_delays: tuple[float, ...] = RETRY_DELAYS
     #: The broker's management web UI (the order board links the queues to it), or "".
     management_url: str = ""
+    #: The type of the store's queues, "classic" or "quorum"; "" picks by the number of
+    #: brokers in ``amqp_url`` (see :func:`queue_type_for`).
+    queue_type: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +128,7 @@ class Settings:
             webstore_url=_env("KILTSTORE_WEBSTORE_URL", base.webstore_url),
             poll_interval=float(_env("KILTSTORE_POLL_INTERVAL", str(base.poll_interval))),
             management_url=_env("KILTSTORE_MANAGEMENT_URL", base.management_url),
+            queue_type=_env("KILTSTORE_QUEUE_TYPE", base.queue_type),
             retry_delays=tuple(
                 float(delay)
                 for delay in _env(
@@ -100,6 +136,11 @@ class Settings:
                 ).split(",")
             ),
         )
+
+    @property
+    def queues(self) -> str:
+        """The queue type the store declares with these settings."""
+        return queue_type_for(self.amqp_url, self.queue_type)
 
     def db_path(self, service: str) -> Path:
         return self.data_dir / f"{service}.sqlite3"

@@ -86,8 +86,11 @@ class Store:
         poll_interval: float = 0.5,
         persistent_broker: bool = True,
         retry_delays: tuple[float, ...] | None = None,
+        queue_type: str = "",
     ) -> None:
         self.data_dir = data_dir
+        #: "classic" or "quorum"; "" picks quorum when ``amqp_url`` names several brokers.
+        self.queue_type = queue_type
         self.retry_delays = retry_delays
         self.amqp_url = amqp_url
         self.prefix = prefix
@@ -152,6 +155,7 @@ class Store:
             smtp_port=smtp_port,
             poll_interval=self.poll_interval,
             management_url=self.urls.get("management", ""),
+            queue_type=self.queue_type,
         )
         if self.retry_delays is not None:
             settings = replace(settings, retry_delays=self.retry_delays)
@@ -259,6 +263,7 @@ async def run_demo(
     fixed_ports: bool,
     amqp_port: int,
     persistent_broker: bool = True,
+    queue_type: str = "",
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the store until SIGINT or SIGTERM."""
@@ -278,6 +283,7 @@ async def run_demo(
             amqp_port=amqp_port,
             seed=True,
             persistent_broker=persistent_broker,
+            queue_type=queue_type,
         ) as store:
             print_urls(store, out)
             await stop.wait()

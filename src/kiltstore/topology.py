@@ -12,6 +12,14 @@ exchange with the source as routing key.
 Every work queue is durable and dead-letters to ``dead-letters``: a message a
 consumer rejects for good (a poison message) is kept there, not lost.
 
+Queues are classic, or quorum (:attr:`Topology.queue_type`, for a RabbitMQ cluster:
+replicated, so a node's loss loses no message). Every queue here is durable and
+neither exclusive nor auto-delete, as quorum queues must be, the reply queues of the
+Return Address pattern included. A quorum queue that dead-letters does it
+``at-least-once`` (which needs ``x-overflow: reject-publish``): the message stays in
+the queue until the target queue confirms it, so a retry delay expiring while a node
+dies still brings the message back.
+
 :func:`declare` declares it all through kiltmq's client; :func:`mermaid` draws it
 (docs/kiltstore.md embeds its output, and a test keeps the two in step).
 """
@@ -24,6 +32,8 @@ from typing import Any
 import kiltmq
 
 DEFAULT_PREFIX = "kiltstore"
+#: The queue types the store can declare (x-queue-type).
+QUEUE_TYPES = ("classic", "quorum")
 
 
 @dataclass(frozen=True)
@@ -285,6 +295,12 @@ class Topology:
     prefix: str = DEFAULT_PREFIX
     exchanges: tuple[ExchangeSpec, ...] = field(default=EXCHANGES)
     queues: tuple[QueueSpec, ...] = field(default=QUEUES)
+    #: "classic", or "quorum" for a cluster (see the module docstring).
+    queue_type: str = "classic"
+
+    def __post_init__(self) -> None:
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(f"unknown queue type {self.queue_type!r}")
 
     def exchange(self, key: str) -> str:
         return f"{self.prefix}.{key}"
@@ -296,6 +312,11 @@ class Topology:
         arguments: dict[str, Any] = dict(spec.arguments)
         if spec.dead_letter:
             arguments["x-dead-letter-exchange"] = self.exchange(DEAD_LETTERS)
+        if self.queue_type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+            if "x-dead-letter-exchange" in arguments:
+                arguments["x-dead-letter-strategy"] = "at-least-once"
+                arguments["x-overflow"] = "reject-publish"
         return arguments
 
     async def declare(self, channel: kiltmq.Channel) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -54,18 +55,36 @@ class RabbitMQCluster:
         """One line per node; raises unless all three run clustered."""
         return await self._script("status")
 
+    async def wait_clustered(self, timeout: float) -> str:
+        """Wait until all three nodes run and each sees the others (a node that has just
+        rejoined may still be seen down for a moment); raises after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    return await self.status()
+                except AssertionError:
+                    await asyncio.sleep(1)
+
 
 @pytest.fixture(scope="session")
 def rabbitmq_cluster() -> RabbitMQCluster:
     """The running 3-node cluster (``KILTMQ_CLUSTER_PORT``: its first AMQP port, 5681)."""
     if os.geteuid() != 0:
         _unavailable("killing and restarting cluster nodes needs root")
-    try:
-        result = subprocess.run(
-            ["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"{SCRIPT.name} status failed: {exc}")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            result = subprocess.run(
+                ["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=120
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _unavailable(f"{SCRIPT.name} status failed: {exc}")
+        # 1 with every node running: not all see each other yet (one that has just
+        # rejoined may still be seen down for a moment); a node down, or 3: none runs.
+        down = " down" in result.stdout
+        if result.returncode != 1 or down or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     if result.returncode != 0:
         state = "; ".join(result.stdout.splitlines()) or result.stderr.strip()
         _unavailable(f"the 3-node RabbitMQ cluster is not running ({state})")

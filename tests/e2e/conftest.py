@@ -43,7 +43,7 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-async def delete_topology(amqp_url: str, topology: Topology) -> None:
+async def delete_topology(amqp_url: str | list[str], topology: Topology) -> None:
     async with kiltmq.connect(amqp_url) as conn:
         ch = await conn.channel()
         for queue in topology.queues:

@@ -55,7 +55,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topology = Topology(settings.prefix)
+        self.topology = Topology(settings.prefix, queue_type=settings.queues)
         self.db = Database(settings.db_path(self.name), self.schema)
         self.bus: Bus | None = (
             Bus(

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
+from kiltstore.config import broker_urls
 from kiltstore.domain import OrderEvent, State, format_pence, mask_cards
 from kiltstore.history import HistoryRecord
 from kiltstore.services import dead_letters
@@ -271,7 +272,7 @@ class Board(Service):
         base = self.settings.management_url.rstrip("/")
         if not base:
             return []
-        vhost = unquote(urlsplit(self.settings.amqp_url).path[1:]) or "/"
+        vhost = unquote(urlsplit(broker_urls(self.settings.amqp_url)[0]).path[1:]) or "/"
         names = [self.topology.queue(spec.key) for spec in self.topology.queues]
         return [
             {"name": name, "url": f"{base}/queues/{quote(vhost, safe='')}/{quote(name, safe='')}"}
