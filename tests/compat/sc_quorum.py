@@ -232,3 +232,59 @@ async def quorum_refuses_global_qos(ctx: Context) -> None:
     await ch.call(spec.BasicConsume(queue=q, consumer_tag="zero"))
     await ch.call(spec.BasicQos(prefetch_count=5, global_=True))
     await ch.call(spec.BasicConsume(queue=q, consumer_tag="five"))
+
+
+@scenario(
+    E("confirms", acked=[3], nacked=[]),
+    E("confirms", acked=[], nacked=[4]),
+    E("basic.deliver", body="m2", routing_key="k"),
+    E("confirms", acked=[4], nacked=[]),
+    E("confirms", acked=[], nacked=[5]),
+)
+async def quorum_dead_letter_at_least_once(ctx: Context) -> None:
+    # at-least-once (with reject-publish) keeps a dead message in its queue while its
+    # dead-letter exchange routes it nowhere, counted towards the length limit but not
+    # delivered; at-most-once drops it. Once routed, a dead message moves with x-death.
+    # (No queue.declare-ok after a basic.get here: RabbitMQ counts a consumer for the
+    # get until the settlement has gone through, a race.)
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    dlx, dlq = ctx.x("dlx"), ctx.q("dlq")
+    await ch.call(spec.ExchangeDeclare(exchange=dlx, type="fanout"))
+    limits = {**QUORUM, "x-max-length": 2, "x-overflow": "reject-publish",
+              "x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": "k"}
+    kept = ctx.q("kept")
+    await ch.call(QueueDeclare(queue=kept, durable=True, arguments={
+        **limits, "x-dead-letter-strategy": "at-least-once"}))
+    await ch.call(spec.ConfirmSelect())
+    for body in ("m1", "m2"):
+        ch.publish("", kept, body)
+    await ch.settle()
+    await ch.get(kept)
+    ch.send(spec.BasicReject(delivery_tag=1, requeue=False))
+    ch.publish("", kept, "m3")
+    await ch.settle()
+    ch.publish("", kept, "m4")
+    await ch.settle()
+    await ch.call(QueueDeclare(queue=dlq, durable=True))
+    await ch.call(spec.QueueBind(queue=dlq, exchange=dlx))
+    watch = await conn.channel()
+    await watch.call(spec.BasicConsume(queue=dlq, consumer_tag="dead", no_ack=True))
+    await ch.get(kept)
+    ch.send(spec.BasicReject(delivery_tag=2, requeue=False))
+    await watch.receive()
+    await ch.drain(kept)
+    other = await conn.channel()
+    dropped = ctx.q("dropped")
+    await other.call(QueueDeclare(queue=dropped, durable=True, arguments={
+        **limits, "x-dead-letter-exchange": ctx.x("nowhere")}))
+    await other.call(spec.ConfirmSelect())
+    for body in ("m1", "m2"):
+        other.publish("", dropped, body)
+    await other.settle()
+    await other.get(dropped)
+    other.send(spec.BasicReject(delivery_tag=1, requeue=False))
+    for body in ("m3", "m4", "m5"):
+        other.publish("", dropped, body)
+        await other.settle()
+    await other.drain(dropped)

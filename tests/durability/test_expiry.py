@@ -162,12 +162,12 @@ async def test_a_format_1_store_is_upgraded_in_place_and_keeps_its_data(
 ) -> None:
     data = tmp_path / "data"
     _format_1_store(data)
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
     store = SQLiteStore(data)
     store.open()
     try:
-        assert _version(data) == 2
+        assert _version(data) == 3
         recovered = store.recover()
         assert [d["name"] for _v, _k, d in recovered.definitions] == ["old"]
         assert [s.expires_at for s in recovered.messages] == [None, None]

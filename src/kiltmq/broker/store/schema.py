@@ -20,7 +20,14 @@ and ``commit_seq``, the number of the last commit, which every transaction of th
 sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
 its first open, without a change of format.
 
-Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``.
+Quorum queues: a message that came back to its queue has its delivery count in its
+row (``delivery_count``, NULL: never returned), and a message dead-lettered at least
+once (``x-dead-letter-strategy: at-least-once``) keeps its row, with the reason in
+``dead``, until the queues it is dead-lettered to hold it. Both are written only when
+they change (a return, a death), never on the way of a publish or a delivery.
+
+Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``; 3
+adds ``messages.delivery_count`` and ``messages.dead``.
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
 damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
@@ -47,6 +54,8 @@ __all__ = [
     "KEY_BASE",
     "MARK_DELIVERED",
     "SCHEMA_VERSION",
+    "SET_DEAD",
+    "SET_DELIVERY_COUNT",
     "SET_META",
     "Opened",
     "connect",
@@ -56,7 +65,7 @@ __all__ = [
 
 log = logging.getLogger("kiltmq.broker.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "kiltmq.db"
 #: Positions of message rows start here, above any id ``Message`` hands out in a process,
 #: so a message the store creates (a stand-in, a body read back) can carry the position
@@ -80,15 +89,17 @@ CREATE TABLE messages (
     pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
     routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    expires INTEGER);
+    expires INTEGER, delivery_count INTEGER, dead TEXT);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 COMMIT;
 """
 #: Format version -> the statements that turn it into the next one (run in one
 #: transaction with the new user_version).
 _MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE messages ADD COLUMN expires INTEGER;",
+    2: "ALTER TABLE messages ADD COLUMN delivery_count INTEGER;"
+    " ALTER TABLE messages ADD COLUMN dead TEXT;",
 }
 INSERT = (
     "INSERT INTO messages"
@@ -97,6 +108,8 @@ INSERT = (
 )
 DELETE = "DELETE FROM messages WHERE pos = ?"
 MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
+SET_DELIVERY_COUNT = "UPDATE messages SET delivery_count = ? WHERE pos = ?"
+SET_DEAD = "UPDATE messages SET dead = ? WHERE pos = ?"
 SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 

@@ -369,6 +369,40 @@ class SQLiteStore(Store):
                 batch.expires.pop(pos, None)
             self.rows_skipped += 1
 
+    def _position(self, vhost: str, queue: str, message: Message) -> int | None:
+        """The position of the row of ``message`` in ``queue`` (None: not stored)."""
+        if self._db is None:
+            return None
+        known = self._queues.get((vhost, queue))
+        if known is None:
+            return None
+        pos = known.positions.get(message.id)
+        if pos is None:
+            pos = message.id  # a stand-in, or a message read back
+            if pos < KEY_BASE:
+                return None
+        return pos
+
+    def message_returned(
+        self, vhost: str, queue: str, message: Message, delivery_count: int
+    ) -> None:
+        pos = self._position(vhost, queue, message)
+        if pos is None:
+            return
+        writer = self._writer
+        writer.batch.counts[pos] = delivery_count
+        if not writer.scheduled:
+            writer.schedule()
+
+    def message_dead(self, vhost: str, queue: str, message: Message, reason: str) -> None:
+        pos = self._position(vhost, queue, message)
+        if pos is None:
+            return
+        writer = self._writer
+        writer.batch.dead[pos] = reason
+        if not writer.scheduled:
+            writer.schedule()
+
     def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
         if self._db is None:
             return
