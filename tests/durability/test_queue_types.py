@@ -13,6 +13,7 @@ import pytest
 
 from kiltmq.broker import Broker
 from kiltmq.broker.admin import Admin
+from kiltmq.broker.memory import MESSAGE_OVERHEAD
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import QuorumQueue
 
@@ -254,3 +255,22 @@ async def test_a_message_dead_at_least_once_waits_across_restarts(tmp_path: Path
         headers = loaded[0].properties.headers or {}
         assert loaded[0].body == b"dies"
         assert headers["x-first-death-queue"] == "source"
+
+
+def test_a_recovered_streams_log_counts_in_memory_once_read(tmp_path: Path) -> None:
+    # after a restart the log's bodies stay in the store until a consumer reads them
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("log", durable=True, arguments={"x-queue-type": "stream"})
+        for i in range(3):
+            ch.basic_publish("", "log", b"%04d" % i)
+        assert broker.memory_use().ready == 3 * (4 + MESSAGE_OVERHEAD)
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        assert broker.memory_use().ready == 0
+        assert _read_stream(conn, "log", "first", 3) == [(i, b"%04d" % i) for i in range(3)]
+        assert broker.memory_use().ready == 3 * (4 + MESSAGE_OVERHEAD)
