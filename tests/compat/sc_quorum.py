@@ -288,3 +288,43 @@ async def quorum_dead_letter_at_least_once(ctx: Context) -> None:
         other.publish("", dropped, body)
         await other.settle()
     await other.drain(dropped)
+
+
+@scenario(
+    E("basic.deliver", consumer_tag="high", body="m0"),
+    E("basic.deliver", consumer_tag="high", body="m1"),
+    E("basic.deliver", consumer_tag="low", body="m2"),
+    E("basic.deliver", consumer_tag="first", body="s0"),
+    E("basic.deliver", consumer_tag="second", body="s1"),
+)
+async def quorum_consumer_priorities_and_single_active(ctx: Context) -> None:
+    # Consumer priorities work on quorum queues: the higher takes messages while it has
+    # room. With single active consumer the first stays active whatever the priorities,
+    # until it goes.
+    pub = await ctx.channel()
+    await pub.call(spec.ConfirmSelect())
+    q, sac = ctx.q("prio"), ctx.q("sac")
+    await pub.call(QueueDeclare(queue=q, durable=True, arguments=QUORUM))
+    await pub.call(QueueDeclare(queue=sac, durable=True, arguments={
+        **QUORUM, "x-single-active-consumer": True}))
+    ch = await ctx.channel()
+    await ch.call(spec.BasicQos(prefetch_count=2))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="low"))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="high", arguments={"x-priority": 10}))
+    for body in ("m0", "m1", "m2", "m3"):
+        pub.publish("", q, body)
+    await pub.settle()
+    await ch.receive_n(4)
+    other = await ctx.channel()
+    await other.call(spec.BasicQos(prefetch_count=2))
+    await other.call(spec.BasicConsume(queue=sac, consumer_tag="first"))
+    await other.call(spec.BasicConsume(queue=sac, consumer_tag="second",
+                                       arguments={"x-priority": 10}))
+    pub.publish("", sac, "s0")
+    await pub.settle()
+    await other.receive()
+    other.send(spec.BasicAck(delivery_tag=1))
+    await other.call(spec.BasicCancel(consumer_tag="first"))
+    pub.publish("", sac, "s1")
+    await pub.settle()
+    await other.receive()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from pathlib import Path
 
 import pika
@@ -17,7 +18,7 @@ from kiltmq.broker.memory import MESSAGE_OVERHEAD
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import QuorumQueue
 
-from .conftest import blocking
+from .conftest import Restartable, blocking
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -172,42 +173,43 @@ def _get(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str
     return method.delivery_tag, body, (props.headers or {}).get("x-delivery-count")
 
 
-def test_delivery_counts_survive_a_restart(tmp_path: Path) -> None:
-    # counted on every return (reject, a closed channel), kept in the store: after a
-    # restart a message goes on from its count, and the delivery limit still applies
+def test_delivery_counts_survive_a_restart(target: Restartable) -> None:
+    # counted on every return (reject, a closed connection, recover), kept in the store:
+    # after a restart a message goes on from its count, and the delivery limit applies
+    p = f"count-{uuid.uuid4().hex[:8]}."
+    jobs, dead = p + "jobs", p + "dead"
     arguments = {"x-queue-type": "quorum", "x-delivery-limit": 3,
-                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}
-    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
-        blocking(broker.url)
-    ) as conn:
-        ch = conn.channel()
-        ch.confirm_delivery()
-        ch.queue_declare("dead", durable=True, arguments={"x-queue-type": "quorum"})
-        ch.queue_declare("jobs", durable=True, arguments=arguments)
-        for body in (b"twice", b"once", b"never"):
-            ch.basic_publish("", "jobs", body)
-        for _ in range(2):
-            tag, body, _count = _get(ch, "jobs")
-            assert body == b"twice"
-            ch.basic_reject(tag, requeue=True)
-        held = conn.channel()
-        _get(held, "jobs")
-        _get(held, "jobs")  # "once" is out, unacknowledged, when the broker stops
-    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
-        blocking(broker.url)
-    ) as conn:
-        ch = conn.channel()
-        assert [_get(ch, "jobs")[1:] for _ in range(3)] == [
-            (b"twice", 3), (b"once", 1), (b"never", 0),
-        ]
-        ch.basic_recover(requeue=True)
-    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
-        blocking(broker.url)
-    ) as conn:
+                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead}
+    conn = blocking(target.url)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_declare(jobs, durable=True, arguments=arguments)
+    for body in (b"twice", b"once", b"never"):
+        ch.basic_publish("", jobs, body)
+    for _ in range(2):
+        tag, body, _count = _get(ch, jobs)
+        assert body == b"twice"
+        ch.basic_reject(tag, requeue=True)
+    held = conn.channel()
+    _get(held, jobs)
+    _get(held, jobs)  # "once" is out, unacknowledged, when the broker stops
+    target.restart()
+    conn = blocking(target.url)
+    ch = conn.channel()
+    assert [_get(ch, jobs)[1:] for _ in range(3)] == [
+        (b"twice", 3), (b"once", 1), (b"never", 0),
+    ]
+    ch.basic_recover(requeue=True)
+    target.restart()
+    with contextlib.closing(blocking(target.url)) as conn:
         ch = conn.channel()
         # "twice" came back a fourth time at the recover: past the limit, dead-lettered
-        assert _get(ch, "dead")[1] == b"twice"
-        assert sorted(_get(ch, "jobs")[1:] for _ in range(2)) == [(b"never", 1), (b"once", 2)]
+        assert _get(ch, dead)[1] == b"twice"
+        assert sorted(_get(ch, jobs)[1:] for _ in range(2)) == [(b"never", 1), (b"once", 2)]
+        ch = conn.channel()
+        for queue in (jobs, dead):
+            ch.queue_delete(queue)
 
 
 async def test_a_message_dead_at_least_once_waits_across_restarts(tmp_path: Path) -> None:
