@@ -18,7 +18,7 @@ from kiltmq.broker.memory import MESSAGE_OVERHEAD
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import QuorumQueue
 
-from .conftest import Restartable, blocking
+from .conftest import BrokerProcess, Restartable, blocking
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -276,3 +276,35 @@ def test_a_recovered_streams_log_counts_in_memory_once_read(tmp_path: Path) -> N
         assert broker.memory_use().ready == 0
         assert _read_stream(conn, "log", "first", 3) == [(i, b"%04d" % i) for i in range(3)]
         assert broker.memory_use().ready == 3 * (4 + MESSAGE_OVERHEAD)
+
+
+def test_a_message_dead_at_least_once_survives_a_kill(broker_process: BrokerProcess) -> None:
+    # kill -9 while a dead message waits for a route that exists by then (its next try
+    # is minutes away): the broker started again moves it at once, exactly once
+    arguments = {"x-queue-type": "quorum", "x-overflow": "reject-publish",
+                 "x-dead-letter-exchange": "dlx", "x-dead-letter-strategy": "at-least-once"}
+    broker_process.start()
+    conn = blocking(broker_process.url)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("source", durable=True, arguments=arguments)
+    ch.basic_publish("", "source", b"dies")
+    tag, _body, _count = _get(ch, "source")
+    ch.basic_reject(tag, requeue=False)  # no exchange "dlx": it waits
+    ch.exchange_declare("dlx", "fanout", durable=True)
+    ch.queue_declare("dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_bind("dlq", "dlx")
+    ch.basic_publish("", "source", b"barrier")  # confirmed: everything before is written
+    broker_process.kill()
+    broker_process.start()
+    with contextlib.closing(blocking(broker_process.url)) as conn:
+        ch = conn.channel()
+        for _ in range(200):
+            method, _props, moved = ch.basic_get("dlq", auto_ack=True)
+            if method is not None:
+                break
+            conn.sleep(0.05)
+        assert moved == b"dies"
+        assert ch.basic_get("dlq", auto_ack=True)[0] is None
+        assert ch.basic_get("source", auto_ack=True)[2] == b"barrier"
+        assert ch.basic_get("source", auto_ack=True)[0] is None

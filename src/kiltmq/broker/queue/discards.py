@@ -87,14 +87,16 @@ class Discards:
     def __len__(self) -> int:
         return len(self.waiting)
 
-    def add(self, message: Message, reason: str) -> None:
-        """``message`` died: move it now if it can be, else keep it and try later."""
+    def add(self, message: Message, reason: str) -> bool:
+        """``message`` died: move it now if it can be (True), else keep it and try
+        later (False)."""
         discard = Discard(message, reason)
         if self._forward(discard):
             self._moved(discard)
-            return
+            return True
         self.restore(discard)
         self._timer.schedule(self._now() + RETRY_SECONDS)
+        return False
 
     def restore(self, discard: Discard) -> None:
         """Keep ``discard`` (as recovered from the store: tried at :meth:`start`)."""

@@ -237,9 +237,8 @@ class QuorumQueue(Queue):
             self._pager.dropped(entry, keep=True)
         message = entry.message
         cast(DeadLetterOwner, self.vhost).count_dead_letter(self, reason)
-        if self._persist:
+        if not self.discards.add(message, reason) and self._persist:
             self._store.message_dead(self.vhost.name, self.name, message, reason)
-        self.discards.add(message, reason)
 
     def _forward(self, discard: Discard) -> bool:
         if discard.message.paged:  # recovered from the store
