@@ -201,3 +201,31 @@ async def stream_retention_by_size(ctx: Context) -> None:
     first = int(bodies[0][1:3])
     ctx.check(bodies == [f"m{i:02d}" + "x" * 97 for i in range(first, 50)],
               "the newest are all kept, in order")
+
+
+@scenario(
+    E("the first messages are gone", ok=True),
+    E("every message after the pause is kept", ok=True),
+)
+async def stream_retention_by_age(ctx: Context) -> None:
+    # Segments whose newest message is older than x-max-age go when a new segment starts.
+    pub = await ctx.channel()
+    q = ctx.q("aged")
+    await pub.call(QueueDeclare(queue=q, durable=True, arguments={
+        **STREAM, "x-stream-max-segment-size-bytes": 1000, "x-max-age": "1s"}))
+    await pub.call(spec.ConfirmSelect())
+    for i in range(40):
+        if i == 20:
+            await asyncio.sleep(2)  # the first twenty age past x-max-age
+        pub.publish("", q, f"m{i:02d}" + "x" * 97)
+        await pub.settle()
+    last = "m39" + "x" * 97
+    bodies = await _bodies_from_first(ctx, q, last)
+    for _ in range(50):
+        if bodies[0] != "m00" + "x" * 97:
+            break
+        await asyncio.sleep(0.1)
+        bodies = await _bodies_from_first(ctx, q, last)
+    ctx.check(bodies[0] != "m00" + "x" * 97, "the first messages are gone")
+    after = [f"m{i:02d}" + "x" * 97 for i in range(20, 40)]
+    ctx.check(bodies[-20:] == after, "every message after the pause is kept")
