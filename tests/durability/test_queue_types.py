@@ -288,13 +288,14 @@ def test_a_message_dead_at_least_once_survives_a_kill(broker_process: BrokerProc
     ch = conn.channel()
     ch.confirm_delivery()
     ch.queue_declare("source", durable=True, arguments=arguments)
-    ch.basic_publish("", "source", b"dies")
+    persistent = pika.BasicProperties(delivery_mode=2)  # confirmed once written
+    ch.basic_publish("", "source", b"dies", persistent)
     tag, _body, _count = _get(ch, "source")
     ch.basic_reject(tag, requeue=False)  # no exchange "dlx": it waits
     ch.exchange_declare("dlx", "fanout", durable=True)
     ch.queue_declare("dlq", durable=True, arguments={"x-queue-type": "quorum"})
     ch.queue_bind("dlq", "dlx")
-    ch.basic_publish("", "source", b"barrier")  # confirmed: everything before is written
+    ch.basic_publish("", "source", b"barrier", persistent)  # everything before is written
     broker_process.kill()
     broker_process.start()
     with contextlib.closing(blocking(broker_process.url)) as conn:
