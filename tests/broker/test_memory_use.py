@@ -171,6 +171,57 @@ async def test_a_consumer_that_never_acks_raises_the_memory_alarm() -> None:
         consumer.abort()
 
 
+async def test_a_streams_log_counts_and_raises_the_memory_alarm() -> None:
+    """A stream keeps what it was sent, read or not: its log counts (bodies and the
+    per-message overhead) until retention drops whole segments; enough of it raises the
+    memory alarm."""
+    limit = 1_000_000
+    capabilities = {"connection.blocked": True}
+    stream = {"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 200_000,
+              "x-max-length-bytes": 500_000}
+    async with Broker(port=0, memory_limit=limit, memory_check_interval=0.02) as broker:
+        client = await RawClient.connect(broker.port, capabilities=capabilities)
+        await client.open_channel(1)
+        await client.request(
+            1, spec.QueueDeclare("s", durable=True, arguments=stream), spec.QueueDeclareOk
+        )
+        for _ in range(3):
+            client.publish(1, "", "s", b"s" * 1000)
+        await _settled(client, "s")
+        assert broker.memory_use().ready == 3 * (1000 + MESSAGE_OVERHEAD)
+        # read and acked: still in the log
+        await client.request(1, spec.BasicQos(prefetch_count=10), spec.BasicQosOk)
+        await client.request(
+            1, spec.BasicConsume("s", "c", arguments={"x-stream-offset": "first"}),
+            spec.BasicConsumeOk,
+        )
+        client.send(1, spec.BasicAck(3, True))
+        await _settled(client, "s")
+        assert broker.memory_use().ready == 3 * (1000 + MESSAGE_OVERHEAD)
+        await client.request(1, spec.BasicCancel("c"), spec.BasicCancelOk)
+        body = b"b" * 10_000
+        for _ in range(120):  # 1.2 MB, with retention down to 2-3 segments: 0.6 MB
+            client.publish(1, "", "s", body)
+        await _settled(client, "s")
+        retained = broker.vhosts["/"].queues["s"]
+        assert broker.memory_use().ready < 3 * 200_000 + 120 * MESSAGE_OVERHEAD
+        assert broker.memory_use().ready == sum(
+            m.size + MESSAGE_OVERHEAD for m in retained.log  # type: ignore[attr-defined]
+        )
+        await client.request(
+            1, spec.QueueDeclare("big", durable=True, arguments={"x-queue-type": "stream"}),
+            spec.QueueDeclareOk,
+        )
+        for _ in range(100):  # 1 MB more, kept whole: over the limit
+            client.publish(1, "", "big", body)
+        await _settled(client, "big")
+        assert broker.memory_use().ready > limit
+        while not broker.alarms:  # the next check
+            await asyncio.sleep(0.02)
+        assert broker.alarms == {"memory"}
+        client.abort()
+
+
 def test_limits_are_read_as_rabbitmq_writes_them() -> None:
     assert parse_bytes("1000") == 1000
     assert parse_bytes("200MB") == 200_000_000

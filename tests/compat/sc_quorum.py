@@ -235,3 +235,99 @@ async def quorum_refuses_global_qos(ctx: Context) -> None:
     await ch.call(spec.BasicConsume(queue=q, consumer_tag="zero"))
     await ch.call(spec.BasicQos(prefetch_count=5, global_=True))
     await ch.call(spec.BasicConsume(queue=q, consumer_tag="five"))
+
+
+@scenario(
+    E("confirms", acked=[3], nacked=[]),
+    E("confirms", acked=[], nacked=[4]),
+    E("basic.deliver", body="m2", routing_key="k"),
+    E("confirms", acked=[4], nacked=[]),
+    E("confirms", acked=[], nacked=[5]),
+)
+async def quorum_dead_letter_at_least_once(ctx: Context) -> None:
+    # at-least-once (with reject-publish) keeps a dead message in its queue while its
+    # dead-letter exchange routes it nowhere, counted towards the length limit but not
+    # delivered; at-most-once drops it. Once routed, a dead message moves with x-death.
+    # (No queue.declare-ok after a basic.get here: RabbitMQ counts a consumer for the
+    # get until the settlement has gone through, a race.)
+    conn = await ctx.connect()
+    ch = await conn.channel()
+    dlx, dlq = ctx.x("dlx"), ctx.q("dlq")
+    await ch.call(spec.ExchangeDeclare(exchange=dlx, type="fanout"))
+    limits = {**QUORUM, "x-max-length": 2, "x-overflow": "reject-publish",
+              "x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": "k"}
+    kept = ctx.q("kept")
+    await ch.call(QueueDeclare(queue=kept, durable=True, arguments={
+        **limits, "x-dead-letter-strategy": "at-least-once"}))
+    await ch.call(spec.ConfirmSelect())
+    for body in ("m1", "m2"):
+        ch.publish("", kept, body)
+    await ch.settle()
+    await ch.get(kept)
+    ch.send(spec.BasicReject(delivery_tag=1, requeue=False))
+    ch.publish("", kept, "m3")
+    await ch.settle()
+    ch.publish("", kept, "m4")
+    await ch.settle()
+    await ch.call(QueueDeclare(queue=dlq, durable=True))
+    await ch.call(spec.QueueBind(queue=dlq, exchange=dlx))
+    watch = await conn.channel()
+    await watch.call(spec.BasicConsume(queue=dlq, consumer_tag="dead", no_ack=True))
+    await ch.get(kept)
+    ch.send(spec.BasicReject(delivery_tag=2, requeue=False))
+    await watch.receive()
+    await ch.drain(kept)
+    other = await conn.channel()
+    dropped = ctx.q("dropped")
+    await other.call(QueueDeclare(queue=dropped, durable=True, arguments={
+        **limits, "x-dead-letter-exchange": ctx.x("nowhere")}))
+    await other.call(spec.ConfirmSelect())
+    for body in ("m1", "m2"):
+        other.publish("", dropped, body)
+    await other.settle()
+    await other.get(dropped)
+    other.send(spec.BasicReject(delivery_tag=1, requeue=False))
+    for body in ("m3", "m4", "m5"):
+        other.publish("", dropped, body)
+        await other.settle()
+    await other.drain(dropped)
+
+
+@scenario(
+    E("basic.deliver", consumer_tag="high", body="m0"),
+    E("basic.deliver", consumer_tag="high", body="m1"),
+    E("basic.deliver", consumer_tag="low", body="m2"),
+    E("basic.deliver", consumer_tag="first", body="s0"),
+    E("basic.deliver", consumer_tag="second", body="s1"),
+)
+async def quorum_consumer_priorities_and_single_active(ctx: Context) -> None:
+    # Consumer priorities work on quorum queues: the higher takes messages while it has
+    # room. With single active consumer the first stays active whatever the priorities,
+    # until it goes.
+    pub = await ctx.channel()
+    await pub.call(spec.ConfirmSelect())
+    q, sac = ctx.q("prio"), ctx.q("sac")
+    await pub.call(QueueDeclare(queue=q, durable=True, arguments=QUORUM))
+    await pub.call(QueueDeclare(queue=sac, durable=True, arguments={
+        **QUORUM, "x-single-active-consumer": True}))
+    ch = await ctx.channel()
+    await ch.call(spec.BasicQos(prefetch_count=2))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="low"))
+    await ch.call(spec.BasicConsume(queue=q, consumer_tag="high", arguments={"x-priority": 10}))
+    for body in ("m0", "m1", "m2", "m3"):
+        pub.publish("", q, body)
+    await pub.settle()
+    await ch.receive_n(4)
+    other = await ctx.channel()
+    await other.call(spec.BasicQos(prefetch_count=2))
+    await other.call(spec.BasicConsume(queue=sac, consumer_tag="first"))
+    await other.call(spec.BasicConsume(queue=sac, consumer_tag="second",
+                                       arguments={"x-priority": 10}))
+    pub.publish("", sac, "s0")
+    await pub.settle()
+    await other.receive()
+    other.send(spec.BasicAck(delivery_tag=1))
+    await other.call(spec.BasicCancel(consumer_tag="first"))
+    pub.publish("", sac, "s1")
+    await pub.settle()
+    await other.receive()

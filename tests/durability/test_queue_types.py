@@ -4,7 +4,9 @@ compared with RabbitMQ in tests/compat/sc_quorum.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import uuid
 from pathlib import Path
 
 import pika
@@ -12,8 +14,11 @@ import pytest
 
 from kiltmq.broker import Broker
 from kiltmq.broker.admin import Admin
+from kiltmq.broker.memory import MESSAGE_OVERHEAD
+from kiltmq.broker.message import Message
+from kiltmq.broker.queue import QuorumQueue
 
-from .conftest import blocking
+from .conftest import BrokerProcess, Restartable, blocking
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,3 +164,148 @@ def test_a_stream_keeps_its_messages_and_offsets_across_a_restart(tmp_path: Path
         ch.confirm_delivery()
         ch.basic_publish("", "log", b"after")
         assert _read_stream(conn, "log", "last", 1) == [(8, b"after")]
+
+
+def _get(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str
+         ) -> tuple[int, bytes, object]:
+    method, props, body = ch.basic_get(queue)
+    assert method is not None
+    return method.delivery_tag, body, (props.headers or {}).get("x-delivery-count")
+
+
+def test_delivery_counts_survive_a_restart(target: Restartable) -> None:
+    # counted on every return (reject, a closed connection, recover), kept in the store:
+    # after a restart a message goes on from its count, and the delivery limit applies
+    p = f"count-{uuid.uuid4().hex[:8]}."
+    jobs, dead = p + "jobs", p + "dead"
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 3,
+                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead}
+    conn = blocking(target.url)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_declare(jobs, durable=True, arguments=arguments)
+    for body in (b"twice", b"once", b"never"):
+        ch.basic_publish("", jobs, body)
+    for _ in range(2):
+        tag, body, _count = _get(ch, jobs)
+        assert body == b"twice"
+        ch.basic_reject(tag, requeue=True)
+    held = conn.channel()
+    _get(held, jobs)
+    _get(held, jobs)  # "once" is out, unacknowledged, when the broker stops
+    target.restart()
+    conn = blocking(target.url)
+    ch = conn.channel()
+    assert [_get(ch, jobs)[1:] for _ in range(3)] == [
+        (b"twice", 3), (b"once", 1), (b"never", 0),
+    ]
+    ch.basic_recover(requeue=True)
+    target.restart()
+    with contextlib.closing(blocking(target.url)) as conn:
+        ch = conn.channel()
+        # "twice" came back a fourth time at the recover: past the limit, dead-lettered
+        assert _get(ch, dead)[1] == b"twice"
+        assert sorted(_get(ch, jobs)[1:] for _ in range(2)) == [(b"never", 1), (b"once", 2)]
+        ch = conn.channel()
+        for queue in (jobs, dead):
+            ch.queue_delete(queue)
+
+
+async def test_a_message_dead_at_least_once_waits_across_restarts(tmp_path: Path) -> None:
+    # dead with nowhere to go, it stays in its queue's store; at a start it is tried at
+    # once, and moved, its row gone, when a queue is bound by then
+    arguments = {"x-queue-type": "quorum", "x-overflow": "reject-publish",
+                 "x-dead-letter-exchange": "dlx", "x-dead-letter-strategy": "at-least-once"}
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        vhost = broker.vhosts["/"]
+        vhost.declare_exchange("dlx", "fanout", durable=True)
+        vhost.declare_queue("dlq", durable=True, arguments={"x-queue-type": "quorum"})
+        source, _ = vhost.declare_queue("source", durable=True, arguments=arguments)
+        for body in (b"dies", b"lives"):
+            source.publish(Message.build("", "source", body))
+        entry = source.get()
+        assert entry is not None
+        source.reject(entry, requeue=False)
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        vhost = broker.vhosts["/"]
+        source = vhost.queues["source"]
+        assert isinstance(source, QuorumQueue)
+        assert [e.message.size for e in source.ready] == [5]
+        assert [(d.reason, d.message.size) for d in source.discards.waiting] == [
+            ("rejected", 4),
+        ]
+        vhost.bind(vhost.exchanges["dlx"], vhost.queues["dlq"], "")
+        await asyncio.sleep(0)  # the try at start: still no route then
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        vhost = broker.vhosts["/"]
+        source, dlq = vhost.queues["source"], vhost.queues["dlq"]
+        assert isinstance(source, QuorumQueue)
+        for _ in range(100):
+            if not source.discards.waiting:
+                break
+            await asyncio.sleep(0)
+        assert not source.discards.waiting
+        assert [e.message.size for e in dlq.ready] == [4]
+    async with Broker(port=0, data_dir=tmp_path) as broker:
+        vhost = broker.vhosts["/"]
+        source, dlq = vhost.queues["source"], vhost.queues["dlq"]
+        assert isinstance(source, QuorumQueue)
+        assert not source.discards.waiting
+        assert [e.message.size for e in source.ready] == [5]
+        loaded = broker.store.load("/", "dlq", [dlq.ready[0].message])
+        headers = loaded[0].properties.headers or {}
+        assert loaded[0].body == b"dies"
+        assert headers["x-first-death-queue"] == "source"
+
+
+def test_a_recovered_streams_log_counts_in_memory_once_read(tmp_path: Path) -> None:
+    # after a restart the log's bodies stay in the store until a consumer reads them
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("log", durable=True, arguments={"x-queue-type": "stream"})
+        for i in range(3):
+            ch.basic_publish("", "log", b"%04d" % i)
+        assert broker.memory_use().ready == 3 * (4 + MESSAGE_OVERHEAD)
+    with Broker(port=0, data_dir=tmp_path) as broker, contextlib.closing(
+        blocking(broker.url)
+    ) as conn:
+        assert broker.memory_use().ready == 0
+        assert _read_stream(conn, "log", "first", 3) == [(i, b"%04d" % i) for i in range(3)]
+        assert broker.memory_use().ready == 3 * (4 + MESSAGE_OVERHEAD)
+
+
+def test_a_message_dead_at_least_once_survives_a_kill(broker_process: BrokerProcess) -> None:
+    # kill -9 while a dead message waits for a route that exists by then (its next try
+    # is minutes away): the broker started again moves it at once, exactly once
+    arguments = {"x-queue-type": "quorum", "x-overflow": "reject-publish",
+                 "x-dead-letter-exchange": "dlx", "x-dead-letter-strategy": "at-least-once"}
+    broker_process.start()
+    conn = blocking(broker_process.url)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("source", durable=True, arguments=arguments)
+    persistent = pika.BasicProperties(delivery_mode=2)  # confirmed once written
+    ch.basic_publish("", "source", b"dies", persistent)
+    tag, _body, _count = _get(ch, "source")
+    ch.basic_reject(tag, requeue=False)  # no exchange "dlx": it waits
+    ch.exchange_declare("dlx", "fanout", durable=True)
+    ch.queue_declare("dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_bind("dlq", "dlx")
+    ch.basic_publish("", "source", b"barrier", persistent)  # everything before is written
+    broker_process.kill()
+    broker_process.start()
+    with contextlib.closing(blocking(broker_process.url)) as conn:
+        ch = conn.channel()
+        for _ in range(200):
+            method, _props, moved = ch.basic_get("dlq", auto_ack=True)
+            if method is not None:
+                break
+            conn.sleep(0.05)
+        assert moved == b"dies"
+        assert ch.basic_get("dlq", auto_ack=True)[0] is None
+        assert ch.basic_get("source", auto_ack=True)[2] == b"barrier"
+        assert ch.basic_get("source", auto_ack=True)[0] is None

@@ -116,6 +116,14 @@ def _topology(r: Recorder, api: Api, V: str, bad_type: str) -> None:
     r("queue in unknown vhost", api.put("/api/queues/no-such-vhost-mgmt/q", {}))
     r("unknown queue", api.get(f"/api/queues/{V}/nope"))
     r("get queue", api.get(f"/api/queues/{V}/q1"), lambda b: keys(b, QUEUE_KEYS))
+    for name, kind in (("t-raft", "quorum"), ("t-log", "stream")):
+        r(f"declare {kind} queue", api.put(f"/api/queues/{V}/{name}", {
+            "durable": True, "arguments": {"x-queue-type": kind},
+        }))
+        r(f"get {kind} queue", api.get(f"/api/queues/{V}/{name}"), lambda b: {
+            k: b[k] for k in ("name", "type", "durable", "auto_delete", "arguments")
+        })
+        r(f"delete {kind} queue", api.delete(f"/api/queues/{V}/{name}"))
     r("durable not a boolean", api.put(f"/api/queues/{V}/bad", {"durable": "maybe"}))
     r("invalid queue argument", api.put(f"/api/queues/{V}/bad",
                                         {"arguments": {"x-max-length": "abc"}}))

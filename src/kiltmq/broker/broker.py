@@ -627,7 +627,8 @@ class Broker:
                 vhost = self.vhosts.get(stored.vhost)
                 if vhost is not None:
                     vhost.restore_message(
-                        stored.queue, stored.message, stored.redelivered, stored.expires_at
+                        stored.queue, stored.message, stored.redelivered, stored.expires_at,
+                        stored.delivery_count, stored.dead,
                     )
             if self._default_permissions:
                 # no permissions configured: every configured user may do everything

@@ -3,9 +3,11 @@ as RabbitMQ's ``vm_memory_high_watermark`` is given (bytes, units, or a fraction
 machine's memory).
 
 :func:`memory_use` adds up, at each check (not per message), what the broker holds for
-messages: bodies of ready messages in memory (not those paged out to the store),
-deliveries awaiting their acks, publishes in transactions not yet committed, messages
-partly received, and bytes waiting in the connections' write buffers. Each held message
+messages: bodies of ready messages in memory (not those paged out to the store), of the
+messages in a stream's log and of dead messages a quorum queue keeps for its dead-letter
+queues (those in memory: :meth:`Queue.held_in_memory`), deliveries awaiting their acks,
+publishes in transactions not yet committed, messages partly received, and bytes
+waiting in the connections' write buffers. Each held message
 also costs a fixed overhead besides its body (:data:`MESSAGE_OVERHEAD`,
 :data:`UNACKED_OVERHEAD`: its objects in the broker, measured). The counts are running
 figures kept where bytes come and go (each queue's ``ready_bytes``, each channel's
@@ -93,6 +95,9 @@ def memory_use(vhosts: Iterable[VirtualHost], connections: Iterable[ServerConnec
     for vhost in vhosts:
         for queue in vhost.queues.values():
             ready += queue.ready_bytes - queue.paged_bytes + overhead * len(queue.ready)
+            held, held_bytes = queue.held_in_memory()
+            if held:
+                ready += held_bytes + overhead * held
     unacked = uncommitted = partial = outbound = 0
     for conn in connections:
         if conn.closed:

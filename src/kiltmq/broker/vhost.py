@@ -43,7 +43,7 @@ from kiltmq.broker.exchange import (
 )
 from kiltmq.broker.message import Message
 from kiltmq.broker.policies import POLICY_KINDS, VhostPolicies
-from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue
+from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue, QuorumQueue
 from kiltmq.broker.reply_target import ReplyTarget
 from kiltmq.broker.store import Definition, MemoryStore, Store
 from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
@@ -450,24 +450,46 @@ class VirtualHost:
         """Republish a message that died in ``queue`` (rejected, expired, maxlen) to the
         queue's dead-letter exchange, with RabbitMQ's x-death headers; counted by reason
         and whether the queue has a dead-letter exchange."""
-        dlx_name = queue.dead_letter_exchange
-        key = (reason, dlx_name is not None)
+        self.count_dead_letter(queue, reason)
+        if queue.dead_letter_exchange is not None:
+            self.forward_dead_letter(queue, message, reason, set())
+
+    def count_dead_letter(self, queue: Queue, reason: str) -> None:
+        """Count a message that died in ``queue`` for ``reason``."""
+        key = (reason, queue.dead_letter_exchange is not None)
         self.dead_lettered[key] = self.dead_lettered.get(key, 0) + 1
-        if dlx_name is None:
-            return
-        exchange = self.exchanges.get(dlx_name)
-        if exchange is None:
-            return
+
+    def forward_dead_letter(
+        self, queue: Queue, message: Message, reason: str, held: set[str]
+    ) -> bool:
+        """Republish ``message``, dead in ``queue``, to the queue's dead-letter exchange,
+        except to the queues named in ``held`` (the names of those that take it are
+        added). True once every queue it routes to holds it; False while the exchange
+        does not exist, nothing routes it, or a queue refused it."""
+        dlx_name = queue.dead_letter_exchange
+        exchange = None if dlx_name is None else self.exchanges.get(dlx_name)
+        if dlx_name is None or exchange is None:
+            return False
         dead = dead_lettered(
             message, queue.name, reason, dlx_name, queue.dead_letter_routing_key,
             self.clock.wall(),
         )
         if dead is None:
-            return
+            return True  # its properties do not decode: it cannot go anywhere
         republished, avoid = dead
-        for target in self.route(exchange, republished):
-            if target.name not in avoid:
-                target.publish(republished)
+        targets = [
+            target for target in self.route(exchange, republished)
+            if target.name not in avoid and target.name not in held
+        ]
+        if not targets:
+            return bool(held)
+        refused = False
+        for target in targets:
+            if target.publish(republished):
+                held.add(target.name)
+            else:
+                refused = True
+        return not refused
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -520,8 +542,13 @@ class VirtualHost:
         message: Message,
         redelivered: bool,
         expires_at: float | None = None,
+        delivery_count: int = 0,
+        dead: str | None = None,
     ) -> None:
         queue = self.queues.get(queue_name)
         if queue is None:
+            return
+        if isinstance(queue, QuorumQueue):
+            queue.restore_stored(message, redelivered, expires_at, delivery_count, dead)
             return
         queue.restore(Entry(message, 0, redelivered), expires_at)

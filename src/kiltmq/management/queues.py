@@ -60,7 +60,7 @@ def queue_item(
             "exclusive": s.exclusive,
             "arguments": plain(s.arguments),
             "node": ctx.node,
-            "type": "classic",
+            "type": s.type,
             "state": "running",
             "policy": s.policy,
             "operator_policy": s.operator_policy,

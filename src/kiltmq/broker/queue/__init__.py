@@ -10,6 +10,8 @@
 * :mod:`~kiltmq.broker.queue.limits`: x-max-length, x-max-length-bytes, x-overflow;
 * :mod:`~kiltmq.broker.queue.paging`: bodies paged out to the store and back;
 * :mod:`~kiltmq.broker.queue.quorum`: :class:`QuorumQueue`, RabbitMQ's quorum queues;
+* :mod:`~kiltmq.broker.queue.discards`: dead messages a quorum queue keeps until their
+  dead-letter queues hold them (dead-lettering at least once);
 * :mod:`~kiltmq.broker.queue.stream`: :class:`StreamQueue`, RabbitMQ's streams;
 * :mod:`~kiltmq.broker.queue.types`: the queue class of each ``x-queue-type``.
 """

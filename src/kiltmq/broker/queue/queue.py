@@ -251,6 +251,11 @@ class Queue:
         not in memory)."""
         return self._pager.paged_bytes
 
+    def held_in_memory(self) -> tuple[int, int]:
+        """Messages held in memory besides the ready ones (a stream's log, dead messages
+        waiting for their dead-letter queues), and the bytes of their bodies."""
+        return 0, 0
+
     def definition(self) -> dict[str, Any]:
         return {
             "name": self.name,

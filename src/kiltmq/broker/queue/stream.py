@@ -84,6 +84,10 @@ class StreamQueue(Queue):
         self.first = 0
         self.cursors: dict[Consumer, int] = {}
         self.segments: list[_Segment] = []
+        #: Messages of the log with their bodies in memory (not stand-ins recovered from
+        #: the store and not read yet), and the bytes of those bodies.
+        self.loaded = 0
+        self.loaded_bytes = 0
         super().__init__(*args, **kwargs)
         self.ready = _Behind(self)
 
@@ -132,6 +136,9 @@ class StreamQueue(Queue):
         segment = segments[-1]
         segment.size += message.size
         segment.newest = now
+        if not message.paged:
+            self.loaded += 1
+            self.loaded_bytes += message.size
         self.log.append(message)
         self.times.append(now)
 
@@ -153,6 +160,10 @@ class StreamQueue(Queue):
         cut = segments[drop].first - self.first
         gone = self.log[:cut]
         del self.log[:cut], self.times[:cut], segments[:drop]
+        for message in gone:
+            if not message.paged:
+                self.loaded -= 1
+                self.loaded_bytes -= message.size
         self.first += cut
         if self._persist:
             self._store.queue_purged(self.vhost.name, self.name, gone)
@@ -249,6 +260,13 @@ class StreamQueue(Queue):
         loaded = self._store.load(self.vhost.name, self.name, [log[i] for i in batch])
         for i, message in zip(batch, loaded, strict=True):
             log[i] = message
+            self.loaded += 1
+            self.loaded_bytes += message.size
+
+    def held_in_memory(self) -> tuple[int, int]:
+        """The log's messages with their bodies in memory (the memory alarm counts them:
+        a stream keeps its messages after they were read)."""
+        return self.loaded, self.loaded_bytes
 
     # -- settlement: acks give credit; the rest is refused --------------------------------
 
@@ -285,6 +303,7 @@ class StreamQueue(Queue):
         self.log.clear()
         self.times.clear()
         self.cursors.clear()
+        self.loaded = self.loaded_bytes = 0
         return super().destroy()
 
 

@@ -11,6 +11,10 @@ survive a restart; a store never drives routing or delivery. The calls:
   expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
   :meth:`Store.message_expires` follows ``message_enqueued`` for a message with a TTL in
   that queue: its deadline, kept across a restart.
+* Quorum queues also report :meth:`Store.message_returned` (a delivery came back: the
+  message's delivery count) and :meth:`Store.message_dead` (dead-lettered at least
+  once: the message stays until its dead-letter queues hold it), both kept across a
+  restart.
 * :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
   the callback runs once everything enqueued so far is safely written (or, while the
   store cannot write, its failure path: basic.nack; :meth:`Store.set_alarm_handler` is
@@ -72,6 +76,11 @@ class StoredMessage:
     #: When it expires in this queue (seconds since the epoch; None: no TTL, or a store
     #: that did not record it).
     expires_at: float | None = None
+    #: Deliveries returned so far (quorum queues; 0: none, or not recorded).
+    delivery_count: int = 0
+    #: The reason it was dead-lettered for, while it waits in its queue for its
+    #: dead-letter queues (at-least-once dead-lettering; None: it is not dead).
+    dead: str | None = None
 
 
 @dataclass(slots=True)
@@ -130,6 +139,17 @@ class Store:
 
     def message_removed(self, vhost: str, queue: str, message: Message) -> None:
         """A persistent message left a durable queue for good."""
+
+    def message_returned(
+        self, vhost: str, queue: str, message: Message, delivery_count: int
+    ) -> None:
+        """A message of a durable quorum queue came back (reject, nack, recover, a
+        closed channel): its ``delivery_count`` now."""
+
+    def message_dead(self, vhost: str, queue: str, message: Message, reason: str) -> None:
+        """A message of a durable queue died (``reason``: rejected, expired,
+        delivery_limit) and stays there until the queues it is dead-lettered to hold it
+        (then :meth:`message_removed`)."""
 
     def queue_purged(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
         """Many messages left a durable queue at once (purge, delete)."""

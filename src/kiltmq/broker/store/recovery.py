@@ -12,6 +12,10 @@ a crash the store cannot know which messages a consumer saw in the last moments,
 every recovered message comes back redelivered=true (a message is never redelivered
 without the flag).
 
+Quorum queues: each message comes back with its delivery count as last returned, and
+those dead-lettered at least once with the reason they died for (see
+:class:`~kiltmq.broker.store.interface.StoredMessage`).
+
 Rows of a deleted queue that were not removed one by one (deliveries still
 unacknowledged when it went) are orphans, deleted here.
 """
@@ -78,9 +82,9 @@ def read_back(
     orphans = 0
     append = recovered.messages.append
     stub = PagedMessage.stub
-    for pos, qid, delivered, size, properties, expires in db.execute(
-        "SELECT pos, queue_id, delivered, length(body), properties, expires"
-        " FROM messages ORDER BY pos"
+    for pos, qid, delivered, size, properties, expires, count, dead in db.execute(
+        "SELECT pos, queue_id, delivered, length(body), properties, expires,"
+        " delivery_count, dead FROM messages ORDER BY pos"
     ):
         where = names.get(qid)
         if where is None:
@@ -93,6 +97,8 @@ def read_back(
                 stub(pos, size, properties),
                 crashed or bool(delivered),
                 None if expires is None else expires / 1000.0,
+                count or 0,
+                dead,
             )
         )
     if orphans:

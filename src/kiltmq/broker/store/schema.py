@@ -20,8 +20,15 @@ and ``commit_seq``, the number of the last commit, which every transaction of th
 sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
 its first open, without a change of format.
 
-Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``;
-3 adds ``users.limits`` (a user's limits as JSON, NULL for none).
+Quorum queues: a message that came back to its queue has its delivery count in its
+row (``delivery_count``, NULL: never returned), and a message dead-lettered at least
+once (``x-dead-letter-strategy: at-least-once``) keeps its row, with the reason in
+``dead``, until the queues it is dead-lettered to hold it. Both are written only when
+they change (a return, a death), never on the way of a publish or a delivery.
+
+Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``; 3
+adds ``messages.delivery_count``, ``messages.dead`` and ``users.limits`` (a user's limits
+as JSON, NULL for none).
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
 damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
@@ -48,6 +55,8 @@ __all__ = [
     "KEY_BASE",
     "MARK_DELIVERED",
     "SCHEMA_VERSION",
+    "SET_DEAD",
+    "SET_DELIVERY_COUNT",
     "SET_META",
     "Opened",
     "connect",
@@ -82,7 +91,7 @@ CREATE TABLE messages (
     pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
     routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    expires INTEGER);
+    expires INTEGER, delivery_count INTEGER, dead TEXT);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
 PRAGMA user_version = 3;
 COMMIT;
@@ -91,7 +100,9 @@ COMMIT;
 #: transaction with the new user_version).
 _MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE messages ADD COLUMN expires INTEGER;",
-    2: "ALTER TABLE users ADD COLUMN limits TEXT;",
+    2: "ALTER TABLE messages ADD COLUMN delivery_count INTEGER;"
+    " ALTER TABLE messages ADD COLUMN dead TEXT;"
+    " ALTER TABLE users ADD COLUMN limits TEXT;",
 }
 INSERT = (
     "INSERT INTO messages"
@@ -100,6 +111,8 @@ INSERT = (
 )
 DELETE = "DELETE FROM messages WHERE pos = ?"
 MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
+SET_DELIVERY_COUNT = "UPDATE messages SET delivery_count = ? WHERE pos = ?"
+SET_DEAD = "UPDATE messages SET dead = ? WHERE pos = ?"
 SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 

@@ -373,26 +373,36 @@ class SQLiteStore(Store):
                 batch.expires.pop(pos, None)
             self.rows_skipped += 1
 
-    def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
-        if self._db is None:
-            return
-        known = self._queues.get((vhost, queue))
+    def _position(self, vhost: str, queue: str, message: Message) -> int | None:
+        """The position of the row of ``message`` in ``queue`` (None: not stored)."""
+        known = self._queues.get((vhost, queue)) if self._db is not None else None
         if known is None:
-            return
-        positions = known.positions
-        marks = []
-        for message in messages:
-            pos = positions.get(message.id)
-            if pos is None:
-                pos = message.id
-                if pos < KEY_BASE:
-                    continue
-            marks.append(pos)
+            return None
+        pos = known.positions.get(message.id)
+        if pos is None:
+            pos = message.id  # a stand-in, or a message read back
+        return pos if pos >= KEY_BASE else None
+
+    def message_returned(
+        self, vhost: str, queue: str, message: Message, delivery_count: int
+    ) -> None:
+        pos = self._position(vhost, queue, message)
+        if pos is not None:
+            self._writer.batch.counts[pos] = delivery_count
+            self._writer.schedule()
+
+    def message_dead(self, vhost: str, queue: str, message: Message, reason: str) -> None:
+        pos = self._position(vhost, queue, message)
+        if pos is not None:
+            self._writer.batch.dead[pos] = reason
+            self._writer.schedule()
+
+    def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
+        position = self._position
+        marks = [p for m in messages if (p := position(vhost, queue, m)) is not None]
         if marks:
-            writer = self._writer
-            writer.batch.delivered.extend(marks)
-            if not writer.scheduled:
-                writer.schedule()
+            self._writer.batch.delivered.extend(marks)
+            self._writer.schedule()
 
     # -- paging -----------------------------------------------------------------------------
 

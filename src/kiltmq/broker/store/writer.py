@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.message import Message
-from kiltmq.broker.store.schema import DELETE, INSERT, MARK_DELIVERED, SET_META
+from kiltmq.broker.store.schema import (
+    DELETE,
+    INSERT,
+    MARK_DELIVERED,
+    SET_DEAD,
+    SET_DELIVERY_COUNT,
+    SET_META,
+)
 from kiltmq.broker.store.watermark import Watermark
 
 __all__ = ["AlarmHandler", "Batch", "Writer"]
@@ -53,7 +60,10 @@ log = logging.getLogger("kiltmq.broker.store")
 class Batch:
     """Changes collected on the loop for one transaction."""
 
-    __slots__ = ("inserts", "expires", "deletes", "ops", "delivered", "callbacks", "written")
+    __slots__ = (
+        "inserts", "expires", "deletes", "ops", "delivered", "counts", "dead", "callbacks",
+        "written",
+    )
 
     def __init__(self) -> None:
         #: pos -> (queue id, message key, message): rows to insert
@@ -66,12 +76,19 @@ class Batch:
         self.ops: list[tuple[str, tuple[Any, ...]]] = []
         #: pos of rows to mark delivered (after the inserts)
         self.delivered: list[int] = []
+        #: pos -> delivery count, pos -> dead-letter reason: rows of quorum queues to
+        #: update (after the inserts)
+        self.counts: dict[int, int] = {}
+        self.dead: dict[int, str] = {}
         self.callbacks: list[Callback] = []
         #: True once committed (only the watermark is still to be written)
         self.written = False
 
     def empty(self) -> bool:
-        return not (self.inserts or self.deletes or self.ops or self.delivered or self.callbacks)
+        return not (
+            self.inserts or self.deletes or self.ops or self.delivered or self.counts
+            or self.dead or self.callbacks
+        )
 
 
 def _apply(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
@@ -97,6 +114,10 @@ def _apply(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
             db.executemany(DELETE, [(pos,) for pos in batch.deletes])
         if batch.delivered:
             db.executemany(MARK_DELIVERED, [(pos,) for pos in batch.delivered])
+        if batch.counts:
+            db.executemany(SET_DELIVERY_COUNT, [(n, pos) for pos, n in batch.counts.items()])
+        if batch.dead:
+            db.executemany(SET_DEAD, [(why, pos) for pos, why in batch.dead.items()])
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
