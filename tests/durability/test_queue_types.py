@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from pathlib import Path
 
@@ -173,6 +174,17 @@ def _get(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str
     return method.delivery_tag, body, (props.headers or {}).get("x-delivery-count")
 
 
+def _wait_get(conn: pika.BlockingConnection, ch: pika.adapters.blocking_connection.BlockingChannel,
+              queue: str, timeout: float = 15.0) -> tuple[int, bytes, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        method, props, body = ch.basic_get(queue)
+        if method is not None or time.monotonic() > deadline:
+            assert method is not None
+            return method.delivery_tag, body, (props.headers or {}).get("x-delivery-count")
+        conn.sleep(0.1)
+
+
 def test_delivery_counts_survive_a_restart(target: Restartable) -> None:
     # counted on every return (reject, a closed connection, recover), kept in the store:
     # after a restart a message goes on from its count, and the delivery limit applies
@@ -201,11 +213,19 @@ def test_delivery_counts_survive_a_restart(target: Restartable) -> None:
         (b"twice", 3), (b"once", 1), (b"never", 0),
     ]
     ch.basic_recover(requeue=True)
+    # dead-lettering is at most once: wait until the dead letter is in its queue, so the
+    # restart is not racing it (RabbitMQ may lose one still on its way)
+    deadline = time.monotonic() + 15
+    while ch.queue_declare(dead, passive=True).method.message_count < 1:
+        assert time.monotonic() < deadline, "the dead letter did not arrive"
+        conn.sleep(0.05)
     target.restart()
     with contextlib.closing(blocking(target.url)) as conn:
         ch = conn.channel()
         # "twice" came back a fourth time at the recover: past the limit, dead-lettered
-        assert _get(ch, dead)[1] == b"twice"
+        # (RabbitMQ's quorum queues finish recovering a moment after the node accepts
+        # connections: wait for the message rather than read once)
+        assert _wait_get(conn, ch, dead)[1] == b"twice"
         assert sorted(_get(ch, jobs)[1:] for _ in range(2)) == [(b"never", 1), (b"once", 2)]
         ch = conn.channel()
         for queue in (jobs, dead):
