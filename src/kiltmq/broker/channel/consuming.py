@@ -60,37 +60,20 @@ class Consuming(DirectReplyTo):
             prefix = consumer.deliver_prefix
             tail = message.deliver_tail
             raw = message.raw_properties
+            parts = [
+                _pack_frame(1, number, len(prefix) + 9 + len(tail)),
+                prefix,
+                pack_QB(tag, entry.redelivered),
+                tail,
+                _pack_header_head(0xCE, 2, number, 12 + len(raw), 60, 0, size),
+                raw,
+                _pack_body_head(0xCE, 3, number, size),
+            ]
             if size <= _JOINED_BODY_MAX:
-                self.out.send_delivery(
-                    _join(
-                        (
-                            _pack_frame(1, number, len(prefix) + 9 + len(tail)),
-                            prefix,
-                            pack_QB(tag, entry.redelivered),
-                            tail,
-                            _pack_header_head(0xCE, 2, number, 12 + len(raw), 60, 0, size),
-                            raw,
-                            _pack_body_head(0xCE, 3, number, size),
-                            body,
-                            _END,
-                        )
-                    )
-                )
+                parts += (body, _END)
+                self.out.send_delivery(_join(parts))
             else:  # a large body: queued as it is, not copied into a join of its own
-                self.out.send_delivery(
-                    _join(
-                        (
-                            _pack_frame(1, number, len(prefix) + 9 + len(tail)),
-                            prefix,
-                            pack_QB(tag, entry.redelivered),
-                            tail,
-                            _pack_header_head(0xCE, 2, number, 12 + len(raw), 60, 0, size),
-                            raw,
-                            _pack_body_head(0xCE, 3, number, size),
-                        )
-                    ),
-                    body,
-                )
+                self.out.send_delivery(_join(parts), body)
         else:  # no body, a body over frame_max, or a quorum queue's x-delivery-count
             payload = (
                 consumer.deliver_prefix + pack_QB(tag, entry.redelivered) + message.deliver_tail
