@@ -156,7 +156,7 @@ def _chown_tree(base: str, uid: int, gid: int) -> None:
 async def _answers(url: str) -> bool:
     try:
         client = await connect(url, timeout=5)
-    except (TimeoutError, OSError, ConnectionError, RuntimeError):
+    except Exception:  # refused, reset or closed while the node still boots
         return False
     await client.close()
     return True

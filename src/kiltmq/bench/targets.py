@@ -119,7 +119,9 @@ def open_targets(options: Options) -> Iterator[list[Target]]:
                 pid = options.kiltmq_pid
                 if pid is None and _local(options.kiltmq_url):
                     pid = procstat.find_listener_pid(parse_url(options.kiltmq_url).port)
-                targets.append(Target("kiltmq", options.kiltmq_url, pid))
+                target = Target("kiltmq", options.kiltmq_url, pid)
+                target.memory_note = "the running broker (--kiltmq-url)"
+                targets.append(target)
             else:
                 # A data directory of its own, for the durable scenarios' messages.
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kiltmq-bench-"))
