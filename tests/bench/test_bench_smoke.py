@@ -38,6 +38,7 @@ def _options(only: tuple[str, ...] = QUICK, **kwargs: object) -> Options:
         only=only,
         memory_messages=2000,
         memory_connections=20,
+        memory_settle=2.0,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -84,7 +85,10 @@ def test_quick_run_against_kiltmq() -> None:
 
 @pytest.mark.rabbitmq
 def test_quick_run_against_rabbitmq(rabbitmq_url: str) -> None:
-    report = run(_options(QUICK_RABBITMQ, kiltmq=False, rabbitmq_url=rabbitmq_url))
+    # (tests/bench/test_memory_brokers.py runs a memory scenario on a fresh node)
+    report = run(
+        _options(QUICK_RABBITMQ, kiltmq=False, rabbitmq_url=rabbitmq_url, rabbitmq_fresh=False)
+    )
     _check(report, "RabbitMQ", QUICK_RABBITMQ)
 
 

@@ -23,11 +23,13 @@ class Options:
     rabbitmq: bool = True
     rabbitmq_url: str = DEFAULT_RABBITMQ_URL
     rabbitmq_pid: int | None = None
+    rabbitmq_fresh: bool = True  # memory runs on a fresh local RabbitMQ node when possible
     max_in_flight: int = 10000  # deliveries published but not yet consumed
     max_in_flight_bytes: int = 64 << 20  # the same bound in bodies' bytes
     publish_limit_bytes: int = 512 << 20  # publish-only: bodies queued per window at most
     memory_messages: int = 100_000  # memory-queue: messages queued
     memory_connections: int = 500  # memory-connection: connections opened
+    memory_settle: float = 60.0  # memory runs: seconds at most for the broker's RSS to settle
     repeat: int = 1  # runs per scenario and broker; the tables show the median
     drain_timeout: float = 30.0
     uvloop: bool | None = None  # None: uvloop if installed, unless KILTMQ_UVLOOP=0
@@ -63,6 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rabbitmq-pid", type=int, help="RabbitMQ's process (default: found)")
     parser.add_argument("--no-rabbitmq", action="store_true", help="benchmark kiltmq only")
+    fresh = parser.add_mutually_exclusive_group()
+    fresh.add_argument(
+        "--rabbitmq-fresh",
+        action="store_true",
+        default=True,
+        help="run each memory scenario on a fresh RabbitMQ node of its own, started here "
+        "(the default when rabbitmq-server is installed and may be run: as root or the "
+        "rabbitmq user; else the running one is measured, and the report says so)",
+    )
+    fresh.add_argument(
+        "--no-rabbitmq-fresh",
+        action="store_false",
+        dest="rabbitmq_fresh",
+        help="measure the memory scenarios on the running RabbitMQ",
+    )
     parser.add_argument(
         "--kiltmq-url", help="an already-running kiltmq broker (default: start one)"
     )
@@ -138,6 +155,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         rabbitmq=not args.no_rabbitmq,
         rabbitmq_url=args.rabbitmq_url,
         rabbitmq_pid=args.rabbitmq_pid,
+        rabbitmq_fresh=args.rabbitmq_fresh,
         max_in_flight=args.max_in_flight,
         repeat=args.repeat,
         uvloop=args.uvloop,

@@ -108,7 +108,8 @@ def summary(report: Report, markdown: bool = False) -> str:
 
 
 def memory(report: Report, markdown: bool = False) -> str:
-    """The memory scenarios: RSS growth per queued message or per connection."""
+    """The memory scenarios: RSS growth per queued message or per connection, and which
+    broker process each target's figures come from."""
     a, b = _pair(report)
     header = ["scenario", f"{a} bytes"]
     if b:
@@ -125,7 +126,14 @@ def memory(report: Report, markdown: bool = False) -> str:
             per_b = rb.memory_per if rb else None
             row += [_num(per_b), _ratio(per_a, per_b)]
         rows.append(row)
-    return _table(header, rows, markdown) if rows else ""
+    if not rows:
+        return ""
+    where = [
+        f"{t.name} measured on {t.memory_note}."
+        for t in report.targets
+        if t.error is None and t.memory_note
+    ]
+    return "\n".join([_table(header, rows, markdown), *(["", *where] if where else [])])
 
 
 def details(report: Report, markdown: bool = False) -> str:
@@ -180,6 +188,11 @@ def warnings(report: Report) -> list[str]:
             out.append(
                 f"{where}: a generator process used {r.generator_busiest:.0%} of a core; "
                 "the generator may be the bottleneck"
+            )
+        if not r.memory_settled:
+            out.append(
+                f"{where}: the broker's memory did not settle within "
+                f"{report.options.memory_settle:g} s; the figure is doubtful"
             )
         if not r.accounted_ok:
             out.append(

@@ -31,6 +31,7 @@ class Result:
     latencies_ns: list[int] = field(default_factory=list, repr=False)
     broker_rss: int | None = None  # bytes, at the end of the window
     memory_per: float | None = None  # memory scenarios: RSS growth per message or connection
+    memory_settled: bool = True  # memory scenarios: the RSS settled before both readings
     nacked: int = 0  # publisher confirms that were nacks (durable scenarios)
     error: str | None = None
 

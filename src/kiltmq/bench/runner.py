@@ -21,7 +21,7 @@ from kiltmq.bench.report import render
 from kiltmq.bench.results import Report, Result
 from kiltmq.bench.scenario_run import run_scenario
 from kiltmq.bench.scenarios import SCENARIOS, Scenario, select
-from kiltmq.bench.targets import Target, kiltmq_process, open_targets
+from kiltmq.bench.targets import Target, open_targets
 
 __all__ = [
     "DEFAULT_RABBITMQ_URL",
@@ -50,16 +50,14 @@ def _machine(targets: list[Target]) -> dict[str, str]:
 
 
 def _run_one(target: Target, scenario: Scenario, options: Options) -> Result:
-    """One run. A memory run of a kiltmq broker that the benchmark started gets a fresh
-    broker process of its own: a process keeps memory it freed for reuse, so after other
-    scenarios its memory would grow less than the messages or connections take."""
-    args = target.start_args
-    if scenario.kind == "flow" or args is None:
+    """One run. A memory run gets a fresh broker of its own when the target can start one
+    (a kiltmq broker the benchmark started; a local RabbitMQ, see
+    :mod:`kiltmq.bench.rabbitmq_node`): a process keeps memory it freed for reuse, or gives
+    it back late, so after other scenarios its memory would not grow by what the messages
+    or connections take."""
+    if scenario.kind == "flow" or target.fresh is None:
         return run_scenario(target, scenario, options)
-    if "--data-dir" in args:  # the first broker holds its lock; memory runs store nothing
-        at = args.index("--data-dir")
-        args = args[:at] + args[at + 2 :]
-    with kiltmq_process(args, name=target.name) as fresh:
+    with target.fresh() as fresh:
         if fresh.error is not None:
             return Result(target.name, scenario.key, error=fresh.error)
         return run_scenario(fresh, scenario, options)

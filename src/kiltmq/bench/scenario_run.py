@@ -148,13 +148,23 @@ class ScenarioRun:
             await ctl.open_channel(1)
             if scenario.kind == "memory-connection":
                 count = options.memory_connections
-                await measure_connections(target.url, target.pid, count, result)
+                await measure_connections(
+                    target.url, target.pid, count, result, options.memory_settle
+                )
                 return result
             await self.topology.declare(ctl)
             try:
                 if scenario.kind == "memory-queue":
                     count = options.memory_messages
-                    await measure_queue(ctl, target.url, target.pid, self.topology, count, result)
+                    await measure_queue(
+                        ctl,
+                        target.url,
+                        target.pid,
+                        self.topology,
+                        count,
+                        result,
+                        options.memory_settle,
+                    )
                 else:
                     await self._measure(ctl)
             finally:

@@ -1,22 +1,25 @@
-"""The brokers under test: a kiltmq broker process started for the run, or running ones."""
+"""The brokers under test: a kiltmq broker process started for the run, or running ones;
+and the fresh brokers of the memory runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from kiltmq.bench import procstat
 from kiltmq.bench.loadclient import connect
 from kiltmq.bench.options import Options
+from kiltmq.bench.rabbitmq_node import rabbitmq_node, unavailable
 from kiltmq.bench.url import parse_url
 
-__all__ = ["Target", "kiltmq_process", "open_targets"]
+__all__ = ["Target", "kiltmq_process", "open_targets", "rabbitmq_process"]
 
 
 @dataclass
@@ -29,8 +32,10 @@ class Target:
     version: str = ""
     loop: str = ""  # the event loop of a kiltmq broker started for the run
     error: str | None = None
-    #: The arguments of ``_broker_proc`` that started this broker, if the run started it.
-    start_args: tuple[str, ...] | None = None
+    #: Starts a fresh broker like this one for each memory run (None: they use this one).
+    fresh: Callable[[], contextlib.AbstractContextManager[Target]] | None = None
+    #: Which broker the memory runs measure, for the report.
+    memory_note: str = ""
 
 
 @contextlib.contextmanager
@@ -73,6 +78,32 @@ def kiltmq_process(
                     proc.wait()
 
 
+@contextlib.contextmanager
+def rabbitmq_process(*, management: bool = False, name: str = "RabbitMQ") -> Iterator[Target]:
+    """A fresh RabbitMQ node (:func:`~kiltmq.bench.rabbitmq_node.rabbitmq_node`) as a target."""
+    with rabbitmq_node(management=management) as node:
+        yield Target(name, node.url, node.pid, error=node.error)
+
+
+def _rabbitmq_memory(target: Target, options: Options) -> None:
+    """Memory runs on a fresh node when ``options`` allow it and one can be started here."""
+    if not options.rabbitmq_fresh:
+        reason: str | None = "--no-rabbitmq-fresh"
+    elif not _local(target.url):
+        reason = "it is not on this machine"
+    else:
+        reason = unavailable()
+    if reason is None:
+        target.fresh = functools.partial(
+            rabbitmq_process, management=options.management, name=target.name
+        )
+        target.memory_note = "a fresh node per memory run"
+    else:
+        target.memory_note = (
+            f"the running node ({reason}): its memory also rises or falls with earlier work"
+        )
+
+
 def _local(url: str) -> bool:
     return parse_url(url).host in ("127.0.0.1", "localhost", "::1")
 
@@ -88,7 +119,9 @@ def open_targets(options: Options) -> Iterator[list[Target]]:
                 pid = options.kiltmq_pid
                 if pid is None and _local(options.kiltmq_url):
                     pid = procstat.find_listener_pid(parse_url(options.kiltmq_url).port)
-                targets.append(Target("kiltmq", options.kiltmq_url, pid))
+                target = Target("kiltmq", options.kiltmq_url, pid)
+                target.memory_note = "the running broker (--kiltmq-url)"
+                targets.append(target)
             else:
                 # A data directory of its own, for the durable scenarios' messages.
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kiltmq-bench-"))
@@ -98,13 +131,18 @@ def open_targets(options: Options) -> Iterator[list[Target]]:
                 if options.management:
                     args.append("--management")
                 target = stack.enter_context(kiltmq_process(args))
-                target.start_args = tuple(args)
+                # The first broker holds the data directory's lock; memory runs store nothing.
+                fresh_args = [a for a in args if a not in ("--data-dir", data_dir)]
+                target.fresh = functools.partial(kiltmq_process, fresh_args, name=target.name)
+                target.memory_note = "a fresh broker process per memory run"
                 targets.append(target)
         if options.rabbitmq:
             pid = options.rabbitmq_pid
             if pid is None and _local(options.rabbitmq_url):
                 pid = procstat.find_rabbitmq_pid(parse_url(options.rabbitmq_url).port)
-            targets.append(Target("RabbitMQ", options.rabbitmq_url, pid))
+            target = Target("RabbitMQ", options.rabbitmq_url, pid)
+            _rabbitmq_memory(target, options)
+            targets.append(target)
         for target in targets:
             if target.error is None:
                 try:

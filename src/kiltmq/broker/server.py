@@ -140,7 +140,8 @@ class ServerConnection(asyncio.Protocol):
         self.starved = False
         self.pending = 0
         self._paused_writing = False
-        self._read_pauses: set[str] = set()
+        #: Why reading is paused (a dict as a set: an empty one is a third the size).
+        self._read_pauses: dict[str, None] = {}
         self._flush_scheduled = False
         self._closed = False
         self._lost = False
@@ -380,12 +381,12 @@ class ServerConnection(asyncio.Protocol):
     def pause_reading(self, reason: str) -> None:
         if not self._read_pauses and self.transport is not None and not self._closed:
             self.transport.pause_reading()
-        self._read_pauses.add(reason)
+        self._read_pauses[reason] = None
 
     def resume_reading(self, reason: str) -> None:
         if reason not in self._read_pauses:
             return
-        self._read_pauses.discard(reason)
+        del self._read_pauses[reason]
         if not self._read_pauses and self.transport is not None and not self._closed:
             self.transport.resume_reading()
 

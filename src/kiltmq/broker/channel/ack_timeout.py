@@ -29,7 +29,8 @@ class AckClock:
     __slots__ = ("_marks",)
 
     def __init__(self) -> None:
-        self._marks: deque[tuple[float, int]] = deque()
+        # made at the first record: most channels never have a delivery unacked at a check
+        self._marks: deque[tuple[float, int]] | None = None
 
     def overdue(self, now: float, timeout: float, oldest: int | None, last_tag: int) -> bool:
         """Whether the unacked delivery ``oldest`` (the smallest tag still unacked, None
@@ -37,8 +38,11 @@ class AckClock:
         ``last_tag`` at ``now`` otherwise."""
         marks = self._marks
         if oldest is None:
-            marks.clear()
+            if marks:
+                marks.clear()
             return False
+        if marks is None:
+            marks = self._marks = deque()
         while marks and marks[0][1] < oldest:
             marks.popleft()
         if marks and now - marks[0][0] >= timeout:

@@ -20,6 +20,8 @@ class Channel(Declarations, Transactions):
     """Broker-side state of one open channel and the handlers of the class 40-90
     methods (exchange, queue, basic, confirm, tx) and channel.flow."""
 
+    __slots__ = ()
+
     def handle(self, method: spec.Method) -> None:
         handler = _HANDLERS.get(type(method))
         if handler is None:

@@ -37,6 +37,8 @@ _JOINED_BODY_MAX = 2048
 class Consuming(DirectReplyTo):
     """basic.qos, basic.consume, basic.cancel, basic.get, and deliveries to consumers."""
 
+    __slots__ = ()
+
     def can_deliver(self, consumer: Consumer) -> bool:
         out = self.out
         if not out.can_send:

@@ -15,6 +15,8 @@ __all__ = ["Declarations"]
 class Declarations(DirectReplyTo):
     """Handlers of the exchange and queue classes."""
 
+    __slots__ = ()
+
     def _check_binding(self, kind: str, destination: str, source: str) -> None:
         """Permissions to bind ``destination`` (a ``kind``) to exchange ``source``."""
         if destination == "" or source == "":

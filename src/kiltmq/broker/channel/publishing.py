@@ -38,6 +38,8 @@ _INTEGER_PREFIX = re.compile(r"[+-]?[0-9]+")
 class Publishing(DirectReplyTo):
     """basic.publish, mandatory returns and confirm mode."""
 
+    __slots__ = ()
+
     def publish(self, m: spec.BasicPublish, raw_properties: bytes, body: bytes) -> None:
         name = m.exchange
         exchange = self._pub_exchange
@@ -158,7 +160,9 @@ class Publishing(DirectReplyTo):
     def confirm_select(self, m: spec.ConfirmSelect) -> None:
         if self.tx is not None:
             raise PreconditionFailed("PRECONDITION_FAILED - cannot switch from tx to confirm mode")
-        self.confirm = True
+        if not self.confirm:
+            self.confirm = True
+            self._unconfirmed = set()
         if not m.nowait:
             self.send(spec.ConfirmSelectOk())
 

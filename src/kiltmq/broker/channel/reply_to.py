@@ -19,6 +19,8 @@ __all__ = ["DirectReplyTo"]
 class DirectReplyTo(ChannelState):
     """A channel's direct reply-to consumer and the requests that name it."""
 
+    __slots__ = ()
+
     def _declare_reply_queue(self, m: spec.QueueDeclare) -> None:
         """Passive declare of the direct reply-to pseudo-queue, or of a reply key."""
         if m.queue != REPLY_TO and m.queue not in self.vhost.reply_targets:

@@ -31,6 +31,8 @@ def requeue(records: Iterable[tuple[int, Unacked]], released: bool = False) -> N
 class Settlement(Consuming):
     """Acknowledgements, rejections and recovery of unacked deliveries."""
 
+    __slots__ = ()
+
     def _collect(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
         unacked = self.unacked
         if multiple:

@@ -46,8 +46,24 @@ class Tx:
         self.settles: list[tuple[str, list[tuple[int, Unacked]]]] = []
 
 
+_NOT_CONFIRMING: set[int] = set()
+
+
 class ChannelState:
     """Broker-side state of one open channel."""
+
+    # Slots keep an idle channel small; __dict__ (made only when used) and __weakref__
+    # stay for the testing faults, which replace methods of a channel and map channels
+    # weakly.
+    __slots__ = (
+        "_acks", "_nacks", "_pub_exchange", "_pub_name", "_tails", "_unconfirmed",
+        "ack_clock", "acked", "body_max", "closed", "confirm", "confirmed",
+        "consumer_unacked", "consumers", "delivery_tag", "dropped", "got", "got_empty",
+        "held", "last_queue", "no_ack_delivered", "no_ack_got", "number", "out",
+        "permission", "prefetch", "prefetch_global", "publish_seq", "published",
+        "redelivered", "reply_key", "reply_prefix", "reply_tag", "returned", "session",
+        "tx", "unacked", "unacked_bytes", "user", "vhost", "__dict__", "__weakref__",
+    )
 
     #: The message counters (see ``__init__``), added to the vhost's
     #: ``closed_channel_counts`` when the channel closes.
@@ -108,7 +124,8 @@ class ChannelState:
         # confirms waiting for the flush: sequence numbers acked / nacked
         self._acks: list[int] = []
         self._nacks: list[int] = []
-        self._unconfirmed: set[int] = set()
+        # (the empty set that every channel shares until confirm.select: never added to)
+        self._unconfirmed: set[int] = _NOT_CONFIRMING
         # publish cache: last exchange name -> exchange, its permission already checked,
         # and the encoded basic.deliver tails of its recent routing keys
         self._pub_name: str | None = None

@@ -15,6 +15,8 @@ __all__ = ["Transactions"]
 class Transactions(Publishing, Settlement):
     """tx.select, tx.commit and tx.rollback."""
 
+    __slots__ = ()
+
     def tx_select(self, m: spec.TxSelect) -> None:
         if self.confirm:
             raise PreconditionFailed("PRECONDITION_FAILED - cannot switch from confirm to tx mode")
