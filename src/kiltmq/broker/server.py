@@ -52,7 +52,7 @@ from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import Connection, Role
+from kiltmq.protocol.connection import LARGE_PIECE, Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
 from kiltmq.protocol.frames import FRAME_END_OCTET
 
@@ -148,7 +148,7 @@ class ServerConnection(asyncio.Protocol):
         #: Set when a consumer was refused because of ``can_send``; cleared on resume.
         self.starved = False
         self.pending = 0
-        #: Whether a body was queued as it is since the last flush.
+        #: Whether a body of LARGE_PIECE bytes or more was queued since the last flush.
         self._large = False
         #: Whether the transport writes a list of buffers without joining them (uvloop).
         self._vectored = False
@@ -346,8 +346,10 @@ class ServerConnection(asyncio.Protocol):
         else:
             core.send_raw(body)
             core.send_raw(FRAME_END_OCTET)
-            self.pending += len(data) + len(body) + 1
-            self._large = True
+            size = len(body)
+            self.pending += len(data) + size + 1
+            if size >= LARGE_PIECE:
+                self._large = True
         if self.pending >= OUTPUT_BATCH:
             self.can_send = False
         if not self._flush_scheduled:
