@@ -13,8 +13,8 @@ they resume after the flush or ``resume_writing``, and a connection whose transp
 full is not read from either, so a client that does not read cannot make the broker
 buffer without bound.
 
-On uvloop, whose ``writelines`` is one ``writev``, a batch with bodies over 16 KiB goes
-out with them unjoined (only the kernel copies them); asyncio's loop joins it once.
+On uvloop, whose ``writelines`` is one ``writev``, a batch with bodies of 16 KiB or more
+goes out with them unjoined (only the kernel copies them); asyncio's loop joins it once.
 
 Reading
 -------
@@ -370,15 +370,16 @@ class ServerConnection(asyncio.Protocol):
         if session.confirm_flushes:
             session.flush_confirms()
         transport = self.transport
-        assert transport is not None
         if self._large and self._vectored:
             parts = self.core.data_to_send_parts()
             if parts:
+                assert transport is not None
                 transport.writelines(parts)
             sent = sum(map(len, parts))
         else:
             data = self.core.data_to_send()
             if data:
+                assert transport is not None
                 transport.write(data)
             sent = len(data)
         self._large = False
