@@ -187,6 +187,9 @@ class _Transport:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def abort(self) -> None:
+        self.written.append(b"aborted")
+
 
 async def test_a_body_continuing_in_later_reads_is_counted_not_kept() -> None:
     client = LoadClient()
@@ -220,3 +223,21 @@ async def test_a_body_continuing_in_later_reads_is_counted_not_kept() -> None:
 
 def _ack(tag: int) -> bytes:
     return method_frame(1, spec.BasicAck(tag, multiple=True))
+
+
+async def test_a_bad_frame_end_after_a_body_split_over_reads_is_a_frame_error() -> None:
+    client = LoadClient()
+    client.transport = _Transport()  # type: ignore[assignment]
+    body = bytes(65536)
+    frames = content_frames(
+        1,
+        spec.BasicDeliver("c", 1, False, "", "q").encode(),
+        content_header_payload(60, len(body), None),
+        body,
+        131072,
+    )
+    client._scan(frames[:30000])
+    client._scan(frames[30000:-1] + b"\x00")
+    assert client.error is not None and "frame end" in str(client.error)
+    assert client.transport.written == [b"aborted"]  # type: ignore[union-attr]
+    assert client.delivered == 0
