@@ -26,7 +26,7 @@ writes the broker thread's cProfile statistics of one more run of each case (not
 counted) to ``--profile-dir``.
 
 Run: ``PYTHONPATH=src python -m benchmarks.hot_path [--shapes bare,celery] [--modes e2e]
-[--repeat 5] [--count 20000]`` (under ``python -m benchmarks``, the options from the
+[--repeat 5] [--count 20000] [--uvloop]`` (under ``python -m benchmarks``, the options from the
 ``KILTMQ_HOT_PATH_ARGS`` environment variable); it prints one line per case with the
 median and the spread of the repeats.
 """
@@ -250,7 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allocs", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-dir", default="hot-path-profiles")
-    asyncio.run(main_async(parser.parse_args(argv)))
+    parser.add_argument(
+        "--uvloop", action="store_true", help="broker and load generator on uvloop"
+    )
+    args = parser.parse_args(argv)
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main_async(args))
     return 0
 
 

@@ -8,6 +8,8 @@ at every possible place; it reads the client's acks back through the same Connec
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 from kiltmq.bench.loadclient import ACK_DELAY, LoadClient, connect, encode_publish
 from kiltmq.bench.url import parse_url
@@ -19,7 +21,7 @@ from kiltmq.protocol.connection import (
     ProtocolHeaderReceived,
     Role,
 )
-from kiltmq.protocol.frames import content_frames, content_header_payload
+from kiltmq.protocol.frames import content_frames, content_header_payload, method_frame
 
 COUNT = 300
 
@@ -174,3 +176,68 @@ def test_parse_url() -> None:
         "/prod",
     )
     assert parse_url("amqp://localhost").vhost == "/"
+
+
+class _Transport:
+    """What the frame scanner writes to (acks), recorded."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        self.written.append(b"aborted")
+
+
+async def test_a_body_continuing_in_later_reads_is_counted_not_kept() -> None:
+    client = LoadClient()
+    client.transport = _Transport()  # type: ignore[assignment]
+    client.ack_channel = 1
+    client.ack_every = 1
+    client.latencies = []
+    sent = time.monotonic_ns()
+    body = sent.to_bytes(8, "big") + bytes(65528)
+    frames = b"".join(
+        content_frames(
+            1,
+            spec.BasicDeliver("c", tag, False, "", "q").encode(),
+            content_header_payload(60, len(body), None),
+            body,
+            131072,
+        )
+        for tag in (1, 2)
+    )
+    one = len(frames) // 2
+    # reads ending about 40000 bytes into the first body and 1 byte before the second's end
+    cuts = [0, one - 25000, len(frames) - 1, len(frames)]
+    for a, b in itertools.pairwise(cuts):
+        client._scan(frames[a:b])
+        assert len(client._rest) < 16  # the body's bytes so far are not kept
+        assert client.delivered == (0 if b < one else 1 if b < len(frames) else 2)
+    assert client.error is None
+    assert client.transport.written == [_ack(1), _ack(2)]  # type: ignore[union-attr]
+    assert len(client.latencies) == 2 and min(client.latencies) >= 0
+
+
+def _ack(tag: int) -> bytes:
+    return method_frame(1, spec.BasicAck(tag, multiple=True))
+
+
+async def test_a_bad_frame_end_after_a_body_split_over_reads_is_a_frame_error() -> None:
+    client = LoadClient()
+    client.transport = _Transport()  # type: ignore[assignment]
+    body = bytes(65536)
+    frames = content_frames(
+        1,
+        spec.BasicDeliver("c", 1, False, "", "q").encode(),
+        content_header_payload(60, len(body), None),
+        body,
+        131072,
+    )
+    client._scan(frames[:30000])
+    client._scan(frames[30000:-1] + b"\x00")
+    assert client.error is not None and "frame end" in str(client.error)
+    assert client.transport.written == [b"aborted"]  # type: ignore[union-attr]
+    assert client.delivered == 0

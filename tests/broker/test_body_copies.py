@@ -3,7 +3,9 @@ copy of its own: the delivery queues the message's body object itself."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
@@ -46,3 +48,66 @@ async def test_a_large_body_is_queued_for_output_as_it_is(
     assert any(data is message.body for data in queued) == (size > 2048)
     await publisher.disconnect()
     await consumer.disconnect()
+
+
+async def _delivered_writes(size: int) -> tuple[bytes, list[object]]:
+    """Publish one body of ``size`` bytes, consume it, and return the message's body
+    object and what the broker's transports were given to write."""
+    body = bytes(i % 251 for i in range(size))
+    async with Broker(port=0) as broker:
+        publisher = await RawClient.connect(broker.port)
+        await publisher.open_channel(1)
+        await publisher.call(1, spec.QueueDeclare("big"))
+        publisher.publish(1, "", "big", body)
+        await publisher.call(1, spec.QueueDeclare("big", passive=True))
+        stored = next(iter(broker.vhosts["/"].queues["big"].ready)).message.body
+        consumer = await RawClient.connect(broker.port)
+        await consumer.open_channel(1)
+        written: list[object] = []
+        for c in broker.connections:
+            c.transport = cast(asyncio.Transport, _Spy(c.transport, written))
+        consumer.send(1, spec.BasicConsume("big", "c", no_ack=True))
+        got = await consumer.event()
+        while not isinstance(got, ContentReceived):
+            got = await consumer.event()
+        assert got.body == body
+        await publisher.disconnect()
+        await consumer.disconnect()
+    return stored, written
+
+
+class _Spy:
+    """A transport that records the objects it is given to write."""
+
+    def __init__(self, transport: Any, written: list[object]) -> None:
+        self._transport = transport
+        self._written = written
+
+    def write(self, data: bytes) -> None:
+        self._written.append(data)
+        self._transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self._written.extend(parts)
+        self._transport.writelines(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_large_body_is_written_without_a_join_where_the_loop_allows(loop: str) -> None:
+    """uvloop writes a list of buffers with one writev: the body goes to the socket as the
+    object the publisher's frame made. asyncio's loop (Python 3.11) would join a list, so
+    there the batch is written as one joined bytes object."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        new_loop = uvloop.new_event_loop()
+    else:
+        new_loop = asyncio.new_event_loop()
+    try:
+        stored, written = new_loop.run_until_complete(_delivered_writes(65536))
+    finally:
+        new_loop.close()
+    assert any(part is stored for part in written) == (loop == "uvloop")
+    assert b"".join(cast(list[bytes], written)).count(stored) == 1

@@ -8,6 +8,7 @@ import pytest
 
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import (
+    LARGE_PIECE,
     ChannelState,
     ContentReceived,
     ContentRefused,
@@ -130,3 +131,14 @@ def test_a_body_over_the_limit_is_refused_at_its_header_and_not_kept() -> None:
     assert pair.send_content(Role.CLIENT, 2, publish, None, b"z") == [
         ContentReceived(2, publish, b"\x00\x00", b"z")
     ]
+
+
+def test_output_parts_keep_large_pieces_and_join_the_small_ones_between() -> None:
+    conn = opened().server.conn
+    large = bytes(LARGE_PIECE)
+    for piece in (b"a", b"b", large, b"c", large, large, b"d"):
+        conn.send_raw(piece)
+    parts = conn.data_to_send_parts()
+    assert parts == [b"ab", large, b"c", large, large, b"d"]
+    assert parts[1] is large and parts[3] is large and parts[4] is large
+    assert conn.data_to_send_parts() == [] and conn.data_to_send() == b""

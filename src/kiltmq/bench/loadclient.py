@@ -94,6 +94,11 @@ class LoadClient(RawClient):
         self._resumed: asyncio.Future[None] | None = None
         # The frame scanner's state (see _scan).
         self._rest = b""
+        # A delivery's body frame that continues in later reads: its bytes still to come
+        # (frame end included), its size and its first 8 body bytes; counted, not kept.
+        self._skip = 0
+        self._skip_size = 0
+        self._skip_first = b""
         self._left = -1  # body bytes of a delivery still to come; 0: its header; -1: none
         self._size = 0
         self._tag = 0  # of the delivery being received
@@ -205,9 +210,24 @@ class LoadClient(RawClient):
     def _scan(self, data: bytes) -> None:
         """data_received while counting: deliveries and confirms in-line, every other
         frame to the core."""
-        buf = self._rest + data if self._rest else data
+        pending = 0  # the size of a body frame completed at the start of data
+        skip = self._skip
+        if skip:
+            if len(data) < skip:
+                self._skip = skip - len(data)
+                return
+            if data[skip - 1] != _FRAME_END:
+                self.error = FrameError(f"frame end octet is {data[skip - 1]:#04x}")
+                cast(asyncio.Transport, self.transport).abort()
+                return
+            self._skip = 0
+            pending = self._skip_size
+            buf = data
+            pos = skip
+        else:
+            buf = self._rest + data if self._rest else data
+            pos = 0
         n = len(buf)
-        pos = 0
         left = self._left
         delivered = before = self.delivered
         unacked = self._unacked
@@ -219,19 +239,39 @@ class LoadClient(RawClient):
         latencies = self.latencies
         write = cast(asyncio.Transport, self.transport).write
         others: list[bytes] = []
+        start = 0
         confirms = False
-        while n - pos > 7:
-            ftype, channel, size = _unpack_head(buf, pos)
-            end = pos + 7 + size
-            if end >= n:
-                break
-            if buf[end] != _FRAME_END:
-                self.error = FrameError(f"frame end octet is {buf[end]:#04x}")
-                cast(asyncio.Transport, self.transport).abort()
-                return
+        while True:
+            if pending:
+                ftype = FRAME_BODY
+                size = pending
+                pending = 0
+                first = self._skip_first
+            else:
+                if n - pos <= 7:
+                    break
+                ftype, channel, size = _unpack_head(buf, pos)
+                end = pos + 7 + size
+                if end >= n:
+                    if ftype == FRAME_BODY and left > 0 and n - pos >= 15:
+                        # A body continuing in later reads: what is left of it is only
+                        # counted as it comes (a large body is not copied here).
+                        self._skip = end + 1 - n
+                        self._skip_size = size
+                        self._skip_first = buf[pos + 7 : pos + 15]
+                        pos = n
+                    break
+                if buf[end] != _FRAME_END:
+                    self.error = FrameError(f"frame end octet is {buf[end]:#04x}")
+                    cast(asyncio.Transport, self.transport).abort()
+                    return
+                first = buf
+                start = pos
+                pos = end + 1
             if ftype == FRAME_BODY and left > 0:  # a delivery's body
                 if latencies is not None and left == self._size:
-                    latencies.append(_monotonic_ns() - _unpack_q(buf, pos + 7)[0])
+                    sent = _unpack_q(first, 0 if first is not buf else start + 7)[0]
+                    latencies.append(_monotonic_ns() - sent)
                 left -= size
                 if left <= 0:
                     left = -1
@@ -243,7 +283,7 @@ class LoadClient(RawClient):
                             write(_ack_frame(ack_channel, tag))
                             unacked = 0
             elif ftype == FRAME_HEADER and left == 0:  # a delivery's header: its body size
-                (size,) = _unpack_q(buf, pos + 11)
+                (size,) = _unpack_q(buf, start + 11)
                 self._size = left = size
                 if size == 0:
                     left = -1
@@ -251,19 +291,18 @@ class LoadClient(RawClient):
                     done = tag
                     if ack_channel:
                         unacked += 1
-            elif ftype == FRAME_METHOD and (index := _unpack_i(buf, pos + 7)[0]) == _DELIVER:
+            elif ftype == FRAME_METHOD and (index := _unpack_i(buf, start + 7)[0]) == _DELIVER:
                 # class, method, consumer-tag (shortstr), delivery-tag (longlong)
-                (tag,) = _unpack_q(buf, pos + 12 + buf[pos + 11])
+                (tag,) = _unpack_q(buf, start + 12 + buf[start + 11])
                 left = 0
             elif ftype == FRAME_METHOD and index in _CONFIRMS and channel == confirm_channel:
                 # class, method, delivery-tag (longlong), multiple (bit)
                 if index == _NACK:
                     self.nacked += 1
-                self._confirm(_unpack_q(buf, pos + 11)[0], bool(buf[pos + 19] & 1))
+                self._confirm(_unpack_q(buf, start + 11)[0], bool(buf[start + 19] & 1))
                 confirms = True
             else:
-                others.append(buf[pos : end + 1])
-            pos = end + 1
+                others.append(buf[start:pos])
         self._rest = buf[pos:] if pos < n else b""
         self._left = left
         self._tag = tag

@@ -13,6 +13,9 @@ they resume after the flush or ``resume_writing``, and a connection whose transp
 full is not read from either, so a client that does not read cannot make the broker
 buffer without bound.
 
+On uvloop, whose ``writelines`` is one ``writev``, a batch with bodies of 16 KiB or more
+goes out with them unjoined (only the kernel copies them); asyncio's loop joins it once.
+
 Reading
 -------
 A read of :data:`READ_TURN` bytes or more pauses reading that connection until the next
@@ -49,7 +52,7 @@ from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.broker.tls import external_login, feed_protocol
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import Connection, Role
+from kiltmq.protocol.connection import LARGE_PIECE, Connection, Role
 from kiltmq.protocol.errors import UnexpectedFrame
 from kiltmq.protocol.frames import FRAME_END_OCTET
 
@@ -100,6 +103,12 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _writes_vectors(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport.writelines`` writes its buffers without joining them: uvloop's
+    transports do; asyncio's (Python 3.11) join them first."""
+    return type(transport).__module__.startswith("uvloop")
+
+
 class ServerBroker(SessionBroker, Protocol):
     """What a connection needs from the broker: its timeouts and message size limit,
     and to be told when a connection is made and lost (besides what its session
@@ -139,6 +148,10 @@ class ServerConnection(asyncio.Protocol):
         #: Set when a consumer was refused because of ``can_send``; cleared on resume.
         self.starved = False
         self.pending = 0
+        #: Whether a body of LARGE_PIECE bytes or more was queued since the last flush.
+        self._large = False
+        #: Whether the transport writes a list of buffers without joining them (uvloop).
+        self._vectored = False
         self._paused_writing = False
         #: Why reading is paused (a dict as a set: an empty one is a third the size).
         self._read_pauses: dict[str, None] = {}
@@ -168,6 +181,7 @@ class ServerConnection(asyncio.Protocol):
         # uvloop's transports do not derive from asyncio.Transport, but behave as one
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        self._vectored = _writes_vectors(transport)
         peer = transport.get_extra_info("peername")
         self.session = Session(self.broker, self, peer)
         self.broker.connection_made(self)
@@ -232,6 +246,7 @@ class ServerConnection(asyncio.Protocol):
             return
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        self._vectored = _writes_vectors(transport)
         if self.endpoint.login_from is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             self.session.external = external_login(ssl_object, self.endpoint.login_from)
@@ -332,7 +347,10 @@ class ServerConnection(asyncio.Protocol):
         else:
             core.send_raw(body)
             core.send_raw(FRAME_END_OCTET)
-            self.pending += len(data) + len(body) + 1
+            size = len(body)
+            self.pending += len(data) + size + 1
+            if size >= LARGE_PIECE:
+                self._large = True
         if self.pending >= OUTPUT_BATCH:
             self.can_send = False
         if not self._flush_scheduled:
@@ -345,18 +363,29 @@ class ServerConnection(asyncio.Protocol):
             self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write everything queued in one ``transport.write``."""
+        """Write everything queued in one ``transport.write`` (``writelines`` on uvloop)."""
         self._flush_scheduled = False
         if self._closed:
             return
         session = self.session
         if session.confirm_flushes:
             session.flush_confirms()
-        data = self.core.data_to_send()
-        if data:
-            assert self.transport is not None
-            self.transport.write(data)
-            self.send_oct += len(data)
+        transport = self.transport
+        if self._large and self._vectored:
+            parts = self.core.data_to_send_parts()
+            if parts:
+                assert transport is not None
+                transport.writelines(parts)
+            sent = sum(map(len, parts))
+        else:
+            data = self.core.data_to_send()
+            if data:
+                assert transport is not None
+                transport.write(data)
+            sent = len(data)
+        self._large = False
+        if sent:
+            self.send_oct += sent
             self.core.heartbeat.last_sent = self.clock.time()
         self.pending = 0
         if not self._paused_writing:

@@ -112,6 +112,8 @@ _SENDABLE = frozenset({ChannelState.OPEN, ChannelState.PEER_CLOSING})
 _ENDING = frozenset({_CLOSING, _CLOSED})
 # What still counts on a closing connection.
 _CLOSE_METHODS = frozenset({"connection.close", "connection.close-ok"})
+#: The size from which :meth:`Connection.data_to_send_parts` leaves a piece unjoined.
+LARGE_PIECE = 16384
 #: No limit: the largest body size a content header can announce.
 NO_BODY_LIMIT = 2**64 - 1
 #: The largest frame a server takes before tune-ok settles frame_max: RabbitMQ's
@@ -183,6 +185,26 @@ class Connection:
         data = b"".join(out) if len(out) > 1 else out[0]
         self._out = []
         return data
+
+    def data_to_send_parts(self) -> list[bytes]:
+        """Everything queued for the peer since the last call, for a vectored write: the
+        pieces of :data:`LARGE_PIECE` bytes or more as they are (not copied), the runs of
+        smaller ones between them joined."""
+        out = self._out
+        if not out:
+            return []
+        self._out = []
+        parts: list[bytes] = []
+        start = 0
+        for i, piece in enumerate(out):
+            if len(piece) >= LARGE_PIECE:
+                if i > start:
+                    parts.append(b"".join(out[start:i]) if i - start > 1 else out[start])
+                parts.append(piece)
+                start = i + 1
+        if start < len(out):
+            parts.append(b"".join(out[start:]) if len(out) - start > 1 else out[start])
+        return parts
 
     def send_protocol_header(self) -> None:
         if self.role is not Role.CLIENT or self.state is not ConnectionState.HEADER:

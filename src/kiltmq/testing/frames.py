@@ -153,12 +153,14 @@ class FrameCapture:
         for recording in self.recordings:
             recording.conn.__dict__.pop("data_received", None)
             recording.conn.core.__dict__.pop("data_to_send", None)
+            recording.conn.core.__dict__.pop("data_to_send_parts", None)
 
     def _record(self, conn: ServerConnection, *, new: bool = True) -> None:
         recording = Recording(conn, new=new)
         self.recordings.append(recording)
         received: Callable[[bytes], None] = conn.data_received
         to_send: Callable[[], bytes] = conn.core.data_to_send
+        to_send_parts: Callable[[], list[bytes]] = conn.core.data_to_send_parts
 
         def data_received(data: bytes) -> None:
             recording.add("client", data)
@@ -170,10 +172,17 @@ class FrameCapture:
                 recording.add("broker", data)
             return data
 
+        def data_to_send_parts() -> list[bytes]:
+            parts = to_send_parts()
+            if parts:
+                recording.add("broker", b"".join(parts))
+            return parts
+
         target: Any = conn
         target.data_received = data_received
         core: Any = conn.core
         core.data_to_send = data_to_send
+        core.data_to_send_parts = data_to_send_parts
 
     def find(self, connection: str | None, vhost: str | None) -> list[Recording]:
         """The recordings of ``connection`` (its name or "host:port"; None: all) in
