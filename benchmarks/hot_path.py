@@ -18,7 +18,11 @@ Modes:
 
 * ``e2e``: one producer, one consumer with manual acks (prefetch 1000, a multiple ack every
   100 deliveries), at most 2,000 messages in flight;
-* ``publish``: publish only, into a queue without consumers (purged after each run).
+* ``publish``: publish only, into a queue without consumers (purged after each run);
+* ``paced``: one message at a time, each published once the one before was delivered and
+  each acknowledged on its own, so that every publish, delivery and ack is a read or a
+  write of its own, as at a low fixed rate (what ``kiltmq bench``'s ``latency-1k`` does):
+  the broker's fixed costs per event-loop wake-up, not its batched throughput.
 
 ``--allocs`` also reports the memory blocks a queued message keeps
 (``sys.getallocatedblocks`` after publishing into a queue, per message); ``--profile``
@@ -101,6 +105,8 @@ SHAPES: dict[str, tuple[int, Callable[[], BasicProperties | None]]] = {
     "64k": (65536, lambda: None),
 }
 DEFAULT_COUNTS = {"bare": 20000, "celery": 20000, "4k": 10000, "64k": 2000}
+#: Messages per paced run (each a round trip).
+PACED_COUNT = 3000
 
 
 class BrokerClock:
@@ -115,13 +121,14 @@ class BrokerClock:
 
 
 async def _publish(
-    producer: LoadClient, frames: bytes, count: int, bound: Callable[[int], Any]
+    producer: LoadClient, frames: bytes, count: int, bound: Callable[[int], Any],
+    size: int = BATCH,
 ) -> None:
     sent = 0
-    batch = frames * BATCH
+    batch = frames * size
     while sent < count:
-        n = min(BATCH, count - sent)
-        producer.send_raw(batch if n == BATCH else frames * n)
+        n = min(size, count - sent)
+        producer.send_raw(batch if n == size else frames * n)
         sent += n
         if producer.paused:
             await producer.wait_writable()
@@ -146,10 +153,14 @@ async def run_case(
     done: asyncio.Future[None] = loop.create_future()
     progress: list[asyncio.Future[None]] = []
 
-    if mode == "e2e":
+    if mode in ("e2e", "paced"):
+        paced = mode == "paced"
+        in_flight = 0 if paced else MAX_IN_FLIGHT
         consumer = await connect(url)
         await consumer.open_channel(1)
-        await consumer.consume(1, queue, no_ack=False, prefetch=1000, ack_every=100)
+        await consumer.consume(
+            1, queue, no_ack=False, prefetch=1000, ack_every=1 if paced else 100
+        )
 
         def delivered(n: int) -> None:
             while progress and not progress[0].done():
@@ -161,7 +172,7 @@ async def run_case(
 
         async def bound(sent: int) -> None:
             assert consumer is not None
-            while sent - consumer.delivered > MAX_IN_FLIGHT:
+            while sent - consumer.delivered > in_flight:
                 waiter = loop.create_future()
                 progress.append(waiter)
                 await waiter
@@ -174,8 +185,8 @@ async def run_case(
     if profiler is not None:
         broker.call_in_loop(profiler.enable)
     start = clock.seconds()
-    await _publish(producer, frames, count, bound)
-    if mode == "e2e":
+    await _publish(producer, frames, count, bound, 1 if mode == "paced" else BATCH)
+    if consumer is not None:
         await done
         assert consumer is not None
         consumer._flush_acks()
@@ -209,7 +220,7 @@ async def main_async(args: argparse.Namespace) -> None:
         clock = BrokerClock(broker)
         for shape in args.shapes.split(","):
             for mode in args.modes.split(","):
-                count = args.count or DEFAULT_COUNTS[shape]
+                count = args.count or (PACED_COUNT if mode == "paced" else DEFAULT_COUNTS[shape])
                 await run_case(broker, clock, shape, mode, min(count, 2000))  # warm-up
                 results: list[float] = []
                 kept: list[float] = []

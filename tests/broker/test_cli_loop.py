@@ -63,6 +63,13 @@ def test_the_broker_serves_a_client_on_uvloop_by_default() -> None:
     assert _serve([], {"KILTMQ_UVLOOP": ""})[0] == "uvloop"
 
 
+def test_the_broker_exempts_its_start_up_heap_from_garbage_collection() -> None:
+    text = _serve([], {})[1]
+    found = re.search(r"(\d+) start-up objects exempt from garbage collection", text)
+    assert found, text
+    assert int(found.group(1)) > 1000  # modules, classes, functions, tables
+
+
 def test_no_uvloop_and_the_environment_choose_asyncio() -> None:
     assert _serve(["--no-uvloop"], {})[0] == "asyncio"
     assert _serve([], {"KILTMQ_UVLOOP": "0"})[0] == "asyncio"

@@ -33,6 +33,7 @@ async def _serve(port: int, data_dir: str | None, on_loop: bool, management: boo
     store = None if data_dir is None else broker_module.SQLiteStore(data_dir, threaded=not on_loop)
     services = {"management_port": 0, "prometheus_port": 0} if management else {}
     async with broker_module.Broker(port=port, store=store, **services) as broker:
+        importlib.import_module("kiltmq.broker.heap").freeze_start_up()
         print(f"event loop: {event_loop.loop_name(loop)}", flush=True)
         print(broker.url, flush=True)
         await stop.wait()

@@ -5,13 +5,14 @@ Output batching
 ---------------
 Everything sent to a client (method replies, deliveries from any publisher's
 connection, confirms) is appended to the protocol core's output buffer; the buffer goes
-out in one ``transport.write`` at the end of ``data_received`` or, when another
-connection caused it, from a ``loop.call_soon`` callback scheduled by the first write of
-the loop iteration. Deliveries stop (``can_send`` False) once a batch reaches
-:data:`OUTPUT_BATCH` bytes or the transport reports its buffer full (``pause_writing``);
-they resume after the flush or ``resume_writing``, and a connection whose transport is
-full is not read from either, so a client that does not read cannot make the broker
-buffer without bound.
+out in one ``transport.write`` at the end of the ``data_received`` that caused it (a
+delivery at the end of its publisher's read: no callback nor loop iteration of its own)
+or, when no read did (timers, the store's commits), from a ``loop.call_soon`` callback
+scheduled by the first write of the loop iteration. Deliveries stop (``can_send``
+False) once a batch reaches :data:`OUTPUT_BATCH` bytes or the transport reports its
+buffer full (``pause_writing``); they resume after the flush or ``resume_writing``, and
+a connection whose transport is full is not read from either, so a client that does not
+read cannot make the broker buffer without bound.
 
 On uvloop, whose ``writelines`` is one ``writev``, a batch with bodies of 16 KiB or more
 goes out with them unjoined (only the kernel copies them); asyncio's loop joins it once.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 import time
 from typing import Protocol, cast
 
@@ -129,6 +131,16 @@ class ServerBroker(SessionBroker, Protocol):
     def connection_made(self, conn: ServerConnection) -> None: ...
 
     def connection_lost(self, conn: ServerConnection) -> None: ...
+
+
+class _Reading(threading.local):
+    """The connections given output during the read running on this thread's event
+    loop (None between reads), flushed at its end."""
+
+    flush: list[ServerConnection] | None = None
+
+
+_reading = _Reading()
 
 
 class ServerConnection(asyncio.Protocol):
@@ -265,13 +277,22 @@ class ServerConnection(asyncio.Protocol):
         core = self.core
         core.heartbeat.last_received = self.clock.time()
         self.recv_oct += len(data)
+        reading = _reading
+        outer = reading.flush
+        others: list[ServerConnection] = []
+        reading.flush = others
         try:
             events = core.receive_data(data)
             if events:
                 self.session.handle(events)
         except Exception as exc:
             self.session.internal_error(exc)
+        finally:
+            reading.flush = outer
         self.flush()
+        for other in others:
+            if other._flush_scheduled:
+                other.flush()
         if len(data) >= READ_TURN and not self._closed:
             # uvloop (libuv) reads a busy socket again and again within one loop turn
             # (up to 32 times): a publisher with a backlog would hold up every other
@@ -326,14 +347,12 @@ class ServerConnection(asyncio.Protocol):
     def send_method(self, channel: int, method: spec.Method) -> None:
         self.core.send_method(channel, method)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+            self.want_flush()
 
     def send_raw(self, data: bytes) -> None:
         self.core.send_raw(data)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+            self.want_flush()
 
     def send_delivery(self, data: bytes, body: bytes | None = None) -> None:
         """Queue an encoded delivery; stop taking more once the batch is full. With
@@ -354,12 +373,18 @@ class ServerConnection(asyncio.Protocol):
         if self.pending >= OUTPUT_BATCH:
             self.can_send = False
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+            self.want_flush()
 
     def want_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        """Have what is queued written at the end of the read running now, else at the
+        end of this loop iteration."""
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        flush = _reading.flush
+        if flush is not None:
+            flush.append(self)
+        else:
             self.loop.call_soon(self.flush)
 
     def flush(self) -> None:

@@ -361,9 +361,15 @@ async def _serve(broker: Any) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    from kiltmq.broker.heap import freeze_start_up
     from kiltmq.event_loop import loop_name
 
+    frozen = freeze_start_up()
+
     logging.getLogger("kiltmq.broker").info("event loop: %s", loop_name(loop))
+    logging.getLogger("kiltmq.broker").info(
+        "%d start-up objects exempt from garbage collection", frozen
+    )
     hosts = [host for host, _ in broker.listeners]
     addresses = ", ".join(_address(h, p) for h, p in zip(hosts, broker.ports, strict=True))
     if broker.tls_port is not None:
