@@ -1,13 +1,16 @@
-"""The scenario matrix: keys, the old keys, selection, payloads and the topic bindings."""
+"""The scenario matrix: keys, the old keys, selection, payloads and the topic bindings;
+which of repeated runs the tables show."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 
 from kiltmq.bench import Options, run
 from kiltmq.bench.payloads import PAYLOADS
+from kiltmq.bench.results import Report, Result
 from kiltmq.bench.scenarios import ALIASES, SCENARIOS, select
 from kiltmq.bench.topology import Topology, topic_pattern
 from kiltmq.protocol.frames import content_header_payload
@@ -87,3 +90,22 @@ def test_run_takes_old_keys() -> None:
     report = run(Options(only=("b",), seconds=0.2, warmup=0.1, rabbitmq=False))
     assert report.options.only == ("e2e-noack/100b",)
     assert [(r.scenario, r.error) for r in report.results] == [("e2e-noack/100b", None)]
+
+
+def _run(scenario: str, messages: int, cpu: float) -> Result:
+    return Result(target="kiltmq", scenario=scenario, window=1.0, messages=messages,
+                  broker_cpu=cpu)
+
+
+def test_the_run_shown_is_the_median_by_rate_or_for_a_fixed_rate_by_cpu() -> None:
+    runs = [
+        _run("e2e-ack/100b", 30, 0.3), _run("e2e-ack/100b", 10, 0.2),
+        _run("e2e-ack/100b", 20, 0.9),
+        _run("latency-1k/100b", 1000, 0.15), _run("latency-1k/100b", 1000, 0.09),
+        _run("latency-1k/100b", 1000, 0.10),
+    ]
+    report = Report(Options(), [], runs, datetime.now(), {})
+    shown = report.result("kiltmq", "e2e-ack/100b")
+    assert shown is not None and shown.messages == 20
+    shown = report.result("kiltmq", "latency-1k/100b")
+    assert shown is not None and shown.broker_cpu == 0.10

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kiltmq.bench.options import Options
+from kiltmq.bench.scenarios import SCENARIOS
 from kiltmq.bench.targets import Target
 
 __all__ = ["Report", "Result"]
@@ -96,13 +97,22 @@ class Report:
         return [r for r in self.results if r.target == target and r.scenario == scenario]
 
     def result(self, target: str, scenario: str) -> Result | None:
-        """The run to show: the median by rate (by memory for the memory scenarios) of the
-        successful runs (with --repeat)."""
+        """The run to show: the median of the successful runs (with --repeat) by rate, by
+        memory for the memory scenarios, and by broker CPU per message for the fixed-rate
+        scenarios, whose rates are all the same."""
         runs = self.runs(target, scenario)
-        good = sorted(
-            (r for r in runs if r.error is None),
-            key=lambda r: r.rate if r.memory_per is None else r.memory_per,
-        )
+        known = SCENARIOS.get(scenario)
+        fixed_rate = known is not None and known.latency
+
+        def key(r: Result) -> float:
+            if r.memory_per is not None:
+                return r.memory_per
+            if fixed_rate:
+                cpu = r.broker_us_per_msg
+                return float("inf") if cpu is None else cpu
+            return r.rate
+
+        good = sorted((r for r in runs if r.error is None), key=key)
         if good:
             return good[(len(good) - 1) // 2]
         return runs[0] if runs else None
