@@ -9,7 +9,10 @@
         pika.BlockingConnection(pika.URLParameters(broker.url))   # loop in a thread
 
 Everything runs on one asyncio event loop; the broker's objects must only be touched
-from it (``start_in_thread`` runs that loop in a daemon thread).
+from it (``start_in_thread`` runs that loop in a daemon thread). Its addresses, its
+recovery from the store and its resource alarms are mixins
+(:mod:`~kiltmq.broker.addresses`, :mod:`~kiltmq.broker.recovery`,
+:mod:`~kiltmq.broker.resource_alarms`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from kiltmq.broker.addresses import BrokerAddresses, Listener
 from kiltmq.broker.admin import Admin, AdminError
-from kiltmq.broker.alarm import MEMORY, STORE, Alarms
+from kiltmq.broker.alarm import STORE, Alarms
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.churn import Churn
 from kiltmq.broker.clock import Clock
@@ -34,12 +37,13 @@ from kiltmq.broker.control import ControlError, ControlServer, default_socket_pa
 from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT, parse_disk_free_limit
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.loop_thread import LoopThread
-from kiltmq.broker.memory import MESSAGE_OVERHEAD, MemoryUse, memory_use, parse_memory_limit
+from kiltmq.broker.memory import parse_memory_limit
 from kiltmq.broker.queue import Queue
+from kiltmq.broker.recovery import BrokerRecovery
+from kiltmq.broker.resource_alarms import ResourceAlarms
 from kiltmq.broker.resource_monitor import ResourceMonitor
 from kiltmq.broker.server import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, check_limits
 from kiltmq.broker.services import Service, start_services
-from kiltmq.broker.shovel import KIND as SHOVEL
 from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
 from kiltmq.broker.tls import TLSSettings
@@ -52,12 +56,11 @@ __all__ = ["Broker", "Listener"]
 
 log = logging.getLogger("kiltmq.broker")
 
-Listener = tuple[str, int]
 UsersArg = Mapping[str, str] | Iterable[User] | None
 PermissionsArg = Mapping[str, Mapping[str, "tuple[str, str, str] | Permission"]] | None
 
 
-class Broker:
+class Broker(BrokerAddresses, BrokerRecovery, ResourceAlarms):
     """An AMQP 0-9-1 broker with RabbitMQ's semantics.
 
     ``users``: a mapping of user name to password, or :class:`~kiltmq.broker.auth.User`
@@ -279,69 +282,6 @@ class Broker:
         set_vhost_limits``; on the broker's loop. KeyError, VhostLimitError."""
         self.vhosts[name].set_limits(parse_limits(limits))
 
-    # -- addresses ------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port of the first listener (the real one once started with port 0)."""
-        return self._ports[0] if self._ports else self._port
-
-    @property
-    def ports(self) -> list[int]:
-        """The ports of every listener, in order (empty until started)."""
-        return list(self._ports)
-
-    @property
-    def tls_port(self) -> int | None:
-        """The port of the amqps listener (the real one once started), None without TLS."""
-        if self._tls_ports:
-            return self._tls_ports[0]
-        return self.tls_listeners[0][1] if self.tls_listeners else None
-
-    @property
-    def url(self) -> str:
-        """An amqp:// URL for the first listener with the default user's credentials."""
-        return f"amqp://{self._url_authority()}:{self.port}/"
-
-    @property
-    def amqps_url(self) -> str | None:
-        """An amqps:// URL for the TLS listener with the default user's credentials (add
-        ``?cacertfile=...``, or use a host name the certificate names); None without TLS."""
-        port = self.tls_port
-        return None if port is None else f"amqps://{self._url_authority()}:{port}/"
-
-    def _url_authority(self) -> str:
-        host = self.host
-        if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "[::1]"
-        elif ":" in host:
-            host = f"[{host}]"
-        credentials = ""
-        name = "guest" if "guest" in self._passwords else next(iter(self._passwords), None)
-        if name is not None:
-            credentials = f"{quote(name, safe='')}:{quote(self._passwords[name], safe='')}@"
-        return f"{credentials}{host}"
-
-    @property
-    def management_url(self) -> str | None:
-        """The management API's base URL (``http://host:port``) while it runs, else
-        None."""
-        service = self._services.get("management")
-        return service.url if service is not None else None
-
-    @property
-    def prometheus_url(self) -> str | None:
-        """The Prometheus metrics' base URL while they are served, else None."""
-        service = self._services.get("prometheus")
-        return service.url if service is not None else None
-
-    @property
-    def ctl_path(self) -> Path | None:
-        """The path of the control socket while it is open, else None."""
-        return self._control.path if self._control is not None else None
-
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -531,33 +471,7 @@ class Broker:
             if vhost is None or (session is not None and session.vhost is vhost):
                 session.connection_error(ConnectionForced(reply_text))
 
-    # -- resource alarms ------------------------------------------------------------------
-
-    #: Bytes a message takes besides its body (see :mod:`kiltmq.broker.memory`).
-    MESSAGE_OVERHEAD = MESSAGE_OVERHEAD
-
-    def memory_use(self) -> MemoryUse:
-        """What messages take in memory now, by where they are."""
-        return memory_use(self.vhosts.values(), self.connections)
-
-    def memory_used(self) -> int:
-        """Bytes messages take in memory now (what the memory limit is compared with)."""
-        return self.memory_use().total
-
-    def disk_path(self) -> Path | None:
-        """The data directory (None when memory-only: then there is no disk alarm)."""
-        store = self.store
-        return Path(store.data_dir) if isinstance(store, SQLiteStore) else None
-
-    @property
-    def alarms(self) -> frozenset[str]:
-        """The resources in alarm ("memory", "disk", ...)."""
-        return self._alarms.active
-
-    @property
-    def alarm(self) -> bool:
-        """Whether publishers are blocked by a resource alarm."""
-        return bool(self._alarms)
+    # -- status ---------------------------------------------------------------------------
 
     @property
     def uptime(self) -> float:
@@ -571,79 +485,7 @@ class Broker:
             return []
         return sorted(u for u in self._configured_users if u in self.auth.users)
 
-    def set_alarm(self, resource: str | bool, active: bool = True, detail: str = "") -> None:
-        """Raise (or clear) the alarm of ``resource``: "memory", "disk", or another name
-        (see :mod:`kiltmq.broker.alarm`); ``set_alarm(True)`` / ``set_alarm(False)`` is
-        the memory alarm. Logs one line, with ``detail`` if given."""
-        name, active = (MEMORY, resource) if isinstance(resource, bool) else (resource, active)
-        if self._alarms.set(name, active):
-            state = "set" if active else "cleared"
-            log.warning("%s alarm %s%s", name, state, f": {detail}" if detail else "")
-
-    def _alarms_changed(self, reason: str) -> None:
-        for conn in list(self.connections):
-            conn.session.set_alarm(reason)
-
-    # -- recovery -------------------------------------------------------------------------
-
-    def _recover(self) -> None:
-        """Rebuild what the store kept (first start only: a restarted Broker object still
-        has it all in memory), then store the configured vhosts, users and permissions.
-        Configured users and permissions win over stored ones of the same name."""
-        recovered = self.store.recover()
-        if not self._recovered:
-            self._recovered = True
-            auth = self.auth
-            if recovered.vhosts or recovered.users:  # a store written before
-                # the defaults were applied at its first start; since then the stored
-                # users, vhosts and permissions are the truth (kiltmq ctl changes them)
-                if self._implicit_users:
-                    self._configured_users.clear()
-                    auth.users.clear()
-                    if self._default_permissions:
-                        auth.permissions.clear()
-                if self._implicit_vhosts:
-                    for name in [n for n in self.vhosts if n not in recovered.vhosts]:
-                        del self.vhosts[name]
-                        for key in [k for k in auth.permissions if k[1] == name]:
-                            del auth.permissions[key]
-            for name in recovered.vhosts:
-                self.add_vhost(name)
-            for user in recovered.users:
-                configured = auth.users.get(user.name)
-                if configured is None:
-                    auth.add_user(user)
-                elif not configured.limits:  # limits are set at run time, and kept
-                    configured.limits = user.limits
-            for user_name, vhost_name, configure, write, read in recovered.permissions:
-                if (user_name, vhost_name) not in auth.permissions:
-                    auth.set_permission(user_name, vhost_name, configure, write, read)
-            for vhost_name, kind, definition in recovered.definitions:
-                if kind == SHOVEL:  # started once everything else is back
-                    self.shovels.restore(vhost_name, definition)
-                else:
-                    self.add_vhost(vhost_name).restore(kind, definition)
-            for stored in recovered.messages:
-                vhost = self.vhosts.get(stored.vhost)
-                if vhost is not None:
-                    vhost.restore_message(
-                        stored.queue, stored.message, stored.redelivered, stored.expires_at,
-                        stored.delivery_count, stored.dead,
-                    )
-            if self._default_permissions:
-                # no permissions configured: every configured user may do everything
-                # everywhere, recovered vhosts included
-                for user_name in self._configured_users:
-                    for vhost_name in self.vhosts:
-                        if (user_name, vhost_name) not in auth.permissions:
-                            auth.set_permission(user_name, vhost_name)
-        store = self.store
-        for name in self.vhosts:
-            store.vhost_added(name)
-        for user in self.auth.users.values():
-            store.user_added(user)
-        for (user_name, vhost_name), perm in self.auth.permissions.items():
-            store.permission_set(user_name, vhost_name, perm.configure, perm.write, perm.read)
+    # -- starting and stopping ------------------------------------------------------------
 
     def _load_definitions(self, path: str | os.PathLike[str]) -> None:
         try:
@@ -673,16 +515,3 @@ class Broker:
         for vhost in self.vhosts.values():
             for queue in vhost.queues.values():
                 queue.stop_timers()
-
-    def _report_redelivered(self) -> None:
-        """At a clean stop (connections closed, their unacknowledged deliveries back in
-        their queues): tell the store which persistent messages had been delivered, so
-        that exactly these come back redelivered."""
-        for vhost in self.vhosts.values():
-            for queue in vhost.queues.values():
-                if queue.durable:
-                    delivered = [
-                        e.message for e in queue.ready if e.redelivered and e.message.persistent
-                    ]
-                    if delivered:
-                        self.store.mark_redelivered(vhost.name, queue.name, delivered)

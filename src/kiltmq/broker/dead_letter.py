@@ -1,15 +1,20 @@
 """Dead-lettering: the message a queue republishes for one that died in it (rejected,
-expired, or dropped by a length limit), with RabbitMQ's ``x-death`` headers."""
+expired, or dropped by a length limit), with RabbitMQ's ``x-death`` headers, and the
+virtual host's part (:class:`VhostDeadLetters`): counting it and republishing it to
+the queue's dead-letter exchange."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kiltmq.broker.clock import Clock
+from kiltmq.broker.exchange import Exchange
 from kiltmq.broker.message import Message
+from kiltmq.broker.queue import Queue
 from kiltmq.protocol.spec import BasicProperties
 
-__all__ = ["dead_lettered"]
+__all__ = ["VhostDeadLetters", "dead_lettered"]
 
 
 def dead_lettered(
@@ -56,3 +61,63 @@ def dead_lettered(
         return dead, frozenset()
     died_in = (d.get("queue") for d in deaths if isinstance(d, dict))
     return dead, frozenset(name for name in died_in if isinstance(name, str))
+
+
+class VhostDeadLetters:
+    """The dead-lettering part of :class:`~kiltmq.broker.vhost.VirtualHost` (a mixin: the
+    attributes below are the virtual host's)."""
+
+    clock: Clock
+    exchanges: dict[str, Exchange]
+    #: Messages that died here, by (reason, whether the queue has a dead-letter exchange).
+    dead_lettered: dict[tuple[str, bool], int]
+
+    if TYPE_CHECKING:
+
+        def route(self, exchange: Exchange, message: Message) -> tuple[Queue, ...]: ...
+
+
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+        """Republish a message that died in ``queue`` (rejected, expired, maxlen) to the
+        queue's dead-letter exchange, with RabbitMQ's x-death headers; counted by reason
+        and whether the queue has a dead-letter exchange."""
+        self.count_dead_letter(queue, reason)
+        if queue.dead_letter_exchange is not None:
+            self.forward_dead_letter(queue, message, reason, set())
+
+    def count_dead_letter(self, queue: Queue, reason: str) -> None:
+        """Count a message that died in ``queue`` for ``reason``."""
+        key = (reason, queue.dead_letter_exchange is not None)
+        self.dead_lettered[key] = self.dead_lettered.get(key, 0) + 1
+
+    def forward_dead_letter(
+        self, queue: Queue, message: Message, reason: str, held: set[str]
+    ) -> bool:
+        """Republish ``message``, dead in ``queue``, to the queue's dead-letter exchange,
+        except to the queues named in ``held`` (the names of those that take it are
+        added). True once every queue it routes to holds it; False while the exchange
+        does not exist, nothing routes it, or a queue refused it."""
+        dlx_name = queue.dead_letter_exchange
+        exchange = None if dlx_name is None else self.exchanges.get(dlx_name)
+        if dlx_name is None or exchange is None:
+            return False
+        dead = dead_lettered(
+            message, queue.name, reason, dlx_name, queue.dead_letter_routing_key,
+            self.clock.wall(),
+        )
+        if dead is None:
+            return True  # its properties do not decode: it cannot go anywhere
+        republished, avoid = dead
+        targets = [
+            target for target in self.route(exchange, republished)
+            if target.name not in avoid and target.name not in held
+        ]
+        if not targets:
+            return bool(held)
+        refused = False
+        for target in targets:
+            if target.publish(republished):
+                held.add(target.name)
+            else:
+                refused = True
+        return not refused

@@ -1,5 +1,5 @@
-"""The network side: listeners, one :class:`ServerConnection` (an ``asyncio.Protocol``) per
-client, output batching, flow control, heartbeats and the close handshake.
+"""The network side: one :class:`ServerConnection` (an ``asyncio.Protocol``) per client,
+output batching, flow control, reading and the close handshake.
 
 Output batching
 ---------------
@@ -23,39 +23,29 @@ A read of :data:`READ_TURN` bytes or more pauses reading that connection until t
 loop turn, so that a publisher with a backlog in its socket cannot hold up the other
 connections (uvloop would otherwise read it up to 32 times in one turn).
 
-Stalled content
----------------
-A message whose content header came but whose body is incomplete holds its bytes in
-the protocol core. Every quarter of the broker's ``content_timeout`` a timer looks at
-each channel's partial content; one that got no body frame for ``content_timeout``
-seconds (while the connection was being read) closes the connection with 505
-UNEXPECTED_FRAME. Nothing is timed per frame.
-
-TLS and admission
------------------
-A connection is first offered to its :class:`~kiltmq.broker.endpoint.Endpoint`, which
-may make it wait (not read from) while the listener is at its connection limit. Once
-admitted, on an amqps listener the TLS handshake runs (``loop.start_tls``) under the
-handshake timeout; a failed one logs one line and closes the socket. The certificate
-of a verified client is what SASL EXTERNAL logs in with.
+Timers and TLS
+--------------
+The handshake timeout, the check for stalled content and heartbeats are in
+:mod:`~kiltmq.broker.connection_timers`. A connection is first offered to its
+:class:`~kiltmq.broker.endpoint.Endpoint`, which may make it wait (not read from) while
+the listener is at its connection limit; once admitted, on an amqps listener the TLS
+handshake runs (:mod:`~kiltmq.broker.tls_start`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import ssl
 import threading
 import time
 from typing import Protocol, cast
 
 from kiltmq.broker.clock import Clock
+from kiltmq.broker.connection_timers import ConnectionTimers, TimedBroker
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker, log_failure
-from kiltmq.broker.tls import external_login, feed_protocol
+from kiltmq.broker.tls_start import TlsStart
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import LARGE_PIECE, Connection, Role
-from kiltmq.protocol.errors import UnexpectedFrame
 from kiltmq.protocol.frames import FRAME_END_OCTET
 
 __all__ = [
@@ -66,8 +56,6 @@ __all__ = [
     "ServerConnection",
     "check_limits",
 ]
-
-log = logging.getLogger("kiltmq.broker")
 
 #: Delivery bytes buffered before the connection stops taking deliveries until a flush.
 OUTPUT_BATCH = 256 * 1024
@@ -97,21 +85,13 @@ def check_limits(max_message_size: int, content_timeout: float) -> None:
         raise ValueError("content_timeout must not be negative")
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return str(exc.reason or exc)
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return str(exc) or type(exc).__name__
-
-
 def _writes_vectors(transport: asyncio.BaseTransport) -> bool:
     """Whether ``transport.writelines`` writes its buffers without joining them: uvloop's
     transports do; asyncio's (Python 3.11) join them first."""
     return type(transport).__module__.startswith("uvloop")
 
 
-class ServerBroker(SessionBroker, Protocol):
+class ServerBroker(SessionBroker, TimedBroker, Protocol):
     """What a connection needs from the broker: its timeouts and message size limit,
     and to be told when a connection is made and lost (besides what its session
     needs)."""
@@ -121,9 +101,6 @@ class ServerBroker(SessionBroker, Protocol):
 
     @property
     def handshake_timeout(self) -> float: ...
-
-    @property
-    def content_timeout(self) -> float: ...
 
     @property
     def max_message_size(self) -> int: ...
@@ -143,8 +120,10 @@ class _Reading(threading.local):
 _reading = _Reading()
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(ConnectionTimers, TlsStart):
     """One client connection: bytes in, events to the session, batched bytes out."""
+
+    broker: ServerBroker
 
     def __init__(self, broker: ServerBroker, endpoint: Endpoint) -> None:
         self.broker = broker
@@ -191,9 +170,8 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport, but behave as one
-        self.transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        self._vectored = _writes_vectors(transport)
+        transport = cast(asyncio.Transport, transport)
+        self._use_transport(transport)
         peer = transport.get_extra_info("peername")
         self.session = Session(self.broker, self, peer)
         self.broker.connection_made(self)
@@ -227,44 +205,10 @@ class ServerConnection(asyncio.Protocol):
         self._tls_task = self.loop.create_task(self._start_tls(context))
         self.loop.call_soon(self._hand_over_early_bytes)
 
-    def _hand_over_early_bytes(self) -> None:
-        """Runs just after ``start_tls`` put its TLS protocol on the transport: give it
-        what the client sent before (uvloop reads once even if paused in
-        connection_made); what arrives from now on before ``start_tls`` returns is
-        decrypted AMQP."""
-        raw, self._early = self._early, []
-        transport = self.transport
-        if raw and transport is not None and not self._closed:
-            tls_protocol = transport.get_protocol()
-            if tls_protocol is not self:
-                for data in raw:
-                    feed_protocol(tls_protocol, data)
-
-    async def _start_tls(self, context: ssl.SSLContext) -> None:
-        raw = self.transport
-        assert raw is not None
-        try:
-            transport = await self.loop.start_tls(raw, self, context, server_side=True)
-        except (OSError, RuntimeError) as exc:  # ssl.SSLError and TimeoutError too
-            if not self._closed:
-                log.warning("%s: TLS handshake failed: %s", self.session.peer_name, _reason(exc))
-            self._closed = True
-            raw.abort()
-            self.connection_lost(None)
-            return
-        finally:
-            self._tls_task = None
-        if transport is None or self._closed:
-            return
+    def _use_transport(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self._vectored = _writes_vectors(transport)
-        if self.endpoint.login_from is not None:
-            ssl_object = transport.get_extra_info("ssl_object")
-            self.session.external = external_login(ssl_object, self.endpoint.login_from)
-        early, self._early = self._early, None
-        for data in early or ():
-            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
@@ -443,97 +387,6 @@ class ServerConnection(asyncio.Protocol):
         del self._read_pauses[reason]
         if not self._read_pauses and self.transport is not None and not self._closed:
             self.transport.resume_reading()
-
-    # -- heartbeats and timeouts ----------------------------------------------------------
-
-    def opened(self) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-        if self.broker.content_timeout > 0 and not self._closed:
-            self._content_timer = self.clock.call_later(
-                self.broker.content_timeout / 4, self._check_content
-            )
-
-    def _check_content(self) -> None:
-        """Close the connection if a partial content made no progress for the
-        broker's ``content_timeout`` (see the module docstring)."""
-        self._content_timer = None
-        if self._closed or self.session.closing:
-            return
-        timeout = self.broker.content_timeout
-        now = self.clock.time()
-        partial: dict[int, tuple[spec.Method, int, float]] = {}
-        if not self._read_pauses:  # a client we do not read cannot make progress
-            for number, channel in self.core.channels.items():
-                method = channel.content_method
-                if not channel.header_seen or method is None:
-                    continue
-                seen = self._partial.get(number)
-                if seen is None or seen[0] is not method or seen[1] != channel.received:
-                    partial[number] = (method, channel.received, now)
-                elif now - seen[2] >= timeout:
-                    self._content_stalled(number, method, channel.received, channel.body_size)
-                    return
-                else:
-                    partial[number] = seen
-        self._partial = partial
-        self._content_timer = self.clock.call_later(timeout / 4, self._check_content)
-
-    def _content_stalled(self, number: int, method: spec.Method, received: int, size: int) -> None:
-        log.warning("%s: content on channel %d stalled", self.session.peer_name, number)
-        self.core.channels[number].drop_content()
-        self.session.connection_error(
-            UnexpectedFrame(
-                f"content body on channel {number} incomplete ({received} of {size} bytes) "
-                f"with no body frame for {self.broker.content_timeout:g}s",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        )
-
-    def _handshake_expired(self) -> None:
-        self._handshake_timer = None
-        if not self.session.opened and not self._closed:
-            log.info("%s: handshake timed out", self.session.peer_name)
-            self.abort()
-
-    def start_heartbeat(self, interval: int) -> None:
-        if interval <= 0 or self._closed:
-            return
-        now = self.clock.time()
-        self.core.heartbeat.start(interval, now)
-        self._schedule_heartbeat(now)
-
-    def _schedule_heartbeat(self, now: float) -> None:
-        deadline = self.core.heartbeat.next_deadline(now)
-        if deadline is not None:
-            self._heartbeat_timer = self.clock.call_at(
-                max(deadline, now + 0.01), self._on_heartbeat
-            )
-
-    def _on_heartbeat(self) -> None:
-        self._heartbeat_timer = None
-        if self._closed:
-            return
-        heartbeat = self.core.heartbeat
-        now = self.clock.time()
-        # blocked: heartbeats are not read (as RabbitMQ); a jump of the clock: the client
-        # could not send meanwhile
-        if "alarm" in self._read_pauses or self.clock.jumping:
-            heartbeat.last_received = now
-        if heartbeat.peer_dead(now):
-            log.warning(
-                "%s: missed heartbeats from client, timeout: %ss",
-                self.session.peer_name,
-                heartbeat.interval,
-            )
-            self.abort()
-            return
-        if heartbeat.send_due(now):
-            self.core.send_heartbeat()
-            self.flush()
-        self._schedule_heartbeat(now)
 
     # -- closing ----------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ vhost '/'"); the channel adds the class and method ids. Permission checks are th
 channel's job (it knows the user); exclusivity and equivalence are checked here.
 
 Durable definitions and persistent messages are reported to the store (see
-:mod:`kiltmq.broker.store`).
+:mod:`kiltmq.broker.store`) and recreated from it (:mod:`~kiltmq.broker.vhost_recovery`);
+messages that die in a queue are counted and republished by
+:class:`~kiltmq.broker.dead_letter.VhostDeadLetters`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from kiltmq.broker.churn import Churn
 from kiltmq.broker.clock import Clock
-from kiltmq.broker.dead_letter import dead_lettered
+from kiltmq.broker.dead_letter import VhostDeadLetters
 from kiltmq.broker.declaration import (
     EXCHANGE_EQUIVALENCE_ARGS,
     QUEUE_EQUIVALENCE_ARGS,
@@ -28,7 +30,6 @@ from kiltmq.broker.declaration import (
     check_flags,
     check_queue_type,
     check_type_args,
-    queue_type,
     validate_exchange_args,
     validate_queue_args,
 )
@@ -38,16 +39,16 @@ from kiltmq.broker.exchange import (
     DefaultExchange,
     Destination,
     Exchange,
-    HeadersExchange,
     arguments_key,
 )
 from kiltmq.broker.message import Message
-from kiltmq.broker.policies import POLICY_KINDS, VhostPolicies
-from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue, QuorumQueue
+from kiltmq.broker.policies import VhostPolicies
+from kiltmq.broker.queue import QUEUE_CLASSES, Queue
 from kiltmq.broker.reply_target import ReplyTarget
-from kiltmq.broker.store import Definition, MemoryStore, Store
+from kiltmq.broker.store import MemoryStore, Store
 from kiltmq.broker.vhost_limits import connection_refused, parse_limits, queue_refused
 from kiltmq.broker.vhost_metadata import VhostMetadata
+from kiltmq.broker.vhost_recovery import VhostRecovery
 from kiltmq.protocol.codec import FieldTable
 from kiltmq.protocol.errors import (
     AccessRefused,
@@ -83,7 +84,7 @@ def _default_exchange_refused() -> AccessRefused:
     return AccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
 
 
-class VirtualHost:
+class VirtualHost(VhostDeadLetters, VhostRecovery):
     """Exchanges, queues and bindings of one vhost."""
 
     def __init__(self, name: str, store: Store | None = None, clock: Clock | None = None) -> None:
@@ -443,112 +444,3 @@ class VirtualHost:
                 else:
                     queues[dest] = None
         return tuple(queues)  # type: ignore[arg-type]  # a vhost binds only its own queues
-
-    # -- dead-lettering -------------------------------------------------------------------
-
-    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
-        """Republish a message that died in ``queue`` (rejected, expired, maxlen) to the
-        queue's dead-letter exchange, with RabbitMQ's x-death headers; counted by reason
-        and whether the queue has a dead-letter exchange."""
-        self.count_dead_letter(queue, reason)
-        if queue.dead_letter_exchange is not None:
-            self.forward_dead_letter(queue, message, reason, set())
-
-    def count_dead_letter(self, queue: Queue, reason: str) -> None:
-        """Count a message that died in ``queue`` for ``reason``."""
-        key = (reason, queue.dead_letter_exchange is not None)
-        self.dead_lettered[key] = self.dead_lettered.get(key, 0) + 1
-
-    def forward_dead_letter(
-        self, queue: Queue, message: Message, reason: str, held: set[str]
-    ) -> bool:
-        """Republish ``message``, dead in ``queue``, to the queue's dead-letter exchange,
-        except to the queues named in ``held`` (the names of those that take it are
-        added). True once every queue it routes to holds it; False while the exchange
-        does not exist, nothing routes it, or a queue refused it."""
-        dlx_name = queue.dead_letter_exchange
-        exchange = None if dlx_name is None else self.exchanges.get(dlx_name)
-        if dlx_name is None or exchange is None:
-            return False
-        dead = dead_lettered(
-            message, queue.name, reason, dlx_name, queue.dead_letter_routing_key,
-            self.clock.wall(),
-        )
-        if dead is None:
-            return True  # its properties do not decode: it cannot go anywhere
-        republished, avoid = dead
-        targets = [
-            target for target in self.route(exchange, republished)
-            if target.name not in avoid and target.name not in held
-        ]
-        if not targets:
-            return bool(held)
-        refused = False
-        for target in targets:
-            if target.publish(republished):
-                held.add(target.name)
-            else:
-                refused = True
-        return not refused
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    def restore(self, kind: str, definition: Definition) -> None:
-        """Recreate a durable definition from the store (at start)."""
-        if kind == "exchange":
-            if definition["name"] in self.exchanges:
-                return
-            cls = EXCHANGE_TYPES.get(definition["type"], HeadersExchange)
-            exchange = cls(
-                definition["name"],
-                durable=True,
-                auto_delete=definition.get("auto_delete", False),
-                internal=definition.get("internal", False),
-                arguments=definition.get("arguments"),
-            )
-            self.exchanges[exchange.name] = exchange
-        elif kind == "queue":
-            if definition["name"] in self.queues:
-                return
-            queue_class = QUEUE_CLASSES.get(queue_type(definition.get("arguments")), Queue)
-            self.queues[definition["name"]] = queue_class(
-                self,
-                definition["name"],
-                durable=True,
-                auto_delete=definition.get("auto_delete", False),
-                arguments=definition.get("arguments"),
-            )
-        elif kind in POLICY_KINDS:
-            self.policies.restore(kind, definition)
-        elif kind == VhostMetadata.KIND:
-            self.metadata = VhostMetadata.from_record(definition)
-        elif kind == "limits":
-            self.set_limits({k: v for k, v in definition.items() if k != "name"}, store=False)
-        elif kind == "binding":
-            source = self.exchanges.get(definition["source"])
-            if definition.get("destination_type") == "exchange":
-                dest: Destination | None = self.exchanges.get(definition["destination"])
-            else:
-                dest = self.queues.get(definition["destination"])
-            if source is None or dest is None:
-                return
-            self._add_binding(
-                Binding(source, dest, definition["routing_key"], definition.get("arguments"))
-            )
-
-    def restore_message(
-        self,
-        queue_name: str,
-        message: Message,
-        redelivered: bool,
-        expires_at: float | None = None,
-        delivery_count: int = 0,
-        dead: str | None = None,
-    ) -> None:
-        queue = self.queues.get(queue_name)
-        if queue is None:
-            return
-        if isinstance(queue, QuorumQueue):
-            queue.restore_stored(message, redelivered, expires_at, delivery_count, dead)
-            return
-        queue.restore(Entry(message, 0, redelivered), expires_at)

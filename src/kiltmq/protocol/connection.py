@@ -21,7 +21,8 @@ Everything that decides whether a frame is legal is reached from here:
   on its channel by one content header and body frames up to the header's body size;
   anything else on that channel meanwhile is 505 UNEXPECTED_FRAME. A server reads the
   content of one it does not take from clients (basic.deliver, or tunnel.request of a
-  class RabbitMQ does not implement) before the 503, as RabbitMQ does. Frames of other
+  class RabbitMQ does not implement) before the 503, as RabbitMQ does
+  (:mod:`~kiltmq.protocol.refusals`: what is refused or discarded). Frames of other
   channels may interleave. The assembled message is one :class:`ContentReceived` event
   whose properties stay encoded (``raw_properties``) until someone asks for them. The
   assembly is written out in :meth:`Connection.receive_data` itself, not called: it runs
@@ -65,7 +66,6 @@ from kiltmq.protocol.errors import (
     CommandInvalid,
     FrameError,
     LocalProtocolError,
-    PreconditionFailed,
     UnexpectedFrame,
 )
 from kiltmq.protocol.events import HEARTBEAT_EVENT, content_received, method_received
@@ -90,6 +90,7 @@ from kiltmq.protocol.handshake import Role as Role
 from kiltmq.protocol.handshake import negotiate as negotiate
 from kiltmq.protocol.handshake import next_state
 from kiltmq.protocol.heartbeat import Heartbeat as Heartbeat
+from kiltmq.protocol.refusals import reads_before_refusing, refused, stray_frame, too_large
 from kiltmq.protocol.spec import BasicProperties, Method
 
 _unpack_I = struct.Struct(">I").unpack_from  # a method frame's class and method ids
@@ -103,10 +104,7 @@ _OPEN_OK = ConnectionState.OPEN_OK
 _CLOSING = ConnectionState.CLOSING
 _CLOSED = ConnectionState.CLOSED
 _CHANNEL_OPEN = ChannelState.OPEN
-_CHANNEL_CLOSING = ChannelState.CLOSING
 _CHANNEL_REFUSING = ChannelState.REFUSING
-# Channel states whose stray content frames are discarded.
-_DISCARDING = frozenset({ChannelState.CLOSING, ChannelState.PEER_CLOSING})
 # Channel states in which content may still be sent (racing the peer's close is harmless).
 _SENDABLE = frozenset({ChannelState.OPEN, ChannelState.PEER_CLOSING})
 _ENDING = frozenset({_CLOSING, _CLOSED})
@@ -296,10 +294,10 @@ class Connection:
             for frame_type, channel, payload in frames:
                 if frame_type == 3:
                     # Content body, the commonest frame: handled inline (this is the
-                    # broker's and the consumer's hot path); strays go to _body_frame.
+                    # broker's and the consumer's hot path); strays go to stray_frame.
                     state = channels.get(channel)
                     if state is None or not state.header_seen:
-                        self._body_frame(channel, state)
+                        stray_frame("body", self.state is _CLOSING, channel, state)
                         continue
                     received = state.received + len(payload)
                     if received < state.body_size:
@@ -327,13 +325,13 @@ class Connection:
                             content_received(channel, method, state.raw_properties, payload)
                         )
                     elif state.state is _CHANNEL_REFUSING:
-                        raise self._refused(method)
+                        raise refused(self.role, method)
                 elif frame_type == 1:
                     self._method_frame(channel, payload, events)
                 elif frame_type == 2:
                     state = channels.get(channel)
                     if state is None or state.content_method is None or state.header_seen:
-                        self._header_frame(channel, state)
+                        stray_frame("header", self.state is _CLOSING, channel, state)
                         continue
                     try:
                         class_id, _weight, body_size = _unpack_HHQ(payload, 0)
@@ -350,7 +348,9 @@ class Connection:
                     if len(raw) < 2:
                         raise FrameError("content header frame has no property flags")
                     if body_size > max_body_size:
-                        self._too_large(channel, state, method, body_size, events)
+                        events.append(
+                            too_large(self.role, channel, state, method, body_size, max_body_size)
+                        )
                     elif body_size:
                         state.header_seen = True
                         state.body_size = body_size
@@ -361,7 +361,7 @@ class Connection:
                         if state.state is _CHANNEL_OPEN:
                             events.append(content_received(channel, method, raw, b""))
                         elif state.state is _CHANNEL_REFUSING:
-                            raise self._refused(method)
+                            raise refused(self.role, method)
                 else:  # heartbeat (the reader rejects unknown types)
                     if channel != 0:  # 505, as RabbitMQ says
                         raise UnexpectedFrame(f"heartbeat frame on channel {channel}")
@@ -397,9 +397,14 @@ class Connection:
                     index >> 16,
                     index & 0xFFFF,
                 )
-            if other.HAS_CONTENT and self._refuse_content(channel, other, payload):
+            state = self.channels.get(channel)
+            if other.HAS_CONTENT and reads_before_refusing(self.role, self.state, state):
+                assert state is not None
+                state.content_method = _decode(other, payload)
+                state.header_seen = False
+                state.state = _CHANNEL_REFUSING
                 return
-            raise self._refused(other)
+            raise refused(self.role, other)
         if payload == self._publish_payload:  # the same basic.publish as the last one
             method = self._publish_method
         else:
@@ -447,60 +452,16 @@ class Connection:
                 events.append(method_received(channel, method))
             return
         if state is not None and state.state is _CHANNEL_REFUSING:
-            refused = state.content_method
-            assert refused is not None
+            pending = state.content_method
+            assert pending is not None
             raise UnexpectedFrame(
-                f"expected content header/body for {refused.NAME} on channel {channel}, "
+                f"expected content header/body for {pending.NAME} on channel {channel}, "
                 f"got method {cls.NAME}",
-                refused.CLASS_ID,
-                refused.METHOD_ID,
+                pending.CLASS_ID,
+                pending.METHOD_ID,
             )
         if channel_method_received(self.channels, self.channel_max, channel, state, method):
             events.append(method_received(channel, method))
-
-    def _too_large(
-        self, channel: int, state: Channel, method: Method, body_size: int, events: list[Event]
-    ) -> None:
-        """A content header announcing more than ``max_body_size``: refused before any
-        of its body is read (see the module docstring)."""
-        if state.state is _CHANNEL_REFUSING:
-            raise self._refused(method)  # a 503 in any case: no need to read the body
-        state.drop_content()
-        state.state = _CHANNEL_CLOSING
-        error = PreconditionFailed(
-            f"message size {body_size} is larger than configured max size "
-            f"{self.max_body_size}",
-            method.CLASS_ID,
-            method.METHOD_ID,
-        )
-        events.append(ContentRefused(channel, error))
-
-    def _refused(self, method: type[Method] | Method) -> CommandInvalid:
-        """503 for a method of the peer's that this side does not take."""
-        peer = "server" if self.role is Role.CLIENT else "client"
-        return CommandInvalid(
-            f"{method.NAME} may not be sent by a {peer}", method.CLASS_ID, method.METHOD_ID
-        )
-
-    def _refuse_content(self, channel: int, cls: type[Method], payload: bytes) -> bool:
-        """A content-bearing method that a client may not send, on an open channel with no
-        content pending: a server reads its content header and body first, and the 503
-        follows them (see receive_data), as RabbitMQ answers. False for any other case,
-        which is 503 at once."""
-        state = self.channels.get(channel)
-        if (
-            self.role is not Role.SERVER
-            or self.state is not _OPENED
-            or state is None
-            or state.state is not _CHANNEL_OPEN
-            or state.content_method is not None
-        ):
-            return False
-        method = _decode(cls, payload)
-        state.content_method = method
-        state.header_seen = False
-        state.state = _CHANNEL_REFUSING
-        return True
 
     def _connection_method_received(self, method: Method, events: list[Event]) -> None:
         name = method.NAME
@@ -520,15 +481,3 @@ class Connection:
         elif isinstance(method, spec.ConnectionTune):
             self.peer_tune = method
         events.append(method_received(0, method))
-
-    def _header_frame(self, channel: int, state: Channel | None) -> None:
-        """A content header frame that no content method announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
-            return  # discarded: the channel or the connection is closing
-        raise UnexpectedFrame(f"unexpected content header frame on channel {channel}")
-
-    def _body_frame(self, channel: int, state: Channel | None) -> None:
-        """A content body frame that no content header announced (see receive_data)."""
-        if self.state is _CLOSING or (state is not None and state.state in _DISCARDING):
-            return  # discarded: the channel or the connection is closing
-        raise UnexpectedFrame(f"unexpected content body frame on channel {channel}")
