@@ -22,7 +22,13 @@ Modes:
 * ``paced``: one message at a time, each published once the one before was delivered and
   each acknowledged on its own, so that every publish, delivery and ack is a read or a
   write of its own, as at a low fixed rate (what ``kiltmq bench``'s ``latency-1k`` does):
-  the broker's fixed costs per event-loop wake-up, not its batched throughput.
+  the broker's fixed costs per event-loop wake-up, not its batched throughput;
+* ``durable``: as ``e2e``, but to a durable queue, the messages persistent (delivery mode
+  2) and published with publisher confirms, at most 1,000 unconfirmed (what ``kiltmq
+  bench``'s ``durable-confirm`` does); the broker keeps them in an ``SQLiteStore`` in a
+  temporary directory. Its line adds the CPU of all the broker's threads (the store's
+  writer and reader with the event loop's) per message, and the store's commits, rows
+  written and rows never written (acknowledged before their batch was) per run.
 
 ``--allocs`` also reports the memory blocks a queued message keeps
 (``sys.getallocatedblocks`` after publishing into a queue, per message); ``--profile``
@@ -45,6 +51,7 @@ import os
 import shlex
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -54,12 +61,14 @@ from typing import Any
 
 from kiltmq.bench import loadclient
 from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
-from kiltmq.broker import Broker
+from kiltmq.broker import Broker, SQLiteStore
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
 
 BATCH = 50
 MAX_IN_FLIGHT = 2000
+#: Unconfirmed publishes at most (durable mode).
+CONFIRM_WINDOW = 1000
 
 # Every acknowledgement here is a multiple ack per 100 deliveries, and the rest once all
 # came: no idle-ack timer, so each run acknowledges the same way.
@@ -120,6 +129,30 @@ class BrokerClock:
         return time.clock_gettime(self.clock)
 
 
+class DurableFigures:
+    """What a durable run also reports: the CPU of all the broker's threads (the process's
+    less the load generator's, this thread) and the store's counters."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.all_cpu = self.commits = self.written = self.skipped = 0.0
+        self._start = (0.0, 0, 0, 0)
+
+    def _now(self) -> tuple[float, int, int, int]:
+        store = self.store
+        cpu = time.process_time() - time.thread_time()
+        return cpu, store.commits, store.rows_written, store.rows_skipped
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> None:
+        now = self._now()
+        self.all_cpu, self.commits, self.written, self.skipped = (
+            b - a for a, b in zip(self._start, now, strict=True)
+        )
+
+
 async def _publish(
     producer: LoadClient, frames: bytes, count: int, bound: Callable[[int], Any],
     size: int = BATCH,
@@ -135,25 +168,38 @@ async def _publish(
         await bound(sent)
 
 
+def _persistent(props: BasicProperties | None) -> BasicProperties:
+    if props is None:
+        return BasicProperties(delivery_mode=2)
+    props.delivery_mode = 2
+    return props
+
+
 async def run_case(
     broker: Broker, clock: BrokerClock, shape: str, mode: str, count: int,
-    profiler: cProfile.Profile | None = None,
+    profiler: cProfile.Profile | None = None, durable: DurableFigures | None = None,
 ) -> tuple[float, float | None]:
     """One run: broker CPU µs per message, and (publish mode) blocks kept per message."""
     size, props = SHAPES[shape]
     body = bytes(i % 251 for i in range(size))
     queue = f"hot.{shape}.{mode}"
     url = broker.url
+    persistent = mode == "durable"
     producer = await connect(url)
     await producer.open_channel(1)
-    await producer.request(1, spec.QueueDeclare(queue=queue), spec.QueueDeclareOk)
-    frames = encode_publish("", queue, body, props(), frame_max=producer.frame_max)
+    await producer.request(
+        1, spec.QueueDeclare(queue=queue, durable=persistent), spec.QueueDeclareOk
+    )
+    properties = _persistent(props()) if persistent else props()
+    frames = encode_publish("", queue, body, properties, frame_max=producer.frame_max)
+    if persistent:
+        await producer.select_confirms(1)
     consumer: LoadClient | None = None
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     progress: list[asyncio.Future[None]] = []
 
-    if mode in ("e2e", "paced"):
+    if mode in ("e2e", "paced", "durable"):
         paced = mode == "paced"
         in_flight = 0 if paced else MAX_IN_FLIGHT
         consumer = await connect(url)
@@ -176,6 +222,9 @@ async def run_case(
                 waiter = loop.create_future()
                 progress.append(waiter)
                 await waiter
+            if persistent:
+                while sent + BATCH - producer.confirmed > CONFIRM_WINDOW:
+                    await producer.wait_confirm()
     else:
         async def bound(sent: int) -> None:
             return None
@@ -184,12 +233,16 @@ async def run_case(
     blocks = sys.getallocatedblocks()
     if profiler is not None:
         broker.call_in_loop(profiler.enable)
+    if durable is not None:
+        durable.start()
     start = clock.seconds()
     await _publish(producer, frames, count, bound, 1 if mode == "paced" else BATCH)
     if consumer is not None:
         await done
         assert consumer is not None
         consumer._flush_acks()
+        while persistent and producer.confirmed < count:
+            await producer.wait_confirm()
     else:
         while True:
             ok = await producer.request(
@@ -199,6 +252,8 @@ async def run_case(
                 break
             await asyncio.sleep(0.01)
     cpu = clock.seconds() - start
+    if durable is not None:
+        durable.stop()
     if profiler is not None:
         broker.call_in_loop(profiler.disable)
     kept = None
@@ -214,7 +269,15 @@ async def run_case(
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    broker = Broker(port=0, heartbeat=0, memory_limit=None, disk_free_limit=None)
+    with tempfile.TemporaryDirectory(prefix="kiltmq-hot-path-") as data_dir:
+        await _main_async(args, data_dir)
+
+
+async def _main_async(args: argparse.Namespace, data_dir: str) -> None:
+    store = SQLiteStore(data_dir) if "durable" in args.modes.split(",") else None
+    broker = Broker(
+        port=0, heartbeat=0, memory_limit=None, disk_free_limit=None, store=store
+    )
     broker.start_in_thread()
     try:
         clock = BrokerClock(broker)
@@ -224,12 +287,23 @@ async def main_async(args: argparse.Namespace) -> None:
                 await run_case(broker, clock, shape, mode, min(count, 2000))  # warm-up
                 results: list[float] = []
                 kept: list[float] = []
+                figures: list[tuple[float, float, float, float]] = []
                 profiler = None
+                durable = (
+                    DurableFigures(store) if mode == "durable" and store is not None else None
+                )
                 for _ in range(args.repeat):
-                    us, blocks = await run_case(broker, clock, shape, mode, count)
+                    us, blocks = await run_case(
+                        broker, clock, shape, mode, count, durable=durable
+                    )
                     results.append(us)
                     if blocks is not None:
                         kept.append(blocks)
+                    if durable is not None:
+                        figures.append(
+                            (durable.all_cpu / count * 1e6, durable.commits,
+                             durable.written, durable.skipped)
+                        )
                 if args.profile:  # one more run, not counted: the profiler costs CPU too
                     profiler = cProfile.Profile()
                     await run_case(broker, clock, shape, mode, count, profiler)
@@ -240,6 +314,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 )
                 if args.allocs and kept:
                     line += f"  blocks kept/queued msg {statistics.median(kept):.1f}"
+                if figures:
+                    all_cpu, commits, written, skipped = (
+                        statistics.median(f[i] for f in figures) for i in range(4)
+                    )
+                    line += (
+                        f"  all threads µs/msg {all_cpu:.2f}; per run: {commits:.0f} "
+                        f"commits, {written:.0f} rows written, {skipped:.0f} never"
+                    )
                 print(line, flush=True)
                 if profiler is not None:
                     out = Path(args.profile_dir)

@@ -142,11 +142,13 @@ class Publishing(DirectReplyTo):
             self._nacked(seq)
             return
         store = self.vhost.store
-        if store.defers_confirms and message.persistent and any(q.durable for q in queues):
+        if (
+            store.defers_confirms
+            and message.persistent
+            and (queues[0].durable if len(queues) == 1 else any(q.durable for q in queues))
+        ):
             self._unconfirmed.add(seq)
-            store.after_commit(
-                lambda: self._commit_confirmed(seq), lambda: self._commit_nacked(seq)
-            )
+            store.confirm_after_commit(self, seq)
         else:
             self._confirmed(seq)
 
@@ -176,17 +178,22 @@ class Publishing(DirectReplyTo):
             self.session.confirms_pending(self.flush_confirms)
         self._nacks.append(seq)
 
-    def _commit_confirmed(self, seq: int) -> None:
+    def commit_confirmed(self, seqs: list[int]) -> None:
+        """The store committed the publishes numbered ``seqs``: basic.ack."""
         if self.closed:
             return
-        self._unconfirmed.discard(seq)
-        self._confirmed(seq)
+        self._unconfirmed.difference_update(seqs)
+        if not self._acks and not self._nacks:
+            self.session.confirms_pending(self.flush_confirms)
+        self._acks += seqs
         self.out.want_flush()
 
-    def _commit_nacked(self, seq: int) -> None:
-        """The store could not make the message durable (it cannot write): basic.nack."""
+    def commit_nacked(self, seqs: list[int]) -> None:
+        """The store could not make these messages durable (it cannot write): basic.nack."""
         if self.closed:
             return
-        self._unconfirmed.discard(seq)
-        self._nacked(seq)
+        self._unconfirmed.difference_update(seqs)
+        if not self._acks and not self._nacks:
+            self.session.confirms_pending(self.flush_confirms)
+        self._nacks += seqs
         self.out.want_flush()

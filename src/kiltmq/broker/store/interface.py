@@ -15,12 +15,15 @@ survive a restart; a store never drives routing or delivery. The calls:
   message's delivery count) and :meth:`Store.message_dead` (dead-lettered at least
   once: the message stays until its dead-letter queues hold it), both kept across a
   restart.
-* :meth:`Store.after_commit`: publisher confirms for persistent messages wait for this:
-  the callback runs once everything enqueued so far is safely written (or, while the
-  store cannot write, its failure path: basic.nack; :meth:`Store.set_alarm_handler` is
-  told then, to block publishers). A store that
+* :meth:`Store.after_commit`: the callback runs once everything reported so far is
+  safely written (or, while the store cannot write, its failure path;
+  :meth:`Store.set_alarm_handler` is told then, to block publishers). A store that
   batches writes (group commit) calls it after the batch commits. Replies to
   declarations of durable objects wait for it too while :meth:`Store.definitions_pending`.
+  Publisher confirms of persistent messages wait with
+  :meth:`Store.confirm_after_commit`: the same promise, told to a
+  :class:`ConfirmWaiter` (a channel) with the sequence numbers of a whole batch at once
+  (basic.ack; basic.nack while the store cannot write).
 * :meth:`Store.recover`: at start, the definitions and messages to rebuild.
 
 A store that keeps bodies on disk may page them out of memory: a durable queue holding
@@ -40,12 +43,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message
 
-__all__ = ["Definition", "Recovered", "Store", "StoreDamaged", "StoreError", "StoredMessage"]
+__all__ = [
+    "ConfirmWaiter",
+    "Definition",
+    "Recovered",
+    "Store",
+    "StoreDamaged",
+    "StoreError",
+    "StoredMessage",
+]
 
 Definition = dict[str, Any]
 """A definition: for ``kind == "exchange"`` keys name, type, durable, auto_delete,
@@ -96,6 +107,17 @@ class Recovered:
     users: list[User] = field(default_factory=list)
     #: (user, vhost, configure, write, read) as stored.
     permissions: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+
+class ConfirmWaiter(Protocol):
+    """What waits for publisher confirms (a channel in confirm mode)."""
+
+    def commit_confirmed(self, seqs: list[int]) -> None:
+        """The publishes numbered ``seqs`` (ascending) are durable."""
+
+    def commit_nacked(self, seqs: list[int]) -> None:
+        """The publishes numbered ``seqs`` could not be made durable (the store cannot
+        write)."""
 
 
 class Store:
@@ -163,6 +185,14 @@ class Store:
         instead when that cannot be done now (the store cannot write); without it the
         callback waits until the store can write again."""
         callback()
+
+    def confirm_after_commit(self, waiter: ConfirmWaiter, seq: int) -> None:
+        """Tell ``waiter`` that publish ``seq`` is durable once everything reported so far
+        is (:meth:`after_commit`'s promise); a store that batches writes tells it the
+        numbers of a batch together."""
+        self.after_commit(
+            lambda: waiter.commit_confirmed([seq]), lambda: waiter.commit_nacked([seq])
+        )
 
     def set_alarm_handler(self, handler: Callable[[bool, str], None] | None) -> None:
         """Tell ``handler(True, reason)`` when the store cannot write (publishers should

@@ -51,6 +51,7 @@ from kiltmq.protocol.codec import encode_table
 __all__ = [
     "DB_NAME",
     "DELETE",
+    "DELETE_RANGE",
     "INSERT",
     "KEY_BASE",
     "MARK_DELIVERED",
@@ -62,6 +63,7 @@ __all__ = [
     "connect",
     "damaged",
     "definition_key",
+    "insert_rows",
 ]
 
 log = logging.getLogger("kiltmq.broker.store")
@@ -110,10 +112,17 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 DELETE = "DELETE FROM messages WHERE pos = ?"
+#: The rows of a run of consecutive positions, first and last.
+DELETE_RANGE = "DELETE FROM messages WHERE pos BETWEEN ? AND ?"
 MARK_DELIVERED = "UPDATE messages SET delivered = 1 WHERE pos = ?"
 SET_DELIVERY_COUNT = "UPDATE messages SET delivery_count = ? WHERE pos = ?"
 SET_DEAD = "UPDATE messages SET dead = ? WHERE pos = ?"
 SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+
+
+def insert_rows(count: int) -> str:
+    """:data:`INSERT` of ``count`` rows in one statement (their parameters in a row)."""
+    return INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (count - 1)
 
 
 def _binding_key(definition: Definition) -> bytes:

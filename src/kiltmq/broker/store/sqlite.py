@@ -41,7 +41,13 @@ from typing import Any
 
 from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message, PagedMessage
-from kiltmq.broker.store.interface import Definition, Recovered, Store, StoreError
+from kiltmq.broker.store.interface import (
+    ConfirmWaiter,
+    Definition,
+    Recovered,
+    Store,
+    StoreError,
+)
 from kiltmq.broker.store.lock import DirectoryLock
 from kiltmq.broker.store.reader import Reader, read_rows
 from kiltmq.broker.store.recovery import read_back
@@ -242,6 +248,9 @@ class SQLiteStore(Store):
         self, callback: Callable[[], None], failed: Callable[[], None] | None = None
     ) -> None:
         self._writer.after_commit(callback, failed)
+
+    def confirm_after_commit(self, waiter: ConfirmWaiter, seq: int) -> None:
+        self._writer.confirm_after_commit(waiter, seq)
 
     def definitions_pending(self) -> bool:
         return self._writer.definitions_pending()

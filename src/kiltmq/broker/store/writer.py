@@ -6,8 +6,9 @@ the batch to a writer thread (one transaction: definitions, inserts, deletes, th
 fsync) and starts a new batch. While a batch is being written the next one fills up, so
 the batch size follows the disk's fsync time (group commit). When the transaction has
 committed, the writer schedules :meth:`Writer._committed` on the loop, which runs the
-batch's ``after_commit`` callbacks (publisher confirms, tx.commit-ok) and sends the next
-batch. At most one batch is in flight.
+batch's publisher confirms (one call per channel with the sequence numbers the batch
+holds) and its ``after_commit`` callbacks (tx.commit-ok, replies to declarations), and
+sends the next batch. At most one batch is in flight.
 
 Every transaction also sets ``commit_seq`` in ``meta``; after SQLite's commit the writer
 records that number in the commit watermark (:mod:`~kiltmq.broker.store.watermark`,
@@ -33,17 +34,19 @@ import sqlite3
 import threading
 from asyncio import AbstractEventLoop
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from kiltmq.broker.message import Message
+from kiltmq.broker.store.interface import ConfirmWaiter
 from kiltmq.broker.store.schema import (
-    DELETE,
-    INSERT,
+    DELETE_RANGE,
     MARK_DELIVERED,
     SET_DEAD,
     SET_DELIVERY_COUNT,
     SET_META,
+    insert_rows,
 )
 from kiltmq.broker.store.watermark import Watermark
 
@@ -56,13 +59,21 @@ Callback = tuple[Callable[[], None], Callable[[], None] | None]
 
 log = logging.getLogger("kiltmq.broker.store")
 
+#: Rows per INSERT statement, largest first: a batch's rows go in a few statements, each
+#: of a size prepared once (the connection caches statements by their text), rather than
+#: one statement run per row.
+_CHUNKS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+_INSERTS = {count: insert_rows(count) for count in _CHUNKS}
+#: Columns of a row in :func:`insert_rows`.
+_COLUMNS = 8
+
 
 class Batch:
     """Changes collected on the loop for one transaction."""
 
     __slots__ = (
-        "inserts", "expires", "deletes", "ops", "delivered", "counts", "dead", "callbacks",
-        "written",
+        "inserts", "expires", "deletes", "ops", "delivered", "counts", "dead", "confirms",
+        "callbacks", "written",
     )
 
     def __init__(self) -> None:
@@ -80,6 +91,8 @@ class Batch:
         #: update (after the inserts)
         self.counts: dict[int, int] = {}
         self.dead: dict[int, str] = {}
+        #: channel -> sequence numbers of its publishes confirmed by this commit
+        self.confirms: dict[ConfirmWaiter, list[int]] = {}
         self.callbacks: list[Callback] = []
         #: True once committed (only the watermark is still to be written)
         self.written = False
@@ -87,8 +100,44 @@ class Batch:
     def empty(self) -> bool:
         return not (
             self.inserts or self.deletes or self.ops or self.delivered or self.counts
-            or self.dead or self.callbacks
+            or self.dead or self.confirms or self.callbacks
         )
+
+    def take_confirms(self, durable: bool) -> list[Callable[[], None]]:
+        """The batch's confirms as calls (acks if ``durable``, else nacks); it keeps none."""
+        confirms, self.confirms = self.confirms, {}
+        if durable:
+            return [partial(w.commit_confirmed, seqs) for w, seqs in confirms.items()]
+        return [partial(w.commit_nacked, seqs) for w, seqs in confirms.items()]
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """``positions`` as runs of consecutive numbers: (first, last) pairs."""
+    runs: list[tuple[int, int]] = []
+    first = last = positions[0]
+    for pos in positions:
+        if pos != last + 1 and pos != last:
+            runs.append((first, last))
+            first = pos
+        last = pos
+    runs.append((first, last))
+    return runs
+
+
+def _insert(db: sqlite3.Connection, batch: Batch) -> None:
+    """The batch's new rows, as few multi-row INSERT statements."""
+    expires = batch.expires.get
+    params: list[Any] = []
+    for pos, (qid, key, m) in batch.inserts.items():
+        params += (pos, qid, key, m.exchange, m.routing_key, m.raw_properties, m.body, expires(pos))
+    start = 0
+    left = len(batch.inserts)
+    for count in _CHUNKS:
+        while left >= count:
+            end = start + count * _COLUMNS
+            db.execute(_INSERTS[count], params[start:end])
+            start = end
+            left -= count
 
 
 def _apply(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
@@ -99,19 +148,9 @@ def _apply(db: sqlite3.Connection, batch: Batch, seq: int) -> None:
         for sql, params in batch.ops:
             db.execute(sql, params)
         if batch.inserts:
-            expires = batch.expires.get
-            db.executemany(
-                INSERT,
-                [
-                    (
-                        pos, qid, key, m.exchange, m.routing_key, m.raw_properties, m.body,
-                        expires(pos),
-                    )
-                    for pos, (qid, key, m) in batch.inserts.items()
-                ],
-            )
+            _insert(db, batch)
         if batch.deletes:
-            db.executemany(DELETE, [(pos,) for pos in batch.deletes])
+            db.executemany(DELETE_RANGE, _runs(batch.deletes))
         if batch.delivered:
             db.executemany(MARK_DELIVERED, [(pos,) for pos in batch.delivered])
         if batch.counts:
@@ -213,11 +252,12 @@ class Writer:
             self.inflight = None
             self._watermark = None
         # The writer's own report of the final batch, if the loop still runs it, then
-        # finds an empty list.
+        # finds nothing to run.
+        confirms = final.take_confirms(final.written)
         callbacks, final.callbacks = final.callbacks, []
         if not final.written:  # not durable: callbacks that can say so do
-            return [failed or ok for ok, failed in callbacks]
-        return [ok for ok, _failed in callbacks]
+            return confirms + [failed or ok for ok, failed in callbacks]
+        return confirms + [ok for ok, _failed in callbacks]
 
     # -- on the loop -------------------------------------------------------------------------
 
@@ -247,6 +287,22 @@ class Writer:
             self.inflight.callbacks.append((callback, failed))
         else:
             callback()
+
+    def confirm_after_commit(self, waiter: ConfirmWaiter, seq: int) -> None:
+        """Tell ``waiter`` that publish ``seq`` is durable once everything reported so far
+        is committed, together with the other publishes of the same batch (at once if
+        nothing is pending; while the store cannot write, nacked at once)."""
+        batch = self.batch
+        if not self._failures and self._db is not None and (batch.inserts or not batch.empty()):
+            seqs = batch.confirms.get(waiter)
+            if seqs is None:
+                batch.confirms[waiter] = [seq]
+            else:
+                seqs.append(seq)
+            return
+        self.after_commit(
+            partial(waiter.commit_confirmed, [seq]), partial(waiter.commit_nacked, [seq])
+        )
 
     def definitions_pending(self) -> bool:
         """True while a statement other than message rows is not committed yet."""
@@ -305,7 +361,10 @@ class Writer:
             if self.alarm is not None:
                 self.alarm(False, "")
         # the writer thread still refers to the batch: let go of what the callbacks hold
-        callbacks, batch.callbacks = batch.callbacks, []
+        # (confirms first: a reply waiting for the same commit follows them on the wire)
+        callbacks: list[Callback] = [(confirm, None) for confirm in batch.take_confirms(True)]
+        callbacks += batch.callbacks
+        batch.callbacks = []
         for callback, _failed in callbacks:
             try:
                 callback()
@@ -334,6 +393,11 @@ class Writer:
         if self._failures == 1 and self.alarm is not None:
             self.alarm(True, "low on disk" if "full" in str(exc) else "disk write error")
         for failing in (batch, self.batch):  # the batch filling up cannot go first
+            for nack in failing.take_confirms(False):
+                try:
+                    nack()
+                except Exception:
+                    log.exception("after-commit failure callback failed")
             waiting: list[Callback] = []
             for callback, failed in failing.callbacks:
                 if failed is None:
