@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import cProfile
 import gc
 import os
@@ -54,13 +55,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from kiltmq.bench import loadclient
 from kiltmq.bench.loadclient import LoadClient, connect, encode_publish
+from kiltmq.bench.payloads import PAYLOADS
 from kiltmq.broker import Broker, SQLiteStore
 from kiltmq.protocol import spec
 from kiltmq.protocol.spec import BasicProperties
@@ -76,35 +77,11 @@ loadclient.ACK_DELAY = 3600.0
 
 
 def celery_properties() -> BasicProperties:
-    """Properties as Celery 5 sends a task message."""
-    task_id = str(uuid.UUID(int=0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF0))
-    headers: dict[str, Any] = {
-        "lang": "py",
-        "task": "proj.tasks.add",
-        "id": task_id,
-        "shadow": None,
-        "eta": None,
-        "expires": None,
-        "group": None,
-        "group_index": None,
-        "retries": 0,
-        "timelimit": [None, None],
-        "root_id": task_id,
-        "parent_id": None,
-        "argsrepr": "(2, 2)",
-        "kwargsrepr": "{}",
-        "origin": "gen4242@worker-1.example.com",
-        "ignore_result": 0,
-    }
-    return BasicProperties(
-        content_type="application/json",
-        content_encoding="utf-8",
-        correlation_id=task_id,
-        reply_to="c5a8e2f0-9d5e-3b41-a2c7-5f1e8d0b6a93",
-        delivery_mode=2,
-        priority=0,
-        headers=headers,
-    )
+    """Properties as Celery 5 sends a task message (the broker benchmark's ``celery``
+    payload), with priority 0 set as kombu does when a task names one."""
+    props = copy.copy(PAYLOADS["celery"].properties)
+    props.priority = 0
+    return props
 
 
 SHAPES: dict[str, tuple[int, Callable[[], BasicProperties | None]]] = {
