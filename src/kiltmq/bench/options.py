@@ -65,20 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rabbitmq-pid", type=int, help="RabbitMQ's process (default: found)")
     parser.add_argument("--no-rabbitmq", action="store_true", help="benchmark kiltmq only")
-    fresh = parser.add_mutually_exclusive_group()
-    fresh.add_argument(
+    parser.add_argument(
         "--rabbitmq-fresh",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=True,
         help="run each memory scenario on a fresh RabbitMQ node of its own, started here "
         "(the default when rabbitmq-server is installed and may be run: as root or the "
-        "rabbitmq user; else the running one is measured, and the report says so)",
-    )
-    fresh.add_argument(
-        "--no-rabbitmq-fresh",
-        action="store_false",
-        dest="rabbitmq_fresh",
-        help="measure the memory scenarios on the running RabbitMQ",
+        "rabbitmq user; else the running one is measured, and the report says so); "
+        "--no-rabbitmq-fresh measures the running one",
     )
     parser.add_argument(
         "--kiltmq-url", help="an already-running kiltmq broker (default: start one)"

@@ -180,20 +180,18 @@ class Publishing(DirectReplyTo):
 
     def commit_confirmed(self, seqs: list[int]) -> None:
         """The store committed the publishes numbered ``seqs``: basic.ack."""
-        if self.closed:
-            return
-        self._unconfirmed.difference_update(seqs)
-        if not self._acks and not self._nacks:
-            self.session.confirms_pending(self.flush_confirms)
-        self._acks += seqs
-        self.out.want_flush()
+        self._store_settled(seqs, self._acks)
 
     def commit_nacked(self, seqs: list[int]) -> None:
         """The store could not make these messages durable (it cannot write): basic.nack."""
+        self._store_settled(seqs, self._nacks)
+
+    def _store_settled(self, seqs: list[int], settled: list[int]) -> None:
+        """Queue the store's verdict on ``seqs`` (``settled``: the acks or the nacks)."""
         if self.closed:
             return
         self._unconfirmed.difference_update(seqs)
         if not self._acks and not self._nacks:
             self.session.confirms_pending(self.flush_confirms)
-        self._nacks += seqs
+        settled += seqs
         self.out.want_flush()
