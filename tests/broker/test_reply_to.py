@@ -23,6 +23,8 @@ def test_request_and_reply(connect: Connect) -> None:
     client.basic_consume(REPLY_TO, lambda _c, m, p, b: replies.append((m, p, b)), auto_ack=True)
     server = connect().channel()
     server.queue_declare("rpc")
+    # a confirm orders the publish before the other connection's basic.get
+    client.confirm_delivery()
     client.basic_publish(
         "", "rpc", b"2+2", BasicProperties(reply_to=REPLY_TO, correlation_id="c1")
     )
