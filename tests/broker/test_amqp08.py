@@ -82,6 +82,8 @@ async def test_a_0_8_producer_and_a_0_9_1_consumer_share_a_queue(abroker: Broker
     await new.open_channel(1)
     await new.request(1, spec.QueueDeclare(queue="shared"), spec.QueueDeclareOk)
     old.publish(1, "", "shared", b"from 0-8")
+    # a round trip on the same connection: its publish is routed before the other's
+    await old.request(1, spec.BasicQos(prefetch_count=0), spec.BasicQosOk)
     new.publish(1, "", "shared", b"from 0-9-1")
     await new.request(1, spec.BasicConsume(queue="shared", no_ack=True), spec.BasicConsumeOk)
     first = await new.event()
