@@ -15,7 +15,15 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["ENV", "loop_factory", "loop_name", "new_event_loop", "run", "wants_uvloop"]
+__all__ = [
+    "ENV",
+    "loop_factory",
+    "loop_name",
+    "new_event_loop",
+    "run",
+    "wants_uvloop",
+    "writes_vectors",
+]
 
 ENV = "KILTMQ_UVLOOP"
 
@@ -70,3 +78,9 @@ def run(main: Coroutine[Any, Any, _T], *, uvloop: bool | None = None) -> _T:
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``"uvloop"`` or ``"asyncio"``: the kind of ``loop``."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def writes_vectors(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport.writelines`` writes its buffers without joining them: uvloop's
+    transports do (one ``writev``); asyncio's (Python 3.11) join them first."""
+    return type(transport).__module__.startswith("uvloop")

@@ -44,6 +44,7 @@ from kiltmq.broker.connection_timers import ConnectionTimers, TimedBroker
 from kiltmq.broker.endpoint import Endpoint
 from kiltmq.broker.session import Session, SessionBroker, log_failure
 from kiltmq.broker.tls_start import TlsStart
+from kiltmq.event_loop import writes_vectors
 from kiltmq.protocol import spec
 from kiltmq.protocol.connection import LARGE_PIECE, Connection, Role
 from kiltmq.protocol.frames import FRAME_END_OCTET
@@ -83,12 +84,6 @@ def check_limits(max_message_size: int, content_timeout: float) -> None:
         raise ValueError(f"max_message_size must be from 1 to {MAX_MESSAGE_SIZE_LIMIT} bytes")
     if content_timeout < 0:
         raise ValueError("content_timeout must not be negative")
-
-
-def _writes_vectors(transport: asyncio.BaseTransport) -> bool:
-    """Whether ``transport.writelines`` writes its buffers without joining them: uvloop's
-    transports do; asyncio's (Python 3.11) join them first."""
-    return type(transport).__module__.startswith("uvloop")
 
 
 class ServerBroker(SessionBroker, TimedBroker, Protocol):
@@ -208,7 +203,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
     def _use_transport(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        self._vectored = _writes_vectors(transport)
+        self._vectored = writes_vectors(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:

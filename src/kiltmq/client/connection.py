@@ -142,6 +142,7 @@ class Connection(ConnectionReader):
         # the writer's bound methods, called directly on the publish and ack paths
         self._send_method = self._writer.send_method
         self._send_frames = self._writer.send_frames
+        self._send_content = self._writer.send_content
         self._flush = self._writer.flush
         self._frame_max = self.parameters.frame_max
         self._registry = ChannelRegistry(self.parameters.channel_max or 65535)
@@ -247,7 +248,7 @@ class Connection(ConnectionReader):
         try:
             async with asyncio.timeout(timeout):
                 await transport_proto.open(self.loop, params)
-                self._writer.transport = transport_proto.transport
+                self._writer.attach(transport_proto.transport)
                 self._proto.send_protocol_header()
                 self._flush()
                 await handshake.run(
@@ -276,7 +277,7 @@ class Connection(ConnectionReader):
             self._transport_proto.transport if self._transport_proto else None
         )
         self._transport_proto = None
-        self._writer.transport = None
+        self._writer.attach(None)
         if transport is not None:
             transport.abort()
 
@@ -308,7 +309,7 @@ class Connection(ConnectionReader):
         if transport_proto is not self._transport_proto:
             return
         self._transport_proto = None
-        self._writer.transport = None
+        self._writer.attach(None)
         self._heartbeats.cancel()
         if self._flow.write_paused:
             self._flow.set_write_paused(False)

@@ -20,8 +20,8 @@ from kiltmq.client.message import Message
 from kiltmq.client.rpc import ChannelConnection, RpcChannel
 from kiltmq.client.state import ChannelState
 from kiltmq.protocol import spec
-from kiltmq.protocol.connection import ContentReceived
-from kiltmq.protocol.frames import CONTENT_HEADER, content_frames
+from kiltmq.protocol.connection import LARGE_PIECE, ContentReceived
+from kiltmq.protocol.frames import CONTENT_HEADER, content_frames, content_head
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["PublishingChannel"]
@@ -222,15 +222,18 @@ class PublishingChannel(RpcChannel):
             self._publish_cache[key] = payload
         raw = _NO_PROPERTIES if properties is None else properties.encode()
         conn = self.connection
-        conn._send_frames(
-            content_frames(
-                self.number,
-                payload,
-                _HEADER.pack(60, 0, len(body)) + raw,
-                body,
-                conn._frame_max,
+        size = len(body)
+        frame_max = conn._frame_max
+        if size < LARGE_PIECE or (frame_max and size > frame_max - 8):
+            conn._send_frames(
+                content_frames(
+                    self.number, payload, _HEADER.pack(60, 0, size) + raw, body, frame_max
+                )
             )
-        )
+        else:  # a large body in one frame: written as it is, not joined with its frames
+            conn._send_content(
+                content_head(self.number, payload, _HEADER.pack(60, 0, size) + raw, size), body
+            )
         if not self._confirm:
             return None
         return self._confirms.track(mandatory, exchange, routing_key, body)

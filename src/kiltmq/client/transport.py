@@ -11,7 +11,9 @@ from typing import Protocol, cast
 
 from kiltmq.client.errors import ConnectError
 from kiltmq.client.url import ConnectionParameters
+from kiltmq.event_loop import writes_vectors
 from kiltmq.protocol.connection import Connection as ProtocolConnection
+from kiltmq.protocol.frames import FRAME_END_OCTET
 from kiltmq.protocol.spec import Method
 
 __all__ = ["FrameWriter", "Transport", "TransportOwner"]
@@ -89,7 +91,9 @@ class Transport(asyncio.Protocol):
 class FrameWriter:
     """Writes the frames queued in a connection's protocol core to its transport: in one
     ``transport.write`` per event-loop iteration, or at once when 64 KiB are pending, so
-    a burst of publishes or acks costs one system call."""
+    a burst of publishes or acks costs one system call. A batch holding a large body
+    (:meth:`send_content`) goes to ``transport.writelines`` unjoined where that is one
+    vectored write (uvloop), so the body is not copied on its way to the socket."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, proto: ProtocolConnection) -> None:
         self.loop = loop
@@ -97,11 +101,19 @@ class FrameWriter:
         self.transport: asyncio.Transport | None = None
         self._flush_scheduled = False
         self._pending = 0
+        self._large = False  # a body queued by send_content since the last flush
+        self._vectored = False  # the transport's writelines is one vectored write
+
+    def attach(self, transport: asyncio.Transport | None) -> None:
+        """Write to ``transport`` from now on (None: no transport, nothing is written)."""
+        self.transport = transport
+        self._vectored = transport is not None and writes_vectors(transport)
 
     def reset(self, proto: ProtocolConnection) -> None:
         """Write for a new protocol core (a new transport follows)."""
         self.proto = proto
         self._pending = 0
+        self._large = False
 
     def send_method(self, channel: int, method: Method) -> None:
         self.proto.send_method(channel, method)
@@ -121,12 +133,38 @@ class FrameWriter:
                 self._flush_scheduled = True
                 self.loop.call_soon(self.flush)
 
+    def send_content(self, head: bytes, body: bytes) -> None:
+        """Queue a publish of a large body: ``head`` (its frames up to the body frame's
+        payload, :func:`~kiltmq.protocol.frames.content_head`), then the body object
+        itself and the frame end."""
+        proto = self.proto
+        proto.send_raw(head)
+        proto.send_raw(body)
+        proto.send_raw(FRAME_END_OCTET)
+        self._large = True
+        pending = self._pending + len(head) + len(body) + 1
+        if pending >= _FLUSH_THRESHOLD:
+            self.flush()
+        else:
+            self._pending = pending
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self.flush)
+
     def flush(self) -> None:
         """Write everything queued now."""
         self._flush_scheduled = False
         self._pending = 0
-        data = self.proto.data_to_send()
         transport = self.transport
+        if self._large:
+            self._large = False
+            if transport is not None and self._vectored:
+                parts = self.proto.data_to_send_parts()
+                if parts and not transport.is_closing():
+                    transport.writelines(parts)
+                    self.proto.heartbeat.last_sent = self.loop.time()
+                return
+        data = self.proto.data_to_send()
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
             self.proto.heartbeat.last_sent = self.loop.time()

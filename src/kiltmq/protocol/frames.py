@@ -40,6 +40,7 @@ __all__ = [
     "SETTLE_FRAME",
     "FrameReader",
     "content_frames",
+    "content_head",
     "content_header_payload",
     "encode_frame",
     "method_frame",
@@ -258,3 +259,23 @@ def content_frames(
             chunk = view[start : start + limit]
             parts += (_pack_frame(FRAME_BODY, channel, len(chunk)), chunk, _END)
     return b"".join(parts)
+
+
+def content_head(
+    channel: int, method_payload: bytes, header_payload: bytes, body_size: int
+) -> bytes:
+    """A message's frames up to its one body frame's payload: the method frame, the
+    content-header frame and the body frame's head. The body and
+    :data:`FRAME_END_OCTET` follow it, to be written as they are (a large body need not
+    be joined with its frames); the body must fit in one frame."""
+    return b"".join(
+        (
+            _pack_frame(FRAME_METHOD, channel, len(method_payload)),
+            method_payload,
+            _END,
+            _pack_frame(FRAME_HEADER, channel, len(header_payload)),
+            header_payload,
+            _END,
+            _pack_frame(FRAME_BODY, channel, body_size),
+        )
+    )
