@@ -20,7 +20,7 @@ import pytest
 
 import kiltmq
 import kiltmq.blocking
-from kiltmq import AuthenticationError
+from kiltmq import AuthenticationError, event_loop
 from kiltmq.broker import Broker
 from kiltmq.broker.tls import certificate_user_name
 
@@ -181,6 +181,28 @@ def test_blocking_client_with_an_ssl_context(broker: Broker, pki: PKI) -> None:
     with kiltmq.blocking.connect(url, ssl_context=context) as conn:
         assert conn.channel().is_open
         assert usernames(broker) == [APP_DN]
+
+
+def test_large_bodies_over_tls_both_ways_on_uvloop(broker: Broker, pki: PKI) -> None:
+    """Large publishes (written unjoined where the transport writes vectors) and large
+    deliveries go through TLS transports whole, on the client's uvloop too."""
+    pytest.importorskip("uvloop")
+    bodies = [bytes([i]) * size for i, size in enumerate((16384, 65536, 131064, 300000))]
+
+    async def main() -> list[bytes]:
+        async with kiltmq.connect(amqps(broker, pki)) as conn:
+            ch = await conn.channel()
+            queue = (await ch.queue_declare(exclusive=True)).queue
+            for body in bodies:
+                await ch.basic_publish(body, routing_key=queue)
+            received: list[bytes] = []
+            for _ in bodies:
+                message = await ch.basic_get(queue, no_ack=True)
+                assert message is not None
+                received.append(message.body)
+            return received
+
+    assert event_loop.run(main(), uvloop=True) == bodies
 
 
 # -- refusals at the TLS handshake -----------------------------------------------------
