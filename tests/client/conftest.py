@@ -118,9 +118,12 @@ class TcpProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for writer in link:
-                writer.transport.abort()
-            self._links.discard(link)
+            # a frozen link passes on no close either (a silent peer stays silent): its
+            # sockets go with drop_all
+            if not self.frozen:
+                for writer in link:
+                    writer.transport.abort()
+                self._links.discard(link)
 
     def freeze(self) -> None:
         self.frozen = True
