@@ -58,6 +58,7 @@ def test_an_unfinished_shovel_goes_on_after_a_restart(
     channel.queue_declare("to", durable=True, arguments=FULL_AT_5)
     for i in range(10):
         channel.basic_publish("", "from", f"m{i}".encode(), PERSISTENT)
+    channel.queue_declare("from", passive=True)  # a round trip: the publishes are in
     api = Api(amqp_broker.management_url)
     reply = api.put("/api/parameters/shovel/%2F/mv", {"value": _move("from", "to")})
     assert reply.status == 201, reply.text
@@ -95,6 +96,7 @@ def test_a_shovel_whose_queue_is_gone_stays_terminated_until_deleted(
     # not durable (gone after a restart), and refusing: the shovel stops with one to go
     channel.queue_declare("to", arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
     channel.basic_publish("", "from", b"kept", PERSISTENT)
+    channel.queue_declare("from", passive=True)  # a round trip: the publish is in
     api = Api(amqp_broker.management_url)
     reply = api.put("/api/parameters/shovel/%2F/mv", {"value": _move("from", "to", 1)})
     assert reply.status == 201, reply.text
