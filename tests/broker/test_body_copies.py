@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from kiltmq.bench.rawclient import RawClient
 from kiltmq.broker import Broker
 from kiltmq.protocol import ContentReceived, spec
+
+from .transport_spy import Calls, WriteSpy, pieces
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,9 +65,9 @@ async def _delivered_writes(size: int) -> tuple[bytes, list[object]]:
         stored = next(iter(broker.vhosts["/"].queues["big"].ready)).message.body
         consumer = await RawClient.connect(broker.port)
         await consumer.open_channel(1)
-        written: list[object] = []
+        calls: Calls = []
         for c in broker.connections:
-            c.transport = cast(asyncio.Transport, _Spy(c.transport, written))
+            c.transport = cast(asyncio.Transport, WriteSpy(c.transport, calls))
         consumer.send(1, spec.BasicConsume("big", "c", no_ack=True))
         got = await consumer.event()
         while not isinstance(got, ContentReceived):
@@ -73,26 +75,7 @@ async def _delivered_writes(size: int) -> tuple[bytes, list[object]]:
         assert got.body == body
         await publisher.disconnect()
         await consumer.disconnect()
-    return stored, written
-
-
-class _Spy:
-    """A transport that records the objects it is given to write."""
-
-    def __init__(self, transport: Any, written: list[object]) -> None:
-        self._transport = transport
-        self._written = written
-
-    def write(self, data: bytes) -> None:
-        self._written.append(data)
-        self._transport.write(data)
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self._written.extend(parts)
-        self._transport.writelines(parts)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+    return stored, pieces(calls)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

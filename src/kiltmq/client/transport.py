@@ -140,16 +140,9 @@ class FrameWriter:
         proto = self.proto
         proto.send_raw(head)
         proto.send_raw(body)
-        proto.send_raw(FRAME_END_OCTET)
         self._large = True
-        pending = self._pending + len(head) + len(body) + 1
-        if pending >= _FLUSH_THRESHOLD:
-            self.flush()
-        else:
-            self._pending = pending
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self.flush)
+        self._pending += len(head) + len(body)
+        self.send_frames(FRAME_END_OCTET)  # then flushed, or scheduled, as any frames
 
     def flush(self) -> None:
         """Write everything queued now."""

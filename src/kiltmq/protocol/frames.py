@@ -268,14 +268,6 @@ def content_head(
     content-header frame and the body frame's head. The body and
     :data:`FRAME_END_OCTET` follow it, to be written as they are (a large body need not
     be joined with its frames); the body must fit in one frame."""
-    return b"".join(
-        (
-            _pack_frame(FRAME_METHOD, channel, len(method_payload)),
-            method_payload,
-            _END,
-            _pack_frame(FRAME_HEADER, channel, len(header_payload)),
-            header_payload,
-            _END,
-            _pack_frame(FRAME_BODY, channel, body_size),
-        )
+    return content_frames(channel, method_payload, header_payload, b"", 0) + _pack_frame(
+        FRAME_BODY, channel, body_size
     )
