@@ -156,6 +156,35 @@ def test_ack_multiple_zero_acks_everything(connect: Connect) -> None:
     assert _count(connect().channel(), "all") == 0
 
 
+def test_ack_multiple_acks_up_to_its_tag_only(connect: Connect) -> None:
+    """A multiple ack of the oldest unacked delivery settles that one alone (the broker's
+    short path); one of a later tag settles everything up to it; an unknown tag is 406."""
+    ch = connect().channel()
+    ch.queue_declare("upto")
+    for i in range(5):
+        ch.basic_publish("", "upto", str(i).encode())
+    tags = []
+    for _ in range(5):
+        method, _props, _body = ch.basic_get("upto")
+        assert method is not None
+        tags.append(method.delivery_tag)
+    ch.basic_ack(tags[0], multiple=True)  # the oldest: it alone
+    ch.basic_ack(tags[2], multiple=True)  # 2 and 3
+    ch.close()  # 4 and 5 go back
+    other = connect().channel()
+    back = [other.basic_get("upto", auto_ack=True) for _ in range(3)]
+    assert [body for _m, _p, body in back] == [b"3", b"4", None]
+    ch = connect().channel()
+    ch.basic_publish("", "upto", b"x")
+    method, _props, _body = ch.basic_get("upto")
+    assert method is not None
+    ch.basic_ack(method.delivery_tag, multiple=True)
+    ch.basic_ack(method.delivery_tag, multiple=True)  # no longer unacked
+    with pytest.raises(ChannelClosedByBroker) as info:
+        ch.queue_declare("upto", passive=True)
+    assert info.value.reply_code == 406
+
+
 def test_unacked_messages_return_when_the_channel_closes(connect: Connect) -> None:
     ch = connect().channel()
     ch.queue_declare("back")

@@ -228,7 +228,8 @@ class ServerConnection(ConnectionTimers, TlsStart):
             self.session.internal_error(exc)
         finally:
             reading.flush = outer
-        self.flush()
+        if self._flush_scheduled or core.has_output:
+            self.flush()
         for other in others:
             if other._flush_scheduled:
                 other.flush()

@@ -175,6 +175,11 @@ class Connection:
 
     # -- output ---------------------------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        """Whether anything is queued for the peer."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call."""
         out = self._out

@@ -55,13 +55,15 @@ class Settlement(Consuming):
 
     def basic_ack(self, m: spec.BasicAck) -> None:
         unacked = self.unacked
-        if not m.multiple and self.tx is None:
-            # the common case, kept short
-            record = unacked.pop(m.delivery_tag, None)
+        tag = m.delivery_tag
+        if self.tx is None and (
+            not m.multiple or (tag and unacked and next(iter(unacked)) == tag)
+        ):
+            # the common case, kept short: one delivery (a multiple ack of the oldest
+            # unacked one, as clients that ack each delivery in turn send, is that too)
+            record = unacked.pop(tag, None)
             if record is None:
-                raise PreconditionFailed(
-                    f"PRECONDITION_FAILED - unknown delivery tag {m.delivery_tag}"
-                )
+                raise PreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}")
             self.acked += 1
             queue, entry, consumer = record
             queue.ack(entry)
