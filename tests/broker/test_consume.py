@@ -4,6 +4,7 @@ consumer priorities; driven with pika (RabbitMQ's semantics)."""
 from __future__ import annotations
 
 import pytest
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from kiltmq.bench.rawclient import RawClient
@@ -82,16 +83,23 @@ def test_global_prefetch_credit_freed_on_one_queue_serves_another(connect: Conne
     assert [body for _t, body in got] == [b"a", b"b0"]
 
 
-def test_requeued_messages_keep_their_position_and_are_redelivered(connect: Connect) -> None:
-    ch = connect().channel()
-    ch.queue_declare("order")
-    for i in range(5):
-        ch.basic_publish("", "order", str(i).encode())
+def _taken(ch: BlockingChannel, queue: str, published: int, taken: int) -> list[int]:
+    """Declare ``queue``, publish bodies "0", "1", ... into it and take the first
+    ``taken`` with basic.get, unacked; their delivery tags."""
+    ch.queue_declare(queue)
+    for i in range(published):
+        ch.basic_publish("", queue, str(i).encode())
     tags = []
-    for _ in range(3):
-        method, _props, _body = ch.basic_get("order")
+    for _ in range(taken):
+        method, _props, _body = ch.basic_get(queue)
         assert method is not None
         tags.append(method.delivery_tag)
+    return tags
+
+
+def test_requeued_messages_keep_their_position_and_are_redelivered(connect: Connect) -> None:
+    ch = connect().channel()
+    tags = _taken(ch, "order", 5, 3)
     ch.basic_nack(tags[1], requeue=True)
     ch.basic_reject(tags[0], requeue=True)
     ch.basic_nack(tags[2], multiple=True, requeue=True)
@@ -160,14 +168,7 @@ def test_ack_multiple_acks_up_to_its_tag_only(connect: Connect) -> None:
     """A multiple ack of the oldest unacked delivery settles that one alone (the broker's
     short path); one of a later tag settles everything up to it; an unknown tag is 406."""
     ch = connect().channel()
-    ch.queue_declare("upto")
-    for i in range(5):
-        ch.basic_publish("", "upto", str(i).encode())
-    tags = []
-    for _ in range(5):
-        method, _props, _body = ch.basic_get("upto")
-        assert method is not None
-        tags.append(method.delivery_tag)
+    tags = _taken(ch, "upto", 5, 5)
     ch.basic_ack(tags[0], multiple=True)  # the oldest: it alone
     ch.basic_ack(tags[2], multiple=True)  # 2 and 3
     ch.close()  # 4 and 5 go back
