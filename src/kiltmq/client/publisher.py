@@ -224,16 +224,11 @@ class PublishingChannel(RpcChannel):
         conn = self.connection
         size = len(body)
         frame_max = conn._frame_max
+        header = _HEADER.pack(60, 0, size) + raw
         if size < LARGE_PIECE or (frame_max and size > frame_max - 8):
-            conn._send_frames(
-                content_frames(
-                    self.number, payload, _HEADER.pack(60, 0, size) + raw, body, frame_max
-                )
-            )
+            conn._send_frames(content_frames(self.number, payload, header, body, frame_max))
         else:  # a large body in one frame: written as it is, not joined with its frames
-            conn._send_content(
-                content_head(self.number, payload, _HEADER.pack(60, 0, size) + raw, size), body
-            )
+            conn._send_content(content_head(self.number, payload, header, size), body)
         if not self._confirm:
             return None
         return self._confirms.track(mandatory, exchange, routing_key, body)
