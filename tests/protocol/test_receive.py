@@ -16,6 +16,7 @@ from kiltmq.protocol.connection import (
     ConnectionState,
     ContentReceived,
     Event,
+    MethodReceived,
     ProtocolError,
     Role,
 )
@@ -212,3 +213,99 @@ def test_a_repeated_publish_is_decoded_once() -> None:
     assert [m.routing_key for m in methods] == ["a", "a", "b", "b"]  # type: ignore[attr-defined]
     assert methods[0] is methods[1] and methods[2] is methods[3]
     assert methods[1] is not methods[2]
+
+
+# -- one basic.ack alone in a read: the short path gives what the frame loop gives ---------
+
+
+def _ack_read(channel: int, tag: int, bits: int = 0, end: int = spec.FRAME_END) -> bytes:
+    frame = encode_frame(1, channel, spec.BasicAck(tag, bool(bits & 1)).encode())
+    return frame[:-1] + bytes([end])
+
+
+def _summary(events: list[Event]) -> list[object]:
+    return [
+        (type(e).__name__, e.error.reply_code, str(e.error)) if isinstance(e, ProtocolError) else e
+        for e in events
+    ]
+
+
+def _through_the_frame_loop(pair: Pair, role: Role, data: bytes) -> list[Event]:
+    """``data`` fed in two pieces, so the read is not one whole frame."""
+    conn = pair.peer(role).conn
+    return conn.receive_data(data[:5]) + conn.receive_data(data[5:])
+
+
+def _content_expected(pair: Pair) -> None:
+    pair.server.conn.receive_data(encode_frame(1, 1, spec.BasicPublish("", "q").encode()))
+
+
+def _closing_channel(pair: Pair) -> None:
+    pair.server.act("send_method", 1, spec.ChannelClose(200, "bye", 0, 0))
+
+
+def _closing_connection(pair: Pair) -> None:
+    pair.server.act("send_method", 0, spec.ConnectionClose(200, "bye", 0, 0))
+
+
+SETUPS: dict[str, Callable[[Pair], None]] = {
+    "open channel": lambda pair: None,
+    "content expected": _content_expected,
+    "closing channel": _closing_channel,
+    "closing connection": _closing_connection,
+}
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+@pytest.mark.parametrize(
+    "data",
+    [
+        _ack_read(1, 7),
+        _ack_read(1, 7, bits=1),
+        _ack_read(1, 7, bits=0xFF),
+        _ack_read(2, 7),  # a channel never opened
+        _ack_read(0, 7),  # channel 0
+        _ack_read(1, 7, end=0),  # a bad frame end
+        encode_frame(1, 1, spec.BasicReject(7, True).encode()),  # 21 bytes, not an ack
+    ],
+    ids=["ack", "multiple", "other bits", "unopened channel", "channel 0", "bad end", "reject"],
+)
+def test_a_read_of_one_ack_is_taken_as_the_frame_loop_takes_it(setup: str, data: bytes) -> None:
+    """A consumer acking each delivery sends reads of one basic.ack frame each, which the
+    server takes on a short path: whatever the frame and the state, the events are those
+    of the general frame loop."""
+    assert len(data) == 21
+    short, general = opened(), opened()
+    SETUPS[setup](short)
+    SETUPS[setup](general)
+    got = short.server.conn.receive_data(data)
+    assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, data))
+    if setup == "open channel" and data[-1] == spec.FRAME_END and data[1:3] == b"\0\1":
+        assert got and isinstance(got[0], MethodReceived)
+
+
+def test_a_body_read_that_looks_like_an_ack_is_a_body() -> None:
+    """A read of 21 bytes inside a frame (here a body on channel 2 whose bytes are an ack
+    frame's for channel 1) is part of that frame: the short path is only taken at a frame
+    boundary."""
+    conn = opened(channels=(1, 2)).server.conn
+    look_alike = _ack_read(1, 7)
+    head = encode_frame(1, 2, spec.BasicPublish("", "q").encode()) + encode_frame(
+        2, 2, content_header_payload(60, len(look_alike), None)
+    )
+    body = encode_frame(3, 2, look_alike)
+    events = conn.receive_data(head + body[:7])
+    events += conn.receive_data(body[7:-1])
+    events += conn.receive_data(body[-1:])
+    assert len(body[7:-1]) == 21
+    assert [type(e) for e in events] == [ContentReceived]
+    assert isinstance(events[0], ContentReceived) and events[0].body == look_alike
+
+
+def test_a_publisher_confirm_read_alone_reaches_the_client() -> None:
+    """The client takes a lone basic.ack (a publisher confirm) on the same short path."""
+    pair = opened()
+    pair.send(Role.CLIENT, 1, spec.ConfirmSelect())
+    pair.send(Role.SERVER, 1, spec.ConfirmSelectOk())
+    events = pair.client.conn.receive_data(_ack_read(1, 3, bits=1))
+    assert events == [MethodReceived(1, spec.BasicAck(3, True))]

@@ -95,6 +95,13 @@ from kiltmq.protocol.spec import BasicProperties, Method
 
 _unpack_I = struct.Struct(">I").unpack_from  # a method frame's class and method ids
 _unpack_HHQ = CONTENT_HEADER.unpack_from  # class id, weight, body size of a header
+# A read holding one whole basic.ack frame and nothing else: frame type, channel, size,
+# method index, delivery tag, bits, frame end.
+_ACK_FRAME = struct.Struct(">BHIIQBB")
+_unpack_ack = _ACK_FRAME.unpack
+_ACK_SIZE = _ACK_FRAME.size
+_ACK_INDEX = spec.BasicAck.INDEX
+_new_ack = spec.BasicAck.__new__
 
 # Enum members as module constants for the receive path: reading ``ConnectionState.X``
 # costs a class attribute lookup through the enum machinery each time.
@@ -287,6 +294,22 @@ class Connection:
         """Feed bytes from the peer; return the events they complete."""
         if self._failed or self.state is _CLOSED:
             return []
+        if len(data) == _ACK_SIZE and self.state is _OPENED and self._reader.at_frame_start:
+            # One basic.ack alone, as a consumer acking each delivery sends it (and a
+            # publisher's confirms come): taken without the general frame loop.
+            ftype, channel, size, index, tag, bits, end = _unpack_ack(data)
+            if ftype == 1 and size == 13 and index == _ACK_INDEX and end == spec.FRAME_END:
+                state = self.channels.get(channel)
+                if (
+                    state is not None
+                    and state.state is _CHANNEL_OPEN
+                    and state.content_method is None
+                    and self._receivable.get(index) is spec.BasicAck
+                ):
+                    ack = _new_ack(spec.BasicAck)
+                    ack.delivery_tag = tag
+                    ack.multiple = (bits & 1) != 0
+                    return [method_received(channel, ack)]
         events: list[Event] = []
         try:
             frames = self._reader.feed(data)

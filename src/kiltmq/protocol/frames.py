@@ -120,6 +120,12 @@ class FrameReader:
         # frame_max 0 means "no limit" in tune; the frame size field is 32 bits.
         self._max_payload = (value or 0xFFFFFFFF + 8) - 8
 
+    @property
+    def at_frame_start(self) -> bool:
+        """Whether the next byte fed starts a frame: no frame or head is partly read, no
+        error, the protocol header (server mode) taken."""
+        return not (self._buf or self._chunks or self.error or self.protocol_header is None)
+
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         if self.error is not None:
             raise self.error
