@@ -105,14 +105,26 @@ class ServerBroker(SessionBroker, TimedBroker, Protocol):
     def connection_lost(self, conn: ServerConnection) -> None: ...
 
 
-class _Reading(threading.local):
-    """The connections given output during the read running on this thread's event
-    loop (None between reads), flushed at its end."""
+class _Reading:
+    """The connections given output during the read running on one thread's event loop
+    (None between reads), flushed at its end."""
 
-    flush: list[ServerConnection] | None = None
+    __slots__ = ("flush",)
+
+    def __init__(self) -> None:
+        self.flush: list[ServerConnection] | None = None
 
 
-_reading = _Reading()
+_per_thread = threading.local()
+
+
+def _reading_here() -> _Reading:
+    """This thread's :class:`_Reading` (each connection keeps it: reading an attribute of
+    a ``threading.local`` on every read costs several times a plain one's)."""
+    reading: _Reading | None = getattr(_per_thread, "reading", None)
+    if reading is None:
+        reading = _per_thread.reading = _Reading()
+    return reading
 
 
 class ServerConnection(ConnectionTimers, TlsStart):
@@ -126,6 +138,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
         self.core = Connection(Role.SERVER)
         self.core.max_body_size = broker.max_message_size
         self.loop = asyncio.get_running_loop()
+        self._reading = _reading_here()
         self.clock = broker.clock
         self.transport: asyncio.Transport | None = None
         self.session: Session = None  # type: ignore[assignment]  # set in connection_made
@@ -216,7 +229,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
         core = self.core
         core.heartbeat.last_received = self.clock.time()
         self.recv_oct += len(data)
-        reading = _reading
+        reading = self._reading
         outer = reading.flush
         others: list[ServerConnection] = []
         reading.flush = others
@@ -321,7 +334,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
         if self._flush_scheduled:
             return
         self._flush_scheduled = True
-        flush = _reading.flush
+        flush = self._reading.flush
         if flush is not None:
             flush.append(self)
         else:
