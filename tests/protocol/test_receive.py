@@ -4,6 +4,7 @@ random input that must never escape as an exception."""
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,7 @@ from kiltmq.protocol.connection import (
     Connection,
     ConnectionState,
     ContentReceived,
+    ContentRefused,
     Event,
     MethodReceived,
     ProtocolError,
@@ -224,10 +226,17 @@ def _ack_read(channel: int, tag: int, bits: int = 0, end: int = spec.FRAME_END) 
 
 
 def _summary(events: list[Event]) -> list[object]:
-    return [
-        (type(e).__name__, e.error.reply_code, str(e.error)) if isinstance(e, ProtocolError) else e
-        for e in events
-    ]
+    """The events, with the errors they carry (compared by identity) as their codes and
+    texts."""
+    out: list[object] = []
+    for e in events:
+        if isinstance(e, ProtocolError):
+            out.append(("ProtocolError", e.error.reply_code, str(e.error)))
+        elif isinstance(e, ContentRefused):
+            out.append(("ContentRefused", e.channel, e.error.reply_code, str(e.error)))
+        else:
+            out.append(e)
+    return out
 
 
 def _through_the_frame_loop(pair: Pair, role: Role, data: bytes) -> list[Event]:
@@ -309,3 +318,106 @@ def test_a_publisher_confirm_read_alone_reaches_the_client() -> None:
     pair.send(Role.SERVER, 1, spec.ConfirmSelectOk())
     events = pair.client.conn.receive_data(_ack_read(1, 3, bits=1))
     assert events == [MethodReceived(1, spec.BasicAck(3, True))]
+
+
+# -- one message alone in a read, published as the one before: the short path -------------
+
+
+def _publish(channel: int = 1, key: str = "q") -> bytes:
+    return encode_frame(1, channel, spec.BasicPublish("", key).encode())
+
+
+def _header(
+    size: int, channel: int = 1, class_id: int = 60, props: bytes = b"\x10\x00\x02"
+) -> bytes:
+    return encode_frame(2, channel, struct.pack(">HHQ", class_id, 0, size) + props)
+
+
+def _body(body: bytes, channel: int = 1, end: int = spec.FRAME_END) -> bytes:
+    frame = encode_frame(3, channel, body)
+    return frame[:-1] + bytes([end])
+
+
+def _primed(**tune: object) -> Pair:
+    """An open pair whose server has decoded one basic.publish("", "q") on channel 1."""
+    pair = opened(channels=(1, 2), **tune)
+    events = pair.server.conn.receive_data(_publish() + _header(2) + _body(b"hi"))
+    assert [type(e) for e in events] == [ContentReceived]
+    return pair
+
+
+PUBLISH_READS: dict[str, bytes] = {
+    "message": _publish() + _header(5) + _body(b"kilts"),
+    "no properties": _publish() + _header(5, props=b"\x00\x00") + _body(b"kilts"),
+    "another routing key": _publish(key="r") + _header(5) + _body(b"kilts"),
+    "another channel": _publish(channel=2) + _header(5, channel=2) + _body(b"kilts", channel=2),
+    "header on another channel": _publish() + _header(5, channel=2) + _body(b"kilts"),
+    "body on another channel": _publish() + _header(5) + _body(b"kilts", channel=2),
+    "header and body on another channel": _publish() + _header(5, channel=2)
+    + _body(b"kilts", channel=2),
+    "header of class 50": _publish() + _header(5, class_id=50) + _body(b"kilts"),
+    "header without flags": _publish() + encode_frame(2, 1, struct.pack(">HHQ", 60, 0, 5))
+    + _body(b"kilts"),
+    "empty body": _publish() + _header(0),
+    "body shorter": _publish() + _header(6) + _body(b"kilts"),
+    "body longer": _publish() + _header(4) + _body(b"kilts"),
+    "body in two frames": _publish() + _header(5) + _body(b"ki") + _body(b"lts"),
+    "bad body end": _publish() + _header(5) + _body(b"kilts", end=0),
+    "bad header end": _publish() + _header(5)[:-1] + b"\0" + _body(b"kilts"),
+    "too large": _publish() + _header(2000) + _body(b"k" * 2000),
+    "a heartbeat after": _publish() + _header(5) + _body(b"kilts") + HEARTBEAT_FRAME,
+    "two messages": (_publish() + _header(5) + _body(b"kilts")) * 2,
+}
+
+
+def _limit_body(pair: Pair) -> None:
+    pair.server.conn.max_body_size = 1000
+
+
+PUBLISH_SETUPS: dict[str, Callable[[Pair], None]] = {
+    "open channel": lambda pair: None,
+    "content expected": _content_expected,
+    "closing channel": _closing_channel,
+    "closing connection": _closing_connection,
+    "body limit 1000": _limit_body,
+}
+
+
+@pytest.mark.parametrize("setup", sorted(PUBLISH_SETUPS))
+@pytest.mark.parametrize("name", sorted(PUBLISH_READS))
+def test_a_read_of_one_message_is_taken_as_the_frame_loop_takes_it(setup: str, name: str) -> None:
+    """A publisher at a low rate sends each message (basic.publish, header, body) in a
+    read of its own, which the server takes on a short path when the publish is the same
+    as the last one: whatever the frames and the state, the events are those of the
+    general frame loop."""
+    data = PUBLISH_READS[name]
+    short, general = _primed(), _primed()
+    PUBLISH_SETUPS[setup](short)
+    PUBLISH_SETUPS[setup](general)
+    got = short.server.conn.receive_data(data)
+    assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, data))
+    if setup == "open channel" and name in ("message", "no properties", "another routing key"):
+        assert [type(e) for e in got] == [ContentReceived]
+
+
+def test_a_message_read_within_frame_max() -> None:
+    """A body frame over frame_max is a frame error on either path."""
+    data = _publish() + _header(5000) + _body(b"k" * 5000)
+    short, general = _primed(tune=(2047, 4096, 60)), _primed(tune=(2047, 4096, 60))
+    got = short.server.conn.receive_data(data)
+    assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, data))
+    assert isinstance(got[-1], ProtocolError)
+
+
+def test_a_message_read_that_looks_whole_inside_a_frame_is_part_of_it() -> None:
+    """Bytes that would be a whole message, read inside a body frame of channel 2, are
+    that body's: the short path is only taken at a frame boundary."""
+    conn = _primed().server.conn
+    look_alike = _publish() + _header(5) + _body(b"kilts")
+    head = _publish(channel=2) + _header(len(look_alike), channel=2)
+    body = _body(look_alike, channel=2)
+    events = conn.receive_data(head + body[:7])
+    events += conn.receive_data(body[7:-1])
+    events += conn.receive_data(body[-1:])
+    assert [type(e) for e in events] == [ContentReceived]
+    assert isinstance(events[0], ContentReceived) and events[0].body == look_alike

@@ -83,6 +83,7 @@ from kiltmq.protocol.frames import (
     FrameReader,
     content_frames,
     content_header_payload,
+    encode_frame,
     method_frame,
 )
 from kiltmq.protocol.handshake import ConnectionState as ConnectionState
@@ -160,6 +161,10 @@ class Connection:
         # publisher sends the same basic.publish over and over, decoded once here.
         self._publish_payload = b""
         self._publish_method = cast(Method, None)
+        # Server role: that basic.publish's whole frame as it came, and its channel, for
+        # reads that hold it, its header and its body and nothing else.
+        self._publish_frame = b""
+        self._publish_channel = 0
         self._use(dialect)
         #: The peer's tune-ok / tune values, once seen.
         self.peer_tune: spec.ConnectionTune | spec.ConnectionTuneOk | None = None
@@ -310,6 +315,21 @@ class Connection:
                     ack.delivery_tag = tag
                     ack.multiple = (bits & 1) != 0
                     return [method_received(channel, ack)]
+        elif self._publish_frame and self.state is _OPENED:
+            # One message alone, published with the same basic.publish as the last one:
+            # its properties and body are cut out without the general frame loop.
+            content = self._reader.whole_content(data, self._publish_frame)
+            if content is not None:
+                channel = self._publish_channel
+                state = self.channels.get(channel)
+                if (
+                    state is not None
+                    and state.state is _CHANNEL_OPEN
+                    and state.content_method is None
+                    and len(content[1]) <= self.max_body_size
+                ):
+                    raw, body = content
+                    return [content_received(channel, self._publish_method, raw, body)]
         events: list[Event] = []
         try:
             frames = self._reader.feed(data)
@@ -440,6 +460,9 @@ class Connection:
             if cls.HAS_CONTENT:
                 self._publish_payload = payload
                 self._publish_method = method
+                if self.role is Role.SERVER:
+                    self._publish_frame = encode_frame(1, channel, payload)
+                    self._publish_channel = channel
         if channel == 0:
             if cls.CLASS_ID != 10:  # 504, as RabbitMQ says
                 raise ChannelError(f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)

@@ -62,6 +62,9 @@ CONTENT_HEADER = struct.Struct(">HHQ")
 _S_HEADER = CONTENT_HEADER
 _pack_frame = FRAME_HEAD.pack
 _unpack_frame = FRAME_HEAD.unpack_from
+# A content header frame's head and its fixed fields: type, channel, size, class id,
+# weight, body size.
+_unpack_header_frame = struct.Struct(">BHIHHQ").unpack_from
 _END = FRAME_END_OCTET
 
 HEARTBEAT_FRAME = _pack_frame(FRAME_HEARTBEAT, 0, 0) + _END
@@ -125,6 +128,37 @@ class FrameReader:
         """Whether the next byte fed starts a frame: no frame or head is partly read, no
         error, the protocol header (server mode) taken."""
         return not (self._buf or self._chunks or self.error or self.protocol_header is None)
+
+    def whole_content(self, data: bytes, method_frame: bytes) -> tuple[bytes, bytes] | None:
+        """``(raw properties, body)`` if ``data``, read at a frame boundary, is exactly
+        ``method_frame`` (a content method's whole frame), a content header of class 60
+        for a body of one or more bytes and that body in one frame, on the method's
+        channel and within frame_max; else None, and ``data`` is for :meth:`feed`. The
+        caller checks the method and the channel's state."""
+        start = len(method_frame)
+        # at the least a header frame with its flags word (22 bytes) and a body frame of
+        # one byte (9)
+        if not data.startswith(method_frame) or len(data) < start + 31:
+            return None
+        ftype, channel, size, class_id, _weight, body_size = _unpack_header_frame(data, start)
+        head_end = start + 7 + size  # the header frame's end octet
+        body_at = head_end + 1
+        if (
+            ftype != 2
+            or channel != (method_frame[1] << 8 | method_frame[2])
+            or class_id != 60
+            or not 14 <= size <= self._max_payload
+            or not 0 < body_size <= self._max_payload
+            or len(data) != body_at + 8 + body_size
+            or data[head_end] != FRAME_END
+            or data[-1] != FRAME_END
+            or _unpack_frame(data, body_at) != (3, channel, body_size)
+            or self.error is not None
+            or self._buf
+            or self._chunks
+        ):
+            return None
+        return data[start + 19 : head_end], data[body_at + 7 : -1]
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         if self.error is not None:
