@@ -367,6 +367,16 @@ PUBLISH_READS: dict[str, bytes] = {
     "too large": _publish() + _header(2000) + _body(b"k" * 2000),
     "a heartbeat after": _publish() + _header(5) + _body(b"kilts") + HEARTBEAT_FRAME,
     "two messages": (_publish() + _header(5) + _body(b"kilts")) * 2,
+    "three messages": (_publish() + _header(5) + _body(b"kilts")) * 3,
+    "a message and the start of the next": _publish() + _header(5) + _body(b"kilts")
+    + _publish() + _header(5),
+    "a message and another publish": _publish() + _header(5) + _body(b"kilts")
+    + _publish(key="r") + _header(5) + _body(b"kilts"),
+    "a message and a bad one": _publish() + _header(5) + _body(b"kilts")
+    + _publish() + _header(5) + _body(b"kilts", end=0),
+    "a message and one too large": _publish() + _header(5) + _body(b"kilts")
+    + _publish() + _header(2000) + _body(b"k" * 2000),
+    "a message and an ack": _publish() + _header(5) + _body(b"kilts") + _ack_read(1, 1),
 }
 
 
@@ -398,6 +408,21 @@ def test_a_read_of_one_message_is_taken_as_the_frame_loop_takes_it(setup: str, n
     assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, data))
     if setup == "open channel" and name in ("message", "no properties", "another routing key"):
         assert [type(e) for e in got] == [ContentReceived]
+    if setup == "open channel" and name == "three messages":
+        assert [type(e) for e in got] == [ContentReceived] * 3
+
+
+def test_a_message_continued_in_the_next_read() -> None:
+    """Whole messages, then one that the next read completes: the same events as the
+    frame loop gives, read after read."""
+    message = _publish() + _header(5) + _body(b"kilts")
+    stream = message * 3
+    reads = [stream[: len(message) * 2 + 20], stream[len(message) * 2 + 20 :]]
+    short, general = _primed(), _primed()
+    got = [short.server.conn.receive_data(read) for read in reads]
+    expected = [_through_the_frame_loop(general, Role.SERVER, read) for read in reads]
+    assert [_summary(e) for e in got] == [_summary(e) for e in expected]
+    assert [len(e) for e in got] == [2, 1]
 
 
 def test_a_message_read_within_frame_max() -> None:
@@ -421,3 +446,14 @@ def test_a_message_read_that_looks_whole_inside_a_frame_is_part_of_it() -> None:
     events += conn.receive_data(body[-1:])
     assert [type(e) for e in events] == [ContentReceived]
     assert isinstance(events[0], ContentReceived) and events[0].body == look_alike
+
+
+def test_a_read_after_a_partial_frame_head() -> None:
+    """A read that ended within a frame's 7-byte head leaves those bytes for the next
+    read: a next read that starts like a whole message is not taken as one."""
+    message = _publish() + _header(5) + _body(b"kilts")
+    reads = [message + message[:3], message]
+    short, general = _primed(), _primed()
+    got = [short.server.conn.receive_data(read) for read in reads]
+    expected = [_through_the_frame_loop(general, Role.SERVER, read) for read in reads]
+    assert [_summary(e) for e in got] == [_summary(e) for e in expected]

@@ -316,21 +316,33 @@ class Connection:
                     ack.multiple = (bits & 1) != 0
                     return [method_received(channel, ack)]
         elif self._publish_frame and self.state is _OPENED:
-            # One message alone, published with the same basic.publish as the last one:
-            # its properties and body are cut out without the general frame loop.
-            content = self._reader.whole_content(data, self._publish_frame)
-            if content is not None:
-                channel = self._publish_channel
-                state = self.channels.get(channel)
-                if (
-                    state is not None
-                    and state.state is _CHANNEL_OPEN
-                    and state.content_method is None
-                    and len(content[1]) <= self.max_body_size
-                ):
-                    raw, body = content
-                    return [content_received(channel, self._publish_method, raw, body)]
-        events: list[Event] = []
+            # Messages published with the same basic.publish as the last one, each whole
+            # (a publisher at a low rate writes one or two per write): their properties
+            # and bodies are cut out without the general frame loop, which takes the rest.
+            channel = self._publish_channel
+            state = self.channels.get(channel)
+            if state is not None and state.state is _CHANNEL_OPEN and state.content_method is None:
+                parts, end = self._reader.whole_contents(
+                    data, self._publish_frame, channel, self.max_body_size
+                )
+                if parts:
+                    method = self._publish_method
+                    events: list[Event]
+                    if len(parts) == 2:
+                        events = [content_received(channel, method, parts[0], parts[1])]
+                    else:
+                        events = [
+                            content_received(channel, method, parts[i], parts[i + 1])
+                            for i in range(0, len(parts), 2)
+                        ]
+                    if end == len(data):
+                        return events
+                    return self._receive_frames(data[end:], events)
+        return self._receive_frames(data, [])
+
+    def _receive_frames(self, data: bytes, events: list[Event]) -> list[Event]:
+        """The general frame loop: feed ``data`` to the reader and append the events of
+        the frames it completes to ``events``."""
         try:
             frames = self._reader.feed(data)
             if self.state is _HEADER and self.role is Role.SERVER:

@@ -129,36 +129,51 @@ class FrameReader:
         error, the protocol header (server mode) taken."""
         return not (self._buf or self._chunks or self.error or self.protocol_header is None)
 
-    def whole_content(self, data: bytes, method_frame: bytes) -> tuple[bytes, bytes] | None:
-        """``(raw properties, body)`` if ``data``, read at a frame boundary, is exactly
-        ``method_frame`` (a content method's whole frame), a content header of class 60
-        for a body of one or more bytes and that body in one frame, on the method's
-        channel and within frame_max; else None, and ``data`` is for :meth:`feed`. The
-        caller checks the method and the channel's state."""
+    def whole_contents(
+        self, data: bytes, method_frame: bytes, channel: int, body_limit: int
+    ) -> tuple[list[bytes], int]:
+        """The messages ``data`` starts with, read at a frame boundary, and where they
+        end: each one ``method_frame`` (a content method's whole frame, on ``channel``),
+        a content header of class 60 for a body of 1 to ``body_limit`` bytes and that
+        body in one frame, on the same channel and within frame_max. They come as one
+        list, raw properties and body in turn. What follows them (anything else:
+        another method, a message split over reads, a bad frame) is for :meth:`feed`,
+        as is all of ``data`` when none is found (``[], 0``). The caller checks the
+        method and the channel's state."""
+        found: list[bytes] = []
+        if self.error is not None or self._buf or self._chunks:
+            return found, 0
+        n = len(data)
         start = len(method_frame)
-        # at the least a header frame with its flags word (22 bytes) and a body frame of
-        # one byte (9)
-        if not data.startswith(method_frame) or len(data) < start + 31:
-            return None
-        ftype, channel, size, class_id, _weight, body_size = _unpack_header_frame(data, start)
-        head_end = start + 7 + size  # the header frame's end octet
-        body_at = head_end + 1
-        if (
-            ftype != 2
-            or channel != (method_frame[1] << 8 | method_frame[2])
-            or class_id != 60
-            or not 14 <= size <= self._max_payload
-            or not 0 < body_size <= self._max_payload
-            or len(data) != body_at + 8 + body_size
-            or data[head_end] != FRAME_END
-            or data[-1] != FRAME_END
-            or _unpack_frame(data, body_at) != (3, channel, body_size)
-            or self.error is not None
-            or self._buf
-            or self._chunks
-        ):
-            return None
-        return data[start + 19 : head_end], data[body_at + 7 : -1]
+        max_payload = self._max_payload
+        if body_limit > max_payload:
+            body_limit = max_payload
+        pos = 0
+        # each at the least the method, a header frame with its flags word (22 bytes) and
+        # a body frame of one byte (9)
+        while n - pos >= start + 31 and data.startswith(method_frame, pos):
+            at = pos + start
+            ftype, hchannel, size, class_id, _weight, body_size = _unpack_header_frame(data, at)
+            head_end = at + 7 + size  # the header frame's end octet
+            body_at = head_end + 1
+            end = body_at + 8 + body_size  # past the body frame's end octet
+            if (
+                ftype != 2
+                or hchannel != channel
+                or class_id != 60
+                or not 14 <= size <= max_payload
+                or not 0 < body_size <= body_limit
+                or end > n
+                or data[head_end] != FRAME_END
+                or data[end - 1] != FRAME_END
+                or _unpack_frame(data, body_at) != (3, channel, body_size)
+            ):
+                break
+            if end == n and not pos:  # one message, the whole read
+                return [data[at + 19 : head_end], data[body_at + 7 : end - 1]], n
+            found += (data[at + 19 : head_end], data[body_at + 7 : end - 1])
+            pos = end
+        return found, pos
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         if self.error is not None:
