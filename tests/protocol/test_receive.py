@@ -341,13 +341,19 @@ def _body(body: bytes, channel: int = 1, end: int = spec.FRAME_END) -> bytes:
 def _primed(**tune: object) -> Pair:
     """An open pair whose server has decoded one basic.publish("", "q") on channel 1."""
     pair = opened(channels=(1, 2), **tune)
-    events = pair.server.conn.receive_data(_publish() + _header(2) + _body(b"hi"))
-    assert [type(e) for e in events] == [ContentReceived]
+    # the publish decoded (and kept), then a message of the shape of most reads below,
+    # which the reader keeps and checks them against
+    for body in (b"hi", b"tweed"):
+        events = pair.server.conn.receive_data(_publish() + _header(len(body)) + _body(body))
+        assert [type(e) for e in events] == [ContentReceived]
     return pair
 
 
 PUBLISH_READS: dict[str, bytes] = {
     "message": _publish() + _header(5) + _body(b"kilts"),
+    "another shape": _publish() + _header(2, props=b"\x00\x00") + _body(b"hi"),
+    "two shapes": _publish() + _header(2) + _body(b"hi") + _publish() + _header(5)
+    + _body(b"kilts"),
     "no properties": _publish() + _header(5, props=b"\x00\x00") + _body(b"kilts"),
     "another routing key": _publish(key="r") + _header(5) + _body(b"kilts"),
     "another channel": _publish(channel=2) + _header(5, channel=2) + _body(b"kilts", channel=2),
@@ -384,12 +390,17 @@ def _limit_body(pair: Pair) -> None:
     pair.server.conn.max_body_size = 1000
 
 
+def _limit_body_below_the_kept_shape(pair: Pair) -> None:
+    pair.server.conn.max_body_size = 3
+
+
 PUBLISH_SETUPS: dict[str, Callable[[Pair], None]] = {
     "open channel": lambda pair: None,
     "content expected": _content_expected,
     "closing channel": _closing_channel,
     "closing connection": _closing_connection,
     "body limit 1000": _limit_body,
+    "body limit 3": _limit_body_below_the_kept_shape,
 }
 
 
@@ -406,7 +417,7 @@ def test_a_read_of_one_message_is_taken_as_the_frame_loop_takes_it(setup: str, n
     PUBLISH_SETUPS[setup](general)
     got = short.server.conn.receive_data(data)
     assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, data))
-    if setup == "open channel" and name in ("message", "no properties", "another routing key"):
+    if setup == "open channel" and name in ("message", "another shape", "no properties"):
         assert [type(e) for e in got] == [ContentReceived]
     if setup == "open channel" and name == "three messages":
         assert [type(e) for e in got] == [ContentReceived] * 3
@@ -457,3 +468,15 @@ def test_a_read_after_a_partial_frame_head() -> None:
     got = [short.server.conn.receive_data(read) for read in reads]
     expected = [_through_the_frame_loop(general, Role.SERVER, read) for read in reads]
     assert [_summary(e) for e in got] == [_summary(e) for e in expected]
+
+
+def test_a_message_read_before_any_shape_is_kept() -> None:
+    """The first read cut after the publish was decoded is checked field by field: bytes
+    after the publish frame that only end where a message could are not one."""
+    read = _publish() + b"\0" * 27 + b"\xce" + b"\0" * 3
+    short, general = opened(), opened()
+    for pair in (short, general):
+        pair.server.conn.receive_data(_publish() + _header(2) + _body(b"hi"))
+    got = short.server.conn.receive_data(read)
+    assert _summary(got) == _summary(_through_the_frame_loop(general, Role.SERVER, read))
+    assert isinstance(got[-1], ProtocolError)

@@ -96,6 +96,7 @@ class FrameReader:
         "_have",
         "_max_payload",
         "_need",
+        "_shape",
         "error",
         "protocol_header",
     )
@@ -108,6 +109,11 @@ class FrameReader:
         self._need = 0
         self._have = 0
         self._max_payload = 0
+        # The shape of the last message whole_contents cut: its header frame's first 19
+        # bytes (type, channel, size, class, weight, body size), the length of its
+        # properties, its body size, and its header's end octet with the body frame's
+        # head. A publisher's next messages mostly have the same.
+        self._shape: tuple[bytes, int, int, bytes] = (b"", 0, 0, b"")
         #: The framing error seen, if any (raised by ``feed`` now or at its next call).
         self.error: FrameError | None = None
         self.frame_max = frame_max
@@ -148,30 +154,50 @@ class FrameReader:
         max_payload = self._max_payload
         if body_limit > max_payload:
             body_limit = max_payload
+        shape_head, shape_props, shape_body, shape_tail = self._shape
+        if shape_body > body_limit:
+            shape_head = b""  # none
         pos = 0
         # each at the least the method, a header frame with its flags word (22 bytes) and
         # a body frame of one byte (9)
         while n - pos >= start + 31 and data.startswith(method_frame, pos):
             at = pos + start
-            ftype, hchannel, size, class_id, _weight, body_size = _unpack_header_frame(data, at)
-            head_end = at + 7 + size  # the header frame's end octet
-            body_at = head_end + 1
-            end = body_at + 8 + body_size  # past the body frame's end octet
-            if (
-                ftype != 2
-                or hchannel != channel
-                or class_id != 60
-                or not 14 <= size <= max_payload
-                or not 0 < body_size <= body_limit
-                or end > n
-                or data[head_end] != FRAME_END
-                or data[end - 1] != FRAME_END
-                or _unpack_frame(data, body_at) != (3, channel, body_size)
-            ):
-                break
+            if shape_head and data.startswith(shape_head, at):
+                # the header's fields as the last message's (checked then): its end and
+                # the body frame's head follow where that message's did
+                head_end = at + 19 + shape_props
+                end = head_end + 9 + shape_body
+                if end > n or data[end - 1] != FRAME_END:
+                    break
+                if not data.startswith(shape_tail, head_end):
+                    break
+            else:
+                ftype, hchannel, size, class_id, _weight, body_size = _unpack_header_frame(
+                    data, at
+                )
+                head_end = at + 7 + size  # the header frame's end octet
+                body_at = head_end + 1
+                end = body_at + 8 + body_size  # past the body frame's end octet
+                if (
+                    ftype != 2
+                    or hchannel != channel
+                    or class_id != 60
+                    or not 14 <= size <= max_payload
+                    or not 0 < body_size <= body_limit
+                    or end > n
+                    or data[head_end] != FRAME_END
+                    or data[end - 1] != FRAME_END
+                    or _unpack_frame(data, body_at) != (3, channel, body_size)
+                ):
+                    break
+                shape_head = data[at : at + 19]
+                shape_props = size - 12
+                shape_body = body_size
+                shape_tail = data[head_end : body_at + 7]
+                self._shape = (shape_head, shape_props, shape_body, shape_tail)
             if end == n and not pos:  # one message, the whole read
-                return [data[at + 19 : head_end], data[body_at + 7 : end - 1]], n
-            found += (data[at + 19 : head_end], data[body_at + 7 : end - 1])
+                return [data[at + 19 : head_end], data[head_end + 8 : end - 1]], n
+            found += (data[at + 19 : head_end], data[head_end + 8 : end - 1])
             pos = end
         return found, pos
 
