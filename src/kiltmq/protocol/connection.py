@@ -162,7 +162,7 @@ class Connection:
         self._publish_payload = b""
         self._publish_method = cast(Method, None)
         # Server role: that basic.publish's whole frame as it came, and its channel, for
-        # reads that hold it, its header and its body and nothing else.
+        # reads that start with whole messages published with it.
         self._publish_frame = b""
         self._publish_channel = 0
         self._use(dialect)
