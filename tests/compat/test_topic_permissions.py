@@ -29,7 +29,7 @@ from kiltmq.protocol import spec
 from .context import Context
 from .policy_admin import rabbitmq_api, rabbitmq_api_available
 from .recording import RecordingConnection
-from .registry import E, unmet_expectations
+from .registry import E, Expectation, unmet_expectations
 from .runner import TEXT_RULES
 from .transcript import Transcript
 
@@ -181,7 +181,7 @@ async def _run(target: Target) -> Transcript:
     return ctx.t
 
 
-def _refused(key: str, method_id: int, class_id: int = 60) -> E:
+def _refused(key: str, method_id: int, class_id: int = 60) -> Expectation:
     return E("channel.close", reply_code=403, class_id=class_id, method_id=method_id,
              reply_text=f"ACCESS_REFUSED - access to topic '{key}' in exchange 'amq.topic' "
                         f"in vhost '/' refused for user 'USER'")

@@ -162,7 +162,7 @@ class TopicPermission:
         cls, user: str, vhost: str, exchange: str, write: str, read: str
     ) -> TopicPermission:
         """A topic permission of ``user`` in ``vhost``; re.error for a bad regex."""
-        compiled = []
+        compiled: list[re.Pattern[str] | None] = []
         for pattern in (write, read):
             _compile(pattern)
             expanded = pattern.replace("{username}", user).replace("{vhost}", vhost)

@@ -10,7 +10,7 @@ user in the vhost check the new ones from their next operation on, as in RabbitM
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from kiltmq.broker.admin_error import AdminError, NotFound
@@ -46,7 +46,7 @@ class TopicPermissionsBroker(Protocol):
     def store(self) -> Store: ...
 
     @property
-    def vhosts(self) -> dict[str, VirtualHost]: ...
+    def vhosts(self) -> Mapping[str, VirtualHost]: ...
 
 
 class _Admin(Protocol):
