@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 
 import pika
@@ -12,7 +13,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, ProbableAuthenticationError
 
 from kiltmq.broker import Broker, User, check_password, hash_password
-from kiltmq.broker.auth import Permission
+from kiltmq.broker.auth import AuthDB, Permission, TopicPermission
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,3 +108,32 @@ def test_users_as_mapping_and_url() -> None:
         conn = pika.BlockingConnection(pika.URLParameters(broker.url))
         conn.channel().queue_declare("", exclusive=True)
         conn.close()
+
+
+def test_topic_permission_regexes() -> None:
+    topic = TopicPermission.build("ann", "shop", "amq.topic", "^{username}\\.|^{vhost}$", "")
+    assert topic.allows("write", "ann.orders")
+    assert topic.allows("write", "shop")
+    assert not topic.allows("write", "bob.orders")
+    assert not topic.allows("write", "{username}.orders")
+    # an empty pattern allows the empty routing key only (RabbitMQ reads it as ^$)
+    assert topic.allows("read", "") and not topic.allows("read", "a")
+    # a name that makes the expanded pattern invalid: nothing matches
+    odd = TopicPermission.build("a(", "/", "x", "^{username}", ".*")
+    assert not odd.allows("write", "a(") and odd.allows("read", "anything")
+    with pytest.raises(re.error):
+        TopicPermission.build("ann", "/", "x", "(", "")
+
+    auth = AuthDB()
+    auth.set_topic_permission("ann", "/", "amq.topic", "a", "b")
+    auth.set_topic_permission("ann", "/", "events", "c", "d")
+    auth.set_topic_permission("ann", "shop", "amq.topic", "e", "f")
+    auth.set_topic_permission("bob", "/", "amq.topic", "g", "h")
+    auth.clear_topic_permissions("ann", "/", "events")
+    assert list(auth.topic_permission("ann", "/") or {}) == ["amq.topic"]
+    auth.clear_topic_permissions("ann", "/", "amq.topic")
+    assert auth.topic_permission("ann", "/") is None  # none left: nothing to check
+    auth.remove_vhost("shop")
+    assert auth.topic_permission("ann", "shop") is None
+    auth.remove_user("bob")
+    assert auth.topic_permissions == {}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from kiltmq.bench.url import parse_url
 from kiltmq.protocol import Method, MethodReceived, ProtocolError, spec
@@ -73,9 +74,11 @@ class Context:
         dialect: Dialect = AMQP_0_9_1,
         header: bytes | None = None,
         mechanism: str = "PLAIN",
+        client_properties: dict[str, Any] | None = None,
     ) -> RecordingConnection:
         """A connection through connection.open-ok, in ``dialect`` (sending ``header``
-        instead of the dialect's own protocol header if given)."""
+        instead of the dialect's own protocol header if given, and ``client_properties``
+        besides the product and capabilities)."""
         conn = await self.socket(label, dialect)
         ok = await conn.try_handshake(
             username=self.username if username is None else username,
@@ -85,6 +88,7 @@ class Context:
             record=record,
             header=header,
             mechanism=mechanism,
+            client_properties=client_properties,
         )
         if not ok and not record:
             raise ScenarioAborted(f"connection {conn.label} did not open")

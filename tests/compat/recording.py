@@ -181,10 +181,12 @@ class RecordingConnection(RawClient):
         record: bool = False,
         mechanism: str = "PLAIN",
         header: bytes | None = None,
+        client_properties: dict[str, Any] | None = None,
     ) -> bool:
         """Header, start/start-ok, tune/tune-ok, open/open-ok. ``None`` for a tune value
         means "accept the server's"; ``header`` replaces the dialect's protocol header
-        (another header naming the same dialect). Returns True when the connection is
+        (another header naming the same dialect); ``client_properties`` are sent besides
+        the product and capabilities. Returns True when the connection is
         open; a reply other than the expected one is recorded."""
         self.core.send_protocol_header()
         if header is None:
@@ -210,7 +212,8 @@ class RecordingConnection(RawClient):
                 },
             )
         self.send_start_ok(
-            username, password, mechanism, CLIENT_CAPABILITIES, "kiltmq compat test client"
+            username, password, mechanism, CLIENT_CAPABILITIES, "kiltmq compat test client",
+            client_properties,
         )
         item = await self.read_item(0)
         if not (isinstance(item, MethodReceived) and isinstance(item.method, spec.ConnectionTune)):

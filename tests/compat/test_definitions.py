@@ -21,8 +21,8 @@ from .policy_admin import rabbitmq_api, rabbitmq_api_available, unique_vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(120)]
 
-SECTIONS = ("users", "vhosts", "permissions", "parameters", "policies", "queues",
-            "exchanges", "bindings")
+SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", "parameters", "policies",
+            "queues", "exchanges", "bindings")
 
 
 def q(name: str) -> str:
@@ -57,7 +57,7 @@ def only(definitions: dict[str, Any], vhost: str, user: str) -> dict[str, list[A
             items = [{"name": v["name"]} for v in items if v["name"] == vhost]
         else:
             items = [i for i in items if i.get("vhost") == vhost]
-            if section == "permissions":
+            if section in ("permissions", "topic_permissions"):
                 items = [i for i in items if i["user"] == user]
         picked[section] = sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
     return picked
@@ -79,6 +79,10 @@ def rabbit_setup(rabbitmq_url: str) -> Iterator[tuple[str, str, str]]:
                         {"configure": "^d", "write": ".*", "read": "^(d|x)"}))
         ok(rabbitmq_api("PUT", f"/permissions/{v}/guest",
                         {"configure": ".*", "write": ".*", "read": ".*"}))
+        for exchange, write, read in (("amq.topic", "^a\\.{username}", ""),
+                                      ("x.main", ".*", "^r")):
+            ok(rabbitmq_api("PUT", f"/topic-permissions/{v}/{q(user)}",
+                            {"exchange": exchange, "write": write, "read": read}))
         ok(rabbitmq_api("PUT", f"/exchanges/{v}/ae", {"type": "fanout", "durable": True}))
         ok(rabbitmq_api("PUT", f"/exchanges/{v}/x.main", {
             "type": "topic", "durable": True, "arguments": {"alternate-exchange": "ae"}}))
@@ -118,6 +122,7 @@ def test_rabbitmq_export_loads_into_kiltmq_and_comes_back_equivalent(
     assert ours["users"][0]["tags"] == ["monitoring", "policymaker"]
     assert ours["users"][0]["limits"] == {"max-channels": 70}
     assert len(ours["bindings"]) == 3 and len(ours["parameters"]) == 2
+    assert len(ours["topic_permissions"]) == 2
     per_vhost = ok(rabbitmq_api("GET", f"/definitions/{q(vhost)}"))
     with Broker(port=0) as broker:
         admin = Admin(broker)
@@ -151,6 +156,8 @@ def test_kiltmq_export_loads_into_rabbitmq(rabbitmq_url: str) -> None:
             admin.add_user(user, "from-kiltmq", ["management"])
             admin.set_user_limits(user, {"max-connections": 4, "max-channels": -1})
             admin.set_permissions(user, vhost, ".*", ".*", ".*")
+            admin.set_topic_permissions(user, vhost, "amq.topic", "^o\\.{username}\\.", "^s")
+            admin.set_topic_permissions(user, vhost, "x", "", ".*")
             host = broker.vhosts[vhost]
             host.declare_queue("durable-q", durable=True, arguments={"x-max-length": 7})
             host.declare_exchange("x", "direct", durable=True)
@@ -161,6 +168,7 @@ def test_kiltmq_export_loads_into_rabbitmq(rabbitmq_url: str) -> None:
         broker.call_in_loop(define)
         exported = only(broker.call_in_loop(admin.export_definitions), vhost, user)
     assert exported["users"][0]["limits"] == {"max-connections": 4, "max-channels": -1}
+    assert len(exported["topic_permissions"]) == 2
     try:
         ok(rabbitmq_api("POST", "/definitions", exported))
         assert login(5672, user, "from-kiltmq", vhost) == 0

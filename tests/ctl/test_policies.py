@@ -156,6 +156,8 @@ def test_broker_loads_definitions_at_start(tmp_path: Path) -> None:
                     "arguments": {}}],
         "policies": [{"vhost": "/", "name": "lim", "pattern": "^loaded$",
                       "definition": {"max-length": 1}, "priority": 0, "apply-to": "queues"}],
+        "topic_permissions": [{"user": "guest", "vhost": "/", "exchange": "amq.topic",
+                               "write": "^loaded\\.", "read": ""}],
     }))
     broker = BrokerProcess(tmp_path / "data", "--load-definitions", str(path))
     ctl = Ctl(broker)
@@ -163,6 +165,9 @@ def test_broker_loads_definitions_at_start(tmp_path: Path) -> None:
         broker.start()
         assert ctl.json("list_policies")[0]["name"] == "lim"
         assert [q["name"] for q in ctl.json("list_queues")] == ["loaded"]
+        assert ctl.json("list_topic_permissions") == [
+            {"user": "guest", "exchange": "amq.topic", "write": "^loaded\\.", "read": ""}
+        ]
     finally:
         broker.close()
     path.write_text(json.dumps({"policies": [{"vhost": "/", "name": "x", "pattern": "^q",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .api import Api, Reply, q
+from .conversation_topics import topic_permissions
 
 Step = tuple[str, int, Any]
 
@@ -268,6 +269,7 @@ def _users(r: Recorder, api: Api, V: str, v: str, mon: str, plain: str) -> None:
     r("user permissions", api.get(f"/api/users/{mon}/permissions"), lambda b: b)
     r("vhost topic permissions", api.get(f"/api/vhosts/{V}/topic-permissions"), lambda b: b)
     r("user topic permissions", api.get(f"/api/users/{mon}/topic-permissions"), lambda b: b)
+    topic_permissions(r, api, V, mon)
     as_mon = api.as_user(mon, "pw")
     r("monitor whoami", as_mon.get("/api/whoami"), lambda b: b)
     r("monitor deletes vhost", as_mon.delete(f"/api/vhosts/{V}"))

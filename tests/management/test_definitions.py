@@ -22,6 +22,8 @@ def _topology(api: Api, v: str) -> None:
     assert api.post(f"/api/bindings/{q(v)}/e/shop/q/orders", {"routing_key": "o.*"}).status == 201
     policy = {"pattern": "^orders$", "definition": {"max-length": 10}, "apply-to": "queues"}
     assert api.put(f"/api/policies/{q(v)}/cap", policy).status == 201
+    topic = {"exchange": "shop", "write": "^o\\.", "read": "^{username}\\."}
+    assert api.put(f"/api/topic-permissions/{q(v)}/guest", topic).status == 201
 
 
 def test_rabbitmqadmin_exports_and_imports(
@@ -102,8 +104,11 @@ def test_a_rabbitmq_export_loads_and_comes_back_out(rabbit: Api, kilt: Api) -> N
         reply = api.post("/api/definitions", full)
         assert reply.status == 204, reply.text
         again = api.get("/api/definitions").body
+        assert {"user": "guest", "vhost": v, "exchange": "shop", "write": "^o\\.",
+                "read": "^{username}\\."} in full["topic_permissions"]
         for section in (
-            "users", "vhosts", "permissions", "policies", "queues", "exchanges", "bindings",
+            "users", "vhosts", "permissions", "topic_permissions", "policies", "queues",
+            "exchanges", "bindings",
         ):
             assert sorted(map(json.dumps, again[section])) == sorted(
                 map(json.dumps, full[section])

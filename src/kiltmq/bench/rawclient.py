@@ -155,10 +155,13 @@ class RawClient(asyncio.Protocol):
         mechanism: str = "PLAIN",
         capabilities: dict[str, Any] | None = None,
         product: str = "kiltmq raw client",
+        extra: dict[str, Any] | None = None,
     ) -> None:
+        """connection.start-ok; ``extra``: more client properties."""
         properties = {
             "product": product,
             "capabilities": CAPABILITIES if capabilities is None else capabilities,
+            **(extra or {}),
         }
         self.send(
             0,

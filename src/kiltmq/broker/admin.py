@@ -45,6 +45,7 @@ from kiltmq.broker.snapshots import (
     UserInfo,
 )
 from kiltmq.broker.store import MemoryStore, SQLiteStore, Store
+from kiltmq.broker.topic_permissions_admin import TopicPermissionsAdmin
 from kiltmq.broker.user_limits_admin import UserLimitsAdmin
 from kiltmq.broker.vhost_limits import VhostLimitError
 from kiltmq.protocol.errors import AMQPError, error_for
@@ -128,11 +129,12 @@ class ManagedBroker(Protocol):
 # -- the admin interface -----------------------------------------------------------------
 
 
-class Admin(PolicyAdmin, DefinitionsAdmin, UserLimitsAdmin):
+class Admin(PolicyAdmin, DefinitionsAdmin, UserLimitsAdmin, TopicPermissionsAdmin):
     """Inspect and change a running :class:`~kiltmq.broker.Broker` (on its loop).
     Policies: :class:`~kiltmq.broker.policy_admin.PolicyAdmin`; definitions export and
     import: :class:`~kiltmq.broker.definitions.DefinitionsAdmin`; user limits:
-    :class:`~kiltmq.broker.user_limits_admin.UserLimitsAdmin`."""
+    :class:`~kiltmq.broker.user_limits_admin.UserLimitsAdmin`; topic permissions:
+    :class:`~kiltmq.broker.topic_permissions_admin.TopicPermissionsAdmin`."""
 
     #: How long :meth:`committed` waits for the store.
     COMMIT_TIMEOUT = 10.0
@@ -346,8 +348,8 @@ class Admin(PolicyAdmin, DefinitionsAdmin, UserLimitsAdmin):
         return True
 
     def delete_vhost(self, name: str) -> None:
-        """Delete a vhost: its clients get connection.close 320, its queues, exchanges
-        and permissions go."""
+        """Delete a vhost: its clients get connection.close 320, its queues, exchanges,
+        permissions and topic permissions go."""
         if not self.broker.delete_vhost(name):
             raise NotFound(f"no such vhost '{name}'")
 
@@ -404,8 +406,8 @@ class Admin(PolicyAdmin, DefinitionsAdmin, UserLimitsAdmin):
         self.broker.store.user_added(user)
 
     def delete_user(self, name: str) -> list[ConnectionInfo]:
-        """Delete a user and their permissions; their connections are closed with 320
-        (as RabbitMQ does since 3.7). Returns the connections closed."""
+        """Delete a user and their permissions and topic permissions; their connections
+        are closed with 320 (as RabbitMQ does since 3.7). Returns the connections closed."""
         self.user(name)
         self.broker.auth.remove_user(name)
         self.broker.store.user_removed(name)

@@ -8,6 +8,12 @@ Permissions follow RabbitMQ: per user and vhost, three regular expressions (conf
 write, read) matched (unanchored, ``re.search``) against the resource name. The empty
 string means "nothing" (RabbitMQ treats it as ``^$``). The default exchange is checked
 under the name ``amq.default``.
+
+Topic permissions (RabbitMQ's "topic authorisation") are kept per user, vhost and
+exchange: a write and a read regex matched against routing keys, for topic exchanges
+only. ``{username}`` and ``{vhost}`` in a pattern stand for the user's name and the
+vhost's (expanded when the permission is set, since both are fixed by its key). Where a
+user has no topic permission for an exchange, every routing key is allowed.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ __all__ = [
     "HASHING_ALGORITHMS",
     "AuthDB",
     "Permission",
+    "TopicPermission",
     "User",
     "check_password",
     "hash_password",
     "hashing_algorithm",
+    "pcre_error",
+    "topic_refused",
 ]
 
 
@@ -93,6 +102,19 @@ class User:
         return cls(name, hash_password(password), frozenset(tags), dict(limits or {}))
 
 
+def pcre_error(exc: re.error) -> tuple[str, int]:
+    """The message and position RabbitMQ's regex library (PCRE) gives for the error
+    ``exc`` where the two differ (Python's message and 1-based position otherwise)."""
+    message = str(exc.msg)
+    position = (exc.pos or 0) + 1
+    if message.startswith("missing ), unterminated subpattern"):
+        message, position = "missing )", len(exc.pattern or "")
+    elif message.startswith("unterminated character set"):
+        message = "missing terminating ] for character class"
+        position = len(exc.pattern or "")
+    return message, position
+
+
 def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern if pattern else "^$")
 
@@ -123,6 +145,47 @@ class Permission:
         return result
 
 
+@dataclass(slots=True)
+class TopicPermission:
+    """The write and read regexes of one user for the routing keys of one topic exchange
+    in one vhost (as set; ``allows`` matches them with ``{username}`` and ``{vhost}``
+    expanded)."""
+
+    exchange: str
+    write: str
+    read: str
+    _write: re.Pattern[str] | None = field(default=None, repr=False)
+    _read: re.Pattern[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> TopicPermission:
+        """A topic permission of ``user`` in ``vhost``; re.error for a bad regex."""
+        compiled: list[re.Pattern[str] | None] = []
+        for pattern in (write, read):
+            _compile(pattern)
+            expanded = pattern.replace("{username}", user).replace("{vhost}", vhost)
+            try:
+                compiled.append(_compile(expanded))
+            except re.error:  # a name that breaks the pattern: nothing matches
+                compiled.append(None)
+        return cls(exchange, write, read, compiled[0], compiled[1])
+
+    def allows(self, action: str, routing_key: str) -> bool:
+        """Whether ``action`` ("write" or "read") is allowed with ``routing_key``."""
+        pattern = self._write if action == "write" else self._read
+        return pattern is not None and pattern.search(routing_key) is not None
+
+
+def topic_refused(routing_key: str, exchange: str, vhost: str, user: str) -> str:
+    """RabbitMQ's text of a 403 for a routing key a topic permission does not allow."""
+    return (
+        f"ACCESS_REFUSED - access to topic '{routing_key}' in exchange '{exchange}' "
+        f"in vhost '{vhost}' refused for user '{user}'"
+    )
+
+
 class AuthDB:
     """Users, their permissions per vhost, and who may connect only from loopback."""
 
@@ -130,6 +193,8 @@ class AuthDB:
         self.users: dict[str, User] = {}
         self.permissions: dict[tuple[str, str], Permission] = {}
         self.loopback_users: set[str] = set(loopback_users)
+        #: (user, vhost) -> exchange -> topic permission; no key: no topic permissions.
+        self.topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = {}
 
     def add_user(self, user: User) -> None:
         self.users[user.name] = user
@@ -147,6 +212,42 @@ class AuthDB:
         self.users.pop(name, None)
         for key in [k for k in self.permissions if k[0] == name]:
             del self.permissions[key]
+        for key in [k for k in self.topic_permissions if k[0] == name]:
+            del self.topic_permissions[key]
+
+    def remove_vhost(self, name: str) -> None:
+        """Forget every permission and topic permission in vhost ``name``."""
+        for key in [k for k in self.permissions if k[1] == name]:
+            del self.permissions[key]
+        for key in [k for k in self.topic_permissions if k[1] == name]:
+            del self.topic_permissions[key]
+
+    def set_topic_permission(
+        self, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> None:
+        """Set ``user``'s topic permission for ``exchange`` in ``vhost`` (re.error for a
+        bad regex, nothing changed then)."""
+        permission = TopicPermission.build(user, vhost, exchange, write, read)
+        self.topic_permissions.setdefault((user, vhost), {})[exchange] = permission
+
+    def clear_topic_permissions(
+        self, user: str, vhost: str, exchange: str | None = None
+    ) -> None:
+        """Remove ``user``'s topic permission for ``exchange`` in ``vhost`` (None: all of
+        them there)."""
+        key = (user, vhost)
+        if exchange is None:
+            self.topic_permissions.pop(key, None)
+            return
+        per_exchange = self.topic_permissions.get(key)
+        if per_exchange is not None:
+            per_exchange.pop(exchange, None)
+            if not per_exchange:
+                del self.topic_permissions[key]
+
+    def topic_permission(self, user: str, vhost: str) -> dict[str, TopicPermission] | None:
+        """``user``'s topic permissions in ``vhost`` by exchange (None: none)."""
+        return self.topic_permissions.get((user, vhost))
 
     def clear_permission(self, user: str, vhost: str) -> None:
         self.permissions.pop((user, vhost), None)

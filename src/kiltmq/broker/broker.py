@@ -260,7 +260,8 @@ class Broker(BrokerAddresses, BrokerRecovery, ResourceAlarms):
     def delete_vhost(self, name: str) -> bool:
         """Delete a virtual host at run time, as ``rabbitmqctl delete_vhost``: its clients
         get connection.close 320 CONNECTION_FORCED, its queues (with their messages) and
-        exchanges go, and so do the permissions for it. False if there was no such vhost.
+        exchanges go, and so do the permissions and topic permissions for it. False if
+        there was no such vhost.
 
         Call it on the broker's loop (from another thread: ``call_in_loop``).
         """
@@ -271,9 +272,7 @@ class Broker(BrokerAddresses, BrokerRecovery, ResourceAlarms):
         for queue in list(vhost.queues.values()):
             vhost.delete_queue(queue)
         self.shovels.forget_vhost(name)
-        for user_name, vhost_name in list(self.auth.permissions):
-            if vhost_name == name:
-                del self.auth.permissions[(user_name, vhost_name)]
+        self.auth.remove_vhost(name)
         self.store.vhost_removed(name)
         return True
 

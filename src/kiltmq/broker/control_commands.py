@@ -106,6 +106,42 @@ def _list_permissions(admin: Admin, args: dict[str, Any]) -> Any:
     ]
 
 
+def _set_topic_permissions(admin: Admin, args: dict[str, Any]) -> Any:
+    admin.set_topic_permissions(
+        _str(args, "user"),
+        _vhost(args),
+        _str(args, "exchange"),
+        _str(args, "write"),
+        _str(args, "read"),
+    )
+    return None
+
+
+def _clear_topic_permissions(admin: Admin, args: dict[str, Any]) -> Any:
+    exchange = args.get("exchange")
+    admin.clear_topic_permissions(
+        _str(args, "user"), _vhost(args), None if exchange is None else _str(args, "exchange")
+    )
+    return None
+
+
+def _list_topic_permissions(admin: Admin, args: dict[str, Any]) -> Any:
+    vhost = _vhost(args)
+    admin.vhost(vhost)
+    return [
+        {"user": t.user, "exchange": t.exchange, "write": t.write, "read": t.read}
+        for t in admin.topic_permissions(vhost=vhost)
+    ]
+
+
+def _list_user_topic_permissions(admin: Admin, args: dict[str, Any]) -> Any:
+    user = admin.user(_str(args, "name"))
+    return [
+        {"vhost": t.vhost, "exchange": t.exchange, "write": t.write, "read": t.read}
+        for t in admin.topic_permissions(user=user.name)
+    ]
+
+
 def _set_vhost_limits(admin: Admin, args: dict[str, Any]) -> Any:
     definition = args.get("definition")
     if not isinstance(definition, (str, dict)):
@@ -263,6 +299,10 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "set_permissions": (_set_permissions, True),
     "clear_permissions": (_clear_permissions, True),
     "list_permissions": (_list_permissions, False),
+    "set_topic_permissions": (_set_topic_permissions, True),
+    "clear_topic_permissions": (_clear_topic_permissions, True),
+    "list_topic_permissions": (_list_topic_permissions, False),
+    "list_user_topic_permissions": (_list_user_topic_permissions, False),
     "set_vhost_limits": (_set_vhost_limits, True),
     "clear_vhost_limits": (_clear_vhost_limits, True),
     "list_vhost_limits": (_list_vhost_limits, False),

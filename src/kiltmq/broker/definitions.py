@@ -1,16 +1,16 @@
 """Definitions export and import in the JSON of RabbitMQ 3.10's ``/api/definitions``
 (and ``rabbitmqctl export_definitions``): users with their password hashes and limits,
-vhosts, permissions, parameters (vhost limits, operator policies, shovels), policies,
-queues, exchanges and bindings; for the whole broker or one vhost. Imported shovels
-start once the queues, exchanges and bindings of the import are there.
+vhosts, permissions, topic permissions, parameters (vhost limits, operator policies,
+shovels), policies, queues, exchanges and bindings; for the whole broker or one vhost.
+Imported shovels start once the queues, exchanges and bindings of the import are there.
 
 A RabbitMQ export loads here and one of ours loads into RabbitMQ: password hashes are
 RabbitMQ's (``rabbit_password_hashing_sha256``; SHA-512 and MD5 hashes load too), user
 tags come out as a list and go in as a list or a comma-separated string. Exclusive
 queues, the default exchange, ``amq.*`` exchanges and the default exchange's implicit
 bindings are not exported. An import adds and replaces, it never deletes: a queue or
-exchange that exists already stays as it is. Topic permissions are refused (kiltmq has
-none); global parameters are accepted and not kept.
+exchange that exists already stays as it is. Global parameters are accepted and not
+kept.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kiltmq.broker.queue import Queue
 from kiltmq.broker.shovel import KIND as SHOVEL
 from kiltmq.broker.shovel import Shovel, Shovels
 from kiltmq.broker.shovel_parameter import ShovelInvalid
+from kiltmq.broker.snapshots import TopicPermissionInfo
 from kiltmq.broker.store import Store
 from kiltmq.broker.user_limits import UserLimitError, parse_user_limits
 from kiltmq.broker.vhost import VirtualHost
@@ -74,6 +75,14 @@ class _Admin(Protocol):
     ) -> None: ...
 
     def set_vhost_limits(self, vhost: str, limits: str | Mapping[str, Any]) -> None: ...
+
+    def topic_permissions(
+        self, vhost: str | None = None, user: str | None = None
+    ) -> list[TopicPermissionInfo]: ...
+
+    def set_topic_permissions(
+        self, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> bool: ...
 
     def set_policy(
         self, vhost: str, name: str, pattern: Any, definition: Any, *,
@@ -265,7 +274,11 @@ class DefinitionsAdmin:
             "users": users,
             "vhosts": [{"name": name} for name in sorted(broker.vhosts)],
             "permissions": permissions,
-            "topic_permissions": [],
+            "topic_permissions": [
+                {"user": t.user, "vhost": t.vhost, "exchange": t.exchange,
+                 "write": t.write, "read": t.read}
+                for t in self.topic_permissions()
+            ],
             "parameters": merged["parameters"],
             "global_parameters": (
                 [{"name": "cluster_name", "value": cluster_name}] if cluster_name else []
@@ -287,8 +300,6 @@ class DefinitionsAdmin:
         if vhost is not None:
             self.vhost(vhost)
         else:
-            if sections["topic_permissions"]:
-                raise AdminError("definitions: topic permissions are not supported by kiltmq")
             broker = self.broker
             for user in [_user(item) for item in sections["users"]]:
                 old = broker.auth.users.get(user.name)
@@ -307,6 +318,14 @@ class DefinitionsAdmin:
                     _text(item, "configure", "permissions"),
                     _text(item, "write", "permissions"),
                     _text(item, "read", "permissions"),
+                )
+            for item in sections["topic_permissions"]:
+                self.set_topic_permissions(
+                    _text(item, "user", "topic_permissions"),
+                    _text(item, "vhost", "topic_permissions"),
+                    _text(item, "exchange", "topic_permissions"),
+                    _text(item, "write", "topic_permissions"),
+                    _text(item, "read", "topic_permissions"),
                 )
 
         def where(item: Mapping[str, Any], section: str) -> str:

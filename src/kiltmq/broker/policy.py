@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiltmq.broker.auth import pcre_error
+
 __all__ = [
     "APPLY_TO",
     "OPERATOR_KEYS",
@@ -352,13 +354,7 @@ def _check_definition(definition: Any, operator: bool) -> dict[str, Any]:
 
 
 def _regex_error(exc: re.error) -> str:
-    message = str(exc.msg)
-    position = (exc.pos or 0) + 1
-    if message.startswith("missing ), unterminated subpattern"):
-        message, position = "missing )", len(exc.pattern or "")
-    elif message.startswith("unterminated character set"):
-        message = "missing terminating ] for character class"
-        position = len(exc.pattern or "")
+    message, position = pcre_error(exc)
     return f'pattern should be regular expression but is invalid: {{"{message}",{position}}}'
 
 

@@ -1,7 +1,7 @@
 """A broker's start from what its store kept, and what it tells the store at a clean stop.
 
-At its first start a broker rebuilds the vhosts, users, permissions, definitions and
-messages the store kept, then stores the configured vhosts, users and permissions
+At its first start a broker rebuilds the vhosts, users, permissions, topic permissions,
+definitions and messages the store kept, then stores the configured vhosts, users and permissions
 (configured ones win over stored ones of the same name). The defaults (guest/guest,
 the vhost ``/``, everyone may do everything) are for a new store only.
 """
@@ -56,8 +56,7 @@ class BrokerRecovery:
                 if self._implicit_vhosts:
                     for name in [n for n in self.vhosts if n not in recovered.vhosts]:
                         del self.vhosts[name]
-                        for key in [k for k in auth.permissions if k[1] == name]:
-                            del auth.permissions[key]
+                        auth.remove_vhost(name)
             for name in recovered.vhosts:
                 self.add_vhost(name)
             for user in recovered.users:
@@ -69,6 +68,8 @@ class BrokerRecovery:
             for user_name, vhost_name, configure, write, read in recovered.permissions:
                 if (user_name, vhost_name) not in auth.permissions:
                     auth.set_permission(user_name, vhost_name, configure, write, read)
+            for user_name, vhost_name, exchange, write, read in recovered.topic_permissions:
+                auth.set_topic_permission(user_name, vhost_name, exchange, write, read)
             for vhost_name, kind, definition in recovered.definitions:
                 if kind == SHOVEL:  # started once everything else is back
                     self.shovels.restore(vhost_name, definition)
@@ -95,6 +96,11 @@ class BrokerRecovery:
             store.user_added(user)
         for (user_name, vhost_name), perm in self.auth.permissions.items():
             store.permission_set(user_name, vhost_name, perm.configure, perm.write, perm.read)
+        for (user_name, vhost_name), topics in self.auth.topic_permissions.items():
+            for topic in topics.values():
+                store.topic_permission_set(
+                    user_name, vhost_name, topic.exchange, topic.write, topic.read
+                )
 
     def _report_redelivered(self) -> None:
         """At a clean stop (connections closed, their unacknowledged deliveries back in

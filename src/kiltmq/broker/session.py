@@ -55,7 +55,7 @@ from kiltmq.protocol.errors import (
 )
 
 if TYPE_CHECKING:
-    from kiltmq.broker.auth import Permission
+    from kiltmq.broker.auth import Permission, TopicPermission
     from kiltmq.broker.vhost import VirtualHost
 
 __all__ = ["Session", "SessionBroker", "SessionConnection", "server_properties"]
@@ -90,6 +90,8 @@ class Session:
         self.channels: dict[int, Channel] = {}
         self.vhost: VirtualHost = None  # type: ignore[assignment]  # set at connection.open
         self.permission: Permission | None = None
+        #: The user's topic permissions in the vhost by exchange (None: none).
+        self.topic_permissions: dict[str, TopicPermission] | None = None
         self.username = ""
         self.user_tags: frozenset[str] = frozenset()
         self.client_properties: dict[str, Any] = {}
@@ -401,6 +403,7 @@ class Session:
         usage.open_connection(self.username)
         self.vhost = vhost
         self.permission = permission
+        self.topic_permissions = auth.topic_permission(self.username, name)
         self.opened = True
         self.conn.opened()
         self.conn.send_method(0, spec.ConnectionOpenOk())
@@ -471,6 +474,13 @@ class Session:
         self.permission = permission
         for channel in self.channels.values():
             channel.set_permission(permission)
+
+    def set_topic_permissions(self, topics: dict[str, TopicPermission] | None) -> None:
+        """The user's topic permissions in this connection's vhost changed: every
+        channel checks routing keys against them from its next operation on."""
+        self.topic_permissions = topics
+        for channel in self.channels.values():
+            channel.set_topic_permissions(topics)
 
     # -- resource alarms ----------------------------------------------------------------
 

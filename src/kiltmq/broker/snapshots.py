@@ -22,6 +22,7 @@ __all__ = [
     "PermissionInfo",
     "QueueStats",
     "Status",
+    "TopicPermissionInfo",
     "UserInfo",
     "binding_info",
     "connection_info",
@@ -146,6 +147,15 @@ class PermissionInfo:
     user: str
     vhost: str
     configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class TopicPermissionInfo:
+    user: str
+    vhost: str
+    exchange: str
     write: str
     read: str
 

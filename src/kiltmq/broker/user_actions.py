@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.admin import ManagedBroker, NotFound
+from kiltmq.broker.auth import topic_refused
 from kiltmq.broker.channel.publishing import Publishing
 from kiltmq.broker.message import FLAG_EXPIRATION, FLAG_USER_ID, Message
 from kiltmq.protocol.errors import AccessRefused, PreconditionFailed
 from kiltmq.protocol.spec import BasicProperties
 
 if TYPE_CHECKING:
+    from kiltmq.broker.exchange import Exchange
     from kiltmq.broker.queue import Entry, Queue
     from kiltmq.broker.vhost import VirtualHost
 
-__all__ = ["ACK_MODES", "Fetched", "UserActions"]
+__all__ = ["ACK_MODES", "Fetched", "TopicAccessRefused", "UserActions"]
 
 #: basic.get's settlement modes: (acknowledge, requeue), as the management API names them.
 ACK_MODES: Mapping[str, tuple[bool, bool]] = {
@@ -33,6 +35,11 @@ ACK_MODES: Mapping[str, tuple[bool, bool]] = {
     "reject_requeue_true": (False, True),
     "reject_requeue_false": (False, False),
 }
+
+
+class TopicAccessRefused(AccessRefused):
+    """403 for a routing key the user's topic permission does not allow: RabbitMQ's
+    management API learns it from the channel it acts on, not from its own checks."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,20 @@ class UserActions:
             raise AccessRefused(
                 f"ACCESS_REFUSED - access to {kind} '{name}' in vhost '{vhost.name}' "
                 f"refused for user '{self.user}'"
+            )
+
+    def _check_topic(
+        self, vhost: VirtualHost, exchange: Exchange, action: str, routing_key: str
+    ) -> None:
+        """403 unless the user's topic permission for ``exchange`` (a topic exchange
+        with one) allows ``action`` with ``routing_key``, as on a channel."""
+        if exchange.TYPE != "topic":
+            return
+        topics = self.broker.auth.topic_permission(self.user, vhost.name)
+        topic = None if topics is None else topics.get(exchange.name)
+        if topic is not None and not topic.allows(action, routing_key):
+            raise TopicAccessRefused(
+                topic_refused(routing_key, exchange.name, vhost.name, self.user)
             )
 
     # -- exchanges ------------------------------------------------------------------------
@@ -177,6 +198,7 @@ class UserActions:
         self._check(host, "write", kind, destination)
         self._check(host, "read", "exchange", source or "amq.default")
         exchange = host.get_exchange(source)
+        self._check_topic(host, exchange, "read", routing_key)
         target = host.get_queue(destination) if kind == "queue" else host.get_exchange(destination)
         (host.bind if add else host.unbind)(exchange, target, routing_key, arguments)
 
@@ -203,6 +225,7 @@ class UserActions:
                 f"ACCESS_REFUSED - cannot publish to internal "
                 f"{host.describe('exchange', exchange)}"
             )
+        self._check_topic(host, target, "write", routing_key)
         message = Message.build(exchange, routing_key, body, properties or BasicProperties())
         if message.flags & FLAG_EXPIRATION:
             Publishing._check_expiration(message)

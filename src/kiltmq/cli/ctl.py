@@ -32,8 +32,8 @@ __all__ = ["add_parser", "request", "run"]
 
 DESCRIPTION = """\
 Administer a running kiltmq broker through its control socket (a Unix socket only the
-broker's OS user can use): list and change vhosts, users, permissions, policies, queues
-and connections; export and import definitions.
+broker's OS user can use): list and change vhosts, users, permissions, topic
+permissions, policies, queues and connections; export and import definitions.
 
 The socket is found with --socket PATH, --data-dir DIR (DIR/ctl.sock), --port N (a
 --memory-only broker's kiltmq-N.sock in $XDG_RUNTIME_DIR or the temporary directory), or
@@ -114,6 +114,21 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         _vhost_option(p)
         p.add_argument("user", metavar="USER")
 
+    def set_topic_permissions(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("user", metavar="USER")
+        p.add_argument("exchange", metavar="EXCHANGE", help="a topic exchange")
+        p.add_argument("write", metavar="WRITE",
+                       help="regex of the routing keys the user may publish with")
+        p.add_argument("read", metavar="READ",
+                       help="regex of the routing keys the user may bind with")
+
+    def clear_topic_permissions(p: argparse.ArgumentParser) -> None:
+        _vhost_option(p)
+        p.add_argument("user", metavar="USER")
+        p.add_argument("exchange", metavar="EXCHANGE", nargs="?",
+                       help="(default: every exchange)")
+
     def set_vhost_limits(p: argparse.ArgumentParser) -> None:
         _vhost_option(p)
         p.add_argument("definition", metavar="DEFINITION",
@@ -190,6 +205,12 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         "set_permissions": ("set a user's permissions in a vhost", set_permissions),
         "clear_permissions": ("remove a user's permissions in a vhost", clear_permissions),
         "list_permissions": ("permissions in a vhost", vhost_only),
+        "set_topic_permissions": ("set a user's routing key regexes for a topic exchange",
+                                  set_topic_permissions),
+        "clear_topic_permissions": ("remove a user's topic permissions in a vhost",
+                                    clear_topic_permissions),
+        "list_topic_permissions": ("topic permissions in a vhost", vhost_only),
+        "list_user_topic_permissions": ("a user's topic permissions", name("user")),
         "set_vhost_limits": ("set a vhost's max-connections and max-queues",
                              set_vhost_limits),
         "clear_vhost_limits": ("remove a vhost's limits", vhost_only),
@@ -215,8 +236,9 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
                                 set_policy),
         "clear_operator_policy": ("remove an operator policy", clear_policy),
         "list_operator_policies": ("operator policies of a vhost", vhost_only),
-        "export_definitions": ("write users, vhosts, permissions, policies, queues, "
-                               "exchanges and bindings as RabbitMQ's JSON", definitions_file),
+        "export_definitions": ("write users, vhosts, permissions, topic permissions, "
+                               "policies, queues, exchanges and bindings as RabbitMQ's JSON",
+                               definitions_file),
         "import_definitions": ("load definitions exported by RabbitMQ or kiltmq",
                                definitions_file),
     }

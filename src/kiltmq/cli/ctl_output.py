@@ -52,6 +52,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "list_vhosts": ("name",),
     "list_users": ("user", "tags"),
     "list_permissions": ("user", "configure", "write", "read"),
+    "list_topic_permissions": ("user", "exchange", "write", "read"),
+    "list_user_topic_permissions": ("vhost", "exchange", "write", "read"),
     "list_exchanges": ("name", "type", "durable", "auto_delete", "internal"),
     "list_queues": QUEUE_COLUMNS,
     "list_bindings": (
@@ -142,6 +144,14 @@ def confirmation(command: str, args: argparse.Namespace, result: Any) -> str | N
         return f"permissions of user '{args.user}' in vhost '{vhost}' set"
     if command == "clear_permissions":
         return f"permissions of user '{args.user}' in vhost '{vhost}' cleared"
+    if command == "set_topic_permissions":
+        return (
+            f"topic permissions of user '{args.user}' for exchange '{args.exchange}' in "
+            f"vhost '{vhost}' set"
+        )
+    if command == "clear_topic_permissions":
+        which = "" if args.exchange is None else f" for exchange '{args.exchange}'"
+        return f"topic permissions of user '{args.user}'{which} in vhost '{vhost}' cleared"
     if command == "set_vhost_limits":
         return f"limits of vhost '{vhost}' set to {args.definition}"
     if command == "clear_vhost_limits":

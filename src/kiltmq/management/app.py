@@ -26,6 +26,7 @@ from kiltmq.management import (
     policies,
     queues,
     shovels,
+    topic_permissions,
     user_limits,
     users,
     vhosts,
@@ -95,6 +96,7 @@ def make_app(broker: ManagedBroker, *, sample_interval: float | None = None) -> 
     for module in (
         overview, vhosts, users, user_limits, permissions, limits, connections, exchanges,
         queues, bindings, health, policies, definitions, parameters, shovels, features,
+        topic_permissions,
     ):
         app.add_routes(module.routes)
     add_ui(app)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiltmq.broker.user_actions import TopicAccessRefused
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = [
@@ -76,13 +77,15 @@ def _explanation(error: AMQPError) -> str:
 
 def amqp_failure(error: AMQPError, *, with_code: bool = False) -> ApiError:
     """What RabbitMQ answers when an operation done as the user fails as an AMQP method
-    would: 404 with the explanation, 401 "Access refused." for 403 and 530, else 400
+    would: 404 with the explanation, 401 "Access refused." for 403 and 530 (but for a
+    publish's routing key refused by a topic permission, which RabbitMQ learns from the
+    channel it publishes on), else 400
     with the explanation (``with_code``: "<code> <reply text>", as for publish and get,
     which RabbitMQ runs on a channel)."""
     code = error.reply_code
     if code == 404 and not with_code:
         return not_found(_explanation(error))
-    if code in (403, 530):
+    if code in (403, 530) and not (with_code and isinstance(error, TopicAccessRefused)):
         return not_authorised("Access refused.")
     if with_code:
         if code == 404:

@@ -1,6 +1,6 @@
 """Permissions: ``/api/permissions``, ``/api/permissions/{vhost}/{user}`` (GET, PUT,
 DELETE), ``/api/vhosts/{vhost}/permissions`` and ``/api/users/{user}/permissions``;
-administrators only. The broker has no topic permissions: their lists are empty."""
+administrators only. Topic permissions are in :mod:`kiltmq.management.topic_permissions`."""
 
 from __future__ import annotations
 
@@ -102,25 +102,3 @@ async def delete_permission(request: web.Request) -> web.Response:
     ctx.admin.clear_permissions(request.match_info["user"], request.match_info["vhost"])
     await ctx.admin.committed()
     return web.Response(status=204)
-
-
-@routes.get("/api/topic-permissions")
-async def list_topic_permissions(request: web.Request) -> web.Response:
-    caller(request).require_admin()
-    return reply_list(request, [])
-
-
-@routes.get("/api/vhosts/{vhost}/topic-permissions")
-async def vhost_topic_permissions(request: web.Request) -> web.Response:
-    caller(request).require_admin()
-    if request.match_info["vhost"] not in context(request).broker.vhosts:
-        raise object_not_found()
-    return reply_list(request, [])
-
-
-@routes.get("/api/users/{user}/topic-permissions")
-async def user_topic_permissions(request: web.Request) -> web.Response:
-    caller(request).require_admin()
-    if request.match_info["user"] not in context(request).broker.auth.users:
-        raise object_not_found()
-    return reply_list(request, [])

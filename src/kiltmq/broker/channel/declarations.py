@@ -61,6 +61,7 @@ class Declarations(DirectReplyTo):
         vhost = self.vhost
         self._check_binding("exchange", m.destination, m.source)
         source = vhost.get_exchange(m.source)
+        self._check_topic(source, "read", m.routing_key)
         destination = vhost.get_exchange(m.destination)
         vhost.bind(source, destination, m.routing_key, m.arguments)
         if not m.no_wait:
@@ -70,6 +71,8 @@ class Declarations(DirectReplyTo):
         vhost = self.vhost
         self._check_binding("exchange", m.destination, m.source)
         source = vhost.exchanges.get(m.source)
+        if source is not None:
+            self._check_topic(source, "read", m.routing_key)
         destination = vhost.exchanges.get(m.destination)
         durable = False
         if source is not None and destination is not None:
@@ -126,6 +129,7 @@ class Declarations(DirectReplyTo):
             routing_key = name
         self._check_binding("queue", name, m.exchange)
         exchange = vhost.get_exchange(m.exchange)
+        self._check_topic(exchange, "read", routing_key)
         queue = vhost.get_queue(name, self.session)
         vhost.bind(exchange, queue, routing_key, m.arguments)
         if not m.no_wait:
@@ -136,6 +140,8 @@ class Declarations(DirectReplyTo):
         name = self._queue_name(m.queue)
         self._check_binding("queue", name, m.exchange)
         exchange = vhost.exchanges.get(m.exchange)
+        if exchange is not None:
+            self._check_topic(exchange, "read", m.routing_key)
         queue = vhost.queues.get(name)
         durable = False
         if exchange is not None and queue is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kiltmq.broker.auth import Permission
+    from kiltmq.broker.auth import Permission, TopicPermission
     from kiltmq.broker.queue import Queue
     from kiltmq.broker.vhost import VirtualHost
     from kiltmq.protocol import spec
@@ -51,6 +51,10 @@ class ChannelSession(Protocol):
 
     @property
     def permission(self) -> Permission | None: ...
+
+    @property
+    def topic_permissions(self) -> dict[str, TopicPermission] | None:
+        """The user's topic permissions in the vhost by exchange (None: none)."""
 
     @property
     def username(self) -> str: ...

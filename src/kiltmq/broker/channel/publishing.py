@@ -1,11 +1,13 @@
 """basic.publish and publisher confirms.
 
 ``publish`` looks the exchange up (cached with its permission check for the last name
-used), builds one :class:`~kiltmq.broker.message.Message`, routes it and hands it to each
-queue (or, in a transaction, buffers it until tx.commit). In confirm mode each publish
-gets a sequence number, acked once every queue took the message (and the store has it,
-for a persistent message in a durable queue); confirms are collected and sent at flush
-time, coalesced into one ``multiple`` basic.ack where possible (see
+used, and the user's topic permission for it: a routing key its write pattern does not
+match is refused with 403, as RabbitMQ's topic authorisation does), builds one
+:class:`~kiltmq.broker.message.Message`, routes it and hands it to each queue (or, in a
+transaction, buffers it until tx.commit). In confirm mode each publish gets a sequence
+number, acked once every queue took the message (and the store has it, for a persistent
+message in a durable queue); confirms are collected and sent at flush time, coalesced
+into one ``multiple`` basic.ack where possible (see
 :meth:`~kiltmq.broker.channel.state.ChannelState.flush_confirms`).
 """
 
@@ -55,10 +57,14 @@ class Publishing(DirectReplyTo):
                 )
             self._pub_name = name
             self._pub_exchange = exchange
+            self._pub_topic = self._topic_permission(exchange)
             self._tails = {}
         if m.immediate:
             raise AMQPNotImplemented("NOT_IMPLEMENTED - immediate=true", 60, 40)
         routing_key = m.routing_key
+        topic = self._pub_topic
+        if topic is not None and not topic.allows("write", routing_key):
+            raise self._topic_refused(name, routing_key)
         tail = self._tails.get(routing_key)
         if tail is None:
             if len(self._tails) > 256:

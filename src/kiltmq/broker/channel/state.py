@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from kiltmq.broker.auth import topic_refused
 from kiltmq.broker.channel.ack_timeout import AckClock
 from kiltmq.broker.queue import Consumer, Entry, Queue
 from kiltmq.broker.vhost import generate_name
@@ -15,7 +16,7 @@ from kiltmq.protocol.errors import AccessRefused, NotAllowed, NotFound
 from kiltmq.protocol.frames import content_frames
 
 if TYPE_CHECKING:
-    from kiltmq.broker.auth import Permission
+    from kiltmq.broker.auth import Permission, TopicPermission
     from kiltmq.broker.channel.owner import ChannelConnection, ChannelSession
     from kiltmq.broker.exchange import Exchange
     from kiltmq.broker.message import Message
@@ -56,7 +57,8 @@ class ChannelState:
     # stay for the testing faults, which replace methods of a channel and map channels
     # weakly.
     __slots__ = (
-        "_acks", "_nacks", "_pub_exchange", "_pub_name", "_tails", "_unconfirmed",
+        "_acks", "_nacks", "_pub_exchange", "_pub_name", "_pub_topic", "_tails",
+        "_unconfirmed", "topics",
         "ack_clock", "acked", "body_max", "closed", "confirm", "confirmed",
         "consumer_unacked", "consumers", "delivery_tag", "dropped", "got", "got_empty",
         "held", "last_queue", "no_ack_delivered", "no_ack_got", "number", "out",
@@ -78,6 +80,8 @@ class ChannelState:
         self.out: ChannelConnection = session.conn
         self.vhost = session.vhost
         self.permission = session.permission
+        #: The user's topic permissions by exchange (None: none, nothing to check).
+        self.topics = session.topic_permissions
         self.user = session.username
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, Unacked] = {}
@@ -130,6 +134,9 @@ class ChannelState:
         # and the encoded basic.deliver tails of its recent routing keys
         self._pub_name: str | None = None
         self._pub_exchange: Exchange | None = None
+        #: The user's topic permission for the cached exchange if it is a topic exchange
+        #: that has one (None: every routing key is allowed).
+        self._pub_topic: TopicPermission | None = None
         self._tails: dict[str, bytes] = {}
         #: Largest body that fits one body frame (frame_max is fixed once tuned).
         self.body_max = (self.out.core.frame_max or 0xFFFFFFFF + 8) - 8
@@ -206,6 +213,29 @@ class ChannelState:
         """Check ``permission`` from now on (see :meth:`Session.set_permission`)."""
         self.permission = permission
         self._pub_name = None  # the publish cache holds an exchange checked already
+
+    def set_topic_permissions(self, topics: dict[str, TopicPermission] | None) -> None:
+        """Check routing keys against ``topics`` from now on."""
+        self.topics = topics
+        self._pub_name = None
+
+    def _topic_permission(self, exchange: Exchange) -> TopicPermission | None:
+        """The user's topic permission for ``exchange`` if it is a topic exchange that
+        has one (RabbitMQ checks topic exchanges only)."""
+        topics = self.topics
+        if topics is None or exchange.TYPE != "topic":
+            return None
+        return topics.get(exchange.name)
+
+    def _check_topic(self, exchange: Exchange, action: str, routing_key: str) -> None:
+        """403 unless the user's topic permission for ``exchange`` (if any) allows
+        ``action`` ("write" or "read") with ``routing_key``."""
+        topic = self._topic_permission(exchange)
+        if topic is not None and not topic.allows(action, routing_key):
+            raise self._topic_refused(exchange.name, routing_key)
+
+    def _topic_refused(self, exchange: str, routing_key: str) -> AccessRefused:
+        return AccessRefused(topic_refused(routing_key, exchange, self.vhost.name, self.user))
 
     def _check(self, action: str, kind: str, name: str) -> None:
         permission = self.permission

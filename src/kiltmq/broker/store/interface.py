@@ -30,8 +30,9 @@ A store that keeps bodies on disk may page them out of memory: a durable queue h
 more than :attr:`Store.page_messages` ready messages (or :attr:`Store.page_bytes` bytes)
 swaps the bodies of further persistent messages for stand-ins (:meth:`Store.page_out`) and
 reads them back in batches ahead of delivery (:meth:`Store.load_later`; :meth:`Store.load`
-where the answer is needed at once). Users, permissions and
-vhosts are reported too (:meth:`Store.user_added`, :meth:`Store.permission_set`,
+where the answer is needed at once). Users, permissions, topic
+permissions and vhosts are reported too (:meth:`Store.user_added`,
+:meth:`Store.permission_set`, :meth:`Store.topic_permission_set`,
 :meth:`Store.vhost_added`), and at a clean shutdown the broker reports which waiting
 messages had been delivered before (:meth:`Store.mark_redelivered`).
 
@@ -107,6 +108,8 @@ class Recovered:
     users: list[User] = field(default_factory=list)
     #: (user, vhost, configure, write, read) as stored.
     permissions: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    #: (user, vhost, exchange, write, read) as stored.
+    topic_permissions: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
 
 class ConfirmWaiter(Protocol):
@@ -220,6 +223,15 @@ class Store:
 
     def permission_removed(self, user: str, vhost: str) -> None:
         """A user's permissions in a vhost were cleared."""
+
+    def topic_permission_set(
+        self, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> None:
+        """A user's topic permission for an exchange in a vhost was set."""
+
+    def topic_permission_removed(self, user: str, vhost: str, exchange: str | None) -> None:
+        """A user's topic permission for ``exchange`` in a vhost (None: all of them
+        there) was cleared."""
 
     def mark_redelivered(self, vhost: str, queue: str, messages: Iterable[Message]) -> None:
         """At a clean shutdown: these persistent messages waiting in a durable queue had

@@ -59,6 +59,12 @@ def read_back(
             "SELECT user, vhost, configure, write, read FROM permissions ORDER BY rowid"
         )
     ]
+    recovered.topic_permissions = [
+        (u, v, e, w, r)
+        for u, v, e, w, r in db.execute(
+            "SELECT user, vhost, exchange, write, read FROM topic_permissions ORDER BY rowid"
+        )
+    ]
     definitions = []
     for rowid, vhost, kind, data in db.execute(
         "SELECT rowid, vhost, kind, data FROM definitions"

@@ -28,7 +28,8 @@ they change (a return, a death), never on the way of a publish or a delivery.
 
 Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``; 3
 adds ``messages.delivery_count``, ``messages.dead`` and ``users.limits`` (a user's limits
-as JSON, NULL for none).
+as JSON, NULL for none); 4 adds the ``topic_permissions`` table (per user, vhost and
+exchange, the write and read regexes).
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
 damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
@@ -68,7 +69,7 @@ __all__ = [
 
 log = logging.getLogger("kiltmq.broker.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "kiltmq.db"
 #: Positions of message rows start here, above any id ``Message`` hands out in a process,
 #: so a message the store creates (a stand-in, a body read back) can carry the position
@@ -85,6 +86,10 @@ CREATE TABLE permissions (
     user TEXT NOT NULL, vhost TEXT NOT NULL,
     configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
     PRIMARY KEY (user, vhost));
+CREATE TABLE topic_permissions (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, exchange TEXT NOT NULL,
+    write TEXT NOT NULL, read TEXT NOT NULL,
+    PRIMARY KEY (user, vhost, exchange));
 CREATE TABLE definitions (
     vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (vhost, kind, key));
@@ -95,7 +100,7 @@ CREATE TABLE messages (
     routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
     expires INTEGER, delivery_count INTEGER, dead TEXT);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 COMMIT;
 """
 #: Format version -> the statements that turn it into the next one (run in one
@@ -105,6 +110,9 @@ _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE messages ADD COLUMN delivery_count INTEGER;"
     " ALTER TABLE messages ADD COLUMN dead TEXT;"
     " ALTER TABLE users ADD COLUMN limits TEXT;",
+    3: "CREATE TABLE topic_permissions ("
+    " user TEXT NOT NULL, vhost TEXT NOT NULL, exchange TEXT NOT NULL,"
+    " write TEXT NOT NULL, read TEXT NOT NULL, PRIMARY KEY (user, vhost, exchange));",
 }
 INSERT = (
     "INSERT INTO messages"

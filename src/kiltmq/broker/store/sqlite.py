@@ -266,6 +266,7 @@ class SQLiteStore(Store):
             "DELETE FROM definitions WHERE vhost = ?",
             "DELETE FROM queues WHERE vhost = ?",
             "DELETE FROM permissions WHERE vhost = ?",
+            "DELETE FROM topic_permissions WHERE vhost = ?",
         ):
             self._op(sql, (vhost,))
 
@@ -282,6 +283,7 @@ class SQLiteStore(Store):
     def user_removed(self, name: str) -> None:
         self._op("DELETE FROM users WHERE name = ?", (name,))
         self._op("DELETE FROM permissions WHERE user = ?", (name,))
+        self._op("DELETE FROM topic_permissions WHERE user = ?", (name,))
 
     def permission_set(
         self, user: str, vhost: str, configure: str, write: str, read: str
@@ -294,6 +296,26 @@ class SQLiteStore(Store):
 
     def permission_removed(self, user: str, vhost: str) -> None:
         self._op("DELETE FROM permissions WHERE user = ? AND vhost = ?", (user, vhost))
+
+    def topic_permission_set(
+        self, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> None:
+        self._op(
+            "INSERT OR REPLACE INTO topic_permissions (user, vhost, exchange, write, read)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (user, vhost, exchange, write, read),
+        )
+
+    def topic_permission_removed(self, user: str, vhost: str, exchange: str | None) -> None:
+        if exchange is None:
+            self._op(
+                "DELETE FROM topic_permissions WHERE user = ? AND vhost = ?", (user, vhost)
+            )
+        else:
+            self._op(
+                "DELETE FROM topic_permissions WHERE user = ? AND vhost = ? AND exchange = ?",
+                (user, vhost, exchange),
+            )
 
     def definition_added(self, vhost: str, kind: str, definition: Definition) -> None:
         if self._db is None:
