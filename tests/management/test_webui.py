@@ -220,6 +220,39 @@ async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Bro
     assert page.errors == []
 
 
+async def test_get_messages_shows_the_death_history_of_a_dead_lettered_message(
+    browser: Any, broker: Broker
+) -> None:
+    api = Api(str(broker.management_url))
+    assert api.put("/api/queues/%2F/graveyard", {}).status == 201
+    assert api.put("/api/queues/%2F/mortal", {"arguments": {
+        "x-message-ttl": 0, "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "graveyard",
+    }}).status == 201
+    published = api.post("/api/exchanges/%2F/amq.default/publish", {
+        "routing_key": "mortal", "properties": {}, "payload": "expired kilt",
+        "payload_encoding": "string",
+    })
+    assert published.body == {"routed": True}
+    page = await open_page(browser, broker)
+    await page.goto("/queues/%2F/graveyard")
+    await wait_tile(page, "Ready", "1")
+    await page.page.locator("#get-form button").click()
+    message = page.page.locator("#messages .message")
+    await message.wait_for()
+    assert "expired kilt" in await message.inner_text()
+    row = message.locator("table.list tbody tr")
+    cells = await row.locator("td").all_inner_texts()
+    # the page asked with requeue: the API shows the same message and its death
+    got = api.post("/api/queues/%2F/graveyard/get",
+                   {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}).body
+    death = got[0]["properties"]["headers"]["x-death"][0]
+    assert isinstance(death["time"], int)
+    shown = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(death["time"]))
+    assert cells == ["1", "expired", "mortal", "", "mortal", shown]
+    assert page.errors == []
+
+
 async def test_a_policy_created_in_the_ui_applies_to_a_queue(browser: Any, broker: Broker) -> None:
     api = Api(str(broker.management_url))
     assert api.put("/api/queues/%2F/capped", {}).status == 201

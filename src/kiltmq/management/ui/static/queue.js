@@ -81,6 +81,14 @@
     K.refreshNow();
   });
 
+  /* An AMQP timestamp as the API gives it (seconds since the epoch, as RabbitMQ); any
+     other value is shown as it came. */
+  const when = (t) => {
+    if (t === undefined || t === null || t === "") return "";
+    const date = typeof t === "number" ? new Date(t * 1000) : null;
+    return date && !isNaN(date) ? date.toISOString().replace(".000Z", "Z") : String(t);
+  };
+
   const message = (m, i) => {
     const p = { ...m.properties };
     const headers = p.headers || {};
@@ -101,7 +109,7 @@
           { label: "Queue", value: (d) => d.queue },
           { label: "Exchange", value: (d) => d.exchange },
           { label: "Routing keys", value: (d) => (d["routing-keys"] || []).join(", ") },
-          { label: "Time", value: (d) => (d.time ? new Date(d.time * 1000).toISOString() : "") },
+          { label: "Time", value: (d) => when(d.time) },
         ], deaths) : "none"],
         [`Payload (${K.fmt.num(m.payload_bytes)} bytes, ${m.payload_encoding})`, K.el("pre", { class: "payload" }, m.payload)],
       ]));
