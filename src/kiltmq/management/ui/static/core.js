@@ -12,6 +12,7 @@ const K = (() => {
     readonly: body.classList.contains("readonly"),
     isAdmin: tags.includes("administrator"),
     isMonitor: tags.includes("administrator") || tags.includes("monitoring"),
+    isPolicymaker: tags.includes("administrator") || tags.includes("policymaker"),
     /* Endpoints the API does not have yet (policies, definitions): one place to move. */
     adminApi: "/api",
     interval: 5000,
@@ -30,13 +31,16 @@ const K = (() => {
       init.body = typeof data === "string" ? data : JSON.stringify(data);
     }
     const reply = await fetch(path, init);
-    if (reply.status === 401) {
-      location.href = "/login?next=" + K.enc(location.pathname + location.search);
-      throw new Error("logged out");
-    }
     const text = await reply.text();
     let value = null;
     if (text) { try { value = JSON.parse(text); } catch (e) { value = text; } }
+    /* The API answers 401 both when the session is gone ("not_authorized", "Login
+       failed") and when the user may not do this ("not_authorised" with the reason, as
+       RabbitMQ): only the first sends the page to the login form. */
+    if (reply.status === 401 && !(value && value.error === "not_authorised")) {
+      location.href = "/login?next=" + K.enc(location.pathname + location.search);
+      throw new Error("logged out");
+    }
     if (!reply.ok) {
       const reason = value && value.reason ? value.reason : reply.statusText;
       const err = new Error(typeof reason === "string" ? reason : JSON.stringify(reason));
