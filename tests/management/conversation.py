@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from kiltmq.client.blocking import connect
@@ -266,7 +266,31 @@ def _dead_letters(r: Recorder, api: Api, V: str, v: str, amqp_port: int) -> None
     r("delete dead letter queue", api.delete(f"/api/queues/{V}/dead"))
 
 
+def _history_keys(body: Any) -> Any:
+    """The keys of the overview's details with history, and how many samples."""
+    found = {}
+    for section, name in (("message_stats", "publish_details"),
+                          ("queue_totals", "messages_details")):
+        details = body[section][name]
+        samples = details.get("samples", [])
+        found[name] = (sorted(details), len(samples), keys(samples[:1], {"sample", "timestamp"}))
+    return found
+
+
+def _history(r: Recorder, api: Api) -> None:
+    ranges = "lengths_age=60&lengths_incr=5&msg_rates_age=60&msg_rates_incr=5"
+    r("overview history", api.get(f"/api/overview?{ranges}"), _history_keys)
+    r("overview short history", api.get("/api/overview?lengths_age=7&lengths_incr=5"
+                                        "&msg_rates_age=2500&msg_rates_incr=5"), _history_keys)
+    r("history range not a number", api.get("/api/overview?lengths_age=60.5&lengths_incr=5"),
+      _history_keys)
+    r("history range too long", api.get("/api/overview?lengths_age=2505&lengths_incr=5"))
+    r("history increment zero", api.get("/api/overview?msg_rates_age=60&msg_rates_incr=0"))
+    r("history age negative", api.get("/api/overview?lengths_age=-5&lengths_incr=5"))
+
+
 def _lists(r: Recorder, api: Api, V: str) -> None:
+    _history(r, api)
     for name in ("q2", "q3", "other"):
         api.put(f"/api/queues/{V}/{name}", {"durable": False})
     r("page", api.get(f"/api/queues/{V}?page=1&page_size=2&name=q"),

@@ -278,6 +278,44 @@ async def test_a_refused_action_shows_the_reason_and_stays_on_the_page(
     assert [e for e in page.errors if "401" not in e] == []
 
 
+async def test_the_charts_of_a_fresh_tab_start_with_the_brokers_history(
+    browser: Any, broker: Broker
+) -> None:
+    from kiltmq.management.app import ManagementServer
+    from kiltmq.management.context import CONTEXT
+
+    server = broker._services["management"]  # to sample now rather than in 5 s
+    assert isinstance(server, ManagementServer)
+    sampler = server.app[CONTEXT].sampler
+    api = Api(str(broker.management_url))
+    assert api.put("/api/queues/%2F/charted", {}).status == 201
+    for n in range(4):
+        published = api.post("/api/exchanges/%2F/amq.default/publish", {
+            "routing_key": "charted", "properties": {}, "payload": str(n),
+            "payload_encoding": "string",
+        })
+        assert published.body == {"routed": True}
+    broker.call_in_loop(sampler.sample)
+    sampled = time.time()
+    # the history's samples are on multiples of 5 s: wait for the next one
+    time.sleep(5 - sampled % 5 + 0.1)
+    page = await open_page(browser, broker)
+    for path, store in (("/queues/%2F/charted", "queue./.charted.depth"),
+                        ("/", "overview.queued")):
+        await page.goto(path)
+        await page.page.wait_for_selector("svg.chart-svg polyline", state="attached")
+        kept = await page.page.evaluate(
+            "(key) => JSON.parse(sessionStorage.getItem(key))", "kiltmq.chart." + store
+        )
+        # ten minutes every 5 s from the broker, besides the page's own samples
+        history = [p for p in kept if p[0] % 5000 == 0]
+        assert len(history) >= 121, store
+        assert history[-1][0] - history[0][0] >= 600_000, store
+        assert [4, 0, 4] in [p[1] for p in history], store
+        assert history[0][1] == [0, 0, 0], store  # before the queue was there
+    assert page.errors == []
+
+
 async def test_a_policy_created_in_the_ui_applies_to_a_queue(browser: Any, broker: Broker) -> None:
     api = Api(str(broker.management_url))
     assert api.put("/api/queues/%2F/capped", {}).status == 201
