@@ -176,6 +176,12 @@ async def test_publish_get_purge_and_move_in_the_pages(browser: Any, broker: Bro
     await page.goto("/")
     await wait_tile(page, "Ready", "1")
     await page.page.wait_for_selector("#rates-chart polyline", state="attached")
+    # the queued messages chart shows the new depth too
+    await page.page.wait_for_selector(
+        "#queued-chart svg[aria-label='queued messages: Ready 1, Unacknowledged 0, Total 1']",
+        state="attached",
+    )
+    assert "Ready 1" in await page.page.locator("#queued-chart .legend").inner_text()
     await screenshot(page, "management-overview.png")
 
     # Get messages shows payload, headers and properties (and requeues them).
