@@ -343,6 +343,69 @@ async def test_a_policy_created_in_the_ui_applies_to_a_queue(browser: Any, broke
     assert page.errors == []
 
 
+async def rows(page: Page, table: str, column: int = 1) -> list[str]:
+    cells = page.page.locator(f"{table} tbody tr td:nth-child({column})")
+    return [str(t) for t in await cells.all_inner_texts()]
+
+
+async def test_the_admin_tables_sort_and_filter_in_the_address(
+    browser: Any, broker: Broker
+) -> None:
+    api = Api(str(broker.management_url))
+    for user in ("alpha", "beta-ops", "gamma"):
+        assert api.put(f"/api/users/{user}", {"password": "pw", "tags": ""}).status == 201
+        assert api.put(f"/api/permissions/%2F/{user}", {
+            "configure": ".*", "write": ".*", "read": ".*"}).status == 201
+    for vhost in ("east", "west"):
+        assert api.put(f"/api/vhosts/{vhost}").status == 201
+    for name in ("cap", "capped"):
+        assert api.put(f"/api/policies/%2F/{name}", {
+            "pattern": f"^{name}$", "definition": {"max-length": 1}}).status == 201
+    page = await open_page(browser, broker)
+
+    await page.goto("/admin/users")
+    await page.page.wait_for_selector("#count:text-is('4 of 4')")
+    await page.page.fill("#name-filter", "^(alpha|gamma)$")
+    await page.page.check("#regex-filter")
+    await page.page.wait_for_selector("#count:text-is('2 of 4')")
+    await page.page.locator("#table th:has-text('Name')").click()
+    await page.page.wait_for_selector("#table th[aria-sort=descending]")
+    assert await rows(page, "#table") == ["gamma", "alpha"]
+    assert "use_regex=true" in page.page.url and "sort_reverse=true" in page.page.url
+    # the address keeps the view
+    await page.goto(urlsplit(page.page.url).path + "?" + urlsplit(page.page.url).query)
+    await page.page.wait_for_selector("#count:text-is('2 of 4')")
+    assert await rows(page, "#table") == ["gamma", "alpha"]
+    assert await page.page.input_value("#name-filter") == "^(alpha|gamma)$"
+    # the permissions have their own filter and sort
+    await page.page.fill("#perm-name-filter", "beta")
+    every = len(api.get("/api/permissions").body)
+    await page.page.wait_for_selector(f"#perm-count:text-is('1 of {every}')")
+    assert await rows(page, "#permissions") == ["beta-ops"]
+    assert "permissions_name=beta" in page.page.url
+
+    await page.goto("/admin/vhosts?name=st")
+    await page.page.wait_for_selector("#count:text-is('2 of 3')")
+    assert await rows(page, "#table") == ["east", "west"]
+    await page.page.locator("#table th:has-text('Name')").click()
+    await page.page.wait_for_selector("#table th[aria-sort=descending]")
+    assert await rows(page, "#table") == ["west", "east"]
+
+    # a queue's policy links to exactly that policy
+    await page.goto("/admin/policies?use_regex=true&name=" + q("^cap$"))
+    await page.page.wait_for_selector("#count:text-is('1 of 2')")
+    assert await rows(page, "#table", 2) == ["cap"]
+    await page.page.uncheck("#regex-filter")
+    await page.page.wait_for_selector("#count:text-is('0 of 2')")
+    await page.page.fill("#name-filter", "cap")
+    await page.page.wait_for_selector("#count:text-is('2 of 2')")
+    await page.page.locator("#table th:has-text('Name')").click()
+    await page.page.locator("#table th:has-text('Name')").click()
+    await page.page.wait_for_selector("#table th[aria-sort=descending]")
+    assert await rows(page, "#table", 2) == ["capped", "cap"]
+    assert page.errors == []
+
+
 async def test_a_user_limit_set_in_the_ui_applies(browser: Any, broker: Broker) -> None:
     api = Api(str(broker.management_url))
     assert api.put("/api/users/app", {"password": "pw", "tags": ""}).status == 201
