@@ -15,9 +15,13 @@ milliseconds:
 - the whole list without paging (``/api/queues``), and
 - Prometheus' ``/metrics/per-object`` (one series per queue), and
 - one sample of the management API's statistics sampler (every 5 s, on the broker's
-  loop: what the API's rates and ``idle_since`` come from).
+  loop: what the API's rates, ``idle_since`` and history come from), and the memory its
+  history takes after ``--samples`` samples of the idle queues (each one a change for
+  a queue that is busy), and
+- the overview and one queue with ten minutes of history (``lengths_age=600`` and
+  ``msg_rates_age=600``, every 5 s), the web UI's first request of those pages.
 
-``python -m benchmarks.management_listing [--queues N] [--rounds N]``
+``python -m benchmarks.management_listing [--queues N] [--rounds N] [--samples N]``
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ REQUESTS = (
     ("page 1, columns=name,messages", "/api/queues?page=1&page_size=100&columns=name,messages"),
     ("page 1, disable_stats", "/api/queues?page=1&page_size=100&disable_stats=true"),
     ("whole list", "/api/queues"),
+)
+HISTORY = "lengths_age=600&lengths_incr=5&msg_rates_age=600&msg_rates_incr=5"
+HISTORY_REQUESTS = (
+    ("overview", "/api/overview"),
+    ("overview with history", f"/api/overview?{HISTORY}"),
+    ("a queue", "/api/queues/%2F/load-00001"),
+    ("a queue with history", f"/api/queues/%2F/load-00001?{HISTORY}"),
 )
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
@@ -83,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.management_listing")
     parser.add_argument("--queues", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=5)
     args = parser.parse_args(argv)
     broker = Broker(port=0, management_port=0, prometheus_port=0)
     with broker:
@@ -93,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases = [(name, base + path) for name, path in REQUESTS]
         cases.append(("prometheus /metrics/per-object",
                       f"{broker.prometheus_url}/metrics/per-object"))
+        cases.extend((name, base + path) for name, path in HISTORY_REQUESTS)
         print(f"{'request':<34} {'median ms':>10} {'CPU ms':>10} {'max ms':>10}")
         for name, url in cases:
             median, cpu, slowest = _timed(url, args.rounds)
@@ -101,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         median, cpu, slowest = _timed_call(lambda: broker.call_in_loop(sampler.sample),
                                            args.rounds)
         print(f"{'sampler, one sample':<34} {median:>10.1f} {cpu:>10.1f} {slowest:>10.1f}")
+        for _ in range(args.samples):
+            broker.call_in_loop(sampler.sample)
+        if not hasattr(sampler, "history_bytes"):  # a sampler without history
+            return 0
+        print(f"history after {args.samples + args.rounds} samples: "
+              f"{sampler.history_bytes() / 2**20:.1f} MiB, "
+              f"{sampler.history_rows():,} numbers")
     return 0
 
 

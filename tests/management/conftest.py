@@ -1,5 +1,7 @@
 """Fixtures of the management API tests: an embedded kiltmq broker serving the API, and
-RabbitMQ's management API (``rabbitmq`` marker) to compare with."""
+RabbitMQ's management API (``rabbitmq`` marker) to compare with. Timings a test records
+with ``record_property("timing", text)`` are listed in the terminal summary, passed or
+not."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from _pytest.terminal import TerminalReporter
 from tests.e2e.test_browser import browser  # noqa: F401  (chromium, shared with the store's pages)
 
 from kiltmq.broker import Broker
@@ -61,3 +64,22 @@ def vhost(kilt: Api) -> Iterator[str]:
     assert kilt.put(f"/api/vhosts/{q(name)}").status == 201
     yield name
     kilt.delete(f"/api/vhosts/{q(name)}")
+
+
+#: The ``record_property`` name whose values the terminal summary lists.
+TIMING = "timing"
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == TIMING
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "management UI timings")
+        for line in lines:
+            terminalreporter.write_line(line)

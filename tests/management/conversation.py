@@ -6,9 +6,14 @@ conversation's own names replaced by placeholders."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
+
+from kiltmq.client.blocking import connect
+from kiltmq.protocol.spec import BasicProperties
 
 from .api import Api, Reply, q
 from .conversation_topics import topic_permissions
@@ -92,6 +97,7 @@ def run(api: Api, amqp_port: int) -> list[Step]:
     try:
         _topology(r, api, V, bad_type)
         _messages(r, api, V)
+        _dead_letters(r, api, V, v, amqp_port)
         _lists(r, api, V)
         _users(r, api, V, v, mon, plain)
         _policies(r, api, V, mon)
@@ -215,7 +221,77 @@ def _messages(r: Recorder, api: Api, V: str) -> None:
                                         "encoding": "auto"}), lambda b: b)
 
 
+def _typed(value: Any) -> Any:
+    """``value`` with each number replaced by its JSON type (the times differ)."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return type(value).__name__
+    return value
+
+
+def _get_when_there(api: Api, path: str) -> Reply:
+    """Get one message from the queue at ``path``, waiting up to ten seconds for it."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = api.post(path, {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        if got.status != 200 or got.body or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def _dead_letters(r: Recorder, api: Api, V: str, v: str, amqp_port: int) -> None:
+    """A dead-lettered message's ``x-death`` and AMQP timestamps in headers, as got."""
+    r("declare dead letter queue", api.put(f"/api/queues/{V}/dead"))
+    r("declare expiring queue", api.put(f"/api/queues/{V}/mortal", {"arguments": {
+        "x-message-ttl": 0, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead",
+    }}))
+    r("publish to expire", api.post(f"/api/exchanges/{V}/amq.default/publish", {
+        "properties": {"timestamp": 1796596117, "headers": {"h": 1}},
+        "routing_key": "mortal", "payload": "gone", "payload_encoding": "string",
+    }), lambda b: b)
+    r("get dead-lettered", _get_when_there(api, f"/api/queues/{V}/dead/get"),
+      lambda b: _typed(_get_items(b)))
+    when = datetime(2026, 12, 6, 22, 26, 11, tzinfo=UTC)
+    with connect(f"amqp://guest:guest@127.0.0.1:{amqp_port}/{q(v)}") as connection:
+        channel = connection.channel()
+        channel.basic_publish(b"t", exchange="", routing_key="dead", properties=BasicProperties(
+            timestamp=1796596117,
+            headers={"when": when, "nested": {"at": when}, "list": [when]},
+        ))
+    r("get timestamps in headers", _get_when_there(api, f"/api/queues/{V}/dead/get"),
+      _get_items)
+    r("delete expiring queue", api.delete(f"/api/queues/{V}/mortal"))
+    r("delete dead letter queue", api.delete(f"/api/queues/{V}/dead"))
+
+
+def _history_keys(body: Any) -> Any:
+    """The keys of the overview's details with history, and how many samples."""
+    found = {}
+    for section, name in (("message_stats", "publish_details"),
+                          ("queue_totals", "messages_details")):
+        details = body[section][name]
+        samples = details.get("samples", [])
+        found[name] = (sorted(details), len(samples), keys(samples[:1], {"sample", "timestamp"}))
+    return found
+
+
+def _history(r: Recorder, api: Api) -> None:
+    ranges = "lengths_age=60&lengths_incr=5&msg_rates_age=60&msg_rates_incr=5"
+    r("overview history", api.get(f"/api/overview?{ranges}"), _history_keys)
+    r("overview short history", api.get("/api/overview?lengths_age=7&lengths_incr=5"
+                                        "&msg_rates_age=2500&msg_rates_incr=5"), _history_keys)
+    r("history range not a number", api.get("/api/overview?lengths_age=60.5&lengths_incr=5"),
+      _history_keys)
+    r("history range too long", api.get("/api/overview?lengths_age=2505&lengths_incr=5"))
+    r("history increment zero", api.get("/api/overview?msg_rates_age=60&msg_rates_incr=0"))
+    r("history age negative", api.get("/api/overview?lengths_age=-5&lengths_incr=5"))
+
+
 def _lists(r: Recorder, api: Api, V: str) -> None:
+    _history(r, api)
     for name in ("q2", "q3", "other"):
         api.put(f"/api/queues/{V}/{name}", {"durable": False})
     r("page", api.get(f"/api/queues/{V}?page=1&page_size=2&name=q"),

@@ -3,6 +3,7 @@ management API of kiltmq while pika clients work."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pika
@@ -10,6 +11,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from kiltmq.broker import Broker
+from kiltmq.broker.monitor import Monitor
 from kiltmq.management.context import CONTEXT
 from kiltmq.management.stats import Sampler
 
@@ -231,3 +233,71 @@ def test_overview_churn_and_exchange_message_stats(
     assert after["queue_declared"] - before["queue_declared"] == 2
     assert after["queue_created"] - before["queue_created"] == 1
     assert after["connection_created_details"]["rate"] > 0, after
+
+
+def test_history_with_rabbitmqs_range_parameters(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("charted")
+    sampler = _sampler(kilt_broker)
+    kilt_broker.call_in_loop(sampler.sample)
+    for _ in range(3):
+        channel.basic_publish("", "charted", b"x")
+    channel.basic_get("charted", auto_ack=True)
+    kilt_broker.call_in_loop(sampler.sample)
+    time.sleep(1.1)  # the newest sample time (a whole second) is after the sample
+    ranges = "lengths_age=10&lengths_incr=1&msg_rates_age=10&msg_rates_incr=1"
+    queue = kilt.get(f"/api/queues/{q(vhost)}/charted?{ranges}").body
+    details = queue["messages_details"]
+    samples = details["samples"]
+    assert len(samples) == 11
+    times = [s["timestamp"] for s in samples]
+    assert times == [times[0] - 1000 * n for n in range(11)] and times[0] % 1000 == 0
+    assert times[0] <= time.time() * 1000 < times[0] + 2000
+    # newest first; zero before the queue was first sampled
+    assert samples[0]["sample"] == 2 and samples[-1]["sample"] == 0
+    assert details["avg"] == sum(s["sample"] for s in samples) / 11
+    assert details["avg_rate"] == 2 / 10
+    assert details["rate"] == queue["messages_ready_details"]["rate"]
+    publish = queue["message_stats"]["publish_details"]["samples"]
+    assert publish[0]["sample"] == 3 and publish[-1]["sample"] == 0
+    delivered = queue["message_stats"]["deliver_get_details"]["samples"]
+    assert delivered[0]["sample"] == 1
+    # without the parameters, as before: the rate only
+    assert kilt.get(f"/api/queues/{q(vhost)}/charted").body["messages_details"] == {
+        "rate": details["rate"]
+    }
+    overview = kilt.get(f"/api/overview?{ranges}").body
+    assert overview["queue_totals"]["messages_details"]["samples"][0]["sample"] >= 2
+    assert overview["message_stats"]["publish_details"]["samples"][0]["sample"] >= 3
+    [conn] = [
+        c for c in kilt.get("/api/connections").body
+        if c["client_properties"].get("connection_name") == "stats-test"
+    ]
+    data = kilt.get(
+        f"/api/connections/{q(conn['name'])}?data_rates_age=10&data_rates_incr=1"
+    ).body
+    assert data["recv_oct_details"]["samples"][0]["sample"] > 0
+    assert len(data["send_oct_details"]["samples"]) == 11
+    refused = kilt.get(f"/api/queues/{q(vhost)}/charted?lengths_age=3600&lengths_incr=1")
+    assert (refused.status, refused.body) == (400, {
+        "error": "bad_request", "reason": "Invalid range parameters: age 3600, incr 1",
+    })
+
+
+def test_the_history_is_bounded(kilt_broker: Broker, vhost: str, channel: BlockingChannel) -> None:
+    channel.queue_declare("bounded")
+    kept = Sampler(Monitor(kilt_broker))
+    cut = Sampler(Monitor(kilt_broker), history=0.0)
+    rows = []
+    for n in range(5):
+        channel.basic_publish("", "bounded", b"x")
+        channel.basic_get("bounded", auto_ack=False)  # a round trip: the publish is in
+        kilt_broker.call_in_loop(kept.sample)
+        kilt_broker.call_in_loop(cut.sample)
+        rows.append(cut.history_rows())
+        if n == 0:
+            first = kept.history_rows()
+    # each change of the queue's depth and counters is a row, unless it is too old
+    assert kept.history_rows() > first
+    assert len(set(rows)) == 1

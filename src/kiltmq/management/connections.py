@@ -17,7 +17,13 @@ from kiltmq.management.context import Context, caller, context, vhost_param
 from kiltmq.management.errors import not_authorised, object_not_found
 from kiltmq.management.listing import reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain
-from kiltmq.management.stats import CHANNEL_FIELDS, message_stats, with_rates
+from kiltmq.management.stats import (
+    CHANNEL_FIELDS,
+    Range,
+    message_stats,
+    object_history,
+    with_rates,
+)
 
 __all__ = ["channel_details", "consumer_item", "routes"]
 
@@ -182,7 +188,14 @@ async def vhost_connections(request: web.Request) -> web.Response:
 
 @routes.get("/api/connections/{name}")
 async def get_connection(request: web.Request) -> web.Response:
-    return reply_item(request, connection_item(context(request), _connection(request)))
+    ctx = context(request)
+    conn = _connection(request)
+    item = connection_item(ctx, conn)
+    object_history(
+        item, ctx.sampler, ("connection", conn.name), ("recv_oct", "send_oct"),
+        Range.of(request.query, "data_rates"),
+    )
+    return reply_item(request, item)
 
 
 @routes.delete("/api/connections/{name}")

@@ -1,9 +1,11 @@
 """Message properties and field tables as JSON, both ways, as RabbitMQ's management API
 writes them: a property list of the set properties only (an empty one is ``[]``), field
-table values as plain JSON."""
+table values as plain JSON (an AMQP timestamp, in a header or an ``x-death`` entry, as
+whole seconds since the epoch, as RabbitMQ 3.10 writes it)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +31,8 @@ def plain(value: Any) -> Any:
         return bytes(value).decode(errors="replace")
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, datetime):
+        return int(value.timestamp())
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     return str(value)

@@ -15,7 +15,12 @@ from kiltmq.broker.exchange import EXCHANGE_TYPES
 from kiltmq.management.context import Context, caller, context
 from kiltmq.management.errors import object_not_found
 from kiltmq.management.listing import json_reply, reply_item, reply_list
-from kiltmq.management.stats import OVERVIEW_FIELDS, message_stats, with_rates
+from kiltmq.management.stats import (
+    OVERVIEW_FIELDS,
+    message_stats,
+    overview_history,
+    with_rates,
+)
 from kiltmq.version import __version__
 
 __all__ = ["API_VERSION", "routes"]
@@ -131,6 +136,7 @@ async def get_overview(request: web.Request) -> web.Response:
         body["churn_rates"], dict(zip(churn.FIELDS, churn.values(), strict=True)),
         sampler.rates("churn", len(churn.FIELDS)),
     )
+    overview_history(body, sampler, request.query, visible)
     if who.is_monitor:
         body["listeners"] = _listeners(ctx, request)
         body["contexts"] = _contexts(ctx, request)

@@ -27,7 +27,7 @@ from kiltmq.management.errors import (
 from kiltmq.management.listing import Item, json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_to_json
 from kiltmq.management.request import body, flag, integer, require
-from kiltmq.management.stats import QUEUE_FIELDS, message_stats, with_rates
+from kiltmq.management.stats import QUEUE_FIELDS, Range, message_stats, object_history, with_rates
 from kiltmq.protocol.errors import AMQPError
 
 __all__ = ["routes"]
@@ -177,7 +177,17 @@ def _queue(request: web.Request) -> QueueDetail:
 async def get_queue(request: web.Request) -> web.Response:
     ctx = context(request)
     q = _queue(request)
-    item = queue_item(ctx, q, stats=not _disable_stats(request))
+    stats = not _disable_stats(request)
+    item = queue_item(ctx, q, stats=stats)
+    if stats:
+        key = ("queue", q.stats.vhost, q.stats.name)
+        lengths = Range.of(request.query, "lengths")
+        object_history(item, ctx.sampler, ("depth", *key), DEPTH, lengths)
+        if "message_stats" in item:
+            object_history(
+                item["message_stats"], ctx.sampler, key, None,
+                Range.of(request.query, "msg_rates"),
+            )
     item["consumer_details"] = [
         consumer_item(c, ctx.node)
         for c in ctx.monitor.consumers(q.stats.vhost)

@@ -105,6 +105,7 @@ def _page(
         admin_nav=[(p, t) for p, t, n in ADMIN_NAV if _may(who, n)],
         current=request.path, cluster=context(request).cluster_name,
         readonly=not who.tags & {"management", "policymaker", "administrator"},
+        policymaker=who.is_policymaker,
     )
     if not _may(who, need):
         return _html(_render("forbidden.html", **shown), 403)

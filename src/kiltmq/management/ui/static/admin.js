@@ -15,26 +15,38 @@
   const done = (message, form) => { K.flash(message); if (form) form.reset(); K.refreshNow(); K.vhosts(); };
 
   if (page === "admin-users") {
-    K.every(async () => {
-      const [users, perms] = await Promise.all([K.api("GET", "/api/users"), K.api("GET", "/api/permissions")]);
-      K.fill("#table", K.table([
-        { label: "Name", value: (u) => u.name },
+    let perms = [];
+    K.shortList({
+      defaultSort: "name",
+      /* the users and the vhosts each can access */
+      fetch: async (query) => {
+        const [users, found] = await Promise.all([K.api("GET", "/api/users?" + query), K.api("GET", "/api/permissions")]);
+        perms = found;
+        for (const select of document.querySelectorAll("select.user-choice")) {
+          const keep = select.value;
+          K.fill(select, [...users].sort((a, b) => (a.name < b.name ? -1 : 1)).map((u) => K.el("option", { value: u.name }, u.name)));
+          if (keep) select.value = keep;
+        }
+        return users;
+      },
+      columns: [
+        { label: "Name", value: (u) => u.name, sort: "name" },
         { label: "Tags", value: (u) => (Array.isArray(u.tags) ? u.tags : String(u.tags || "").split(",")).filter(Boolean).map((t) => K.badge(t, "f")) },
         { label: "Can access", value: (u) => perms.filter((p) => p.user === u.name).map((p) => p.vhost).join(", ") || K.badge("no vhosts", "warn") },
         { label: "Password", value: (u) => (u.password_hash ? "set" : "none") },
         { label: "", value: (u) => (u.name === K.user ? "" : del("Delete", `/api/users/${K.enc(u.name)}`, `user ${u.name}`)) },
-      ], users));
-      K.fill("#permissions", K.table([
-        { label: "User", value: (p) => p.user }, { label: "Virtual host", value: (p) => p.vhost },
-        { label: "Configure", value: (p) => K.el("code", {}, p.configure) },
-        { label: "Write", value: (p) => K.el("code", {}, p.write) }, { label: "Read", value: (p) => K.el("code", {}, p.read) },
+      ],
+    });
+    K.shortList({
+      path: "/api/permissions", defaultSort: "user", prefix: "permissions_", form: "#perm-filters",
+      table: "#permissions", count: "#perm-count", text: (p) => `${p.user} ${p.vhost}`, empty: "No permissions.",
+      columns: [
+        { label: "User", value: (p) => p.user, sort: "user" }, { label: "Virtual host", value: (p) => p.vhost, sort: "vhost" },
+        { label: "Configure", value: (p) => K.el("code", {}, p.configure), sort: "configure" },
+        { label: "Write", value: (p) => K.el("code", {}, p.write), sort: "write" },
+        { label: "Read", value: (p) => K.el("code", {}, p.read), sort: "read" },
         { label: "", value: (p) => del("Clear", `/api/permissions/${K.enc(p.vhost)}/${K.enc(p.user)}`, `permissions of ${p.user} in ${p.vhost}`) },
-      ], perms));
-      for (const select of document.querySelectorAll("select.user-choice")) {
-        const keep = select.value;
-        K.fill(select, users.map((u) => K.el("option", { value: u.name }, u.name)));
-        if (keep) select.value = keep;
-      }
+      ],
     });
     K.vhosts();
     K.form("#user-form", async (v, form) => {
@@ -51,17 +63,17 @@
   }
 
   if (page === "admin-vhosts") {
-    K.every(async () => {
-      const vhosts = await K.api("GET", "/api/vhosts");
-      K.fill("#table", K.table([
-        { label: "Name", value: (v) => K.el("a", { href: "/queues?vhost=" + K.enc(v.name) }, v.name) },
-        { label: "Description", value: (v) => v.description || "" },
-        { label: "Ready", value: (v) => K.fmt.num(v.messages_ready), num: true },
-        { label: "Unacked", value: (v) => K.fmt.num(v.messages_unacknowledged), num: true },
-        { label: "Publish /s", value: (v) => K.fmt.rate(K.rate(v, "publish")), num: true },
-        { label: "Deliver /s", value: (v) => K.fmt.rate(K.rate(v, "deliver_get")), num: true },
+    K.shortList({
+      path: "/api/vhosts", defaultSort: "name",
+      columns: [
+        { label: "Name", value: (v) => K.el("a", { href: "/queues?vhost=" + K.enc(v.name) }, v.name), sort: "name" },
+        { label: "Description", value: (v) => v.description || "", sort: "description" },
+        { label: "Ready", value: (v) => K.fmt.num(v.messages_ready), num: true, sort: "messages_ready" },
+        { label: "Unacked", value: (v) => K.fmt.num(v.messages_unacknowledged), num: true, sort: "messages_unacknowledged" },
+        { label: "Publish /s", value: (v) => K.fmt.rate(K.rate(v, "publish")), num: true, sort: "message_stats.publish_details.rate" },
+        { label: "Deliver /s", value: (v) => K.fmt.rate(K.rate(v, "deliver_get")), num: true, sort: "message_stats.deliver_get_details.rate" },
         { label: "", value: (v) => del("Delete", `/api/vhosts/${K.enc(v.name)}`, `virtual host ${v.name} and everything in it`) },
-      ], vhosts));
+      ],
     });
     K.form("#vhost-form", async (v, form) => {
       await K.api("PUT", `/api/vhosts/${K.enc(v.name)}`, { description: v.description });
@@ -70,16 +82,16 @@
   }
 
   if (page === "admin-policies") {
-    const only = K.params().get("name");
-    K.every(async () => {
-      let policies = await K.api("GET", `${K.adminApi}/policies`);
-      if (only) policies = policies.filter((p) => p.name === only);
-      K.fill("#table", K.table([
-        { label: "Virtual host", value: (p) => p.vhost }, { label: "Name", value: (p) => p.name },
-        { label: "Pattern", value: (p) => K.el("code", {}, p.pattern) }, { label: "Apply to", value: (p) => p["apply-to"] },
-        { label: "Definition", value: (p) => code(p.definition) }, { label: "Priority", value: (p) => p.priority, num: true },
+    K.shortList({
+      path: `${K.adminApi}/policies`, defaultSort: "vhost", empty: "No policies.",
+      columns: [
+        { label: "Virtual host", value: (p) => p.vhost, sort: "vhost" }, { label: "Name", value: (p) => p.name, sort: "name" },
+        { label: "Pattern", value: (p) => K.el("code", {}, p.pattern), sort: "pattern" },
+        { label: "Apply to", value: (p) => p["apply-to"], sort: "apply-to" },
+        { label: "Definition", value: (p) => code(p.definition) },
+        { label: "Priority", value: (p) => p.priority, num: true, sort: "priority" },
         { label: "", value: (p) => del("Delete", `${K.adminApi}/policies/${K.enc(p.vhost)}/${K.enc(p.name)}`, `policy ${p.name}`) },
-      ], policies, { empty: only ? `No policy ${only}.` : "No policies." }));
+      ],
     });
     K.vhosts();
     K.form("#policy-form", async (v, form) => {

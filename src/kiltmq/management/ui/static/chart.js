@@ -1,6 +1,7 @@
 /* Live line charts in SVG: K.chart(container, series, {store}) returns a chart whose
-   add(values) appends a sample; the last ten minutes are drawn, and kept in
-   sessionStorage (store) so a chart survives moving between pages. */
+   add(values) appends a sample and load(points) takes the broker's history (the API's
+   samples, see K.history); the last ten minutes are drawn, and kept in sessionStorage
+   (store) so a chart survives moving between pages. */
 "use strict";
 
 K.chart = (container, series, opts = {}) => {
@@ -91,9 +92,49 @@ K.chart = (container, series, opts = {}) => {
       }
       draw();
     },
+    /* [[time in ms, values], ...] oldest first, from the broker: they replace what the
+       tab had kept up to the newest of them. */
+    load(points) {
+      if (!points.length) return;
+      const newest = points[points.length - 1][0];
+      samples = [...points, ...samples.filter((p) => p[0] > newest)];
+      if (key) {
+        try { sessionStorage.setItem(key, JSON.stringify(samples)); } catch (e) { /* full */ }
+      }
+      draw();
+    },
     draw,
   };
   window.addEventListener("resize", draw);
   draw();
   return chart;
+};
+
+/* The broker's history of an object (RabbitMQ's <name>_details.samples, newest first,
+   asked for with K.history.query on the first request of a page) as chart points. */
+K.history = {
+  /* ten minutes every 5 seconds, as RabbitMQ's basic retention */
+  query: (...kinds) => "?" + kinds.map((k) => `${k}_age=600&${k}_incr=5`).join("&"),
+  lists: (item, names) => names.map((n) => (((item || {})[n + "_details"] || {}).samples) || []),
+  /* figures (queue depth): each sample as it is */
+  lengths(item, names) {
+    const lists = K.history.lists(item, names);
+    const longest = lists.reduce((a, l) => (l.length > a.length ? l : a), []);
+    const points = [];
+    for (let i = longest.length - 1; i >= 0; i--)
+      points.push([longest[i].timestamp, lists.map((l) => (l[i] ? l[i].sample : 0))]);
+    return points;
+  },
+  /* counters (messages, bytes): the rate per second between each two samples */
+  rates(item, names) {
+    const lists = K.history.lists(item, names);
+    const longest = lists.reduce((a, l) => (l.length > a.length ? l : a), []);
+    const points = [];
+    for (let i = longest.length - 2; i >= 0; i--) {
+      const seconds = (longest[i].timestamp - longest[i + 1].timestamp) / 1000 || 1;
+      points.push([longest[i].timestamp, lists.map((l) =>
+        (l[i] && l[i + 1] ? Math.max(0, (l[i].sample - l[i + 1].sample) / seconds) : 0))]);
+    }
+    return points;
+  },
 };

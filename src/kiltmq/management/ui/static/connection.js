@@ -6,10 +6,11 @@
   const base = `/api/connections/${K.enc(name)}`;
   const rates = K.chart("#rate-chart", [{ label: "From client" }, { label: "To client" }],
     { store: `connection.${name}`, format: (v) => K.fmt.bytes(Math.round(v)), whole: true, label: "data rates" });
+  let first = true;
   K.every(async () => {
     let c;
     try {
-      c = await K.api("GET", base);
+      c = await K.api("GET", base + (first ? K.history.query("data_rates") : ""));
     } catch (err) {
       if (err.status === 404) {
         K.fill("#summary", K.el("p", { class: "error" }, "This connection is closed."));
@@ -20,6 +21,10 @@
     K.fill("#summary", K.tile("User", c.user), K.tile("Virtual host", c.vhost),
       K.tile("State", c.state, c.state === "running" ? "good" : "bad"), K.tile("Channels", c.channels),
       K.tile("TLS", c.ssl ? c.ssl_protocol || "yes" : "no"));
+    if (first) {  /* the chart starts with the broker's last ten minutes */
+      first = false;
+      rates.load(K.history.rates(c, ["recv_oct", "send_oct"]));
+    }
     rates.add([(c.recv_oct_details || {}).rate || 0, (c.send_oct_details || {}).rate || 0]);
     K.fill("#details", K.kv([
       ["Client", c.user_provided_name || "–"], ["Address", `${c.peer_host}:${c.peer_port}`],

@@ -12,6 +12,7 @@ const K = (() => {
     readonly: body.classList.contains("readonly"),
     isAdmin: tags.includes("administrator"),
     isMonitor: tags.includes("administrator") || tags.includes("monitoring"),
+    isPolicymaker: tags.includes("administrator") || tags.includes("policymaker"),
     /* Endpoints the API does not have yet (policies, definitions): one place to move. */
     adminApi: "/api",
     interval: 5000,
@@ -30,13 +31,16 @@ const K = (() => {
       init.body = typeof data === "string" ? data : JSON.stringify(data);
     }
     const reply = await fetch(path, init);
-    if (reply.status === 401) {
-      location.href = "/login?next=" + K.enc(location.pathname + location.search);
-      throw new Error("logged out");
-    }
     const text = await reply.text();
     let value = null;
     if (text) { try { value = JSON.parse(text); } catch (e) { value = text; } }
+    /* The API answers 401 both when the session is gone ("not_authorized", "Login
+       failed") and when the user may not do this ("not_authorised" with the reason, as
+       RabbitMQ): only the first sends the page to the login form. */
+    if (reply.status === 401 && !(value && value.error === "not_authorised")) {
+      location.href = "/login?next=" + K.enc(location.pathname + location.search);
+      throw new Error("logged out");
+    }
     if (!reply.ok) {
       const reason = value && value.reason ? value.reason : reply.statusText;
       const err = new Error(typeof reason === "string" ? reason : JSON.stringify(reason));
@@ -277,6 +281,74 @@ const K = (() => {
       filters.addEventListener("change", changed);
       filters.addEventListener("submit", (e) => { e.preventDefault(); changed(); });
     }
+    K.every(load);
+    return load;
+  };
+
+  /* The inputs of a filter form: each input's name, with prefix, is a query key. */
+  const filterForm = (form, prefix, changed) => {
+    if (!form) return;
+    const p = K.params();
+    for (const input of form.elements) {
+      if (!input.name) continue;
+      const value = p.get(prefix + input.name);
+      if (input.type === "checkbox") input.checked = value === "true";
+      else if (value !== null) input.value = value;
+    }
+    let timer = null;
+    const update = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const values = {};
+        for (const input of form.elements) {
+          if (!input.name) continue;
+          values[prefix + input.name] = input.type === "checkbox" ? (input.checked ? "true" : "") : input.value;
+        }
+        K.setParams(values);
+        changed().catch((err) => K.flash(err.message, "error"));
+      }, 250);
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    form.addEventListener("submit", (e) => { e.preventDefault(); update(); });
+  };
+  K.escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+  /* A short unpaged list (users, vhosts, policies, permissions): sorted by the API
+     (sort, sort_reverse), filtered here by name or regular expression (name,
+     use_regex, as the API's paged lists; RabbitMQ does not page these), all kept in the
+     query string under prefix. fetch(query) returns the items; text(item) is what the
+     filter matches. */
+  K.shortList = ({ path, fetch, columns, defaultSort, prefix = "", form = "#filters",
+    table = "#table", count = "#count", text = (i) => i.name, empty = "Nothing here yet." }) => {
+    const key = (k) => prefix + k;
+    let latest = 0;
+    const load = async () => {
+      const mine = ++latest;
+      const q = K.params();
+      const sort = q.get(key("sort")) || defaultSort;
+      const reverse = q.get(key("sort_reverse")) === "true";
+      const query = new URLSearchParams({ sort, sort_reverse: String(reverse) }).toString();
+      const items = await (fetch ? fetch(query) : K.api("GET", path + "?" + query));
+      if (mine !== latest) return;
+      const name = q.get(key("name")) || "";
+      let matches = (t) => t.toLowerCase().includes(name.toLowerCase());
+      if (name && q.get(key("use_regex")) === "true") {
+        let pattern;
+        try { pattern = new RegExp(name, "i"); } catch (e) { throw new Error("Not a regular expression: " + name); }
+        matches = (t) => pattern.test(t);
+      }
+      const shown = name ? items.filter((i) => matches(text(i))) : items;
+      K.fill(table, K.table(columns, shown, {
+        sort, reverse, empty: name ? "No match." : empty,
+        onSort: (k) => {
+          K.setParams({ [key("sort")]: k, [key("sort_reverse")]: k === sort && !reverse ? "true" : "" });
+          load().catch((err) => K.flash(err.message, "error"));
+        },
+      }));
+      K.fill(count, `${K.fmt.num(shown.length)} of ${K.fmt.num(items.length)}`);
+    };
+    filterForm(typeof form === "string" ? K.$(form) : form, prefix, load);
     K.every(load);
     return load;
   };

@@ -28,9 +28,15 @@
         : `${K.fmt.bytes(used)} used · ${limit ? "alarm at " + K.fmt.bytes(limit) : "no memory limit set"}`));
   };
 
+  let first = true;
   K.every(async () => {
-    const o = await K.api("GET", "/api/overview");
+    const o = await K.api("GET", "/api/overview" + (first ? K.history.query("lengths", "msg_rates") : ""));
     const t = o.object_totals, qt = o.queue_totals || {};
+    if (first) {  /* the charts start with the broker's last ten minutes */
+      first = false;
+      rates.load(K.history.rates(o.message_stats, keys));
+      queued.load(K.history.lengths(qt, ["messages_ready", "messages_unacknowledged", "messages"]));
+    }
     const link = (href, label, value) => K.el("a", { href, class: "tile-link" }, K.tile(label, K.fmt.num(value)));
     K.fill("#totals",
       link("/connections", "Connections", t.connections),

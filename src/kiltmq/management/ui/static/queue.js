@@ -23,10 +23,11 @@
     } catch (err) { K.flash(err.message, "error"); }
   } }, "Unbind");
 
+  let first = true;
   K.every(async () => {
     let q;
     try {
-      q = await K.api("GET", base);
+      q = await K.api("GET", base + (first ? K.history.query("lengths", "msg_rates") : ""));
     } catch (err) {
       if (err.status === 404) {
         K.fill("#summary", K.el("p", { class: "error" }, "This queue does not exist (any more)."));
@@ -41,6 +42,11 @@
       K.tile("Bytes", K.fmt.bytes(q.message_bytes)),
       K.tile("Consumers", K.fmt.num(q.consumers)),
       K.tile("State", q.state || "running", q.state && q.state !== "running" ? "bad" : "good"));
+    if (first) {  /* the charts start with the broker's last ten minutes */
+      first = false;
+      depth.load(K.history.lengths(q, ["messages_ready", "messages_unacknowledged", "messages"]));
+      rates.load(K.history.rates(q.message_stats, rateKeys));
+    }
     depth.add([q.messages_ready, q.messages_unacknowledged, q.messages]);
     rates.add(rateKeys.map((k) => K.rate(q, k)));
     K.fill("#details", K.kv([
@@ -81,6 +87,14 @@
     K.refreshNow();
   });
 
+  /* An AMQP timestamp as the API gives it (seconds since the epoch, as RabbitMQ); any
+     other value is shown as it came. */
+  const when = (t) => {
+    if (t === undefined || t === null || t === "") return "";
+    const date = typeof t === "number" ? new Date(t * 1000) : null;
+    return date && !isNaN(date) ? date.toISOString().replace(".000Z", "Z") : String(t);
+  };
+
   const message = (m, i) => {
     const p = { ...m.properties };
     const headers = p.headers || {};
@@ -101,7 +115,7 @@
           { label: "Queue", value: (d) => d.queue },
           { label: "Exchange", value: (d) => d.exchange },
           { label: "Routing keys", value: (d) => (d["routing-keys"] || []).join(", ") },
-          { label: "Time", value: (d) => (d.time ? new Date(d.time * 1000).toISOString() : "") },
+          { label: "Time", value: (d) => when(d.time) },
         ], deaths) : "none"],
         [`Payload (${K.fmt.num(m.payload_bytes)} bytes, ${m.payload_encoding})`, K.el("pre", { class: "payload" }, m.payload)],
       ]));

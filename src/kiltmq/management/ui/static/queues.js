@@ -10,7 +10,7 @@
     q.exclusive ? K.badge("Excl", "f") : null,
     ...Object.keys(q.arguments || {}).map((a) => K.badge(a.replace(/^x-/, ""), "arg")),
   ];
-  const policy = (q) => q.policy ? K.el("a", { href: "/admin/policies?name=" + K.enc(q.policy) }, q.policy)
+  const policy = (q) => q.policy ? K.el("a", { href: "/admin/policies?use_regex=true&name=" + K.enc("^" + K.escapeRegex(q.policy) + "$") }, q.policy)
     : q.operator_policy || "";
   K.list({
     path: "/api/queues",
