@@ -82,15 +82,19 @@ def run(api: Api, amqp_port: int) -> list[Step]:
     tag = uuid.uuid4().hex[:8]
     v = f"mgmt-compat-{tag}"
     mon, plain = f"mgmt-mon-{tag}", f"mgmt-plain-{tag}"
+    # a vhost with nothing in it, and a user with the management tag that may use only it
+    seen, mgr = f"mgmt-seen-{tag}", f"mgmt-mgr-{tag}"
     # an exchange type no node has seen: RabbitMQ's text differs once it has ("invalid"
     # rather than "unknown exchange type", whether the name exists as an Erlang atom)
     bad_type = f"no-such-type-{tag}"
-    names = {v: "<vhost>", mon: "<mon>", plain: "<plain>", bad_type: "<type>"}
+    names = {v: "<vhost>", mon: "<mon>", plain: "<plain>", bad_type: "<type>",
+             seen: "<seen>", mgr: "<mgr>"}
     r = Recorder(api, names)
     V = q(v)
     try:
         _topology(r, api, V, bad_type)
         _messages(r, api, V)
+        _overview_of_a_vhost(r, api, q(seen), mgr)
         _lists(r, api, V)
         _users(r, api, V, v, mon, plain)
         _policies(r, api, V, mon)
@@ -98,11 +102,49 @@ def run(api: Api, amqp_port: int) -> list[Step]:
         _parameters(r, api, V, v, mon)
         _teardown(r, api, V, amqp_port)
     finally:
-        for user in (mon, plain):
+        for user in (mon, plain, mgr):
             api.delete(f"/api/users/{user}")
         api.delete(f"/api/vhosts/{V}")
+        api.delete(f"/api/vhosts/{q(seen)}")
     r("vhost gone", api.delete(f"/api/vhosts/{V}"))
     return r.steps
+
+
+#: What of /api/overview depends on who asks and on ?disable_stats.
+OVERVIEW_PARTS = {
+    "message_stats", "queue_totals", "object_totals", "churn_rates", "node", "listeners",
+    "contexts", "statistics_db_event_queue", "disable_stats",
+}
+
+
+def _overview_of_a_vhost(r: Recorder, api: Api, W: str, mgr: str) -> None:
+    """A user with only the management tag sees the sums of the vhosts it may use (here
+    one with nothing in it, while the conversation's vhost has seen messages)."""
+    api.put(f"/api/vhosts/{W}")
+    api.put(f"/api/users/{mgr}", {"password": "pw", "tags": "management"})
+    api.put(f"/api/permissions/{W}/{mgr}", {"configure": ".*", "write": ".*", "read": ".*"})
+    as_mgr = api.as_user(mgr, "pw")
+    # kiltmq has no amq.rabbitmq.trace: the exchanges counted are those listed
+    listed = len(as_mgr.get("/api/exchanges").body)
+
+    def totals(b: Any) -> Any:
+        return {**b, "exchanges": b["exchanges"] == listed}
+
+    r("overview of one vhost", as_mgr.get("/api/overview"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS),
+        b["message_stats"], b["queue_totals"], totals(b["object_totals"]),
+    ))
+    r("overview without stats", as_mgr.get("/api/overview?disable_stats=true"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS), b["disable_stats"],
+        totals(b["object_totals"]),
+    ))
+    r("whole overview without stats", api.get("/api/overview?disable_stats=true"),
+      lambda b: (sorted(k for k in b if k in OVERVIEW_PARTS), sorted(b["object_totals"])))
+    r("whole overview", api.get("/api/overview"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS), sorted(b["object_totals"]),
+    ))
+    api.delete(f"/api/users/{mgr}")
+    api.delete(f"/api/vhosts/{W}")
 
 
 def _topology(r: Recorder, api: Api, V: str, bad_type: str) -> None:

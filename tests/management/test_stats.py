@@ -231,3 +231,36 @@ def test_overview_churn_and_exchange_message_stats(
     assert after["queue_declared"] - before["queue_declared"] == 2
     assert after["queue_created"] - before["queue_created"] == 1
     assert after["connection_created_details"]["rate"] > 0, after
+
+
+def test_overview_of_a_user_sums_only_its_vhosts(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    """A user with the management tag sees the message counts, queue totals and objects
+    of the vhosts it may use, not those of the others; a monitoring user the broker's."""
+    other = f"{vhost}-other"
+    kilt.put(f"/api/vhosts/{q(other)}")
+    try:
+        for name, tags in (("stats-mgr", "management"), ("stats-mon", "monitoring")):
+            kilt.put(f"/api/users/{name}", {"password": "pw", "tags": tags})
+            kilt.put(f"/api/permissions/{q(other)}/{name}",
+                     {"configure": ".*", "write": ".*", "read": ".*"})
+        kilt.put(f"/api/queues/{q(other)}/mine", {})
+        channel.queue_declare("theirs")
+        channel.basic_consume("theirs", lambda *a: None)
+        channel.basic_publish("", "theirs", b"x")
+        channel.basic_publish("", "theirs", b"y")
+        _sampler(kilt_broker).sample()
+        mgr = kilt.as_user("stats-mgr", "pw").get("/api/overview").body
+        assert mgr["message_stats"] == {}
+        assert mgr["queue_totals"]["messages"] == 0
+        assert mgr["object_totals"]["queues"] == 1
+        assert "consumers" not in mgr["object_totals"] and "node" not in mgr
+        mon = kilt.as_user("stats-mon", "pw").get("/api/overview").body
+        assert mon["message_stats"]["publish"] >= 2
+        assert mon["object_totals"]["queues"] >= 2
+        assert mon["object_totals"]["consumers"] >= 1
+    finally:
+        for name in ("stats-mgr", "stats-mon"):
+            kilt.delete(f"/api/users/{name}")
+        kilt.delete(f"/api/vhosts/{q(other)}")

@@ -12,9 +12,11 @@ from aiohttp import web
 
 from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT
 from kiltmq.broker.exchange import EXCHANGE_TYPES
+from kiltmq.broker.monitor import MessageCounts, QueueDetail
 from kiltmq.management.context import Context, caller, context
 from kiltmq.management.errors import object_not_found
 from kiltmq.management.listing import json_reply, reply_item, reply_list
+from kiltmq.management.request import disable_stats
 from kiltmq.management.stats import OVERVIEW_FIELDS, message_stats, with_rates
 from kiltmq.version import __version__
 
@@ -74,29 +76,57 @@ def _contexts(ctx: Context, request: web.Request) -> list[dict[str, Any]]:
     return [{"node": ctx.node, "description": "kiltmq management", "path": "/", "port": port}]
 
 
+def _message_stats(ctx: Context, vhosts: set[str] | None) -> dict[str, Any]:
+    """The overview's ``message_stats``: of the whole broker (None), or summed over
+    ``vhosts``."""
+    sampler = ctx.sampler
+    if vhosts is None:
+        return message_stats(
+            sampler.totals(), sampler.rates("overview", 11), OVERVIEW_FIELDS
+        ) or {}
+    counts = sum((sampler.totals(v) for v in sorted(vhosts)), MessageCounts())
+    rates = [0.0] * 11
+    for v in vhosts:
+        for i, rate in enumerate(sampler.rates(("vhost", v), 11)):
+            rates[i] += rate
+    return message_stats(counts, rates, OVERVIEW_FIELDS) or {}
+
+
+def _queue_totals(ctx: Context, queues: list[QueueDetail], everything: bool) -> dict[str, Any]:
+    queue_totals: dict[str, Any] = {}
+    if not queues:
+        return queue_totals
+    if everything:
+        rates: list[float] = list(ctx.sampler.rates("queue_totals", 3))
+    else:
+        rates = [0.0] * 3
+        for q in queues:
+            key = ("depth", "queue", q.stats.vhost, q.stats.name)
+            for i, rate in enumerate(ctx.sampler.rates(key, 3)):
+                rates[i] += rate
+    with_rates(
+        queue_totals,
+        {
+            "messages": sum(q.stats.messages for q in queues),
+            "messages_ready": sum(q.stats.ready for q in queues),
+            "messages_unacknowledged": sum(q.stats.unacked for q in queues),
+        },
+        rates,
+    )
+    return queue_totals
+
+
 @routes.get("/api/overview")
 async def get_overview(request: web.Request) -> web.Response:
+    """As RabbitMQ: a monitoring user or an administrator sees the whole broker; any
+    other user the sums over the vhosts it may use, its own connections and channels,
+    and no consumer count, node, listeners or contexts."""
     ctx = context(request)
     who = caller(request)
     monitor = ctx.monitor
     sampler = ctx.sampler
-    visible = who.visible_vhosts(ctx.broker)
-    queues = [q for q in monitor.queues() if q.stats.vhost in visible]
-    totals = sampler.totals()
-    stats = message_stats(totals, sampler.rates("overview", 11), OVERVIEW_FIELDS) or {}
-    queue_totals: dict[str, Any] = {}
-    if queues:
-        with_rates(
-            queue_totals,
-            {
-                "messages": sum(q.stats.messages for q in queues),
-                "messages_ready": sum(q.stats.ready for q in queues),
-                "messages_unacknowledged": sum(q.stats.unacked for q in queues),
-            },
-            sampler.rates("queue_totals", 3),
-        )
-    channels = [c for c in monitor.channels() if who.sees_user(c.connection.user)]
-    connections = [c for c in monitor.connections() if who.sees_user(c.user)]
+    everything = who.is_monitor
+    visible = set(ctx.broker.vhosts) if everything else who.visible_vhosts(ctx.broker)
     exchanges = sum(len(ctx.admin.vhost(v).exchanges) for v in visible)
     body: dict[str, Any] = {
         "management_version": API_VERSION,
@@ -111,27 +141,40 @@ async def get_overview(request: web.Request) -> web.Response:
         "product_name": "kiltmq",
         "rabbitmq_version": API_VERSION,
         "cluster_name": ctx.cluster_name,
-        "disable_stats": False,
-        "enable_queue_totals": False,
-        "message_stats": stats,
-        "queue_totals": queue_totals,
-        "object_totals": {
-            "channels": len(channels),
-            "connections": len(connections),
-            "consumers": sum(q.stats.consumers for q in queues),
-            "exchanges": exchanges,
-            "queues": len(queues),
-        },
-        "statistics_db_event_queue": 0,
-        "node": ctx.node,
+        "disable_stats": disable_stats(request),
+        "enable_queue_totals": request.query.get("enable_queue_totals") == "true",
     }
+    if disable_stats(request):
+        queue_count = sum(len(ctx.admin.vhost(v).queues) for v in visible)
+        totals: dict[str, Any] = {"queues": queue_count, "exchanges": exchanges}
+        if everything:
+            totals["connections"] = len(monitor.connections())
+        body["node"] = ctx.node
+        body["object_totals"] = totals
+        return reply_item(request, body)
+    queues = [q for q in monitor.queues() if q.stats.vhost in visible]
+    channels = [c for c in monitor.channels() if who.sees_user(c.connection.user)]
+    connections = [c for c in monitor.connections() if who.sees_user(c.user)]
+    object_totals: dict[str, Any] = {
+        "channels": len(channels),
+        "connections": len(connections),
+        "exchanges": exchanges,
+        "queues": len(queues),
+    }
+    if everything:
+        object_totals["consumers"] = sum(q.stats.consumers for q in queues)
+    body["message_stats"] = _message_stats(ctx, None if everything else visible)
+    body["queue_totals"] = _queue_totals(ctx, queues, everything)
+    body["object_totals"] = object_totals
+    body["statistics_db_event_queue"] = 0
     churn = ctx.broker.churn
     body["churn_rates"] = {}
     with_rates(
         body["churn_rates"], dict(zip(churn.FIELDS, churn.values(), strict=True)),
         sampler.rates("churn", len(churn.FIELDS)),
     )
-    if who.is_monitor:
+    if everything:
+        body["node"] = ctx.node
         body["listeners"] = _listeners(ctx, request)
         body["contexts"] = _contexts(ctx, request)
     return reply_item(request, body)

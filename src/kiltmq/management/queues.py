@@ -26,7 +26,7 @@ from kiltmq.management.errors import (
 )
 from kiltmq.management.listing import Item, json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_to_json
-from kiltmq.management.request import body, flag, integer, require
+from kiltmq.management.request import body, disable_stats, flag, integer, require
 from kiltmq.management.stats import QUEUE_FIELDS, message_stats, with_rates
 from kiltmq.protocol.errors import AMQPError
 
@@ -133,13 +133,9 @@ def _figures_item(
     return item
 
 
-def _disable_stats(request: web.Request) -> bool:
-    return request.query.get("disable_stats") == "true"
-
-
 def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
-    stats = not _disable_stats(request)
+    stats = not disable_stats(request)
 
     def build(rows: Sequence[tuple[str, str]], keys: frozenset[str] | None) -> list[Item]:
         if keys is not None and keys <= {"name", "vhost"}:
@@ -177,7 +173,7 @@ def _queue(request: web.Request) -> QueueDetail:
 async def get_queue(request: web.Request) -> web.Response:
     ctx = context(request)
     q = _queue(request)
-    item = queue_item(ctx, q, stats=not _disable_stats(request))
+    item = queue_item(ctx, q, stats=not disable_stats(request))
     item["consumer_details"] = [
         consumer_item(c, ctx.node)
         for c in ctx.monitor.consumers(q.stats.vhost)
