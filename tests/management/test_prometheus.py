@@ -13,9 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kiltmq.broker import Broker
 
+from .api import Api
 from .conftest import RABBITMQ_MANAGEMENT_PORT
 
 RABBITMQ_PROMETHEUS_PORT = 15692
+AMQP_LABEL = 'protocol="amqp091"'
+CLASSIC_LABELS = 'protocol="amqp091",queue_type="rabbit_classic_queue"'
 
 #: The metrics that RabbitMQ's "RabbitMQ-Overview" Grafana dashboard queries
 #: (deps/rabbitmq_prometheus/docker/grafana/dashboards/RabbitMQ-Overview.json in
@@ -102,7 +105,7 @@ def names(values: dict[str, float]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def metered() -> Iterator[Broker]:
-    with Broker(port=0, prometheus_port=0) as broker:
+    with Broker(port=0, management_port=0, prometheus_port=0) as broker:
         yield broker
 
 
@@ -281,3 +284,41 @@ def test_churn_and_dead_letter_counters(metered: Broker) -> None:
                 'queue_type="rabbit_classic_queue",dead_letter_strategy="%s"}')
     assert grew(rejected % "at_most_once") == 1
     assert grew(rejected % "disabled") == 1
+
+
+def test_api_publishes_and_gets_count_in_the_global_counters(metered: Broker) -> None:
+    """As RabbitMQ's, whose management API publishes (mandatory, in confirm mode) and
+    gets on a channel of its own."""
+    assert metered.management_url is not None
+    api = Api(metered.management_url)
+    metrics = f"{metered.prometheus_url}/metrics"
+    _, before = scrape(metrics)
+    v = "prometheus-http"
+    api.put(f"/api/vhosts/{v}")
+    try:
+        api.put(f"/api/queues/{v}/pq", {})
+        for key in ("pq", "nowhere"):
+            api.post(f"/api/exchanges/{v}/amq.default/publish", {
+                "properties": {}, "routing_key": key, "payload": "x",
+                "payload_encoding": "string",
+            })
+        for mode in ("ack_requeue_true", "ack_requeue_false", "ack_requeue_false"):
+            api.post(f"/api/queues/{v}/pq/get",
+                     {"count": 1, "ackmode": mode, "encoding": "auto"})
+        _, after = scrape(metrics)
+    finally:
+        api.delete(f"/api/vhosts/{v}")
+
+    def grew(name: str, labels: str = AMQP_LABEL) -> float:
+        series = f"rabbitmq_global_messages_{name}_total{{{labels}}}"
+        return after[series] - before.get(series, 0)
+
+    assert grew("received") == 2
+    assert grew("received_confirm") == 2
+    assert grew("confirmed") == 2
+    assert grew("routed") == 1
+    assert grew("unroutable_returned") == 1
+    assert grew("delivered_get_manual_ack", CLASSIC_LABELS) == 1
+    assert grew("delivered_get_auto_ack", CLASSIC_LABELS) == 1
+    assert grew("redelivered", CLASSIC_LABELS) == 1
+    assert grew("get_empty", CLASSIC_LABELS) == 1

@@ -3,6 +3,7 @@ management API of kiltmq while pika clients work."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pika
@@ -11,9 +12,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from kiltmq.broker import Broker
 from kiltmq.management.context import CONTEXT
-from kiltmq.management.stats import Sampler
+from kiltmq.management.stats import QUEUE_FIELDS, Sampler
 
 from .api import Api, q
+from .conftest import unique
 
 
 @pytest.fixture
@@ -264,3 +266,46 @@ def test_overview_of_a_user_sums_only_its_vhosts(
         for name in ("stats-mgr", "stats-mon"):
             kilt.delete(f"/api/users/{name}")
         kilt.delete(f"/api/vhosts/{q(other)}")
+
+
+def _http_messages(api: Api, vhost: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Publish and get through the API in a new vhost; its and its queue's counters once
+    the broker shows them."""
+    V = q(vhost)
+    api.put(f"/api/vhosts/{V}")
+    try:
+        api.put(f"/api/queues/{V}/pq", {})
+        publish = f"/api/exchanges/{V}/amq.default/publish"
+        for key in ("pq", "pq", "nowhere"):
+            reply = api.post(publish, {"properties": {}, "routing_key": key, "payload": "x",
+                                       "payload_encoding": "string"})
+            assert reply.status == 200
+        get = f"/api/queues/{V}/pq/get"
+        for mode in ("ack_requeue_true", "ack_requeue_false", "reject_requeue_false"):
+            reply = api.post(get, {"count": 1, "ackmode": mode, "encoding": "auto"})
+            assert reply.status == 200 and len(reply.body) == 1
+        deadline = time.monotonic() + 30  # RabbitMQ shows them in its next sample
+        while True:
+            host = api.get(f"/api/vhosts/{V}").body.get("message_stats", {})
+            queue = api.get(f"/api/queues/{V}/pq").body.get("message_stats", {})
+            # (RabbitMQ may show some counters a sample before others)
+            done = [host.get("publish"), host.get("get_no_ack"), host.get("redeliver"),
+                    queue.get("get_no_ack"), queue.get("redeliver")] == [3, 1, 1, 1, 1]
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        shown = ("publish", "confirm", "return_unroutable", "drop_unroutable", "get",
+                 "get_no_ack", "redeliver", "ack", "deliver", "deliver_no_ack", "deliver_get")
+        return ({k: host.get(k) for k in shown},
+                {k: queue.get(k) for k in shown if k in QUEUE_FIELDS})
+    finally:
+        api.delete(f"/api/vhosts/{V}")
+
+
+@pytest.mark.rabbitmq
+def test_api_publishes_and_gets_count_as_in_rabbitmq(rabbit: Api, kilt: Api) -> None:
+    name = unique("mgmt-http-counts")
+    theirs = _http_messages(rabbit, name)
+    ours = _http_messages(kilt, name)
+    assert ours == theirs
+    assert ours[0]["publish"] == 3 and ours[0]["get_no_ack"] == 1
