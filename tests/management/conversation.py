@@ -6,9 +6,13 @@ conversation's own names replaced by placeholders."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
+
+import pika
 
 from .api import Api, Reply, q
 
@@ -100,6 +104,7 @@ def run(api: Api, amqp_port: int) -> list[Step]:
         _policies(r, api, V, mon)
         _definitions(r, api, V)
         _parameters(r, api, V, v, mon)
+        _without_stats(r, api, V, amqp_port)
         _teardown(r, api, V, amqp_port)
     finally:
         for user in (mon, plain, mgr):
@@ -508,6 +513,50 @@ def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
     r("last one kept", api.get(f"/api/users/{doomed[1]}"), lambda b: b["name"])
     r("bulk delete", api.post("/api/users/bulk-delete", {"users": [doomed[1]]}))
     r("gone", api.get(f"/api/users/{doomed[1]}"))
+
+
+def _without_stats(r: Recorder, api: Api, V: str, amqp_port: int) -> None:
+    """?disable_stats=true: what each list and object keeps, and what is refused."""
+    ds = "disable_stats=true"
+    r("vhost without stats", api.get(f"/api/vhosts/{V}?{ds}"), lambda b: sorted(b))
+    r("vhosts without stats", api.get(f"/api/vhosts?{ds}"),
+      lambda b: [sorted(i) for i in b if i["name"] == unquote(V)])
+    r("nodes without stats", api.get(f"/api/nodes?{ds}"),
+      lambda b: [(sorted(n), n["running"], n["type"]) for n in b])
+    node = api.get("/api/overview").body["node"]
+    r("node without stats", api.get(f"/api/nodes/{q(node)}?{ds}"),
+      lambda b: (sorted(b), b["name"] == node))
+    r("exchanges without stats", api.get(f"/api/exchanges/{V}?{ds}"),
+      lambda b: sorted({(tuple(keys(x, EXCHANGE_KEYS)), "message_stats" in x) for x in b}))
+    r("paged exchanges without stats", api.get(f"/api/exchanges/{V}?{ds}&page=1"),
+      lambda b: sorted({"message_stats" in x for x in b["items"]}))
+    host = api.base.split("//")[1].rsplit(":", 1)[0]
+    params = pika.ConnectionParameters(
+        host, amqp_port, unquote(V), pika.PlainCredentials(api.user, api.password)
+    )
+    conn = pika.BlockingConnection(params)
+    try:
+        conn.channel()
+        deadline = time.monotonic() + 10  # RabbitMQ tracks new connections a moment later
+        listed = api.get(f"/api/vhosts/{V}/connections?{ds}")
+        while listed.status == 200 and not listed.body and time.monotonic() < deadline:
+            conn.sleep(0.2)
+            listed = api.get(f"/api/vhosts/{V}/connections?{ds}")
+        # (RabbitMQ's vhost connection list ignores disable_stats)
+        r("vhost connections without stats", listed,
+          lambda b: [("client_properties" in c, c["user"], c["vhost"]) for c in b])
+        name = listed.body[0]["name"] if listed.status == 200 and listed.body else "none"
+        r("all connections without stats", api.get(f"/api/connections?{ds}"),
+          lambda b: [sorted(c) for c in b if c["name"] == name])
+        r("connection without stats", api.get(f"/api/connections/{q(name)}?{ds}"),
+          lambda b: b == {"name": name})
+        r("channels without stats", api.get(f"/api/channels?{ds}"))
+        r("vhost channels without stats", api.get(f"/api/vhosts/{V}/channels?{ds}"))
+        r("channel without stats", api.get(f"/api/channels/{q(name + ' (1)')}?{ds}"))
+        r("consumers without stats", api.get(f"/api/consumers?{ds}"))
+        r("vhost consumers without stats", api.get(f"/api/consumers/{V}?{ds}"))
+    finally:
+        conn.close()
 
 
 def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:

@@ -18,6 +18,7 @@ from kiltmq.management.errors import object_not_found
 from kiltmq.management.listing import json_reply, reply_item, reply_list
 from kiltmq.management.request import disable_stats
 from kiltmq.management.stats import OVERVIEW_FIELDS, message_stats, with_rates
+from kiltmq.management.vhosts import depth_rates
 from kiltmq.version import __version__
 
 __all__ = ["API_VERSION", "routes"]
@@ -96,14 +97,7 @@ def _queue_totals(ctx: Context, queues: list[QueueDetail], everything: bool) -> 
     queue_totals: dict[str, Any] = {}
     if not queues:
         return queue_totals
-    if everything:
-        rates: list[float] = list(ctx.sampler.rates("queue_totals", 3))
-    else:
-        rates = [0.0] * 3
-        for q in queues:
-            key = ("depth", "queue", q.stats.vhost, q.stats.name)
-            for i, rate in enumerate(ctx.sampler.rates(key, 3)):
-                rates[i] += rate
+    rates = ctx.sampler.rates("queue_totals", 3) if everything else depth_rates(ctx, queues)
     with_rates(
         queue_totals,
         {
@@ -231,10 +225,18 @@ def _node(ctx: Context, request: web.Request) -> dict[str, Any]:
     }
 
 
+def _node_or_name(ctx: Context, request: web.Request) -> dict[str, Any]:
+    """The node; with ``?disable_stats=true`` its name, type and state only (as
+    RabbitMQ's)."""
+    if disable_stats(request):
+        return {"name": ctx.node, "type": "disc", "running": True}
+    return _node(ctx, request)
+
+
 @routes.get("/api/nodes")
 async def get_nodes(request: web.Request) -> web.Response:
     caller(request).require_monitor()
-    return reply_list(request, [_node(context(request), request)], ("name",))
+    return reply_list(request, [_node_or_name(context(request), request)], ("name",))
 
 
 @routes.get("/api/nodes/{node}")
@@ -243,7 +245,7 @@ async def get_node(request: web.Request) -> web.Response:
     ctx = context(request)
     if request.match_info["node"] != ctx.node:
         raise object_not_found()
-    return reply_item(request, _node(ctx, request))
+    return reply_item(request, _node_or_name(ctx, request))
 
 
 @routes.get("/api/whoami")
