@@ -11,6 +11,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from kiltmq.broker import Broker
+from kiltmq.broker.memory import MESSAGE_OVERHEAD, UNACKED_OVERHEAD
 from kiltmq.management.context import CONTEXT
 from kiltmq.management.stats import QUEUE_FIELDS, Sampler
 
@@ -338,3 +339,21 @@ def test_vhost_depth_rates(
     assert item["messages_ready_details"]["rate"] > 0
     assert item["messages_unacknowledged_details"]["rate"] > 0
     assert "messages_details" not in kilt.get(f"/api/vhosts/{q(vhost)}?disable_stats=true").body
+
+
+def test_queue_memory_is_what_the_memory_alarm_counts(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("heavy")
+    channel.queue_declare("light")
+    for _ in range(3):
+        channel.basic_publish("", "heavy", b"x" * 1000)
+    V = q(vhost)
+    assert kilt.get(f"/api/queues/{V}/heavy").body["memory"] == 3 * (1000 + MESSAGE_OVERHEAD)
+    assert kilt.get(f"/api/queues/{V}/light").body["memory"] == 0
+    channel.basic_get("heavy")  # awaiting its ack
+    held = 2 * (1000 + MESSAGE_OVERHEAD) + 1000 + UNACKED_OVERHEAD
+    assert kilt.get(f"/api/queues/{V}/heavy").body["memory"] == held
+    listed = kilt.get(f"/api/queues/{V}?sort=memory&sort_reverse=true&columns=name,memory")
+    assert listed.body == [{"name": "heavy", "memory": held}, {"name": "light", "memory": 0}]
+    assert "memory" not in kilt.get(f"/api/queues/{V}/heavy?disable_stats=true").body

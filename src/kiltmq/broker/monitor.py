@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kiltmq.broker.admin import Admin, ManagedBroker
+from kiltmq.broker.memory import queue_memory
 from kiltmq.broker.snapshots import QueueStats, queue_stats
 
 if TYPE_CHECKING:
@@ -170,6 +171,9 @@ class QueueDetail:
     owner: str | None
     exclusive_consumer_tag: str | None
     single_active: bool
+    #: What its messages take in memory, as the memory alarm counts them
+    #: (:func:`~kiltmq.broker.memory.queue_memory`).
+    memory: int = 0
 
 
 def connection_name(conn: ServerConnection) -> str:
@@ -460,4 +464,5 @@ class Monitor:
             owner=owner_name,
             exclusive_consumer_tag=exclusive.tag if exclusive is not None else None,
             single_active=queue.single_active,
+            memory=queue_memory(queue, len(unacked), sum(unacked)),
         )

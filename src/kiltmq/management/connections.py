@@ -64,6 +64,9 @@ def connection_item(
     if wanted(keys, "recv_oct", "recv_oct_details", "send_oct", "send_oct_details"):
         rates = ctx.sampler.rates(("connection", c.name), 2)
         with_rates(item, {"recv_oct": c.recv_oct, "send_oct": c.send_oct}, rates)
+    if wanted(keys, "recv_cnt", "send_cnt"):
+        item["recv_cnt"] = c.recv_cnt
+        item["send_cnt"] = c.send_cnt
     return item
 
 

@@ -80,6 +80,8 @@ def queue_item(
             q.counts.values(),
         )
         _statistics(item, ctx, figures, keys)
+        if wanted(keys, "memory"):
+            item["memory"] = q.memory
     return item
 
 
