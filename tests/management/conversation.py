@@ -105,6 +105,7 @@ def run(api: Api, amqp_port: int) -> list[Step]:
         _definitions(r, api, V)
         _parameters(r, api, V, v, mon)
         _without_stats(r, api, V, amqp_port)
+        _node_routes(r, api)
         _teardown(r, api, V, amqp_port)
     finally:
         for user in (mon, plain, mgr):
@@ -557,6 +558,57 @@ def _without_stats(r: Recorder, api: Api, V: str, amqp_port: int) -> None:
         r("vhost consumers without stats", api.get(f"/api/consumers/{V}?{ds}"))
     finally:
         conn.close()
+
+
+#: The keys of RabbitMQ 3.10's node memory breakdown (``rabbit_vm:memory()``).
+MEMORY_KEYS = {
+    "connection_readers", "connection_writers", "connection_channels", "connection_other",
+    "queue_procs", "queue_slave_procs", "quorum_queue_procs", "quorum_queue_dlx_procs",
+    "stream_queue_procs", "stream_queue_replica_reader_procs",
+    "stream_queue_coordinator_procs", "plugins", "other_proc", "metrics", "mgmt_db",
+    "mnesia", "quorum_ets", "other_ets", "binary", "msg_index", "code", "atom",
+    "other_system", "allocated_unused", "reserved_unallocated", "strategy", "total",
+}
+
+
+def _node_routes(r: Recorder, api: Api) -> None:
+    """The node's health checks, memory breakdown and login attempts."""
+    node = q(api.get("/api/overview").body["node"])
+    r("node health of the node", api.get(f"/api/healthchecks/node/{node}"), lambda b: b)
+    r("node health of another node", api.get("/api/healthchecks/node/nobody@nowhere"))
+    for name in ("amqp", "amqp091", "AMQP", "amqp0-9-1", "http", "management"):
+        r(f"protocol listener {name}",
+          api.get(f"/api/health/checks/protocol-listener/{name}"), lambda b: b)
+    r("protocol without listener", api.get("/api/health/checks/protocol-listener/stomp"),
+      lambda b: (b["status"], b["reason"], b["missing"], "amqp" in b["protocols"]))
+    expiry = "/api/health/checks/certificate-expiration"
+    for within in ("1/weeks", "2/DAYS", "-1/days", "1/fortnights", "x/days", "1.5/years"):
+        r(f"certificates expiring within {within}", api.get(f"{expiry}/{within}"),
+          lambda b: b)
+    r("mirror sync critical", api.get("/api/health/checks/node-is-mirror-sync-critical"),
+      lambda b: b)
+
+    def memory(b: Any) -> Any:
+        shown = b["memory"]
+        sizes = [v for k, v in shown.items() if k not in ("strategy", "total")]
+        return (sorted(set(shown) - MEMORY_KEYS), shown["strategy"], "rss" in shown["total"],
+                all(isinstance(v, int) and v >= 0 for v in sizes))
+
+    r("node memory", api.get(f"/api/nodes/{node}/memory"), memory)
+    r("node memory relative", api.get(f"/api/nodes/{node}/memory/relative"), lambda b: (
+        sorted(set(b["memory"]) - MEMORY_KEYS), b["memory"]["total"],
+        all(0 <= v <= 100 for v in b["memory"].values()),
+    ))
+    r("memory of another node", api.get("/api/nodes/nobody@nowhere/memory"))
+    r("login attempts", api.get(f"/api/auth/attempts/{node}"), lambda b: sorted(
+        (a["protocol"], sorted(a), a["auth_attempts"] == a["auth_attempts_failed"]
+         + a["auth_attempts_succeeded"]) for a in b if a["protocol"] in ("http", "amqp091")
+    ))
+    r("login attempts by source", api.get(f"/api/auth/attempts/{node}/source"), lambda b: b)
+    r("login attempts of another node", api.get("/api/auth/attempts/nobody@nowhere"))
+    definitions = sorted(api.get("/api/definitions").body)
+    r("all configuration", api.get("/api/all-configuration"),
+      lambda b: sorted(b) == definitions)
 
 
 def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kiltmq.broker.auth_attempts import AuthAttempts
+
 __all__ = [
     "HASHING_ALGORITHMS",
     "AuthDB",
@@ -130,6 +132,8 @@ class AuthDB:
         self.users: dict[str, User] = {}
         self.permissions: dict[tuple[str, str], Permission] = {}
         self.loopback_users: set[str] = set(loopback_users)
+        #: Logins tried over AMQP and the management API.
+        self.attempts = AuthAttempts()
 
     def add_user(self, user: User) -> None:
         self.users[user.name] = user

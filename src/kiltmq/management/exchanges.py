@@ -60,9 +60,9 @@ def exchange_item(
         item["policy"] = x.policy
     if stats and wanted(keys, "message_stats"):
         rates = ctx.sampler.rates(("exchange", vhost, x.name), 2)
-        stats = exchange_stats(x.publish_in, x.publish_out, rates)
-        if stats is not None:
-            item["message_stats"] = stats
+        counted = exchange_stats(x.publish_in, x.publish_out, rates)
+        if counted is not None:
+            item["message_stats"] = counted
     return item
 
 

@@ -1,5 +1,6 @@
-"""The broker as a whole: ``/api/overview``, ``/api/nodes[/{node}]``, ``/api/whoami``,
-``/api/extensions``, ``/api/cluster-name`` and ``/api/auth``."""
+"""The broker as a whole: ``/api/overview``, ``/api/nodes[/{node}]``,
+``/api/nodes/{node}/memory[/relative]``, ``/api/whoami``, ``/api/extensions``,
+``/api/cluster-name``, ``/api/auth`` and ``/api/auth/attempts/{node}[/source]``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT
 from kiltmq.broker.exchange import EXCHANGE_TYPES
 from kiltmq.broker.monitor import MessageCounts, QueueDetail
+from kiltmq.broker.snapshots import resident_memory
 from kiltmq.management.context import Context, caller, context
 from kiltmq.management.errors import object_not_found
 from kiltmq.management.listing import json_reply, reply_item, reply_list
@@ -246,6 +248,76 @@ async def get_node(request: web.Request) -> web.Response:
     if request.match_info["node"] != ctx.node:
         raise object_not_found()
     return reply_item(request, _node_or_name(ctx, request))
+
+
+def _memory(ctx: Context) -> dict[str, Any]:
+    """The node's memory by use, under RabbitMQ's ``rabbit_vm:memory()`` names where
+    kiltmq has the same use: the messages of queues (``queue_procs``), deliveries and
+    transactions held by channels (``connection_channels``), messages being read
+    (``connection_readers``) and write buffers (``connection_writers``), as the memory
+    alarm counts them; the rest of the process is ``other_system``. ``total``: the
+    resident set size (``rss``, the strategy)."""
+    use = ctx.broker.memory_use()
+    parts = {
+        "connection_readers": use.partial,
+        "connection_writers": use.outbound,
+        "connection_channels": use.unacked + use.uncommitted,
+        "queue_procs": use.ready,
+    }
+    rss = resident_memory() or use.total
+    parts["other_system"] = max(0, rss - sum(parts.values()))
+    return {**parts, "strategy": "rss", "total": {"rss": rss}}
+
+
+def _percent(part: int, total: int) -> int:
+    """As RabbitMQ's relative figures: rounded, and 1 rather than 0 for a non-zero part."""
+    shown = round(part * 100 / total) if total else 0
+    return 1 if shown == 0 and part else shown
+
+
+@routes.get("/api/nodes/{node}/memory")
+async def node_memory(request: web.Request) -> web.Response:
+    return reply_item(request, {"memory": _memory(_this_node(request))})
+
+
+@routes.get("/api/nodes/{node}/memory/relative")
+async def node_memory_relative(request: web.Request) -> web.Response:
+    memory = _memory(_this_node(request))
+    total = memory["total"]["rss"]
+    relative = {"total": 100}
+    for key, value in memory.items():
+        if key not in ("total", "strategy"):
+            relative[key] = _percent(value, total)
+    return reply_item(request, {"memory": relative})
+
+
+def _this_node(request: web.Request) -> Context:
+    """The context, after checking that the caller is a monitor and ``{node}`` is this
+    node (404)."""
+    caller(request).require_monitor()
+    ctx = context(request)
+    if request.match_info["node"] != ctx.node:
+        raise object_not_found()
+    return ctx
+
+
+@routes.get("/api/auth/attempts/{node}")
+async def auth_attempts(request: web.Request) -> web.Response:
+    return json_reply(_this_node(request).broker.auth.attempts.items())
+
+
+@routes.delete("/api/auth/attempts/{node}")
+async def reset_auth_attempts(request: web.Request) -> web.Response:
+    _this_node(request).broker.auth.attempts.reset()
+    return web.Response(status=204)
+
+
+@routes.get("/api/auth/attempts/{node}/source")
+async def auth_attempts_by_source(request: web.Request) -> web.Response:
+    """Attempts by remote address and user: not tracked (RabbitMQ's default,
+    ``track_auth_attempt_source`` false, gives the same empty list)."""
+    _this_node(request)
+    return json_reply([])
 
 
 @routes.get("/api/whoami")
