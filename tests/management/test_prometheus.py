@@ -215,6 +215,7 @@ def test_dashboard_families_are_rabbitmqs(
         pytest.skip("RabbitMQ's Prometheus plugin is not reachable")
     wanted = DASHBOARD | FIGURES
     seen = {}
+    assert metered.prometheus_url is not None
     for name, url in (("rabbitmq", rabbitmq_url), ("kiltmq", metered.url)):
         conn = pika.BlockingConnection(pika.URLParameters(url))
         try:
