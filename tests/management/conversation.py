@@ -11,6 +11,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
+
+import pika
 
 from kiltmq.client.blocking import connect
 from kiltmq.protocol.spec import BasicProperties
@@ -88,28 +91,72 @@ def run(api: Api, amqp_port: int) -> list[Step]:
     tag = uuid.uuid4().hex[:8]
     v = f"mgmt-compat-{tag}"
     mon, plain = f"mgmt-mon-{tag}", f"mgmt-plain-{tag}"
+    # a vhost with nothing in it, and a user with the management tag that may use only it
+    seen, mgr = f"mgmt-seen-{tag}", f"mgmt-mgr-{tag}"
     # an exchange type no node has seen: RabbitMQ's text differs once it has ("invalid"
     # rather than "unknown exchange type", whether the name exists as an Erlang atom)
     bad_type = f"no-such-type-{tag}"
-    names = {v: "<vhost>", mon: "<mon>", plain: "<plain>", bad_type: "<type>"}
+    names = {v: "<vhost>", mon: "<mon>", plain: "<plain>", bad_type: "<type>",
+             seen: "<seen>", mgr: "<mgr>"}
     r = Recorder(api, names)
     V = q(v)
     try:
         _topology(r, api, V, bad_type)
         _messages(r, api, V)
         _dead_letters(r, api, V, v, amqp_port)
+        _overview_of_a_vhost(r, api, q(seen), mgr)
         _lists(r, api, V)
         _users(r, api, V, v, mon, plain)
         _policies(r, api, V, mon)
         _definitions(r, api, V)
         _parameters(r, api, V, v, mon)
+        _without_stats(r, api, V, amqp_port)
+        _node_routes(r, api)
         _teardown(r, api, V, amqp_port)
     finally:
-        for user in (mon, plain):
+        for user in (mon, plain, mgr):
             api.delete(f"/api/users/{user}")
         api.delete(f"/api/vhosts/{V}")
+        api.delete(f"/api/vhosts/{q(seen)}")
     r("vhost gone", api.delete(f"/api/vhosts/{V}"))
     return r.steps
+
+
+#: What of /api/overview depends on who asks and on ?disable_stats.
+OVERVIEW_PARTS = {
+    "message_stats", "queue_totals", "object_totals", "churn_rates", "node", "listeners",
+    "contexts", "statistics_db_event_queue", "disable_stats",
+}
+
+
+def _overview_of_a_vhost(r: Recorder, api: Api, W: str, mgr: str) -> None:
+    """A user with only the management tag sees the sums of the vhosts it may use (here
+    one with nothing in it, while the conversation's vhost has seen messages)."""
+    api.put(f"/api/vhosts/{W}")
+    api.put(f"/api/users/{mgr}", {"password": "pw", "tags": "management"})
+    api.put(f"/api/permissions/{W}/{mgr}", {"configure": ".*", "write": ".*", "read": ".*"})
+    as_mgr = api.as_user(mgr, "pw")
+    # kiltmq has no amq.rabbitmq.trace: the exchanges counted are those listed
+    listed = len(as_mgr.get("/api/exchanges").body)
+
+    def totals(b: Any) -> Any:
+        return {**b, "exchanges": b["exchanges"] == listed}
+
+    r("overview of one vhost", as_mgr.get("/api/overview"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS),
+        b["message_stats"], b["queue_totals"], totals(b["object_totals"]),
+    ))
+    r("overview without stats", as_mgr.get("/api/overview?disable_stats=true"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS), b["disable_stats"],
+        totals(b["object_totals"]),
+    ))
+    r("whole overview without stats", api.get("/api/overview?disable_stats=true"),
+      lambda b: (sorted(k for k in b if k in OVERVIEW_PARTS), sorted(b["object_totals"])))
+    r("whole overview", api.get("/api/overview"), lambda b: (
+        sorted(k for k in b if k in OVERVIEW_PARTS), sorted(b["object_totals"]),
+    ))
+    api.delete(f"/api/users/{mgr}")
+    api.delete(f"/api/vhosts/{W}")
 
 
 def _topology(r: Recorder, api: Api, V: str, bad_type: str) -> None:
@@ -544,6 +591,101 @@ def _parameters(r: Recorder, api: Api, V: str, v: str, mon: str) -> None:
     r("last one kept", api.get(f"/api/users/{doomed[1]}"), lambda b: b["name"])
     r("bulk delete", api.post("/api/users/bulk-delete", {"users": [doomed[1]]}))
     r("gone", api.get(f"/api/users/{doomed[1]}"))
+
+
+def _without_stats(r: Recorder, api: Api, V: str, amqp_port: int) -> None:
+    """?disable_stats=true: what each list and object keeps, and what is refused."""
+    ds = "disable_stats=true"
+    r("vhost without stats", api.get(f"/api/vhosts/{V}?{ds}"), lambda b: sorted(b))
+    r("vhosts without stats", api.get(f"/api/vhosts?{ds}"),
+      lambda b: [sorted(i) for i in b if i["name"] == unquote(V)])
+    r("nodes without stats", api.get(f"/api/nodes?{ds}"),
+      lambda b: [(sorted(n), n["running"], n["type"]) for n in b])
+    node = api.get("/api/overview").body["node"]
+    r("node without stats", api.get(f"/api/nodes/{q(node)}?{ds}"),
+      lambda b: (sorted(b), b["name"] == node))
+    r("exchanges without stats", api.get(f"/api/exchanges/{V}?{ds}"),
+      lambda b: sorted({(tuple(keys(x, EXCHANGE_KEYS)), "message_stats" in x) for x in b}))
+    r("paged exchanges without stats", api.get(f"/api/exchanges/{V}?{ds}&page=1"),
+      lambda b: sorted({"message_stats" in x for x in b["items"]}))
+    host = api.base.split("//")[1].rsplit(":", 1)[0]
+    params = pika.ConnectionParameters(
+        host, amqp_port, unquote(V), pika.PlainCredentials(api.user, api.password)
+    )
+    conn = pika.BlockingConnection(params)
+    try:
+        conn.channel()
+        deadline = time.monotonic() + 10  # RabbitMQ tracks new connections a moment later
+        listed = api.get(f"/api/vhosts/{V}/connections?{ds}")
+        while listed.status == 200 and not listed.body and time.monotonic() < deadline:
+            conn.sleep(0.2)
+            listed = api.get(f"/api/vhosts/{V}/connections?{ds}")
+        # (RabbitMQ's vhost connection list ignores disable_stats)
+        r("vhost connections without stats", listed,
+          lambda b: [("client_properties" in c, c["user"], c["vhost"]) for c in b])
+        name = listed.body[0]["name"] if listed.status == 200 and listed.body else "none"
+        r("all connections without stats", api.get(f"/api/connections?{ds}"),
+          lambda b: [sorted(c) for c in b if c["name"] == name])
+        r("connection without stats", api.get(f"/api/connections/{q(name)}?{ds}"),
+          lambda b: b == {"name": name})
+        r("channels without stats", api.get(f"/api/channels?{ds}"))
+        r("vhost channels without stats", api.get(f"/api/vhosts/{V}/channels?{ds}"))
+        r("channel without stats", api.get(f"/api/channels/{q(name + ' (1)')}?{ds}"))
+        r("consumers without stats", api.get(f"/api/consumers?{ds}"))
+        r("vhost consumers without stats", api.get(f"/api/consumers/{V}?{ds}"))
+    finally:
+        conn.close()
+
+
+#: The keys of RabbitMQ 3.10's node memory breakdown (``rabbit_vm:memory()``).
+MEMORY_KEYS = {
+    "connection_readers", "connection_writers", "connection_channels", "connection_other",
+    "queue_procs", "queue_slave_procs", "quorum_queue_procs", "quorum_queue_dlx_procs",
+    "stream_queue_procs", "stream_queue_replica_reader_procs",
+    "stream_queue_coordinator_procs", "plugins", "other_proc", "metrics", "mgmt_db",
+    "mnesia", "quorum_ets", "other_ets", "binary", "msg_index", "code", "atom",
+    "other_system", "allocated_unused", "reserved_unallocated", "strategy", "total",
+}
+
+
+def _node_routes(r: Recorder, api: Api) -> None:
+    """The node's health checks, memory breakdown and login attempts."""
+    node = q(api.get("/api/overview").body["node"])
+    r("node health of the node", api.get(f"/api/healthchecks/node/{node}"), lambda b: b)
+    r("node health of another node", api.get("/api/healthchecks/node/nobody@nowhere"))
+    for name in ("amqp", "amqp091", "AMQP", "amqp0-9-1", "http", "management"):
+        r(f"protocol listener {name}",
+          api.get(f"/api/health/checks/protocol-listener/{name}"), lambda b: b)
+    r("protocol without listener", api.get("/api/health/checks/protocol-listener/stomp"),
+      lambda b: (b["status"], b["reason"], b["missing"], "amqp" in b["protocols"]))
+    expiry = "/api/health/checks/certificate-expiration"
+    for within in ("1/weeks", "2/DAYS", "-1/days", "1/fortnights", "x/days", "1.5/years"):
+        r(f"certificates expiring within {within}", api.get(f"{expiry}/{within}"),
+          lambda b: b)
+    r("mirror sync critical", api.get("/api/health/checks/node-is-mirror-sync-critical"),
+      lambda b: b)
+
+    def memory(b: Any) -> Any:
+        shown = b["memory"]
+        sizes = [v for k, v in shown.items() if k not in ("strategy", "total")]
+        return (sorted(set(shown) - MEMORY_KEYS), shown["strategy"], "rss" in shown["total"],
+                all(isinstance(v, int) and v >= 0 for v in sizes))
+
+    r("node memory", api.get(f"/api/nodes/{node}/memory"), memory)
+    r("node memory relative", api.get(f"/api/nodes/{node}/memory/relative"), lambda b: (
+        sorted(set(b["memory"]) - MEMORY_KEYS), b["memory"]["total"],
+        all(0 <= v <= 100 for v in b["memory"].values()),
+    ))
+    r("memory of another node", api.get("/api/nodes/nobody@nowhere/memory"))
+    r("login attempts", api.get(f"/api/auth/attempts/{node}"), lambda b: sorted(
+        (a["protocol"], sorted(a), a["auth_attempts"] == a["auth_attempts_failed"]
+         + a["auth_attempts_succeeded"]) for a in b if a["protocol"] in ("http", "amqp091")
+    ))
+    r("login attempts by source", api.get(f"/api/auth/attempts/{node}/source"), lambda b: b)
+    r("login attempts of another node", api.get("/api/auth/attempts/nobody@nowhere"))
+    definitions = sorted(api.get("/api/definitions").body)
+    r("all configuration", api.get("/api/all-configuration"),
+      lambda b: sorted(b) == definitions)
 
 
 def _teardown(r: Recorder, api: Api, V: str, amqp_port: int) -> None:

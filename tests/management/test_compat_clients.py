@@ -16,11 +16,11 @@ from kiltmq.broker import Broker
 from .api import Api, q
 from .conftest import unique
 
-#: RabbitMQ fields with no kiltmq counterpart: Erlang process statistics, packet counts,
+#: RabbitMQ fields with no kiltmq counterpart: Erlang process statistics, pending writes,
 #: its queue implementation's internals, quorum queues, TLS peer details.
 NOT_SHOWN = {
-    "garbage_collection", "reductions", "reductions_details", "recv_cnt", "send_cnt",
-    "send_pend", "idle_since", "pending_raft_commands", "backing_queue_status", "memory",
+    "garbage_collection", "reductions", "reductions_details",
+    "send_pend", "idle_since", "pending_raft_commands", "backing_queue_status",
     "recoverable_slaves", "consumer_utilisation", "consumer_capacity", "messages_paged_out",
     "messages_persistent", "message_bytes_paged_out", "message_bytes_persistent",
     "message_bytes_ram", "single_active_consumer_tag", "slave_nodes",

@@ -11,11 +11,13 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from kiltmq.broker import Broker
+from kiltmq.broker.memory import MESSAGE_OVERHEAD, UNACKED_OVERHEAD
 from kiltmq.broker.monitor import Monitor
 from kiltmq.management.context import CONTEXT
-from kiltmq.management.stats import Sampler
+from kiltmq.management.stats import QUEUE_FIELDS, Sampler
 
 from .api import Api, q
+from .conftest import unique
 
 
 @pytest.fixture
@@ -301,3 +303,125 @@ def test_the_history_is_bounded(kilt_broker: Broker, vhost: str, channel: Blocki
     # each change of the queue's depth and counters is a row, unless it is too old
     assert kept.history_rows() > first
     assert len(set(rows)) == 1
+
+def test_overview_of_a_user_sums_only_its_vhosts(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    """A user with the management tag sees the message counts, queue totals and objects
+    of the vhosts it may use, not those of the others; a monitoring user the broker's."""
+    other = f"{vhost}-other"
+    kilt.put(f"/api/vhosts/{q(other)}")
+    try:
+        for name, tags in (("stats-mgr", "management"), ("stats-mon", "monitoring")):
+            kilt.put(f"/api/users/{name}", {"password": "pw", "tags": tags})
+            kilt.put(f"/api/permissions/{q(other)}/{name}",
+                     {"configure": ".*", "write": ".*", "read": ".*"})
+        kilt.put(f"/api/queues/{q(other)}/mine", {})
+        channel.queue_declare("theirs")
+        channel.basic_consume("theirs", lambda *a: None)
+        channel.basic_publish("", "theirs", b"x")
+        channel.basic_publish("", "theirs", b"y")
+        _sampler(kilt_broker).sample()
+        mgr = kilt.as_user("stats-mgr", "pw").get("/api/overview").body
+        assert mgr["message_stats"] == {}
+        assert mgr["queue_totals"]["messages"] == 0
+        assert mgr["object_totals"]["queues"] == 1
+        assert "consumers" not in mgr["object_totals"] and "node" not in mgr
+        mon = kilt.as_user("stats-mon", "pw").get("/api/overview").body
+        assert mon["message_stats"]["publish"] >= 2
+        assert mon["object_totals"]["queues"] >= 2
+        assert mon["object_totals"]["consumers"] >= 1
+    finally:
+        for name in ("stats-mgr", "stats-mon"):
+            kilt.delete(f"/api/users/{name}")
+        kilt.delete(f"/api/vhosts/{q(other)}")
+
+
+def _http_messages(api: Api, vhost: str) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Publish and get through the API in a new vhost; its and its queue's counters once
+    the broker shows them."""
+    V = q(vhost)
+    api.put(f"/api/vhosts/{V}")
+    try:
+        api.put(f"/api/queues/{V}/pq", {})
+        publish = f"/api/exchanges/{V}/amq.default/publish"
+        for key in ("pq", "pq", "nowhere"):
+            reply = api.post(publish, {"properties": {}, "routing_key": key, "payload": "x",
+                                       "payload_encoding": "string"})
+            assert reply.status == 200
+        get = f"/api/queues/{V}/pq/get"
+        for mode in ("ack_requeue_true", "ack_requeue_false", "reject_requeue_false"):
+            reply = api.post(get, {"count": 1, "ackmode": mode, "encoding": "auto"})
+            assert reply.status == 200 and len(reply.body) == 1
+        deadline = time.monotonic() + 12  # RabbitMQ shows them in its next sample
+        while True:
+            item = api.get(f"/api/vhosts/{V}").body
+            host = item.get("message_stats", {})
+            queue = api.get(f"/api/queues/{V}/pq").body.get("message_stats", {})
+            # (RabbitMQ may show some counters a sample before others)
+            done = [host.get("publish"), host.get("get_no_ack"), host.get("redeliver"),
+                    queue.get("publish"), queue.get("get_no_ack"), queue.get("redeliver"),
+                    "messages_details" in item] == [3, 1, 1, 2, 1, 1, True]
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        shown = ("publish", "confirm", "return_unroutable", "drop_unroutable", "get",
+                 "get_no_ack", "redeliver", "ack", "deliver", "deliver_no_ack", "deliver_get")
+        return ({k: host.get(k) for k in shown},
+                {k: queue.get(k) for k in shown if k in QUEUE_FIELDS},
+                sorted(k for k in item if k.startswith("messages")))
+    finally:
+        api.delete(f"/api/vhosts/{V}")
+
+
+@pytest.mark.rabbitmq
+def test_api_publishes_and_gets_count_as_in_rabbitmq(rabbit: Api, kilt: Api) -> None:
+    name = unique("mgmt-http-counts")
+    for _attempt in range(3):
+        # RabbitMQ can lose the last counts of a channel that closes before its stats
+        # are emitted (its management API's channel closes at once): try again then
+        theirs = _http_messages(rabbit, name)
+        if theirs[1].get("publish") and theirs[2]:
+            break
+    ours = _http_messages(kilt, name)
+    assert ours == theirs
+    assert ours[0]["publish"] == 3 and ours[0]["get_no_ack"] == 1
+    assert "messages_ready_details" in ours[2]
+
+
+def test_vhost_depth_rates(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("deep")
+    sampler = _sampler(kilt_broker)
+    sampler.sample()
+    for _ in range(4):
+        channel.basic_publish("", "deep", b"x")
+    channel.basic_get("deep")  # one unacknowledged
+    time.sleep(0.05)
+    sampler.sample()
+    item = kilt.get(f"/api/vhosts/{q(vhost)}").body
+    assert (item["messages"], item["messages_ready"], item["messages_unacknowledged"]) == (
+        4, 3, 1)
+    assert item["messages_details"]["rate"] > 0
+    assert item["messages_ready_details"]["rate"] > 0
+    assert item["messages_unacknowledged_details"]["rate"] > 0
+    assert "messages_details" not in kilt.get(f"/api/vhosts/{q(vhost)}?disable_stats=true").body
+
+
+def test_queue_memory_is_what_the_memory_alarm_counts(
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+) -> None:
+    channel.queue_declare("heavy")
+    channel.queue_declare("light")
+    for _ in range(3):
+        channel.basic_publish("", "heavy", b"x" * 1000)
+    V = q(vhost)
+    assert kilt.get(f"/api/queues/{V}/heavy").body["memory"] == 3 * (1000 + MESSAGE_OVERHEAD)
+    assert kilt.get(f"/api/queues/{V}/light").body["memory"] == 0
+    channel.basic_get("heavy")  # awaiting its ack
+    held = 2 * (1000 + MESSAGE_OVERHEAD) + 1000 + UNACKED_OVERHEAD
+    assert kilt.get(f"/api/queues/{V}/heavy").body["memory"] == held
+    listed = kilt.get(f"/api/queues/{V}?sort=memory&sort_reverse=true&columns=name,memory")
+    assert listed.body == [{"name": "heavy", "memory": held}, {"name": "light", "memory": 0}]
+    assert "memory" not in kilt.get(f"/api/queues/{V}/heavy?disable_stats=true").body

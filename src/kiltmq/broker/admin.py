@@ -32,6 +32,7 @@ from kiltmq.broker.alarm import shown
 from kiltmq.broker.auth import AuthDB, Permission, User
 from kiltmq.broker.churn import Churn
 from kiltmq.broker.definitions import DefinitionsAdmin
+from kiltmq.broker.memory import MemoryUse
 from kiltmq.broker.policy_admin import PolicyAdmin
 from kiltmq.broker.shovel import Shovels
 from kiltmq.broker.snapshots import (
@@ -116,6 +117,8 @@ class ManagedBroker(Protocol):
     def shovels(self) -> Shovels: ...
 
     def memory_used(self) -> int: ...
+
+    def memory_use(self) -> MemoryUse: ...
 
     def default_grantees(self) -> list[str]: ...
 

@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kiltmq.broker.auth_attempts import AuthAttempts
+
 __all__ = [
     "HASHING_ALGORITHMS",
     "AuthDB",
@@ -195,6 +197,8 @@ class AuthDB:
         self.loopback_users: set[str] = set(loopback_users)
         #: (user, vhost) -> exchange -> topic permission; no key: no topic permissions.
         self.topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = {}
+        #: Logins tried over AMQP and the management API.
+        self.attempts = AuthAttempts()
 
     def add_user(self, user: User) -> None:
         self.users[user.name] = user

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kiltmq.broker.queue import Queue
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.vhost import VirtualHost
 
@@ -34,6 +35,7 @@ __all__ = [
     "memory_use",
     "parse_bytes",
     "parse_memory_limit",
+    "queue_memory",
     "total_memory",
 ]
 
@@ -87,6 +89,23 @@ class MemoryUse:
         return f"{format_bytes(self.total)} ({parts})"
 
 
+def _held(queue: Queue) -> int:
+    """What a queue's ready messages in memory and its other held messages take."""
+    overhead = MESSAGE_OVERHEAD
+    ready = queue.ready_bytes - queue.paged_bytes + overhead * len(queue.ready)
+    held, held_bytes = queue.held_in_memory()
+    if held:
+        ready += held_bytes + overhead * held
+    return ready
+
+
+def queue_memory(queue: Queue, unacked: int, unacked_bytes: int) -> int:
+    """What one queue's messages take, as :func:`memory_use` counts them: its ready
+    messages in memory, the messages it holds besides them, and its ``unacked``
+    deliveries awaiting their acks (``unacked_bytes`` of bodies)."""
+    return _held(queue) + unacked_bytes + UNACKED_OVERHEAD * unacked
+
+
 def memory_use(vhosts: Iterable[VirtualHost], connections: Iterable[ServerConnection]) -> MemoryUse:
     """What messages take now (see the module docstring)."""
     overhead = MESSAGE_OVERHEAD
@@ -94,10 +113,7 @@ def memory_use(vhosts: Iterable[VirtualHost], connections: Iterable[ServerConnec
     ready = 0
     for vhost in vhosts:
         for queue in vhost.queues.values():
-            ready += queue.ready_bytes - queue.paged_bytes + overhead * len(queue.ready)
-            held, held_bytes = queue.held_in_memory()
-            if held:
-                ready += held_bytes + overhead * held
+            ready += _held(queue)
     unacked = uncommitted = partial = outbound = 0
     for conn in connections:
         if conn.closed:

@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kiltmq.broker.admin import Admin, ManagedBroker
+from kiltmq.broker.memory import queue_memory
 from kiltmq.broker.snapshots import QueueStats, queue_stats
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ class ConnectionDetail:
     connected_at: float
     recv_oct: int
     send_oct: int
+    #: Socket reads and writes (RabbitMQ's ``recv_cnt``, ``send_cnt``).
+    recv_cnt: int
+    send_cnt: int
     #: Publishers are blocked by the memory alarm.
     blocked: bool
     client_properties: dict[str, Any] = field(repr=False)
@@ -115,6 +119,10 @@ class ChannelDetail:
     #: Publishes waiting for their confirm.
     unconfirmed: int
     counts: MessageCounts
+    #: Publishes received in confirm mode; publishes and acks in the open transaction.
+    received_confirm: int = 0
+    uncommitted_messages: int = 0
+    uncommitted_acks: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,9 @@ class QueueDetail:
     owner: str | None
     exclusive_consumer_tag: str | None
     single_active: bool
+    #: What its messages take in memory, as the memory alarm counts them
+    #: (:func:`~kiltmq.broker.memory.queue_memory`).
+    memory: int = 0
 
 
 def connection_name(conn: ServerConnection) -> str:
@@ -257,6 +268,8 @@ class Monitor:
             connected_at=conn.connected_at,
             recv_oct=conn.recv_oct,
             send_oct=conn.send_oct,
+            recv_cnt=conn.recv_cnt,
+            send_cnt=conn.send_cnt,
             blocked=session.blocked_by_alarm,
             client_properties=dict(session.client_properties),
         )
@@ -266,6 +279,7 @@ class Monitor:
         return [self._connection(c) for c in self.admin.open_connections(vhost=vhost)]
 
     def _channel(self, channel: Channel, conn: ConnectionDetail) -> ChannelDetail:
+        tx = channel.tx
         return ChannelDetail(
             name=f"{conn.name} ({channel.number})",
             number=channel.number,
@@ -278,6 +292,11 @@ class Monitor:
             transactional=channel.tx is not None,
             unconfirmed=len(channel._unconfirmed),
             counts=channel_counts(channel),
+            received_confirm=channel.publish_seq,
+            uncommitted_messages=len(tx.publishes) if tx is not None else 0,
+            uncommitted_acks=(
+                sum(len(settled) for _kind, settled in tx.settles) if tx is not None else 0
+            ),
         )
 
     def channels(self, vhost: str | None = None) -> list[ChannelDetail]:
@@ -339,6 +358,14 @@ class Monitor:
             if name in counts:
                 counts[name] = counts[name] + channel.counts
         return counts
+
+    def received_confirm(self) -> int:
+        """Publishes received in confirm mode by every channel, open and closed."""
+        closed = sum(
+            host.closed_channel_counts.get("publish_seq", 0)
+            for host in self.broker.vhosts.values()
+        )
+        return closed + sum(c.received_confirm for c in self.channels())
 
     def dead_lettered(self) -> dict[tuple[str, bool], int]:
         """Messages dead in every vhost's queues, by (reason: ``rejected``, ``expired``,
@@ -437,4 +464,5 @@ class Monitor:
             owner=owner_name,
             exclusive_consumer_tag=exclusive.tag if exclusive is not None else None,
             single_active=queue.single_active,
+            memory=queue_memory(queue, len(unacked), sum(unacked)),
         )

@@ -169,10 +169,12 @@ class ServerConnection(ConnectionTimers, TlsStart):
         #: Channel -> (content method, body bytes received, when first seen so).
         self._partial: dict[int, tuple[spec.Method, int, float]] = {}
         #: For monitoring: when the client connected (seconds since the epoch), and the
-        #: bytes read and written.
+        #: bytes and the socket reads and writes (RabbitMQ's ``recv_cnt``, ``send_cnt``).
         self.connected_at = time.time()
         self.recv_oct = 0
         self.send_oct = 0
+        self.recv_cnt = 0
+        self.send_cnt = 0
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
         core = self.core
         core.heartbeat.last_received = self.clock.time()
         self.recv_oct += len(data)
+        self.recv_cnt += 1
         reading = self._reading
         outer = reading.flush
         others: list[ServerConnection] = []
@@ -364,6 +367,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
         self._large = False
         if sent:
             self.send_oct += sent
+            self.send_cnt += 1
             self.core.heartbeat.last_sent = self.clock.time()
         self.pending = 0
         if not self._paused_writing:

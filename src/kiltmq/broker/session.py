@@ -350,11 +350,15 @@ class Session:
         try:
             name, user = authenticate(auth, mechanism, m.response, self.external)
         except BadCredentials as error:
+            auth.attempts.record("amqp091", False)
             return self._auth_failed(mechanism, str(error))
         if user is None:
+            auth.attempts.record("amqp091", False)
             return self._auth_failed(mechanism, f"invalid credentials for user '{name}'")
         if auth.loopback_only(name) and not is_loopback(self.peer):
+            auth.attempts.record("amqp091", False)
             return self._auth_failed(mechanism, f"user '{name}' can only connect via localhost")
+        auth.attempts.record("amqp091", True)
         self.username = user.name
         self.user_tags = user.tags
         broker = self.broker

@@ -6,6 +6,11 @@ configure, write and read regexes) and the same failures: the :mod:`AMQP errors
 <kiltmq.protocol.errors>` a channel would be closed with (404 NOT_FOUND, 403
 ACCESS_REFUSED, 406 PRECONDITION_FAILED...). An unknown vhost is
 :class:`~kiltmq.broker.admin.NotFound`. Run on the broker's loop.
+
+Publishes and gets count in the vhost's message counters (and the queues') as they do in
+RabbitMQ, whose management API makes them on a channel of its own: a publish as a
+mandatory one in confirm mode, a get as basic.get (without acknowledgement for
+``ack_requeue_false``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ ACK_MODES: Mapping[str, tuple[bool, bool]] = {
 class TopicAccessRefused(AccessRefused):
     """403 for a routing key the user's topic permission does not allow: RabbitMQ's
     management API learns it from the channel it acts on, not from its own checks."""
+
+
+def _count(host: VirtualHost, **counts: int) -> None:
+    """Add to the vhost's message counters (those of its closed channels, see
+    ``ChannelState.COUNTERS``) what a channel doing the same would have counted."""
+    totals = host.closed_channel_counts
+    for name, value in counts.items():
+        if value:
+            totals[name] = totals.get(name, 0) + value
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,8 @@ class UserActions:
             target.publish_out += 1
         for queue in queues:
             queue.publish(message)
+        # as RabbitMQ's management publishes: mandatory, in confirm mode
+        _count(host, published=1, publish_seq=1, confirmed=1, returned=0 if queues else 1)
         return bool(queues)
 
     def get(self, vhost: str, queue: str, count: int, ackmode: str) -> list[Fetched]:
@@ -255,10 +271,15 @@ class UserActions:
         target = host.get_queue(queue)
         taken: list[Entry] = []
         fetched: list[Fetched] = []
+        got = redelivered = 0
         for _ in range(count):
             entry = target.get()
             if entry is None:
+                _count(host, got_empty=1)
                 break
+            got += 1
+            if entry.redelivered:
+                redelivered += 1
             taken.append(entry)
             message = entry.message
             fetched.append(
@@ -271,7 +292,13 @@ class UserActions:
                     len(target.ready),
                 )
             )
+        # counted as RabbitMQ's management gets them: basic.get, with no_ack for
+        # ack_requeue_false
+        target.redelivered += redelivered
+        _count(host, got=got, delivery_tag=got, redelivered=redelivered,
+               no_ack_got=got if acknowledge else 0)
         if acknowledge:
+            target.no_ack_got += got
             for entry in taken:
                 target.ack(entry)
         elif requeue:

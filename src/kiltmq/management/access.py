@@ -129,13 +129,23 @@ def check_login(
     broker: ManagedBroker, name: str, password: str, remote: str | None
 ) -> Caller:
     """The caller ``name`` logging in with ``password`` from ``remote``, or the
-    ApiError RabbitMQ answers with."""
+    ApiError RabbitMQ answers with (each counted as an ``http`` login attempt)."""
+    attempts = broker.auth.attempts
     user = broker.auth.users.get(name)
-    if user is None or user.password_hash is None:
+    if (
+        user is None
+        or user.password_hash is None
+        or not check_password(password, user.password_hash)
+    ):
+        attempts.record("http", False)
         raise login_failed()
-    if not check_password(password, user.password_hash):
-        raise login_failed()
-    return _allowed(broker, name, remote)
+    try:
+        caller = _allowed(broker, name, remote)
+    except ApiError:
+        attempts.record("http", False)
+        raise
+    attempts.record("http", True)
+    return caller
 
 
 def _allowed(broker: ManagedBroker, name: str, remote: str | None) -> Caller:

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from kiltmq.broker.monitor import ChannelDetail, ConnectionDetail, ConsumerDetail
 from kiltmq.management.context import Context, caller, context, vhost_param
-from kiltmq.management.errors import not_authorised, object_not_found
+from kiltmq.management.errors import bad_request, not_authorised, object_not_found
 from kiltmq.management.listing import reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain
+from kiltmq.management.request import disable_stats
 from kiltmq.management.stats import (
     CHANNEL_FIELDS,
     Range,
@@ -69,6 +70,9 @@ def connection_item(
     if wanted(keys, "recv_oct", "recv_oct_details", "send_oct", "send_oct_details"):
         rates = ctx.sampler.rates(("connection", c.name), 2)
         with_rates(item, {"recv_oct": c.recv_oct, "send_oct": c.send_oct}, rates)
+    if wanted(keys, "recv_cnt", "send_cnt"):
+        item["recv_cnt"] = c.recv_cnt
+        item["send_cnt"] = c.send_cnt
     return item
 
 
@@ -162,8 +166,24 @@ def _connection(request: web.Request) -> ConnectionDetail:
     raise object_not_found()
 
 
-def _reply_connections(request: web.Request, rows: list[ConnectionDetail]) -> web.Response:
+#: What ?disable_stats=true refuses, as RabbitMQ does (channels and consumers are
+#: statistics there).
+STATS_DISABLED = "Stats in management UI are disabled on this node"
+
+
+def _stats_needed(request: web.Request) -> None:
+    if disable_stats(request):
+        raise bad_request(STATS_DISABLED)
+
+
+def _reply_connections(
+    request: web.Request, rows: list[ConnectionDetail], *, tracked: bool = False
+) -> web.Response:
     ctx = context(request)
+    if tracked and disable_stats(request):  # RabbitMQ's tracked connections: no statistics
+        return reply_list(request, [
+            {"name": c.name, "node": ctx.node, "user": c.user, "vhost": c.vhost} for c in rows
+        ])
     return reply_rows(
         request, rows, lambda shown, keys: [connection_item(ctx, c, keys) for c in shown]
     )
@@ -178,7 +198,7 @@ def _reply_channels(request: web.Request, rows: list[ChannelDetail]) -> web.Resp
 
 @routes.get("/api/connections")
 async def list_connections(request: web.Request) -> web.Response:
-    return _reply_connections(request, _connections(request))
+    return _reply_connections(request, _connections(request), tracked=True)
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
@@ -190,6 +210,8 @@ async def vhost_connections(request: web.Request) -> web.Response:
 async def get_connection(request: web.Request) -> web.Response:
     ctx = context(request)
     conn = _connection(request)
+    if disable_stats(request):
+        return reply_item(request, {"name": conn.name})
     item = connection_item(ctx, conn)
     object_history(
         item, ctx.sampler, ("connection", conn.name), ("recv_oct", "send_oct"),
@@ -223,16 +245,19 @@ async def connection_channels(request: web.Request) -> web.Response:
 
 @routes.get("/api/channels")
 async def list_channels(request: web.Request) -> web.Response:
+    _stats_needed(request)
     return _reply_channels(request, _channels(request))
 
 
 @routes.get("/api/vhosts/{vhost}/channels")
 async def vhost_channels(request: web.Request) -> web.Response:
+    _stats_needed(request)
     return _reply_channels(request, _channels(request, vhost_param(request)))
 
 
 @routes.get("/api/channels/{name}")
 async def get_channel(request: web.Request) -> web.Response:
+    _stats_needed(request)
     ctx = context(request)
     name = request.match_info["name"]
     for channel in _channels(request):
@@ -249,6 +274,7 @@ async def get_channel(request: web.Request) -> web.Response:
 
 @routes.get("/api/consumers")
 async def list_consumers(request: web.Request) -> web.Response:
+    _stats_needed(request)
     ctx = context(request)
     visible = caller(request).visible_vhosts(ctx.broker)
     items = [
@@ -260,6 +286,7 @@ async def list_consumers(request: web.Request) -> web.Response:
 @routes.get("/api/consumers/{vhost}")
 async def vhost_consumers(request: web.Request) -> web.Response:
     vhost = vhost_param(request)
+    _stats_needed(request)
     ctx = context(request)
     items = [consumer_item(c, ctx.node) for c in ctx.monitor.consumers(vhost)]
     return reply_list(request, items, ("queue.vhost", "queue.name"))

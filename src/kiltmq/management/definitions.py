@@ -71,6 +71,7 @@ async def _import(request: web.Request, vhost: str | None) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.get("/api/all-configuration")  # RabbitMQ's older name
 @routes.get("/api/definitions")
 async def export_all(request: web.Request) -> web.Response:
     return _export(request, None)
@@ -81,6 +82,7 @@ async def export_vhost(request: web.Request) -> web.Response:
     return _export(request, request.match_info["vhost"])
 
 
+@routes.post("/api/all-configuration")
 @routes.post("/api/definitions")
 async def import_all(request: web.Request) -> web.Response:
     return await _import(request, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -22,9 +23,16 @@ from kiltmq.management.errors import (
     object_not_found,
     vhost_not_found,
 )
-from kiltmq.management.listing import json_reply, reply_item, reply_list, reply_rows, wanted
+from kiltmq.management.listing import (
+    Item,
+    json_reply,
+    reply_item,
+    reply_list,
+    reply_rows,
+    wanted,
+)
 from kiltmq.management.message_json import plain, properties_from_json
-from kiltmq.management.request import body, flag, require, text
+from kiltmq.management.request import body, disable_stats, flag, require, text
 from kiltmq.management.stats import exchange_stats
 from kiltmq.protocol.errors import AMQPError
 
@@ -34,9 +42,11 @@ routes = web.RouteTableDef()
 
 
 def exchange_item(
-    ctx: Context, vhost: str, x: ExchangeInfo, keys: frozenset[str] | None = None
+    ctx: Context, vhost: str, x: ExchangeInfo, keys: frozenset[str] | None = None,
+    *, stats: bool = True,
 ) -> dict[str, Any]:
-    """An exchange's JSON; with ``keys``, at least those keys."""
+    """An exchange's JSON; with ``keys``, at least those keys; without ``stats``, no
+    ``message_stats``."""
     item: dict[str, Any] = {
         "name": x.name,
         "vhost": vhost,
@@ -48,20 +58,24 @@ def exchange_item(
     }
     if x.policy is not None:  # RabbitMQ shows the key only when a policy applies
         item["policy"] = x.policy
-    if wanted(keys, "message_stats"):
+    if stats and wanted(keys, "message_stats"):
         rates = ctx.sampler.rates(("exchange", vhost, x.name), 2)
-        stats = exchange_stats(x.publish_in, x.publish_out, rates)
-        if stats is not None:
-            item["message_stats"] = stats
+        counted = exchange_stats(x.publish_in, x.publish_out, rates)
+        if counted is not None:
+            item["message_stats"] = counted
     return item
 
 
 def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
     rows = [(v, x) for v in vhosts for x in ctx.admin.exchanges(v)]
-    return reply_rows(
-        request, rows, lambda shown, keys: [exchange_item(ctx, v, x, keys) for v, x in shown]
-    )
+    # ?disable_stats=true: no message_stats in lists (RabbitMQ's single exchange keeps them)
+    stats = not disable_stats(request)
+
+    def build(shown: Sequence[tuple[str, ExchangeInfo]], keys: frozenset[str] | None) -> list[Item]:
+        return [exchange_item(ctx, v, x, keys, stats=stats) for v, x in shown]
+
+    return reply_rows(request, rows, build)
 
 
 @routes.get("/api/exchanges")

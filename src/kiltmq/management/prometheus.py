@@ -11,12 +11,14 @@ import resource
 import shutil
 import socket
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
 from kiltmq.broker.admin import Admin, ManagedBroker
 from kiltmq.broker.churn import Churn
-from kiltmq.broker.monitor import Monitor, QueueFigures
+from kiltmq.broker.disk import DEFAULT_DISK_FREE_LIMIT
+from kiltmq.broker.monitor import ChannelDetail, ConnectionDetail, Monitor, QueueFigures
 from kiltmq.management.overview import API_VERSION
 from kiltmq.management.site import HttpService
 from kiltmq.management.stats import Sampler
@@ -122,6 +124,108 @@ DEAD_LETTERED = (
 )
 
 
+ChannelValue = Callable[[ChannelDetail], int]
+
+#: Channel figures (RabbitMQ's ``channel_metrics``, ``channel_exchange_metrics`` and
+#: ``channel_queue_metrics``): summed over the open channels in /metrics, one series per
+#: channel in /metrics/per-object. RabbitMQ splits the ``channel_queue`` ones by queue as
+#: well; kiltmq's channels count them for all their queues together.
+CHANNEL_GAUGES: tuple[tuple[str, str, ChannelValue], ...] = (
+    ("consumers", "Consumers on a channel", lambda c: c.consumers),
+    ("messages_unacked", "Delivered but not yet acknowledged messages", lambda c: c.unacked),
+    ("messages_unconfirmed", "Published but not yet confirmed messages",
+     lambda c: c.unconfirmed),
+    ("messages_uncommitted", "Messages received in a transaction but not yet committed",
+     lambda c: c.uncommitted_messages),
+    ("acks_uncommitted", "Message acknowledgements in a transaction not yet committed",
+     lambda c: c.uncommitted_acks),
+    ("prefetch", "Total limit of unacknowledged messages for all consumers on a channel",
+     lambda c: c.global_prefetch_count),
+)
+CHANNEL_COUNTERS: tuple[tuple[str, str, ChannelValue], ...] = (
+    ("messages_published", "Total number of messages published into an exchange on a "
+     "channel", lambda c: c.counts.publish),
+    ("messages_confirmed", "Total number of messages published into an exchange and "
+     "confirmed on the channel", lambda c: c.counts.confirm),
+    ("messages_unroutable_returned", "Total number of messages published as mandatory into "
+     "an exchange and returned to the publisher as unroutable",
+     lambda c: c.counts.return_unroutable),
+    ("messages_unroutable_dropped", "Total number of messages published as non-mandatory "
+     "into an exchange and dropped as unroutable", lambda c: c.counts.drop_unroutable),
+)
+CHANNEL_QUEUE_COUNTERS: tuple[tuple[str, str, ChannelValue], ...] = (
+    ("get_ack", "Total number of messages fetched with basic.get in manual acknowledgement "
+     "mode", lambda c: c.counts.get),
+    ("get", "Total number of messages fetched with basic.get in automatic acknowledgement "
+     "mode", lambda c: c.counts.get_no_ack),
+    ("messages_delivered_ack", "Total number of messages delivered to consumers in manual "
+     "acknowledgement mode", lambda c: c.counts.deliver),
+    ("messages_delivered", "Total number of messages delivered to consumers in automatic "
+     "acknowledgement mode", lambda c: c.counts.deliver_no_ack),
+    ("messages_redelivered", "Total number of messages redelivered to consumers",
+     lambda c: c.counts.redeliver),
+    ("messages_acked", "Total number of messages acknowledged by consumers",
+     lambda c: c.counts.ack),
+    ("get_empty", "Total number of times basic.get operations fetched no message",
+     lambda c: c.counts.get_empty),
+)
+ConnectionValue = Callable[[ConnectionDetail], int]
+#: Connection figures, summed or (labelled ``channel`` with the connection's name, as
+#: RabbitMQ labels them with the connection's process) per connection.
+CONNECTION_FIGURES: tuple[tuple[str, str, str, ConnectionValue], ...] = (
+    ("incoming_bytes_total", "counter", "Total number of bytes received on a connection",
+     lambda c: c.recv_oct),
+    ("outgoing_bytes_total", "counter", "Total number of bytes sent on a connection",
+     lambda c: c.send_oct),
+    ("incoming_packets_total", "counter", "Total number of packets received on a "
+     "connection", lambda c: c.recv_cnt),
+    ("outgoing_packets_total", "counter", "Total number of packets sent on a connection",
+     lambda c: c.send_cnt),
+    ("channels", "gauge", "Channels on a connection", lambda c: c.channels),
+)
+
+
+def _objects(
+    w: _Writer, per_object: bool, name: str, kind: str, text: str,
+    labelled: list[tuple[Labels, Any]], get: Callable[[Any], int],
+) -> None:
+    """One figure of channels, connections or queues: summed, or one series each."""
+    if per_object:
+        w.metric(name, kind, text, [(labels, get(item)) for labels, item in labelled])
+    else:
+        w.one(name, kind, text, sum(get(item) for _labels, item in labelled))
+
+
+def _channels_and_connections(
+    w: _Writer, metrics: Metrics, per_object: bool, channels: list[ChannelDetail],
+    queues: list[QueueFigures],
+) -> None:
+    by_channel: list[tuple[Labels, Any]] = [((("channel", c.name),), c) for c in channels]
+    for name, text, get in CHANNEL_GAUGES:
+        _objects(w, per_object, f"rabbitmq_channel_{name}", "gauge", text, by_channel, get)
+    for name, text, get in CHANNEL_COUNTERS:
+        _objects(w, per_object, f"rabbitmq_channel_{name}_total", "counter", text,
+                 by_channel, get)
+    by_channel_vhost: list[tuple[Labels, Any]] = [
+        ((("channel", c.name), ("vhost", c.connection.vhost)), c) for c in channels
+    ]
+    for name, text, get in CHANNEL_QUEUE_COUNTERS:
+        _objects(w, per_object, f"rabbitmq_channel_{name}_total", "counter", text,
+                 by_channel_vhost, get)
+    by_connection: list[tuple[Labels, Any]] = [
+        ((("channel", c.name),), c) for c in metrics.monitor.connections()
+    ]
+    for name, kind, text, getc in CONNECTION_FIGURES:
+        _objects(w, per_object, f"rabbitmq_connection_{name}", kind, text, by_connection,
+                 getc)
+    by_queue: list[tuple[Labels, Any]] = [
+        ((("vhost", q.vhost), ("queue", q.name)), q) for q in queues
+    ]
+    _objects(w, per_object, "rabbitmq_queue_messages_published_total", "counter",
+             "Total number of messages published to queues", by_queue,
+             lambda q: q.counts[0])
+
+
 def _churn(w: _Writer, churn: Churn) -> None:
     for name, field, text in CHURN:
         w.one(f"rabbitmq_{name}_total", "counter", text, getattr(churn, field))
@@ -152,26 +256,41 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
           status.process_memory or 0)
     w.one("rabbitmq_resident_memory_limit_bytes", "gauge", "Memory high watermark in bytes",
           status.memory_limit or 0)
-    w.one("rabbitmq_alarms_memory_used_watermark", "untyped",
-          "is 1 if VM memory watermark alarm is in effect", int(status.memory_alarm))
-    w.one("rabbitmq_alarms_free_disk_space_watermark", "untyped",
-          "is 1 if free disk space watermark alarm is in effect", int("disk" in status.alarms))
+    if not per_object:  # as RabbitMQ, which leaves the alarms out of /metrics/per-object
+        w.one("rabbitmq_alarms_file_descriptor_limit", "untyped",
+              "is 1 if file descriptor limit alarm is in effect",
+              int("file_descriptor_limit" in status.alarms))
+        w.one("rabbitmq_alarms_free_disk_space_watermark", "untyped",
+              "is 1 if free disk space watermark alarm is in effect",
+              int("disk" in status.alarms))
+        w.one("rabbitmq_alarms_memory_used_watermark", "untyped",
+              "is 1 if VM memory watermark alarm is in effect", int(status.memory_alarm))
     try:
         fds = len(os.listdir("/proc/self/fd"))
     except OSError:
         fds = 0
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     w.one("rabbitmq_process_open_fds", "gauge", "Open file descriptors", fds)
-    w.one("rabbitmq_process_max_fds", "gauge", "Open file descriptors limit",
-          resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    # the client connections' sockets, and their limit as /api/nodes shows them
+    # (sockets_used, sockets_total)
+    w.one("rabbitmq_process_open_tcp_sockets", "gauge", "Open TCP sockets", status.connections)
     try:
         free = shutil.disk_usage(status.data_dir or os.getcwd()).free
     except OSError:
         free = 0
     w.one("rabbitmq_disk_space_available_bytes", "gauge", "Disk space available in bytes", free)
+    w.one("rabbitmq_process_max_fds", "gauge", "Open file descriptors limit", fd_limit)
+    w.one("rabbitmq_process_max_tcp_sockets", "gauge", "Open TCP sockets limit", fd_limit)
+    w.one("rabbitmq_disk_space_available_limit_bytes", "gauge",
+          "Free disk space low watermark in bytes",
+          status.disk_free_limit or DEFAULT_DISK_FREE_LIMIT)
+    _channels_and_connections(w, metrics, per_object, channels, queues)
     w.one("rabbitmq_erlang_uptime_seconds", "gauge", "Node uptime", round(status.uptime, 3))
     w.one("rabbitmq_global_consumers", "gauge", "Current number of consumers", consumers, AMQP)
     counters = (
         ("received", AMQP, "Total number of messages received from publishers", totals.publish),
+        ("received_confirm", AMQP, "Total number of messages received from publishers "
+         "expecting confirmations", monitor.received_confirm()),
         ("routed", AMQP, "Total number of messages routed to queues or streams",
          totals.publish - totals.drop_unroutable - totals.return_unroutable),
         ("unroutable_dropped", AMQP, "Total number of messages published as non-mandatory "
@@ -199,13 +318,11 @@ def render(metrics: Metrics, *, per_object: bool = False) -> str:
     )
     for name, labels, text, value in counters:
         w.one(f"rabbitmq_global_messages_{name}_total", "counter", text, value, labels)
+    # the open channels that have published (RabbitMQ 3.10 means this; its gauge also
+    # goes down when a channel that never published closes, and so below zero)
+    w.one("rabbitmq_global_publishers", "gauge", "Current number of publishers",
+          sum(1 for c in channels if c.counts.publish), AMQP)
     _churn(w, metrics.broker.churn)
-    w.one("rabbitmq_channel_messages_unroutable_returned_total", "counter",
-          "Total number of messages published as mandatory into an exchange and returned to "
-          "the publisher as unroutable", totals.return_unroutable)
-    w.one("rabbitmq_channel_messages_unroutable_dropped_total", "counter",
-          "Total number of messages published as non-mandatory into an exchange and dropped "
-          "as unroutable", totals.drop_unroutable)
     dead = monitor.dead_lettered()
     for reason, text in DEAD_LETTERED:
         w.metric(f"rabbitmq_global_messages_dead_lettered_{reason}_total", "counter", text, [

@@ -26,7 +26,7 @@ from kiltmq.management.errors import (
 )
 from kiltmq.management.listing import Item, json_reply, reply_item, reply_list, reply_rows, wanted
 from kiltmq.management.message_json import plain, properties_to_json
-from kiltmq.management.request import body, flag, integer, require
+from kiltmq.management.request import body, disable_stats, flag, integer, require
 from kiltmq.management.stats import QUEUE_FIELDS, Range, message_stats, object_history, with_rates
 from kiltmq.protocol.errors import AMQPError
 
@@ -80,6 +80,8 @@ def queue_item(
             q.counts.values(),
         )
         _statistics(item, ctx, figures, keys)
+        if wanted(keys, "memory"):
+            item["memory"] = q.memory
     return item
 
 
@@ -133,13 +135,9 @@ def _figures_item(
     return item
 
 
-def _disable_stats(request: web.Request) -> bool:
-    return request.query.get("disable_stats") == "true"
-
-
 def _list(request: web.Request, vhosts: list[str]) -> web.Response:
     ctx = context(request)
-    stats = not _disable_stats(request)
+    stats = not disable_stats(request)
 
     def build(rows: Sequence[tuple[str, str]], keys: frozenset[str] | None) -> list[Item]:
         if keys is not None and keys <= {"name", "vhost"}:
@@ -177,7 +175,7 @@ def _queue(request: web.Request) -> QueueDetail:
 async def get_queue(request: web.Request) -> web.Response:
     ctx = context(request)
     q = _queue(request)
-    stats = not _disable_stats(request)
+    stats = not disable_stats(request)
     item = queue_item(ctx, q, stats=stats)
     if stats:
         key = ("queue", q.stats.vhost, q.stats.name)

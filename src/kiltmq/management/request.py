@@ -11,7 +11,12 @@ from aiohttp import web
 
 from kiltmq.management.errors import ApiError, bad_request
 
-__all__ = ["body", "flag", "integer", "require", "text"]
+__all__ = ["body", "disable_stats", "flag", "integer", "require", "text"]
+
+
+def disable_stats(request: web.Request) -> bool:
+    """Whether the query asks to leave statistics out (``?disable_stats=true``)."""
+    return request.query.get("disable_stats") == "true"
 
 
 async def body(request: web.Request) -> dict[str, Any]:

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from kiltmq.broker.monitor import QueueDetail
 from kiltmq.broker.vhost_metadata import VhostMetadata
 from kiltmq.management.context import Context, caller, context, vhost_param
 from kiltmq.management.errors import bad_request, object_not_found
 from kiltmq.management.listing import reply_item, reply_list
-from kiltmq.management.request import body, text
-from kiltmq.management.stats import CHANNEL_FIELDS, message_stats
+from kiltmq.management.request import body, disable_stats, text
+from kiltmq.management.stats import CHANNEL_FIELDS, message_stats, with_rates
 from kiltmq.management.users import parse_tags
 
 __all__ = ["routes", "vhost_item"]
@@ -20,8 +22,19 @@ __all__ = ["routes", "vhost_item"]
 routes = web.RouteTableDef()
 
 
-def vhost_item(ctx: Context, name: str) -> dict[str, Any]:
-    queues = ctx.monitor.queues(name)
+def depth_rates(ctx: Context, queues: Iterable[QueueDetail]) -> list[float]:
+    """The rates of change of the queues' messages, ready and unacknowledged messages
+    (summed over the queues)."""
+    rates = [0.0, 0.0, 0.0]
+    for q in queues:
+        key = ("depth", "queue", q.stats.vhost, q.stats.name)
+        for i, rate in enumerate(ctx.sampler.rates(key, 3)):
+            rates[i] += rate
+    return rates
+
+
+def vhost_item(ctx: Context, name: str, *, stats: bool = True) -> dict[str, Any]:
+    """A vhost's JSON; without ``stats`` (``?disable_stats=true``), no message counts."""
     meta = ctx.admin.vhost(name).metadata
     item: dict[str, Any] = {
         "name": name,
@@ -32,15 +45,20 @@ def vhost_item(ctx: Context, name: str) -> dict[str, Any]:
         "tracing": False,
         "cluster_state": {ctx.node: "running"},
     }
-    item["messages"] = sum(q.stats.messages for q in queues)
-    item["messages_ready"] = sum(q.stats.ready for q in queues)
-    item["messages_unacknowledged"] = sum(q.stats.unacked for q in queues)
+    if not stats:
+        return item
+    queues = ctx.monitor.queues(name)
+    with_rates(item, {
+        "messages": sum(q.stats.messages for q in queues),
+        "messages_ready": sum(q.stats.ready for q in queues),
+        "messages_unacknowledged": sum(q.stats.unacked for q in queues),
+    }, depth_rates(ctx, queues))
     sampler = ctx.sampler
-    stats = message_stats(
+    counted = message_stats(
         sampler.totals(name), sampler.rates(("vhost", name), 11), CHANNEL_FIELDS
     )
-    if stats is not None:
-        item["message_stats"] = stats
+    if counted is not None:
+        item["message_stats"] = counted
     return item
 
 
@@ -48,7 +66,9 @@ def vhost_item(ctx: Context, name: str) -> dict[str, Any]:
 async def list_vhosts(request: web.Request) -> web.Response:
     ctx = context(request)
     names = caller(request).listed_vhosts(ctx.broker)
-    return reply_list(request, [vhost_item(ctx, n) for n in sorted(names)], ("name",))
+    stats = not disable_stats(request)
+    items = [vhost_item(ctx, n, stats=stats) for n in sorted(names)]
+    return reply_list(request, items, ("name",))
 
 
 @routes.get("/api/vhosts/{vhost}")
@@ -58,7 +78,7 @@ async def get_vhost(request: web.Request) -> web.Response:
     caller(request).require_vhost_visible(ctx.broker, name)
     if name not in ctx.broker.vhosts:
         raise object_not_found()
-    return reply_item(request, vhost_item(ctx, name))
+    return reply_item(request, vhost_item(ctx, name, stats=not disable_stats(request)))
 
 
 @routes.put("/api/vhosts/{vhost}")

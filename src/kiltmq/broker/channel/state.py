@@ -67,11 +67,12 @@ class ChannelState:
         "tx", "unacked", "unacked_bytes", "user", "vhost", "__dict__", "__weakref__",
     )
 
-    #: The message counters (see ``__init__``), added to the vhost's
-    #: ``closed_channel_counts`` when the channel closes.
+    #: The message counters (see ``__init__``; ``publish_seq``: the publishes received
+    #: in confirm mode), added to the vhost's ``closed_channel_counts`` when the channel
+    #: closes.
     COUNTERS = (
         "published", "delivery_tag", "got", "got_empty", "no_ack_delivered", "no_ack_got",
-        "acked", "redelivered", "confirmed", "returned", "dropped",
+        "acked", "redelivered", "confirmed", "returned", "dropped", "publish_seq",
     )
 
     def __init__(self, session: ChannelSession, number: int) -> None:
