@@ -112,6 +112,41 @@ async def test_order_links_are_unguessable(store: Store, http: aiohttp.ClientSes
             assert response.status == 404, guess
 
 
+async def test_an_order_placed_with_someone_elses_address_shows_not_their_orders(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    """Anyone can check out with any e-mail address: the status page and its JSON of such
+    an order must not lead to the address owner's orders (names, addresses, Cancel)."""
+    web = store.urls["web store"]
+    victim = await post_form(http, web + "/checkout", samples.WEB_FORM)
+
+    async def approved_mail() -> Any:
+        mails = (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+        return [m for m in mails if m["order_id"] == "web-1" and "confirmed" in m["subject"]]
+
+    (mail,) = await eventually(approved_mail, "the customer's confirmation e-mail")
+    orders_path = mail["body"].split("All your orders: " + web, 1)[1].split()[0]
+    assert orders_path.startswith("/my-orders/")
+    async with http.get(web + orders_path) as response:  # the owner's list, from the mail
+        assert "web-1" in await response.text()
+
+    impostor = await post_form(http, web + "/checkout", dict(
+        samples.WEB_FORM, full_name="Black Jack Randall", card_number=samples.DECLINED_CARD))
+    assert impostor != victim
+
+    async def declined() -> Any:
+        status = await get_json(http, web + impostor + ".json")
+        return status if status["state"] == "declined" else None
+
+    await eventually(declined, "the impostor's order to be declined")
+    for link in (impostor, impostor + ".json", impostor + "/status"):
+        async with http.get(web + link) as response:
+            text = await response.text()
+        assert response.status == 200 and "declined" in text, link
+        assert orders_path not in text and "/my-orders/" not in text, link
+        assert orders_path.removeprefix("/my-orders/") not in text, link
+
+
 async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
     store: Store, http: aiohttp.ClientSession
 ) -> None:
