@@ -69,6 +69,41 @@ async def test_every_source_refuses_overlong_fields(
     # (The CRM's API refuses them too: tests/kiltstore/test_services.py.)
 
 
+async def _refused(http: aiohttp.ClientSession, url: str, form: dict[str, str]) -> str:
+    async with http.post(url, data=form, allow_redirects=False) as response:
+        assert response.status == 400
+        return await response.text()
+
+
+async def test_every_source_refuses_what_the_validator_would_throw_away(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    """The limits as the validator applies them, to the order as the store reads it: two
+    street lines joined, every kilt of an order counted."""
+    web, phone = store.urls["web store"], store.urls["phone orders"]
+    half = "Lallybroch Estate, Broch Tuarach, " * 4 + "Highlands"  # 145 characters, twice
+    page = await _refused(http, web + "/checkout", dict(samples.WEB_FORM, line1=half,
+                                                        line2=half))
+    assert "the street address is too long (292 characters; at most 200)" in page
+    page = await _refused(http, web + "/checkout", dict(samples.WEB_FORM, qty="11"))
+    assert "kilt 1: quantity 11 must be between 1 and 10" in page
+    page = await _refused(http, phone + "/slips", dict(samples.PHONE_FORM, qty="11"))
+    assert "11 kilts in one order; the most we take is 10" in page
+
+    # A basket takes ten kilts, not eleven, in however many lines.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as shopper:
+        line = {"slug": "black-watch", "tartan": "Black Watch", "size": "L",
+                "waist_cm": "86", "hip_cm": "97", "length_cm": "61"}
+        assert await post_form(shopper, web + "/basket", dict(line, qty="6")) == "/basket"
+        page = await _refused(shopper, web + "/basket", dict(line, qty="5"))
+        assert "a basket holds at most 10 kilts (this one would hold 11)" in page
+        assert await post_form(shopper, web + "/basket", dict(line, qty="4")) == "/basket"
+        async with shopper.get(web + "/basket") as response:
+            assert 'id="basket-count">10<' in await response.text()
+    assert store.service("webstore").db.query("SELECT * FROM orders") == []
+    assert store.service("phone").db.query("SELECT * FROM slips") == []
+
+
 async def test_the_validator_refuses_overlong_fields_that_bypassed_a_source(
     store: Store, http: aiohttp.ClientSession
 ) -> None:

@@ -249,3 +249,23 @@ async def test_crm_refuses_what_the_store_would_throw_away(crm: CRM) -> None:
     )
     assert long_name == "400 first_name is too long (10,000 characters; at most 100)"
     assert crm.db.query("SELECT * FROM orders") == []
+
+
+async def test_crm_refuses_an_address_or_a_quantity_the_validator_would(crm: CRM) -> None:
+    """Limits as the store reads the order: the street lines joined, every kilt counted."""
+    url = crm.urls["CRM XML-RPC"]
+    street = "12 " + "Long Lane " * 30  # 303 characters: under the address's 400
+    address = f"{street}\nInverness\nIV1 1AA\nScotland"
+    long_street = await asyncio.to_thread(
+        _refused, url, dict(samples.CRM_CUSTOMER, address=address), samples.CRM_ITEM)
+    assert long_street == "400 address street is too long (302 characters; at most 200)"
+    two_lines = f"{street[:150]}\n{street[150:]}\nInverness\nIV1 1AA\nScotland"
+    joined = await asyncio.to_thread(
+        _refused, url, dict(samples.CRM_CUSTOMER, address=two_lines), samples.CRM_ITEM)
+    assert joined.startswith("400 address street is too long (30")
+    too_many = await asyncio.to_thread(
+        _refused, url, samples.CRM_CUSTOMER, dict(samples.CRM_ITEM, qty=11))
+    assert too_many == ("400 kilt 1: quantity 11 must be between 1 and 10; "
+                        "11 kilts in one order; the most we take is 10")
+    assert crm.db.query("SELECT * FROM orders") == []
+    assert len(crm.db.query("SELECT * FROM customers")) == 1  # the last, valid customer

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import Source, mask_cards, now_iso
-from kiltstore.limits import length_problems
+from kiltstore.limits import length_problems, order_problems
 from kiltstore.replies import OrderReply
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
@@ -118,8 +118,8 @@ def check_form(form: dict[str, str]) -> None:
         f"{FORM_LIMITS[name][0]} is missing" for name in REQUIRED if not form.get(name, "").strip()
     ]
     if not problems:
-        try:
-            translate_phone(slip_text(0, now_iso(), form).encode())
+        try:  # as the store will read it, with the validator's limits
+            problems += order_problems(translate_phone(slip_text(0, now_iso(), form).encode()))
         except TranslationError as exc:
             problems.append(exc.reason)
     if problems:

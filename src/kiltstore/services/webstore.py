@@ -43,7 +43,7 @@ from kiltstore.domain import (
     now_iso,
     unit_price,
 )
-from kiltstore.limits import length_problems
+from kiltstore.limits import length_problems, order_problems
 from kiltstore.services import basket
 from kiltstore.services.base import Service
 from kiltstore.services.basket import FormError, ShopPages, total_pence
@@ -51,7 +51,7 @@ from kiltstore.services.validator import parse_event
 from kiltstore.services.workshop import CANCEL_TYPE, cancel_request
 from kiltstore.storage import Transaction
 from kiltstore.topology import CANCEL, COMMANDS, INTAKE
-from kiltstore.translators import WEB_CONTENT_TYPE, WEB_TYPE
+from kiltstore.translators import WEB_CONTENT_TYPE, WEB_TYPE, TranslationError, translate_web
 from kiltstore.web import EventHub, render, render_string
 
 SCHEMA = """
@@ -198,6 +198,16 @@ def checkout_document(
     }
 
 
+def order_checks(document: dict[str, Any]) -> list[str]:
+    """What the validator would refuse the checkout for at the first look, read as the
+    store reads it: the lengths of the canonical fields (a street joined from its two
+    lines) and the number of kilts (:func:`kiltstore.limits.order_problems`)."""
+    try:
+        return order_problems(translate_web(json.dumps(document).encode()))
+    except TranslationError as exc:
+        return [exc.reason]
+
+
 def stored_document(document: dict[str, Any]) -> dict[str, Any]:
     """What the store keeps of a checkout: the card's last four digits, not its number;
     not the secret of the customer's order list (the e-mails carry it)."""
@@ -270,6 +280,9 @@ class WebStore(Service):
     ) -> str:
         """Save the order and its message in one transaction; return its status page's
         token. Raise :class:`FormError` for a form that can't be an order."""
+        problems = order_checks(checkout_document(0, form, lines=lines))
+        if problems:
+            raise FormError("; ".join(problems))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         email = form.get("email", "").strip().lower()
         with self.db.transaction() as tx:
