@@ -269,3 +269,38 @@ async def test_crm_refuses_an_address_or_a_quantity_the_validator_would(crm: CRM
                         "11 kilts in one order; the most we take is 10")
     assert crm.db.query("SELECT * FROM orders") == []
     assert len(crm.db.query("SELECT * FROM customers")) == 1  # the last, valid customer
+
+
+async def _page(url: str) -> str:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http, \
+            http.get(url) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_crm_page_says_when_it_has_no_customers_or_orders(crm: CRM) -> None:
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' in page and 'id="no-customers"' in page
+    assert 'id="orders"' not in page and 'id="customers"' not in page
+    with xmlrpc.client.ServerProxy(crm.urls["CRM XML-RPC"], allow_none=True) as proxy:
+        customer_id: Any = await asyncio.to_thread(proxy.crm.add_customer, samples.CRM_CUSTOMER)
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' in page and 'id="no-customers"' not in page
+    assert f'<tr data-customer="{customer_id}">' in page
+    with xmlrpc.client.ServerProxy(crm.urls["CRM XML-RPC"], allow_none=True) as proxy:
+        await asyncio.to_thread(proxy.crm.add_order, customer_id, [samples.CRM_ITEM],
+                                samples.APPROVED_CARD, "")
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' not in page and 'id="orders"' in page
+
+
+async def test_mailbox_page_says_when_it_has_no_mail(mailbox: Mailbox) -> None:
+    page = await _page(mailbox.urls["mailbox"])
+    assert 'id="no-mails"' in page and "0 messages" not in page
+    event = OrderEvent(state=State.SHIPPED, order=translate_crm(samples.crm_body(4)))
+    mail = compose(event, sender="shop@example.org", store_url="http://shop")
+    assert mail is not None
+    await asyncio.wait_for(
+        asyncio.to_thread(send_mail, "127.0.0.1", mailbox.smtp_port, mail), TIMEOUT)
+    page = await _page(mailbox.urls["mailbox"])
+    assert 'id="no-mails"' not in page and '<p class="muted" id="mail-count">1 message<' in page
