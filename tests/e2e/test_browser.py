@@ -302,3 +302,28 @@ async def test_phone_page_says_no_slip_was_sent_until_one_is(
     await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
     await page.wait_for_selector("#slips .slip[data-slip]")
     assert await page.locator("#no-slips").count() == 0
+
+
+@pytest.mark.parametrize("broker_kind", ["kiltmq"])
+async def test_a_refused_phone_slip_keeps_every_choice(store: Store, browser: Any) -> None:
+    """A slip the form refuses comes back with the reason and as it was typed, the menus
+    included: measurements in inches stay in inches."""
+    page = await new_page(browser)
+    await page.goto(store.urls["phone orders"])
+    for name, value in samples.PHONE_FORM.items():
+        if name not in ("tartan", "size", "unit"):
+            await page.fill(f"form input[name={name}]", value)
+    await page.fill("form input[name=qty]", "11")
+    await page.select_option("form select[name=tartan]", "Isle of Skye")
+    await page.select_option("form select[name=size]", "M")
+    await page.select_option("form select[name=unit]", "in")
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector("#refused")
+    assert "11 kilts in one order; the most we take is 10" in await page.inner_text(
+        "#refused")
+    assert await page.input_value("form select[name=tartan]") == "Isle of Skye"
+    assert await page.input_value("form select[name=size]") == "M"
+    assert await page.input_value("form select[name=unit]") == "in"
+    assert await page.input_value("form input[name=waist]") == samples.PHONE_FORM["waist"]
+    assert await page.input_value("form input[name=qty]") == "11"
+    assert store.service("phone").db.query("SELECT * FROM slips") == []
