@@ -245,14 +245,16 @@ QUEUES: tuple[QueueSpec, ...] = (
         (),
         "phone",
         "Return Address of phone slips",
-        "accepted (with the order id) or refused (with the reasons), per slip",
+        "accepted (with the order id) or refused (with the reasons), then approved or "
+        "declined (the payment), per slip",
     ),
     QueueSpec(
         "crm-replies",
         (),
         "crm-adapter",
         "Return Address of CRM orders",
-        "accepted or refused, per CRM order; the adapter tells the CRM",
+        "accepted or refused, then approved or declined, per CRM order; the adapter tells "
+        "the CRM",
     ),
 )
 
@@ -285,6 +287,7 @@ PUBLISHERS: tuple[PublisherSpec, ...] = (
 REPLIERS: tuple[tuple[str, str], ...] = (
     ("normalizer", "refused: untranslatable"),
     ("validator", "accepted or refused"),
+    ("billing", "approved or declined"),
 )
 
 

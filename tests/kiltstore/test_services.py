@@ -304,3 +304,24 @@ async def test_mailbox_page_says_when_it_has_no_mail(mailbox: Mailbox) -> None:
         asyncio.to_thread(send_mail, "127.0.0.1", mailbox.smtp_port, mail), TIMEOUT)
     page = await _page(mailbox.urls["mailbox"])
     assert 'id="no-mails"' not in page and '<p class="muted" id="mail-count">1 message<' in page
+
+
+def _answers(url: str, answers: list[tuple[str, list[str]]]) -> Any:
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        customer_id = proxy.crm.add_customer(samples.CRM_CUSTOMER)
+        order_id = proxy.crm.add_order(customer_id, [samples.CRM_ITEM], samples.APPROVED_CARD, "")
+        for status, reasons in answers:
+            proxy.crm.set_order_status(order_id, status, "crm-1", reasons)
+        return proxy.crm.get_order(order_id)["status"]
+
+
+async def test_crm_keeps_the_furthest_answer(crm: CRM) -> None:
+    """The payment's answer (approved, declined) is not undone by the validator's
+    (accepted) arriving after it."""
+    url = crm.urls["CRM XML-RPC"]
+    late = await asyncio.to_thread(_answers, url, [("approved", []), ("accepted", [])])
+    assert late == {"status": "approved", "order_id": "crm-1", "reasons": []}
+    declined = await asyncio.to_thread(
+        _answers, url, [("accepted", []), ("declined", ["payment declined: expired card"])])
+    assert declined == {"status": "declined", "order_id": "crm-1",
+                        "reasons": ["payment declined: expired card"]}

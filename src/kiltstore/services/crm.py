@@ -33,7 +33,7 @@ from aiohttp import web
 
 from kiltstore.domain import TARTANS, mask_cards
 from kiltstore.limits import length_problems, order_problems
-from kiltstore.replies import ACCEPTED, REFUSED
+from kiltstore.replies import STAGE, later
 from kiltstore.services.base import Service
 from kiltstore.translators import TranslationError, translate_crm
 from kiltstore.web import render
@@ -277,18 +277,23 @@ class CRM(Service):
         self, order_id: int, status: str, store_order_id: str, reasons: list[str]
     ) -> bool:
         """crm.set_order_status(id, status, store_order_id, reasons) -> true: the store's
-        answer for an order ("accepted" or "refused"), from the CRM channel adapter.
-        The card number is then forgotten (its last four digits stay). Faults: 400, 404."""
-        if status not in (ACCEPTED, REFUSED) or not isinstance(reasons, list):
-            raise xmlrpc.client.Fault(BAD_ARGUMENT, "status is accepted or refused; "
-                                                    "reasons an array")
+        answer for an order ("accepted" or "refused"; later "approved" or "declined",
+        for the payment), from the CRM channel adapter. An earlier stage's answer arriving
+        after a later one changes nothing. The card number is then forgotten (its last
+        four digits stay). Faults: 400, 404."""
+        if status not in STAGE or not isinstance(reasons, list):
+            raise xmlrpc.client.Fault(BAD_ARGUMENT, "status is accepted, refused, approved "
+                                                    "or declined; reasons an array")
         with self.db.transaction() as tx:
             row = tx.execute("SELECT card FROM orders WHERE id = ?", (int(order_id),)).fetchone()
             if row is None:
                 raise xmlrpc.client.Fault(NO_SUCH_CUSTOMER, f"no order {order_id}")
-            tx.execute("INSERT OR REPLACE INTO statuses VALUES (?, ?, ?, ?, ?)",
-                       (int(order_id), status, str(store_order_id),
-                        json.dumps([str(r) for r in reasons]), time.time()))
+            known = tx.execute("SELECT status FROM statuses WHERE order_id = ?",
+                               (int(order_id),)).fetchone()
+            if later(status, known["status"] if known else None):
+                tx.execute("INSERT OR REPLACE INTO statuses VALUES (?, ?, ?, ?, ?)",
+                           (int(order_id), status, str(store_order_id),
+                            json.dumps([str(r) for r in reasons]), time.time()))
             tx.execute("UPDATE orders SET card = ? WHERE id = ?",
                        (mask_cards(row["card"]), int(order_id)))
         return True

@@ -23,7 +23,7 @@ from aiohttp import web
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import Source, mask_cards, now_iso
 from kiltstore.limits import length_problems, order_problems
-from kiltstore.replies import OrderReply
+from kiltstore.replies import OrderReply, later
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
 from kiltstore.topology import INTAKE
@@ -182,6 +182,10 @@ class PhoneOrders(Service):
         slip_id = int(reply.correlation_id.removeprefix(CORRELATION_PREFIX))
 
         def apply(tx: Transaction) -> None:
+            known = tx.execute("SELECT status FROM outcomes WHERE slip_id = ?",
+                               (slip_id,)).fetchone()
+            if not later(reply.status, known["status"] if known else None):
+                return  # an earlier stage's answer, overtaken on the way
             tx.execute(
                 "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",
                 (slip_id, reply.status, reply.order_id, json.dumps(list(reply.reasons)),
