@@ -229,6 +229,14 @@ async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
             for row in service.db.query(f"SELECT * FROM {table}"):
                 text = " ".join(str(bytes(v) if isinstance(v, bytes) else v) for v in row)
                 assert digits not in text, (name, table)
+    # ... every byte of every file of the data folder (databases, write-ahead logs and
+    # their indexes, labels), while the services run: no old page keeps it ...
+    typed = samples.APPROVED_CARD.encode()  # as the web form and the phone slip had it
+    files = [path for path in store.data_dir.rglob("*") if path.is_file()]
+    assert any(path.name.endswith("-wal") for path in files), files
+    for path in files:
+        data = path.read_bytes()
+        assert digits.encode() not in data and typed not in data, path
     # ... and the workshop's approved orders carry the gateway's token instead.
     job = store.service("workshop").db.query_one("SELECT event FROM jobs WHERE order_id='web-1'")
     payment = OrderEvent.from_json(job["event"].encode()).order.payment

@@ -152,6 +152,7 @@ class PhoneOrders(Service):
                 if _masked(row["text"]) != row["text"]:
                     tx.execute("UPDATE slips SET text = ? WHERE id = ?",
                                (_masked(row["text"]), row["id"]))
+        self.db.scrub()
 
     def take_order(self, form: dict[str, str]) -> int:
         """Save the slip and its message in one transaction; return the slip number.

@@ -272,6 +272,7 @@ class WebStore(Service):
                     (secrets.token_urlsafe(TOKEN_BYTES), json.dumps(stored_document(document)),
                      row["number"]),
                 )
+        self.db.scrub()
 
     # -- checkout -----------------------------------------------------------------------
 
