@@ -4,6 +4,7 @@ guessed links, card numbers (on the embedded broker; the pages don't depend on i
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from kiltstore.demo import Store
 from kiltstore.domain import OrderEvent
 from kiltstore.topology import INTAKE
 from kiltstore.translators import PHONE_TYPE
+from kiltstore.web import readable_time
 
 from .conftest import eventually, get_json, post_form, run_in_thread
 from .test_flow import crm_enter_order
@@ -242,3 +244,23 @@ async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
     payment = OrderEvent.from_json(job["event"].encode()).order.payment
     assert (payment.card_number, payment.last4) == ("", "4242")
     assert payment.token.startswith("tok_")
+
+
+async def test_phone_slips_and_mails_show_readable_dates(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
+    (slip,) = store.service("phone").db.query("SELECT taken FROM slips")
+    async with http.get(store.urls["phone orders"]) as response:
+        page = await response.text()
+    assert f"Taken: {readable_time(slip['taken'])}\n" in page
+    assert "+00:00" not in page  # the slip's message keeps ISO 8601; the page doesn't
+
+    async def mails() -> Any:
+        return (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+
+    (mail,) = await eventually(mails, "the e-mail about phone-1")
+    received = readable_time(mail["received"])
+    assert re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d:\d\d UTC", received), received
+    async with http.get(store.urls["mailbox"]) as response:
+        assert f'<span class="received">received {received}</span>' in await response.text()

@@ -13,6 +13,7 @@ import asyncio
 import email
 import email.policy
 import time
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -115,7 +116,11 @@ class Mailbox(Service):
             )
         else:
             rows = self.db.query("SELECT * FROM mails ORDER BY id DESC LIMIT 200")
-        return [dict(row) for row in rows]
+        return [
+            {**dict(row), "received": datetime.fromtimestamp(row["received_at"], UTC).replace(
+                microsecond=0).isoformat()}
+            for row in rows
+        ]
 
     async def page(self, request: web.Request) -> web.Response:
         return render("mailbox.html", mails=self.mails())

@@ -28,7 +28,7 @@ from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
 from kiltstore.topology import INTAKE
 from kiltstore.translators import PHONE_CONTENT_TYPE, PHONE_TYPE, TranslationError, translate_phone
-from kiltstore.web import EventHub, render, render_string
+from kiltstore.web import EventHub, readable_time, render, render_string
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS slips (
@@ -107,6 +107,15 @@ def _masked(text: str) -> str:
     """A slip's text with its card number shown as the last four digits only."""
     return "".join(
         mask_cards(line) if line.startswith("Card:") else line
+        for line in text.splitlines(keepends=True)
+    )
+
+
+def _readable_slip(text: str) -> str:
+    """A slip as the page shows it: its ``Taken:`` time as people write it."""
+    return "".join(
+        f"Taken: {readable_time(line.removeprefix('Taken:').strip())}\n"
+        if line.startswith("Taken:") else line
         for line in text.splitlines(keepends=True)
     )
 
@@ -203,7 +212,8 @@ class PhoneOrders(Service):
         )
         return [
             {**dict(row), "status": row["status"] or "sent",
-             "reasons": json.loads(row["reasons"] or "[]")}
+             "reasons": json.loads(row["reasons"] or "[]"),
+             "shown": _readable_slip(row["text"])}
             for row in rows
         ]
 
