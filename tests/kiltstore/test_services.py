@@ -312,7 +312,8 @@ def _answers(url: str, answers: list[tuple[str, list[str]]]) -> Any:
         order_id = proxy.crm.add_order(customer_id, [samples.CRM_ITEM], samples.APPROVED_CARD, "")
         for status, reasons in answers:
             proxy.crm.set_order_status(order_id, status, "crm-1", reasons)
-        return proxy.crm.get_order(order_id)["status"]
+        order: Any = proxy.crm.get_order(order_id)
+        return order["status"]
 
 
 async def test_crm_keeps_the_furthest_answer(crm: CRM) -> None:

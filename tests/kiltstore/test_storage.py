@@ -117,7 +117,8 @@ def _blank_cards(folder: Path, *, secure_delete: bool | None = None) -> list[Pat
     with db.transaction() as tx:
         tx.execute("DELETE FROM notes")
     db.scrub()
-    assert db.query_one("PRAGMA secure_delete")[0] == (secure_delete is not False)
+    setting = db.query_one("PRAGMA secure_delete")
+    assert setting is not None and setting[0] == (secure_delete is not False)
     names = {path.name for path in folder.iterdir()}
     assert names == {"shop.sqlite3", "shop.sqlite3-wal", "shop.sqlite3-shm"}, names
     kept = [path for path in folder.iterdir() if card in path.read_bytes()]  # while open
