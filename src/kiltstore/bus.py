@@ -271,6 +271,8 @@ class Bus:
             while True:
                 batch = db.unsent()
                 if not batch:
+                    if sent:
+                        db.scrub()  # the sent bodies, blanked, leave no copy on disk
                     return sent
                 for message in batch:
                     await self.publish(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "of a cluster, URLs separated by commas or one URL with a host list",
     )
     add_queue_type_argument(parser)
+    parser.add_argument(
+        "--management-url",
+        default=os.environ.get("KILTSTORE_MANAGEMENT_URL"),
+        help="the management web UI of the --amqp-url broker, for the order board's links "
+        "to its queues (KILTSTORE_MANAGEMENT_URL; default: RabbitMQ's, "
+        "http://HOST:15672/#, if the broker is RabbitMQ; \"\" for none)",
+    )
     parser.add_argument(
         "--amqp-port",
         type=int,
@@ -89,6 +97,7 @@ def demo_main(args: argparse.Namespace) -> int:
             amqp_port=args.amqp_port,
             persistent_broker=not args.memory_only,
             queue_type=args.queue_type or "",
+            management_url=args.management_url,
         )
     )
 
@@ -122,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--smtp-port", type=int, help=f"SMTP port (default {DEFAULT_SMTP_PORT})"
         )
         service.add_argument("--webstore-url", help="web store URL for e-mail links")
+        service.add_argument(
+            "--management-url",
+            help="the broker's management web UI, for the board's links to the queues "
+            "(KILTSTORE_MANAGEMENT_URL; RabbitMQ's is http://HOST:15672/#)",
+        )
         add_queue_type_argument(service)
         service.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -143,6 +157,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "smtp_port": args.smtp_port,
         "webstore_url": args.webstore_url,
         "queue_type": args.queue_type,
+        "management_url": args.management_url,
     }
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

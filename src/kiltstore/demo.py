@@ -28,7 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, SERVICES, Settings
+import kiltmq
+from kiltstore.config import DEFAULT_PORTS, DEFAULT_SMTP_PORT, SERVICES, Settings, broker_urls
 from kiltstore.services.base import Service, service_class
 from kiltstore.topology import DEFAULT_PREFIX
 from kiltstore.web import link_sites
@@ -69,6 +70,29 @@ def free_port(host: str, wanted: int) -> int:
     return wanted
 
 
+#: Port of RabbitMQ's management plugin (its web UI and HTTP API).
+RABBITMQ_MANAGEMENT_PORT = 15672
+
+
+async def rabbitmq_management_url(amqp_url: str) -> str:
+    """The web UI of RabbitMQ's management plugin on the host of ``amqp_url``'s first
+    broker (``http://host:15672/#``: the UI routes pages after the ``#``), if that broker
+    says it is RabbitMQ; "" otherwise or if it can't be reached."""
+    try:
+        first = kiltmq.parse_addresses(broker_urls(amqp_url))[0]
+        async with kiltmq.connect(first, connection_timeout=10, recovery=False) as conn:
+            product = conn.server_properties.get("product", b"")
+    except (kiltmq.AMQPError, kiltmq.ClientError, OSError, TimeoutError, ValueError) as exc:
+        log.warning("can't ask the broker which it is: %r", exc)
+        return ""
+    host = first.host
+    name = product.decode("utf-8", "replace") if isinstance(product, bytes) else str(product)
+    if name != "RabbitMQ":
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{RABBITMQ_MANAGEMENT_PORT}/#"
+
+
 class Store:
     """Every service of the store, started and stopped together."""
 
@@ -87,8 +111,14 @@ class Store:
         persistent_broker: bool = True,
         retry_delays: tuple[float, ...] | None = None,
         queue_type: str = "",
+        management_url: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        #: The management web UI of the broker at ``amqp_url`` (the order board links its
+        #: queues there); None: RabbitMQ's at port 15672 of its host if the broker is
+        #: RabbitMQ (:func:`rabbitmq_management_url`), "": none. The embedded broker
+        #: brings its own.
+        self.management_url = management_url
         #: "classic" or "quorum"; "" picks quorum when ``amqp_url`` names several brokers.
         self.queue_type = queue_type
         self.retry_delays = retry_delays
@@ -144,6 +174,11 @@ class Store:
             self.amqp_url = str(self.broker.url)
             if self.broker.management_url is not None:
                 self.urls["management"] = str(self.broker.management_url)
+        else:
+            if self.management_url is None:
+                self.management_url = await rabbitmq_management_url(self.amqp_url)
+            if self.management_url:
+                self.urls["management"] = self.management_url
         self.urls["AMQP broker"] = self.amqp_url
         smtp_port = free_port(self.host, DEFAULT_SMTP_PORT) if self.fixed_ports else 0
         settings = Settings(
@@ -264,6 +299,7 @@ async def run_demo(
     amqp_port: int,
     persistent_broker: bool = True,
     queue_type: str = "",
+    management_url: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the store until SIGINT or SIGTERM."""
@@ -284,6 +320,7 @@ async def run_demo(
             seed=True,
             persistent_broker=persistent_broker,
             queue_type=queue_type,
+            management_url=management_url,
         ) as store:
             print_urls(store, out)
             await stop.wait()

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from kiltstore.limits import MAX_QUANTITY as MAX_QUANTITY  # re-exported
+
 ORDER_SCHEMA = "kiltstore.order"
 ORDER_VERSION = 1
 EVENT_SCHEMA = "kiltstore.order-event"
@@ -106,7 +108,6 @@ SHIPPING_COUNTRIES: dict[str, str] = {
     "NZ": "New Zealand",
 }
 
-MAX_QUANTITY = 10
 
 
 def now_iso() -> str:

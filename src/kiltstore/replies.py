@@ -3,9 +3,12 @@
 A source that wants to know what became of its order (the phone form, the CRM
 adapter) publishes it with ``reply_to`` (the name of its own reply queue) and a
 ``correlation_id`` of its choosing. The normalizer carries both onto the ``received``
-event. Whoever decides the order's fate answers there, once, through the default
-exchange: the normalizer refuses a message it cannot translate, the validator accepts
-an order (with its order id) or refuses it (with every reason).
+event, the validator onto the ``valid`` one. Whoever decides the order's fate answers
+there through the default exchange: the normalizer refuses a message it cannot
+translate, the validator accepts an order (with its order id) or refuses it (with every
+reason), and billing then tells how the payment went: approved (the kilt goes to the
+workshop) or declined (with the reason). A source keeps the furthest answer: a late
+``accepted`` never replaces ``approved``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,21 @@ REPLY_TYPE = "kiltstore.order-reply.v1"
 REPLY_CONTENT_TYPE = "application/vnd.kiltstore.order-reply+json; version=1"
 ACCEPTED = "accepted"
 REFUSED = "refused"
+APPROVED = "approved"
+DECLINED = "declined"
+#: How far along the order each answer is: a source keeps the answer of the latest stage.
+STAGE: dict[str, int] = {ACCEPTED: 1, REFUSED: 1, APPROVED: 2, DECLINED: 2}
+
+
+def later(status: str, than: str | None) -> bool:
+    """Does an answer ``status`` tell more than the answer ``than`` (None: no answer yet)?"""
+    return than is None or STAGE.get(status, 0) >= STAGE.get(than, 0)
 
 
 @dataclass(frozen=True)
 class OrderReply:
-    """What became of an order: accepted (with its order id) or refused (with reasons)."""
+    """What became of an order: accepted (with its order id) or refused (with reasons);
+    later approved, or declined (with the reason)."""
 
     correlation_id: str
     status: str
@@ -52,7 +65,7 @@ class OrderReply:
         try:
             data: Any = json.loads(body)
             status = str(data["status"])
-            if status not in (ACCEPTED, REFUSED):
+            if status not in STAGE:
                 raise ValueError(f"unknown reply status {status!r}")
             return cls(
                 correlation_id=str(data["correlation_id"]),
@@ -74,7 +87,7 @@ def publish_reply(tx: Transaction, reply_to: str, reply: OrderReply) -> None:
         DEFAULT_EXCHANGE,
         reply_to,
         reply.to_json(),
-        message_id=f"{reply.correlation_id}:reply",
+        message_id=f"{reply.correlation_id}:reply:{reply.status}",
         content_type=REPLY_CONTENT_TYPE,
         type=REPLY_TYPE,
         correlation_id=reply.correlation_id,

@@ -22,6 +22,14 @@ commits, flushes the outbox, and only then acks.
 
 SQLite calls are made directly from the event loop: the databases are small, local
 and in WAL mode, so a transaction takes well under a millisecond.
+
+Card numbers pass through some tables (an outbox's unsent bodies, the CRM's orders, a
+dead letter) and are blanked once they are no longer needed. So that no copy lingers in
+any file, every database runs with ``PRAGMA secure_delete`` (deleted and overwritten
+content is zeroed, not left in free space), and whoever blanks one calls
+:meth:`Database.scrub`, a ``TRUNCATE`` checkpoint: the blanked pages go into the
+database file and the write-ahead log, which still held the old page images, is cut to
+nothing.
 """
 
 from __future__ import annotations
@@ -146,9 +154,11 @@ class Database:
         self._lock = threading.RLock()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA secure_delete=ON")
         self.conn.executescript(_SCHEMA)
         self._migrate()
         self.conn.executescript(schema)
+        self.scrub()
 
     def _migrate(self) -> None:
         """Bring a database written by an older version up to this schema (and forget
@@ -216,11 +226,19 @@ class Database:
         ]
 
     def mark_sent(self, outbox_id: int) -> None:
-        """Mark a message sent, and forget its body (it may hold a card number)."""
+        """Mark a message sent, and forget its body (it may hold a card number; call
+        :meth:`scrub` after a batch)."""
         with self._lock:
             self.conn.execute(
                 "UPDATE outbox SET sent_at = ?, body = X'' WHERE id = ?", (time.time(), outbox_id)
             )
+
+    def scrub(self) -> None:
+        """Leave no old copy of blanked data in the files: checkpoint the write-ahead
+        log into the database file and truncate it (``wal_checkpoint(TRUNCATE)``). Call
+        it after blanking card numbers, outside a transaction."""
+        with self._lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
         with self._lock:

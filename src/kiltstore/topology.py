@@ -21,7 +21,9 @@ the queue until the target queue confirms it, so a retry delay expiring while a 
 dies still brings the message back.
 
 :func:`declare` declares it all through kiltmq's client; :func:`mermaid` draws it
-(docs/kiltstore.md embeds its output, and a test keeps the two in step).
+and :func:`channel_table` lists it (docs/kiltstore.md embeds both, and a test keeps
+them in step: ``python -m kiltstore.topology`` and ``python -m kiltstore.topology
+table`` print them).
 """
 
 from __future__ import annotations
@@ -245,14 +247,16 @@ QUEUES: tuple[QueueSpec, ...] = (
         (),
         "phone",
         "Return Address of phone slips",
-        "accepted (with the order id) or refused (with the reasons), per slip",
+        "accepted (with the order id) or refused (with the reasons), then approved or "
+        "declined (the payment), per slip",
     ),
     QueueSpec(
         "crm-replies",
         (),
         "crm-adapter",
         "Return Address of CRM orders",
-        "accepted or refused, per CRM order; the adapter tells the CRM",
+        "accepted or refused, then approved or declined, per CRM order; the adapter tells "
+        "the CRM",
     ),
 )
 
@@ -285,6 +289,7 @@ PUBLISHERS: tuple[PublisherSpec, ...] = (
 REPLIERS: tuple[tuple[str, str], ...] = (
     ("normalizer", "refused: untranslatable"),
     ("validator", "accepted or refused"),
+    ("billing", "approved or declined"),
 )
 
 
@@ -392,5 +397,40 @@ def mermaid() -> str:
     return "\n".join(out) + "\n"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def channel_table() -> str:
+    """Every exchange and queue as a Markdown table: kind or bindings, pattern, what it
+    carries, who reads it (docs/kiltstore.md embeds it, and a test keeps the two in step).
+    The retry delay queues share one row."""
+    rows = ["| channel | kind or bindings | pattern | carries |", "| --- | --- | --- | --- |"]
+    for ex in EXCHANGES:
+        rows.append(f"| `{ex.key}` exchange | {ex.type} | {_cell(ex.pattern)} | "
+                    f"{_cell(ex.description)} |")
+    retry_levels = [q for q in QUEUES if q.key.startswith("retry-")]
+    for q in QUEUES:
+        if q in retry_levels[1:]:
+            continue
+        name = f"`{q.key}` queue"
+        bindings = []
+        for exchange_key, routing_key in q.bindings:
+            matched = " ".join(f"{k}={v}" for k, v in q.binding_arguments if k != "x-match")
+            bindings.append(f"`{exchange_key}`:`{routing_key or matched or '(all)'}`")
+        carries = q.description
+        if q is retry_levels[0]:
+            name = f"`{q.key}` ... `{retry_levels[-1].key}` queues"
+            bindings = [f"`{RETRY}`:`{RETRY_LEVEL}=n`"]
+            carries = carries.replace("retry 1", "retry n")
+        reader = f"read by {q.consumer}" if q.consumer else (
+            "kept for people to inspect" if q.key == INVALID else "read by nobody")
+        rows.append(f"| {name} | {', '.join(bindings) or '(default exchange, by name)'} | "
+                    f"{_cell(q.pattern)} | {_cell(carries)}; {reader} |")
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
-    print(mermaid(), end="")
+    import sys
+
+    print(channel_table() if sys.argv[1:] == ["table"] else mermaid(), end="")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from kiltstore.domain import (
-    MAX_QUANTITY,
     SHIPPING_COUNTRIES,
     SIZES,
     STYLES,
@@ -21,7 +20,7 @@ from kiltstore.domain import (
     unit_price,
 )
 from kiltstore.domain import luhn_ok as luhn_ok  # re-exported: the card check
-from kiltstore.limits import MAX_LENGTH, too_long
+from kiltstore.limits import order_problems
 
 #: Plausible ranges of a person's measurements, in centimetres.
 WAIST_RANGE = (55.0, 160.0)
@@ -68,34 +67,12 @@ def _check_line(index: int, line: OrderLine) -> list[str]:
             )
     if HIP_RANGE[0] <= line.hip_cm <= HIP_RANGE[1] and line.hip_cm < line.waist_cm - 10:
         problems.append(f"{where}: hip {line.hip_cm:g} cm is much smaller than the waist")
-    if not 1 <= line.quantity <= MAX_QUANTITY:
-        problems.append(f"{where}: quantity {line.quantity} must be between 1 and {MAX_QUANTITY}")
     return problems
-
-
-def _lengths(order: CanonicalOrder) -> list[str]:
-    fields = [
-        ("the name", order.customer.name, "name"),
-        ("the e-mail address", order.customer.email, "email"),
-        ("the phone number", order.customer.phone, "phone"),
-        ("the street address", order.address.street, "street"),
-        ("the town or city", order.address.city, "city"),
-        ("the postcode", order.address.postcode, "postcode"),
-        ("the notes", order.notes, "notes"),
-    ]
-    for index, line in enumerate(order.lines, 1):
-        fields.append((f"kilt {index}: the tartan", line.tartan, "tartan"))
-        fields.append((f"kilt {index}: the size", line.size, "size"))
-    return [
-        problem
-        for label, value, kind in fields
-        if (problem := too_long(label, value, MAX_LENGTH[kind])) is not None
-    ]
 
 
 def validate(order: CanonicalOrder) -> list[str]:
     """Every reason ``order`` can't be made and shipped; empty if it can."""
-    problems: list[str] = _lengths(order)
+    problems: list[str] = order_problems(order)  # lengths and quantities, as at the sources
     if not order.customer.name.strip():
         problems.append("the customer's name is missing")
     if not _EMAIL.match(order.customer.email):
@@ -120,9 +97,6 @@ def validate(order: CanonicalOrder) -> list[str]:
         problems.append("the order has no kilts")
     for index, line in enumerate(order.lines, 1):
         problems.extend(_check_line(index, line))
-    total_kilts = order.kilt_count
-    if total_kilts > MAX_QUANTITY:
-        problems.append(f"{total_kilts} kilts in one order; the most we take is {MAX_QUANTITY}")
     if not luhn_ok(order.payment.card_number):
         problems.append("the card number is not valid")
     return problems

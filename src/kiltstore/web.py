@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from kiltstore.domain import SHIPPING_COUNTRIES, SIZES, STYLES, TARTANS, format_pence
@@ -43,6 +45,16 @@ def readable_time(value: object) -> str:
     return f"{moment.day} {moment:%b %Y, %H:%M:%S}{zone}"
 
 
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def linkify(text: object) -> markupsafe.Markup:
+    """Plain text (an e-mail's body) as HTML, its web addresses made links."""
+    escaped = str(markupsafe.escape(str(text)))
+    return markupsafe.Markup(_LINK.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>',
+                                       escaped))
+
+
 #: The store's pages by label (filled by the demo, which runs them all): every page links
 #: to the others in a bar at its top. Empty when a service runs on its own.
 SITE_LINKS: dict[str, str] = {}
@@ -56,6 +68,7 @@ def link_sites(links: dict[str, str]) -> None:
 
 _env.filters["pence"] = format_pence
 _env.filters["when"] = readable_time
+_env.filters["linkify"] = linkify
 _env.globals.update(
     TARTANS=TARTANS, STYLES=STYLES, SIZES=SIZES, COUNTRIES=SHIPPING_COUNTRIES,
     LIMITS=MAX_LENGTH, SITE_LINKS=SITE_LINKS,

@@ -302,3 +302,80 @@ async def test_phone_page_says_no_slip_was_sent_until_one_is(
     await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
     await page.wait_for_selector("#slips .slip[data-slip]")
     assert await page.locator("#no-slips").count() == 0
+
+
+@pytest.mark.parametrize("broker_kind", ["kiltmq"])
+async def test_a_refused_phone_slip_keeps_every_choice(store: Store, browser: Any) -> None:
+    """A slip the form refuses comes back with the reason and as it was typed, the menus
+    included: measurements in inches stay in inches."""
+    page = await new_page(browser)
+    await page.goto(store.urls["phone orders"])
+    for name, value in samples.PHONE_FORM.items():
+        if name not in ("tartan", "size", "unit"):
+            await page.fill(f"form input[name={name}]", value)
+    await page.fill("form input[name=qty]", "11")
+    await page.select_option("form select[name=tartan]", "Isle of Skye")
+    await page.select_option("form select[name=size]", "M")
+    await page.select_option("form select[name=unit]", "in")
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector("#refused")
+    assert "11 kilts in one order; the most we take is 10" in await page.inner_text(
+        "#refused")
+    assert await page.input_value("form select[name=tartan]") == "Isle of Skye"
+    assert await page.input_value("form select[name=size]") == "M"
+    assert await page.input_value("form select[name=unit]") == "in"
+    assert await page.input_value("form input[name=waist]") == samples.PHONE_FORM["waist"]
+    assert await page.input_value("form input[name=qty]") == "11"
+    assert store.service("phone").db.query("SELECT * FROM slips") == []
+
+
+async def test_the_crm_answers_and_the_boards_invalid_messages_and_management_links(
+    tmp_path: Path, browser: Any, http: aiohttp.ClientSession
+) -> None:
+    """On the demo's own embedded broker (with its management UI): the CRM's answer
+    column follows each order to its payment; the board lists an untranslatable message
+    with its reason, and its queue links open the queue's page in the management UI."""
+    async with Store(data_dir=tmp_path / "data", amqp_url=None, persistent_broker=False,
+                     poll_interval=0.2) as store:
+        with xmlrpc.client.ServerProxy(store.urls["CRM XML-RPC"], allow_none=True) as crm:
+            customer: Any = await run_in_thread(crm.crm.add_customer, samples.CRM_CUSTOMER)
+            for card in (samples.APPROVED_CARD, samples.DECLINED_CARD):
+                await run_in_thread(crm.crm.add_order, customer, [samples.CRM_ITEM], card, "")
+        await store.service("webstore").the_bus.publish(
+            "intake", "phone", b"Dear MacGrudder, one kilt please.", message_id="letter-1",
+            content_type="text/plain", type="phone.slip.v1")
+
+        page = await new_page(browser)
+        await page.goto(store.urls["CRM"])
+        paid = page.locator("#orders tr[data-order='1'][data-status='approved'] td.answer")
+        await page.reload()
+        await paid.wait_for()  # (the CRM page doesn't update live: reloaded until then)
+        assert "approved as crm-1: paid, on to the workshop" in " ".join(
+            (await paid.inner_text()).split())
+        await page.reload()
+        declined = page.locator("#orders tr[data-order='2'][data-status='declined'] td.answer")
+        await declined.wait_for()
+        assert "payment declined: card declined by the issuer" in await declined.inner_text()
+
+        board = await new_page(browser)
+        await board.goto(store.urls["order board"])
+        row = board.locator("#untranslatable tr[data-message='letter-1:invalid']")
+        await row.wait_for()  # the board updates live
+        assert await board.locator("#no-invalid").count() == 0
+        text = await row.inner_text()
+        assert "phone" in text and "must start with the line 'PHONE ORDER SLIP'" in text
+        assert "Dear MacGrudder, one kilt please." in text
+
+        management = store.urls["management"]
+        links = board.locator("#queue-links a")
+        assert await links.count() == len(store.service("board").topology.queues)
+        billing = f"{store.prefix}.billing"
+        link = board.locator(f"#queue-links a:text-is('{billing}')")
+        assert await link.get_attribute("href") == f"{management}/queues/%2F/{billing}"
+        await link.click()
+        await board.wait_for_url(lambda url: url.startswith(f"{management}/login"))
+        await board.fill("input[name=username]", "guest")
+        await board.fill("input[name=password]", "guest")
+        await board.click("button[type=submit]")
+        await board.wait_for_url(f"{management}/queues/%2F/{billing}")
+        assert billing in await board.inner_text("h1, h2")

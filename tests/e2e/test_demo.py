@@ -13,7 +13,14 @@ from pathlib import Path
 
 import aiohttp
 
+from kiltstore.cli import build_parser, settings_from
+from kiltstore.config import SERVICES
+from kiltstore.demo import Store
+
 from .conftest import WAIT
+
+#: Every service but the order board's.
+SERVICES_BUT_BOARD = frozenset(SERVICES) - {"board"}
 
 GUEST = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
 
@@ -95,3 +102,44 @@ def test_kiltmq_demo_without_the_store_extra_says_what_to_install() -> None:
     assert done.returncode == 1, done.stderr
     assert "aiohttp is missing" in done.stdout
     assert "pip install 'kiltmq[store]'" in done.stdout
+
+
+async def board_links(http: aiohttp.ClientSession, store: Store) -> list[tuple[str, str]]:
+    async with http.get(store.urls["order board"]) as response:
+        board = await response.text()
+    return re.findall(rf'<a href="([^"]+)">{re.escape(store.prefix)}\.([^<]+)</a>', board)
+
+
+async def test_the_board_links_to_the_management_ui_of_an_external_rabbitmq(
+    store: Store, http: aiohttp.ClientSession, broker_kind: str
+) -> None:
+    """On RabbitMQ (``kiltmq demo --amqp-url``) the store finds its management UI at port
+    15672 of the broker's host; a broker that isn't RabbitMQ gets no guessed links."""
+    if broker_kind == "kiltmq":  # the tests' embedded broker runs no management API
+        assert "management" not in store.urls
+        assert await board_links(http, store) == []
+        return
+    management = store.urls["management"]
+    assert management == "http://127.0.0.1:15672/#"
+    billing = f"{management}/queues/%2F/{store.prefix}.billing"
+    assert (billing, "billing") in await board_links(http, store)
+    async with http.get(billing) as response:  # RabbitMQ's UI (it routes after the "#")
+        assert response.status == 200
+        assert "RabbitMQ Management" in await response.text()
+
+
+async def test_a_management_url_given_is_used_as_is(
+    amqp_url: str, prefix: str, tmp_path: Path, cleanup: None, http: aiohttp.ClientSession
+) -> None:
+    for given, expected in (("http://mgmt.example:8080", "http://mgmt.example:8080"),
+                            ("", None)):
+        async with Store(data_dir=tmp_path / "data", amqp_url=amqp_url, prefix=prefix,
+                         management_url=given, exclude=SERVICES_BUT_BOARD) as store:
+            assert store.urls.get("management") == expected
+            links = await board_links(http, store)
+            assert (f"{given}/queues/%2F/{prefix}.billing", "billing") in links if given else (
+                links == [])
+    args = build_parser().parse_args(["board", "--management-url", "http://mgmt.example"])
+    assert settings_from(args).management_url == "http://mgmt.example"
+    demo = build_parser().parse_args(["demo", "--amqp-url", amqp_url, "--management-url", ""])
+    assert demo.management_url == ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,55 @@ async def test_an_smtp_refusal_is_dead_lettered_at_once_and_can_be_discarded(
     assert await dead_letters(http, store) == []
     async with http.post(f"{store.urls['order board']}/dead-letters/{again['id']}/discard") as r:
         assert r.status == 404
+
+
+async def _mail_refused_recipient(
+    store: Store, amqp_url: str, reply: str
+) -> tuple[Any, OrderEvent]:
+    """Publish an approved order for a customer whose mail server answers ``reply`` to
+    ``RCPT TO``; return the dead letter the mailer makes of it."""
+    order = translate_web(samples.web_body(1))
+    address = "nobody@lallybroch.example"
+    order = replace(order, order_id="crm-77", customer=replace(order.customer, email=address))
+    event = OrderEvent(state=State.APPROVED, order=order)
+    store.service("mailbox").refusals[address] = reply
+    dead = await dead_letter_observer(amqp_url, store)
+    try:
+        await store.service("webstore").the_bus.publish(
+            "orders", "order.approved.crm", event.to_json(), message_id="crm-77:approved",
+            content_type="application/json", type="kiltstore.order-event.v1",
+        )
+        (message,) = await dead.take(1)
+    finally:
+        await dead.conn.close()
+    assert message.headers["x-dead-queue"] == store.service("mailer").topology.queue("mailer")
+    assert store.service("mailer").db.query("SELECT * FROM sent") == []
+    assert store.service("mailbox").mails() == []
+    return message, event
+
+
+async def test_a_recipient_refused_for_good_is_dead_lettered_at_once(
+    quick_store: Store, amqp_url: str
+) -> None:
+    """``550`` to ``RCPT TO`` (no such mailbox): permanent, not retried, not forgotten."""
+    message, _event = await _mail_refused_recipient(
+        quick_store, amqp_url, "550 5.1.1 no such mailbox here")
+    assert message.headers["x-dead-permanent"] is True
+    assert "x-retry-count" not in message.headers
+    assert message.headers["x-dead-reason"] == (
+        "the SMTP server refused the recipient nobody@lallybroch.example: "
+        "550 5.1.1 no such mailbox here")
+
+
+async def test_a_recipient_deferred_is_retried_then_dead_lettered(
+    quick_store: Store, amqp_url: str
+) -> None:
+    """``450`` to ``RCPT TO`` (mailbox busy): retried with back-off up to the limit."""
+    message, _event = await _mail_refused_recipient(
+        quick_store, amqp_url, "450 4.2.1 mailbox busy, try later")
+    assert message.headers["x-dead-permanent"] is False
+    assert message.headers["x-retry-count"] == len(DELAYS)
+    reason = message.headers["x-dead-reason"]
+    assert reason.startswith(f"gave up after {len(DELAYS) + 1} attempts")
+    assert "450 4.2.1 mailbox busy, try later" in reason
+

@@ -4,6 +4,7 @@ guessed links, card numbers (on the embedded broker; the pages don't depend on i
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from kiltstore.demo import Store
 from kiltstore.domain import OrderEvent
 from kiltstore.topology import INTAKE
 from kiltstore.translators import PHONE_TYPE
+from kiltstore.web import readable_time
 
 from .conftest import eventually, get_json, post_form, run_in_thread
 from .test_flow import crm_enter_order
@@ -69,6 +71,41 @@ async def test_every_source_refuses_overlong_fields(
     # (The CRM's API refuses them too: tests/kiltstore/test_services.py.)
 
 
+async def _refused(http: aiohttp.ClientSession, url: str, form: dict[str, str]) -> str:
+    async with http.post(url, data=form, allow_redirects=False) as response:
+        assert response.status == 400
+        return await response.text()
+
+
+async def test_every_source_refuses_what_the_validator_would_throw_away(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    """The limits as the validator applies them, to the order as the store reads it: two
+    street lines joined, every kilt of an order counted."""
+    web, phone = store.urls["web store"], store.urls["phone orders"]
+    half = "Lallybroch Estate, Broch Tuarach, " * 4 + "Highlands"  # 145 characters, twice
+    page = await _refused(http, web + "/checkout", dict(samples.WEB_FORM, line1=half,
+                                                        line2=half))
+    assert "the street address is too long (292 characters; at most 200)" in page
+    page = await _refused(http, web + "/checkout", dict(samples.WEB_FORM, qty="11"))
+    assert "kilt 1: quantity 11 must be between 1 and 10" in page
+    page = await _refused(http, phone + "/slips", dict(samples.PHONE_FORM, qty="11"))
+    assert "11 kilts in one order; the most we take is 10" in page
+
+    # A basket takes ten kilts, not eleven, in however many lines.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as shopper:
+        line = {"slug": "black-watch", "tartan": "Black Watch", "size": "L",
+                "waist_cm": "86", "hip_cm": "97", "length_cm": "61"}
+        assert await post_form(shopper, web + "/basket", dict(line, qty="6")) == "/basket"
+        page = await _refused(shopper, web + "/basket", dict(line, qty="5"))
+        assert "a basket holds at most 10 kilts (this one would hold 11)" in page
+        assert await post_form(shopper, web + "/basket", dict(line, qty="4")) == "/basket"
+        async with shopper.get(web + "/basket") as response:
+            assert 'id="basket-count">10<' in await response.text()
+    assert store.service("webstore").db.query("SELECT * FROM orders") == []
+    assert store.service("phone").db.query("SELECT * FROM slips") == []
+
+
 async def test_the_validator_refuses_overlong_fields_that_bypassed_a_source(
     store: Store, http: aiohttp.ClientSession
 ) -> None:
@@ -110,6 +147,41 @@ async def test_order_links_are_unguessable(store: Store, http: aiohttp.ClientSes
                   "/orders/" + tokens[0][:-1] + ("A" if tokens[0][-1] != "A" else "B")):
         async with http.get(store.urls["web store"] + guess) as response:
             assert response.status == 404, guess
+
+
+async def test_an_order_placed_with_someone_elses_address_shows_not_their_orders(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    """Anyone can check out with any e-mail address: the status page and its JSON of such
+    an order must not lead to the address owner's orders (names, addresses, Cancel)."""
+    web = store.urls["web store"]
+    victim = await post_form(http, web + "/checkout", samples.WEB_FORM)
+
+    async def approved_mail() -> Any:
+        mails = (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+        return [m for m in mails if m["order_id"] == "web-1" and "confirmed" in m["subject"]]
+
+    (mail,) = await eventually(approved_mail, "the customer's confirmation e-mail")
+    orders_path = mail["body"].split("All your orders: " + web, 1)[1].split()[0]
+    assert orders_path.startswith("/my-orders/")
+    async with http.get(web + orders_path) as response:  # the owner's list, from the mail
+        assert "web-1" in await response.text()
+
+    impostor = await post_form(http, web + "/checkout", dict(
+        samples.WEB_FORM, full_name="Black Jack Randall", card_number=samples.DECLINED_CARD))
+    assert impostor != victim
+
+    async def declined() -> Any:
+        status = await get_json(http, web + impostor + ".json")
+        return status if status["state"] == "declined" else None
+
+    await eventually(declined, "the impostor's order to be declined")
+    for link in (impostor, impostor + ".json", impostor + "/status"):
+        async with http.get(web + link) as response:
+            text = await response.text()
+        assert response.status == 200 and "declined" in text, link
+        assert orders_path not in text and "/my-orders/" not in text, link
+        assert orders_path.removeprefix("/my-orders/") not in text, link
 
 
 async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
@@ -159,8 +231,36 @@ async def test_card_numbers_are_kept_nowhere_after_the_payment_step(
             for row in service.db.query(f"SELECT * FROM {table}"):
                 text = " ".join(str(bytes(v) if isinstance(v, bytes) else v) for v in row)
                 assert digits not in text, (name, table)
+    # ... every byte of every file of the data folder (databases, write-ahead logs and
+    # their indexes, labels), while the services run: no old page keeps it ...
+    typed = samples.APPROVED_CARD.encode()  # as the web form and the phone slip had it
+    files = [path for path in store.data_dir.rglob("*") if path.is_file()]
+    assert any(path.name.endswith("-wal") for path in files), files
+    for path in files:
+        data = path.read_bytes()
+        assert digits.encode() not in data and typed not in data, path
     # ... and the workshop's approved orders carry the gateway's token instead.
     job = store.service("workshop").db.query_one("SELECT event FROM jobs WHERE order_id='web-1'")
     payment = OrderEvent.from_json(job["event"].encode()).order.payment
     assert (payment.card_number, payment.last4) == ("", "4242")
     assert payment.token.startswith("tok_")
+
+
+async def test_phone_slips_and_mails_show_readable_dates(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    await post_form(http, store.urls["phone orders"] + "/slips", samples.PHONE_FORM)
+    (slip,) = store.service("phone").db.query("SELECT taken FROM slips")
+    async with http.get(store.urls["phone orders"]) as response:
+        page = await response.text()
+    assert f"Taken: {readable_time(slip['taken'])}\n" in page
+    assert "+00:00" not in page  # the slip's message keeps ISO 8601; the page doesn't
+
+    async def mails() -> Any:
+        return (await get_json(http, store.urls["mailbox"] + "/mails.json"))["mails"]
+
+    (mail,) = await eventually(mails, "the e-mail about phone-1")
+    received = readable_time(mail["received"])
+    assert re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d:\d\d UTC", received), received
+    async with http.get(store.urls["mailbox"]) as response:
+        assert f'<span class="received">received {received}</span>' in await response.text()

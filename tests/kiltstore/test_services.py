@@ -249,3 +249,80 @@ async def test_crm_refuses_what_the_store_would_throw_away(crm: CRM) -> None:
     )
     assert long_name == "400 first_name is too long (10,000 characters; at most 100)"
     assert crm.db.query("SELECT * FROM orders") == []
+
+
+async def test_crm_refuses_an_address_or_a_quantity_the_validator_would(crm: CRM) -> None:
+    """Limits as the store reads the order: the street lines joined, every kilt counted."""
+    url = crm.urls["CRM XML-RPC"]
+    street = "12 " + "Long Lane " * 30  # 303 characters: under the address's 400
+    address = f"{street}\nInverness\nIV1 1AA\nScotland"
+    long_street = await asyncio.to_thread(
+        _refused, url, dict(samples.CRM_CUSTOMER, address=address), samples.CRM_ITEM)
+    assert long_street == "400 address street is too long (302 characters; at most 200)"
+    two_lines = f"{street[:150]}\n{street[150:]}\nInverness\nIV1 1AA\nScotland"
+    joined = await asyncio.to_thread(
+        _refused, url, dict(samples.CRM_CUSTOMER, address=two_lines), samples.CRM_ITEM)
+    assert joined.startswith("400 address street is too long (30")
+    too_many = await asyncio.to_thread(
+        _refused, url, samples.CRM_CUSTOMER, dict(samples.CRM_ITEM, qty=11))
+    assert too_many == ("400 kilt 1: quantity 11 must be between 1 and 10; "
+                        "11 kilts in one order; the most we take is 10")
+    assert crm.db.query("SELECT * FROM orders") == []
+    assert len(crm.db.query("SELECT * FROM customers")) == 1  # the last, valid customer
+
+
+async def _page(url: str) -> str:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http, \
+            http.get(url) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_crm_page_says_when_it_has_no_customers_or_orders(crm: CRM) -> None:
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' in page and 'id="no-customers"' in page
+    assert 'id="orders"' not in page and 'id="customers"' not in page
+    with xmlrpc.client.ServerProxy(crm.urls["CRM XML-RPC"], allow_none=True) as proxy:
+        customer_id: Any = await asyncio.to_thread(proxy.crm.add_customer, samples.CRM_CUSTOMER)
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' in page and 'id="no-customers"' not in page
+    assert f'<tr data-customer="{customer_id}">' in page
+    with xmlrpc.client.ServerProxy(crm.urls["CRM XML-RPC"], allow_none=True) as proxy:
+        await asyncio.to_thread(proxy.crm.add_order, customer_id, [samples.CRM_ITEM],
+                                samples.APPROVED_CARD, "")
+    page = await _page(crm.urls["CRM"])
+    assert 'id="no-orders"' not in page and 'id="orders"' in page
+
+
+async def test_mailbox_page_says_when_it_has_no_mail(mailbox: Mailbox) -> None:
+    page = await _page(mailbox.urls["mailbox"])
+    assert 'id="no-mails"' in page and "0 messages" not in page
+    event = OrderEvent(state=State.SHIPPED, order=translate_crm(samples.crm_body(4)))
+    mail = compose(event, sender="shop@example.org", store_url="http://shop")
+    assert mail is not None
+    await asyncio.wait_for(
+        asyncio.to_thread(send_mail, "127.0.0.1", mailbox.smtp_port, mail), TIMEOUT)
+    page = await _page(mailbox.urls["mailbox"])
+    assert 'id="no-mails"' not in page and '<p class="muted" id="mail-count">1 message<' in page
+
+
+def _answers(url: str, answers: list[tuple[str, list[str]]]) -> Any:
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        customer_id = proxy.crm.add_customer(samples.CRM_CUSTOMER)
+        order_id = proxy.crm.add_order(customer_id, [samples.CRM_ITEM], samples.APPROVED_CARD, "")
+        for status, reasons in answers:
+            proxy.crm.set_order_status(order_id, status, "crm-1", reasons)
+        order: Any = proxy.crm.get_order(order_id)
+        return order["status"]
+
+
+async def test_crm_keeps_the_furthest_answer(crm: CRM) -> None:
+    """The payment's answer (approved, declined) is not undone by the validator's
+    (accepted) arriving after it."""
+    url = crm.urls["CRM XML-RPC"]
+    late = await asyncio.to_thread(_answers, url, [("approved", []), ("accepted", [])])
+    assert late == {"status": "approved", "order_id": "crm-1", "reasons": []}
+    declined = await asyncio.to_thread(
+        _answers, url, [("accepted", []), ("declined", ["payment declined: expired card"])])
+    assert declined == {"status": "declined", "order_id": "crm-1",
+                        "reasons": ["payment declined: expired card"]}

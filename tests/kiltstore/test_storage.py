@@ -96,3 +96,44 @@ def test_databases_of_the_previous_version_are_upgraded(tmp_path: Path) -> None:
     assert slip is not None and slip["text"] == "Card: …4242\n"
     webstore.db.close()
     phone.db.close()
+
+
+def _blank_cards(folder: Path, *, secure_delete: bool | None = None) -> list[Path]:
+    """Outbox bodies and rows holding a card number, then blanked and scrubbed; the
+    files of the database that are left."""
+    card = b"4242424242424242"
+    db = Database(folder / "shop.sqlite3", "CREATE TABLE notes (text BLOB NOT NULL);")
+    if secure_delete is not None:
+        db.conn.execute(f"PRAGMA secure_delete={'ON' if secure_delete else 'OFF'}")
+    for number in range(20):
+        with db.transaction() as tx:
+            tx.publish("intake", "web", b'{"card_number": "%s", "pad": "%s"}' % (
+                card, b"x" * 3000), message_id=f"web-{number}", content_type="a", type="t")
+            tx.execute("INSERT INTO notes VALUES (?)", (b"card " + card,))
+    db.scrub()  # checkpointed into the database file while the number was there
+    assert any(card in path.read_bytes() for path in folder.iterdir())
+    for message in db.unsent():
+        db.mark_sent(message.id)
+    with db.transaction() as tx:
+        tx.execute("DELETE FROM notes")
+    db.scrub()
+    setting = db.query_one("PRAGMA secure_delete")
+    assert setting is not None and setting[0] == (secure_delete is not False)
+    names = {path.name for path in folder.iterdir()}
+    assert names == {"shop.sqlite3", "shop.sqlite3-wal", "shop.sqlite3-shm"}, names
+    kept = [path for path in folder.iterdir() if card in path.read_bytes()]  # while open
+    db.close()
+    return kept
+
+
+def test_a_blanked_card_number_leaves_no_copy_in_any_file(tmp_path: Path) -> None:
+    """Sent, an outbox body is blanked, and neither the database file nor its write-ahead
+    log (nor its index) keeps an old copy; nor does a row deleted and scrubbed."""
+    assert _blank_cards(tmp_path) == []
+
+
+def test_without_secure_delete_the_database_file_would_keep_it(tmp_path: Path) -> None:
+    """Why :class:`Database` turns ``secure_delete`` on (some SQLite builds have it off by
+    default): without it, the freed space of the database file keeps the old bytes."""
+    assert [path.name for path in _blank_cards(tmp_path, secure_delete=False)] == [
+        "shop.sqlite3"]

@@ -20,6 +20,7 @@ from kiltstore.topology import (
     RETRY_DELAYS,
     RETRY_LEVEL,
     Topology,
+    channel_table,
     mermaid,
 )
 
@@ -31,6 +32,20 @@ def test_docs_draw_the_declared_topology() -> None:
     match = re.search(r"```mermaid\n(.*?)```\n<!-- topology:end -->", text, re.DOTALL)
     assert match is not None, "docs/kiltstore.md lost its generated topology block"
     assert match.group(1) == mermaid(), "regenerate it with: python -m kiltstore.topology"
+
+
+def test_docs_list_the_declared_channels() -> None:
+    """The channel table (bindings included) is generated from the topology."""
+    text = DOC.read_text()
+    match = re.search(r"<!-- channels:start[^\n]*-->\n(.*?)<!-- channels:end -->", text,
+                      re.DOTALL)
+    assert match is not None, "docs/kiltstore.md lost its generated channel table"
+    assert match.group(1) == channel_table(), (
+        "regenerate it with: python -m kiltstore.topology table")
+    table = match.group(1)
+    assert "`orders`:`order.cancelled.*`" in table.split("`billing` queue", 1)[1].split("\n")[0]
+    mailer = table.split("`mailer` queue", 1)[1].split("\n")[0]
+    assert "`orders`:`order.cancelled.*`" in mailer and "`orders`:`order.refunded.*`" in mailer
 
 
 def test_every_name_refers_to_something_declared() -> None:

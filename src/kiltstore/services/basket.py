@@ -35,8 +35,6 @@ CREATE TABLE IF NOT EXISTS baskets (
 );
 """
 COOKIE = "kilt_basket"
-#: Most lines a basket holds (the validator takes at most MAX_QUANTITY kilts an order).
-MAX_LINES = MAX_QUANTITY
 
 
 class FormError(ValueError):
@@ -93,8 +91,10 @@ class Basket:
 
     def add(self, basket_id: str, line: dict[str, Any]) -> None:
         lines = self.lines(basket_id)
-        if len(lines) >= MAX_LINES:
-            raise FormError(f"a basket holds at most {MAX_LINES} lines")
+        kilts = sum(int(x["qty"]) for x in lines) + int(line["qty"])
+        if kilts > MAX_QUANTITY:  # as the validator: at most MAX_QUANTITY kilts an order
+            raise FormError(f"a basket holds at most {MAX_QUANTITY} kilts (this one would "
+                            f"hold {kilts}), the most we take in one order")
         self.save(basket_id, [*lines, line])
 
     def remove(self, basket_id: str, index: int) -> None:

@@ -15,6 +15,9 @@ workshop when a customer cancels before it started: the Saga's first step) is re
 through the gateway, with ``refund-<order id>`` as the idempotency key, and
 ``order.refunded`` follows. Refunding twice refunds once.
 
+The order's source, if it gave a Return Address (the phone form, the CRM), is told
+the outcome: approved, or declined with the reason.
+
 From here on the order carries the gateway's card token and the last four digits, never
 the card number: the ``approved`` and ``declined`` events and everything after them.
 """
@@ -28,6 +31,7 @@ import aiohttp
 
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import OrderEvent, State
+from kiltstore.replies import APPROVED, DECLINED, OrderReply, publish_reply
 from kiltstore.services.base import Service, publish_event
 from kiltstore.services.validator import parse_event
 from kiltstore.storage import Transaction
@@ -135,6 +139,11 @@ class Billing(Service):
                  answer["status"], answer.get("reason", "")),
             )
             publish_event(tx, outcome)
+            publish_reply(tx, incoming.reply_to, OrderReply(
+                incoming.correlation_id,
+                APPROVED if outcome.state is State.APPROVED else DECLINED,
+                order_id=outcome.order_id, reasons=outcome.reasons,
+            ))
 
         return apply
 

@@ -32,8 +32,8 @@ from xml.parsers.expat import ExpatError
 from aiohttp import web
 
 from kiltstore.domain import TARTANS, mask_cards
-from kiltstore.limits import length_problems
-from kiltstore.replies import ACCEPTED, REFUSED
+from kiltstore.limits import length_problems, order_problems
+from kiltstore.replies import STAGE, later
 from kiltstore.services.base import Service
 from kiltstore.translators import TranslationError, translate_crm
 from kiltstore.web import render
@@ -96,6 +96,24 @@ ITEM_LIMITS: dict[str, tuple[str, str]] = {
     "price": ("price", "size"),
 }
 ADDRESS_LIMIT = 400
+ADDRESS_LINE_LIMITS: dict[str, tuple[str, str]] = {
+    "street": ("address street", "street"),
+    "town": ("address town", "city"),
+    "postcode": ("address postcode", "postcode"),
+    "country": ("address country", "country"),
+}
+
+
+def address_problems(address: str) -> list[str]:
+    """The lines of a CRM address (street lines, town, postcode, country) longer than the
+    store takes, read as the store reads them (the street lines joined by ", ")."""
+    lines = [line.strip() for line in address.splitlines() if line.strip()]
+    if len(lines) < 4:
+        return []  # not an address the store can read: crm.add_order says why
+    *street, town, postcode, country = lines
+    values = {"street": ", ".join(street), "town": town, "postcode": postcode,
+              "country": country}
+    return length_problems(values, ADDRESS_LINE_LIMITS)
 
 
 class CRM(Service):
@@ -156,6 +174,8 @@ class CRM(Service):
         if len(values[4]) > ADDRESS_LIMIT:
             problems.append(f"address is too long ({len(values[4]):,} characters; "
                             f"at most {ADDRESS_LIMIT})")
+        else:
+            problems += address_problems(values[4])
         if not values[0] and not values[1]:
             problems.append("a customer needs a name")
         if problems:
@@ -202,8 +222,8 @@ class CRM(Service):
             record = {"id": 0, "customer": customer, "items": clean, "card": str(card),
                       "rep_notes": str(rep_notes)}
             try:  # as the store will read it: refuse now what it would throw away
-                translate_crm(xmlrpc.client.dumps((record,), methodname="crm.order",
-                                                  allow_none=True).encode())
+                problems += order_problems(translate_crm(xmlrpc.client.dumps(
+                    (record,), methodname="crm.order", allow_none=True).encode()))
             except TranslationError as exc:
                 problems.append(exc.reason)
         if problems:
@@ -257,20 +277,26 @@ class CRM(Service):
         self, order_id: int, status: str, store_order_id: str, reasons: list[str]
     ) -> bool:
         """crm.set_order_status(id, status, store_order_id, reasons) -> true: the store's
-        answer for an order ("accepted" or "refused"), from the CRM channel adapter.
-        The card number is then forgotten (its last four digits stay). Faults: 400, 404."""
-        if status not in (ACCEPTED, REFUSED) or not isinstance(reasons, list):
-            raise xmlrpc.client.Fault(BAD_ARGUMENT, "status is accepted or refused; "
-                                                    "reasons an array")
+        answer for an order ("accepted" or "refused"; later "approved" or "declined",
+        for the payment), from the CRM channel adapter. An earlier stage's answer arriving
+        after a later one changes nothing. The card number is then forgotten (its last
+        four digits stay). Faults: 400, 404."""
+        if status not in STAGE or not isinstance(reasons, list):
+            raise xmlrpc.client.Fault(BAD_ARGUMENT, "status is accepted, refused, approved "
+                                                    "or declined; reasons an array")
         with self.db.transaction() as tx:
             row = tx.execute("SELECT card FROM orders WHERE id = ?", (int(order_id),)).fetchone()
             if row is None:
                 raise xmlrpc.client.Fault(NO_SUCH_CUSTOMER, f"no order {order_id}")
-            tx.execute("INSERT OR REPLACE INTO statuses VALUES (?, ?, ?, ?, ?)",
-                       (int(order_id), status, str(store_order_id),
-                        json.dumps([str(r) for r in reasons]), time.time()))
+            known = tx.execute("SELECT status FROM statuses WHERE order_id = ?",
+                               (int(order_id),)).fetchone()
+            if later(status, known["status"] if known else None):
+                tx.execute("INSERT OR REPLACE INTO statuses VALUES (?, ?, ?, ?, ?)",
+                           (int(order_id), status, str(store_order_id),
+                            json.dumps([str(r) for r in reasons]), time.time()))
             tx.execute("UPDATE orders SET card = ? WHERE id = ?",
                        (mask_cards(row["card"]), int(order_id)))
+        self.db.scrub()  # no copy of the number left in the files
         return True
 
     async def xmlrpc(self, request: web.Request) -> web.Response:

@@ -131,5 +131,6 @@ async def retry(db: Database, bus: Bus, letter: int) -> bool:
 def discard(db: Database, letter: int) -> bool:
     """Forget dead letter ``letter``; False if there is no such letter."""
     with db.transaction() as tx:
-        cursor = tx.execute("DELETE FROM dead_letters WHERE id = ?", (letter,))
-        return cursor.rowcount > 0
+        deleted = tx.execute("DELETE FROM dead_letters WHERE id = ?", (letter,)).rowcount > 0
+    db.scrub()  # its body may hold a card number
+    return deleted

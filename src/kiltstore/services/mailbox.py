@@ -2,7 +2,9 @@
 
 It stands in for the customers' mail providers. Mail is kept in its database, once
 per ``Message-ID`` (a resent duplicate is dropped, as mail systems do), and the page
-updates live as mail arrives. ``GET /mails.json?to=ADDRESS`` lists mail for tests.
+updates live as mail arrives. Like a real provider it can refuse a recipient
+(:attr:`Mailbox.refusals`: a 5xx or 4xx reply to ``RCPT TO``).
+``GET /mails.json?to=ADDRESS`` lists mail for tests.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import email
 import email.policy
 import time
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -39,6 +42,16 @@ class _Handler:
     def __init__(self, mailbox: Mailbox) -> None:
         self.mailbox = mailbox
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = self.mailbox.refusals.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.mailbox.receive(envelope)
         return "250 Message accepted for delivery"
@@ -50,7 +63,13 @@ class Mailbox(Service):
     uses_bus: ClassVar[bool] = False
     site_label: ClassVar[str] = "mailbox"
 
+    #: Recipients the SMTP server refuses (lower-case address -> SMTP reply, such as
+    #: ``"550 5.1.1 no such mailbox"``), as a real mail provider refuses unknown or full
+    #: mailboxes. Empty: every address is taken.
+    refusals: dict[str, str]
+
     async def setup(self) -> None:
+        self.refusals = {}
         self.hub = EventHub()
         assert self.app is not None
         self.app.router.add_get("/", self.page)
@@ -97,7 +116,11 @@ class Mailbox(Service):
             )
         else:
             rows = self.db.query("SELECT * FROM mails ORDER BY id DESC LIMIT 200")
-        return [dict(row) for row in rows]
+        return [
+            {**dict(row), "received": datetime.fromtimestamp(row["received_at"], UTC).replace(
+                microsecond=0).isoformat()}
+            for row in rows
+        ]
 
     async def page(self, request: web.Request) -> web.Response:
         return render("mailbox.html", mails=self.mails())

@@ -7,9 +7,10 @@ accepted by the SMTP server. If the mailer dies between the two, the event is
 redelivered and the mail sent again with the same Message-ID, which mail systems
 (and the demo's mailbox) use to drop the duplicate.
 
-An SMTP server's permanent refusal (a 5xx reply) is not retried: the event goes to the
-Dead Letter Channel at once with the server's answer as the reason. A passing one (a
-4xx reply, the server unreachable) is retried with back-off.
+An SMTP server's permanent refusal (a 5xx reply, to the mail or to its recipient) is
+not retried: the event goes to the Dead Letter Channel at once with the server's answer
+as the reason. A passing one (a 4xx reply, to the mail or to its recipient; the server
+unreachable) is retried with back-off, and dead-lettered when the retries run out.
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def compose(event: OrderEvent, *, sender: str, store_url: str) -> EmailMessage |
     return mail
 
 
+class MailDeferred(Exception):
+    """The SMTP server answered 4xx about a recipient (a full mailbox, greylisting...):
+    worth trying again later."""
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+
+
 def send_mail(host: str, port: int, mail: EmailMessage) -> None:
     with smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT) as smtp:
         smtp.send_message(mail)
@@ -138,14 +148,16 @@ class Mailer(Service):
                 None, send_mail, self.settings.smtp_host, self.settings.smtp_port, mail
             )
         except smtplib.SMTPRecipientsRefused as exc:
-            # A permanent answer about this address: retrying won't help.
-            subject = f"undeliverable ({exc.recipients}): {subject}"
+            answers = "; ".join(
+                f"{rcpt}: {code} {_text(error)}" for rcpt, (code, error) in exc.recipients.items()
+            )
+            if all(code >= 500 for code, _error in exc.recipients.values()):
+                raise PoisonMessage(f"the SMTP server refused the recipient {answers}") from exc
+            raise MailDeferred(f"the SMTP server deferred the recipient {answers}") from exc
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code >= 500:
-                answer = exc.smtp_error.decode("utf-8", "replace") if isinstance(
-                    exc.smtp_error, bytes) else str(exc.smtp_error)
                 raise PoisonMessage(
-                    f"the SMTP server refused the mail: {exc.smtp_code} {answer}"
+                    f"the SMTP server refused the mail: {exc.smtp_code} {_text(exc.smtp_error)}"
                 ) from exc
             raise
 

@@ -22,13 +22,13 @@ from aiohttp import web
 
 from kiltstore.bus import Apply, Incoming
 from kiltstore.domain import Source, mask_cards, now_iso
-from kiltstore.limits import length_problems
-from kiltstore.replies import OrderReply
+from kiltstore.limits import length_problems, order_problems
+from kiltstore.replies import OrderReply, later
 from kiltstore.services.base import Service
 from kiltstore.storage import Transaction
 from kiltstore.topology import INTAKE
 from kiltstore.translators import PHONE_CONTENT_TYPE, PHONE_TYPE, TranslationError, translate_phone
-from kiltstore.web import EventHub, render, render_string
+from kiltstore.web import EventHub, readable_time, render, render_string
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS slips (
@@ -111,6 +111,15 @@ def _masked(text: str) -> str:
     )
 
 
+def _readable_slip(text: str) -> str:
+    """A slip as the page shows it: its ``Taken:`` time as people write it."""
+    return "".join(
+        f"Taken: {readable_time(line.removeprefix('Taken:').strip())}\n"
+        if line.startswith("Taken:") else line
+        for line in text.splitlines(keepends=True)
+    )
+
+
 def check_form(form: dict[str, str]) -> None:
     """Raise :class:`SlipError` with every reason the store would throw the slip away."""
     problems = length_problems(form, FORM_LIMITS)
@@ -118,8 +127,8 @@ def check_form(form: dict[str, str]) -> None:
         f"{FORM_LIMITS[name][0]} is missing" for name in REQUIRED if not form.get(name, "").strip()
     ]
     if not problems:
-        try:
-            translate_phone(slip_text(0, now_iso(), form).encode())
+        try:  # as the store will read it, with the validator's limits
+            problems += order_problems(translate_phone(slip_text(0, now_iso(), form).encode()))
         except TranslationError as exc:
             problems.append(exc.reason)
     if problems:
@@ -152,6 +161,7 @@ class PhoneOrders(Service):
                 if _masked(row["text"]) != row["text"]:
                     tx.execute("UPDATE slips SET text = ? WHERE id = ?",
                                (_masked(row["text"]), row["id"]))
+        self.db.scrub()
 
     def take_order(self, form: dict[str, str]) -> int:
         """Save the slip and its message in one transaction; return the slip number.
@@ -182,6 +192,10 @@ class PhoneOrders(Service):
         slip_id = int(reply.correlation_id.removeprefix(CORRELATION_PREFIX))
 
         def apply(tx: Transaction) -> None:
+            known = tx.execute("SELECT status FROM outcomes WHERE slip_id = ?",
+                               (slip_id,)).fetchone()
+            if not later(reply.status, known["status"] if known else None):
+                return  # an earlier stage's answer, overtaken on the way
             tx.execute(
                 "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",
                 (slip_id, reply.status, reply.order_id, json.dumps(list(reply.reasons)),
@@ -198,7 +212,8 @@ class PhoneOrders(Service):
         )
         return [
             {**dict(row), "status": row["status"] or "sent",
-             "reasons": json.loads(row["reasons"] or "[]")}
+             "reasons": json.loads(row["reasons"] or "[]"),
+             "shown": _readable_slip(row["text"])}
             for row in rows
         ]
 

@@ -1,7 +1,7 @@
 """Validation as a Content-Based Router: ``order.received`` in, ``order.valid`` or
 ``order.invalid`` (with the reasons, for the customer) out. The order's source, if it
 gave a Return Address, is answered: accepted (with the order id) or refused (with
-every reason)."""
+every reason); the Return Address travels on with a valid order, for billing's answer."""
 
 from __future__ import annotations
 
@@ -48,7 +48,11 @@ class Validator(Service):
         )
 
         def apply(tx: Transaction) -> None:
-            publish_event(tx, routed)
+            if accepted:
+                publish_event(tx, routed, reply_to=incoming.reply_to,
+                              correlation_id=incoming.correlation_id)
+            else:
+                publish_event(tx, routed)
             publish_reply(tx, incoming.reply_to, reply)
 
         return apply

@@ -18,7 +18,9 @@ order of the same kilts), and cancel a paid order until the workshop starts it: 
 store sends the workshop a Command Message (``commands`` exchange, ``cancel``; the first
 step of the cancel Saga, whose compensation is billing's refund) and the page follows
 the ``cancelled`` and ``refunded`` events. Every order of one e-mail address is listed
-at ``/my-orders/<token>``, a secret address of its own, given in the e-mails.
+at ``/my-orders/<token>``, a secret address of its own, given only in the e-mails (sent
+to that address): never on a status page, since whoever places an order chooses the
+e-mail address it is placed with.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from kiltstore.domain import (
     now_iso,
     unit_price,
 )
-from kiltstore.limits import length_problems
+from kiltstore.limits import length_problems, order_problems
 from kiltstore.services import basket
 from kiltstore.services.base import Service
 from kiltstore.services.basket import FormError, ShopPages, total_pence
@@ -49,7 +51,7 @@ from kiltstore.services.validator import parse_event
 from kiltstore.services.workshop import CANCEL_TYPE, cancel_request
 from kiltstore.storage import Transaction
 from kiltstore.topology import CANCEL, COMMANDS, INTAKE
-from kiltstore.translators import WEB_CONTENT_TYPE, WEB_TYPE
+from kiltstore.translators import WEB_CONTENT_TYPE, WEB_TYPE, TranslationError, translate_web
 from kiltstore.web import EventHub, render, render_string
 
 SCHEMA = """
@@ -196,12 +198,31 @@ def checkout_document(
     }
 
 
+def order_checks(document: dict[str, Any]) -> list[str]:
+    """What the validator would refuse the checkout for at the first look, read as the
+    store reads it: the lengths of the canonical fields (a street joined from its two
+    lines) and the number of kilts (:func:`kiltstore.limits.order_problems`)."""
+    try:
+        return order_problems(translate_web(json.dumps(document).encode()))
+    except TranslationError as exc:
+        return [exc.reason]
+
+
 def stored_document(document: dict[str, Any]) -> dict[str, Any]:
-    """What the store keeps of a checkout: the card's last four digits, not its number."""
+    """What the store keeps of a checkout: the card's last four digits, not its number;
+    not the secret of the customer's order list (the e-mails carry it)."""
     kept = dict(document)
-    digits = "".join(ch for ch in str(kept.pop("card_number", "")) if ch.isdigit())
-    kept["card_last4"] = digits[-4:]
+    kept.pop("customer_token", None)
+    if "card_number" in kept:
+        digits = "".join(ch for ch in str(kept.pop("card_number")) if ch.isdigit())
+        kept["card_last4"] = digits[-4:]
     return kept
+
+
+def _public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """An event's detail as an order's status page may show it: without the link to the
+    customer's order list, which only the customer's own mailbox may see."""
+    return {key: value for key, value in detail.items() if key != "orders_path"}
 
 
 class WebStore(Service):
@@ -230,7 +251,8 @@ class WebStore(Service):
         self.upgrade()
 
     def upgrade(self) -> None:
-        """Orders saved by an older version: give them a token, forget their card."""
+        """Orders saved by an older version: give them a token, forget their card and the
+        secret of the customer's order list."""
         self.db.add_columns("orders", {
             "token": "TEXT NOT NULL DEFAULT ''",
             "email": "TEXT NOT NULL DEFAULT ''",
@@ -238,8 +260,9 @@ class WebStore(Service):
             "paid_again_as": "TEXT NOT NULL DEFAULT ''",
         })
         for row in self.db.query(
-            "SELECT number, document FROM orders WHERE token = '' OR document LIKE ?",
-            ('%"card_number"%',),
+            "SELECT number, document FROM orders"
+            " WHERE token = '' OR document LIKE ? OR document LIKE ?",
+            ('%"card_number"%', '%"customer_token"%'),
         ):
             document = json.loads(row["document"] or "{}")
             with self.db.transaction() as tx:
@@ -249,6 +272,7 @@ class WebStore(Service):
                     (secrets.token_urlsafe(TOKEN_BYTES), json.dumps(stored_document(document)),
                      row["number"]),
                 )
+        self.db.scrub()
 
     # -- checkout -----------------------------------------------------------------------
 
@@ -257,6 +281,9 @@ class WebStore(Service):
     ) -> str:
         """Save the order and its message in one transaction; return its status page's
         token. Raise :class:`FormError` for a form that can't be an order."""
+        problems = order_checks(checkout_document(0, form, lines=lines))
+        if problems:
+            raise FormError("; ".join(problems))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         email = form.get("email", "").strip().lower()
         with self.db.transaction() as tx:
@@ -444,7 +471,7 @@ class WebStore(Service):
                 "state": h["state"],
                 "at": h["at"],
                 "reasons": json.loads(h["reasons"]),
-                "detail": json.loads(h["detail"]),
+                "detail": _public_detail(json.loads(h["detail"])),
                 "text": STATUS_TEXT.get(h["state"], h["state"]),
             }
             for h in self.db.query(
@@ -452,9 +479,7 @@ class WebStore(Service):
             )
         ]
         latest = next((h for h in history if h["state"] == row["state"]), None)
-        document = json.loads(row["document"])
-        customer = self.db.query_one("SELECT token FROM customers WHERE email = ?",
-                                     (row["email"],))
+        document = stored_document(json.loads(row["document"]))
         return {
             "number": number,
             "token": token,
@@ -464,7 +489,6 @@ class WebStore(Service):
             "cancel_requested": row["cancel_requested"],
             "can_pay_again": row["state"] == str(State.DECLINED) and not row["paid_again_as"],
             "paid_again_as": row["paid_again_as"],
-            "orders_path": f"/my-orders/{customer['token']}" if customer else "",
             "order_id": f"web-{number}",
             "path": f"/orders/{token}",
             "state": row["state"],
