@@ -43,7 +43,9 @@
       link("/channels", "Channels", t.channels),
       link("/exchanges", "Exchanges", t.exchanges),
       link("/queues", "Queues", t.queues),
-      link("/queues?sort=consumers&sort_reverse=true", "Consumers", t.consumers),
+      // the consumer count is for monitoring and administrator users, as in RabbitMQ
+      t.consumers === undefined ? null
+        : link("/queues?sort=consumers&sort_reverse=true", "Consumers", t.consumers),
       link("/queues?sort=messages_ready&sort_reverse=true", "Ready", qt.messages_ready || 0),
       link("/queues?sort=messages_unacknowledged&sort_reverse=true", "Unacked", qt.messages_unacknowledged || 0));
     rates.add(keys.map((k) => K.rate(o, k)));
@@ -67,7 +69,7 @@
       { label: "Out /s", value: (q) => K.fmt.rate(K.rate(q, "deliver_get")), num: true },
     ], deepest.items.filter((q) => q.messages > 0), { empty: "Every queue is empty." }));
     if (!K.isMonitor) {
-      K.fill("#node", K.kv([["Version", `kiltmq ${o.product_version} (RabbitMQ ${o.rabbitmq_version} API)`], ["Node", o.node]]));
+      K.fill("#node", K.kv([["Version", `kiltmq ${o.product_version} (RabbitMQ ${o.rabbitmq_version} API)`]]));
       return;
     }
     const n = await K.api("GET", "/api/nodes/" + K.enc(o.node));
