@@ -1,7 +1,8 @@
 """What the management statistics cost the hot path, counted in instructions.
 
 The broker keeps RabbitMQ's message statistics as plain integer counters on the objects
-the message path already holds (channels, exchanges, queues; see
+the message path already holds (connections' bytes and socket reads and writes,
+channels, exchanges, queues; see
 :mod:`kiltmq.broker.monitor`); the management plane's sampler reads them every few
 seconds, off the message path. Timing a broker with and without them cannot resolve a
 few per cent on a shared machine (runs of the same code spread by tens of per cent), so
@@ -43,6 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (``consumer.unacked``, ``consumer_unacked``), which delivery itself needs, are not
 #: statistics and stay.
 COUNTERS: dict[str, tuple[str, ...]] = {
+    "server.py": (
+        r"self\.recv_oct \+= len\(data\)",
+        r"self\.recv_cnt \+= 1",
+        r"self\.send_oct \+= sent",
+        r"self\.send_cnt \+= 1",
+    ),
     "channel/publishing.py": (
         r"self\.published \+= 1",
         r"exchange\.publish_in \+= 1",
