@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiltmq.protocol import spec
+from kiltmq.protocol import ContentReceived, spec
+from kiltmq.protocol.codec import Long
 
 from .context import Context
 from .registry import E, scenario
@@ -144,3 +145,40 @@ async def queue_argument_values(ctx: Context) -> None:
             queue=ctx.q(f"e{number}"), durable=True,
             arguments={"x-queue-type": "stream", "x-max-age": age},
         ))
+
+
+@scenario(
+    E("basic.get-ok", body="x", header_types={
+        "big": "l", "small": "I",
+        "x-death": [{"count": "l", "exchange": "S", "queue": "S", "reason": "S",
+                     "routing-keys": ["S"], "time": "T"}] * 2,
+        "x-first-death-exchange": "S", "x-first-death-queue": "S",
+        "x-first-death-reason": "S",
+    }),
+    E("basic.get-ok", body="x", headers={"big": 5, "small": 5, "x-death": [
+        {"count": 2, "exchange": "", "queue": "cycle", "reason": "rejected",
+         "routing-keys": ["cycle"]},
+        {"count": 1, "exchange": "", "queue": "other", "reason": "rejected",
+         "routing-keys": ["other"]},
+    ], "x-first-death-exchange": "", "x-first-death-queue": "other",
+        "x-first-death-reason": "rejected"}),
+)
+async def header_field_types(ctx: Context) -> None:
+    # The integers the broker writes into headers are 64-bit ('l'): x-death's count,
+    # also when a message dies again and another queue's record goes along; the
+    # client's own headers keep their types.
+    ch = await ctx.channel()
+    cycle, other = ctx.q("cycle"), ctx.q("other")
+    for queue in (cycle, other):
+        await ch.call(QueueDeclare(queue=queue, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": cycle,
+        }))
+    await ch.call(spec.ConfirmSelect())
+    ch.publish("", other, "x", headers={"big": Long(5), "small": 5})
+    await ch.settle()
+    for queue in (other, cycle, cycle):
+        got = await ch.get(queue)
+        assert isinstance(got, ContentReceived)
+        ch.send(spec.BasicReject(delivery_tag=got.method.delivery_tag, requeue=False))
+        await ctx.wait_counts(cycle, messages=1, consumers=0)
+    await ch.get(cycle)

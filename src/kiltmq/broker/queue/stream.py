@@ -27,7 +27,7 @@ from kiltmq.broker.declaration import type_name
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue.entry import Entry
 from kiltmq.broker.queue.queue import Consumer, Queue
-from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.codec import FieldTable, Long
 from kiltmq.protocol.errors import AMQPNotImplemented, PreconditionFailed
 from kiltmq.protocol.spec import BasicProperties
 
@@ -51,7 +51,7 @@ def stamped(message: Message, offset: int) -> Message:
     """``message`` with ``x-stream-offset`` in its headers."""
     properties = message.properties
     fields = {name: getattr(properties, name) for name in properties.FIELDS}
-    fields["headers"] = {**(properties.headers or {}), "x-stream-offset": offset}
+    fields["headers"] = {**(properties.headers or {}), "x-stream-offset": Long(offset)}
     raw = BasicProperties(**fields).encode()
     return Message(message.exchange, message.routing_key, raw, message.body, message.deliver_tail)
 
