@@ -100,6 +100,12 @@ class StreamQueue(Queue):
         self.segment_bytes = segment if isinstance(segment, int) and segment > 0 else SEGMENT_BYTES
 
     @property
+    def consumer_count(self) -> int:
+        """0, as RabbitMQ 3.10's queue.declare-ok says of a stream, whatever its
+        consumers (the management API lists them)."""
+        return 0
+
+    @property
     def _what(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
