@@ -178,7 +178,7 @@ async def header_field_types(ctx: Context) -> None:
     await ch.settle()
     for queue in (other, cycle, cycle):
         got = await ch.get(queue)
-        assert isinstance(got, ContentReceived)
+        assert isinstance(got, ContentReceived) and isinstance(got.method, spec.BasicGetOk)
         ch.send(spec.BasicReject(delivery_tag=got.method.delivery_tag, requeue=False))
         await ctx.wait_counts(cycle, messages=1, consumers=0)
     await ch.get(cycle)
