@@ -124,15 +124,20 @@ class StreamQueue(Queue):
         self._append(message, now)
         if self._persist:
             self._store.message_enqueued(self.vhost.name, self.name, message)
+            self._store.message_arrived(self.vhost.name, self.name, message, now)
         for consumer in self.cursors:
             self._feed(consumer)
         return True
 
     def restore(self, entry: Entry, expires_at: float | None = None) -> None:
-        message = entry.message
+        self.restore_log(entry.message, None)
+
+    def restore_log(self, message: Message, arrived_at: float | None) -> None:
+        """Append a message recovered from the store, which arrived at ``arrived_at``
+        (None: not recorded, by a store of an older format: now)."""
         if not self.log:
             self.first = offset_of(message)
-        self._append(message, self.vhost.wall())
+        self._append(message, self.vhost.wall() if arrived_at is None else arrived_at)
 
     def _append(self, message: Message, now: float) -> None:
         segments = self.segments
