@@ -162,6 +162,10 @@ async def queue_argument_values(ctx: Context) -> None:
          "routing-keys": ["other"]},
     ], "x-first-death-exchange": "", "x-first-death-queue": "other",
         "x-first-death-reason": "rejected"}),
+    E("basic.get-ok", body="typed", redelivered=True,
+      header_types={"big": "l", "small": "I", "x-delivery-count": "l"}),
+    E("basic.deliver", body="typed", header_types={"big": "l", "small": "I",
+                                                   "x-stream-offset": "l"}),
 )
 async def header_field_types(ctx: Context) -> None:
     # The integers the broker writes into headers are 64-bit ('l'): x-death's count,
@@ -182,3 +186,20 @@ async def header_field_types(ctx: Context) -> None:
         ch.send(spec.BasicReject(delivery_tag=got.method.delivery_tag, requeue=False))
         await ctx.wait_counts(cycle, messages=1, consumers=0)
     await ch.get(cycle)
+    # a quorum queue's x-delivery-count and a stream's x-stream-offset join the
+    # client's headers, which keep their types
+    quorum, stream = ctx.q("quorum"), ctx.q("stream")
+    await ch.call(QueueDeclare(queue=quorum, durable=True, arguments={"x-queue-type": "quorum"}))
+    await ch.call(QueueDeclare(queue=stream, durable=True, arguments={"x-queue-type": "stream"}))
+    for queue in (quorum, stream):
+        ch.publish("", queue, "typed", headers={"big": Long(7), "small": 7})
+    await ch.settle()
+    got = await ch.get(quorum)
+    assert isinstance(got, ContentReceived) and isinstance(got.method, spec.BasicGetOk)
+    ch.send(spec.BasicReject(delivery_tag=got.method.delivery_tag, requeue=True))
+    await ch.get(quorum)
+    reader = await ctx.channel()
+    await reader.call(spec.BasicQos(prefetch_count=1))
+    await reader.call(spec.BasicConsume(queue=stream, consumer_tag="reader",
+                                        arguments={"x-stream-offset": "first"}))
+    await reader.receive()

@@ -10,32 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.clock import Clock
 from kiltmq.broker.exchange import Exchange
-from kiltmq.broker.message import (
-    FLAG_CONTENT_ENCODING,
-    FLAG_CONTENT_TYPE,
-    FLAG_HEADERS,
-    Message,
-)
+from kiltmq.broker.message import Message, kept_headers
 from kiltmq.broker.queue import Queue
-from kiltmq.protocol.codec import Long, raw_fields
+from kiltmq.protocol.codec import Long
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["VhostDeadLetters", "dead_lettered"]
-
-
-def _kept_headers(raw_properties: bytes) -> dict[str, Any]:
-    """The headers of encoded properties, each value kept as it came (RabbitMQ passes a
-    dead message's headers on as they are, types included)."""
-    flags = (raw_properties[0] << 8) | raw_properties[1]
-    if not flags & FLAG_HEADERS:
-        return {}
-    if flags & 1:  # further flag words (none are defined for basic): decode them
-        return dict(BasicProperties.decode(raw_properties).headers or {})
-    pos = 2
-    for bit in (FLAG_CONTENT_TYPE, FLAG_CONTENT_ENCODING):
-        if flags & bit:
-            pos += 1 + raw_properties[pos]
-    return dict(raw_fields(raw_properties, pos))
 
 
 def _long_count(death: Any) -> Any:
@@ -57,7 +37,7 @@ def dead_lettered(
         props = message.properties
     except (ValueError, IndexError):
         return None
-    headers: dict[str, Any] = _kept_headers(message.raw_properties)
+    headers: dict[str, Any] = kept_headers(message.raw_properties)
     # the counts of earlier deaths go back as RabbitMQ wrote them: 64-bit
     deaths: list[Any] = [_long_count(d) for d in (props.headers or {}).get("x-death") or []]
     previous = None

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from kiltmq.broker.declaration import type_name
-from kiltmq.broker.message import Message
+from kiltmq.broker.message import Message, kept_headers
 from kiltmq.broker.queue.entry import Entry
 from kiltmq.broker.queue.queue import Consumer, Queue
 from kiltmq.protocol.codec import FieldTable, Long
@@ -51,7 +51,8 @@ def stamped(message: Message, offset: int) -> Message:
     """``message`` with ``x-stream-offset`` in its headers."""
     properties = message.properties
     fields = {name: getattr(properties, name) for name in properties.FIELDS}
-    fields["headers"] = {**(properties.headers or {}), "x-stream-offset": Long(offset)}
+    headers = kept_headers(message.raw_properties)
+    fields["headers"] = {**headers, "x-stream-offset": Long(offset)}
     raw = BasicProperties(**fields).encode()
     return Message(message.exchange, message.routing_key, raw, message.body, message.deliver_tail)
 
