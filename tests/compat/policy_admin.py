@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +19,11 @@ import pytest
 from kiltmq.broker import Broker
 from kiltmq.broker.admin import Admin
 
+#: What the management API shows of the policies that apply to a queue.
+POLICY_FIELDS = ("policy", "operator_policy", "effective_policy_definition")
+#: How often RabbitMQ emits a queue's statistics (collect_statistics_interval), plus a
+#: margin, in seconds.
+STATS_INTERVAL = 5.5
 RABBITMQ_API = os.environ.get("KILTMQ_RABBITMQ_API", "http://127.0.0.1:15672/api")
 
 
@@ -33,6 +39,11 @@ class PolicyHost(Protocol):
     ) -> None: ...
 
     def clear_policy(self, name: str, *, operator: bool = False) -> None: ...
+
+    def queue_policy(self, name: str) -> dict[str, Any]:
+        """The policy, operator policy and effective definition of queue ``name``, as
+        the management API shows them."""
+        ...
 
     def close(self) -> None: ...
 
@@ -85,6 +96,7 @@ class RabbitHost:
         self.vhost = unique_vhost()
         self.url = amqp_url.rstrip("/") + "/" + _quote(self.vhost)
         self._path = _quote(self.vhost)
+        self._changed = 0.0
         status, _ = rabbitmq_api("PUT", f"/vhosts/{self._path}", {})
         assert status in (201, 204), status
         status, _ = rabbitmq_api(
@@ -102,11 +114,25 @@ class RabbitHost:
                 "apply-to": apply_to}
         status, answer = rabbitmq_api("PUT", f"/{kind}/{self._path}/{_quote(name)}", body)
         assert status in (201, 204), answer
+        self._changed = time.monotonic()
 
     def clear_policy(self, name: str, *, operator: bool = False) -> None:
         kind = "operator-policies" if operator else "policies"
         status, answer = rabbitmq_api("DELETE", f"/{kind}/{self._path}/{_quote(name)}")
         assert status == 204, answer
+        self._changed = time.monotonic()
+
+    def queue_policy(self, name: str) -> dict[str, Any]:
+        # RabbitMQ's management API shows a queue's policies from its statistics,
+        # emitted every 5 s: wait for those of after the last change
+        time.sleep(max(0.0, self._changed + STATS_INTERVAL - time.monotonic()))
+        deadline = time.monotonic() + STATS_INTERVAL
+        while True:
+            status, answer = rabbitmq_api("GET", f"/queues/{self._path}/{_quote(name)}")
+            assert status == 200, answer
+            if "effective_policy_definition" in answer or time.monotonic() > deadline:
+                return {key: answer.get(key) for key in POLICY_FIELDS}
+            time.sleep(0.2)
 
     def close(self) -> None:
         rabbitmq_api("DELETE", f"/vhosts/{self._path}")
@@ -135,6 +161,13 @@ class KiltHost:
         self.broker.call_in_loop(
             lambda: self.admin.clear_policy(self.vhost, name, operator=operator)
         )
+
+    def queue_policy(self, name: str) -> dict[str, Any]:
+        (stats,) = [
+            s for s in self.broker.call_in_loop(lambda: self.admin.queues(self.vhost))
+            if s.name == name
+        ]
+        return {key: getattr(stats, key) for key in POLICY_FIELDS}
 
     def close(self) -> None:
         self.broker.call_in_loop(lambda: self.admin.delete_vhost(self.vhost))

@@ -89,6 +89,26 @@ async def stream_consumers_refused(ctx: Context) -> None:
     await ch.call(spec.QueuePurge(queue=q))
 
 
+@scenario(
+    E("queue.declare-ok", queue="counted", message_count=0, consumer_count=0),
+)
+async def stream_declare_ok_counts(ctx: Context) -> None:
+    # queue.declare-ok counts neither a stream's messages nor its consumers, passive or
+    # not, with consumers attached and reading.
+    q = ctx.q("counted")
+    pub = await ctx.channel()
+    await pub.call(QueueDeclare(queue=q, durable=True, arguments=STREAM))
+    await pub.call(spec.ConfirmSelect())
+    for body in ("m0", "m1"):
+        pub.publish("", q, body)
+    await pub.settle()
+    readers = [await _consumer(ctx, q, tag, "first") for tag in ("one", "two")]
+    for reader in readers:
+        await reader.receive_n(2)
+    await pub.call(QueueDeclare(queue=q, passive=True))
+    await pub.call(QueueDeclare(queue=q, durable=True, arguments=STREAM))
+
+
 async def _consumer(ctx: Context, q: str, tag: str, offset: Any, prefetch: int = 5
                     ) -> RecordingChannel:
     ch = await ctx.channel()

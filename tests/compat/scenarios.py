@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     sc_features,
     sc_messaging,
     sc_protocol,
+    sc_queue_types,
     sc_quorum,
     sc_settlement,
     sc_stream,

@@ -282,3 +282,46 @@ def test_delivery_limit_policy_on_quorum_queues(hosts: Any) -> None:
         "dl.lower-arg": [0],
         "dl.classic": [None, None, None, None],
     }
+
+
+def test_policies_apply_only_to_queue_types_that_support_them(hosts: Any) -> None:
+    """A policy with a key the queue's type does not support does not apply to it at
+    all (the next matching one may); an expires policy leaves a stream alone."""
+
+    def steps(host: PolicyHost, ch: Any) -> Any:
+        queues = {
+            "t.classic": {},
+            "t.quorum": {"x-queue-type": "quorum"},
+            "t.stream": {"x-queue-type": "stream"},
+        }
+        for queue, arguments in queues.items():
+            ch.queue_declare(queue, durable=True, arguments=arguments)
+        host.set_policy("age", "^t\\.", {"max-age": "1h"}, priority=5)
+        host.set_policy("length", "^t\\.", {"max-length": 2, "expires": 3600000}, priority=3)
+        host.set_policy("limit", "^t\\.", {"delivery-limit": 4}, priority=1)
+        host.set_policy("bytes", "^t\\.", {"max-length-bytes": 100000}, operator=True)
+        host.set_policy("ttl", "^t\\.s", {"message-ttl": 60000}, priority=1, operator=True)
+        seen = {queue: host.queue_policy(queue) for queue in queues}
+        for queue in ("t.classic", "t.quorum"):
+            publish(ch, queue, "a", "b", "c", "d")
+        counts = [count(ch, queue) for queue in ("t.classic", "t.quorum")]
+        host.clear_policy("age")
+        host.clear_policy("length")
+        after = {queue: host.queue_policy(queue) for queue in queues}
+        host.set_policy("gone", "^t\\.stream$", {"expires": 1}, priority=9)
+        time.sleep(0.5)
+        stream = run_on(host, lambda _h, c: c.queue_declare("t.stream", passive=True,
+                                                            durable=True).method.queue)
+        return seen, counts, after, stream
+
+    seen, counts, after, stream = same_on_both(hosts, steps)
+    assert seen["t.classic"]["policy"] == "length"
+    assert seen["t.quorum"]["policy"] == "length"
+    assert seen["t.stream"]["policy"] == "age"
+    assert seen["t.stream"]["effective_policy_definition"] == {
+        "max-age": "1h", "max-length-bytes": 100000,
+    }
+    assert counts == [2, 2]
+    assert after["t.classic"]["policy"] is None
+    assert after["t.quorum"]["policy"] == "limit"
+    assert stream == "t.stream"

@@ -15,10 +15,11 @@ appearance; publisher confirms are compared as the set of settled tags (brokers 
 connection errors for broken framing and protocol violations (501-505, 540), which in
 RabbitMQ quotes Erlang internals, by its reply-code name only; an Erlang binary quoted in
 a text (``<<"most">>``) as a plain quoted string (``'most'``); the ``time`` of ``x-death``
-records is dropped. Everything else, including the reply text of channel errors, must
-match exactly. Queue counts are read only after
-publisher confirms settled, since RabbitMQ's queue.declare-ok may not count messages still
-in flight.
+records is dropped (its field type is kept: each delivery's headers are recorded with
+their field type codes too, ``header_types``, since ``I`` and ``l`` decode the same).
+Everything else, including the reply text of channel errors, must match exactly. Queue
+counts are read only after publisher confirms settled, since RabbitMQ's queue.declare-ok
+may not count messages still in flight.
 
 Recorded against RabbitMQ 3.10.8 (Debian package). Where RabbitMQ differs from the spec
 text the scenarios follow RabbitMQ, for instance: a connection.start-ok naming an unknown

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kiltmq.protocol import ContentReceived, Method, MethodReceived, ProtocolError
+from kiltmq.protocol.codec import decode_field_value
 
 Entry = tuple[str, str, dict[str, Any]]
 
@@ -89,6 +90,7 @@ class Transcript:
             extra: dict[str, Any] = {"body": _body(item.body)}
             if props.headers:
                 extra["headers"] = _stable_headers(props.headers)
+                extra["header_types"] = header_types(item.raw_properties)
             self.add_method(who, item.method, extra)
         else:
             self.add_method(who, item.method)
@@ -107,6 +109,51 @@ def _stable_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
             for d in deaths
         ]
     return out
+
+
+_TYPES_DEPTH = 8
+
+
+def header_types(raw_properties: bytes) -> dict[str, Any]:
+    """The field type codes of the headers in encoded basic properties, nested as the
+    values are (``{"x-delivery-count": "l", "x-death": [{"count": "l", ...}]}``): a
+    broker that sends a count as ``I`` where RabbitMQ sends ``l`` decodes the same but
+    is not the same to a typed client."""
+    flags = int.from_bytes(raw_properties[:2], "big")
+    offset = 2
+    for bit in (0x8000, 0x4000):  # content-type, content-encoding: short strings
+        if flags & bit:
+            offset += 1 + raw_properties[offset]
+    return _table_types(raw_properties, offset)[0] if flags & 0x2000 else {}
+
+
+def _table_types(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, Any], int]:
+    end = offset + 4 + int.from_bytes(buf[offset:offset + 4], "big")
+    offset += 4
+    types: dict[str, Any] = {}
+    while offset < end:
+        size = buf[offset]
+        key = buf[offset + 1:offset + 1 + size].decode("utf-8", "replace")
+        types[key], offset = _value_type(buf, offset + 1 + size, depth)
+    return types, end
+
+
+def _value_type(buf: bytes, offset: int, depth: int) -> tuple[Any, int]:
+    code = chr(buf[offset])
+    if code in "FA" and depth >= _TYPES_DEPTH:  # deeper: the code of the value only
+        length = int.from_bytes(buf[offset + 1:offset + 5], "big")
+        return code, offset + 5 + length
+    if code == "F":
+        return _table_types(buf, offset + 1, depth + 1)
+    if code == "A":
+        end = offset + 5 + int.from_bytes(buf[offset + 1:offset + 5], "big")
+        offset += 5
+        items = []
+        while offset < end:
+            item, offset = _value_type(buf, offset, depth + 1)
+            items.append(item)
+        return items, end
+    return code, decode_field_value(buf, offset)[1]
 
 
 def _body(body: bytes) -> str:

@@ -20,6 +20,7 @@ from kiltmq.protocol import spec
 from kiltmq.protocol.codec import (
     MAX_DEPTH,
     DeepValue,
+    Long,
     decode_array,
     decode_field_value,
     decode_longstr,
@@ -30,6 +31,7 @@ from kiltmq.protocol.codec import (
     encode_longstr,
     encode_shortstr,
     encode_table,
+    raw_fields,
 )
 
 from .malformed import MALFORMED
@@ -255,3 +257,26 @@ def test_the_L_type_code_is_a_signed_64_bit_integer() -> None:
     while isinstance(value, dict):
         value = value["k"]
     assert isinstance(value, DeepValue) and value.encoded.endswith(raw)
+
+
+def test_long_encodes_as_l_whatever_its_size() -> None:
+    encoded = encode_table({"n": Long(1), "m": 1})
+    assert encoded == struct.pack(">I", 18) + (
+        b"\x01nl" + struct.pack(">q", 1) + b"\x01mI" + struct.pack(">i", 1)
+    )
+    assert decode_table(encoded, 0)[0] == {"n": 1, "m": 1}
+    with pytest.raises(ValueError):
+        encode_table({"n": Long(2**63)})
+
+
+def test_raw_fields_keep_each_value_as_it_came() -> None:
+    payload = (
+        b"\x01bb\xff" + b"\x01lL" + struct.pack(">q", 7) + b"\x01ff" + struct.pack(">f", 1.5)
+        + b"\x01aA" + struct.pack(">I", 3) + b"s\x00\x01"
+    )
+    table = struct.pack(">I", len(payload)) + payload
+    fields = raw_fields(table, 0)
+    assert [f.encoded[:1] for f in fields.values()] == [b"b", b"L", b"f", b"A"]
+    assert encode_table(fields) == table
+    with pytest.raises(ValueError):
+        raw_fields(struct.pack(">I", len(payload) + 3) + payload, 0)

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from kiltmq.broker.clock import Clock
 from kiltmq.broker.exchange import Exchange
-from kiltmq.broker.message import Message
+from kiltmq.broker.message import Message, kept_headers
 from kiltmq.broker.queue import Queue
+from kiltmq.protocol.codec import Long
 from kiltmq.protocol.spec import BasicProperties
 
 __all__ = ["VhostDeadLetters", "dead_lettered"]
+
+
+def _long_count(death: Any) -> Any:
+    if isinstance(death, dict) and type(death.get("count")) is int:
+        return {**death, "count": Long(death["count"])}
+    return death
 
 
 def dead_lettered(
@@ -30,15 +37,16 @@ def dead_lettered(
         props = message.properties
     except (ValueError, IndexError):
         return None
-    headers: dict[str, Any] = dict(props.headers or {})
-    deaths: list[Any] = list(headers.get("x-death") or [])
+    headers: dict[str, Any] = kept_headers(message.raw_properties)
+    # the counts of earlier deaths go back as RabbitMQ wrote them: 64-bit
+    deaths: list[Any] = [_long_count(d) for d in (props.headers or {}).get("x-death") or []]
     previous = None
     for i, old in enumerate(deaths):
         if isinstance(old, dict) and old.get("queue") == queue and old.get("reason") == reason:
             previous = deaths.pop(i)
             break
     death: dict[str, Any] = {
-        "count": (previous.get("count", 1) + 1) if previous else 1,
+        "count": Long(previous.get("count", 1) + 1) if previous else Long(1),
         "reason": reason,
         "queue": queue,
         "time": datetime.fromtimestamp(int(now), UTC),
@@ -56,7 +64,8 @@ def dead_lettered(
     new_props = BasicProperties(**{f: getattr(props, f) for f in BasicProperties.FIELDS})
     new_props.headers = headers
     new_props.expiration = None
-    dead = Message.build(exchange, routing_key or message.routing_key, message.body, new_props)
+    # built from the encoded properties: the kept headers decode when they are read
+    dead = Message(exchange, routing_key or message.routing_key, new_props.encode(), message.body)
     if any(isinstance(d, dict) and d.get("reason") == "rejected" for d in deaths):
         return dead, frozenset()
     died_in = (d.get("queue") for d in deaths if isinstance(d, dict))

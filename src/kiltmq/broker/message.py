@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import itertools
 import struct
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from kiltmq.protocol.codec import FieldTable, encode_shortstr, skip_table
+from kiltmq.protocol.codec import FieldTable, encode_shortstr, raw_fields, skip_table
 from kiltmq.protocol.frames import CONTENT_HEADER
 from kiltmq.protocol.spec import BasicProperties
 
@@ -326,3 +326,20 @@ class PagedMessage(Message):
 # Most messages carry one of a few small property sets (often just delivery-mode 2):
 # stand-ins share one bytes object and one flags int per set instead of one each.
 _SHARED_PROPERTIES: dict[bytes, tuple[bytes, int]] = {}
+
+
+def kept_headers(raw_properties: bytes) -> dict[str, Any]:
+    """The headers of encoded basic properties, each value kept as it came
+    (:class:`~kiltmq.protocol.codec.RawField`): headers the broker passes on after
+    adding its own go out with the field types the publisher gave them, as RabbitMQ's
+    do (a decode and encode would turn a small ``l`` into ``I``, ``f`` into ``d`` ...)."""
+    flags = (raw_properties[0] << 8) | raw_properties[1]
+    if not flags & FLAG_HEADERS:
+        return {}
+    if flags & 1:  # further flag words (none are defined for basic): decode them
+        return dict(BasicProperties.decode(raw_properties).headers or {})
+    pos = 2
+    for bit in (FLAG_CONTENT_TYPE, FLAG_CONTENT_ENCODING):
+        if flags & bit:
+            pos += 1 + raw_properties[pos]
+    return dict(raw_fields(raw_properties, pos))

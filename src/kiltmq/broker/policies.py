@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kiltmq.broker.declaration import UNSUPPORTED_POLICIES
 from kiltmq.broker.exchange import Exchange
 from kiltmq.broker.policy import Policy, parse_policy, pick
 from kiltmq.broker.queue import Queue
@@ -84,10 +85,11 @@ class VhostPolicies:
     # -- applying ---------------------------------------------------------------------
 
     def apply_queue(self, queue: Queue) -> None:
-        """Give ``queue`` the policy and operator policy that match it (nothing happens
-        when they are the ones it has)."""
-        policy = pick(self.policies.values(), "queue", queue.name)
-        operator = pick(self.operator_policies.values(), "queue", queue.name)
+        """Give ``queue`` the policy and operator policy that match it and that its type
+        supports (nothing happens when they are the ones it has)."""
+        unsupported = UNSUPPORTED_POLICIES.get(queue.type, frozenset())
+        policy = pick(self.policies.values(), "queue", queue.name, unsupported)
+        operator = pick(self.operator_policies.values(), "queue", queue.name, unsupported)
         if policy == queue.policy and operator == queue.operator_policy:
             return
         queue.apply_policy(policy, operator)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,12 +163,20 @@ class Policy:
         }
 
 
-def pick(policies: Iterable[Policy], kind: str, name: str) -> Policy | None:
+def pick(
+    policies: Iterable[Policy],
+    kind: str,
+    name: str,
+    unsupported: Collection[str] = (),
+) -> Policy | None:
     """The policy that applies to ``kind`` ``name``: the highest priority among those
-    matching, of equals the first by name."""
+    matching, of equals the first by name. A policy with a key of ``unsupported`` (those
+    the queue's type does not support) does not apply, as in RabbitMQ 3.10."""
     best: Policy | None = None
     for policy in policies:
         if not policy.matches(kind, name):
+            continue
+        if unsupported and any(key in unsupported for key in policy.definition):
             continue
         if (
             best is None

@@ -80,7 +80,7 @@ class BrokerRecovery:
                 if vhost is not None:
                     vhost.restore_message(
                         stored.queue, stored.message, stored.redelivered, stored.expires_at,
-                        stored.delivery_count, stored.dead,
+                        stored.delivery_count, stored.dead, stored.arrived_at,
                     )
             if self._default_permissions:
                 # no permissions configured: every configured user may do everything

@@ -27,11 +27,11 @@ from kiltmq.broker.declaration import (
     EXCHANGE_EQUIVALENCE_ARGS,
     QUEUE_EQUIVALENCE_ARGS,
     check_args,
+    check_dead_letter_exchange,
     check_flags,
     check_queue_type,
     check_type_args,
     validate_exchange_args,
-    validate_queue_args,
 )
 from kiltmq.broker.exchange import (
     EXCHANGE_TYPES,
@@ -306,12 +306,7 @@ class VirtualHost(VhostDeadLetters, VhostRecovery):
         owner_declared = owner if exclusive else None
         self.churn.queue_declared += 1
         queue = self.queues.get(name)
-        if queue is None:
-            what = self.describe("queue", name)
-            kind = check_queue_type(
-                what, arguments or {}, durable=durable, exclusive=exclusive,
-                auto_delete=auto_delete,
-            )
+        declared_durable = durable
         durable = durable and not exclusive  # RabbitMQ: exclusive queues are transient
         if queue is not None:
             if queue.owner is not owner_declared:
@@ -328,8 +323,13 @@ class VirtualHost(VhostDeadLetters, VhostRecovery):
             return queue, False
         if self.max_queues is not None and len(self.queues) >= self.max_queues:
             raise queue_refused(self.name, name, self.max_queues)
+        what = self.describe("queue", name)
         args = dict(arguments or {})
-        validate_queue_args(what, args)
+        check_dead_letter_exchange(what, args)
+        kind = check_queue_type(
+            what, args, durable=declared_durable, exclusive=exclusive,
+            auto_delete=auto_delete,
+        )
         queue = QUEUE_CLASSES[kind](
             self, name, durable=durable, auto_delete=auto_delete, owner=owner_declared,
             arguments=args,

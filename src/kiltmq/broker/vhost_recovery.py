@@ -10,7 +10,14 @@ from kiltmq.broker.declaration import queue_type
 from kiltmq.broker.exchange import EXCHANGE_TYPES, Binding, Destination, Exchange, HeadersExchange
 from kiltmq.broker.message import Message
 from kiltmq.broker.policies import POLICY_KINDS, VhostPolicies
-from kiltmq.broker.queue import QUEUE_CLASSES, Entry, Queue, QueueOwner, QuorumQueue
+from kiltmq.broker.queue import (
+    QUEUE_CLASSES,
+    Entry,
+    Queue,
+    QueueOwner,
+    QuorumQueue,
+    StreamQueue,
+)
 from kiltmq.broker.store import Definition
 from kiltmq.broker.vhost_metadata import VhostMetadata
 
@@ -83,9 +90,13 @@ class VhostRecovery:
         expires_at: float | None = None,
         delivery_count: int = 0,
         dead: str | None = None,
+        arrived_at: float | None = None,
     ) -> None:
         queue = self.queues.get(queue_name)
         if queue is None:
+            return
+        if isinstance(queue, StreamQueue):
+            queue.restore_log(message, arrived_at)
             return
         if isinstance(queue, QuorumQueue):
             queue.restore_stored(message, redelivered, expires_at, delivery_count, dead)

@@ -14,9 +14,10 @@ disagree, and every client follows RabbitMQ)::
 
 Python values map as: ``bool`` -> t, ``int`` -> I (or l when it does not fit 32 bits),
 ``float`` -> d, ``Decimal`` -> D, ``str`` -> S, ``bytes`` -> x, ``datetime`` -> T,
-``dict`` -> F, ``list``/``tuple`` -> A, ``None`` -> V. Decoding gives back the same Python
-types (all integer codes decode to ``int``, f and d to ``float``; an L value encodes
-back as l). An ``S`` value that is
+``dict`` -> F, ``list``/``tuple`` -> A, ``None`` -> V, :class:`Long` -> l (the broker's
+own counts, as RabbitMQ), :class:`RawField` -> the value as it came. Decoding gives back
+the same Python types (all integer codes decode to ``int``, f and d to ``float``; an L
+value encodes back as l). An ``S`` value that is
 not valid UTF-8 decodes to ``bytes`` rather than failing: RabbitMQ treats it as binary.
 
 Whatever RabbitMQ accepts decodes, and encodes back to the same bytes:
@@ -77,6 +78,38 @@ MAX_DEPTH = 64
 """Tables and arrays nested deeper than this decode to :class:`DeepValue`."""
 
 _MAX_DATETIME = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime holds
+
+
+class Long(int):
+    """An ``int`` that encodes as ``l`` (64-bit signed) whatever its size, as RabbitMQ
+    sends the counts and offsets it writes into headers (``x-delivery-count``,
+    ``x-stream-offset``, the ``count`` of ``x-death``); a plain ``int`` encodes as ``I``
+    when it fits 32 bits. Decoding gives plain ``int`` back."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Long({int(self)})"
+
+
+class RawField:
+    """A field value kept as it came (``encoded``: type code and value); it encodes back
+    to the same bytes. For passing a table's entries on unchanged: a decode and encode
+    round trip turns ``b s u i L f`` values and small ``l`` ones into other types."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, encoded: bytes) -> None:
+        self.encoded = encoded
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawField) and other.encoded == self.encoded
+
+    def __hash__(self) -> int:
+        return hash(self.encoded)
+
+    def __repr__(self) -> str:
+        return f"RawField({self.encoded!r})"
 
 
 class Timestamp(int):
@@ -169,6 +202,12 @@ def _enc_int(v: int) -> bytes:
     raise ValueError(f"integer {v} does not fit a 64-bit signed field")
 
 
+def _enc_long(v: Long) -> bytes:
+    if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+        return b"l" + _pack_q(v)
+    raise ValueError(f"integer {v} does not fit a 64-bit signed field")
+
+
 def _enc_float(v: float) -> bytes:
     return b"d" + _pack_d(v)
 
@@ -208,7 +247,7 @@ def _enc_timestamp(v: Timestamp) -> bytes:
     return b"T" + _pack_Q(v)
 
 
-def _enc_deep(v: DeepValue) -> bytes:
+def _enc_deep(v: DeepValue | RawField) -> bytes:
     return v.encoded
 
 
@@ -235,7 +274,9 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     Decimal: _enc_decimal,
     datetime: _enc_datetime,
     Timestamp: _enc_timestamp,
+    Long: _enc_long,
     DeepValue: _enc_deep,
+    RawField: _enc_deep,
     dict: _enc_table,
     list: _enc_array,
     tuple: _enc_array,
@@ -505,3 +546,24 @@ def _skip_value(buf: bytes, offset: int) -> int:
             if pos > n:
                 raise ValueError("truncated field value")
             return pos
+
+
+def raw_fields(buf: bytes, offset: int) -> dict[str, RawField]:
+    """The entries of the field table at ``offset`` (its length first), each value kept
+    encoded as a :class:`RawField`; names decode as :func:`decode_table` decodes them."""
+    (n,) = _unpack_I(buf, offset)
+    pos = offset + 4
+    end = pos + n
+    if end > len(buf):
+        raise ValueError("truncated field table")
+    fields: dict[str, RawField] = {}
+    while pos < end:
+        size = buf[pos]
+        name = bytes(buf[pos + 1:pos + 1 + size]).decode("utf-8", "surrogateescape")
+        pos += 1 + size
+        value_end = _skip_value(buf, pos)
+        fields[name] = RawField(bytes(buf[pos:value_end]))
+        pos = value_end
+    if pos != end:
+        raise ValueError("field table overruns its length")
+    return fields

@@ -117,7 +117,7 @@ class Declarations(DirectReplyTo):
         self.last_queue = queue.name
         if not m.no_wait:
             self._reply_stored(
-                spec.QueueDeclareOk(queue.name, len(queue.ready), len(queue.consumers)),
+                spec.QueueDeclareOk(queue.name, len(queue.ready), queue.consumer_count),
                 queue.durable,
             )
 

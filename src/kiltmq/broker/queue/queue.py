@@ -243,6 +243,7 @@ class Queue:
 
     @property
     def consumer_count(self) -> int:
+        """The consumer count queue.declare-ok reports."""
         return len(self.consumers)
 
     @property

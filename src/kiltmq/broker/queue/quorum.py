@@ -30,12 +30,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
-from kiltmq.broker.message import Message
+from kiltmq.broker.message import Message, kept_headers
 from kiltmq.broker.queue.discards import DeadLetterOwner, Discard, Discards
 from kiltmq.broker.queue.entry import Entry
 from kiltmq.broker.queue.limits import Limits
 from kiltmq.broker.queue.queue import Queue
-from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.codec import FieldTable, Long
 from kiltmq.protocol.errors import AMQPNotImplemented
 from kiltmq.protocol.frames import CONTENT_HEADER
 from kiltmq.protocol.spec import BasicProperties
@@ -70,7 +70,8 @@ def counted_header(message: Message, delivery_count: int) -> bytes:
     """The content header of ``message`` with ``x-delivery-count`` in its headers."""
     properties = message.properties
     fields = {name: getattr(properties, name) for name in properties.FIELDS}
-    fields["headers"] = {**(properties.headers or {}), "x-delivery-count": delivery_count}
+    headers = kept_headers(message.raw_properties)
+    fields["headers"] = {**headers, "x-delivery-count": Long(delivery_count)}
     raw = BasicProperties(**fields).encode()
     return CONTENT_HEADER.pack(60, 0, message.size) + raw
 

@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from kiltmq.broker.declaration import type_name
-from kiltmq.broker.message import Message
+from kiltmq.broker.message import Message, kept_headers
 from kiltmq.broker.queue.entry import Entry
 from kiltmq.broker.queue.queue import Consumer, Queue
-from kiltmq.protocol.codec import FieldTable
+from kiltmq.protocol.codec import FieldTable, Long
 from kiltmq.protocol.errors import AMQPNotImplemented, PreconditionFailed
 from kiltmq.protocol.spec import BasicProperties
 
@@ -51,7 +51,8 @@ def stamped(message: Message, offset: int) -> Message:
     """``message`` with ``x-stream-offset`` in its headers."""
     properties = message.properties
     fields = {name: getattr(properties, name) for name in properties.FIELDS}
-    fields["headers"] = {**(properties.headers or {}), "x-stream-offset": offset}
+    headers = kept_headers(message.raw_properties)
+    fields["headers"] = {**headers, "x-stream-offset": Long(offset)}
     raw = BasicProperties(**fields).encode()
     return Message(message.exchange, message.routing_key, raw, message.body, message.deliver_tail)
 
@@ -100,6 +101,12 @@ class StreamQueue(Queue):
         self.segment_bytes = segment if isinstance(segment, int) and segment > 0 else SEGMENT_BYTES
 
     @property
+    def consumer_count(self) -> int:
+        """0, as RabbitMQ 3.10's queue.declare-ok says of a stream, whatever its
+        consumers (the management API lists them)."""
+        return 0
+
+    @property
     def _what(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
@@ -118,15 +125,20 @@ class StreamQueue(Queue):
         self._append(message, now)
         if self._persist:
             self._store.message_enqueued(self.vhost.name, self.name, message)
+            self._store.message_arrived(self.vhost.name, self.name, message, now)
         for consumer in self.cursors:
             self._feed(consumer)
         return True
 
     def restore(self, entry: Entry, expires_at: float | None = None) -> None:
-        message = entry.message
+        self.restore_log(entry.message, None)
+
+    def restore_log(self, message: Message, arrived_at: float | None) -> None:
+        """Append a message recovered from the store, which arrived at ``arrived_at``
+        (None: not recorded, by a store of an older format: now)."""
         if not self.log:
             self.first = offset_of(message)
-        self._append(message, self.vhost.wall())
+        self._append(message, self.vhost.wall() if arrived_at is None else arrived_at)
 
     def _append(self, message: Message, now: float) -> None:
         segments = self.segments

@@ -10,7 +10,8 @@ survive a restart; a store never drives routing or delivery. The calls:
   queue; :meth:`Store.message_removed`: it left that queue for good (acked, dropped,
   expired, dead-lettered, purged, or the queue was deleted). Requeueing is not removal.
   :meth:`Store.message_expires` follows ``message_enqueued`` for a message with a TTL in
-  that queue: its deadline, kept across a restart.
+  that queue: its deadline, kept across a restart. Streams report
+  :meth:`Store.message_arrived` after ``message_enqueued``: the message's arrival time.
 * Quorum queues also report :meth:`Store.message_returned` (a delivery came back: the
   message's delivery count) and :meth:`Store.message_dead` (dead-lettered at least
   once: the message stays until its dead-letter queues hold it), both kept across a
@@ -93,6 +94,8 @@ class StoredMessage:
     #: The reason it was dead-lettered for, while it waits in its queue for its
     #: dead-letter queues (at-least-once dead-lettering; None: it is not dead).
     dead: str | None = None
+    #: When it arrived (streams; seconds since the epoch; None: not recorded).
+    arrived_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -161,6 +164,11 @@ class Store:
         """The persistent message just reported with :meth:`message_enqueued` expires in
         that queue at ``at`` (seconds since the epoch: per-message TTL or x-message-ttl),
         so that it keeps its deadline across a restart."""
+
+    def message_arrived(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        """The message of a stream just reported with :meth:`message_enqueued` arrived at
+        ``at`` (seconds since the epoch), so that time-based offsets and ``x-max-age``
+        count from then after a restart."""
 
     def message_removed(self, vhost: str, queue: str, message: Message) -> None:
         """A persistent message left a durable queue for good."""

@@ -88,9 +88,9 @@ def read_back(
     orphans = 0
     append = recovered.messages.append
     stub = PagedMessage.stub
-    for pos, qid, delivered, size, properties, expires, count, dead in db.execute(
+    for pos, qid, delivered, size, properties, expires, count, dead, arrived in db.execute(
         "SELECT pos, queue_id, delivered, length(body), properties, expires,"
-        " delivery_count, dead FROM messages ORDER BY pos"
+        " delivery_count, dead, arrived FROM messages ORDER BY pos"
     ):
         where = names.get(qid)
         if where is None:
@@ -105,6 +105,7 @@ def read_back(
                 None if expires is None else expires / 1000.0,
                 count or 0,
                 dead,
+                None if arrived is None else arrived / 1000.0,
             )
         )
     if orphans:

@@ -20,6 +20,9 @@ and ``commit_seq``, the number of the last commit, which every transaction of th
 sets (see :mod:`~kiltmq.broker.store.watermark`); a store of an older kiltmq gets both at
 its first open, without a change of format.
 
+Streams: each message's arrival time is in its row (``arrived``, milliseconds since the
+epoch), so that time-based offsets and ``x-max-age`` count from it after a restart.
+
 Quorum queues: a message that came back to its queue has its delivery count in its
 row (``delivery_count``, NULL: never returned), and a message dead-lettered at least
 once (``x-dead-letter-strategy: at-least-once``) keeps its row, with the reason in
@@ -29,7 +32,8 @@ they change (a return, a death), never on the way of a publish or a delivery.
 Format versions (``PRAGMA user_version``): 1, the first; 2 adds ``messages.expires``; 3
 adds ``messages.delivery_count``, ``messages.dead`` and ``users.limits`` (a user's limits
 as JSON, NULL for none); 4 adds the ``topic_permissions`` table (per user, vhost and
-exchange, the write and read regexes).
+exchange, the write and read regexes); 5 adds ``messages.arrived`` (NULL: not a stream's,
+or written before format 5).
 An older store is upgraded in place at open, one step per version, each in one
 transaction (``_MIGRATIONS``); nothing is dropped. A newer store is refused, and so are a
 damaged file and an SQLite database that is not a kiltmq store, leaving the file as it is
@@ -69,7 +73,7 @@ __all__ = [
 
 log = logging.getLogger("kiltmq.broker.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "kiltmq.db"
 #: Positions of message rows start here, above any id ``Message`` hands out in a process,
 #: so a message the store creates (a stand-in, a body read back) can carry the position
@@ -98,9 +102,9 @@ CREATE TABLE messages (
     pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
     routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    expires INTEGER, delivery_count INTEGER, dead TEXT);
+    expires INTEGER, delivery_count INTEGER, dead TEXT, arrived INTEGER);
 INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 COMMIT;
 """
 #: Format version -> the statements that turn it into the next one (run in one
@@ -113,11 +117,12 @@ _MIGRATIONS: dict[int, str] = {
     3: "CREATE TABLE topic_permissions ("
     " user TEXT NOT NULL, vhost TEXT NOT NULL, exchange TEXT NOT NULL,"
     " write TEXT NOT NULL, read TEXT NOT NULL, PRIMARY KEY (user, vhost, exchange));",
+    4: "ALTER TABLE messages ADD COLUMN arrived INTEGER;",
 }
 INSERT = (
     "INSERT INTO messages"
-    " (pos, queue_id, key, exchange, routing_key, properties, body, expires)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " (pos, queue_id, key, exchange, routing_key, properties, body, expires, arrived)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 DELETE = "DELETE FROM messages WHERE pos = ?"
 #: The rows of a run of consecutive positions, first and last.
@@ -130,7 +135,7 @@ SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 def insert_rows(count: int) -> str:
     """:data:`INSERT` of ``count`` rows in one statement (their parameters in a row)."""
-    return INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (count - 1)
+    return INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (count - 1)
 
 
 def _binding_key(definition: Definition) -> bytes:

@@ -382,6 +382,20 @@ class SQLiteStore(Store):
         else:  # written already (not the usual order of calls)
             self._op("UPDATE messages SET expires = ? WHERE pos = ?", (deadline, pos))
 
+    def message_arrived(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        known = self._queues.get((vhost, queue))
+        if known is None or self._db is None:
+            return
+        pos = known.positions.get(message.id)
+        if pos is None:
+            return
+        arrived = int(at * 1000)
+        batch = self._writer.batch
+        if pos in batch.inserts:
+            batch.arrived[pos] = arrived
+        else:  # written already (not the usual order of calls)
+            self._op("UPDATE messages SET arrived = ? WHERE pos = ?", (arrived, pos))
+
     def message_removed(self, vhost: str, queue: str, message: Message) -> None:
         if self._db is None:
             return
@@ -402,6 +416,8 @@ class SQLiteStore(Store):
         else:
             if batch.expires:
                 batch.expires.pop(pos, None)
+            if batch.arrived:
+                batch.arrived.pop(pos, None)
             self.rows_skipped += 1
 
     def _position(self, vhost: str, queue: str, message: Message) -> int | None:

@@ -65,15 +65,15 @@ log = logging.getLogger("kiltmq.broker.store")
 _CHUNKS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 _INSERTS = {count: insert_rows(count) for count in _CHUNKS}
 #: Columns of a row in :func:`insert_rows`.
-_COLUMNS = 8
+_COLUMNS = 9
 
 
 class Batch:
     """Changes collected on the loop for one transaction."""
 
     __slots__ = (
-        "inserts", "expires", "deletes", "ops", "delivered", "counts", "dead", "confirms",
-        "callbacks", "written",
+        "inserts", "expires", "arrived", "deletes", "ops", "delivered", "counts", "dead",
+        "confirms", "callbacks", "written",
     )
 
     def __init__(self) -> None:
@@ -81,6 +81,8 @@ class Batch:
         self.inserts: dict[int, tuple[int, int, Message]] = {}
         #: pos -> deadline (ms since the epoch) of rows to insert that expire
         self.expires: dict[int, int] = {}
+        #: pos -> arrival time (ms since the epoch) of rows to insert of streams
+        self.arrived: dict[int, int] = {}
         #: pos of rows to delete (written in an earlier batch)
         self.deletes: list[int] = []
         #: other statements, in order (definitions, users, queue ids...)
@@ -127,9 +129,13 @@ def _runs(positions: list[int]) -> list[tuple[int, int]]:
 def _insert(db: sqlite3.Connection, batch: Batch) -> None:
     """The batch's new rows, as few multi-row INSERT statements."""
     expires = batch.expires.get
+    arrived = batch.arrived.get
     params: list[Any] = []
     for pos, (qid, key, m) in batch.inserts.items():
-        params += (pos, qid, key, m.exchange, m.routing_key, m.raw_properties, m.body, expires(pos))
+        params += (
+            pos, qid, key, m.exchange, m.routing_key, m.raw_properties, m.body, expires(pos),
+            arrived(pos),
+        )
     start = 0
     left = len(batch.inserts)
     for count in _CHUNKS:
