@@ -24,6 +24,10 @@ POLICY_FIELDS = ("policy", "operator_policy", "effective_policy_definition")
 #: How often RabbitMQ emits a queue's statistics (collect_statistics_interval), plus a
 #: margin, in seconds.
 STATS_INTERVAL = 5.5
+#: How long after a policy change the management API surely shows it: a queue writes its
+#: statistics every interval (a quorum queue on its leader's tick) and the management
+#: plugin's collector picks them up on an interval of its own, so up to two intervals.
+STATS_SETTLED = 2 * STATS_INTERVAL
 RABBITMQ_API = os.environ.get("KILTMQ_RABBITMQ_API", "http://127.0.0.1:15672/api")
 
 
@@ -123,9 +127,9 @@ class RabbitHost:
         self._changed = time.monotonic()
 
     def queue_policy(self, name: str) -> dict[str, Any]:
-        # RabbitMQ's management API shows a queue's policies from its statistics,
-        # emitted every 5 s: wait for those of after the last change
-        time.sleep(max(0.0, self._changed + STATS_INTERVAL - time.monotonic()))
+        # RabbitMQ's management API shows a queue's policies from its statistics:
+        # wait for those of after the last change
+        time.sleep(max(0.0, self._changed + STATS_SETTLED - time.monotonic()))
         deadline = time.monotonic() + STATS_INTERVAL
         while True:
             status, answer = rabbitmq_api("GET", f"/queues/{self._path}/{_quote(name)}")
