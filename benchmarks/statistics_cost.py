@@ -45,15 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 #: statistics and stay.
 COUNTERS: dict[str, tuple[str, ...]] = {
     "server.py": (
-        r"self\.recv_oct \+= len\(data\)",
-        r"self\.recv_cnt \+= 1",
-        r"self\.send_oct \+= sent",
-        r"self\.send_cnt \+= 1",
+        r"self\._received \+= len\(data\) \+ _ONE_IO",
+        r"self\._sent \+= sent \+ _ONE_IO",
     ),
     "channel/publishing.py": (
         r"self\.published \+= 1",
         r"exchange\.publish_in \+= 1",
-        r"exchange\.publish_out \+= 1",
+        r"exchange\.unrouted \+= 1",
     ),
     "channel/consuming.py": (
         r"self\.redelivered \+= 1",

@@ -70,6 +70,12 @@ CLOSE_TIMEOUT = 3.0
 DEFAULT_MAX_MESSAGE_SIZE = 134217728
 #: RabbitMQ's ceiling for ``max_message_size``: 512 MiB.
 MAX_MESSAGE_SIZE_LIMIT = 536870912
+#: A connection counts its socket reads (writes) above this bit of one integer and the
+#: bytes below it: one addition of ``bytes + _ONE_IO`` per read, where two counters
+#: would take two (the bytes wrap only past 16 EiB).
+_IO_SHIFT = 64
+_ONE_IO = 1 << _IO_SHIFT
+_BYTES = _ONE_IO - 1
 
 
 def check_limits(max_message_size: int, content_timeout: float) -> None:
@@ -169,12 +175,32 @@ class ServerConnection(ConnectionTimers, TlsStart):
         #: Channel -> (content method, body bytes received, when first seen so).
         self._partial: dict[int, tuple[spec.Method, int, float]] = {}
         #: For monitoring: when the client connected (seconds since the epoch), and the
-        #: bytes and the socket reads and writes (RabbitMQ's ``recv_cnt``, ``send_cnt``).
+        #: socket reads and writes with the bytes they carried, each kept as one integer
+        #: (see :attr:`recv_oct`, :attr:`recv_cnt`) so that counting a read costs one
+        #: addition.
         self.connected_at = time.time()
-        self.recv_oct = 0
-        self.send_oct = 0
-        self.recv_cnt = 0
-        self.send_cnt = 0
+        self._received = 0
+        self._sent = 0
+
+    @property
+    def recv_oct(self) -> int:
+        """Bytes received (RabbitMQ's ``recv_oct``)."""
+        return self._received & _BYTES
+
+    @property
+    def recv_cnt(self) -> int:
+        """Socket reads (RabbitMQ's ``recv_cnt``)."""
+        return self._received >> _IO_SHIFT
+
+    @property
+    def send_oct(self) -> int:
+        """Bytes sent (RabbitMQ's ``send_oct``)."""
+        return self._sent & _BYTES
+
+    @property
+    def send_cnt(self) -> int:
+        """Socket writes (RabbitMQ's ``send_cnt``)."""
+        return self._sent >> _IO_SHIFT
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -230,8 +256,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
             return
         core = self.core
         core.heartbeat.last_received = self.clock.time()
-        self.recv_oct += len(data)
-        self.recv_cnt += 1
+        self._received += len(data) + _ONE_IO
         reading = self._reading
         outer = reading.flush
         others: list[ServerConnection] = []
@@ -366,8 +391,7 @@ class ServerConnection(ConnectionTimers, TlsStart):
             sent = len(data)
         self._large = False
         if sent:
-            self.send_oct += sent
-            self.send_cnt += 1
+            self._sent += sent + _ONE_IO
             self.core.heartbeat.last_sent = self.clock.time()
         self.pending = 0
         if not self._paused_writing:

@@ -253,8 +253,8 @@ class UserActions:
                 )
         queues = host.route(target, message)
         target.publish_in += 1
-        if queues:
-            target.publish_out += 1
+        if not queues:
+            target.unrouted += 1
         for queue in queues:
             queue.publish(message)
         # as RabbitMQ's management publishes: mandatory, in confirm mode

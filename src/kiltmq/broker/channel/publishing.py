@@ -95,8 +95,8 @@ class Publishing(DirectReplyTo):
             raise InternalError("INTERNAL_ERROR") from None
         self.published += 1
         exchange.publish_in += 1
-        if queues:
-            exchange.publish_out += 1
+        if not queues:
+            exchange.unrouted += 1
         if self.session.blocked_by_alarm:
             self.session.publishing_while_blocked()
         if self.tx is not None:

@@ -115,9 +115,16 @@ class Exchange:
         #: How many bindings lead to other exchanges (0: routing ends here).
         self.exchange_destinations = 0
         self.deleted = False
-        #: Messages published to the exchange, and those of them it routed somewhere.
+        #: Messages published to the exchange, and those of them it routed nowhere (so
+        #: that a routed message costs one count, see :attr:`publish_out`).
         self.publish_in = 0
-        self.publish_out = 0
+        self.unrouted = 0
+
+    @property
+    def publish_out(self) -> int:
+        """Messages the exchange routed to at least one queue (RabbitMQ's
+        ``publish_out``)."""
+        return self.publish_in - self.unrouted
 
     def apply_policy(self, policy: Policy | None) -> None:
         """Take ``policy``'s alternate-exchange, unless the exchange's own argument gives
