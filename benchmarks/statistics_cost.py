@@ -61,7 +61,6 @@ COUNTERS: dict[str, tuple[str, ...]] = {
     ),
     "channel/settlement.py": (r"self\.acked \+= 1",),
     "queue/queue.py": (
-        r"self\.published \+= 1",
         r"self\.delivered \+= 1",
         r"self\.delivered \+= delivered",
         r"self\.acked \+= 1",

@@ -169,10 +169,10 @@ class Queue:
         #: Messages acknowledged (or delivered to a no-ack consumer) since the queue was
         #: created: what tests wait for (see :mod:`kiltmq.testing`).
         self.acked = 0
-        #: Counters for monitoring (plain increments): messages published to the queue,
-        #: delivered to consumers, taken by basic.get (and gets that found it empty), the
-        #: deliveries and gets of those without acknowledgement, and redeliveries.
-        self.published = 0
+        #: Counters for monitoring (plain increments): messages delivered to consumers,
+        #: taken by basic.get (and gets that found it empty), the deliveries and gets of
+        #: those without acknowledgement, and redeliveries; the messages published to
+        #: the queue are counted by their sequence numbers (see :attr:`published`).
         self.delivered = 0
         self.got = 0
         self.got_empty = 0
@@ -183,6 +183,9 @@ class Queue:
         self.exclusive_consumer: Consumer | None = None
         self.deleted = False
         self._seq = 0
+        #: Sequence numbers given to entries restored from the store or requeued at the
+        #: back, not to publishes.
+        self._seq_not_published = 0
         self._store = store = vhost.store
         self._persist = durable
         #: Messages of every delivery mode go to the store.
@@ -270,12 +273,17 @@ class Queue:
 
     # -- publishing -------------------------------------------------------------------
 
+    @property
+    def published(self) -> int:
+        """Messages published to the queue (refused ones included, as RabbitMQ counts
+        them): one sequence number each."""
+        return self._seq - self._seq_not_published
+
     def publish(self, message: Message) -> bool:
         """Enqueue ``message``; False if the queue refused it (x-overflow reject-publish)."""
         if self.deleted:
             return True
         self._seq += 1
-        self.published += 1
         expires: float | None = None
         ttl: int | None = None
         if self.message_ttl is not None or message.flags & FLAG_EXPIRATION:
@@ -327,6 +335,7 @@ class Queue:
         deadline as stored (seconds since the epoch); without one, a message with a TTL
         starts its countdown again (a store of an older format)."""
         self._seq += 1
+        self._seq_not_published += 1
         entry.seq = self._seq
         message = entry.message
         if self.max_priority:

@@ -208,6 +208,7 @@ class QuorumQueue(Queue):
                 seq = self._return_seq
             else:
                 self._seq += 1
+                self._seq_not_published += 1
                 seq = self._seq
             back.append(CountedEntry(entry.message, seq, entry.expires, count))
             self.ready_bytes += entry.message.size
