@@ -358,7 +358,7 @@ async def test_faults_and_alarms_set_before_a_restart_go_on_after_it_kiltmq(
     hold = amqp_broker.faults.hold_confirms(connection="shop")
     alarm = amqp_broker.faults.alarm("disk")
     await asyncio.to_thread(amqp_broker.restart)
-    assert refusal.active and hold.active and alarm.active
+    assert [refusal.active, hold.active, alarm.active] == [True, True, True]
     assert amqp_broker.call_in_loop(lambda: "disk" in amqp_broker.broker.alarms)
     alarm.release()
     assert not amqp_broker.call_in_loop(lambda: bool(amqp_broker.broker.alarms))
