@@ -149,6 +149,70 @@ def test_refusing_an_unknown_method_is_an_error(amqp_broker: BrokerFixture) -> N
         amqp_broker.faults.refuse("basic.publish", 403)
 
 
+# -- scopes: one channel, the whole broker ---------------------------------------------------
+
+
+async def test_nacks_held_confirms_and_refusals_limited_to_one_channel_kiltmq(
+    amqp_broker: BrokerFixture,
+) -> None:
+    async with kiltmq.connect(amqp_broker.url) as conn:
+        first = await conn.channel()
+        second = await conn.channel()
+        for channel in (first, second):
+            await channel.confirm_select()
+        await first.queue_declare("q")
+        amqp_broker.faults.nack_publishes(1, channel=second.number)
+        await first.basic_publish(b"first", routing_key="q")  # not this channel's
+        with pytest.raises(PublishNacked):
+            await second.basic_publish(b"second", routing_key="q")
+        hold = amqp_broker.faults.hold_confirms(channel=first.number)
+        await second.basic_publish(b"not held", routing_key="q")
+        held = asyncio.ensure_future(first.basic_publish(b"held", routing_key="q"))
+        await amqp_broker.wait_messages_async("q", 3)
+        assert not held.done()
+        hold.release()
+        await asyncio.wait_for(held, TIMEOUT)
+        amqp_broker.faults.refuse("queue.declare", 404, channel=second.number)
+        await first.queue_declare("free")
+        with pytest.raises(AMQPError) as refused:
+            await second.queue_declare("refused")
+        assert refused.value.reply_code == 404
+    assert amqp_broker.queue("q").bodies == [b"first", b"not held", b"held"]
+
+
+@pytest.mark.kiltmq_broker(scope="function")
+def test_a_fault_for_the_whole_broker_reaches_every_vhost_pika(
+    amqp_broker: BrokerFixture,
+) -> None:
+    other = amqp_broker.add_vhost("other")
+    own_only = amqp_broker.faults.refuse("queue.declare", 403, name="mine")
+    everywhere = amqp_broker.faults.refuse(
+        "queue.declare", 406, name="theirs", vhost=None, count=2
+    )
+    there = pika_connection(other.url, "there")
+    here = pika_connection(amqp_broker.url, "here")
+    try:
+        channel = there.channel()
+        channel.queue_declare("mine")  # the fixture's vhost only: not refused there
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.queue_declare("theirs")
+        assert refused.value.reply_code == 406
+        assert "in vhost 'other'" in refused.value.reply_text
+        assert own_only.active and everywhere.active  # one of two refusals left
+        amqp_broker.faults.close_connection(None)  # the fixture's vhost's only
+        assert amqp_broker.wait_connections(0) == []
+        assert [c.name for c in amqp_broker.connections(vhost=None)] == ["there"]
+        amqp_broker.faults.close_connection(None, vhost=None)  # every connection
+        assert amqp_broker.wait_connections(0, vhost=None) == []
+        for conn in (there, here):
+            with pytest.raises(pika.exceptions.ConnectionClosedByBroker):
+                conn.channel()
+    finally:
+        for conn in (there, here):
+            if conn.is_open:
+                conn.close()
+
+
 # -- closing and dropping ------------------------------------------------------------------
 
 
@@ -284,6 +348,35 @@ async def test_a_robust_consumer_survives_a_restart_aio_pika(
         await asyncio.wait_for(reconnected.wait(), 15)
         await queue.consume(on_message)
         assert await asyncio.wait_for(received.get(), TIMEOUT) == b"persistent"
+
+
+@pytest.mark.kiltmq_broker(durable=True)
+async def test_faults_and_alarms_set_before_a_restart_go_on_after_it_kiltmq(
+    amqp_broker: BrokerFixture,
+) -> None:
+    refusal = amqp_broker.faults.refuse("queue.declare", 403, name="tasks")
+    hold = amqp_broker.faults.hold_confirms(connection="shop")
+    alarm = amqp_broker.faults.alarm("disk")
+    await asyncio.to_thread(amqp_broker.restart)
+    assert [refusal.active, hold.active, alarm.active] == [True, True, True]
+    assert amqp_broker.call_in_loop(lambda: "disk" in amqp_broker.broker.alarms)
+    alarm.release()
+    assert not amqp_broker.call_in_loop(lambda: bool(amqp_broker.broker.alarms))
+    async with kiltmq.connect(amqp_broker.url, name="shop") as conn:
+        channel = await conn.channel()
+        with pytest.raises(AMQPError) as refused:
+            await channel.queue_declare("tasks")  # still refused after the restart
+        assert refused.value.reply_code == 403
+        assert not refusal.active
+        channel = await conn.channel()
+        await channel.queue_declare("tasks")
+        await channel.confirm_select()
+        publish = asyncio.ensure_future(channel.basic_publish(b"held", routing_key="tasks"))
+        await amqp_broker.wait_messages_async("tasks")
+        await asyncio.sleep(0.05)
+        assert not publish.done()  # its confirm is still held
+        hold.release()
+        await asyncio.wait_for(publish, TIMEOUT)
 
 
 def test_a_shared_or_memory_only_broker_cannot_restart(amqp_broker: BrokerFixture) -> None:

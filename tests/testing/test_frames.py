@@ -128,3 +128,43 @@ def test_a_failed_test_reports_its_frames(pytester: pytest.Pytester) -> None:
         "  B->C ch0 connection.start(*",
         "  C->B ch1 queue.declare(*queue='jobs'*",
     ])
+
+
+def test_a_failed_test_that_restarted_reports_frames_from_before_and_after(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pika
+        import pytest
+
+        def declare(url, name, queue):
+            params = pika.URLParameters(url)
+            params.client_properties = {"connection_name": name}
+            conn = pika.BlockingConnection(params)
+            conn.channel().queue_declare(queue, durable=True)
+            conn.close()
+
+        @pytest.mark.kiltmq_frames
+        @pytest.mark.kiltmq_broker(durable=True)
+        def test_fails_after_a_restart(amqp_broker, amqp_url):
+            declare(amqp_url, "before", "jobs")
+            amqp_broker.restart()
+            assert amqp_broker.capturing
+            declare(amqp_url, "after", "later")
+            assert [f.name for f in amqp_broker.frames("before")][-1] == "connection.close-ok"
+            assert "queue.declare" in [f.name for f in amqp_broker.frames("after")]
+            assert amqp_broker.queue("jobs").message_count == 1
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*assert 0 == 1*",
+        "*kiltmq frames*",
+        "connection before from 127.0.0.1:*",
+        "  C->B ch1 queue.declare(*queue='jobs'*",
+        "connection after from 127.0.0.1:*",
+        "  C->B ch1 queue.declare(*queue='later'*",
+    ])

@@ -293,3 +293,54 @@ def test_a_timeout_fails_the_test_with_the_queue_state(pytester: pytest.Pytester
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*TimeoutError: no queue 'never-declared' in vhost *"])
+
+
+def test_the_clock_marker_freezes_the_shared_brokers_clock_for_one_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pika
+        import pytest
+
+        @pytest.mark.kiltmq_clock("frozen")
+        def test_frozen(amqp_broker, amqp_broker_session, amqp_url):
+            assert amqp_broker.broker is amqp_broker_session.broker  # the shared one
+            assert amqp_broker.clock.frozen
+            conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+            channel = conn.channel()
+            channel.queue_declare("brief", arguments={"x-message-ttl": 1})
+            channel.queue_declare("marker")
+            channel.basic_publish("", "brief", b"kept")
+            channel.basic_publish("", "marker", b"after")
+            amqp_broker.wait_messages("marker")
+            conn.process_data_events(0.05)  # real time passes; the broker's does not
+            assert amqp_broker.queue("brief").bodies == [b"kept"]
+            amqp_broker.clock.advance(0.001)
+            assert amqp_broker.queue("brief").bodies == []
+            conn.close()
+
+        def test_flows_again_after(amqp_broker):
+            assert not amqp_broker.clock.frozen
+            before = amqp_broker.clock.time()
+            assert amqp_broker.clock.time() > before
+
+        @pytest.mark.kiltmq_clock("frozen")
+        @pytest.mark.kiltmq_broker(scope="function")
+        def test_an_own_broker_too(amqp_broker, amqp_broker_session):
+            assert amqp_broker.broker is not amqp_broker_session.broker
+            assert amqp_broker.clock.frozen
+
+        @pytest.mark.kiltmq_clock("running")
+        @pytest.mark.kiltmq_broker(clock="frozen")
+        def test_running_overrides_a_frozen_start(amqp_broker):
+            assert not amqp_broker.clock.frozen
+
+        @pytest.mark.kiltmq_clock("stopped")
+        def test_a_wrong_state(amqp_broker):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*kiltmq_clock takes one of ('frozen', 'running')*"])

@@ -25,18 +25,23 @@ if TYPE_CHECKING:
     from kiltmq.broker.server import ServerConnection
     from kiltmq.broker.session import Session
 
-__all__ = ["ActiveFault", "FaultEngine", "engine_of"]
+__all__ = ["ActiveFault", "FaultEngine", "carry_over", "engine_of"]
 
 Handle = Callable[[list[Event]], None]
 
 
 class ActiveFault:
-    """One fault: where it applies, and what it does there. Subclasses override the
-    hooks they need; ``done`` once it has nothing left to do."""
+    """One fault: where it applies (``vhost``, None: every vhost; ``connection``, None:
+    every connection; ``channel``, a channel number, None: every channel), and what it
+    does there. Subclasses override the hooks they need; ``done`` once it has nothing
+    left to do."""
 
-    def __init__(self, vhost: str | None, connection: str | None) -> None:
+    def __init__(
+        self, vhost: str | None, connection: str | None, channel: int | None = None
+    ) -> None:
         self.vhost = vhost
         self.connection = connection
+        self.channel = channel
         self.done = False
         self.engine: FaultEngine | None = None
 
@@ -49,6 +54,10 @@ class ActiveFault:
             return True
         name = session.client_properties.get("connection_name")
         return self.connection in (name, session.peer_name)
+
+    def applies_to_channel(self, number: int) -> bool:
+        """Whether the fault covers channel ``number`` (of a session it applies to)."""
+        return self.channel is None or number == self.channel
 
     def intercept(self, session: Session, event: Event, deliver: Handle) -> bool:
         """Whether the fault took ``event``: the session must not see it, unless the fault
@@ -112,6 +121,19 @@ class FaultEngine:
             fault.done = True
             self.remove(fault)
 
+    def detach(self) -> list[ActiveFault]:
+        """Forget the faults of a broker that has stopped, and return those not done
+        (for the broker that replaces it: :func:`carry_over`). Its sessions and channels
+        are gone, so nothing is unpatched; the broker's loop must have stopped."""
+        faults = [f for f in self.faults if not f.done]
+        self.faults.clear()
+        self._patched = weakref.WeakKeyDictionary()
+        self._sessions.clear()
+        hooks_of(self.broker).remove(self._connection_made)
+        for fault in faults:
+            fault.engine = None
+        return faults
+
     # -- sessions ---------------------------------------------------------------------
 
     def _install(self) -> None:
@@ -158,10 +180,24 @@ class FaultEngine:
             if not fault.applies_to(session):
                 continue
             for channel in list(session.channels.values()):
+                if not fault.applies_to_channel(channel.number):
+                    continue
                 faults = self._patched.setdefault(channel, [])
                 if fault not in faults:
                     faults.append(fault)
                     fault.patch(channel)
+
+
+def carry_over(old: Broker, new: Broker) -> None:
+    """Set the unfinished faults of ``old``, a broker that stopped, on ``new``, the
+    broker restarted in its place (call on ``new``'s loop after ``old``'s has stopped)."""
+    engine = _ENGINES.pop(old, None)
+    if engine is None:
+        return
+    faults = engine.detach()
+    target = engine_of(new)
+    for fault in faults:
+        target.add(fault)
 
 
 def event_channel(event: Event) -> int | None:

@@ -51,9 +51,10 @@ class NackPublishes(ActiveFault):
     RabbitMQ queue process fails."""
 
     def __init__(
-        self, vhost: str | None, connection: str | None, count: int, queue: str | None
+        self, vhost: str | None, connection: str | None, count: int, queue: str | None,
+        channel: int | None = None,
     ) -> None:
-        super().__init__(vhost, connection)
+        super().__init__(vhost, connection, channel)
         self.remaining = count
         self.queue = queue
         self._previous: dict[Channel, Any] = {}
@@ -83,8 +84,10 @@ class NackPublishes(ActiveFault):
 class HoldConfirms(ActiveFault):
     """Publisher confirms are kept back until the fault ends; then they all go out."""
 
-    def __init__(self, vhost: str | None, connection: str | None) -> None:
-        super().__init__(vhost, connection)
+    def __init__(
+        self, vhost: str | None, connection: str | None, channel: int | None = None
+    ) -> None:
+        super().__init__(vhost, connection, channel)
         self._previous: dict[Channel, Any] = {}
 
     def patch(self, channel: Channel) -> None:
@@ -144,8 +147,9 @@ class Refuse(ActiveFault):
     def __init__(
         self, vhost: str | None, connection: str | None, kind: type[spec.Method],
         reply_code: int, reply_text: str | None, name: str | None, count: int,
+        channel: int | None = None,
     ) -> None:
-        super().__init__(vhost, connection)
+        super().__init__(vhost, connection, channel)
         self.kind = kind
         self.reply_code = reply_code
         self.reply_text = reply_text
@@ -154,6 +158,8 @@ class Refuse(ActiveFault):
 
     def intercept(self, session: Session, event: Event, deliver: Handle) -> bool:
         if not isinstance(event, MethodReceived) or type(event.method) is not self.kind:
+            return False
+        if not self.applies_to_channel(event.channel):
             return False
         method = event.method
         if self.name is not None and self.name not in _names(method):
@@ -191,16 +197,15 @@ class CloseAfter(ActiveFault):
         self, vhost: str | None, connection: str | None, action: str, channel: int | None,
         after: int, reply_code: int, reply_text: str,
     ) -> None:
-        super().__init__(vhost, connection)
+        super().__init__(vhost, connection, channel)
         self.action = action
-        self.channel = channel
         self.remaining = after
         self.reply_code = reply_code
         self.reply_text = reply_text
 
     def intercept(self, session: Session, event: Event, deliver: Handle) -> bool:
         number = event_channel(event)
-        if number is None or (self.channel is not None and number != self.channel):
+        if number is None or not self.applies_to_channel(number):
             return False
         if not isinstance(event, (MethodReceived, ContentReceived)):
             return False

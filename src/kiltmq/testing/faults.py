@@ -1,8 +1,11 @@
 """Faults on demand (``amqp_broker.faults``): the failures RabbitMQ can hand a client,
-set by the test, each scoped to the fixture's virtual host and, if given, to one
-connection (its client-given ``connection_name`` or its "host:port"; None: every
-connection of the vhost). Each method
-returns a :class:`Fault`; every fault ends when the test does (:meth:`Faults.clear`).
+set by the test. Each is scoped to the fixture's virtual host (``vhost=None``: the whole
+broker, every vhost; ``vhost="name"``: another one), to one connection if given (its
+client-given ``connection_name`` or its "host:port"; None: every connection), and to
+one channel number if given (``channel=``; None: every channel). The resource alarms
+are the whole broker's, as RabbitMQ's are. Each method returns a :class:`Fault`; every
+fault ends when the test does (:meth:`Faults.clear`), and a fault not yet done is
+carried over an ``amqp_broker.restart()``.
 
 ::
 
@@ -18,8 +21,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kiltmq.protocol.errors import error_for
-from kiltmq.testing.fault_engine import ActiveFault, engine_of
+from kiltmq.testing.fault_engine import ActiveFault, carry_over, engine_of
 from kiltmq.testing.fault_kinds import REFUSABLE, CloseAfter, HoldConfirms, NackPublishes, Refuse
+from kiltmq.testing.fixture_waits import OWN_VHOST, VhostFilter, _Own
 
 if TYPE_CHECKING:
     from kiltmq.broker import Broker
@@ -83,8 +87,14 @@ class Faults:
         self._target.call_in_loop(add)
         return Fault(self._target, fault.finish, lambda: not fault.done)
 
-    def _sessions(self, connection: str | None) -> list[Session]:
-        probe = ActiveFault(self._target.vhost, connection)
+    def _vhost(self, vhost: VhostFilter) -> str | None:
+        """The vhost a fault covers: the fixture's, one named, or None (every one)."""
+        if isinstance(vhost, _Own):
+            return self._target.vhost
+        return vhost
+
+    def _sessions(self, connection: str | None, vhost: VhostFilter) -> list[Session]:
+        probe = ActiveFault(self._vhost(vhost), connection)
         return [
             conn.session for conn in list(self._target.broker.connections)
             if not conn.closed and not conn.session.closing and probe.applies_to(conn.session)
@@ -93,23 +103,30 @@ class Faults:
     # -- confirms ----------------------------------------------------------------------
 
     def nack_publishes(
-        self, count: int = 1, *, connection: str | None = None, queue: str | None = None
+        self, count: int = 1, *, connection: str | None = None, queue: str | None = None,
+        channel: int | None = None, vhost: VhostFilter = OWN_VHOST,
     ) -> Fault:
         """Answer the next ``count`` publishes on channels in confirm mode (routed to
         ``queue``, if given) with basic.nack: the message is not enqueued, as when a
         RabbitMQ queue fails to take it."""
-        return self._set(NackPublishes(self._target.vhost, connection, count, queue))
+        return self._set(
+            NackPublishes(self._vhost(vhost), connection, count, queue, channel)
+        )
 
-    def hold_confirms(self, *, connection: str | None = None) -> Fault:
+    def hold_confirms(
+        self, *, connection: str | None = None, channel: int | None = None,
+        vhost: VhostFilter = OWN_VHOST,
+    ) -> Fault:
         """Keep publisher confirms back until :meth:`Fault.release`; they all go out
         then (as from a RabbitMQ slow to write to disk)."""
-        return self._set(HoldConfirms(self._target.vhost, connection))
+        return self._set(HoldConfirms(self._vhost(vhost), connection, channel))
 
     # -- refusals ----------------------------------------------------------------------
 
     def refuse(
         self, method: str, reply_code: int, reply_text: str | None = None, *,
         name: str | None = None, connection: str | None = None, count: int = 1,
+        channel: int | None = None, vhost: VhostFilter = OWN_VHOST,
     ) -> Fault:
         """Refuse the next ``count`` ``method`` s ("queue.declare", "queue.bind",
         "exchange.declare", "exchange.bind", "basic.consume", ...; naming ``name``,
@@ -119,7 +136,10 @@ class Faults:
         if kind is None:
             raise ValueError(f"cannot refuse {method!r}; one of {sorted(REFUSABLE)}")
         return self._set(
-            Refuse(self._target.vhost, connection, kind, reply_code, reply_text, name, count)
+            Refuse(
+                self._vhost(vhost), connection, kind, reply_code, reply_text, name, count,
+                channel,
+            )
         )
 
     # -- closing -----------------------------------------------------------------------
@@ -127,18 +147,19 @@ class Faults:
     def close_channel(
         self, connection: str | None, channel: int | None = None, *, reply_code: int = 406,
         reply_text: str = "PRECONDITION_FAILED - closed by test", after: int = 0,
+        vhost: VhostFilter = OWN_VHOST,
     ) -> Fault:
         """Close ``channel`` (None: every channel) of ``connection`` with channel.close
         ``reply_code`` and ``reply_text``: now, or after the client's next ``after``
         methods on it (a publish with its content counts once)."""
         if after:
             return self._set(CloseAfter(
-                self._target.vhost, connection, "channel", channel, after, reply_code,
+                self._vhost(vhost), connection, "channel", channel, after, reply_code,
                 reply_text,
             ))
 
         def close() -> None:
-            for session in self._sessions(connection):
+            for session in self._sessions(connection, vhost):
                 for number, chan in list(session.channels.items()):
                     if channel is None or number == channel:
                         session.channel_error(
@@ -152,17 +173,18 @@ class Faults:
     def close_connection(
         self, connection: str | None, *, reply_code: int = 320,
         reply_text: str = "CONNECTION_FORCED - closed by test", after: int = 0,
+        channel: int | None = None, vhost: VhostFilter = OWN_VHOST,
     ) -> Fault:
         """Close ``connection`` with connection.close ``reply_code`` and ``reply_text``:
-        now, or after the client's next ``after`` methods."""
+        now, or after the client's next ``after`` methods (on ``channel``, if given)."""
         if after:
             return self._set(CloseAfter(
-                self._target.vhost, connection, "connection", None, after, reply_code,
+                self._vhost(vhost), connection, "connection", channel, after, reply_code,
                 reply_text,
             ))
 
         def close() -> None:
-            for session in self._sessions(connection):
+            for session in self._sessions(connection, vhost):
                 session.connection_error(
                     error_for(reply_code, reply_text, scope="connection")
                 )
@@ -170,17 +192,20 @@ class Faults:
         self._target.call_in_loop(close)
         return _done(self._target)
 
-    def drop_connection(self, connection: str | None, *, after: int = 0) -> Fault:
+    def drop_connection(
+        self, connection: str | None, *, after: int = 0, channel: int | None = None,
+        vhost: VhostFilter = OWN_VHOST,
+    ) -> Fault:
         """Reset ``connection``'s TCP connection without connection.close, as a network
         partition or a crashed node does: now, or after the client's next ``after``
-        methods."""
+        methods (on ``channel``, if given)."""
         if after:
             return self._set(
-                CloseAfter(self._target.vhost, connection, "drop", None, after, 0, "")
+                CloseAfter(self._vhost(vhost), connection, "drop", channel, after, 0, "")
             )
 
         def drop() -> None:
-            for session in self._sessions(connection):
+            for session in self._sessions(connection, vhost):
                 session.conn.abort()
 
         self._target.call_in_loop(drop)
@@ -195,20 +220,35 @@ class Faults:
         periodic check may clear the memory alarm before that)."""
         if resource not in ("memory", "disk"):
             raise ValueError("RabbitMQ's alarms are 'memory' and 'disk'")
-        broker = self._target.broker
-        self._target.call_in_loop(lambda: broker.set_alarm(resource, True, "raised by test"))
+        target = self._target
+        target.call_in_loop(lambda: target.broker.set_alarm(resource, True, "raised by test"))
         self._alarms.add(resource)
 
         def clear() -> None:
             self._alarms.discard(resource)
-            broker.set_alarm(resource, False, "cleared by test")
+            target.broker.set_alarm(resource, False, "cleared by test")
 
-        return Fault(self._target, clear, lambda: resource in broker.alarms)
+        # the broker of the moment: a restart carries the alarm over
+        return Fault(target, clear, lambda: resource in target.broker.alarms)
 
     def block_publishers(self) -> Fault:
         """Block publishing connections (connection.blocked) until released: the
         memory alarm."""
         return self.alarm("memory")
+
+    # -- restart -----------------------------------------------------------------------
+
+    def carry_over(self, old: Broker) -> None:
+        """Set the faults not yet done, and the alarms raised, of ``old`` (a broker that
+        stopped) on the fixture's broker, restarted in its place."""
+        broker = self._target.broker
+
+        def carry() -> None:
+            carry_over(old, broker)
+            for resource in self._alarms:
+                broker.set_alarm(resource, True, "raised by test")
+
+        self._target.call_in_loop(carry)
 
     # -- ending ------------------------------------------------------------------------
 

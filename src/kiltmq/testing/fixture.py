@@ -123,7 +123,12 @@ class BrokerFixture(FixtureWaits, FixtureFrames, FixtureAssertions):
         connection.close 320 (CONNECTION_FORCED, reason 'shutdown'), then a new broker
         with the same options, port and clock recovers the durable queues, exchanges,
         bindings and persistent messages from its data directory. Only for a broker of
-        the fixture's own with a data directory (``kiltmq_broker(durable=True)``)."""
+        the fixture's own with a data directory (``kiltmq_broker(durable=True)``).
+
+        What the test set is carried over to the new broker: faults not yet done (a
+        refusal still refuses, held confirms are still held), alarms, the clock, the
+        frame capture (with the frames recorded before) and the log of published
+        messages."""
         if not self._owned:
             raise RuntimeError(
                 "restart() needs a broker of the test's own: "
@@ -135,13 +140,17 @@ class BrokerFixture(FixtureWaits, FixtureFrames, FixtureAssertions):
                 "directory (@pytest.mark.kiltmq_broker(durable=True))"
             )
         options = {**self._options, "port": self.broker.port}
-        self.broker.stop_thread()
+        previous = self.broker
+        previous.stop_thread()
         broker = Broker(**options)
         broker.start_in_thread()
         self.broker = broker
         self._admin = Admin(broker)
         self._loop = BrokerLoop(broker)
         self.clock = ClockControl(broker.clock, self._loop)
+        # what the test set goes on: its faults, its alarms, its frame capture
+        self.faults.carry_over(previous)
+        self.carry_capture_over(previous)
         old = self._publish_log
         if old is not None:  # the log goes on (what came before is kept)
             self._publish_log = None

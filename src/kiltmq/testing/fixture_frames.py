@@ -27,6 +27,22 @@ class FixtureFrames:
         capture = capture_of(self.broker)
         self._loop.call(capture.start)
 
+    def carry_capture_over(self, old: Broker) -> None:
+        """After a restart: if frames were recorded on ``old`` (stopped), record them
+        on the fixture's new broker too, the old recordings first."""
+        previous = capture_of(old)
+        if not previous.active:
+            return
+        recordings = list(previous.recordings)
+        previous.stop()  # takes its methods off the old, closed connections
+        capture = capture_of(self.broker)
+
+        def start() -> None:
+            capture.recordings[:0] = recordings
+            capture.start()
+
+        self._loop.call(start)
+
     @property
     def capturing(self) -> bool:
         """Whether frames are being recorded."""

@@ -39,6 +39,11 @@ is a broker of its own, started with ``options`` (``Broker`` keyword arguments, 
 ``durable=True`` gives it a data directory of its own, so ``amqp_broker.restart()``
 keeps durable queues and persistent messages.
 
+``@pytest.mark.kiltmq_clock("frozen")``: the broker's clock is frozen for the test (only
+``amqp_broker.clock.advance`` moves it) and, on the session's shared broker, flows again
+after it; works whatever broker the test gets (``"running"``: a per-test broker started
+with ``clock="frozen"`` runs).
+
 ``@pytest.mark.kiltmq_frames`` (or ``--kiltmq-frames``, or the ini option
 ``kiltmq_frames = true`` for every test): record the test's AMQP frames
 (``amqp_broker.frames(connection)``); the report of a failed test shows them.
@@ -62,6 +67,8 @@ MARKER = "kiltmq_broker"
 VHOST_MAX = 100
 
 FRAMES_MARKER = "kiltmq_frames"
+CLOCK_MARKER = "kiltmq_clock"
+CLOCK_STATES = ("frozen", "running")
 #: The test's fixture, for the report of a failed test.
 FIXTURE_KEY = pytest.StashKey["BrokerFixture"]()
 
@@ -145,9 +152,27 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        f"{CLOCK_MARKER}('frozen'): the broker's clock is frozen for the test (only "
+        "amqp_broker.clock.advance moves it), and flows again after it",
+    )
+    config.addinivalue_line(
+        "markers",
         f"{FRAMES_MARKER}: record the test's AMQP frames (amqp_broker.frames(); shown in "
         "the report if it fails)",
     )
+
+
+def _clock_state(request: pytest.FixtureRequest) -> str | None:
+    """What ``@pytest.mark.kiltmq_clock(...)`` asks of the clock (None: no marker)."""
+    marker = request.node.get_closest_marker(CLOCK_MARKER)
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or marker.kwargs or marker.args[0] not in CLOCK_STATES:
+        raise pytest.UsageError(
+            f"@pytest.mark.{CLOCK_MARKER} takes one of {CLOCK_STATES}, e.g. "
+            f'@pytest.mark.{CLOCK_MARKER}("frozen")'
+        )
+    return str(marker.args[0])
 
 
 def _scope(config: pytest.Config) -> str:
@@ -200,6 +225,7 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
     from kiltmq.testing.fixture import BrokerFixture
 
     scope = _scope(request.config)
+    _clock_state(request)  # a wrong marker fails before a broker starts
     options: dict[str, Any] = {}
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
@@ -239,6 +265,11 @@ def amqp_broker(request: pytest.FixtureRequest) -> Iterator[BrokerFixture]:
 def _serve(request: pytest.FixtureRequest, fixture: BrokerFixture) -> Iterator[BrokerFixture]:
     """Yield the fixture, recording frames if asked to (then stopped)."""
     request.node.stash[FIXTURE_KEY] = fixture
+    clock = _clock_state(request)
+    if clock == "frozen" and not fixture.clock.frozen:
+        fixture.clock.freeze()
+    elif clock == "running" and fixture.clock.frozen:
+        fixture.clock.resume()
     fixture.record_published()
     if _wants_frames(request):
         fixture.capture_frames()
