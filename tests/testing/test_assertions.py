@@ -4,6 +4,7 @@ topology compared with definitions as RabbitMQ exports them."""
 from __future__ import annotations
 
 import json
+import os
 
 import aio_pika
 import pika
@@ -112,3 +113,71 @@ async def test_topology_compares_with_a_rabbitmq_export_kiltmq(
 def test_topology_round_trips_through_load_definitions(amqp_broker: BrokerFixture) -> None:
     amqp_broker.load_definitions(RABBITMQ_EXPORT)
     assert amqp_broker.topology() == Topology.from_definitions(RABBITMQ_EXPORT, "shop")
+
+
+def _declare_shop(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    """The same topology, declared on either broker."""
+    channel.exchange_declare("dlx", "fanout", durable=True)
+    channel.exchange_declare("orders.topic", "topic", durable=True, arguments={
+        "alternate-exchange": "dlx",
+    })
+    channel.queue_declare("dead", durable=True)
+    channel.queue_bind("dead", "dlx", "")
+    channel.queue_declare("orders", durable=True, arguments={
+        "x-dead-letter-exchange": "dlx", "x-message-ttl": 60000,
+    })
+    channel.queue_bind("orders", "orders.topic", "order.#", arguments={"x-match": "any"})
+    channel.queue_declare("work", durable=True, arguments={"x-queue-type": "quorum"})
+
+
+@pytest.mark.rabbitmq
+def test_topology_equals_what_rabbitmq_exports_for_the_same_declarations(
+    amqp_broker: BrokerFixture, rabbitmq_url: str
+) -> None:
+    """The definitions a real RabbitMQ exports after some declarations describe the
+    topology kiltmq's fixture reports after the same declarations."""
+    import base64
+    import urllib.parse
+    import urllib.request
+    import uuid
+
+    api = os.environ.get("KILTMQ_RABBITMQ_API", "http://127.0.0.1:15672/api")
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+    def call(method: str, path: str, body: object = None) -> object:
+        request = urllib.request.Request(
+            api + path, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"content-type": "application/json", "authorization": auth},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = response.read()
+            return json.loads(data) if data else None
+
+    vhost = f"topology-{uuid.uuid4().hex[:8]}"
+    path = urllib.parse.quote(vhost, safe="")
+    call("PUT", f"/vhosts/{path}")
+    try:
+        call("PUT", f"/permissions/{path}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+        parts = urllib.parse.urlsplit(rabbitmq_url)
+        on_rabbitmq = pika.BlockingConnection(pika.URLParameters(
+            urllib.parse.urlunsplit(parts._replace(path="/" + path))
+        ))
+        try:
+            _declare_shop(on_rabbitmq.channel())
+        finally:
+            on_rabbitmq.close()
+        export = call("GET", f"/definitions/{path}")
+        assert isinstance(export, dict)
+    finally:
+        call("DELETE", f"/vhosts/{path}")
+    on_kiltmq = pika.BlockingConnection(pika.URLParameters(amqp_broker.url))
+    try:
+        _declare_shop(on_kiltmq.channel())
+    finally:
+        on_kiltmq.close()
+    expected = Topology.from_definitions(export)
+    assert len(expected.queues) == 3 and len(expected.exchanges) == 2
+    assert len(expected.bindings) == 2
+    assert amqp_broker.topology().diff(expected) == []
+    assert amqp_broker.topology() == expected
