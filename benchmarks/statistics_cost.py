@@ -14,10 +14,16 @@ executes. Instruction counts repeat to well under 1 % between runs.
 
 Each case runs twice, with two message counts, and the difference between the two runs
 divided by the difference in messages is the cost per message, so start-up and
-warm-up cancel out. What is reported per shape and mode: instructions per message with
-the statistics kept and with them removed, and the ratio.
+warm-up cancel out. The count is exact for one run, but runs differ by some hundreds of
+instructions per message, since how the producer's, the broker's and the consumer's
+reads and writes interleave (how many messages one read carries, how often the loop
+wakes up for nothing) varies from run to run; so each case is measured ``--repeat``
+times, the two trees interleaved, with a fixed hash seed. What is reported per shape
+and mode: the median instructions per message with the statistics kept and with them
+removed (every run's figure in brackets), and the ratio of the medians.
 
-Run: ``python -m benchmarks.statistics_cost [--shapes bare,celery] [--modes paced,e2e]``
+Run: ``python -m benchmarks.statistics_cost [--shapes bare,celery] [--modes paced,e2e]
+[--repeat 3]``
 (needs ``valgrind``; Debian package ``valgrind``). Under ``python -m benchmarks`` the
 options come from ``KILTMQ_STATISTICS_COST_ARGS``; without valgrind it says so and
 skips.
@@ -30,6 +36,7 @@ import os
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +75,7 @@ COUNTERS: dict[str, tuple[str, ...]] = {
 }
 
 #: Messages per counted run (paced, batched): the runs of a case differ only in these.
-COUNTS = {"paced": (300, 900), "e2e": (4000, 12000)}
+COUNTS = {"paced": (500, 2000), "e2e": (4000, 16000)}
 #: hot_path's warm-up run before the counted one: ``min(count, WARM_UP)`` messages.
 WARM_UP = 2000
 
@@ -96,7 +103,7 @@ def broker_instructions(src: Path, shape: str, mode: str, count: int, out: Path)
     """Instructions of the broker's thread in one hot_path run of ``count`` messages."""
     for old in out.parent.glob(out.name + "*"):
         old.unlink()
-    env = dict(os.environ, PYTHONPATH=f"{src}{os.pathsep}{ROOT}")
+    env = dict(os.environ, PYTHONPATH=f"{src}{os.pathsep}{ROOT}", PYTHONHASHSEED="0")
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--separate-threads=yes",
          f"--callgrind-out-file={out}", sys.executable, "-m", "benchmarks.hot_path",
@@ -124,12 +131,17 @@ def per_message(src: Path, shape: str, mode: str, work: Path) -> float:
     return (second - first) / messages
 
 
+def _runs(figures: list[float]) -> str:
+    return ", ".join(f"{f:,.0f}" for f in figures)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = shlex.split(os.environ.get("KILTMQ_STATISTICS_COST_ARGS", ""))
     parser = argparse.ArgumentParser(prog="python -m benchmarks.statistics_cost")
     parser.add_argument("--shapes", default="bare,celery")
     parser.add_argument("--modes", default="paced,e2e")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements per case")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("statistics_cost: valgrind is not installed; skipped")
@@ -148,11 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|---|---:|---:|---:|", flush=True)
         for shape in args.shapes.split(","):
             for mode in args.modes.split(","):
-                with_stats = per_message(kept, shape, mode, work)
-                without = per_message(removed, shape, mode, work)
+                with_stats: list[float] = []
+                without: list[float] = []
+                for _ in range(args.repeat):
+                    with_stats.append(per_message(kept, shape, mode, work))
+                    without.append(per_message(removed, shape, mode, work))
+                a, b = statistics.median(with_stats), statistics.median(without)
                 print(
-                    f"| {shape} | {mode} | {with_stats:,.0f} | {without:,.0f} | "
-                    f"{with_stats / without:.3f}x |",
+                    f"| {shape} | {mode} | {a:,.0f} ({_runs(with_stats)}) | "
+                    f"{b:,.0f} ({_runs(without)}) | {a / b:.3f}x |",
                     flush=True,
                 )
     return 0
