@@ -341,6 +341,6 @@ def test_the_clock_marker_freezes_the_shared_brokers_clock_for_one_test(
             pass
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*kiltmq_clock takes one of ('frozen', 'running')*"])
