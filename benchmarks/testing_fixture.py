@@ -16,9 +16,10 @@ median and the slowest are printed, in milliseconds:
 - *RabbitMQ node started* (``--rabbitmq-starts N``, default 0: left out): a throwaway
   RabbitMQ node of Debian's rabbitmq-server, started N times as a test suite that starts
   its own would: its own node name, AMQP and distribution ports and data, log and
-  config directories in a temporary directory (as scripts/rabbitmq-cluster.sh does for
-  its nodes), timed from launch until AMQP accepts a pika connection; then stopped by
-  its PID (SIGTERM) and its directory deleted. The shared node on 5672 is not touched.
+  config directories in a temporary directory (the benchmark's own fresh nodes, see
+  :mod:`kiltmq.bench.rabbitmq_node`), timed from launch until it answers AMQP (polled
+  every 0.25 s) and a pika connection declares a queue; then stopped by its PID
+  (SIGTERM) and its directory deleted. The shared node on 5672 is not touched.
   Needs root (the node runs as the rabbitmq user, with its Erlang cookie).
 
 ``python -m benchmarks.testing_fixture [--rounds 30] [--rabbitmq-starts 3]``
@@ -28,18 +29,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
 import pika
 import pika.exceptions
 
+from kiltmq.bench.rabbitmq_node import rabbitmq_node
 from kiltmq.testing import BrokerFixture
 
 RABBITMQ_URL = os.environ.get("KILTMQ_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -52,135 +49,16 @@ def client_work(url: str, queue: str = "bench") -> None:
     conn.close()
 
 
-RMQ_BIN = "/usr/lib/rabbitmq/bin"
-RMQ_HOME = "/var/lib/rabbitmq"
-#: How long a node may take to start before the row gives up.
-START_TIMEOUT = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _host() -> str:
-    """The host part of a node name, as rabbitmq-server makes it."""
-    short = socket.gethostname().split(".")[0]
-    try:
-        socket.gethostbyname(short)
-    except OSError:
-        return "localhost"
-    return short
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def start_rabbitmq_node(n: int) -> float:
-    """Start a throwaway RabbitMQ node, time it until AMQP accepts a connection, stop
-    it by its PID and delete its files; the seconds it took to start."""
-    base = tempfile.mkdtemp(prefix="kiltmq-bench-rabbit-")
-    name = f"kiltbench{os.getpid()}x{n}"
-    node = f"{name}@{_host()}"
-    port, dist_port = _free_port(), _free_port()
-    for sub in ("mnesia", "log", "plugins-expand", "quorum", "stream"):
-        os.makedirs(os.path.join(base, sub))
-    files = {"enabled_plugins": "[].\n", "rabbitmq-env.conf": "", "rabbitmq.conf": "",
-             "advanced.config": "[].\n"}
-    for file, text in files.items():
-        with open(os.path.join(base, file), "w", encoding="utf-8") as out:
-            out.write(text)
-    shutil.chown(base, "rabbitmq", "rabbitmq")
-    for root, dirs, names in os.walk(base):
-        for each in dirs + names:
-            shutil.chown(os.path.join(root, each), "rabbitmq", "rabbitmq")
-    pid_file = os.path.join(base, f"{name}.pid")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": RMQ_HOME,
-        "RABBITMQ_NODENAME": node, "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(dist_port),
-        "RABBITMQ_CONF_ENV_FILE": os.path.join(base, "rabbitmq-env.conf"),
-        "RABBITMQ_CONFIG_FILE": os.path.join(base, "rabbitmq.conf"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(base, "advanced.config"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(base, "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": os.path.join(base, "mnesia"),
-        "RABBITMQ_MNESIA_DIR": os.path.join(base, "mnesia", name),
-        "RABBITMQ_FEATURE_FLAGS_FILE": os.path.join(base, "mnesia", f"{name}-feature_flags"),
-        "RABBITMQ_PLUGINS_EXPAND_DIR": os.path.join(base, "plugins-expand"),
-        "RABBITMQ_QUORUM_DIR": os.path.join(base, "quorum"),
-        "RABBITMQ_STREAM_DIR": os.path.join(base, "stream"),
-        "RABBITMQ_LOG_BASE": os.path.join(base, "log"),
-        "RABBITMQ_PID_FILE": pid_file,
-    }
-    command = [os.path.join(RMQ_BIN, "rabbitmq-server")]
-    if os.getuid() == 0:
-        command = ["runuser", "-u", "rabbitmq", "--", *command]
-    url = f"amqp://guest:guest@127.0.0.1:{port}/"
-    with open(os.path.join(base, "console.log"), "wb") as console:
-        start = time.perf_counter()
-        launcher = subprocess.Popen(
-            command, cwd=base, env=env, stdin=subprocess.DEVNULL, stdout=console,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        while True:
-            try:
-                client_work(url)
-                break
-            except (pika.exceptions.AMQPError, OSError):
-                if launcher.poll() is not None:
-                    raise RuntimeError(
-                        f"RabbitMQ node {node} exited ({launcher.returncode}): "
-                        + _tail(os.path.join(base, "console.log"))
-                    ) from None
-                if time.perf_counter() - start > START_TIMEOUT:
-                    raise TimeoutError(
-                        f"RabbitMQ node {node} not up in {START_TIMEOUT} s"
-                    ) from None
-                time.sleep(0.05)
-        seconds = time.perf_counter() - start
-    finally:
-        _stop_node(launcher, pid_file)
-        shutil.rmtree(base, ignore_errors=True)
-    return seconds
-
-
-def _tail(path: str) -> str:
-    """The last lines of a node's console output (its files are deleted after)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return "".join(file.readlines()[-10:])
-    except OSError:
-        return "(no console output)"
-
-
-def _stop_node(launcher: subprocess.Popen[bytes], pid_file: str) -> None:
-    """SIGTERM the node's own process (its PID file), then what this launched."""
-    pid = None
-    try:
-        with open(pid_file, encoding="utf-8") as file:
-            pid = int(file.read().strip() or 0) or None
-    except (OSError, ValueError):
-        pass
-    targets = [p for p in (pid, launcher.pid) if p is not None]
-    for target in targets:
-        if _alive(target):
-            os.kill(target, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while any(_alive(t) for t in targets if t != launcher.pid) or launcher.poll() is None:
-        if time.monotonic() > deadline:
-            for target in targets:
-                if _alive(target):
-                    os.kill(target, signal.SIGKILL)
-            launcher.wait()
-            break
-        time.sleep(0.1)
+def start_rabbitmq_node() -> float:
+    """Start a throwaway RabbitMQ node (:func:`kiltmq.bench.rabbitmq_node.rabbitmq_node`:
+    its own name, ports and files, stopped by its PID and deleted after), and time it
+    until AMQP accepts a pika connection: the seconds it took."""
+    start = time.perf_counter()
+    with rabbitmq_node() as node:
+        if node.error is not None:
+            raise RuntimeError(node.error)
+        client_work(node.url)
+        return time.perf_counter() - start
 
 
 def timed(rounds: int, one: Callable[[int], None]) -> tuple[float, float]:
@@ -255,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ))
 
     if args.rabbitmq_starts:
-        starts = [start_rabbitmq_node(n) * 1000 for n in range(args.rabbitmq_starts)]
+        starts = [start_rabbitmq_node() * 1000 for _ in range(args.rabbitmq_starts)]
         rows.append((
             f"RabbitMQ node started ({args.rabbitmq_starts}x)",
             statistics.median(starts), max(starts),
