@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +15,11 @@ import pytest
 
 from kiltmq.broker import Broker, SQLiteStore
 from kiltmq.broker.message import Message
-from kiltmq.broker.store import DB_NAME, KEY_BASE, SCHEMA_VERSION
-from kiltmq.protocol.codec import encode_table
+from kiltmq.broker.store import KEY_BASE, SCHEMA_VERSION
 from kiltmq.protocol.spec import BasicProperties
 
 from .conftest import EmbeddedTarget, blocking
+from .old_formats import format_version, write_store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,61 +99,15 @@ def test_a_recovered_message_keeps_its_ttl_deadline(tmp_path: Path) -> None:
 
 # -- the previous format ----------------------------------------------------------------
 
-#: A store as kiltmq wrote it in format 1 (kept here as written then, not derived from the
-#: code, which only knows the current format).
-FORMAT_1 = """
-BEGIN;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE vhosts (name TEXT PRIMARY KEY);
-CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL);
-CREATE TABLE permissions (
-    user TEXT NOT NULL, vhost TEXT NOT NULL,
-    configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
-    PRIMARY KEY (user, vhost));
-CREATE TABLE definitions (
-    vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (vhost, kind, key));
-CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT NULL);
-CREATE TABLE messages (
-    pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
-    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
-INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 1;
-COMMIT;
-"""
-
-
 def _format_1_store(path: Path) -> None:
-    path.mkdir(parents=True)
-    queue = {"name": "old", "durable": True, "auto_delete": False, "arguments": {}}
-    rows = [
-        (b"with ttl", BasicProperties(delivery_mode=2, expiration="300")),
-        (b"kept", BasicProperties(delivery_mode=2)),
-    ]
-    with contextlib.closing(sqlite3.connect(path / DB_NAME, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(FORMAT_1)
-        db.execute("BEGIN")
-        db.execute("INSERT INTO vhosts VALUES ('/')")
-        db.execute(
-            "INSERT INTO definitions VALUES ('/', 'queue', ?, ?)",
-            (b"old", encode_table(queue)),
-        )
-        db.execute("INSERT INTO queues VALUES (1, '/', 'old')")
-        for i, (body, props) in enumerate(rows):
-            pos = KEY_BASE + i
-            db.execute(
-                "INSERT INTO messages (pos, queue_id, key, exchange, routing_key, properties,"
-                " body) VALUES (?, 1, ?, '', 'old', ?, ?)",
-                (pos, pos, props.encode(), body),
-            )
-        db.execute("COMMIT")
-
-
-def _version(path: Path) -> int:
-    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    write_store(
+        path, 1,
+        queue={"name": "old", "durable": True, "auto_delete": False, "arguments": {}},
+        messages=[
+            (b"with ttl", BasicProperties(delivery_mode=2, expiration="300")),
+            (b"kept", BasicProperties(delivery_mode=2)),
+        ],
+    )
 
 
 async def test_a_format_1_store_is_upgraded_in_place_and_keeps_its_data(
@@ -167,7 +120,7 @@ async def test_a_format_1_store_is_upgraded_in_place_and_keeps_its_data(
     store = SQLiteStore(data)
     store.open()
     try:
-        assert _version(data) == SCHEMA_VERSION
+        assert format_version(data) == SCHEMA_VERSION
         recovered = store.recover()
         assert [d["name"] for _v, _k, d in recovered.definitions] == ["old"]
         assert [s.expires_at for s in recovered.messages] == [None, None]

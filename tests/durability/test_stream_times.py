@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
@@ -19,11 +18,11 @@ import pytest
 from kiltmq.broker import Broker, SQLiteStore
 from kiltmq.broker.message import Message
 from kiltmq.broker.queue import StreamQueue
-from kiltmq.broker.store import DB_NAME, KEY_BASE, SCHEMA_VERSION
-from kiltmq.protocol.codec import encode_table
+from kiltmq.broker.store import SCHEMA_VERSION
 from kiltmq.protocol.spec import BasicProperties
 
 from .conftest import BrokerProcess, Restartable, blocking
+from .old_formats import format_version, write_store
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,61 +118,16 @@ def test_stream_arrival_times_survive_a_kill(broker_process: BrokerProcess) -> N
 
 # -- the previous format ----------------------------------------------------------------
 
-#: A store as kiltmq wrote it in format 3 (kept here as written then, not derived from the
-#: code, which only knows the current format).
-FORMAT_3 = """
-BEGIN;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE vhosts (name TEXT PRIMARY KEY);
-CREATE TABLE users (
-    name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL, limits TEXT);
-CREATE TABLE permissions (
-    user TEXT NOT NULL, vhost TEXT NOT NULL,
-    configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
-    PRIMARY KEY (user, vhost));
-CREATE TABLE definitions (
-    vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (vhost, kind, key));
-CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT NULL);
-CREATE TABLE messages (
-    pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
-    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    expires INTEGER, delivery_count INTEGER, dead TEXT);
-INSERT INTO meta VALUES ('clean_shutdown', 1);
-PRAGMA user_version = 3;
-COMMIT;
-"""
-
-
 def _format_3_store(path: Path) -> None:
-    path.mkdir(parents=True)
-    queue = {"name": "log", "durable": True, "auto_delete": False,
-             "arguments": {"x-queue-type": "stream"}}
-    with contextlib.closing(sqlite3.connect(path / DB_NAME, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(FORMAT_3)
-        db.execute("BEGIN")
-        db.execute("INSERT INTO vhosts VALUES ('/')")
-        db.execute(
-            "INSERT INTO definitions VALUES ('/', 'queue', ?, ?)",
-            (b"log", encode_table(queue)),
-        )
-        db.execute("INSERT INTO queues VALUES (1, '/', 'log')")
-        for offset in range(2):
-            pos = KEY_BASE + offset
-            props = BasicProperties(headers={"x-stream-offset": offset})
-            db.execute(
-                "INSERT INTO messages (pos, queue_id, key, exchange, routing_key, properties,"
-                " body) VALUES (?, 1, ?, '', 'log', ?, ?)",
-                (pos, pos, props.encode(), b"m%d" % offset),
-            )
-        db.execute("COMMIT")
-
-
-def _version(path: Path) -> int:
-    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    write_store(
+        path, 3,
+        queue={"name": "log", "durable": True, "auto_delete": False,
+               "arguments": {"x-queue-type": "stream"}},
+        messages=[
+            (b"m%d" % offset, BasicProperties(headers={"x-stream-offset": offset}))
+            for offset in range(2)
+        ],
+    )
 
 
 async def test_a_format_3_store_is_upgraded_and_its_streams_get_arrival_times(
@@ -186,7 +140,7 @@ async def test_a_format_3_store_is_upgraded_and_its_streams_get_arrival_times(
     store = SQLiteStore(data)
     store.open()
     try:
-        assert _version(data) == SCHEMA_VERSION
+        assert format_version(data) == SCHEMA_VERSION
         recovered = store.recover()
         assert [s.arrived_at for s in recovered.messages] == [None, None]
         fresh = Message.build("", "log", b"m2", BasicProperties(headers={"x-stream-offset": 2}))

@@ -13,6 +13,7 @@ from kiltmq.broker.admin import Admin
 from kiltmq.broker.auth import User, hash_password
 from kiltmq.broker.store import DB_NAME, SCHEMA_VERSION, SQLiteStore
 
+from ..old_formats import format_version, write_store
 from .conftest import committed, reopen
 
 
@@ -59,53 +60,18 @@ async def test_topic_permissions_are_kept_and_removed(
     assert recovered.topic_permissions == [("clerk", "/", "amq.topic", "c", "d")]
 
 
-#: A store as kiltmq wrote it in format 3, the last one without topic permissions (kept
-#: here as written then, not derived from the code).
-FORMAT_3 = """
-BEGIN;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE vhosts (name TEXT PRIMARY KEY);
-CREATE TABLE users (
-    name TEXT PRIMARY KEY, password_hash TEXT, tags TEXT NOT NULL, limits TEXT);
-CREATE TABLE permissions (
-    user TEXT NOT NULL, vhost TEXT NOT NULL,
-    configure TEXT NOT NULL, write TEXT NOT NULL, read TEXT NOT NULL,
-    PRIMARY KEY (user, vhost));
-CREATE TABLE definitions (
-    vhost TEXT NOT NULL, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (vhost, kind, key));
-CREATE TABLE queues (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, name TEXT NOT NULL);
-CREATE TABLE messages (
-    pos INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, key INTEGER NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0, exchange TEXT NOT NULL,
-    routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    expires INTEGER, delivery_count INTEGER, dead TEXT);
-INSERT INTO meta VALUES ('clean_shutdown', 1);
-INSERT INTO vhosts VALUES ('/');
-INSERT INTO users VALUES ('sales', 'x', '["administrator"]', NULL);
-INSERT INTO permissions VALUES ('sales', '/', '.*', '.*', '.*');
-PRAGMA user_version = 3;
-COMMIT;
-"""
-
-
-def _version(path: Path) -> int:
-    with contextlib.closing(sqlite3.connect(path / DB_NAME)) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
 async def test_a_format_3_store_is_upgraded_and_keeps_topic_permissions_after(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    with contextlib.closing(sqlite3.connect(data / DB_NAME, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(FORMAT_3)
+    write_store(data, 3, rows=(
+        "INSERT INTO users VALUES ('sales', 'x', '[\"administrator\"]', NULL);"
+        " INSERT INTO permissions VALUES ('sales', '/', '.*', '.*', '.*');"
+    ))
     assert SCHEMA_VERSION >= 4
     store, recovered = reopen(data)
     try:
-        assert _version(data) == SCHEMA_VERSION
+        assert format_version(data) == SCHEMA_VERSION
         assert [u.name for u in recovered.users] == ["sales"]
         assert recovered.permissions == [("sales", "/", ".*", ".*", ".*")]
         assert recovered.topic_permissions == []
