@@ -37,7 +37,7 @@ import sqlite3
 from asyncio import get_running_loop
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kiltmq.broker.auth import User
 from kiltmq.broker.message import Message, PagedMessage
@@ -369,32 +369,30 @@ class SQLiteStore(Store):
             writer.schedule()
 
     def message_expires(self, vhost: str, queue: str, message: Message, at: float) -> None:
-        known = self._queues.get((vhost, queue))
-        if known is None or self._db is None:
-            return
-        pos = known.positions.get(message.id)
-        if pos is None:
-            return
-        deadline = int(at * 1000)
-        batch = self._writer.batch
-        if pos in batch.inserts:
-            batch.expires[pos] = deadline
-        else:  # written already (not the usual order of calls)
-            self._op("UPDATE messages SET expires = ? WHERE pos = ?", (deadline, pos))
+        self._message_time(vhost, queue, message, at, "expires")
 
     def message_arrived(self, vhost: str, queue: str, message: Message, at: float) -> None:
+        self._message_time(vhost, queue, message, at, "arrived")
+
+    def _message_time(
+        self, vhost: str, queue: str, message: Message, at: float,
+        column: Literal["expires", "arrived"],
+    ) -> None:
+        """Keep ``at`` (seconds since the epoch, kept in milliseconds) in the message's
+        row, column ``column``: with its insert if that is still to be written."""
         known = self._queues.get((vhost, queue))
         if known is None or self._db is None:
             return
         pos = known.positions.get(message.id)
         if pos is None:
             return
-        arrived = int(at * 1000)
+        millis = int(at * 1000)
         batch = self._writer.batch
         if pos in batch.inserts:
-            batch.arrived[pos] = arrived
+            pending = batch.expires if column == "expires" else batch.arrived
+            pending[pos] = millis
         else:  # written already (not the usual order of calls)
-            self._op("UPDATE messages SET arrived = ? WHERE pos = ?", (arrived, pos))
+            self._op(f"UPDATE messages SET {column} = ? WHERE pos = ?", (millis, pos))
 
     def message_removed(self, vhost: str, queue: str, message: Message) -> None:
         if self._db is None:
