@@ -5,6 +5,7 @@ not."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -16,10 +17,29 @@ from _pytest.terminal import TerminalReporter
 from tests.e2e.test_browser import browser  # noqa: F401  (chromium, shared with the store's pages)
 
 from kiltmq.broker import Broker
+from kiltmq.management.context import CONTEXT
+from kiltmq.management.stats import Sampler
 
 from .api import Api, q
 
 RABBITMQ_MANAGEMENT_PORT = 15672
+
+
+@pytest.fixture
+def sampler(kilt_broker: Broker) -> Iterator[Sampler]:
+    """The management API's sampler with its periodic samples stopped for the test: the
+    test samples when it says (``kilt_broker.call_in_loop(sampler.sample)``), so that its
+    own samples are the last two a rate is made of; started again afterwards."""
+    from kiltmq.management.app import ManagementServer
+
+    server = kilt_broker._services["management"]
+    assert isinstance(server, ManagementServer)
+    found = server.app[CONTEXT].sampler
+    kilt_broker.call_in_loop(found.stop)
+    try:
+        yield found
+    finally:
+        kilt_broker.call_in_loop(lambda: found.start(asyncio.get_running_loop()))
 
 
 @pytest.fixture(scope="module")

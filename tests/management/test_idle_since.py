@@ -6,7 +6,6 @@ between two samples."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from kiltmq.broker import Broker
-from kiltmq.management.context import CONTEXT
 from kiltmq.management.stats import Sampler
 
 from .api import Api, q
@@ -25,19 +23,6 @@ from .conftest import unique
 
 #: RabbitMQ's format (``calendar:system_time_to_rfc3339`` in milliseconds).
 FORMAT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}([+-]\d\d:\d\d|Z)$")
-
-
-@pytest.fixture
-def sampler(kilt_broker: Broker) -> Iterator[Sampler]:
-    """The API's sampler, sampling only when the test says (``sampler.sample``)."""
-    from kiltmq.management.app import ManagementServer
-
-    server = kilt_broker._services["management"]
-    assert isinstance(server, ManagementServer)
-    found = server.app[CONTEXT].sampler
-    kilt_broker.call_in_loop(found.stop)
-    yield found
-    kilt_broker.call_in_loop(lambda: found.start(asyncio.get_running_loop()))
 
 
 class Client:

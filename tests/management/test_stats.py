@@ -13,7 +13,6 @@ from pika.adapters.blocking_connection import BlockingChannel
 from kiltmq.broker import Broker
 from kiltmq.broker.memory import MESSAGE_OVERHEAD, UNACKED_OVERHEAD
 from kiltmq.broker.monitor import Monitor
-from kiltmq.management.context import CONTEXT
 from kiltmq.management.stats import QUEUE_FIELDS, Sampler
 
 from .api import Api, q
@@ -30,14 +29,6 @@ def channel(kilt_broker: Broker, vhost: str) -> Iterator[BlockingChannel]:
     finally:
         if conn.is_open:
             conn.close()
-
-
-def _sampler(broker: Broker) -> Sampler:
-    from kiltmq.management.app import ManagementServer
-
-    server = broker._services["management"]  # to sample now rather than in 5 s
-    assert isinstance(server, ManagementServer)
-    return server.app[CONTEXT].sampler
 
 
 def test_queue_and_channel_counters(
@@ -77,10 +68,9 @@ def test_queue_and_channel_counters(
 
 
 def test_rates_come_from_samples(
-    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel, sampler: Sampler
 ) -> None:
     channel.queue_declare("rated")
-    sampler = _sampler(kilt_broker)
     kilt_broker.call_in_loop(sampler.sample)
     for _ in range(10):
         channel.basic_publish("", "rated", b"x")
@@ -195,7 +185,7 @@ def test_properties_that_cannot_be_encoded_are_a_bad_request(
 
 
 def test_overview_churn_and_exchange_message_stats(
-    kilt: Api, kilt_broker: Broker, vhost: str
+    kilt: Api, kilt_broker: Broker, vhost: str, sampler: Sampler
 ) -> None:
     before = kilt.get("/api/overview").body["churn_rates"]
     assert set(before) == {
@@ -209,7 +199,7 @@ def test_overview_churn_and_exchange_message_stats(
     assert "message_stats" not in kilt.get(f"/api/exchanges/{q(vhost)}/shop").body
     assert kilt.post(f"/api/bindings/{q(vhost)}/e/shop/q/counted",
                      {"routing_key": "k"}).status == 201
-    kilt_broker.call_in_loop(_sampler(kilt_broker).sample)
+    kilt_broker.call_in_loop(sampler.sample)
     conn = pika.BlockingConnection(pika.URLParameters(kilt_broker.url + q(vhost)))
     try:
         channel = conn.channel()
@@ -221,7 +211,7 @@ def test_overview_churn_and_exchange_message_stats(
     assert kilt.post(f"/api/exchanges/{q(vhost)}/shop/publish", {
         "properties": {}, "routing_key": "k", "payload": "x", "payload_encoding": "string",
     }).body == {"routed": True}
-    kilt_broker.call_in_loop(_sampler(kilt_broker).sample)
+    kilt_broker.call_in_loop(sampler.sample)
     stats = kilt.get(f"/api/exchanges/{q(vhost)}/shop").body["message_stats"]
     assert (stats["publish_in"], stats["publish_out"]) == (4, 3)
     assert stats["publish_in_details"]["rate"] > 0
@@ -238,10 +228,9 @@ def test_overview_churn_and_exchange_message_stats(
 
 
 def test_history_with_rabbitmqs_range_parameters(
-    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel, sampler: Sampler
 ) -> None:
     channel.queue_declare("charted")
-    sampler = _sampler(kilt_broker)
     kilt_broker.call_in_loop(sampler.sample)
     for _ in range(3):
         channel.basic_publish("", "charted", b"x")
@@ -305,7 +294,7 @@ def test_the_history_is_bounded(kilt_broker: Broker, vhost: str, channel: Blocki
     assert len(set(rows)) == 1
 
 def test_overview_of_a_user_sums_only_its_vhosts(
-    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel, sampler: Sampler
 ) -> None:
     """A user with the management tag sees the message counts, queue totals and objects
     of the vhosts it may use, not those of the others; a monitoring user the broker's."""
@@ -321,7 +310,7 @@ def test_overview_of_a_user_sums_only_its_vhosts(
         channel.basic_consume("theirs", lambda *a: None)
         channel.basic_publish("", "theirs", b"x")
         channel.basic_publish("", "theirs", b"y")
-        _sampler(kilt_broker).sample()
+        kilt_broker.call_in_loop(sampler.sample)
         mgr = kilt.as_user("stats-mgr", "pw").get("/api/overview").body
         assert mgr["message_stats"] == {}
         assert mgr["queue_totals"]["messages"] == 0
@@ -390,16 +379,15 @@ def test_api_publishes_and_gets_count_as_in_rabbitmq(rabbit: Api, kilt: Api) -> 
 
 
 def test_vhost_depth_rates(
-    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel
+    kilt: Api, kilt_broker: Broker, vhost: str, channel: BlockingChannel, sampler: Sampler
 ) -> None:
     channel.queue_declare("deep")
-    sampler = _sampler(kilt_broker)
-    sampler.sample()
+    kilt_broker.call_in_loop(sampler.sample)
     for _ in range(4):
         channel.basic_publish("", "deep", b"x")
     channel.basic_get("deep")  # one unacknowledged
     time.sleep(0.05)
-    sampler.sample()
+    kilt_broker.call_in_loop(sampler.sample)
     item = kilt.get(f"/api/vhosts/{q(vhost)}").body
     assert (item["messages"], item["messages_ready"], item["messages_unacknowledged"]) == (
         4, 3, 1)
