@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
+import pika.exceptions
 import pytest
 
 from kiltmq.broker import Broker, SQLiteStore
@@ -54,7 +55,21 @@ class _Killed:
 
 def _read(url: str, queue: str, offset: object, least: int = 1) -> list[bytes]:
     """The bodies a new consumer of ``queue`` from ``offset`` reads (at least ``least``
-    of them, then whatever else comes within a moment)."""
+    of them, then whatever else comes within a moment). Right after a restart RabbitMQ
+    accepts connections before its streams are back (404 "... is down or inaccessible"
+    to a consume): that is waited out."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return _read_once(url, queue, offset, least)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            recovering = closed.reply_code == 404 and "down or inaccessible" in closed.reply_text
+            if not recovering or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _read_once(url: str, queue: str, offset: object, least: int) -> list[bytes]:
     with contextlib.closing(blocking(url)) as conn:
         ch = conn.channel()
         ch.basic_qos(prefetch_count=100)
